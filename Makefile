@@ -1,0 +1,46 @@
+# jaxsci developer entry points. Everything installs into ./.venv from this repo's files.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+## run: install jaxsci and run the default pipeline (configs/quickstart.yaml)
+run: $(VENV)/.installed
+	$(BIN)/jaxsci run configs/quickstart.yaml --out runs/quickstart
+
+## test: install jaxsci[dev], lint with ruff, run the test suite
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check jaxsci tests examples benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check jaxsci tests examples benchmarks
+	$(BIN)/pyright jaxsci
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format jaxsci tests examples benchmarks
+
+## bench: install the peer packages and run the benchmarks (see benchmarks/RESULTS.md)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

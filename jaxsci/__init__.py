@@ -1,0 +1,12 @@
+"""jaxsci: differentiable simulation and probabilistic inference for science, in JAX."""
+
+from . import dynamics as dynamics, integrate as integrate
+from .integrate import (
+    Flow as Flow,
+    Trajectory as Trajectory,
+    ensemble as ensemble,
+    lyapunov_exponents as lyapunov_exponents,
+    simulate as simulate,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""Abstract bases for simulators: ODEs, SDEs and semilinear spectral PDEs."""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, PyTree, ScalarLike, SpectralState, State
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
+    """Raise a ValueError naming `name` if a concrete `value` is not positive.
+
+    Traced values (under jit/vmap/grad) cannot be inspected and are let through; the
+    integrators report a non-finite trajectory instead.
+    """
+    if not _is_concrete(value):
+        return
+    arr = np.asarray(value)
+    bad = np.any(arr < 0) if allow_zero else np.any(arr <= 0)
+    if bad or not np.all(np.isfinite(arr)):
+        want = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"`{name}` must be finite and {want}, got {arr.tolist()}.")
+
+
+class AbstractDynamics(eqx.Module):
+    """A deterministic model dy/dt = f(t, y, args) on a fixed-shape array state.
+
+    Physical parameters are array fields, so `eqx.filter_grad` differentiates with
+    respect to them and `eqx.filter_vmap` batches over them.
+    """
+
+    @property
+    @abc.abstractmethod
+    def state_shape(self) -> tuple[int, ...]:
+        """Shape of one state `y`."""
+
+    @abc.abstractmethod
+    def vector_field(self, t: ScalarLike, y: State, args: PyTree) -> State:
+        """The right-hand side f(t, y, args)."""
+
+    def default_initial_state(self, key: Array | None = None) -> State:
+        """A sensible initial state (on or near the attractor where one is known)."""
+        raise NotImplementedError(f"{type(self).__name__} has no default initial state.")
+
+    def check_state(self, y, name: str = "y0") -> None:
+        """Raise a ValueError naming `name` if `y` has the wrong shape or is not finite."""
+        shape = tuple(jnp.shape(y))
+        if shape != tuple(self.state_shape):
+            raise ValueError(
+                f"`{name}` has shape {shape}, but {type(self).__name__} expects a state of "
+                f"shape {tuple(self.state_shape)}."
+            )
+        if _is_concrete(y) and not bool(np.all(np.isfinite(np.asarray(y)))):
+            raise ValueError(f"`{name}` contains non-finite values (NaN or inf).")
+
+
+class AbstractSDE(AbstractDynamics):
+    """dy = f(t, y) dt + g(t, y) dW with diagonal noise g of the state's shape."""
+
+    @abc.abstractmethod
+    def diffusion(self, t: ScalarLike, y: State, args: PyTree) -> State:
+        """Diagonal diffusion coefficient g(t, y, args), the same shape as `y`."""
+
+
+class AbstractSemilinear(AbstractDynamics):
+    """A stiff PDE u_t = L u + N(u) on a periodic grid, L diagonal in Fourier space.
+
+    Subclasses give `linear_operator()` (the Fourier symbol of L, shaped like the
+    spectral state) and `nonlinear(t, u_hat, args)` (N in spectral space). The state
+    seen by integrators and users is the real field on the grid; `to_spectral` and
+    `from_spectral` convert. `vector_field` is derived, so any diffrax solver works;
+    the exponential integrators in `jaxsci.integrate` use the split directly.
+    """
+
+    @abc.abstractmethod
+    def linear_operator(self) -> SpectralState:
+        """Fourier symbol of the linear part, shaped like `to_spectral(y)`."""
+
+    @abc.abstractmethod
+    def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree) -> SpectralState:
+        """Nonlinear part N(u) in spectral space."""
+
+    @abc.abstractmethod
+    def to_spectral(self, y: State) -> SpectralState:
+        """Grid values -> Fourier coefficients."""
+
+    @abc.abstractmethod
+    def from_spectral(self, y_hat: SpectralState) -> State:
+        """Fourier coefficients -> grid values."""
+
+    def vector_field(self, t: ScalarLike, y: State, args: PyTree) -> State:
+        y_hat = self.to_spectral(y)
+        rhs = self.linear_operator() * y_hat + self.nonlinear(t, y_hat, args)
+        return self.from_spectral(rhs)

@@ -1,0 +1,43 @@
+import jax.numpy as jnp
+
+from .._custom_types import Array, Float, PyTree, ScalarLike
+from ._base import AbstractDynamics, check_positive
+
+
+class Lorenz63(AbstractDynamics):
+    r"""Lorenz (1963) convection model.
+
+    dx/dt = sigma (y - x),  dy/dt = x (rho - z) - y,  dz/dt = x y - beta z.
+    Classic chaotic parameters sigma=10, rho=28, beta=8/3 (leading Lyapunov exponent
+    about 0.906).
+    """
+
+    sigma: Float[Array, ""]
+    rho: Float[Array, ""]
+    beta: Float[Array, ""]
+
+    def __init__(self, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
+        self.sigma = jnp.asarray(sigma, dtype=float)
+        self.rho = jnp.asarray(rho, dtype=float)
+        self.beta = jnp.asarray(beta, dtype=float)
+
+    def __check_init__(self):
+        check_positive("sigma", self.sigma)
+        check_positive("beta", self.beta)
+
+    @property
+    def state_shape(self):
+        return (3,)
+
+    def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None):
+        x, yy, z = y[0], y[1], y[2]
+        return jnp.stack(
+            [self.sigma * (yy - x), x * (self.rho - z) - yy, x * yy - self.beta * z]
+        )
+
+    def default_initial_state(self, key=None):
+        # A point on the attractor for the classic parameters (as used by DAPPER's L63 setup).
+        return jnp.array([1.509, -1.531, 25.46])
+
+
+Lorenz63.__init__.__doc__ = "Arguments: `sigma`, `rho`, `beta` (scalars, differentiable)."

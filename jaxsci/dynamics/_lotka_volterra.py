@@ -1,0 +1,39 @@
+import jax.numpy as jnp
+
+from .._custom_types import Array, Float, PyTree, ScalarLike
+from ._base import AbstractDynamics, check_positive
+
+
+class LotkaVolterra(AbstractDynamics):
+    r"""Predator-prey model, in the parameterisation of Stan's / posteriordb's example.
+
+    du/dt = (alpha - beta v) u,  dv/dt = (-gamma + delta u) v, with u the prey (hare) and
+    v the predator (lynx). posteriordb names (alpha, beta, gamma, delta) theta[1..4].
+    """
+
+    alpha: Float[Array, ""]
+    beta: Float[Array, ""]
+    gamma: Float[Array, ""]
+    delta: Float[Array, ""]
+
+    def __init__(self, alpha=0.55, beta=0.028, gamma=0.80, delta=0.024):
+        self.alpha = jnp.asarray(alpha, dtype=float)
+        self.beta = jnp.asarray(beta, dtype=float)
+        self.gamma = jnp.asarray(gamma, dtype=float)
+        self.delta = jnp.asarray(delta, dtype=float)
+
+    def __check_init__(self):
+        for name in ("alpha", "beta", "gamma", "delta"):
+            check_positive(name, getattr(self, name))
+
+    @property
+    def state_shape(self):
+        return (2,)
+
+    def vector_field(self, t: ScalarLike, y: Float[Array, "2"], args: PyTree = None):
+        u, v = y[0], y[1]
+        return jnp.stack([(self.alpha - self.beta * v) * u, (-self.gamma + self.delta * u) * v])
+
+    def default_initial_state(self, key=None):
+        # Hudson's Bay 1900 pelts (thousands): hare 30, lynx 4.
+        return jnp.array([30.0, 4.0])

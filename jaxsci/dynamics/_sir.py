@@ -1,0 +1,38 @@
+import jax.numpy as jnp
+
+from .._custom_types import Array, Float, PyTree, ScalarLike
+from ._base import AbstractDynamics, check_positive
+
+
+class SIR(AbstractDynamics):
+    r"""Kermack-McKendrick SIR epidemic model.
+
+    dS/dt = -beta S I / P,  dI/dt = beta S I / P - gamma I,  dR/dt = gamma I, with P the
+    (conserved) population. R0 = beta / gamma.
+    """
+
+    beta: Float[Array, ""]
+    gamma: Float[Array, ""]
+    population: Float[Array, ""]
+
+    def __init__(self, beta=0.3, gamma=0.1, population=1.0):
+        self.beta = jnp.asarray(beta, dtype=float)
+        self.gamma = jnp.asarray(gamma, dtype=float)
+        self.population = jnp.asarray(population, dtype=float)
+
+    def __check_init__(self):
+        for name in ("beta", "gamma", "population"):
+            check_positive(name, getattr(self, name))
+
+    @property
+    def state_shape(self):
+        return (3,)
+
+    def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None):
+        s, i = y[0], y[1]
+        infection = self.beta * s * i / self.population
+        recovery = self.gamma * i
+        return jnp.stack([-infection, infection - recovery, recovery])
+
+    def default_initial_state(self, key=None):
+        return jnp.array([0.99, 0.01, 0.0]) * self.population

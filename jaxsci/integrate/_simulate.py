@@ -1,0 +1,236 @@
+"""`simulate`: integrate a jaxsci model with `diffrax.diffeqsolve`."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+
+from .._custom_types import Array, Bool, Float, Int, Key, PyTree
+from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
+from ._etdrk import ETDRK4, AbstractETDRK
+from ._rk4 import RK4
+from ._terms import SemilinearTerm
+
+DEFAULT_RTOL = 1e-6
+DEFAULT_ATOL = 1e-8
+
+
+class Trajectory(eqx.Module):
+    """A solved trajectory and the solver's statistics.
+
+    Attributes:
+        ts: save times, shape (T,).
+        ys: states at `ts`, shape (T, *state_shape).
+        num_steps, num_accepted_steps, num_rejected_steps: diffrax step counts.
+        result: the diffrax `RESULTS` code (successful, max_steps_reached, ...).
+        success: True when the solve finished and every state is finite.
+    """
+
+    ts: Float[Array, " T"]
+    ys: Float[Array, "T ..."]
+    num_steps: Int[Array, ""]
+    num_accepted_steps: Int[Array, ""]
+    num_rejected_steps: Int[Array, ""]
+    result: diffrax.RESULTS
+    success: Bool[Array, ""]
+
+    @property
+    def stats(self) -> dict:
+        return dict(num_steps=self.num_steps, num_accepted_steps=self.num_accepted_steps,
+                    num_rejected_steps=self.num_rejected_steps)
+
+
+def default_solver(dynamics: AbstractDynamics) -> diffrax.AbstractSolver:
+    """ETDRK4 for semilinear PDEs, Euler-Maruyama for SDEs, Tsit5 otherwise."""
+    if isinstance(dynamics, AbstractSemilinear):
+        return ETDRK4()
+    if isinstance(dynamics, AbstractSDE):
+        return diffrax.Euler()
+    return diffrax.Tsit5()
+
+
+def default_step_solver(dynamics: AbstractDynamics) -> diffrax.AbstractSolver:
+    """Fixed-step default for model steps (`Flow`): ETDRK4 for semilinear PDEs, else RK4."""
+    if isinstance(dynamics, AbstractSemilinear):
+        return ETDRK4()
+    if isinstance(dynamics, AbstractSDE):
+        return diffrax.Euler()
+    return RK4()
+
+
+def make_terms(dynamics, solver, t0, t1, dt0, key, y_struct):
+    """The diffrax term(s) for `dynamics`: a SemilinearTerm for ETDRK solvers, an ODETerm,
+    or drift + diagonal-noise terms with a virtual Brownian tree for SDEs."""
+    if isinstance(solver, AbstractETDRK):
+        if not isinstance(dynamics, AbstractSemilinear):
+            raise ValueError(
+                f"`solver` {type(solver).__name__} needs a semilinear model "
+                f"(AbstractSemilinear), got {type(dynamics).__name__}."
+            )
+        return SemilinearTerm(dynamics)
+    drift = diffrax.ODETerm(dynamics.vector_field)
+    if not isinstance(dynamics, AbstractSDE):
+        return drift
+    if key is None:
+        raise ValueError(f"`key` is required to simulate the SDE {type(dynamics).__name__}.")
+    if dt0 is None:
+        raise ValueError("`dt0` is required to simulate an SDE.")
+    bm = diffrax.VirtualBrownianTree(
+        t0, t1, tol=jnp.abs(dt0) / 4, shape=y_struct, key=key,
+        levy_area=diffrax.SpaceTimeLevyArea
+        if isinstance(solver, diffrax.AbstractSRK) else diffrax.BrownianIncrement,
+    )
+    noise = diffrax.ControlTerm(
+        lambda t, y, args: lx.DiagonalLinearOperator(dynamics.diffusion(t, y, args)), bm
+    )
+    return diffrax.MultiTerm(drift, noise)
+
+
+def _is_concrete(x):
+    try:
+        np.asarray(x)
+        return True
+    except jax.errors.TracerArrayConversionError:
+        return False
+    except jax.errors.ConcretizationTypeError:
+        return False
+
+
+def _check_ts(ts):
+    ts = jnp.asarray(ts)
+    if ts.ndim != 1 or ts.shape[0] < 1:
+        raise ValueError(f"`ts` must be a 1-D array of save times, got shape {ts.shape}.")
+    if _is_concrete(ts):
+        t = np.asarray(ts)
+        if not np.all(np.isfinite(t)):
+            raise ValueError("`ts` contains non-finite values.")
+        if np.any(np.diff(t) <= 0):
+            raise ValueError("`ts` must be strictly increasing.")
+    return ts
+
+
+def _step_grid(t0, t_end, dt0, ts):
+    """Uniform grid t0 + k dt0 (computed in float64) merged with the save times."""
+    t0, t_end, dt0 = float(t0), float(t_end), float(dt0)
+    n = int(np.ceil((t_end - t0) / dt0 - 1e-9))
+    grid = t0 + dt0 * np.arange(n + 1)
+    grid[-1] = min(grid[-1], t_end)
+    grid = np.union1d(grid, np.asarray(ts, dtype=np.float64))
+    grid = grid[(grid >= t0) & (grid <= t_end)]
+    # Drop points that would create a step much smaller than dt0 through rounding.
+    keep = np.concatenate([[True], np.diff(grid) > 1e-9 * dt0])
+    return grid[keep]
+
+
+def simulate(
+    dynamics: AbstractDynamics,
+    y0: Float[Array, "..."],
+    ts: Float[Array, " T"],
+    *,
+    solver: diffrax.AbstractSolver | None = None,
+    dt0: float | None = None,
+    t0: float | None = None,
+    adjoint: diffrax.AbstractAdjoint | None = None,
+    stepsize_controller: diffrax.AbstractStepSizeController | None = None,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+    max_steps: int | None = None,
+    args: PyTree = None,
+    key: Key | None = None,
+    throw: bool = True,
+    progress_meter: diffrax.AbstractProgressMeter | None = None,
+) -> Trajectory:
+    """Integrate `dynamics` from `y0` at time `t0` (default `ts[0]`) and save at `ts`.
+
+    A thin layer over `diffrax.diffeqsolve`: any diffrax solver, adjoint and controller.
+    Defaults: ETDRK4 for semilinear PDEs, Tsit5 with a PID controller (rtol, atol) for
+    ODEs, Euler-Maruyama for SDEs (which need `key` and `dt0`). Fixed-step solvers (RK4,
+    ETDRK, or any solver given `dt0` without a controller) step on the grid t0 + k dt0
+    merged with `ts`, so saves land exactly on steps.
+
+    Arguments:
+        dynamics: the model.
+        y0: initial state of shape `dynamics.state_shape`.
+        ts: strictly increasing save times.
+        solver, dt0, adjoint, stepsize_controller, max_steps, progress_meter: as diffrax.
+        key: PRNG key for the Brownian motion of an SDE.
+        throw: raise (an error naming the cause; under jit an equinox runtime error) if
+            the solver hits `max_steps`, fails, or the trajectory becomes non-finite. With
+            `throw=False` inspect `Trajectory.success` and `Trajectory.result` instead.
+
+    Returns:
+        A `Trajectory`.
+    """
+    if not isinstance(dynamics, AbstractDynamics):
+        raise TypeError(f"`dynamics` must be an AbstractDynamics, got {type(dynamics).__name__}.")
+    y0 = jnp.asarray(y0)
+    if not jnp.issubdtype(y0.dtype, jnp.floating):
+        y0 = y0.astype(float)
+    dynamics.check_state(y0, "y0")
+    ts = _check_ts(ts)
+    if t0 is None:
+        t0 = ts[0]
+    t_end = ts[-1]
+    solver = default_solver(dynamics) if solver is None else solver
+    if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
+        raise ValueError(f"`dt0` must be positive, got {dt0}.")
+
+    adaptive_default = (
+        stepsize_controller is None and dt0 is None
+        and isinstance(solver, diffrax.AbstractAdaptiveSolver)
+    )
+    if stepsize_controller is None:
+        if adaptive_default:
+            stepsize_controller = diffrax.PIDController(rtol=rtol, atol=atol)
+        elif dt0 is None:
+            raise ValueError(
+                f"`dt0` is required for the fixed-step solver {type(solver).__name__}."
+            )
+        elif _is_concrete(ts) and _is_concrete(t0) and _is_concrete(dt0):
+            grid = _step_grid(t0, t_end, dt0, ts)
+            stepsize_controller = diffrax.StepTo(ts=jnp.asarray(grid, dtype=ts.dtype))
+            dt0 = None
+            if max_steps is None:
+                max_steps = len(grid)
+        else:
+            stepsize_controller = diffrax.ConstantStepSize()
+    if max_steps is None:
+        max_steps = 16**4
+    if adjoint is None:
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
+
+    terms = make_terms(dynamics, solver, t0, t_end, dt0 if dt0 is not None else 1e-3, key,
+                       jax.ShapeDtypeStruct(y0.shape, y0.dtype))
+    sol = diffrax.diffeqsolve(
+        terms, solver, t0, t_end, dt0, y0, args=args, saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=stepsize_controller, adjoint=adjoint, max_steps=max_steps,
+        throw=False, progress_meter=progress_meter or diffrax.NoProgressMeter(),
+    )
+    ys = sol.ys
+    finite = jnp.all(jnp.isfinite(ys))
+    ok = (sol.result == diffrax.RESULTS.successful) & finite
+    if throw:
+        ys = eqx.error_if(
+            ys, sol.result == diffrax.RESULTS.max_steps_reached,
+            f"simulate: the solver reached max_steps={max_steps} before the last save time; "
+            "increase `max_steps` or `dt0`, or loosen rtol/atol.",
+        )
+        ys = eqx.error_if(
+            ys, (sol.result != diffrax.RESULTS.successful)
+            & (sol.result != diffrax.RESULTS.max_steps_reached),
+            "simulate: the diffrax solve failed (see diffrax.RESULTS); pass throw=False "
+            "to inspect Trajectory.result.",
+        )
+        ys = eqx.error_if(
+            ys, ~finite,
+            "simulate: the trajectory became non-finite (NaN or inf): the step is too "
+            "large for this model (reduce `dt0`) or the parameters make it blow up.",
+        )
+    stats = sol.stats
+    return Trajectory(
+        ts=sol.ts, ys=ys, num_steps=stats["num_steps"],
+        num_accepted_steps=stats["num_accepted_steps"],
+        num_rejected_steps=stats["num_rejected_steps"], result=sol.result, success=ok,
+    )
