@@ -1,0 +1,131 @@
+"""The `jaxsci` command: `jaxsci run CONFIG.yaml [--out DIR] [--set key=value ...]`, `jaxsci list`.
+
+Exit codes: 0 success, 1 the run failed, 2 bad usage or an invalid config (the message
+names the full dotted key and what was expected).
+"""
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+import yaml
+
+_EPILOG = """examples:
+  jaxsci run configs/ks.yaml
+  jaxsci run configs/l96.yaml --out runs/l96 --set integrate.t1=20 --set model.params.forcing=10
+  jaxsci run configs/ks.yaml --set lyapunov=null        # switch the Lyapunov section off
+  jaxsci run configs/ks.yaml --dry-run                  # print the resolved config only
+  jaxsci list"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxsci",
+        description="Run jaxsci experiment pipelines from YAML configs.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="validate a config and run its pipeline",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("config", help="YAML config file (see `jaxsci list`)")
+    run.add_argument(
+        "--out", metavar="DIR", help="run folder (default: runs/<config-stem>-<timestamp>)"
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set integrate.dt=0.1 (value parsed as "
+        "YAML; repeatable)",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="validate and print the resolved config, run nothing"
+    )
+    run.add_argument("--quiet", action="store_true", help="log to run.log only")
+    lst = commands.add_parser("list", help="show the pipelines and the configs in configs/")
+    lst.add_argument(
+        "--configs",
+        metavar="DIR",
+        help="config folder (default: ./configs, else the one beside the package)",
+    )
+    lst.add_argument("--schema", action="store_true", help="also show each pipeline's keys")
+    return parser
+
+
+def _config_dir(given: str | None) -> Path:
+    if given is not None:
+        return Path(given)
+    here = Path("configs")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def _list(args) -> int:
+    from .pipelines import PIPELINES, describe, description
+    from .pipelines._models import MODELS
+
+    print("pipelines:")
+    width = max(len(n) for n in PIPELINES)
+    for name, pipeline in PIPELINES.items():
+        print(f"  {name:<{width}}  {pipeline.description}")
+        if args.schema:
+            print("    " + describe(pipeline.schema, 0).replace("\n", "\n    "))
+    folder = _config_dir(args.configs)
+    files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    print(f"\nconfigs in {folder}:")
+    if not files:
+        print("  (none)")
+    width = max((len(str(f)) for f in files), default=0)
+    for path in files:
+        print(f"  {str(path):<{width}}  {description(path)}")
+    print("\nmodels (model.name):\n  " + ", ".join(MODELS))
+    return 0
+
+
+def _run(args) -> int:
+    from .pipelines import load_config, metrics_table, resolved_dict, run_config
+
+    if args.dry_run:
+        pipeline, config = load_config(args.config, args.overrides)
+        print(yaml.safe_dump(resolved_dict(pipeline, config), sort_keys=False), end="")
+        return 0
+    run_dir, metrics = run_config(args.config, args.out, args.overrides, echo=not args.quiet)
+    print(metrics_table(metrics))
+    print(f"results in {run_dir}/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `jaxsci` console script; returns the exit code."""
+    from .pipelines import ConfigError
+
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return _list(args) if args.command == "list" else _run(args)
+    except ConfigError as err:
+        print(f"jaxsci: invalid config: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jaxsci: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a failed run: report it in one line, the traceback after
+        traceback.print_exc(file=sys.stderr)
+        print(f"jaxsci: run failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The model zoo as configs see it: names, and parameter schemas read off the constructors."""
+
+import dataclasses
+import functools
+import inspect
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .. import dynamics
+from ._schema import ConfigError, option
+
+#: Config name -> model class. Names are the class names (matched case-insensitively).
+MODELS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        dynamics.Lorenz63,
+        dynamics.Lorenz96,
+        dynamics.Lorenz96TwoScale,
+        dynamics.KuramotoSivashinsky,
+        dynamics.Burgers,
+        dynamics.NavierStokes2D,
+        dynamics.LotkaVolterra,
+        dynamics.SIR,
+    )
+}
+
+# Ranges the constructors also enforce, stated here so a bad value is reported before any
+# model is built, with the range in the message. Keys: parameter names shared across models.
+_RANGES: dict[str, dict[str, float]] = {
+    "nu": {"gt": 0.0},
+    "length": {"gt": 0.0},
+    "num_points": {"ge": 4},
+    "n": {"ge": 4},
+    "k": {"ge": 4},
+    "j": {"ge": 1},
+    "drag": {"ge": 0.0},
+}
+
+
+def _param_type(param: inspect.Parameter) -> type:
+    if param.annotation in (int, float, bool, str):
+        return param.annotation
+    default = param.default
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int
+    return float
+
+
+@functools.cache
+def params_schema(name: str) -> type:
+    """A schema dataclass for the constructor parameters of model `name`.
+
+    Every keyword parameter of `__init__` with a default becomes an optional key of the
+    same type (from its annotation, else its default) with that default.
+    """
+    cls = MODELS[name]
+    fields = []
+    for param in inspect.signature(cls.__init__).parameters.values():
+        if param.name == "self" or param.default is inspect.Parameter.empty:
+            continue
+        tp = _param_type(param)
+        default = tp(param.default)
+        fields.append((param.name, tp, option(default, **_RANGES.get(param.name, {}))))
+    return dataclasses.make_dataclass(f"{name}Params", fields, frozen=True)
+
+
+def params_section(siblings: Mapping[str, Any]) -> type:
+    """`option(section=...)` hook: the params schema of the model named in `siblings`."""
+    return params_schema(siblings["name"])
+
+
+def build_model(name: str, params: Any, key: str = "model.params"):
+    """Construct model `name`; a constructor ValueError becomes a ConfigError on its key."""
+    if dataclasses.is_dataclass(params):
+        params = dataclasses.asdict(params)
+    try:
+        return MODELS[name](**params)
+    except ValueError as err:
+        found = re.search(r"`(\w+)`", str(err))
+        where = f"{key}.{found.group(1)}" if found and found.group(1) in params else key
+        raise ConfigError(where, str(err)) from err
+
+
+def is_semilinear(model) -> bool:
+    return isinstance(model, dynamics.AbstractSemilinear)

@@ -1,0 +1,32 @@
+"""The pipeline registry: the top-level `pipeline:` key of a config picks an entry here.
+
+A pipeline is a schema (a dataclass built from `option`/`section`, see `_schema.py`) and a
+function `run(config, run_dir) -> metrics` that receives the validated config and writes
+its arrays and plots into `run_dir`. The runner writes `config.yaml`, `metrics.json` and
+`run.log`. To add a pipeline: write one module with its schema and `run`, and add one entry
+to `PIPELINES` below.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import _simulate
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """One experiment kind: its config schema, its run function and a one-line description."""
+
+    name: str
+    schema: type
+    run: Callable[[Any, Path], dict]
+    description: str
+
+
+PIPELINES: dict[str, Pipeline] = {
+    "simulate": Pipeline(
+        "simulate", _simulate.SimulateConfig, _simulate.run, _simulate.DESCRIPTION
+    ),
+}

@@ -1,0 +1,192 @@
+"""Load a YAML config, apply `--set` overrides, validate it and run it into a run folder."""
+
+import contextlib
+import datetime
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._registry import PIPELINES, Pipeline
+from ._schema import ConfigError, did_you_mean, to_dict, validate
+
+logger = logging.getLogger("jaxsci")
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Parse a YAML config file into a mapping (a ConfigError if it is not one)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError("", f"{path} is not valid YAML: {err}") from err
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"{path} must contain a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def description(path: str | Path) -> str:
+    """The config's one-line description: its first comment line."""
+    for line in Path(path).read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            return stripped.lstrip("#").strip()
+        if stripped:
+            break
+    return ""
+
+
+def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
+    """Apply `a.b.c=value` overrides to the nested mapping `raw` (value parsed as YAML)."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(
+                key or item, f"--set expects key=value with a dotted key, got {item!r}"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(key, f"--set value {text!r} is not valid YAML: {err}") from err
+        parts = key.split(".")
+        node = raw
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(
+                    key, f"cannot set a sub-key: {where!r} is {child!r}, not a section"
+                )
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def resolve(raw: Mapping[str, Any]) -> tuple[Pipeline, Any]:
+    """Pick the pipeline named by `raw['pipeline']` and validate the rest against its schema."""
+    raw = dict(raw)
+    if "pipeline" not in raw:
+        raise ConfigError("pipeline", f"required key is missing; one of {list(PIPELINES)}")
+    name = raw.pop("pipeline")
+    if not isinstance(name, str) or name not in PIPELINES:
+        raise ConfigError(
+            "pipeline",
+            f"expected one of {list(PIPELINES)}, got {name!r}{did_you_mean(str(name), PIPELINES)}",
+        )
+    pipeline = PIPELINES[name]
+    return pipeline, validate(pipeline.schema, raw)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Pipeline, Any]:
+    """Read, override and validate a config file. Raises ConfigError on any problem."""
+    return resolve(apply_overrides(read_yaml(path), overrides))
+
+
+def resolved_dict(pipeline: Pipeline, config: Any) -> dict:
+    """The validated config with every default filled in, as written to `config.yaml`."""
+    return {"pipeline": pipeline.name, **to_dict(config)}
+
+
+def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
+    """`runs/<config-stem>-<timestamp>`, made unique with a suffix if it exists."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{Path(config_path).stem}-{stamp}"
+    out, i = base, 1
+    while out.exists():
+        out, i = Path(f"{base}-{i}"), i + 1
+    return out
+
+
+@contextlib.contextmanager
+def run_logging(run_dir: Path, *, echo: bool = True) -> Iterator[logging.Logger]:
+    """Send the `jaxsci` logger to `run_dir/run.log` (and the terminal) for one run."""
+    handlers: list[logging.Handler] = [logging.FileHandler(run_dir / "run.log", mode="w")]
+    handlers[0].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if echo:
+        handlers.append(logging.StreamHandler(sys.stderr))
+        handlers[1].setFormatter(logging.Formatter("%(message)s"))
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in handlers:
+        logger.addHandler(handler)
+    try:
+        yield logger
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    if isinstance(value, list):
+        more = ", ..." if len(value) > 6 else ""
+        return "[" + ", ".join(_format(v) for v in value[:6]) + more + "]"
+    return str(value)
+
+
+def metrics_table(metrics: Mapping[str, Any]) -> str:
+    """A two-column text table of the metrics."""
+    width = max((len(k) for k in metrics), default=6)
+    rule = "-" * (width + 26)
+    rows = [f"{k:<{width}}  {_format(v)}" for k, v in metrics.items()]
+    return "\n".join([rule, f"{'metric':<{width}}  value", rule, *rows, rule])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def run_config(
+    config_path: str | Path,
+    out: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    echo: bool = True,
+) -> tuple[Path, dict]:
+    """Validate `config_path` (+ overrides) and run its pipeline into a run folder.
+
+    Writes `config.yaml` (resolved), `run.log`, `metrics.json` and whatever the pipeline
+    writes (arrays, plots). Returns the run folder and the metrics.
+
+    Raises:
+        ConfigError: before anything is written, if the config is invalid.
+    """
+    pipeline, config = load_config(config_path, overrides)
+    run_dir = Path(out) if out is not None else default_run_dir(config_path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = resolved_dict(pipeline, config)
+    header = f"# Resolved from {config_path}" + "".join(f"\n#   --set {o}" for o in overrides)
+    (run_dir / "config.yaml").write_text(
+        header + "\n" + yaml.safe_dump(resolved, sort_keys=False, default_flow_style=None)
+    )
+    with run_logging(run_dir, echo=echo) as log:
+        log.info("jaxsci %s: %s -> %s", pipeline.name, config_path, run_dir)
+        metrics = _jsonable(pipeline.run(config, run_dir))
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
+    return run_dir, metrics

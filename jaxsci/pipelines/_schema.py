@@ -1,0 +1,286 @@
+"""A small declarative config schema: nested dataclasses whose fields carry `Spec` metadata.
+
+A schema is a dataclass. Each field's annotation gives its type (`float`, `int`, `bool`,
+`str`, `list[float]`, `X | None` or another schema dataclass for a nested section) and
+`option(...)` gives its default, allowed values and range. `validate(schema, raw)` walks a
+raw mapping (parsed YAML), fills in defaults, converts values and returns a schema
+instance; the first problem raises `ConfigError` naming the full dotted key and what was
+expected. `to_dict` turns a validated instance back into plain data (the resolved config).
+
+A field whose sub-schema depends on its siblings (a model's parameters depend on the model
+name) gives `option(section=fn)`: `fn(siblings)` returns the dataclass to validate it with,
+where `siblings` maps the names of the fields declared before it to their validated values.
+"""
+
+import dataclasses
+import difflib
+import math
+import operator
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_MISSING = dataclasses.MISSING
+
+
+class ConfigError(ValueError):
+    """A config problem: `key` is the full dotted key, `message` says what was expected."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """Constraints on one config value (stored in the dataclass field's metadata)."""
+
+    help: str = ""
+    choices: tuple | None = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    section: Callable[[Mapping[str, Any]], type] | None = None
+
+
+def option(
+    default: Any = _MISSING,
+    *,
+    help: str = "",
+    choices: typing.Iterable | None = None,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    factory: Callable[[], Any] | None = None,
+    section: Callable[[Mapping[str, Any]], type] | None = None,
+) -> Any:
+    """A dataclass field with a default and constraints; omit `default` for a required key.
+
+    `factory` builds mutable defaults (nested sections, lists); `section` makes the field a
+    section whose schema depends on the already-validated fields before it.
+    """
+    spec = Spec(
+        help=help,
+        choices=None if choices is None else tuple(choices),
+        gt=gt,
+        ge=ge,
+        lt=lt,
+        le=le,
+        section=section,
+    )
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"spec": spec})
+    return dataclasses.field(default=default, metadata={"spec": spec})
+
+
+def section(schema: type, **kwargs) -> Any:
+    """A nested section with all-default values (every key of `schema` has a default)."""
+    return option(factory=schema, **kwargs)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _spec(field: dataclasses.Field) -> Spec:
+    return field.metadata.get("spec", Spec())
+
+
+def _type_name(tp) -> str:
+    if tp is type(None):
+        return "null"
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return "a mapping (section)" if dataclasses.is_dataclass(tp) else tp.__name__
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is list:
+        return f"a list of {_type_name(args[0])}"
+    return str(tp)
+
+
+def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of `options`, or '' when none is close."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _convert_scalar(tp: type, value: Any, key: str) -> Any:
+    """Convert `value` to the scalar type `tp`, or raise ConfigError naming `key`."""
+    want = f"expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(key, want)
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(key, want)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(key, want)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(key, want)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            # YAML 1.1 reads `1e-3` (no dot) as a string; accept it as a number.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(key, want)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, want)
+    raise TypeError(f"unsupported schema type {tp!r} at {key}")
+
+
+_BOUNDS = (
+    ("gt", ">", operator.gt),
+    ("ge", ">=", operator.ge),
+    ("lt", "<", operator.lt),
+    ("le", "<=", operator.le),
+)
+
+
+def _check_constraints(spec: Spec, value: Any, key: str) -> Any:
+    if spec.choices is not None:
+        if isinstance(value, str):
+            # Names are matched case-insensitively and returned in their canonical spelling.
+            lower = {str(c).lower(): c for c in spec.choices}
+            if value.lower() in lower:
+                return lower[value.lower()]
+        elif value in spec.choices:
+            return value
+        names = [str(c) for c in spec.choices]
+        raise ConfigError(
+            key, f"expected one of {names}, got {value!r}{did_you_mean(str(value), names)}"
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(key, f"expected a finite number, got {value!r}")
+        for name, sign, holds in _BOUNDS:
+            bound = getattr(spec, name)
+            if bound is not None and not holds(value, bound):
+                raise ConfigError(key, f"expected a number {sign} {bound}, got {value!r}")
+    return value
+
+
+def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(key, f"expected {_type_name(tp)}, got null")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _validate_value(arg, spec, value, key)
+            except ConfigError as err:
+                errors.append(err)
+        raise (
+            errors[0]
+            if len(errors) == 1
+            else ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
+        )
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
+        return [_validate_value(args[0], spec, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return validate(tp, value, key)
+    if value is None:
+        raise ConfigError(key, f"expected {_type_name(tp)}, got null")
+    return _check_constraints(spec, _convert_scalar(tp, value, key), key)
+
+
+def validate(schema: type, raw: Any, path: str = "") -> Any:
+    """Validate the mapping `raw` against the dataclass `schema`; return a filled instance.
+
+    Raises:
+        ConfigError: naming the full dotted key of the first unknown key, missing required
+            key or bad value, and what was expected.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"expected a mapping (section), got {raw!r}")
+    fields = [f for f in dataclasses.fields(schema) if f.init]
+    names = [f.name for f in fields]
+    for key in raw:
+        if key not in names:
+            raise ConfigError(
+                _join(path, str(key)),
+                f"unknown key{did_you_mean(str(key), names)}; valid keys"
+                f"{' in ' + repr(path) if path else ''}: {', '.join(names)}",
+            )
+    hints = typing.get_type_hints(schema)
+    values: dict[str, Any] = {}
+    for field in fields:
+        key = _join(path, field.name)
+        spec = _spec(field)
+        if field.name in raw:
+            value = raw[field.name]
+        elif field.default is not _MISSING:
+            value = field.default
+        elif field.default_factory is not _MISSING:
+            value = field.default_factory()
+        else:
+            raise ConfigError(key, f"required key is missing ({_type_name(hints[field.name])})")
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = to_dict(value)
+        tp = spec.section(values) if spec.section is not None else hints[field.name]
+        values[field.name] = _validate_value(tp, spec, value, key)
+    try:
+        return schema(**values)
+    except ConfigError as err:  # cross-field checks in __post_init__ use relative keys
+        raise ConfigError(_join(path, err.key), err.message) from None
+
+
+def to_dict(config: Any) -> Any:
+    """A validated config (dataclass instance) as plain dicts, lists and scalars."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, list | tuple):
+        return [to_dict(v) for v in config]
+    return config
+
+
+def describe(schema: type, indent: int = 0) -> str:
+    """A human-readable listing of `schema`'s keys, types, defaults and constraints."""
+    lines = []
+    hints = typing.get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        spec = _spec(field)
+        tp = hints[field.name]
+        pad = "  " * indent
+        if dataclasses.is_dataclass(tp):
+            lines.append(f"{pad}{field.name}:  {spec.help}".rstrip())
+            lines.append(describe(tp, indent + 1))
+            continue
+        if field.default is not _MISSING:
+            default = f" = {field.default!r}"
+        elif field.default_factory is not _MISSING:
+            default = ""
+        else:
+            default = " (required)"
+        extra = []
+        if spec.choices:
+            extra.append(f"one of {list(spec.choices)}")
+        for name, sign, _ in _BOUNDS:
+            if getattr(spec, name) is not None:
+                extra.append(f"{sign} {getattr(spec, name)}")
+        note = f"  [{', '.join(extra)}]" if extra else ""
+        lines.append(f"{pad}{field.name}: {_type_name(tp)}{default}{note}  {spec.help}".rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,323 @@
+"""Pipeline `simulate`: integrate a zoo model, plot it, and optionally its Lyapunov exponents.
+
+Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`). The trajectory is
+integrated in chunks of equal length with one compiled `simulate` call, so a progress bar
+can follow it and compilation is timed apart from the run. Each chunk restarts the clock at
+zero: every zoo model is autonomous (its vector field does not depend on t), so only the
+state carries over; the saved times are labelled t0, t0 + save_every, ..., t1.
+"""
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import integrate
+from . import _plots
+from ._models import MODELS, build_model, is_semilinear, params_section
+from ._schema import ConfigError, option, section, to_dict
+
+DESCRIPTION = "integrate a zoo model; trajectory, plots, optional Lyapunov exponents"
+
+logger = logging.getLogger("jaxsci.pipelines.simulate")
+
+#: Solver names -> constructors. ETDRK* need a semilinear (spectral PDE) model.
+SOLVERS = {
+    "ETDRK1": integrate.ETDRK1,
+    "ETDRK2": integrate.ETDRK2,
+    "ETDRK3": integrate.ETDRK3,
+    "ETDRK4": integrate.ETDRK4,
+    "RK4": integrate.RK4,
+    "Euler": diffrax.Euler,
+    "Heun": diffrax.Heun,
+    "Midpoint": diffrax.Midpoint,
+    "Ralston": diffrax.Ralston,
+    "Bosh3": diffrax.Bosh3,
+    "Tsit5": diffrax.Tsit5,
+    "Dopri5": diffrax.Dopri5,
+    "Dopri8": diffrax.Dopri8,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    name: str = option(help="model class name", choices=tuple(MODELS))
+    params: Any = option(
+        factory=dict,
+        section=params_section,
+        help="constructor arguments (defaults from its signature)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class InitialConditionSection:
+    noise: float = option(0.0, ge=0.0, help="std of a Gaussian perturbation of the default state")
+    seed: int = option(0, ge=0, help="PRNG seed of the perturbation")
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegrateSection:
+    solver: str = option(
+        "auto", choices=("auto", *SOLVERS), help="auto: ETDRK4 for spectral PDEs, RK4 otherwise"
+    )
+    dt: float = option(0.01, gt=0.0, help="step size (initial step if adaptive)")
+    t0: float = option(0.0, help="time label of the first saved state")
+    t1: float = option(10.0, help="end time")
+    save_every: float | None = option(None, gt=0.0, help="save interval (default: dt)")
+    spinup: float = option(0.0, ge=0.0, help="time integrated first and discarded")
+    adaptive: bool = option(False, help="adaptive steps (PID controller) instead of fixed dt")
+    rtol: float = option(1e-6, gt=0.0)
+    atol: float = option(1e-8, gt=0.0)
+    chunks: int = option(20, ge=1, help="chunks of the run (progress-bar granularity)")
+
+    def __post_init__(self):
+        if not self.t1 > self.t0:
+            raise ConfigError("t1", f"expected t1 > t0 = {self.t0}, got {self.t1}")
+        span = self.t1 - self.t0
+        every = self.dt if self.save_every is None else self.save_every
+        if every > span:
+            raise ConfigError("save_every", f"expected <= t1 - t0 = {span:g}, got {every:g}")
+        if self.adaptive and not issubclass(
+            SOLVERS.get(self.solver, integrate.RK4), diffrax.AbstractAdaptiveSolver
+        ):
+            adaptive = [
+                n for n, s in SOLVERS.items() if issubclass(s, diffrax.AbstractAdaptiveSolver)
+            ]
+            raise ConfigError(
+                "adaptive",
+                f"needs an adaptive solver (one of {adaptive}), got solver {self.solver!r}",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class LyapunovSection:
+    num_exponents: int = option(1, ge=1, help="how many leading exponents")
+    interval: float = option(1.0, gt=0.0, help="time between QR re-orthonormalisations")
+    num_intervals: int = option(1000, ge=1, help="intervals averaged over")
+    transient: float = option(0.0, ge=0.0, help="time run before averaging (after spinup)")
+    dt: float | None = option(None, gt=0.0, help="step of the tangent flow (default integrate.dt)")
+    seed: int | None = option(None, ge=0, help="random initial tangents (default: unit vectors)")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSection:
+    enabled: bool = option(True, help="write PNG plots")
+    snapshots: int = option(4, ge=1, le=8, help="2-D fields: number of snapshots shown")
+    dpi: int = option(120, ge=50, le=600)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulateConfig:
+    """Schema of the `simulate` pipeline (the top-level `pipeline:` key is handled apart)."""
+
+    model: ModelSection = option(help="which model and its parameters")
+    initial_condition: InitialConditionSection = section(InitialConditionSection)
+    integrate: IntegrateSection = section(IntegrateSection)
+    lyapunov: LyapunovSection | None = option(
+        None, help="present (even empty) to compute Lyapunov exponents"
+    )
+    plot: PlotSection = section(PlotSection)
+
+    def __post_init__(self):
+        model = build_model(self.model.name, self.model.params)
+        solver = self.integrate.solver
+        if solver.startswith("ETDRK") and not is_semilinear(model):
+            semi = [n for n, c in MODELS.items() if is_semilinear(build_model(n, {}))]
+            raise ConfigError(
+                "integrate.solver",
+                f"{solver} needs a semilinear spectral model (one of {semi}), "
+                f"got {self.model.name}; use RK4, Tsit5, ...",
+            )
+        if self.lyapunov is not None:
+            dim = math.prod(model.state_shape)
+            if self.lyapunov.num_exponents > dim:
+                raise ConfigError(
+                    "lyapunov.num_exponents",
+                    f"expected <= the state dimension {dim}, got {self.lyapunov.num_exponents}",
+                )
+
+
+def make_solver(name: str, model) -> diffrax.AbstractSolver:
+    if name == "auto":
+        return integrate.ETDRK4() if is_semilinear(model) else integrate.RK4()
+    return SOLVERS[name]()
+
+
+def _initial_state(config: SimulateConfig, model) -> jax.Array:
+    y0 = jnp.asarray(model.default_initial_state())
+    ic = config.initial_condition
+    if ic.noise > 0:
+        key = jax.random.key(ic.seed)
+        y0 = y0 + ic.noise * jax.random.normal(key, y0.shape, y0.dtype)
+    return y0
+
+
+def _chunk_plan(span: float, every: float, chunks: int) -> tuple[int, int, int]:
+    """(number of saves after t0, saves per chunk, number of chunks)."""
+    n_saves = max(1, round(span / every))
+    per_chunk = math.ceil(n_saves / chunks)
+    return n_saves, per_chunk, math.ceil(n_saves / per_chunk)
+
+
+def run(config: SimulateConfig, run_dir: Path) -> dict:
+    """Integrate, save `trajectory.npz` and plots, estimate Lyapunov exponents if asked."""
+    start = time.perf_counter()
+    model = build_model(config.model.name, config.model.params)
+    cfg = config.integrate
+    solver = make_solver(cfg.solver, model)
+    every = cfg.dt if cfg.save_every is None else cfg.save_every
+    span = cfg.t1 - cfg.t0
+    n_saves, per_chunk, n_chunks = _chunk_plan(span, every, cfg.chunks)
+    if not math.isclose(n_saves * every, span, rel_tol=1e-6):
+        logger.warning(
+            "save_every=%g does not divide t1 - t0 = %g; saving every %g",
+            every,
+            span,
+            span / n_saves,
+        )
+        every = span / n_saves
+    controller = diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol) if cfg.adaptive else None
+    max_steps = None if not cfg.adaptive else 16**5
+    params = to_dict(config.model.params)
+    logger.info("model %s %s, state shape %s", config.model.name, params, tuple(model.state_shape))
+    logger.info(
+        "solver %s, dt=%g, t=[%g, %g], spinup %g, saving every %g (%d saves in %d chunks)",
+        type(solver).__name__,
+        cfg.dt,
+        cfg.t0,
+        cfg.t1,
+        cfg.spinup,
+        every,
+        n_saves + 1,
+        n_chunks,
+    )
+
+    def advance(y0, ts):
+        traj = integrate.simulate(
+            model,
+            y0,
+            ts,
+            solver=solver,
+            dt0=cfg.dt,
+            stepsize_controller=controller,
+            max_steps=max_steps,
+        )
+        return traj.ys, traj.num_steps
+
+    y0 = _initial_state(config, model)
+    chunk_ts = jnp.asarray(every * np.arange(per_chunk + 1), dtype=y0.dtype)
+    t_compile = time.perf_counter()
+    chunk = jax.jit(lambda y: advance(y, chunk_ts)).lower(y0).compile()
+    spin = None
+    if cfg.spinup > 0:
+        spin_ts = jnp.asarray([0.0, cfg.spinup], dtype=y0.dtype)
+        spin = jax.jit(lambda y: advance(y, spin_ts)).lower(y0).compile()
+    compile_seconds = time.perf_counter() - t_compile
+
+    t_run = time.perf_counter()
+    n_steps_spinup = 0
+    if spin is not None:
+        ys, steps = spin(y0)
+        y0, n_steps_spinup = ys[-1], int(steps)
+        logger.info("spin-up: %g time units in %d steps", cfg.spinup, n_steps_spinup)
+    pieces, n_steps, y = [np.asarray(y0)[None]], 0, y0
+    bar = tqdm(
+        total=round(span, 6),
+        desc=f"simulate {config.model.name}",
+        unit="t",
+        leave=False,
+        disable=None,
+    )
+    with bar:
+        for _ in range(n_chunks):
+            ys, steps = chunk(y)
+            y = ys[-1]
+            pieces.append(np.asarray(ys[1:]))
+            n_steps += int(steps)
+            bar.update(round(per_chunk * every, 6))
+    run_seconds = time.perf_counter() - t_run
+    ys = np.concatenate(pieces)[: n_saves + 1]
+    ts = cfg.t0 + every * np.arange(n_saves + 1)
+    np.savez_compressed(run_dir / "trajectory.npz", ts=ts, ys=ys)
+    logger.info(
+        "integrated %d steps in %.2f s (+ %.2f s compile)",
+        n_steps + n_steps_spinup,
+        run_seconds,
+        compile_seconds,
+    )
+
+    metrics: dict[str, Any] = {
+        "model": config.model.name,
+        "solver": type(solver).__name__,
+        "n_steps": n_steps,
+        "n_steps_spinup": n_steps_spinup,
+        "n_saves": int(ys.shape[0]),
+        "compile_seconds": compile_seconds,
+        "run_seconds": run_seconds,
+        "steps_per_second": (n_steps + n_steps_spinup) / max(run_seconds, 1e-9),
+        "state_mean": float(ys.mean()),
+        "state_std": float(ys.std()),
+        "state_min": float(ys.min()),
+        "state_max": float(ys.max()),
+        "finite": bool(np.all(np.isfinite(ys))),
+    }
+
+    lyap = None
+    if config.lyapunov is not None:
+        lyap = _lyapunov(config, model, solver, jnp.asarray(ys[0]), run_dir)
+        metrics.update(lyap["metrics"])
+
+    if config.plot.enabled:
+        title = _plots.title(config.model.name, params, type(solver).__name__, cfg.dt)
+        for path in _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot):
+            logger.info("plot %s", path.name)
+        if lyap is not None:
+            path = _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
+            logger.info("plot %s", path.name)
+    metrics["wall_seconds"] = time.perf_counter() - start
+    return metrics
+
+
+def _lyapunov(config: SimulateConfig, model, solver, y0, run_dir: Path) -> dict:
+    lc = config.lyapunov
+    dt = config.integrate.dt if lc.dt is None else lc.dt
+    # One flow call covers an interval or the transient; the bound is static loop structure.
+    max_steps = math.ceil(max(lc.interval, lc.transient) / dt) + 16
+    flow = integrate.Flow(model, dt, solver, max_steps=max_steps)
+    key = None if lc.seed is None else jax.random.key(lc.seed)
+    logger.info(
+        "Lyapunov: %d exponent(s), %d intervals of %g (+ %g transient), dt=%g",
+        lc.num_exponents,
+        lc.num_intervals,
+        lc.interval,
+        lc.transient,
+        dt,
+    )
+    t = time.perf_counter()
+    result = integrate.lyapunov_exponents(
+        flow,
+        y0,
+        num_exponents=lc.num_exponents,
+        interval=lc.interval,
+        num_intervals=lc.num_intervals,
+        transient=lc.transient,
+        key=key,
+    )
+    exponents = np.asarray(result.exponents, dtype=float)
+    seconds = time.perf_counter() - t
+    running, times = np.asarray(result.running), np.asarray(result.times)
+    np.savez_compressed(run_dir / "lyapunov.npz", exponents=exponents, running=running, times=times)
+    logger.info("Lyapunov exponents %s (%.2f s)", np.array2string(exponents, precision=4), seconds)
+    metrics: dict[str, Any] = {"lyapunov_max": float(exponents[0])}
+    if lc.num_exponents > 1:
+        metrics["lyapunov"] = exponents.tolist()
+    metrics["lyapunov_seconds"] = seconds
+    return {"metrics": metrics, "running": running, "times": times}
