@@ -1,0 +1,146 @@
+"""Global ensemble Kalman analyses: stochastic EnKF, ETKF, DEnKF and the serial EnSRF.
+
+Row convention: an ensemble E is (N members, M state), anomalies A = E - mean, and observation
+anomalies are whitened, Yw = L^{-1}(h(E) - mean h(E)) with R = L L^T, so every update below
+has identity observation-error covariance. All updates are written in ensemble space
+(N x N systems) following Hunt et al. (2007) and Sakov & Oke (2008).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+from .._custom_types import Array, Float, Key
+from ._base import AbstractEnsembleFilter, check_analysis_inputs, ensemble_stats
+from ._observations import AbstractObservation
+
+
+def _cho_solve_ens(yw: Float[Array, "ens obs"], rhs: Float[Array, "ens k"]):
+    """(Yw Yw^T + (N-1) I)^{-1} rhs via Cholesky."""
+    n = yw.shape[0]
+    c = yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype)
+    return jsl.cho_solve((jnp.linalg.cholesky(c), True), rhs)
+
+
+def random_mean_preserving_rotation(key: Key, n: int, dtype=float) -> Float[Array, "ens ens"]:
+    """A Haar-random orthogonal N x N matrix Q with Q 1 = 1.
+
+    Q = 1 1^T / N + B O B^T, with B an orthonormal basis of the complement of 1 and O Haar
+    on O(N-1) (QR of a Gaussian matrix with the sign of diag(R) fixed, Mezzadri 2007).
+    Applied on the left of anomalies it keeps their mean (zero) and covariance.
+    """
+    m = jnp.eye(n, dtype=dtype).at[:, 0].set(1.0)
+    basis, _ = jnp.linalg.qr(m)
+    b = basis[:, 1:]
+    g = jax.random.normal(key, (n - 1, n - 1), dtype=dtype)
+    q, r = jnp.linalg.qr(g)
+    o = q * jnp.sign(jnp.diag(r))[None, :]
+    return jnp.full((n, n), 1.0 / n, dtype=dtype) + b @ o @ b.T
+
+
+def symmetric_sqrt_transform(yw: Float[Array, "ens obs"], dw: Float[Array, " obs"]):
+    """ETKF weights: w = dw Yw^T Pw and T = (N-1)^{1/2} Pw^{1/2}, Pw = (Yw Yw^T + (N-1) I)^{-1}.
+
+    Computed from one symmetric eigendecomposition of the N x N matrix (Hunt et al. 2007,
+    eqs. 21-24). Returns (w, T) with w (N,) and T (N, N) symmetric.
+    """
+    n = yw.shape[0]
+    s, v = jnp.linalg.eigh(yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype))
+    pw = (v / s) @ v.T
+    t = (v * jnp.sqrt((n - 1) / s)) @ v.T
+    w = (yw @ dw) @ pw
+    return w, t
+
+
+class EnKF(AbstractEnsembleFilter):
+    """Stochastic EnKF with perturbed observations (Burgers et al. 1998; Evensen 2009).
+
+    Each member assimilates y + r_i with r_i ~ N(0, R), the draws centred to zero mean (as
+    in DAPPER's `PertObs`): E_i <- E_i + K (y + r_i - h(E_i)) with the ensemble gain
+    K = A^T Yw (Yw^T Yw + (N-1) I)^{-1} L^{-1}, written in ensemble space.
+    """
+
+    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
+        check_analysis_inputs(ensemble, y_obs, obs_op)
+        n = ensemble.shape[0]
+        s = ensemble_stats(ensemble, y_obs, obs_op)
+        z = jax.random.normal(key, (n, obs_op.obs_dim), dtype=ensemble.dtype)
+        z = z - jnp.mean(z, axis=0)
+        # whitened innovation of member i: L^{-1}(y + L z_i - h(E_i)) = dw - Yw_i + z_i
+        innov = s.innovation[None, :] - s.obs_anomalies + z
+        coeff = _cho_solve_ens(s.obs_anomalies, s.obs_anomalies @ innov.T).T
+        return ensemble + coeff @ s.anomalies, {}
+
+
+class ETKF(AbstractEnsembleFilter):
+    """Ensemble transform Kalman filter with the symmetric square root (Bishop et al. 2001;
+    Hunt et al. 2007; DAPPER `EnKF('Sqrt')`).
+
+    mean_a = mean + w A, A_a = T A, with (w, T) from `symmetric_sqrt_transform`. With
+    `rotate=True` the analysis anomalies are multiplied on the left by a Haar-random
+    mean-preserving rotation (DAPPER's `rot=True`), which removes the outliers a
+    deterministic square root accumulates in nonlinear models.
+    """
+
+    rotate: bool = eqx.field(static=True, default=False)
+
+    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
+        check_analysis_inputs(ensemble, y_obs, obs_op)
+        s = ensemble_stats(ensemble, y_obs, obs_op)
+        w, t = symmetric_sqrt_transform(s.obs_anomalies, s.innovation)
+        anomalies = t @ s.anomalies
+        if self.rotate:
+            q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
+            anomalies = q @ anomalies
+        return s.mean + w @ s.anomalies + anomalies, {}
+
+
+class DEnKF(AbstractEnsembleFilter):
+    """Deterministic EnKF (Sakov & Oke 2008): the mean gets the full Kalman update and the
+    anomalies half of it, A_a = A - K H A / 2, an O(K^2) approximation of the square root
+    that needs only a linear solve (so it differentiates smoothly).
+    """
+
+    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
+        check_analysis_inputs(ensemble, y_obs, obs_op)
+        s = ensemble_stats(ensemble, y_obs, obs_op)
+        yw = s.obs_anomalies
+        rhs = jnp.concatenate([(yw @ s.innovation)[:, None], yw @ yw.T], axis=1)
+        sol = _cho_solve_ens(yw, rhs)
+        mean = s.mean + sol[:, 0] @ s.anomalies
+        anomalies = s.anomalies - 0.5 * sol[:, 1:].T @ s.anomalies
+        return mean + anomalies, {}
+
+
+class SerialEnSRF(AbstractEnsembleFilter):
+    """Serial ensemble square-root filter (Whitaker & Hamill 2002).
+
+    Observations are whitened (so a full R is fine) and assimilated one scalar at a time
+    with `lax.scan`; the state is augmented with the whitened observed values so later
+    observations see the already-updated ensemble. For scalar obs j with prior variance
+    s = |Yw_j|^2/(N-1): k = Z^T Yw_j / ((N-1)(s+1)), mean += k d_j, and the anomalies
+    Z -= alpha Yw_j k^T with alpha = 1 / (1 + sqrt(1/(s+1))). Equals the ETKF for linear h.
+    """
+
+    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
+        check_analysis_inputs(ensemble, y_obs, obs_op)
+        n, m = ensemble.shape
+        s = ensemble_stats(ensemble, y_obs, obs_op)
+        hmean_w = obs_op.whiten(y_obs) - s.innovation  # L^{-1} mean h(E)
+        mean0 = jnp.concatenate([s.mean, hmean_w])
+        z0 = jnp.concatenate([s.anomalies, s.obs_anomalies], axis=1)
+        y_w = obs_op.whiten(y_obs)
+
+        def body(carry, j):
+            mean, z = carry
+            yj = z[:, m + j]
+            var = jnp.sum(yj**2) / (n - 1)
+            gain = (yj @ z) / ((n - 1) * (var + 1.0))
+            mean = mean + gain * (y_w[j] - mean[m + j])
+            alpha = 1.0 / (1.0 + jnp.sqrt(1.0 / (var + 1.0)))
+            z = z - alpha * yj[:, None] * gain[None, :]
+            return (mean, z), None
+
+        (mean, z), _ = jax.lax.scan(body, (mean0, z0), jnp.arange(obs_op.obs_dim))
+        return mean[:m] + z[:, :m], {}
