@@ -103,10 +103,10 @@ def _type_name(tp) -> str:
     return str(tp)
 
 
-def did_you_mean(word: str, options: typing.Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest of `options`, or '' when none is close."""
+def did_you_mean(word: str, options: typing.Iterable[str], prefix: str = "") -> str:
+    """' (did you mean 'prefix.x'?)' for the closest x of `options`, or '' if none is close."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return f" (did you mean '{_join(prefix, close[0])}'?)" if close else ""
 
 
 def _convert_scalar(tp: type, value: Any, key: str) -> Any:
@@ -222,7 +222,7 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
         if key not in names:
             raise ConfigError(
                 _join(path, str(key)),
-                f"unknown key{did_you_mean(str(key), names)}; valid keys"
+                f"unknown key{did_you_mean(str(key), names, path)}; valid keys"
                 f"{' in ' + repr(path) if path else ''}: {', '.join(names)}",
             )
     hints = typing.get_type_hints(schema)

@@ -1,0 +1,270 @@
+"""The `jaxsci` command: every shipped config runs (fast settings), bad configs fail by name."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from jaxsci.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+# Extra fast-setting overrides for models whose defaults are expensive to compile or run.
+_MODEL_FAST = {
+    "NavierStokes2D": ["model.params.num_points=16"],
+    "Lorenz96TwoScale": ["model.params.j=4"],
+}
+
+
+def fast_overrides(path: Path) -> list[str]:
+    """Shrink a config to a few steps: short t1 and spin-up, a 3-interval Lyapunov run."""
+    raw = yaml.safe_load(path.read_text())
+    integ = raw.get("integrate", {})
+    dt, t0 = float(integ.get("dt", 0.01)), float(integ.get("t0", 0.0))
+    sets = [
+        f"integrate.t1={t0 + 8 * dt!r}",
+        f"integrate.save_every={2 * dt!r}",
+        f"integrate.spinup={2 * dt!r}",
+        "integrate.chunks=2",
+        *_MODEL_FAST.get(raw["model"]["name"], []),
+    ]
+    if raw.get("lyapunov") is not None:
+        sets += [
+            "lyapunov.num_intervals=3",
+            f"lyapunov.interval={2 * dt!r}",
+            "lyapunov.transient=0",
+        ]
+    return sets
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_shipped_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"ks.yaml", "l96.yaml", "l63.yaml", "ns2d_kolmogorov.yaml", "quickstart.yaml"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_runs_and_writes_run_folder(config, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(
+        capsys,
+        "run",
+        config,
+        "--out",
+        out,
+        "--quiet",
+        *[a for s in fast_overrides(config) for a in ("--set", s)],
+    )
+    assert code == 0, err
+    for name in ("config.yaml", "metrics.json", "trajectory.npz", "run.log"):
+        assert (out / name).is_file(), name
+    assert list(out.glob("*.png")), "no plot written"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "n_steps",
+        "wall_seconds",
+        "compile_seconds",
+        "run_seconds",
+        "state_mean",
+        "state_std",
+    ):
+        assert key in metrics, key
+    assert metrics["finite"] and metrics["n_steps"] > 0
+    raw = yaml.safe_load(config.read_text())
+    lyap = raw.get("lyapunov")
+    if lyap is not None:
+        assert np.isfinite(metrics["lyapunov_max"])
+        assert (out / "lyapunov.png").is_file()
+        if lyap.get("num_exponents", 1) > 1:
+            assert len(metrics["lyapunov"]) == lyap["num_exponents"]
+            assert metrics["lyapunov"][0] == metrics["lyapunov_max"]
+    else:
+        assert "lyapunov_max" not in metrics
+    data = np.load(out / "trajectory.npz")
+    assert data["ys"].shape[0] == data["ts"].shape[0] == metrics["n_saves"]
+    # The resolved config has every default filled in and is itself a valid config.
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["pipeline"] == "simulate" and "dpi" in resolved["plot"]
+    code, stdout, err = run_cli(capsys, "run", out / "config.yaml", "--dry-run")
+    assert code == 0, err
+    assert yaml.safe_load(stdout) == resolved
+    assert "integrated" in (out / "run.log").read_text()
+
+
+def test_metrics_table_printed(tmp_path, capsys):
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        ROOT / "configs/l63.yaml",
+        "--out",
+        tmp_path,
+        "--quiet",
+        "--set",
+        "integrate.t1=0.1",
+        "--set",
+        "integrate.spinup=0",
+        "--set",
+        "lyapunov=null",
+        "--set",
+        "plot.enabled=false",
+    )
+    assert code == 0, err
+    assert "n_steps" in out and "state_std" in out and str(tmp_path) in out
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "lyapunov.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("integrate.dtt=0.1", "integrate.dtt", "did you mean 'integrate.dt'"),
+        ("integrate.dt=-0.1", "integrate.dt", "> 0"),
+        ("integrate.dt=abc", "integrate.dt", "expected float"),
+        ("integrate.solver=RK5", "integrate.solver", "RK4"),
+        ("integrate.solver=ETDRK4", "integrate.solver", "semilinear"),
+        ("integrate.t1=-1", "integrate.t1", "t1 > t0"),
+        ("model.name=Lorenz97", "model.name", "did you mean 'Lorenz96'"),
+        ("model.params.sigmaa=3", "model.params.sigmaa", "did you mean 'model.params.sigma'"),
+        ("model.params.rho=hot", "model.params.rho", "expected float"),
+        ("lyapunov.num_exponents=4", "lyapunov.num_exponents", "state dimension 3"),
+        ("lyapunov.interval=0", "lyapunov.interval", "> 0"),
+        ("initial_condition.noise=-1", "initial_condition.noise", ">= 0"),
+        ("plot.enabled=yes please", "plot.enabled", "expected bool"),
+        ("integrate=3", "integrate", "mapping"),
+        ("integrate.dt.x=1", "integrate.dt.x", "not a section"),
+        ("pipeline=simulat", "pipeline", "did you mean 'simulate'"),
+    ],
+)
+def test_bad_override_fails_naming_key(override, key, expected, tmp_path, capsys):
+    out = tmp_path / "never"
+    code, _, err = run_cli(
+        capsys, "run", ROOT / "configs/l63.yaml", "--out", out, "--set", override
+    )
+    assert code == 2
+    assert f"{key}:" in err and expected in err, err
+    assert not out.exists(), "an invalid config must not create a run folder"
+
+
+def test_bad_model_parameter_value_names_key(capsys):
+    code, _, err = run_cli(
+        capsys, "run", ROOT / "configs/ks.yaml", "--dry-run", "--set", "model.params.nu=-1"
+    )
+    assert code == 2 and "model.params.nu:" in err and "> 0" in err, err
+    code, _, err = run_cli(
+        capsys, "run", ROOT / "configs/ks.yaml", "--dry-run", "--set", "model.params.num_points=33"
+    )
+    assert code == 2 and "model.params.num_points:" in err and "even" in err, err
+
+
+def test_misspelt_key_in_yaml_file(tmp_path, capsys):
+    text = (ROOT / "configs/l63.yaml").read_text().replace("integrate:", "intgrate:")
+    (tmp_path / "typo.yaml").write_text(text)
+    code, _, err = run_cli(capsys, "run", tmp_path / "typo.yaml", "--out", tmp_path / "o")
+    assert code == 2
+    assert "intgrate: unknown key (did you mean 'integrate'?)" in err, err
+    assert "valid keys: model, initial_condition, integrate, lyapunov, plot" in err
+
+    text = (ROOT / "configs/l63.yaml").read_text().replace("save_every:", "save_evry:")
+    (tmp_path / "typo2.yaml").write_text(text)
+    code, _, err = run_cli(capsys, "run", tmp_path / "typo2.yaml", "--dry-run")
+    assert (
+        code == 2
+        and "integrate.save_evry: unknown key (did you mean 'integrate.save_every'?)" in err
+    )
+
+
+def test_missing_file_and_missing_keys(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", tmp_path / "nope.yaml")
+    assert code == 2 and "does not exist" in err
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    code, _, err = run_cli(capsys, "run", tmp_path / "empty.yaml")
+    assert code == 2 and "pipeline:" in err
+    (tmp_path / "nomodel.yaml").write_text("pipeline: simulate\n")
+    code, _, err = run_cli(capsys, "run", tmp_path / "nomodel.yaml")
+    assert code == 2 and "model:" in err and "missing" in err
+
+
+def test_dry_run_applies_overrides_and_fills_defaults(capsys):
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        ROOT / "configs/l96.yaml",
+        "--dry-run",
+        "--set",
+        "model.params.forcing=10",
+        "--set",
+        "integrate.dt=1e-3",
+        "--set",
+        "model.name=lorenz96",
+    )
+    assert code == 0, err
+    resolved = yaml.safe_load(out)
+    assert resolved["model"] == {"name": "Lorenz96", "params": {"n": 40, "forcing": 10.0}}
+    assert resolved["integrate"]["dt"] == 1e-3
+    assert resolved["initial_condition"]["seed"] == 0 and resolved["plot"]["enabled"] is True
+
+
+def test_list_shows_pipelines_and_configs(capsys):
+    code, out, _ = run_cli(capsys, "list", "--configs", ROOT / "configs", "--schema")
+    assert code == 0
+    assert "simulate" in out and "KuramotoSivashinsky" in out
+    for path in CONFIGS:
+        first = path.read_text().splitlines()[0].lstrip("#").strip()
+        assert path.name in out and first in out
+    assert "save_every" in out  # --schema lists the keys
+
+
+def test_usage_errors(capsys):
+    assert run_cli(capsys, "frobnicate")[0] == 2
+    assert run_cli(capsys)[0] == 2
+    assert run_cli(capsys, "run", ROOT / "configs/l63.yaml", "--set", "noequals")[0] == 2
+
+
+def test_installed_entry_point(tmp_path):
+    exe = shutil.which("jaxsci", path=str(Path(sys.executable).parent))
+    assert exe is not None, "the `jaxsci` console script is not installed"
+    listing = subprocess.run([exe, "list"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert "quickstart.yaml" in listing.stdout
+    bad = subprocess.run(
+        [exe, "run", "configs/l63.yaml", "--set", "integrate.dtt=0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "integrate.dtt" in bad.stderr
+    out = tmp_path / "smoke"
+    run = subprocess.run(
+        [
+            exe,
+            "run",
+            "configs/l63.yaml",
+            "--out",
+            str(out),
+            "--set",
+            "integrate.t1=0.2",
+            "--set",
+            "integrate.spinup=0",
+            "--set",
+            "lyapunov=null",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "state_std" in run.stdout and (out / "metrics.json").is_file()
+    assert "integrated" in run.stderr  # the log is echoed to the terminal
+    assert "integrated" in (out / "run.log").read_text()
