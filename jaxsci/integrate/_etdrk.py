@@ -34,12 +34,20 @@ from ._terms import SemilinearTerm
 
 
 def _semilinear(terms):
-    # diffrax wraps terms (WrapTerm, for the direction of integration); find ours.
+    """The model inside diffrax's term wrappers, and the direction of integration.
+
+    diffrax integrates t1 < t0 by solving in the reversed time s = -t, wrapping the term in
+    a `WrapTerm` with direction -1; physical time is then direction * s and the physical
+    step is direction * (s1 - s0).
+    """
+    direction = 1
     while not isinstance(terms, SemilinearTerm):
         if not hasattr(terms, "term"):
             raise ValueError(f"ETDRK solvers need a SemilinearTerm, got {type(terms).__name__}.")
+        if isinstance(terms, diffrax.WrapTerm):
+            direction = direction * terms.direction
         terms = terms.term
-    return terms.dynamics
+    return terms.dynamics, direction
 
 
 def _same_step(h, h0, t0, t1):
@@ -66,14 +74,18 @@ class AbstractETDRK(diffrax.AbstractSolver):
         return None
 
     def init(self, terms, t0, t1, y0, args):
-        h0 = t1 - t0
-        return h0, self.coefficients(_semilinear(terms).linear_operator(), h0)
+        dyn, direction = _semilinear(terms)
+        h0 = direction * (t1 - t0)
+        return h0, self.coefficients(dyn.linear_operator(), h0)
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del made_jump
-        dyn = _semilinear(terms)
+        dyn, direction = _semilinear(terms)
         h0, cached = solver_state
-        h = t1 - t0
+        # Physical start time and (signed) step; see `_semilinear`.
+        h = direction * (t1 - t0)
+        t0 = direction * t0
+        t1 = t0 + h
         coeffs = jax.lax.cond(
             _same_step(h, h0, t0, t1),
             lambda: cached,

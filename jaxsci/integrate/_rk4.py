@@ -29,18 +29,24 @@ class RK4(diffrax.AbstractSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
-        h = t1 - t0
-        th = t0 + 0.5 * h
+        # Go through the term's control and vf_prod (not `h * vf`): diffrax integrates
+        # backwards in time by wrapping terms so that the *control* carries the sign, and
+        # BacksolveAdjoint's adjoint term defines its own vf_prod.
+        control = terms.contr(t0, t1)
+        th = t0 + 0.5 * (t1 - t0)
         tmap = jax.tree_util.tree_map
+
+        def increment(t, y):
+            return terms.vf_prod(t, y, args, control)
 
         def axpy(a, x, y):
             return tmap(lambda xi, yi: yi + a * xi, x, y)
 
-        k1 = terms.vf(t0, y0, args)
-        k2 = terms.vf(th, axpy(0.5 * h, k1, y0), args)
-        k3 = terms.vf(th, axpy(0.5 * h, k2, y0), args)
-        k4 = terms.vf(t1, axpy(h, k3, y0), args)
-        y1 = tmap(lambda y, a, b, c, d: y + h / 6 * (a + 2 * b + 2 * c + d), y0, k1, k2, k3, k4)
+        k1 = increment(t0, y0)
+        k2 = increment(th, axpy(0.5, k1, y0))
+        k3 = increment(th, axpy(0.5, k2, y0))
+        k4 = increment(t1, axpy(1.0, k3, y0))
+        y1 = tmap(lambda y, a, b, c, d: y + (a + 2 * b + 2 * c + d) / 6, y0, k1, k2, k3, k4)
         return y1, None, dict(y0=y0, y1=y1), None, diffrax.RESULTS.successful
 
     def func(self, terms, t0, y0, args):
