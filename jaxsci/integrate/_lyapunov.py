@@ -1,5 +1,8 @@
 """Lyapunov exponents by tangent-linear propagation with QR re-orthonormalisation."""
 
+import math
+
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -63,8 +66,21 @@ def lyapunov_exponents(
     if num_intervals < 1 or not interval > 0:
         raise ValueError("`num_intervals` must be >= 1 and `interval` > 0.")
 
+    # Tangents are pushed forward with `jax.jvp`; diffrax's default (checkpointed,
+    # reverse-mode) adjoint cannot be differentiated in forward mode, so switch the flow to
+    # `diffrax.ForwardMode` (same numerics, forward-mode-capable loop).
+    flow = eqx.tree_at(lambda f: f.adjoint, flow, diffrax.ForwardMode())
     if transient > 0:
-        y0 = flow(y0, t0, t0 + transient)
+        # In chunks of at most `interval`, so one flow call never needs more than the
+        # steps of one interval (a single long call could exceed the flow's max_steps and
+        # silently return NaN).
+        num_chunks = max(1, math.ceil(transient / interval))
+        chunk = transient / num_chunks
+
+        def warm(y, i):
+            return flow(y, t0 + i * chunk, t0 + (i + 1) * chunk), None
+
+        y0, _ = jax.lax.scan(warm, y0, jnp.arange(num_chunks))
         t0 = t0 + transient
     if key is None:
         q0 = jnp.eye(dim, num_exponents, dtype=y0.dtype)
