@@ -111,16 +111,21 @@ def _check_ts(ts):
     return ts
 
 
-def _step_grid(t0, t_end, dt0, ts):
-    """Uniform grid t0 + k dt0 (computed in float64) merged with the save times."""
+def _uniform_grid(t0, t_end, dt0):
+    """The grid t0 + k dt0 (computed in float64), its last point clipped to t_end."""
     t0, t_end, dt0 = float(t0), float(t_end), float(dt0)
     n = int(np.ceil((t_end - t0) / dt0 - 1e-9))
     grid = t0 + dt0 * np.arange(n + 1)
     grid[-1] = min(grid[-1], t_end)
-    grid = np.union1d(grid, np.asarray(ts, dtype=np.float64))
-    grid = grid[(grid >= t0) & (grid <= t_end)]
+    return grid
+
+
+def _step_grid(t0, t_end, dt0, ts):
+    """Uniform grid t0 + k dt0 (computed in float64) merged with the save times."""
+    grid = np.union1d(_uniform_grid(t0, t_end, dt0), np.asarray(ts, dtype=np.float64))
+    grid = grid[(grid >= float(t0)) & (grid <= float(t_end))]
     # Drop points that would create a step much smaller than dt0 through rounding.
-    keep = np.concatenate([[True], np.diff(grid) > 1e-9 * dt0])
+    keep = np.concatenate([[True], np.diff(grid) > 1e-9 * float(dt0)])
     return grid[keep]
 
 
@@ -177,6 +182,8 @@ def simulate(
     if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
         raise ValueError(f"`dt0` must be positive, got {dt0}.")
 
+    if adjoint is None:
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
     adaptive_default = (
         stepsize_controller is None and dt0 is None
         and isinstance(solver, diffrax.AbstractAdaptiveSolver)
@@ -190,16 +197,26 @@ def simulate(
             )
         elif _is_concrete(ts) and _is_concrete(t0) and _is_concrete(dt0):
             grid = _step_grid(t0, t_end, dt0, ts)
-            stepsize_controller = diffrax.StepTo(ts=jnp.asarray(grid, dtype=ts.dtype))
-            dt0 = None
             if max_steps is None:
                 max_steps = len(grid)
+            if isinstance(adjoint, diffrax.BacksolveAdjoint):
+                # diffrax's backward (adjoint) solve reuses the controller, and a StepTo
+                # grid cannot be walked backwards; constant steps can, and land on the
+                # save times when those lie on the grid t0 + k dt0.
+                if len(grid) != len(_uniform_grid(t0, t_end, dt0)):
+                    raise ValueError(
+                        "`adjoint=BacksolveAdjoint()` with a fixed-step solver needs every "
+                        "save time in `ts` on the grid t0 + k * dt0; pick `dt0` to divide "
+                        "the save intervals, or use RecursiveCheckpointAdjoint."
+                    )
+                stepsize_controller = diffrax.ConstantStepSize()
+            else:
+                stepsize_controller = diffrax.StepTo(ts=jnp.asarray(grid, dtype=ts.dtype))
+                dt0 = None
         else:
             stepsize_controller = diffrax.ConstantStepSize()
     if max_steps is None:
         max_steps = 16**4
-    if adjoint is None:
-        adjoint = diffrax.RecursiveCheckpointAdjoint()
 
     terms = make_terms(dynamics, solver, t0, t_end, dt0 if dt0 is not None else 1e-3, key,
                        jax.ShapeDtypeStruct(y0.shape, y0.dtype))
