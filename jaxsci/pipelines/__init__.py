@@ -11,6 +11,7 @@ from ._runner import apply_overrides as apply_overrides
 from ._runner import description as description
 from ._runner import load_config as load_config
 from ._runner import metrics_table as metrics_table
+from ._runner import resolve as resolve
 from ._runner import resolved_dict as resolved_dict
 from ._runner import run_config as run_config
 from ._schema import ConfigError as ConfigError

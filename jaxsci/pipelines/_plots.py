@@ -102,7 +102,7 @@ def _field_1d(model, ts, ys, heading) -> Figure:
         xs, xlabel = np.arange(ys.shape[1]), "site i"
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    _hovmoller(ax, ts, xs, ys, xlabel, "u(x, t)" if grid is not None else "x_i(t)", fig)
+    _hovmoller(ax, ts, xs, ys, xlabel, "$u(x, t)$" if grid is not None else "$x_i(t)$", fig)
     ax.set_title(f"{heading}  (Hovmöller diagram)", fontsize=10)
     return fig
 
@@ -111,12 +111,12 @@ def _two_scale(model, ts, ys, heading) -> Figure:
     k, j = model.k, model.j
     fig = Figure(figsize=(10, 6.5), layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
-    _hovmoller(ax1, ts, np.arange(1, k + 1), ys[:, :k], "slow site k", "X_k(t)", fig)
-    ax1.set_title(f"{heading}\nslow variables X_k", fontsize=10)
+    _hovmoller(ax1, ts, np.arange(1, k + 1), ys[:, :k], "slow site k", "$X_k(t)$", fig)
+    ax1.set_title(f"{heading}\nslow variables $X_k$", fontsize=10)
     ax1.set_xlabel("")
     fast_x = np.arange(k * j) / j + 1
-    _hovmoller(ax2, ts, fast_x, ys[:, k:], "fast site (in units of k)", "Y_{j,k}(t)", fig)
-    ax2.set_title(f"fast variables Y_(j,k)  (J={j} per slow site)", fontsize=10)
+    _hovmoller(ax2, ts, fast_x, ys[:, k:], "fast site (in units of k)", "$Y_{j,k}(t)$", fig)
+    ax2.set_title(f"fast variables $Y_{{j,k}}$  (J={j} per slow site)", fontsize=10)
     return fig
 
 
@@ -192,7 +192,7 @@ def plot_lyapunov(times, running, heading, run_dir: Path, options) -> Path:
     fig = Figure(figsize=(7, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for i in range(running.shape[1]):
-        ax.plot(times, running[:, i], lw=1, label=f"λ{i + 1} → {running[-1, i]:.4g}")
+        ax.plot(times, running[:, i], lw=1, label=f"$\\lambda_{i + 1}$ = {running[-1, i]:.4g}")
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.set_xscale("log")
     ax.set_xlabel("averaging time")
