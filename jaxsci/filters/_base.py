@@ -58,18 +58,24 @@ def ensemble_log_likelihood(
     With whitened anomalies Yw (N x P) and innovation d, S_w = I + Yw^T Yw/(N-1). The matrix
     determinant lemma gives log det S_w = log det(I_N + Yw Yw^T/(N-1)) and Woodbury gives
     d^T S_w^{-1} d = d^T d - d^T Yw^T (Yw Yw^T + (N-1) I)^{-1} Yw d, so the cost is O(N^2 P)
-    instead of O(P^3). log det S = log det S_w + log det R.
+    instead of O(P^3) (when N <= P; otherwise S_w is factored directly).
+    log det S = log det S_w + log det R.
     """
     s = ensemble_stats(ensemble, y_obs, obs_op)
     n = ensemble.shape[0]
     yw, d = s.obs_anomalies, s.innovation
-    c = yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype)
-    chol = jnp.linalg.cholesky(c)
-    v = yw @ d
-    u = jax.scipy.linalg.solve_triangular(chol, v, lower=True)
-    maha = jnp.sum(d**2) - jnp.sum(u**2)
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - n * jnp.log(n - 1.0)
     p = obs_op.obs_dim
+    if n <= p:
+        c = yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype)
+        chol = jnp.linalg.cholesky(c)
+        u = jax.scipy.linalg.solve_triangular(chol, yw @ d, lower=True)
+        maha = jnp.sum(d**2) - jnp.sum(u**2)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - n * jnp.log(n - 1.0)
+    else:  # fewer observations than members: factor S_w directly
+        chol = jnp.linalg.cholesky(yw.T @ yw / (n - 1) + jnp.eye(p, dtype=yw.dtype))
+        u = jax.scipy.linalg.solve_triangular(chol, d, lower=True)
+        maha = jnp.sum(u**2)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
     return -0.5 * (maha + logdet + obs_op.log_det_noise_cov() + p * jnp.log(2 * jnp.pi))
 
 

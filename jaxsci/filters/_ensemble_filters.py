@@ -3,7 +3,9 @@
 Row convention: an ensemble E is (N members, M state), anomalies A = E - mean, and observation
 anomalies are whitened, Yw = L^{-1}(h(E) - mean h(E)) with R = L L^T, so every update below
 has identity observation-error covariance. All updates are written in ensemble space
-(N x N systems) following Hunt et al. (2007) and Sakov & Oke (2008).
+(N x N systems, Hunt et al. 2007; Sakov & Oke 2008) when the ensemble is no larger than the
+number of observations, and in observation space (P x P systems) otherwise, as DAPPER does; the
+two are algebraically equal (push-through identity) and the choice is static (shapes only).
 """
 
 import equinox as eqx
@@ -21,6 +23,17 @@ def _cho_solve_ens(yw: Float[Array, "ens obs"], rhs: Float[Array, "ens k"]):
     n = yw.shape[0]
     c = yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype)
     return jsl.cho_solve((jnp.linalg.cholesky(c), True), rhs)
+
+
+def _cho_solve_obs(yw: Float[Array, "ens obs"], rhs: Float[Array, "obs k"]):
+    """(Yw^T Yw + (N-1) I)^{-1} rhs via Cholesky."""
+    n, p = yw.shape
+    s = yw.T @ yw + (n - 1) * jnp.eye(p, dtype=yw.dtype)
+    return jsl.cho_solve((jnp.linalg.cholesky(s), True), rhs)
+
+
+def _use_ensemble_space(yw) -> bool:
+    return yw.shape[0] <= yw.shape[1]
 
 
 def random_mean_preserving_rotation(key: Key, n: int, dtype=float) -> Float[Array, "ens ens"]:
@@ -53,6 +66,24 @@ def symmetric_sqrt_transform(yw: Float[Array, "ens obs"], dw: Float[Array, " obs
     return w, t
 
 
+def _symmetric_sqrt_obs_space(yw, dw, a):
+    """The ETKF update in observation space, for N > P.
+
+    With Yw^T Yw = V diag(lam) V^T and c = N - 1, the symmetric square root is
+    T = I + Yw V diag(g(lam)) V^T Yw^T, g(lam) = (sqrt(c / (lam + c)) - 1) / lam
+    = -1 / (sqrt(lam + c) (sqrt(c) + sqrt(lam + c))) (no division by lam), and
+    w = Yw (Yw^T Yw + c I)^{-1} dw. Returns (w, T A) without forming the N x N matrix T.
+    """
+    c = yw.shape[0] - 1.0
+    lam, v = jnp.linalg.eigh(yw.T @ yw)
+    lam = jnp.maximum(lam, 0.0)
+    root = jnp.sqrt(lam + c)
+    g = -1.0 / (root * (jnp.sqrt(c) + root))
+    ta = a + yw @ ((v * g) @ (v.T @ (yw.T @ a)))
+    w = yw @ ((v / (lam + c)) @ (v.T @ dw))
+    return w, ta
+
+
 class EnKF(AbstractEnsembleFilter):
     """Stochastic EnKF with perturbed observations (Burgers et al. 1998; Evensen 2009).
 
@@ -69,8 +100,10 @@ class EnKF(AbstractEnsembleFilter):
         z = z - jnp.mean(z, axis=0)
         # whitened innovation of member i: L^{-1}(y + L z_i - h(E_i)) = dw - Yw_i + z_i
         innov = s.innovation[None, :] - s.obs_anomalies + z
-        coeff = _cho_solve_ens(s.obs_anomalies, s.obs_anomalies @ innov.T).T
-        return ensemble + coeff @ s.anomalies, {}
+        yw, a = s.obs_anomalies, s.anomalies
+        if _use_ensemble_space(yw):
+            return ensemble + _cho_solve_ens(yw, yw @ innov.T).T @ a, {}
+        return ensemble + innov @ _cho_solve_obs(yw, yw.T @ a), {}
 
 
 class ETKF(AbstractEnsembleFilter):
@@ -88,8 +121,12 @@ class ETKF(AbstractEnsembleFilter):
     def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
         check_analysis_inputs(ensemble, y_obs, obs_op)
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        w, t = symmetric_sqrt_transform(s.obs_anomalies, s.innovation)
-        anomalies = t @ s.anomalies
+        yw, a = s.obs_anomalies, s.anomalies
+        if _use_ensemble_space(yw):
+            w, t = symmetric_sqrt_transform(yw, s.innovation)
+            anomalies = t @ a
+        else:
+            w, anomalies = _symmetric_sqrt_obs_space(yw, s.innovation, a)
         if self.rotate:
             q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
             anomalies = q @ anomalies
@@ -105,11 +142,16 @@ class DEnKF(AbstractEnsembleFilter):
     def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
         check_analysis_inputs(ensemble, y_obs, obs_op)
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        yw = s.obs_anomalies
-        rhs = jnp.concatenate([(yw @ s.innovation)[:, None], yw @ yw.T], axis=1)
-        sol = _cho_solve_ens(yw, rhs)
-        mean = s.mean + sol[:, 0] @ s.anomalies
-        anomalies = s.anomalies - 0.5 * sol[:, 1:].T @ s.anomalies
+        yw, a = s.obs_anomalies, s.anomalies
+        if _use_ensemble_space(yw):
+            rhs = jnp.concatenate([(yw @ s.innovation)[:, None], yw @ yw.T], axis=1)
+            sol = _cho_solve_ens(yw, rhs)
+            mean = s.mean + sol[:, 0] @ a
+            anomalies = a - 0.5 * sol[:, 1:].T @ a
+        else:
+            gain_t = _cho_solve_obs(yw, yw.T @ a)  # K_w^T, (obs, dim)
+            mean = s.mean + s.innovation @ gain_t
+            anomalies = a - 0.5 * yw @ gain_t
         return mean + anomalies, {}
 
 
