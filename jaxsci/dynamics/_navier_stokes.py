@@ -71,9 +71,12 @@ class NavierStokes2D(AbstractSemilinear):
         return (np.abs(kxx) < n / 3.0) & (np.abs(kyy) < n / 3.0)
 
     def _forcing_hat(self):
-        _, y = self.grid
+        # Built in numpy (a trace-time constant): `self.grid` is a jax array, which is a
+        # tracer inside jit and cannot go through np.fft.
+        n = self.num_points
+        y = np.broadcast_to(np.arange(n) * self.length / n, (n, n))
         kf = 2 * np.pi * self.forcing_wavenumber / self.length
-        pattern = np.fft.rfft2(-kf * np.cos(kf * np.asarray(y)))
+        pattern = np.fft.rfft2(-kf * np.cos(kf * y))
         return self.forcing_amplitude * pattern
 
     def linear_operator(self):

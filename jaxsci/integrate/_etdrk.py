@@ -44,8 +44,8 @@ def _semilinear(terms):
     while not isinstance(terms, SemilinearTerm):
         if not hasattr(terms, "term"):
             raise ValueError(f"ETDRK solvers need a SemilinearTerm, got {type(terms).__name__}.")
-        if isinstance(terms, diffrax.WrapTerm):
-            direction = direction * terms.direction
+        # diffrax's (private) WrapTerm carries the direction; other wrappers have none.
+        direction = direction * getattr(terms, "direction", 1)
         terms = terms.term
     return terms.dynamics, direction
 
