@@ -120,13 +120,23 @@ def _uniform_grid(t0, t_end, dt0):
     return grid
 
 
-def _step_grid(t0, t_end, dt0, ts):
-    """Uniform grid t0 + k dt0 (computed in float64) merged with the save times."""
-    grid = np.union1d(_uniform_grid(t0, t_end, dt0), np.asarray(ts, dtype=np.float64))
+def _step_grid(t0, t_end, dt0, ts, dtype):
+    """The uniform grid t0 + k dt0 merged with the save times, as strictly increasing `dtype`.
+
+    A grid point within 1e-3 dt0 of a save time is replaced by the save time itself (so a
+    float32 save time 0.1f and the float64 grid point 0.1 do not make a vanishing step),
+    and points that coincide after rounding to `dtype` are merged.
+    """
+    uniform = _uniform_grid(t0, t_end, dt0)
+    saves = np.asarray(ts, dtype=np.float64)
+    idx = np.clip(np.searchsorted(saves, uniform), 1, len(saves) - 1) if len(saves) > 1 else (
+        np.zeros(len(uniform), dtype=int))
+    dist = np.abs(uniform - saves[idx])
+    if len(saves) > 1:
+        dist = np.minimum(dist, np.abs(uniform - saves[idx - 1]))
+    grid = np.union1d(uniform[dist >= 1e-3 * float(dt0)], saves)
     grid = grid[(grid >= float(t0)) & (grid <= float(t_end))]
-    # Drop points that would create a step much smaller than dt0 through rounding.
-    keep = np.concatenate([[True], np.diff(grid) > 1e-9 * float(dt0)])
-    return grid[keep]
+    return np.unique(grid.astype(dtype))
 
 
 def simulate(
@@ -196,7 +206,7 @@ def simulate(
                 f"`dt0` is required for the fixed-step solver {type(solver).__name__}."
             )
         elif _is_concrete(ts) and _is_concrete(t0) and _is_concrete(dt0):
-            grid = _step_grid(t0, t_end, dt0, ts)
+            grid = _step_grid(t0, t_end, dt0, ts, np.dtype(ts.dtype))
             if max_steps is None:
                 max_steps = len(grid)
             if isinstance(adjoint, diffrax.BacksolveAdjoint):
