@@ -30,7 +30,7 @@ def fast_overrides(path: Path) -> list[str]:
     sets = [
         f"integrate.t1={t0 + 8 * dt!r}",
         f"integrate.save_every={2 * dt!r}",
-        f"integrate.spinup={2 * dt!r}",
+        "integrate.spinup=0",  # spin-up is a second compile; tests/pipelines covers it
         "integrate.chunks=2",
         *_MODEL_FAST.get(raw["model"]["name"], []),
     ]
@@ -236,15 +236,7 @@ def test_installed_entry_point(tmp_path):
     listing = subprocess.run([exe, "list"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert "quickstart.yaml" in listing.stdout
-    bad = subprocess.run(
-        [exe, "run", "configs/l63.yaml", "--set", "integrate.dtt=0.1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert bad.returncode == 2 and "integrate.dtt" in bad.stderr
-    out = tmp_path / "smoke"
+    out = tmp_path / "smoke"  # a run through the console script, log echoed to the terminal
     run = subprocess.run(
         [
             exe,
