@@ -62,3 +62,11 @@ from ._observations import (
 from ._observations import (
     synthetic_observations as synthetic_observations,
 )
+from ._particle import BootstrapPF as BootstrapPF
+from ._particle import particle_mean as particle_mean
+from ._resampling import RESAMPLING_SCHEMES as RESAMPLING_SCHEMES
+from ._resampling import effective_sample_size as effective_sample_size
+from ._resampling import multinomial as multinomial
+from ._resampling import residual as residual
+from ._resampling import stratified as stratified
+from ._resampling import systematic as systematic

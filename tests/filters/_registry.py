@@ -24,3 +24,10 @@ ENSEMBLE_FILTERS = {
     "RTPS(EnKF)": lambda o: F.RTPS(F.EnKF(), 0.5),
     "RTPP(DEnKF)": lambda o: F.RTPP(F.DEnKF(), 0.5),
 }
+
+PARTICLE_FILTERS = {
+    "PF-systematic": F.BootstrapPF("systematic", 0.5, reg=1.0),
+    "PF-multinomial-always": F.BootstrapPF("multinomial", 1.0),
+    "PF-residual-diff": F.BootstrapPF("residual", 1.0, reg=0.5, differentiable=True),
+    "PF-stratified": F.BootstrapPF("stratified", 0.9),
+}

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ._registry import DIM, ENSEMBLE_FILTERS, N_MEMBERS, obs_op
+from ._registry import DIM, ENSEMBLE_FILTERS, N_MEMBERS, PARTICLE_FILTERS, obs_op
 
 NAMES = list(ENSEMBLE_FILTERS)
 
@@ -74,3 +74,34 @@ def test_no_recompilation(name):
         ens, y = _inputs(s)
         step(jax.random.key(s), ens, y)
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("name", list(PARTICLE_FILTERS))
+def test_particle_filter_contract(name):
+    o = obs_op()
+    pf = PARTICLE_FILTERS[name]
+    ens, y = _inputs()
+    log_w = jnp.full((N_MEMBERS,), -jnp.log(N_MEMBERS))
+    key = jax.random.key(3)
+    parts, lw, info = pf.analysis(key, ens, log_w, y, o)
+    assert parts.shape == ens.shape and lw.shape == log_w.shape
+    np.testing.assert_allclose(jax.nn.logsumexp(lw), 0.0, atol=1e-5)
+    assert set(info) >= {"ess", "log_evidence", "resampled"}
+    assert 1.0 - 1e-4 <= float(info["ess"]) <= N_MEMBERS + 1e-4
+    j_parts, j_lw, _ = eqx.filter_jit(pf.analysis)(key, ens, log_w, y, o)
+    np.testing.assert_allclose(j_parts, parts, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(j_lw, lw, rtol=1e-5, atol=1e-5)
+    keys = jax.random.split(key, 2)
+    ens_b = jnp.stack([ens, ens + 1.0])
+    b_parts, _, b_info = jax.vmap(lambda k, e: pf.analysis(k, e, log_w, y, o))(keys, ens_b)
+    for i in range(2):
+        s_parts, _, s_info = pf.analysis(keys[i], ens_b[i], log_w, y, o)
+        np.testing.assert_allclose(b_parts[i], s_parts, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(b_info["log_evidence"][i], s_info["log_evidence"], rtol=1e-5)
+
+    def loss(e, yy):
+        _, _, inf = pf.analysis(key, e, log_w, yy, o)
+        return inf["log_evidence"]
+
+    g_e, g_y = jax.grad(loss, argnums=(0, 1))(ens, y)
+    assert bool(jnp.all(jnp.isfinite(g_e))) and bool(jnp.all(jnp.isfinite(g_y)))
