@@ -120,6 +120,14 @@ def _uniform_grid(t0, t_end, dt0):
     return grid
 
 
+def _on_uniform_grid(t0, t_end, dt0, ts):
+    """Whether every save time before t_end is (to 1e-3 dt0) a point t0 + k dt0."""
+    saves = np.asarray(ts, dtype=np.float64)
+    inner = saves[(saves > float(t0)) & (saves < float(t_end))]
+    k = (inner - float(t0)) / float(dt0)
+    return bool(np.all(np.abs(k - np.round(k)) < 1e-3))
+
+
 def _step_grid(t0, t_end, dt0, ts, dtype):
     """The uniform grid t0 + k dt0 merged with the save times, as strictly increasing `dtype`.
 
@@ -213,7 +221,7 @@ def simulate(
                 # diffrax's backward (adjoint) solve reuses the controller, and a StepTo
                 # grid cannot be walked backwards; constant steps can, and land on the
                 # save times when those lie on the grid t0 + k dt0.
-                if len(grid) != len(_uniform_grid(t0, t_end, dt0)):
+                if not _on_uniform_grid(t0, t_end, dt0, ts):
                     raise ValueError(
                         "`adjoint=BacksolveAdjoint()` with a fixed-step solver needs every "
                         "save time in `ts` on the grid t0 + k * dt0; pick `dt0` to divide "
