@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import dynamics
-from ._schema import ConfigError, option
+from ._schema import ConfigError, option, to_dict
 
 #: Config name -> model class. Names are the class names (matched case-insensitively).
 MODELS: dict[str, type] = {
@@ -27,7 +27,7 @@ MODELS: dict[str, type] = {
 
 # Ranges the constructors also enforce, stated here so a bad value is reported before any
 # model is built, with the range in the message. Keys: parameter names shared across models.
-_RANGES: dict[str, dict[str, float]] = {
+_RANGES: dict[str, dict[str, Any]] = {
     "nu": {"gt": 0.0},
     "length": {"gt": 0.0},
     "num_points": {"ge": 4},
@@ -72,15 +72,14 @@ def params_section(siblings: Mapping[str, Any]) -> type:
     return params_schema(siblings["name"])
 
 
-def build_model(name: str, params: Any, key: str = "model.params"):
+def build_model(name: str, params: Mapping[str, Any] | Any, key: str = "model.params"):
     """Construct model `name`; a constructor ValueError becomes a ConfigError on its key."""
-    if dataclasses.is_dataclass(params):
-        params = dataclasses.asdict(params)
+    kwargs: dict[str, Any] = dict(to_dict(params))  # a validated params section or a dict
     try:
-        return MODELS[name](**params)
+        return MODELS[name](**kwargs)
     except ValueError as err:
         found = re.search(r"`(\w+)`", str(err))
-        where = f"{key}.{found.group(1)}" if found and found.group(1) in params else key
+        where = f"{key}.{found.group(1)}" if found and found.group(1) in kwargs else key
         raise ConfigError(where, str(err)) from err
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from .. import dynamics
@@ -157,11 +158,10 @@ def _ns_snapshots(model, ts, ys, heading, count) -> Figure:
     fig = Figure(figsize=(3.1 * len(idx) + 1.2, 6.2), layout="constrained")
     grid = fig.add_gridspec(2, len(idx), height_ratios=(1.35, 0.65))
     length = model.length
-    im = None
     for col, i in enumerate(idx):
         ax = fig.add_subplot(grid[0, col])
         # State is indexed [x, y]; imshow wants [row=y, col=x].
-        im = ax.imshow(
+        ax.imshow(
             ys[i].T,
             origin="lower",
             extent=(0, length, 0, length),
@@ -176,7 +176,8 @@ def _ns_snapshots(model, ts, ys, heading, count) -> Figure:
             ax.set_ylabel("y")
         else:
             ax.tick_params(labelleft=False)
-    fig.colorbar(im, ax=fig.axes, label="vorticity ω", shrink=0.9, pad=0.01)
+    shared = ScalarMappable(norm=Normalize(-m, m), cmap="RdBu_r")
+    fig.colorbar(shared, ax=fig.axes, label="vorticity ω", shrink=0.9, pad=0.01)
     ax = fig.add_subplot(grid[1, :])
     enstrophy = 0.5 * np.mean(ys.reshape(len(ts), -1) ** 2, axis=1)
     ax.plot(ts, enstrophy, color="tab:purple", lw=1)

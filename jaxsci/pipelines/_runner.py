@@ -181,9 +181,7 @@ def run_config(
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = resolved_dict(pipeline, config)
     header = f"# Resolved from {config_path}" + "".join(f"\n#   --set {o}" for o in overrides)
-    (run_dir / "config.yaml").write_text(
-        header + "\n" + yaml.safe_dump(resolved, sort_keys=False, default_flow_style=None)
-    )
+    (run_dir / "config.yaml").write_text(header + "\n" + yaml.safe_dump(resolved, sort_keys=False))
     with run_logging(run_dir, echo=echo) as log:
         log.info("jaxsci %s: %s -> %s", pipeline.name, config_path, run_dir)
         metrics = _jsonable(pipeline.run(config, run_dir))

@@ -198,7 +198,7 @@ def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
         return [_validate_value(args[0], spec, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return validate(tp, value, key)
     if value is None:
         raise ConfigError(key, f"expected {_type_name(tp)}, got null")
@@ -265,7 +265,7 @@ def describe(schema: type, indent: int = 0) -> str:
         spec = _spec(field)
         tp = hints[field.name]
         pad = "  " * indent
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             lines.append(f"{pad}{field.name}:  {spec.help}".rstrip())
             lines.append(describe(tp, indent + 1))
             continue

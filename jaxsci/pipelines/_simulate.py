@@ -272,7 +272,7 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
 
     lyap = None
     if config.lyapunov is not None:
-        lyap = _lyapunov(config, model, solver, jnp.asarray(ys[0]), run_dir)
+        lyap = _lyapunov(config.lyapunov, config.integrate.dt, model, solver, ys[0], run_dir)
         metrics.update(lyap["metrics"])
 
     if config.plot.enabled:
@@ -286,9 +286,8 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
     return metrics
 
 
-def _lyapunov(config: SimulateConfig, model, solver, y0, run_dir: Path) -> dict:
-    lc = config.lyapunov
-    dt = config.integrate.dt if lc.dt is None else lc.dt
+def _lyapunov(lc: LyapunovSection, step: float, model, solver, y0, run_dir: Path) -> dict:
+    dt = step if lc.dt is None else lc.dt
     # One flow call covers an interval or the transient; the bound is static loop structure.
     max_steps = math.ceil(max(lc.interval, lc.transient) / dt) + 16
     flow = integrate.Flow(model, dt, solver, max_steps=max_steps)
@@ -304,7 +303,7 @@ def _lyapunov(config: SimulateConfig, model, solver, y0, run_dir: Path) -> dict:
     t = time.perf_counter()
     result = integrate.lyapunov_exponents(
         flow,
-        y0,
+        jnp.asarray(y0),
         num_exponents=lc.num_exponents,
         interval=lc.interval,
         num_intervals=lc.num_intervals,
