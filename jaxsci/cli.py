@@ -104,6 +104,15 @@ def _run(args) -> int:
     return 0
 
 
+def _summary(err: Exception) -> str:
+    """One line for a failed run: equinox runtime errors carry their message mid-text."""
+    for line in str(err).splitlines():
+        if line.startswith("equinox.EquinoxRuntimeError: "):
+            return line.removeprefix("equinox.")
+    first = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {first[0] if first else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `jaxsci` console script; returns the exit code."""
     from .pipelines import ConfigError
@@ -121,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jaxsci: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # a failed run: report it in one line, the traceback after
-        traceback.print_exc(file=sys.stderr)
-        print(f"jaxsci: run failed: {type(err).__name__}: {err}", file=sys.stderr)
+    except Exception as err:  # a failed run; its traceback is in run.log (and was echoed)
+        if args.command == "run" and args.quiet:
+            traceback.print_exc(file=sys.stderr)
+        print(f"jaxsci: run failed: {_summary(err)}", file=sys.stderr)
         return 1
 
 

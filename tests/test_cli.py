@@ -260,3 +260,26 @@ def test_installed_entry_point(tmp_path):
     assert "state_std" in run.stdout and (out / "metrics.json").is_file()
     assert "integrated" in run.stderr  # the log is echoed to the terminal
     assert "integrated" in (out / "run.log").read_text()
+
+
+def test_blow_up_fails_with_a_clear_message(tmp_path, capsys):
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        ROOT / "configs/l63.yaml",
+        "--out",
+        tmp_path,
+        "--quiet",
+        "--set",
+        "integrate.dt=0.5",
+        "--set",
+        "integrate.t1=5",
+        "--set",
+        "integrate.spinup=0",
+        "--set",
+        "lyapunov=null",
+    )
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith("jaxsci: run failed: EquinoxRuntimeError")
+    assert "non-finite" in err and "non-finite" in (tmp_path / "run.log").read_text()
+    assert (tmp_path / "config.yaml").is_file() and not (tmp_path / "metrics.json").exists()

@@ -184,7 +184,11 @@ def run_config(
     (run_dir / "config.yaml").write_text(header + "\n" + yaml.safe_dump(resolved, sort_keys=False))
     with run_logging(run_dir, echo=echo) as log:
         log.info("jaxsci %s: %s -> %s", pipeline.name, config_path, run_dir)
-        metrics = _jsonable(pipeline.run(config, run_dir))
+        try:
+            metrics = _jsonable(pipeline.run(config, run_dir))
+        except Exception:
+            log.exception("run failed; the config is in %s", run_dir / "config.yaml")
+            raise
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
     return run_dir, metrics
