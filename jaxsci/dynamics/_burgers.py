@@ -19,8 +19,9 @@ class Burgers(AbstractSemilinear):
     num_points: int = eqx.field(static=True)
     dealias: bool = eqx.field(static=True)
 
-    def __init__(self, nu=0.1, length: float = 2 * np.pi, num_points: int = 128,
-                 dealias: bool = True):
+    def __init__(
+        self, nu=0.1, length: float = 2 * np.pi, num_points: int = 128, dealias: bool = True
+    ):
         if int(num_points) < 4 or int(num_points) % 2:
             raise ValueError(f"`num_points` must be an even integer >= 4, got {num_points}.")
         if not float(length) > 0:

@@ -29,8 +29,17 @@ class KuramotoSivashinsky(AbstractSemilinear):
     num_points: int = eqx.field(static=True)
     dealias: bool = eqx.field(static=True)
 
-    def __init__(self, length: float = 22.0, num_points: int = 64, nu=1.0, alpha=1.0, lam=1.0,
-                 dispersion=0.0, growth=0.0, dealias: bool = True):
+    def __init__(
+        self,
+        length: float = 22.0,
+        num_points: int = 64,
+        nu=1.0,
+        alpha=1.0,
+        lam=1.0,
+        dispersion=0.0,
+        growth=0.0,
+        dealias: bool = True,
+    ):
         if int(num_points) < 4 or int(num_points) % 2:
             raise ValueError(f"`num_points` must be an even integer >= 4, got {num_points}.")
         if not float(length) > 0:

@@ -31,9 +31,7 @@ class Lorenz63(AbstractDynamics):
 
     def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None):
         x, yy, z = y[0], y[1], y[2]
-        return jnp.stack(
-            [self.sigma * (yy - x), x * (self.rho - z) - yy, x * yy - self.beta * z]
-        )
+        return jnp.stack([self.sigma * (yy - x), x * (self.rho - z) - yy, x * yy - self.beta * z])
 
     def default_initial_state(self, key=None):
         # A point on the attractor for the classic parameters (as used by DAPPER's L63 setup).

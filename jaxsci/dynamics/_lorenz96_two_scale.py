@@ -22,8 +22,15 @@ class Lorenz96TwoScale(AbstractDynamics):
     k: int = eqx.field(static=True)
     j: int = eqx.field(static=True)
 
-    def __init__(self, k: int = 8, j: int = 32, forcing=10.0, coupling=1.0, time_scale=10.0,
-                 amplitude_scale=10.0):
+    def __init__(
+        self,
+        k: int = 8,
+        j: int = 32,
+        forcing=10.0,
+        coupling=1.0,
+        time_scale=10.0,
+        amplitude_scale=10.0,
+    ):
         if int(k) < 4 or int(j) < 1:
             raise ValueError(f"need `k` >= 4 and `j` >= 1, got k={k}, j={j}.")
         self.k, self.j = int(k), int(j)

@@ -26,8 +26,16 @@ class NavierStokes2D(AbstractSemilinear):
     num_points: int = eqx.field(static=True)
     dealias: bool = eqx.field(static=True)
 
-    def __init__(self, nu=1e-3, num_points: int = 64, length: float = 2 * np.pi, drag=0.0,
-                 forcing_amplitude=0.0, forcing_wavenumber: int = 4, dealias: bool = True):
+    def __init__(
+        self,
+        nu=1e-3,
+        num_points: int = 64,
+        length: float = 2 * np.pi,
+        drag=0.0,
+        forcing_amplitude=0.0,
+        forcing_wavenumber: int = 4,
+        dealias: bool = True,
+    ):
         if int(num_points) < 4 or int(num_points) % 2:
             raise ValueError(f"`num_points` must be an even integer >= 4, got {num_points}.")
         if not float(length) > 0:
@@ -115,12 +123,17 @@ class NavierStokes2D(AbstractSemilinear):
         k2 = kx**2 + ky**2
         inv_k2 = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
         psi_hat = jnp.fft.rfft2(w) * inv_k2
-        return (jnp.fft.irfft2(1j * ky * psi_hat, s=(n, n)),
-                jnp.fft.irfft2(-1j * kx * psi_hat, s=(n, n)))
+        return (
+            jnp.fft.irfft2(1j * ky * psi_hat, s=(n, n)),
+            jnp.fft.irfft2(-1j * kx * psi_hat, s=(n, n)),
+        )
 
     def default_initial_state(self, key=None):
         # A smooth, broadband vorticity field (deterministic): a few sheared Fourier modes.
         x, y = self.grid
         s = 2 * np.pi / self.length
-        return (jnp.sin(s * x) * jnp.cos(2 * s * y) + 0.5 * jnp.cos(3 * s * x + 1.0)
-                + 0.3 * jnp.sin(2 * s * (x + y)))
+        return (
+            jnp.sin(s * x) * jnp.cos(2 * s * y)
+            + 0.5 * jnp.cos(3 * s * x + 1.0)
+            + 0.3 * jnp.sin(2 * s * (x + y))
+        )

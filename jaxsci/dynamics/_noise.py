@@ -33,5 +33,3 @@ class AdditiveNoise(AbstractSDE):
 
     def default_initial_state(self, key=None):
         return self.dynamics.default_initial_state(key)
-
-

@@ -48,8 +48,11 @@ def ensemble(
     jitted = {}
 
     def wrapped(*args):
-        axes = (in_axes,) * len(args) if isinstance(in_axes, int) or in_axes is None else tuple(
-            in_axes)
+        axes = (
+            (in_axes,) * len(args)
+            if isinstance(in_axes, int) or in_axes is None
+            else tuple(in_axes)
+        )
         if len(axes) != len(args):
             raise ValueError(f"ensemble: `in_axes` has {len(axes)} entries for {len(args)} args.")
         for ax in axes:
@@ -69,8 +72,9 @@ def ensemble(
             return a
 
         args = tuple(
-            a if ax is None else jax.tree_util.tree_map(
-                lambda x: prep(x) if eqx.is_array(x) else x, a)
+            a
+            if ax is None
+            else jax.tree_util.tree_map(lambda x: prep(x) if eqx.is_array(x) else x, a)
             for a, ax in zip(args, axes, strict=True)
         )
         if axes not in jitted:

@@ -140,8 +140,15 @@ class ETDRK3(AbstractETDRK):
     def coefficients(self, lin, h):
         e2, p1_half = phi_functions(0.5 * h * lin, 1)
         e, p1, p2, p3 = phi_functions(h * lin, 3)
-        return (e2, 0.5 * h * p1_half, e, h * p1, h * (p1 - 3 * p2 + 4 * p3),
-                h * 4 * (p2 - 2 * p3), h * (4 * p3 - p2))
+        return (
+            e2,
+            0.5 * h * p1_half,
+            e,
+            h * p1,
+            h * (p1 - 3 * p2 + 4 * p3),
+            h * 4 * (p2 - 2 * p3),
+            h * (4 * p3 - p2),
+        )
 
     def spectral_step(self, dyn, t0, h, u, args, coeffs):
         e2, q, e, hp1, f1, f2, f3 = coeffs
@@ -162,8 +169,14 @@ class ETDRK4(AbstractETDRK):
     def coefficients(self, lin, h):
         e2, p1_half = phi_functions(0.5 * h * lin, 1)
         e, p1, p2, p3 = phi_functions(h * lin, 3)
-        return (e2, 0.5 * h * p1_half, e, h * (p1 - 3 * p2 + 4 * p3), h * 2 * (p2 - 2 * p3),
-                h * (4 * p3 - p2))
+        return (
+            e2,
+            0.5 * h * p1_half,
+            e,
+            h * (p1 - 3 * p2 + 4 * p3),
+            h * 2 * (p2 - 2 * p3),
+            h * (4 * p3 - p2),
+        )
 
     def spectral_step(self, dyn, t0, h, u, args, coeffs):
         e2, q, e, f1, f2, f3 = coeffs

@@ -41,16 +41,27 @@ class Flow(eqx.Module):
         self.adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         self.max_steps = int(max_steps)
 
-    def __call__(self, y: Float[Array, "..."], t0, t1, *, args: PyTree = None,
-                 key: Key | None = None) -> Float[Array, "..."]:
+    def __call__(
+        self, y: Float[Array, "..."], t0, t1, *, args: PyTree = None, key: Key | None = None
+    ) -> Float[Array, "..."]:
         y = jnp.asarray(y)
         self.dynamics.check_state(y, "y")
-        terms = make_terms(self.dynamics, self.solver, t0, t1, self.dt, key,
-                           jax.ShapeDtypeStruct(y.shape, y.dtype))
+        terms = make_terms(
+            self.dynamics, self.solver, t0, t1, self.dt, key, jax.ShapeDtypeStruct(y.shape, y.dtype)
+        )
         sol = diffrax.diffeqsolve(
-            terms, self.solver, t0, t1, self.dt, y, args=args,
-            saveat=diffrax.SaveAt(t1=True), stepsize_controller=diffrax.ConstantStepSize(),
-            adjoint=self.adjoint, max_steps=self.max_steps, throw=False,
+            terms,
+            self.solver,
+            t0,
+            t1,
+            self.dt,
+            y,
+            args=args,
+            saveat=diffrax.SaveAt(t1=True),
+            stepsize_controller=diffrax.ConstantStepSize(),
+            adjoint=self.adjoint,
+            max_steps=self.max_steps,
+            throw=False,
         )
         bad = sol.result != diffrax.RESULTS.successful
         return jnp.where(bad, jnp.nan, sol.ys[0])

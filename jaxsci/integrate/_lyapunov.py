@@ -107,6 +107,8 @@ def lyapunov_exponents(
     times = interval * jnp.arange(1, num_intervals + 1, dtype=y0.dtype)
     running = sums / times[:, None]
     return LyapunovResult(
-        exponents=logsum / (interval * num_intervals), running=running, times=times,
+        exponents=logsum / (interval * num_intervals),
+        running=running,
+        times=times,
         final_state=y_end.reshape(shape),
     )

@@ -38,8 +38,11 @@ class Trajectory(eqx.Module):
 
     @property
     def stats(self) -> dict:
-        return dict(num_steps=self.num_steps, num_accepted_steps=self.num_accepted_steps,
-                    num_rejected_steps=self.num_rejected_steps)
+        return dict(
+            num_steps=self.num_steps,
+            num_accepted_steps=self.num_accepted_steps,
+            num_rejected_steps=self.num_rejected_steps,
+        )
 
 
 def default_solver(dynamics: AbstractDynamics) -> diffrax.AbstractSolver:
@@ -78,9 +81,14 @@ def make_terms(dynamics, solver, t0, t1, dt0, key, y_struct):
     if dt0 is None:
         raise ValueError("`dt0` is required to simulate an SDE.")
     bm = diffrax.VirtualBrownianTree(
-        t0, t1, tol=jnp.abs(dt0) / 4, shape=y_struct, key=key,
+        t0,
+        t1,
+        tol=jnp.abs(dt0) / 4,
+        shape=y_struct,
+        key=key,
         levy_area=diffrax.SpaceTimeLevyArea
-        if isinstance(solver, diffrax.AbstractSRK) else diffrax.BrownianIncrement,
+        if isinstance(solver, diffrax.AbstractSRK)
+        else diffrax.BrownianIncrement,
     )
     noise = diffrax.ControlTerm(
         lambda t, y, args: lx.DiagonalLinearOperator(dynamics.diffusion(t, y, args)), bm
@@ -137,8 +145,11 @@ def _step_grid(t0, t_end, dt0, ts, dtype):
     """
     uniform = _uniform_grid(t0, t_end, dt0)
     saves = np.asarray(ts, dtype=np.float64)
-    idx = np.clip(np.searchsorted(saves, uniform), 1, len(saves) - 1) if len(saves) > 1 else (
-        np.zeros(len(uniform), dtype=int))
+    idx = (
+        np.clip(np.searchsorted(saves, uniform), 1, len(saves) - 1)
+        if len(saves) > 1
+        else (np.zeros(len(uniform), dtype=int))
+    )
     dist = np.abs(uniform - saves[idx])
     if len(saves) > 1:
         dist = np.minimum(dist, np.abs(uniform - saves[idx - 1]))
@@ -203,7 +214,8 @@ def simulate(
     if adjoint is None:
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     adaptive_default = (
-        stepsize_controller is None and dt0 is None
+        stepsize_controller is None
+        and dt0 is None
         and isinstance(solver, diffrax.AbstractAdaptiveSolver)
     )
     if stepsize_controller is None:
@@ -236,36 +248,60 @@ def simulate(
     if max_steps is None:
         max_steps = 16**4
 
-    terms = make_terms(dynamics, solver, t0, t_end, dt0 if dt0 is not None else 1e-3, key,
-                       jax.ShapeDtypeStruct(y0.shape, y0.dtype))
+    terms = make_terms(
+        dynamics,
+        solver,
+        t0,
+        t_end,
+        dt0 if dt0 is not None else 1e-3,
+        key,
+        jax.ShapeDtypeStruct(y0.shape, y0.dtype),
+    )
     sol = diffrax.diffeqsolve(
-        terms, solver, t0, t_end, dt0, y0, args=args, saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=stepsize_controller, adjoint=adjoint, max_steps=max_steps,
-        throw=False, progress_meter=progress_meter or diffrax.NoProgressMeter(),
+        terms,
+        solver,
+        t0,
+        t_end,
+        dt0,
+        y0,
+        args=args,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=stepsize_controller,
+        adjoint=adjoint,
+        max_steps=max_steps,
+        throw=False,
+        progress_meter=progress_meter or diffrax.NoProgressMeter(),
     )
     ys = sol.ys
     finite = jnp.all(jnp.isfinite(ys))
     ok = (sol.result == diffrax.RESULTS.successful) & finite
     if throw:
         ys = eqx.error_if(
-            ys, sol.result == diffrax.RESULTS.max_steps_reached,
+            ys,
+            sol.result == diffrax.RESULTS.max_steps_reached,
             f"simulate: the solver reached max_steps={max_steps} before the last save time; "
             "increase `max_steps` or `dt0`, or loosen rtol/atol.",
         )
         ys = eqx.error_if(
-            ys, (sol.result != diffrax.RESULTS.successful)
+            ys,
+            (sol.result != diffrax.RESULTS.successful)
             & (sol.result != diffrax.RESULTS.max_steps_reached),
             "simulate: the diffrax solve failed (see diffrax.RESULTS); pass throw=False "
             "to inspect Trajectory.result.",
         )
         ys = eqx.error_if(
-            ys, ~finite,
+            ys,
+            ~finite,
             "simulate: the trajectory became non-finite (NaN or inf): the step is too "
             "large for this model (reduce `dt0`) or the parameters make it blow up.",
         )
     stats = sol.stats
     return Trajectory(
-        ts=sol.ts, ys=ys, num_steps=stats["num_steps"],
+        ts=sol.ts,
+        ys=ys,
+        num_steps=stats["num_steps"],
         num_accepted_steps=stats["num_accepted_steps"],
-        num_rejected_steps=stats["num_rejected_steps"], result=sol.result, success=ok,
+        num_rejected_steps=stats["num_rejected_steps"],
+        result=sol.result,
+        success=ok,
     )

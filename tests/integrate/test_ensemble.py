@@ -49,12 +49,15 @@ def test_ensemble_one_vs_four_devices(tmp_path):
     """Subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=4 set before jax is
     imported; batches of initial states and of models, sizes not divisible by 4."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4")
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     env["JAX_PLATFORMS"] = "cpu"
     out_file = tmp_path / "out.npz"
     proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(out_file)], env=env, capture_output=True,
-        text=True, timeout=300,
+        [sys.executable, "-c", _SCRIPT, str(out_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NUM_SHARD_DEVICES 4" in proc.stdout
@@ -65,9 +68,13 @@ def test_ensemble_one_vs_four_devices(tmp_path):
     np.testing.assert_allclose(out["states4"], out["states1"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out["models4"], out["models1"], rtol=1e-5, atol=1e-5)
     # And the batch is really the member-wise result (member 3 of the models' batch).
-    ref = simulate(Lorenz96(n=12, forcing=float(np.linspace(6.0, 10.0, 6)[3])),
-                   Lorenz96(n=12).default_initial_state(), jnp.linspace(0.0, 1.0, 5),
-                   solver=RK4(), dt0=0.05).ys
+    ref = simulate(
+        Lorenz96(n=12, forcing=float(np.linspace(6.0, 10.0, 6)[3])),
+        Lorenz96(n=12).default_initial_state(),
+        jnp.linspace(0.0, 1.0, 5),
+        solver=RK4(),
+        dt0=0.05,
+    ).ys
     np.testing.assert_allclose(out["models1"][3], np.asarray(ref), rtol=1e-5, atol=1e-5)
 
 

@@ -5,7 +5,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import pytest
 
-from jaxsci.dynamics import KuramotoSivashinsky, LotkaVolterra, Lorenz96
+from jaxsci.dynamics import KuramotoSivashinsky, Lorenz96, LotkaVolterra
 from jaxsci.integrate import ETDRK4, RK4, simulate
 
 # Central differences in float64: truncation eps^2 |f'''| and rounding 1e-16 |f| / eps are
@@ -46,15 +46,29 @@ def _check(model, y0, ts, solver, dt0, adjoints, names):
 def test_lorenz96_forcing_gradient(x64):
     model = Lorenz96(n=20, forcing=8.0)
     y0 = model.default_initial_state() + jnp.sin(jnp.arange(20.0))
-    _check(model, y0, jnp.linspace(0.0, 1.0, 6), RK4(), 0.005,
-           ["recursive_checkpoint", "direct"], ["forcing"])
+    _check(
+        model,
+        y0,
+        jnp.linspace(0.0, 1.0, 6),
+        RK4(),
+        0.005,
+        ["recursive_checkpoint", "direct"],
+        ["forcing"],
+    )
 
 
 def test_lotka_volterra_parameter_gradients(x64):
     model = LotkaVolterra()
     y0 = model.default_initial_state()
-    _check(model, y0, jnp.linspace(0.0, 10.0, 11), RK4(), 0.01,
-           ["recursive_checkpoint", "direct", "backsolve"], ["alpha", "beta", "gamma", "delta"])
+    _check(
+        model,
+        y0,
+        jnp.linspace(0.0, 10.0, 11),
+        RK4(),
+        0.01,
+        ["recursive_checkpoint", "direct", "backsolve"],
+        ["alpha", "beta", "gamma", "delta"],
+    )
 
 
 def test_kuramoto_sivashinsky_viscosity_gradient(x64):
@@ -62,5 +76,12 @@ def test_kuramoto_sivashinsky_viscosity_gradient(x64):
     (BacksolveAdjoint needs an ordinary term for its adjoint ODE, so it is not used here.)"""
     model = KuramotoSivashinsky(length=22.0, num_points=32, nu=1.0)
     y0 = model.default_initial_state()
-    _check(model, y0, jnp.linspace(0.0, 2.0, 5), ETDRK4(), 0.1,
-           ["recursive_checkpoint", "direct"], ["nu"])
+    _check(
+        model,
+        y0,
+        jnp.linspace(0.0, 2.0, 5),
+        ETDRK4(),
+        0.1,
+        ["recursive_checkpoint", "direct"],
+        ["nu"],
+    )

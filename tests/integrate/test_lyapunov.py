@@ -16,8 +16,13 @@ def test_lorenz63_leading_exponent():
     estimate is 0.903-0.908 here, so 3% is a robust bound.
     """
     model = Lorenz63()
-    res = lyapunov_exponents(Flow(model, 0.01), model.default_initial_state(), interval=0.5,
-                             num_intervals=10_000, transient=10.0)
+    res = lyapunov_exponents(
+        Flow(model, 0.01),
+        model.default_initial_state(),
+        interval=0.5,
+        num_intervals=10_000,
+        transient=10.0,
+    )
     assert float(res.exponents[0]) == pytest.approx(0.906, rel=0.03)
 
 
@@ -28,8 +33,14 @@ def test_lorenz63_full_spectrum():
     integrator's error) and the zero exponent (decays like 1/T).
     """
     model = Lorenz63()
-    res = lyapunov_exponents(Flow(model, 0.01), model.default_initial_state(), num_exponents=3,
-                             interval=0.5, num_intervals=2000, transient=10.0)
+    res = lyapunov_exponents(
+        Flow(model, 0.01),
+        model.default_initial_state(),
+        num_exponents=3,
+        interval=0.5,
+        num_intervals=2000,
+        transient=10.0,
+    )
     lam = np.asarray(res.exponents)
     assert lam[0] > lam[1] > lam[2]
     assert lam.sum() == pytest.approx(-(10 + 1 + 8 / 3), rel=1e-3)
@@ -46,8 +57,9 @@ def test_lorenz96_leading_exponent():
     """
     model = Lorenz96(n=40, forcing=8.0)
     y0 = model.default_initial_state() + jax.random.normal(jax.random.key(0), (40,))
-    res = lyapunov_exponents(Flow(model, 0.05), y0, interval=1.0, num_intervals=2000,
-                             transient=20.0)
+    res = lyapunov_exponents(
+        Flow(model, 0.05), y0, interval=1.0, num_intervals=2000, transient=20.0
+    )
     assert float(res.exponents[0]) == pytest.approx(1.69, rel=0.05)
 
 
@@ -59,8 +71,13 @@ def test_kuramoto_sivashinsky_leading_exponent():
     0.046-0.055, at T = 10000 0.0486-0.0503 (long runs give 0.049), hence T = 10000.
     """
     model = KuramotoSivashinsky(length=22.0, num_points=64)
-    res = lyapunov_exponents(Flow(model, 0.25), model.default_initial_state(), interval=2.0,
-                             num_intervals=5000, transient=100.0)
+    res = lyapunov_exponents(
+        Flow(model, 0.25),
+        model.default_initial_state(),
+        interval=2.0,
+        num_intervals=5000,
+        transient=100.0,
+    )
     assert float(res.exponents[0]) == pytest.approx(0.048, rel=0.10)
 
 
@@ -77,6 +94,7 @@ def test_long_transient_does_not_exceed_flow_max_steps():
     """A transient longer than max_steps * dt used to give a silent NaN (it is now chunked)."""
     model = Lorenz96(n=8)
     flow = Flow(model, 0.01, max_steps=64)
-    res = lyapunov_exponents(flow, model.default_initial_state(), interval=0.5,
-                             num_intervals=4, transient=20.0)
+    res = lyapunov_exponents(
+        flow, model.default_initial_state(), interval=0.5, num_intervals=4, transient=20.0
+    )
     assert bool(jnp.all(jnp.isfinite(res.exponents)))

@@ -33,8 +33,23 @@ def _phi_exact(k: int, z: complex) -> complex:
 # Points inside, at and just outside the switch |z| = TAYLOR_RADIUS (= 1), real and complex.
 R = TAYLOR_RADIUS
 POINTS = [
-    0.0, 1e-12, -1e-8, 0.3, -0.7, 0.999 * R, -0.999 * R, 1.001 * R, -1.001 * R, 2.5, -3.0,
-    0.5 + 0.5j, -0.6 + 0.7j, 0.999j * R, 1.001j * R, -0.8 - 0.9j, 1.5 - 2.0j,
+    0.0,
+    1e-12,
+    -1e-8,
+    0.3,
+    -0.7,
+    0.999 * R,
+    -0.999 * R,
+    1.001 * R,
+    -1.001 * R,
+    2.5,
+    -3.0,
+    0.5 + 0.5j,
+    -0.6 + 0.7j,
+    0.999j * R,
+    1.001j * R,
+    -0.8 - 0.9j,
+    1.5 - 2.0j,
 ]
 
 

@@ -44,8 +44,7 @@ def test_bad_dt0_names_dt0():
 
 def test_sde_without_key_names_key():
     with pytest.raises(ValueError, match="`key`"):
-        simulate(AdditiveNoise(Lorenz63(), 1.0), Lorenz63().default_initial_state(), TS,
-                 dt0=0.01)
+        simulate(AdditiveNoise(Lorenz63(), 1.0), Lorenz63().default_initial_state(), TS, dt0=0.01)
 
 
 def test_max_steps_reported_eagerly_and_under_jit():
@@ -82,5 +81,11 @@ def test_backsolve_needs_save_times_on_the_step_grid():
     import diffrax
 
     with pytest.raises(ValueError, match="BacksolveAdjoint"):
-        simulate(Lorenz63(), Lorenz63().default_initial_state(), jnp.array([0.0, 0.15, 0.3]),
-                 solver=RK4(), dt0=0.1, adjoint=diffrax.BacksolveAdjoint())
+        simulate(
+            Lorenz63(),
+            Lorenz63().default_initial_state(),
+            jnp.array([0.0, 0.15, 0.3]),
+            solver=RK4(),
+            dt0=0.1,
+            adjoint=diffrax.BacksolveAdjoint(),
+        )
