@@ -43,6 +43,7 @@ from ._kalman import KalmanResult as KalmanResult
 from ._kalman import kalman_filter as kalman_filter
 from ._kalman import rts_smoother as rts_smoother
 from ._letkf import LETKF as LETKF
+from ._likelihood import log_likelihood as log_likelihood
 from ._localization import gaspari_cohn as gaspari_cohn
 from ._observations import (
     AbstractObservation as AbstractObservation,
