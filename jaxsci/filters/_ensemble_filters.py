@@ -12,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ._base import AbstractEnsembleFilter, check_analysis_inputs, ensemble_stats
@@ -43,9 +44,10 @@ def random_mean_preserving_rotation(key: Key, n: int, dtype=float) -> Float[Arra
     on O(N-1) (QR of a Gaussian matrix with the sign of diag(R) fixed, Mezzadri 2007).
     Applied on the left of anomalies it keeps their mean (zero) and covariance.
     """
-    m = jnp.eye(n, dtype=dtype).at[:, 0].set(1.0)
-    basis, _ = jnp.linalg.qr(m)
-    b = basis[:, 1:]
+    # the basis depends on N only: build it with NumPy at trace time (a constant)
+    m = np.eye(n)
+    m[:, 0] = 1.0
+    b = jnp.asarray(np.linalg.qr(m)[0][:, 1:], dtype=dtype)
     g = jax.random.normal(key, (n - 1, n - 1), dtype=dtype)
     q, r = jnp.linalg.qr(g)
     o = q * jnp.sign(jnp.diag(r))[None, :]

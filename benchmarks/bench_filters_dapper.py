@@ -1,0 +1,215 @@
+"""DAPPER vs jaxsci on the same twin experiments: rmse_a side by side and time per cycle.
+
+Configurations (DAPPER's suggested tunings, `mods/Lorenz96/sakov2008.py` and
+`mods/Lorenz63/sakov2012.py`): L96 stochastic EnKF N=40 infl 1.06, DEnKF N=40 infl 1.01,
+ETKF N=24 infl 1.02 rot, LETKF N=7 infl 1.04 loc_rad 4; L63 particle filter N=100 NER 0.3
+reg 2.4. Both libraries filter *the same* truth and observations (simulated by DAPPER), so
+the rmse_a values differ only by the filters' random numbers. DAPPER runs with
+`dpr.rc.comps["error_only"] = True` (no heavy diagnostics) and its progress bar; jaxsci is
+timed after compilation (compile time reported apart), median of `--repeats` runs. Both are
+single-threaded by default (OMP/BLAS threads = 1 and XLA's CPU intra-op threads = 1), the
+setting of DAPPER's published timings; pass `--threads N` to change that.
+
+    .venv/bin/python benchmarks/bench_filters_dapper.py [--quick] [--cycles 2000]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _set_threads(n: int):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if n == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 cycles, 1 repeat")
+    parser.add_argument("--cycles", type=int, default=1400, help="L96 cycles (400 burn-in)")
+    parser.add_argument("--l63-cycles", type=int, default=600)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--only", nargs="+", default=None)
+    parser.add_argument("--skip-dapper", action="store_true", help="jaxsci only (no DAPPER)")
+    args = parser.parse_args()
+    if args.quick:
+        args.cycles, args.l63_cycles, args.repeats = 500, 150, 1
+    _set_threads(args.threads)
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxsci import filters as F
+    from jaxsci.dynamics import Lorenz63, Lorenz96
+    from jaxsci.integrate import Flow
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import dapper as dpr
+    import dapper.da_methods as da
+    import dapper.mods as modelling
+    from _timing import load_average, machine_summary
+
+    dpr.rc.comps["error_only"] = True
+
+    def l96_hmm(n_cycles):
+        from dapper.mods.Lorenz96 import sakov2008
+
+        hmm = sakov2008.HMM.copy()
+        hmm.tseq = modelling.Chronology(0.05, dko=1, Ko=n_cycles - 1, BurnIn=20)
+        return hmm
+
+    def l63_hmm(n_cycles):
+        from dapper.mods.Lorenz63 import sakov2012
+
+        hmm = sakov2012.HMM.copy()
+        hmm.tseq = modelling.Chronology(0.01, dko=25, Ko=n_cycles - 1, BurnIn=16)
+        return hmm
+
+    obs96 = F.IndexObservation(40, noise_cov=1.0)
+    obs63 = F.IndexObservation(3, noise_cov=2.0)
+    configs = {
+        "L96 EnKF N=40 infl=1.06": (
+            l96_hmm,
+            args.cycles,
+            lambda: da.EnKF("PertObs", N=40, infl=1.06),
+            lambda: F.Inflation(F.EnKF(), 1.06),
+            40,
+            "L96",
+        ),
+        "L96 DEnKF N=40 infl=1.01": (
+            l96_hmm,
+            args.cycles,
+            lambda: da.EnKF("DEnKF", N=40, infl=1.01),
+            lambda: F.Inflation(F.DEnKF(), 1.01),
+            40,
+            "L96",
+        ),
+        "L96 ETKF N=24 infl=1.02 rot": (
+            l96_hmm,
+            args.cycles,
+            lambda: da.EnKF("Sqrt", N=24, infl=1.02, rot=True),
+            lambda: F.Inflation(F.ETKF(rotate=True), 1.02),
+            24,
+            "L96",
+        ),
+        "L96 LETKF N=7 infl=1.04 loc_rad=4": (
+            l96_hmm,
+            args.cycles,
+            lambda: da.LETKF(N=7, infl=1.04, loc_rad=4),
+            lambda: F.Inflation(F.LETKF(4.0, obs96), 1.04),
+            7,
+            "L96",
+        ),
+        "L63 PF N=100 NER=0.3 reg=2.4": (
+            l63_hmm,
+            args.l63_cycles,
+            lambda: da.PartFilt(N=100, NER=0.3, reg=2.4),
+            lambda: F.BootstrapPF("systematic", 0.3, reg=2.4),
+            100,
+            "L63",
+        ),
+    }
+    if args.only:
+        configs = {k: v for k, v in configs.items() if any(s in k for s in args.only)}
+
+    results = {}
+    for name, (make_hmm, n_cycles, make_dapper, make_jax, n_members, model) in configs.items():
+        hmm = make_hmm(n_cycles)
+        dpr.set_seed(args.seed)
+        xx, yy = hmm.simulate()
+        ko = hmm.tseq.kko  # model-step index of each observation
+        truth = xx[ko]
+        after = hmm.tseq.masko  # observation times after the burn-in
+        row = {"cycles": int(len(yy)), "burn_in_cycles": int((~after).sum())}
+
+        if not args.skip_dapper:
+            xp = make_dapper()
+            t = time.perf_counter()
+            xp.assimilate(hmm, xx, yy, liveplots=False)
+            el = time.perf_counter() - t
+            xp.stats.average_in_time()
+            row["dapper_rmse_a"] = float(xp.avrgs.err.rms.a.val)
+            row["dapper_ms_per_cycle"] = 1e3 * el / len(yy)
+
+        if model == "L96":
+            flow, obs_op, dt, init_std = Flow(Lorenz96(40, 8.0), 0.05), obs96, 0.05, 0.001**0.5
+        else:
+            flow, obs_op, dt, init_std = Flow(Lorenz63(), 0.01), obs63, 0.25, 2.0**0.5
+        filt = make_jax()
+        ys = jnp.asarray(np.stack([np.asarray(y) for y in yy]), dtype=jnp.float32)
+        x0 = jnp.asarray(hmm.X0.mu, dtype=jnp.float32)
+
+        def run(
+            key,
+            filt=filt,
+            flow=flow,
+            obs_op=obs_op,
+            ys=ys,
+            x0=x0,
+            dt=dt,
+            init_std=init_std,
+            n_members=n_members,
+        ):
+            k0, k1 = jax.random.split(key)
+            ens0 = x0 + init_std * jax.random.normal(k0, (n_members, x0.shape[0]))
+            return F.run_filter(k1, flow, obs_op, filt, ens0, ys, dt=dt).mean_a
+
+        t = time.perf_counter()
+        mean_a = jax.block_until_ready(run(jax.random.key(0)))
+        first = time.perf_counter() - t
+        times = []
+        for r in range(args.repeats):
+            t = time.perf_counter()
+            jax.block_until_ready(run(jax.random.key(r + 1)))
+            times.append(time.perf_counter() - t)
+        steady = float(np.median(times))
+        rmse = np.sqrt(np.mean((np.asarray(mean_a, dtype=np.float64) - truth) ** 2, axis=1))
+        row["jaxsci_rmse_a"] = float(rmse[after].mean())
+        row["jaxsci_ms_per_cycle"] = 1e3 * steady / len(yy)
+        row["jaxsci_compile_s"] = max(first - steady, 0.0)
+        if "dapper_ms_per_cycle" in row:
+            row["speedup"] = row["dapper_ms_per_cycle"] / row["jaxsci_ms_per_cycle"]
+        results[name] = row
+        print(
+            f"{name:36s} "
+            + "  ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+            ),
+            flush=True,
+        )
+
+    out = {
+        "results": results,
+        "args": vars(args),
+        "load_average": load_average(),
+        "machine": machine_summary(),
+        "jax_backend": jax.default_backend(),
+    }
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_out")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "bench_filters_dapper.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    print(
+        "\n| config | cycles | DAPPER rmse_a | jaxsci rmse_a | DAPPER ms/cycle | "
+        "jaxsci ms/cycle | speed-up | jaxsci compile s |\n|---|---|---|---|---|---|---|---|"
+    )
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['cycles']} | {r.get('dapper_rmse_a', float('nan')):.3f} | "
+            f"{r['jaxsci_rmse_a']:.3f} | {r.get('dapper_ms_per_cycle', float('nan')):.3f} | "
+            f"{r['jaxsci_ms_per_cycle']:.4f} | {r.get('speedup', float('nan')):.1f}x | "
+            f"{r['jaxsci_compile_s']:.1f} |"
+        )
+    print(f"load average {load_average()}; backend {jax.default_backend()}")
+
+
+if __name__ == "__main__":
+    main()
