@@ -14,6 +14,10 @@ from jaxsci.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+# The `simulate` configs; tests/pipelines/test_assimilate.py runs the `assimilate` ones.
+SIMULATE_CONFIGS = [
+    p for p in CONFIGS if yaml.safe_load(p.read_text()).get("pipeline") == "simulate"
+]
 
 # Extra fast-setting overrides for models whose defaults are expensive to compile or run.
 _MODEL_FAST = {
@@ -54,7 +58,7 @@ def test_shipped_configs_exist():
     assert {"ks.yaml", "l96.yaml", "l63.yaml", "ns2d_kolmogorov.yaml", "quickstart.yaml"} <= names
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("config", SIMULATE_CONFIGS, ids=[p.stem for p in SIMULATE_CONFIGS])
 def test_config_runs_and_writes_run_folder(config, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run_cli(

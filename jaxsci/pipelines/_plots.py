@@ -1,8 +1,10 @@
-"""Plots for the `simulate` pipeline: one kind per model family, written as PNGs.
+"""Plots for the pipelines: one kind per model family (simulate), error curves and
+truth/analysis/error panels (assimilate), written as PNGs.
 
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI backend).
 """
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,8 @@ def _field_norm(values: np.ndarray):
     return "viridis", None
 
 
-def _hovmoller(ax, ts, xs, field, xlabel, cbar_label, fig):
-    cmap, norm = _field_norm(field)
+def _hovmoller(ax, ts, xs, field, xlabel, cbar_label, fig, scale=None):
+    cmap, norm = _field_norm(field) if scale is None else scale
     dx = (xs[1] - xs[0]) if len(xs) > 1 else 1.0
     extent = (ts[0], ts[-1], xs[0] - dx / 2, xs[-1] + dx / 2)
     im = ax.imshow(
@@ -202,3 +204,171 @@ def plot_lyapunov(times, running, heading, run_dir: Path, options) -> Path:
     ax.legend(fontsize=8, ncol=1 + running.shape[1] // 6)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, run_dir / "lyapunov.png", options.dpi)
+
+
+# ---------------------------------------------------------------------------- assimilate
+
+
+def assimilation_title(name: str, params: Mapping[str, Any], filt: str, obs: str) -> str:
+    """'Model  p1=.., p2=..' over 'filter settings  |  observation settings'."""
+    shown = [
+        f"{k}={v:.4g}"
+        for k, v in params.items()
+        if not isinstance(v, bool) and isinstance(v, int | float) and v != 0
+    ]
+    return f"{_NICE.get(name, name)}   {', '.join(shown)}\n{filt}   |   {obs}"
+
+
+def plot_assimilation(
+    model,
+    series: Mapping[str, np.ndarray],
+    metrics: Mapping[str, Any],
+    burn_in: float,
+    noise_std: float,
+    heading: str,
+    run_dir: Path,
+    options,
+) -> list[Path]:
+    """rmse/spread against time, and truth vs analysis (Hovmöller panels or time series).
+
+    `series` holds `times` (K,), `rmse_a` and `spread_a` (seeds, K), and for the first seed
+    `truth`, `mean_a` (K, dim), `observations` (K, obs) and `observed_indices` (obs,).
+    """
+    dpi = options.dpi
+    paths = [
+        _save(_rmse_spread(series, metrics, burn_in, noise_std, heading), run_dir / "rmse.png", dpi)
+    ]
+    k = min(options.window, len(series["times"]))
+    window = {key: series[key][-k:] for key in ("times", "truth", "mean_a", "observations")}
+    if series["truth"].shape[1] > 3:
+        fig = _assimilation_hovmoller(model, window, heading)
+        paths.append(_save(fig, run_dir / "hovmoller.png", dpi))
+    else:
+        name = type(model).__name__
+        labels = _LABELS.get(name, tuple(f"y[{i}]" for i in range(series["truth"].shape[1])))
+        fig = _assimilation_series(window, series["observed_indices"], labels, heading)
+        paths.append(_save(fig, run_dir / "timeseries.png", dpi))
+    return paths
+
+
+def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average (NaN where the window reaches past either end)."""
+    if width <= 1:
+        return x
+    out = np.full_like(x, np.nan)
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    half = width // 2
+    out[half : half + len(x) - width + 1] = (csum[width:] - csum[:-width]) / width
+    return out
+
+
+def _rmse_spread(series, metrics, burn_in, noise_std, heading) -> Figure:
+    ts, rmse, spread = series["times"], series["rmse_a"], series["spread_a"]
+    # Thousands of cycles: the raw per-cycle values faint, a moving average over ~1% of the
+    # run on top, so that the level and any drift stay readable.
+    width = max(1, len(ts) // 100) if len(ts) >= 500 else 1
+    smooth = f" ({width}-cycle moving average)" if width > 1 else ""
+    raw_alpha = 0.35 if width > 1 else 1.0
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for s in range(1, rmse.shape[0]):
+        label = f"rmse, other seeds{smooth}" if s == 1 else None
+        ax.plot(ts, _moving_average(rmse[s], width), lw=0.8, color="0.6", label=label, zorder=1)
+    for values, color, name in ((rmse[0], "tab:blue", "rmse"), (spread[0], "tab:orange", "spread")):
+        if width > 1:
+            ax.plot(ts, values, lw=0.4, color=color, alpha=raw_alpha, zorder=2)
+        ax.plot(
+            ts,
+            _moving_average(values, width),
+            lw=1.3,
+            color=color,
+            zorder=3,
+            label=f"analysis {name}{smooth}",
+        )
+    ax.axhline(noise_std, color="0.3", lw=0.9, ls="--", label="observation noise std")
+    if math.isfinite(metrics["rmse_a"]):
+        ax.axhline(
+            metrics["rmse_a"],
+            color="k",
+            lw=1.0,
+            ls=":",
+            label=f"rmse_a = {metrics['rmse_a']:.3g} (mean after burn-in)",
+        )
+    if burn_in > 0:
+        ax.axvspan(0.0, burn_in, color="0.92", lw=0, zorder=0)
+        ax.text(
+            burn_in / 2,
+            0.03,
+            "burn-in",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="0.35",
+        )
+    ax.set_yscale("log")
+    ax.set_xlim(0, ts[-1])
+    ax.set_xlabel("time t")
+    ax.set_ylabel("RMS over state components")
+    seeds = f" (medians of {metrics['n_seeds']} seeds)" if "n_seeds" in metrics else ""
+    diverged = "   DIVERGED" if metrics["diverged"] else ""
+    ax.set_title(
+        f"{heading}\nrmse_a = {metrics['rmse_a']:.4g}, spread_a = {metrics['spread_a']:.4g}"
+        f"{seeds}{diverged}",
+        fontsize=10,
+    )
+    fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def _assimilation_hovmoller(model, window, heading) -> Figure:
+    ts, truth, mean = window["times"], window["truth"], window["mean_a"]
+    grid = getattr(model, "grid", None)
+    if grid is not None:
+        xs, xlabel, symbol = np.asarray(grid), "x", "u"
+    else:
+        xs, xlabel, symbol = np.arange(truth.shape[1]), "site i", "x_i"
+    finite = np.isfinite(mean)
+    both = np.concatenate([truth.ravel(), mean[finite]])
+    scale = _field_norm(both)
+    error = np.where(finite, mean - truth, np.nan)
+    m = float(np.nanmax(np.abs(error))) if finite.any() else 1.0
+    error_scale = ("RdBu_r", TwoSlopeNorm(0.0, -(m or 1.0), m or 1.0))
+    fig = Figure(figsize=(10, 7.6), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    panels = (
+        (truth, "truth", f"${symbol}$", scale),
+        (mean, "analysis mean", f"${symbol}$", scale),
+        (error, "error (analysis - truth)", "error", error_scale),
+    )
+    for ax, (field, name, label, sc) in zip(axes, panels, strict=True):
+        _hovmoller(ax, ts, xs, field, xlabel, label, fig, scale=sc)
+        ax.set_title(name, fontsize=10, loc="left")
+        if ax is not axes[-1]:
+            ax.set_xlabel("")
+    fig.suptitle(heading, fontsize=10)
+    return fig
+
+
+def _assimilation_series(window, observed, labels, heading) -> Figure:
+    ts, truth, mean, obs = (window[k] for k in ("times", "truth", "mean_a", "observations"))
+    d = truth.shape[1]
+    fig = Figure(figsize=(10, 1.2 + 1.9 * d), layout="constrained")
+    axes = fig.subplots(d, 1, sharex=True, squeeze=False)[:, 0]
+    for i, ax in enumerate(axes):
+        ax.plot(ts, truth[:, i], lw=1.0, color="k", label="truth")
+        ax.plot(ts, mean[:, i], lw=1.0, color="tab:red", ls="--", label="analysis mean")
+        where = np.flatnonzero(np.asarray(observed) == i)
+        if where.size:
+            ax.plot(
+                ts, obs[:, where[0]], ".", ms=3, color="tab:blue", alpha=0.6, label="observations"
+            )
+        ax.set_ylabel(labels[i])
+        ax.grid(alpha=0.3)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    axes[-1].set_xlabel("time t")
+    axes[-1].set_xlim(ts[0], ts[-1])
+    fig.suptitle(f"{heading}\ntruth and analysis at the analysis times", fontsize=10)
+    return fig

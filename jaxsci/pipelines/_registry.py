@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _simulate
+from . import _assimilate, _simulate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,5 +28,8 @@ class Pipeline:
 PIPELINES: dict[str, Pipeline] = {
     "simulate": Pipeline(
         "simulate", _simulate.SimulateConfig, _simulate.run, _simulate.DESCRIPTION
+    ),
+    "assimilate": Pipeline(
+        "assimilate", _assimilate.AssimilateConfig, _assimilate.run, _assimilate.DESCRIPTION
     ),
 }

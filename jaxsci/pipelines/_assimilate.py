@@ -1,0 +1,414 @@
+"""Pipeline `assimilate`: a twin experiment with an ensemble Kalman or particle filter.
+
+Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`, `jaxsci.filters`).
+The truth starts on the attractor (the model's default state integrated for
+`experiment.spinup`), is perturbed per seed by N(0, initial_spread^2 I) as DAPPER draws its
+truth from X0, and the initial ensemble is N(x0, initial_spread^2 I) around it. Every seed is
+one `filters.assimilate` call; a list of seeds runs as one `vmap`ped, jitted call, compiled
+ahead of time so that compilation is reported apart from the run.
+
+Metrics follow DAPPER: `rmse_a` is the time-average, over analysis times after the burn-in,
+of the RMS over state components of (analysis mean - truth); `spread_a` the same average of
+the analysis spread. With several seeds both are medians over seeds (a diverged seed counts
+as +inf in the median of `rmse_a`) and `n_diverged` counts the diverged seeds.
+"""
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import filters, integrate
+from . import _plots
+from ._models import MODELS, build_model, is_semilinear, params_section
+from ._schema import ConfigError, option, section, to_dict
+from ._simulate import SOLVERS, make_solver
+
+DESCRIPTION = "twin experiment: EnKF / ETKF / LETKF / particle filter on a zoo model; rmse, plots"
+
+logger = logging.getLogger("jaxsci.pipelines.assimilate")
+
+#: Models whose state is a vector (the observation operators act on 1-D states).
+ASSIMILATION_MODELS = tuple(n for n in MODELS if n != "NavierStokes2D")
+
+METHODS = ("enkf", "etkf", "denkf", "ensrf", "letkf", "pf")
+_METHOD_NAMES = {
+    "enkf": "EnKF",
+    "etkf": "ETKF",
+    "denkf": "DEnKF",
+    "ensrf": "serial EnSRF",
+    "letkf": "LETKF",
+    "pf": "particle filter",
+}
+# `integrate.Flow` takes at most this many steps per call (its default `max_steps`).
+_MAX_FLOW_STEPS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    name: str = option(help="model class name (a vector state)", choices=ASSIMILATION_MODELS)
+    params: Any = option(
+        factory=dict,
+        section=params_section,
+        help="constructor arguments (defaults from its signature)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSection:
+    solver: str = option(
+        "auto", choices=("auto", *SOLVERS), help="auto: ETDRK4 for spectral PDEs, RK4 otherwise"
+    )
+    dt: float = option(0.05, gt=0.0, help="fixed step of the model integration")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservationsSection:
+    interval: float | None = option(
+        None, gt=0.0, help="time between analyses (default: flow.dt, one step per cycle)"
+    )
+    every_kth: int = option(1, ge=1, help="observe every k-th state variable")
+    offset: int = option(0, ge=0, help="first observed variable (with every_kth)")
+    indices: list[int] | None = option(
+        None, help="observed variables (instead of every_kth/offset)"
+    )
+    noise_std: float = option(1.0, gt=0.0, help="observation-error std (R = noise_std^2 I)")
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterSection:
+    method: str = option("etkf", choices=METHODS, help="the analysis scheme")
+    ensemble_size: int = option(20, ge=2, help="members (particles for pf)")
+    inflation: float = option(1.0, gt=0.0, help="multiplicative inflation of analysis anomalies")
+    rtps: float = option(0.0, ge=0.0, le=1.0, help="relaxation to prior spread (0: off)")
+    rtpp: float = option(0.0, ge=0.0, le=1.0, help="relaxation to prior perturbations (0: off)")
+    rotate: bool = option(False, help="etkf: random mean-preserving rotation (DAPPER rot)")
+    loc_rad: float | None = option(
+        None, gt=0.0, help="letkf: localisation radius in grid units (DAPPER loc_rad)"
+    )
+    resampling: str = option(
+        "systematic", choices=tuple(filters.RESAMPLING_SCHEMES), help="pf: resampling scheme"
+    )
+    ess_threshold: float = option(
+        0.5, ge=0.0, le=1.0, help="pf: resample when ESS <= threshold * N (DAPPER NER)"
+    )
+    jitter: float = option(0.0, ge=0.0, help="pf: regularisation jitter scale (DAPPER reg)")
+
+    def __post_init__(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        used_by = {
+            "rotate": ("etkf",),
+            "loc_rad": ("letkf",),
+            "resampling": ("pf",),
+            "ess_threshold": ("pf",),
+            "jitter": ("pf",),
+            "inflation": tuple(m for m in METHODS if m != "pf"),
+            "rtps": tuple(m for m in METHODS if m != "pf"),
+            "rtpp": tuple(m for m in METHODS if m != "pf"),
+        }
+        for key, methods in used_by.items():
+            if self.method not in methods and getattr(self, key) != defaults[key]:
+                raise ConfigError(
+                    key,
+                    f"is not used by method {self.method!r} (only by {list(methods)}); "
+                    f"remove it or change filter.method",
+                )
+        if self.method == "letkf" and self.loc_rad is None:
+            raise ConfigError("loc_rad", "required by method 'letkf' (grid units, e.g. 4)")
+        if self.rtps > 0 and self.rtpp > 0:
+            raise ConfigError("rtpp", "use either rtps or rtpp, not both")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSection:
+    n_cycles: int = option(1000, ge=1, help="analysis cycles")
+    burn_in: float = option(0.0, ge=0.0, help="time units left out of rmse_a and spread_a")
+    initial_spread: float = option(
+        1.0, gt=0.0, help="std of the truth's perturbation and of the initial ensemble"
+    )
+    spinup: float = option(
+        0.0, ge=0.0, help="time integrated from the model's default state to reach the attractor"
+    )
+    divergence_threshold: float | None = option(
+        None, gt=0.0, help="rmse_a above which a run diverged (default 2 x noise_std)"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSection:
+    enabled: bool = option(True, help="write PNG plots")
+    window: int = option(400, ge=2, help="cycles (at the end) shown in the Hovmöller / series")
+    dpi: int = option(120, ge=50, le=600)
+
+
+@dataclasses.dataclass(frozen=True)
+class AssimilateConfig:
+    """Schema of the `assimilate` pipeline (the top-level `pipeline:` key is handled apart)."""
+
+    model: ModelSection = option(help="which model and its parameters")
+    seed: int | list[int] = option(
+        0, help="PRNG seed, or a list of seeds run as one vmapped call (median rmse_a)"
+    )
+    flow: FlowSection = section(FlowSection)
+    observations: ObservationsSection = section(ObservationsSection)
+    filter: FilterSection = section(FilterSection)
+    experiment: ExperimentSection = section(ExperimentSection)
+    plot: PlotSection = section(PlotSection)
+
+    def __post_init__(self):
+        seeds = self.seed if isinstance(self.seed, list) else [self.seed]
+        if not seeds:
+            raise ConfigError("seed", "expected at least one seed, got []")
+        if any(s < 0 for s in seeds):
+            raise ConfigError("seed", f"expected seeds >= 0, got {self.seed}")
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("seed", f"expected distinct seeds, got {self.seed}")
+        model = build_model(self.model.name, self.model.params)
+        dim = math.prod(model.state_shape)
+        solver = self.flow.solver
+        if solver.startswith("ETDRK") and not is_semilinear(model):
+            raise ConfigError(
+                "flow.solver", f"{solver} needs a semilinear spectral model, got {self.model.name}"
+            )
+        obs = self.observations
+        if obs.indices is not None:
+            bad = [i for i in obs.indices if not 0 <= i < dim]
+            if not obs.indices or bad:
+                raise ConfigError(
+                    "observations.indices",
+                    f"expected a non-empty list of integers in [0, {dim}), got {obs.indices}",
+                )
+            if len(set(obs.indices)) != len(obs.indices):
+                raise ConfigError("observations.indices", "expected distinct indices")
+        elif obs.offset >= dim:
+            raise ConfigError("observations.offset", f"expected < the state dimension {dim}")
+        interval = self.flow.dt if obs.interval is None else obs.interval
+        if interval / self.flow.dt > _MAX_FLOW_STEPS:
+            raise ConfigError(
+                "observations.interval",
+                f"expected at most {_MAX_FLOW_STEPS} flow steps per cycle, got "
+                f"{interval:g} / flow.dt {self.flow.dt:g}",
+            )
+        if self.filter.method == "letkf" and self.model.name == "Lorenz63":
+            raise ConfigError("filter.method", "letkf needs a spatial model, not Lorenz63")
+
+
+def seeds_of(config: AssimilateConfig) -> list[int]:
+    return config.seed if isinstance(config.seed, list) else [config.seed]
+
+
+def observed_indices(cfg: ObservationsSection, dim: int) -> np.ndarray:
+    if cfg.indices is not None:
+        return np.asarray(sorted(cfg.indices))
+    return np.arange(cfg.offset, dim, cfg.every_kth)
+
+
+def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractEnsembleFilter | Any:
+    """The analysis scheme of `cfg`, with its relaxation and inflation wrappers."""
+    if cfg.method == "pf":
+        return filters.BootstrapPF(
+            resampling=cfg.resampling, ess_threshold=cfg.ess_threshold, reg=cfg.jitter
+        )
+    base = {
+        "enkf": lambda: filters.EnKF(),
+        "etkf": lambda: filters.ETKF(rotate=cfg.rotate),
+        "denkf": lambda: filters.DEnKF(),
+        "ensrf": lambda: filters.SerialEnSRF(),
+        "letkf": lambda: filters.LETKF(float(cfg.loc_rad or 0.0), obs_op),
+    }[cfg.method]()
+    if cfg.rtps > 0:
+        base = filters.RTPS(base, cfg.rtps)
+    if cfg.rtpp > 0:
+        base = filters.RTPP(base, cfg.rtpp)
+    if cfg.inflation != 1.0:
+        base = filters.Inflation(base, cfg.inflation)
+    return base
+
+
+def filter_label(cfg: FilterSection) -> str:
+    """'LETKF N=7, infl 1.04, loc_rad 4' style description of the filter settings."""
+    parts = [f"{_METHOD_NAMES[cfg.method]} N={cfg.ensemble_size}"]
+    if cfg.method == "pf":
+        parts.append(f"{cfg.resampling}, NER {cfg.ess_threshold:g}")
+        if cfg.jitter > 0:
+            parts.append(f"reg {cfg.jitter:g}")
+        return ", ".join(parts)
+    if cfg.inflation != 1.0:
+        parts.append(f"infl {cfg.inflation:g}")
+    if cfg.rtps > 0:
+        parts.append(f"RTPS {cfg.rtps:g}")
+    if cfg.rtpp > 0:
+        parts.append(f"RTPP {cfg.rtpp:g}")
+    if cfg.rotate:
+        parts.append("rot")
+    if cfg.loc_rad is not None:
+        parts.append(f"loc_rad {cfg.loc_rad:g}")
+    return ", ".join(parts)
+
+
+def _spun_up_state(model, flow, interval: float, spinup: float) -> jax.Array:
+    x = jnp.asarray(model.default_initial_state())
+    n = math.ceil(spinup / interval - 1e-9) if spinup > 0 else 0
+    if n == 0:
+        return x
+    return jax.jit(lambda x: jax.lax.fori_loop(0, n, lambda i, x: flow(x, 0.0, interval), x))(x)
+
+
+def run(config: AssimilateConfig, run_dir: Path) -> dict:
+    """Run the twin experiment(s); save `assimilation.npz`, plots; return the metrics."""
+    start = time.perf_counter()
+    model = build_model(config.model.name, config.model.params)
+    dim = math.prod(model.state_shape)
+    solver = make_solver(config.flow.solver, model)
+    flow = integrate.Flow(model, config.flow.dt, solver)
+    ocfg, fcfg, ecfg = config.observations, config.filter, config.experiment
+    interval = config.flow.dt if ocfg.interval is None else ocfg.interval
+    steps_per_cycle = interval / config.flow.dt
+    if not math.isclose(steps_per_cycle, round(steps_per_cycle), rel_tol=1e-6):
+        logger.warning(
+            "observations.interval=%g is not a multiple of flow.dt=%g: the last step of each "
+            "cycle is shortened",
+            interval,
+            config.flow.dt,
+        )
+    idx = observed_indices(ocfg, dim)
+    obs_op = filters.IndexObservation(dim, idx, noise_cov=ocfg.noise_std**2)
+    filt = make_filter(fcfg, obs_op)
+    seeds = seeds_of(config)
+    params = to_dict(config.model.params)
+    logger.info("model %s %s, state dimension %d", config.model.name, params, dim)
+    logger.info(
+        "flow %s dt=%g; %d of %d variables observed every %g (noise std %g)",
+        type(solver).__name__,
+        config.flow.dt,
+        idx.size,
+        dim,
+        interval,
+        ocfg.noise_std,
+    )
+    logger.info(
+        "filter %s; %d cycles, burn-in %g, seed(s) %s",
+        filter_label(fcfg),
+        ecfg.n_cycles,
+        ecfg.burn_in,
+        seeds,
+    )
+
+    t = time.perf_counter()
+    x_start = _spun_up_state(model, flow, interval, ecfg.spinup)
+    spinup_seconds = time.perf_counter() - t
+
+    def one(key):
+        key_x0, key_da = jax.random.split(key)
+        x0 = x_start + ecfg.initial_spread * jax.random.normal(key_x0, x_start.shape, x_start.dtype)
+        return filters.assimilate(
+            key_da,
+            flow,
+            obs_op,
+            filt,
+            x0,
+            n_cycles=ecfg.n_cycles,
+            dt=interval,
+            ensemble_size=fcfg.ensemble_size,
+            init_std=ecfg.initial_spread,
+            burn_in=ecfg.burn_in,
+            divergence_threshold=ecfg.divergence_threshold,
+        )
+
+    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+    batched = jax.jit(jax.vmap(lambda k: one(jax.random.wrap_key_data(k))))
+    t = time.perf_counter()
+    compiled = batched.lower(keys).compile()
+    compile_seconds = time.perf_counter() - t
+    logger.info("compiled in %.2f s; running %d seed(s)", compile_seconds, len(seeds))
+    t = time.perf_counter()
+    result = jax.block_until_ready(compiled(keys))
+    run_seconds = time.perf_counter() - t
+
+    rmse_seeds = np.asarray(result.rmse_a_mean, dtype=float)
+    spread_seeds = np.asarray(result.spread_a_mean, dtype=float)
+    diverged = np.asarray(result.diverged, dtype=bool)
+    ranked = np.where(diverged | ~np.isfinite(rmse_seeds), np.inf, rmse_seeds)
+    rmse_a = float(np.median(ranked)) if len(seeds) > 1 else float(rmse_seeds[0])
+    if not math.isfinite(rmse_a):
+        rmse_a = float("nan")
+    cycles_total = ecfg.n_cycles * len(seeds)
+    metrics: dict[str, Any] = {
+        "rmse_a": rmse_a,
+        "spread_a": float(np.median(spread_seeds)),
+        "n_cycles": ecfg.n_cycles,
+        "diverged": bool(diverged.any()),
+        "rmse_f": float(np.median(np.mean(np.asarray(result.rmse_f), axis=1))),
+    }
+    if fcfg.method == "pf":
+        metrics["ess_mean"] = float(np.mean(np.asarray(result.filter.ess)))
+    if len(seeds) > 1:
+        metrics["n_seeds"] = len(seeds)
+        metrics["n_diverged"] = int(diverged.sum())
+        metrics["rmse_a_seeds"] = rmse_seeds.tolist()
+    metrics.update(
+        {
+            "burn_in_cycles": int(np.sum(np.asarray(result.times[0]) <= ecfg.burn_in)),
+            "compile_seconds": compile_seconds,
+            "run_seconds": run_seconds,
+            "spinup_seconds": spinup_seconds,
+            "ms_per_cycle": 1e3 * run_seconds / cycles_total,
+        }
+    )
+    logger.info(
+        "rmse_a %.4g, spread_a %.4g over %d cycles x %d seed(s) in %.2f s (%.3f ms/cycle)%s",
+        metrics["rmse_a"],
+        metrics["spread_a"],
+        ecfg.n_cycles,
+        len(seeds),
+        run_seconds,
+        metrics["ms_per_cycle"],
+        f"; {int(diverged.sum())} diverged" if diverged.any() else "",
+    )
+
+    times = np.asarray(result.times[0], dtype=float)
+    np.savez_compressed(
+        run_dir / "assimilation.npz",
+        seeds=np.asarray(seeds),
+        times=times,
+        truth=np.asarray(result.truth[0]),
+        mean_a=np.asarray(result.filter.mean_a[0]),
+        observations=np.asarray(result.observations[0]),
+        observed_indices=idx,
+        rmse_a=np.asarray(result.rmse_a),
+        rmse_f=np.asarray(result.rmse_f),
+        spread_a=np.asarray(result.filter.spread_a),
+        spread_f=np.asarray(result.filter.spread_f),
+        ess=np.asarray(result.filter.ess),
+        diverged=diverged,
+    )
+
+    if config.plot.enabled:
+        heading = _plots.assimilation_title(
+            config.model.name,
+            params,
+            filter_label(fcfg),
+            f"{idx.size}/{dim} observed every {interval:g}, noise std {ocfg.noise_std:.3g}",
+        )
+        series = {
+            "times": times,
+            "rmse_a": np.asarray(result.rmse_a, dtype=float),
+            "spread_a": np.asarray(result.filter.spread_a, dtype=float),
+            "truth": np.asarray(result.truth[0], dtype=float),
+            "mean_a": np.asarray(result.filter.mean_a[0], dtype=float),
+            "observations": np.asarray(result.observations[0], dtype=float),
+            "observed_indices": idx,
+        }
+        paths = _plots.plot_assimilation(
+            model, series, metrics, ecfg.burn_in, ocfg.noise_std, heading, run_dir, config.plot
+        )
+        for path in paths:
+            logger.info("plot %s", path.name)
+    metrics["wall_seconds"] = time.perf_counter() - start
+    return metrics

@@ -1,0 +1,165 @@
+"""The `assimilate` pipeline: every shipped config runs (short), metrics, arrays, bad keys."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from jaxsci.cli import main
+from jaxsci.pipelines import PIPELINES
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(
+    p
+    for p in (ROOT / "configs").glob("*.yaml")
+    if yaml.safe_load(p.read_text()).get("pipeline") == "assimilate"
+)
+SHIPPED = {
+    "l96_enkf",
+    "l96_etkf",
+    "l96_letkf",
+    "l63_etkf",
+    "l63_pf",
+    "ks_letkf",
+    "quickstart",
+}
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_shipped_assimilate_configs():
+    assert {p.stem for p in CONFIGS} == SHIPPED
+    assert "assimilate" in PIPELINES
+
+
+# Short runs: a few hundred cycles after a short burn-in, two seeds where the config has a
+# list (so the vmapped path and the seed metrics are exercised). l96_letkf runs long enough
+# (600 cycles, 30 time units) for a coarse accuracy band; tests/filters holds the DAPPER-grade
+# checks over thousands of cycles.
+_FAST = {
+    "l96_letkf": ["experiment.n_cycles=600", "experiment.burn_in=10"],
+    "l96_enkf": ["experiment.n_cycles=200", "experiment.burn_in=5", "filter.ensemble_size=20"],
+    "l96_etkf": ["experiment.n_cycles=200", "experiment.burn_in=5"],
+    "l63_etkf": ["experiment.n_cycles=150", "experiment.burn_in=5"],
+    "l63_pf": ["experiment.n_cycles=150", "experiment.burn_in=5", "filter.ensemble_size=200"],
+    "ks_letkf": ["experiment.n_cycles=100", "experiment.burn_in=20", "experiment.spinup=50"],
+    "quickstart": ["experiment.n_cycles=300", "experiment.burn_in=5"],
+}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_runs(config, tmp_path, capsys):
+    raw = yaml.safe_load(config.read_text())
+    sets = list(_FAST[config.stem])
+    if isinstance(raw.get("seed"), list):
+        sets.append("seed=[0, 1]")
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(
+        capsys, "run", config, "--out", out, "--quiet", *[a for s in sets for a in ("--set", s)]
+    )
+    assert code == 0, err
+    assert "rmse_a" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("rmse_a", "spread_a", "n_cycles", "diverged"):
+        assert key in metrics, key
+    n_cycles = int(sets[0].split("=")[1])
+    assert metrics["n_cycles"] == n_cycles
+    assert metrics["diverged"] is False
+    assert np.isfinite(metrics["rmse_a"]) and np.isfinite(metrics["spread_a"])
+    assert 0 < metrics["rmse_a"] < raw["observations"]["noise_std"], metrics["rmse_a"]
+    seeds = 2 if isinstance(raw.get("seed"), list) else 1
+    if seeds > 1:
+        assert metrics["n_seeds"] == 2 and metrics["n_diverged"] == 0
+        assert len(metrics["rmse_a_seeds"]) == 2
+        assert metrics["rmse_a"] == pytest.approx(np.median(metrics["rmse_a_seeds"]))
+    if config.stem == "l96_letkf":
+        assert metrics["rmse_a"] < 0.4  # DAPPER: 0.22 (smoke check, short run)
+
+    data = np.load(out / "assimilation.npz")
+    dim = data["truth"].shape[1]
+    assert data["truth"].shape == data["mean_a"].shape == (n_cycles, dim)
+    assert data["times"].shape == (n_cycles,)
+    for key in ("rmse_a", "spread_a", "rmse_f", "spread_f"):
+        assert data[key].shape == (seeds, n_cycles), key
+    assert data["observations"].shape == (n_cycles, data["observed_indices"].size)
+    # rmse_a is DAPPER's: the plain average of the per-cycle rmse after the burn-in
+    after = (
+        data["times"] > yaml.safe_load((out / "config.yaml").read_text())["experiment"]["burn_in"]
+    )
+    per_seed = data["rmse_a"][:, after].mean(axis=1)
+    np.testing.assert_allclose(np.median(per_seed), metrics["rmse_a"], rtol=1e-5)
+
+    assert (out / "rmse.png").is_file()
+    assert (out / ("timeseries.png" if dim <= 3 else "hovmoller.png")).is_file()
+    resolved = yaml.safe_load((out / "config.yaml").read_text())
+    assert resolved["pipeline"] == "assimilate" and "rtps" in resolved["filter"]
+
+
+def _dry(capsys, *sets, config="l96_letkf.yaml"):
+    return run_cli(
+        capsys,
+        "run",
+        ROOT / "configs" / config,
+        "--dry-run",
+        *[a for s in sets for a in ("--set", s)],
+    )
+
+
+@pytest.mark.parametrize(
+    "override, key, expected",
+    [
+        ("filter.inflaton=1.1", "filter.inflaton", "did you mean 'filter.inflation'"),
+        ("filter.loc_radius=3", "filter.loc_radius", "did you mean 'filter.loc_rad'"),
+        ("filter.ensemble_size=1", "filter.ensemble_size", ">= 2"),
+        ("filter.inflation=0", "filter.inflation", "> 0"),
+        ("filter.rtps=1.5", "filter.rtps", "<= 1"),
+        ("filter.rotate=true", "filter.rotate", "not used by method 'letkf'"),
+        ("filter.jitter=1.0", "filter.jitter", "not used by method 'letkf'"),
+        ("filter.loc_rad=null", "filter.loc_rad", "required by method 'letkf'"),
+        ("filter.resampling=best", "filter.resampling", "systematic"),
+        ("observations.noise_std=0", "observations.noise_std", "> 0"),
+        ("observations.indices=[0, 40]", "observations.indices", "[0, 40)"),
+        ("observations.offset=40", "observations.offset", "state dimension 40"),
+        ("experiment.n_cycles=0", "experiment.n_cycles", ">= 1"),
+        ("experiment.burn_n=3", "experiment.burn_n", "did you mean 'experiment.burn_in'"),
+        ("seed=[1, 1]", "seed", "distinct"),
+        ("flow.solver=ETDRK4", "flow.solver", "semilinear"),
+        ("model.name=NavierStokes2D", "model.name", "Lorenz96"),
+    ],
+)
+def test_bad_override_fails_naming_key(override, key, expected, capsys):
+    code, _, err = _dry(capsys, override)
+    assert code == 2
+    assert f"{key}:" in err and expected in err, err
+
+
+def test_unknown_method_lists_choices(capsys):
+    code, _, err = _dry(capsys, "filter.method=kalman")
+    assert code == 2 and "filter.method:" in err
+    for method in ("enkf", "etkf", "denkf", "ensrf", "letkf", "pf"):
+        assert f"'{method}'" in err, err
+
+
+def test_misspelt_key_in_filter_section_of_yaml(tmp_path, capsys):
+    text = (ROOT / "configs/l96_enkf.yaml").read_text().replace("inflation:", "inflaton:")
+    (tmp_path / "typo.yaml").write_text(text)
+    code, _, err = run_cli(capsys, "run", tmp_path / "typo.yaml", "--out", tmp_path / "o")
+    assert code == 2
+    assert "filter.inflaton: unknown key (did you mean 'filter.inflation'?)" in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_dry_run_resolves_method_defaults(capsys):
+    sets = ("filter.method=pf", "filter.loc_rad=null", "filter.inflation=1", "seed=3")
+    code, out, err = _dry(capsys, *sets)
+    assert code == 0, err
+    resolved = yaml.safe_load(out)
+    assert resolved["filter"]["method"] == "pf" and resolved["seed"] == 3
+    assert resolved["filter"]["resampling"] == "systematic"
+    assert resolved["observations"]["interval"] == 0.05
