@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--scaling", action="store_true", help="also ensemble-size scaling")
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256, 1024, 4096, 10000])
     parser.add_argument("--scaling-cycles", type=int, default=200)
+    parser.add_argument("--no-sweep", action="store_true", help="only the scaling part")
     args = parser.parse_args()
     if args.quick:
         args.cycles, args.scaling_cycles, args.sizes = 500, 50, [16, 256, 1024]
@@ -50,46 +51,50 @@ def main():
     keys = jax.random.split(jax.random.key(0), 8)
     x0s = x_start + 0.001**0.5 * jax.vmap(lambda k: jax.random.normal(k, (40,)))(keys)
 
-    def one(infl, key, x0):
-        res = F.assimilate(
-            key,
-            flow,
-            obs_op,
-            F.Inflation(F.ETKF(rotate=True), infl),
-            x0,
-            n_cycles=args.cycles,
-            dt=0.05,
-            ensemble_size=24,
-            init_std=0.001**0.5,
-            burn_in=20.0,
-            compute_likelihood=False,
+    out = {}
+    if not args.no_sweep:
+
+        def one(infl, key, x0):
+            res = F.assimilate(
+                key,
+                flow,
+                obs_op,
+                F.Inflation(F.ETKF(rotate=True), infl),
+                x0,
+                n_cycles=args.cycles,
+                dt=0.05,
+                ensemble_size=24,
+                init_std=0.001**0.5,
+                burn_in=20.0,
+                compute_likelihood=False,
+            )
+            return res.rmse_a_mean, res.diverged
+
+        sweep = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)), in_axes=(0, None, None)))
+        t = time.perf_counter()
+        jax.block_until_ready(sweep(inflations, keys, x0s))
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        rmse, diverged = jax.block_until_ready(sweep(inflations, keys, x0s))
+        vmapped = time.perf_counter() - t
+
+        single = jax.jit(one)
+        t = time.perf_counter()
+        jax.block_until_ready(single(inflations[0], keys[0], x0s[0]))
+        first_single = time.perf_counter() - t
+        t = time.perf_counter()
+        loop = [[single(a, k, x) for k, x in zip(keys, x0s, strict=True)] for a in inflations]
+        jax.block_until_ready(loop)
+        looped = time.perf_counter() - t
+        loop_rmse = np.array([[float(r[0]) for r in row] for row in loop])
+        # float32 runs of a chaotic model: vmapped and single runs round differently, so compare
+        # the time-averaged rmse of the runs that did not diverge
+        ok = ~np.asarray(diverged)
+        agree = (
+            float(np.max(np.abs(loop_rmse - np.asarray(rmse))[ok])) if ok.any() else float("nan")
         )
-        return res.rmse_a_mean, res.diverged
 
-    sweep = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)), in_axes=(0, None, None)))
-    t = time.perf_counter()
-    jax.block_until_ready(sweep(inflations, keys, x0s))
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    rmse, diverged = jax.block_until_ready(sweep(inflations, keys, x0s))
-    vmapped = time.perf_counter() - t
-
-    single = jax.jit(one)
-    t = time.perf_counter()
-    jax.block_until_ready(single(inflations[0], keys[0], x0s[0]))
-    first_single = time.perf_counter() - t
-    t = time.perf_counter()
-    loop = [[single(a, k, x) for k, x in zip(keys, x0s, strict=True)] for a in inflations]
-    jax.block_until_ready(loop)
-    looped = time.perf_counter() - t
-    loop_rmse = np.array([[float(r[0]) for r in row] for row in loop])
-    # float32 runs of a chaotic model: vmapped and single runs round differently, so compare
-    # the time-averaged rmse of the runs that did not diverge
-    ok = ~np.asarray(diverged)
-    agree = float(np.max(np.abs(loop_rmse - np.asarray(rmse))[ok])) if ok.any() else float("nan")
-
-    out = {
-        "sweep": {
+        out["sweep"] = {
             "runs": 64,
             "cycles": args.cycles,
             "vmapped_s": vmapped,
@@ -102,17 +107,16 @@ def main():
             "median_rmse_a": np.median(np.asarray(rmse), axis=1).round(4).tolist(),
             "diverged": np.asarray(diverged).sum(axis=1).tolist(),
         }
-    }
-    s = out["sweep"]
-    print(
-        f"sweep 8 inflations x 8 seeds x {args.cycles} cycles (ETKF N=24 rot): vmapped "
-        f"{vmapped:.2f}s (compile {s['vmapped_compile_s']:.1f}s) vs one by one {looped:.2f}s "
-        f"-> {s['speedup']:.1f}x; max |rmse diff| {agree:.2e}"
-    )
-    print("| infl | " + " | ".join(f"{a:.2f}" for a in s["inflations"]) + " |")
-    print("|---" * 9 + "|")
-    print("| median rmse_a | " + " | ".join(f"{r:.3f}" for r in s["median_rmse_a"]) + " |")
-    print("| diverged / 8 | " + " | ".join(str(d) for d in s["diverged"]) + " |", flush=True)
+        s = out["sweep"]
+        print(
+            f"sweep 8 inflations x 8 seeds x {args.cycles} cycles (ETKF N=24 rot): vmapped "
+            f"{vmapped:.2f}s (compile {s['vmapped_compile_s']:.1f}s) vs one by one {looped:.2f}s "
+            f"-> {s['speedup']:.1f}x; max |rmse diff| {agree:.2e}"
+        )
+        print("| infl | " + " | ".join(f"{a:.2f}" for a in s["inflations"]) + " |")
+        print("|---" * 9 + "|")
+        print("| median rmse_a | " + " | ".join(f"{r:.3f}" for r in s["median_rmse_a"]) + " |")
+        print("| diverged / 8 | " + " | ".join(str(d) for d in s["diverged"]) + " |", flush=True)
 
     if args.scaling:
         rows = []

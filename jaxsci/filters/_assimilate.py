@@ -54,6 +54,10 @@ def _weighted_stats(ens, log_w):
     return mean, jnp.sqrt(jnp.mean(var))
 
 
+def _plain_stats(ens, log_w):
+    return jnp.mean(ens, axis=0), jnp.sqrt(jnp.mean(jnp.var(ens, axis=0, ddof=1)))
+
+
 def _run_filter(
     key,
     flow,
@@ -77,13 +81,16 @@ def _run_filter(
     def cycle(carry, xs):
         ens, log_w = carry
         k, y, key_k = xs
-        key_a, key_q = jax.random.split(key_k)
         ta = t0 + (k - 1) * dt
         ens = forecast(ens, ta, ta + dt)
         if process_noise_chol is not None:
+            key_a, key_q = jax.random.split(key_k)
             noise = jax.random.normal(key_q, ens.shape, dtype=dtype)
             ens = ens + noise @ process_noise_chol.T.astype(dtype)
-        mean_f, spread_f = _weighted_stats(ens, log_w)
+        else:
+            key_a = key_k
+        stats = _weighted_stats if is_pf else _plain_stats
+        mean_f, spread_f = stats(ens, log_w)
         if is_pf:
             ens, log_w, info = filter.analysis(key_a, ens, log_w, y, obs_op)
             loglik, ess = info["log_evidence"], info["ess"]
@@ -94,7 +101,7 @@ def _run_filter(
                 loglik = jnp.asarray(jnp.nan, dtype=dtype)
             ens, _ = filter.analysis(key_a, ens, y, obs_op)
             ess = jnp.asarray(n, dtype=dtype)
-        mean_a, spread_a = _weighted_stats(ens, log_w)
+        mean_a, spread_a = stats(ens, log_w)
         out = dict(
             mean_f=mean_f,
             mean_a=mean_a,

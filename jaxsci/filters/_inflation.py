@@ -15,7 +15,7 @@ class Inflation(AbstractEnsembleFilter):
 
     def __init__(self, filter: AbstractEnsembleFilter, factor=1.0):
         self.filter = filter
-        self.factor = jnp.asarray(factor, dtype=float)
+        self.factor = jnp.asarray(factor, dtype=jnp.result_type(float))
 
     def analysis(self, key, ensemble, y_obs, obs_op):
         ens, info = self.filter.analysis(key, ensemble, y_obs, obs_op)
@@ -32,7 +32,7 @@ class RTPS(AbstractEnsembleFilter):
 
     def __init__(self, filter: AbstractEnsembleFilter, alpha=0.5):
         self.filter = filter
-        self.alpha = jnp.asarray(alpha, dtype=float)
+        self.alpha = jnp.asarray(alpha, dtype=jnp.result_type(float))
 
     def analysis(self, key, ensemble, y_obs, obs_op):
         ens, info = self.filter.analysis(key, ensemble, y_obs, obs_op)
@@ -51,7 +51,7 @@ class RTPP(AbstractEnsembleFilter):
 
     def __init__(self, filter: AbstractEnsembleFilter, alpha=0.5):
         self.filter = filter
-        self.alpha = jnp.asarray(alpha, dtype=float)
+        self.alpha = jnp.asarray(alpha, dtype=jnp.result_type(float))
 
     def analysis(self, key, ensemble, y_obs, obs_op):
         ens, info = self.filter.analysis(key, ensemble, y_obs, obs_op)

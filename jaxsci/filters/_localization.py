@@ -57,4 +57,4 @@ def sqrt_taper_matrix(
     d = periodic_distance(state_locations, obs_locations, domain_length)
     taper = gaspari_cohn(d, GC_RADIUS_SCALE * float(loc_rad))
     taper = np.where(taper > cutoff, taper, 0.0)
-    return jnp.asarray(np.sqrt(taper), dtype=float)
+    return jnp.asarray(np.sqrt(taper), dtype=jnp.result_type(float))

@@ -114,7 +114,7 @@ class AbstractObservation(eqx.Module):
 
 
 def _as_float(a):
-    return jnp.asarray(a, dtype=float)
+    return jnp.asarray(a, dtype=jnp.result_type(float))
 
 
 class LinearObservation(AbstractObservation):

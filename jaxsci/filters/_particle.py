@@ -50,8 +50,8 @@ class BootstrapPF(AbstractParticleFilter):
                 f"`resampling` must be one of {sorted(RESAMPLING_SCHEMES)}, got {resampling!r}."
             )
         self.resampling = resampling
-        self.ess_threshold = jnp.asarray(ess_threshold, dtype=float)
-        self.reg = jnp.asarray(reg, dtype=float)
+        self.ess_threshold = jnp.asarray(ess_threshold, dtype=jnp.result_type(float))
+        self.reg = jnp.asarray(reg, dtype=jnp.result_type(float))
         self.differentiable = bool(differentiable)
 
     def analysis(self, key, particles, log_weights, y_obs, obs_op: AbstractObservation):
