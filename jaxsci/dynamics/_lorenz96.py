@@ -5,6 +5,19 @@ from .._custom_types import Array, Float, PyTree, ScalarLike
 from ._base import AbstractDynamics
 
 
+def cyclic_shifts(y, offsets):
+    """The periodic shifts y_{i+k} (for k in `offsets`) of a 1-D array.
+
+    Built from one padded copy (ghost cells) rather than `jnp.roll`: under vmap XLA:CPU
+    compiles a padded slice about 3x faster than a roll (measured on Lorenz-96 ensembles,
+    benchmarks/bench_l96_numpy.py).
+    """
+    n = y.shape[-1]
+    lo, hi = max(0, -min(offsets)), max(0, max(offsets))
+    padded = jnp.concatenate([y[n - lo :], y, y[:hi]])
+    return [padded[lo + k : lo + k + n] for k in offsets]
+
+
 class Lorenz96(AbstractDynamics):
     r"""Lorenz (1996) model on a ring of `n` variables.
 
@@ -26,7 +39,8 @@ class Lorenz96(AbstractDynamics):
         return (self.n,)
 
     def vector_field(self, t: ScalarLike, y: Float[Array, " n"], args: PyTree = None):
-        return (jnp.roll(y, -1) - jnp.roll(y, 2)) * jnp.roll(y, 1) - y + self.forcing
+        ahead, back2, back1 = cyclic_shifts(y, (1, -2, -1))
+        return (ahead - back2) * back1 - y + self.forcing
 
     def default_initial_state(self, key=None):
         # The rest state x_i = F is unstable; a small bump on one site starts the chaos.

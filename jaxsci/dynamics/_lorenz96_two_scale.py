@@ -3,6 +3,7 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, Float, PyTree, ScalarLike
 from ._base import AbstractDynamics
+from ._lorenz96 import cyclic_shifts
 
 
 class Lorenz96TwoScale(AbstractDynamics):
@@ -47,9 +48,11 @@ class Lorenz96TwoScale(AbstractDynamics):
         x, fast = y[: self.k], y[self.k :]
         h, c, b = self.coupling, self.time_scale, self.amplitude_scale
         fast_sum = fast.reshape(self.k, self.j).sum(axis=1)
-        dx = (jnp.roll(x, -1) - jnp.roll(x, 2)) * jnp.roll(x, 1) - x + self.forcing
+        ahead, back2, back1 = cyclic_shifts(x, (1, -2, -1))
+        dx = (ahead - back2) * back1 - x + self.forcing
         dx = dx - h * c / b * fast_sum
-        dfast = -c * b * jnp.roll(fast, -1) * (jnp.roll(fast, -2) - jnp.roll(fast, 1))
+        f_ahead, f_ahead2, f_back = cyclic_shifts(fast, (1, 2, -1))
+        dfast = -c * b * f_ahead * (f_ahead2 - f_back)
         dfast = dfast - c * fast + h * c / b * jnp.repeat(x, self.j)
         return jnp.concatenate([dx, dfast])
 
