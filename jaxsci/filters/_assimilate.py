@@ -1,11 +1,13 @@
 """Drivers: `run_filter` over given observations, and `assimilate`, the twin experiment."""
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from .._custom_types import Array, Bool, Float, Key
 from ._base import (
@@ -102,7 +104,7 @@ def _run_filter(
             ens, _ = filter.analysis(key_a, ens, y, obs_op)
             ess = jnp.asarray(n, dtype=dtype)
         mean_a, spread_a = stats(ens, log_w)
-        out = dict(
+        out: dict[str, Any] = dict(
             mean_f=mean_f,
             mean_a=mean_a,
             spread_f=spread_f,
@@ -352,7 +354,7 @@ def assimilate(
     _check_filter(filter)
     x0 = jnp.asarray(x0)
     obs_op.check_state(x0, "x0")
-    if not isinstance(x0, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(x0))):
+    if not isinstance(x0, Tracer) and not np.all(np.isfinite(np.asarray(x0))):
         raise ValueError("`x0` contains non-finite values (NaN or inf).")
     if int(ensemble_size) < 2:
         raise ValueError(f"`ensemble_size` must be at least 2, got {ensemble_size}.")

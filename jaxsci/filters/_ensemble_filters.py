@@ -8,6 +8,8 @@ number of observations, and in observation space (P x P systems) otherwise, as D
 two are algebraically equal (push-through identity) and the choice is static (shapes only).
 """
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -37,7 +39,9 @@ def _use_ensemble_space(yw) -> bool:
     return yw.shape[0] <= yw.shape[1]
 
 
-def random_mean_preserving_rotation(key: Key, n: int, dtype=float) -> Float[Array, "ens ens"]:
+def random_mean_preserving_rotation(
+    key: Key, n: int, dtype: Any = float
+) -> Float[Array, "ens ens"]:
     """A Haar-random orthogonal N x N matrix Q with Q 1 = 1.
 
     Q = 1 1^T / N + B O B^T, with B an orthonormal basis of the complement of 1 and O Haar
