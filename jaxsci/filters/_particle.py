@@ -18,8 +18,10 @@ class BootstrapPF(AbstractParticleFilter):
     an unbiased estimate of p(y_{1:K}) (Del Moral 2004) when `reg` = 0. Resample with
     `resampling` when ESS <= `ess_threshold` * N (DAPPER's `NER`), then, if `reg` > 0, add
     the regularisation jitter of DAPPER: Gaussian noise with covariance
-    h^2 * (weighted ensemble covariance), bandwidth h = reg * N^(-1/(dim+4)) (Silverman's
-    rule shape), which keeps deterministic models from collapsing onto copies.
+    h^2 * (unbiased weighted ensemble covariance, or the unweighted one when the weights are
+    degenerate), bandwidth h = reg * N^(-1/(dim+4)) (Silverman's rule shape), applied to the
+    duplicated particles only (DAPPER's `nuj`); it keeps deterministic models from
+    collapsing onto copies.
 
     `differentiable=True` uses stop-gradient resampling (Scibior & Wood 2021): after
     resampling the log-weights are w_sel - stop_gradient(w_sel) - log N, equal in value to the
@@ -31,12 +33,15 @@ class BootstrapPF(AbstractParticleFilter):
         ess_threshold: resample when ESS <= threshold * N (1 resamples every cycle).
         reg: jitter scale (0 disables; DAPPER's `reg`, e.g. 2.4 for Lorenz-63).
         differentiable: stop-gradient resampling.
+        jitter_duplicates_only: jitter only the second and later copies of a resampled
+            particle, keeping one copy of each in place (DAPPER's `nuj=True`, its default).
     """
 
     ess_threshold: Float[Array, ""]
     reg: Float[Array, ""]
     resampling: str = eqx.field(static=True)
     differentiable: bool = eqx.field(static=True)
+    jitter_duplicates_only: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -44,6 +49,7 @@ class BootstrapPF(AbstractParticleFilter):
         ess_threshold=0.5,
         reg=0.0,
         differentiable: bool = False,
+        jitter_duplicates_only: bool = True,
     ):
         if resampling not in RESAMPLING_SCHEMES:
             raise ValueError(
@@ -53,6 +59,7 @@ class BootstrapPF(AbstractParticleFilter):
         self.ess_threshold = jnp.asarray(ess_threshold, dtype=jnp.result_type(float))
         self.reg = jnp.asarray(reg, dtype=jnp.result_type(float))
         self.differentiable = bool(differentiable)
+        self.jitter_duplicates_only = bool(jitter_duplicates_only)
 
     def analysis(self, key, particles, log_weights, y_obs, obs_op: AbstractObservation):
         check_analysis_inputs(particles, y_obs, obs_op)
@@ -68,11 +75,19 @@ class BootstrapPF(AbstractParticleFilter):
         w = jax.nn.softmax(jax.lax.stop_gradient(log_w))
         idx = RESAMPLING_SCHEMES[self.resampling](key_res, w, n)
         resampled = particles[idx]
-        # regularisation jitter with covariance h^2 sum_i w_i (x_i - m)(x_i - m)^T
+        # Regularisation jitter (DAPPER's PartFilt): Gaussian with covariance
+        # h^2 * ub * sum_i w_i (x_i - m)(x_i - m)^T, where ub = 1 / (1 - sum w_i^2) unbiases
+        # the weighted covariance. When the weights are degenerate (one particle holds them
+        # all, 1 - sum w^2 ~ 0) the weighted covariance is zero and the cloud could never
+        # recover on a deterministic model, so the unweighted covariance is used instead.
         h = self.reg.astype(dtype) * n ** (-1.0 / (dim + 4))
-        mean = w @ particles
+        eps = jnp.finfo(dtype).eps
+        degenerate = 1.0 - jnp.sum(w**2) < 100 * eps
+        cw = jnp.where(degenerate, jnp.full_like(w, 1.0 / n), w)
+        ub = 1.0 / (1.0 - jnp.sum(cw**2))
+        mean = cw @ particles
         # the jitter is treated as noise: no gradient flows through its covariance
-        c12 = jax.lax.stop_gradient(jnp.sqrt(w)[:, None] * (particles - mean))
+        c12 = jax.lax.stop_gradient(jnp.sqrt(ub * cw)[:, None] * (particles - mean))
         if n > dim:  # a dim x dim square root of the covariance is cheaper than z @ c12
             lam, v = jnp.linalg.eigh(c12.T @ c12)
             root = (v * jnp.sqrt(jnp.maximum(lam, 0.0))) @ v.T
@@ -80,6 +95,8 @@ class BootstrapPF(AbstractParticleFilter):
             jitter = z @ root
         else:
             jitter = jax.random.normal(key_jit, (n, n), dtype=dtype) @ c12
+        if self.jitter_duplicates_only:
+            jitter = jnp.where(_is_duplicate(idx)[:, None], jitter, 0.0)
         resampled = resampled + h * jitter
         uniform = jnp.full((n,), -jnp.log(n), dtype=dtype)
         if self.differentiable:
@@ -92,6 +109,14 @@ class BootstrapPF(AbstractParticleFilter):
         log_w = jnp.where(do, new_log_w, log_w)
         info = {"ess": ess, "log_evidence": log_evidence, "resampled": do}
         return particles, log_w, info
+
+
+def _is_duplicate(idx: Array) -> Array:
+    """True where idx[i] repeats an index that occurs earlier in `idx` (any order)."""
+    order = jnp.argsort(idx, stable=True)
+    sorted_idx = idx[order]
+    dup_sorted = jnp.concatenate([jnp.zeros((1,), bool), sorted_idx[1:] == sorted_idx[:-1]])
+    return jnp.zeros_like(dup_sorted).at[order].set(dup_sorted)
 
 
 def particle_mean(particles: Float[Array, "ens dim"], log_weights: Float[Array, " ens"]):

@@ -112,3 +112,22 @@ def test_pf_tracks_lorenz63():
     assert float(res.rmse_a_mean) < np.sqrt(2.0)
     assert float(jnp.min(res.filter.ess)) < 100
     assert bool(jnp.all(jnp.isfinite(res.filter.log_likelihood)))
+
+
+def test_jitter_survives_degenerate_weights():
+    """Regression: when one particle holds all the weight, the weighted covariance is zero;
+    DAPPER falls back to the unweighted covariance so the resampled copies are spread out
+    again (otherwise a deterministic model never recovers). With DAPPER's `nuj` default only
+    the duplicates move, so exactly one particle stays on the survivor."""
+    n, dim = 50, 3
+    particles = jax.random.normal(jax.random.key(3), (n, dim))
+    obs = F.IndexObservation(dim, noise_cov=1e-6)
+    y = particles[7]  # the observation sits on particle 7: its weight is ~1, all others ~0
+    pf = F.BootstrapPF("systematic", ess_threshold=1.0, reg=1.0)
+    new, log_w, info = pf.analysis(jax.random.key(4), particles, jnp.zeros(n), y, obs)
+    assert float(info["ess"]) < 1.0 + 1e-3
+    spread = jnp.std(new, axis=0)
+    assert bool(jnp.all(spread > 0.1 * jnp.std(particles, axis=0)))
+    on_survivor = jnp.all(new == particles[7], axis=1)
+    assert int(on_survivor.sum()) == 1
+    assert bool(jnp.allclose(jax.nn.softmax(log_w), 1.0 / n))
