@@ -1,6 +1,7 @@
 """jaxsci: differentiable simulation and probabilistic inference for science, in JAX."""
 
-from . import dynamics as dynamics, integrate as integrate
+from . import dynamics as dynamics, filters as filters, integrate as integrate
+from .filters import assimilate as assimilate, run_filter as run_filter
 from .integrate import (
     Flow as Flow,
     Trajectory as Trajectory,

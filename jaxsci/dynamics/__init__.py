@@ -2,11 +2,7 @@
 
 from ._base import (
     AbstractDynamics as AbstractDynamics,
-)
-from ._base import (
     AbstractSDE as AbstractSDE,
-)
-from ._base import (
     AbstractSemilinear as AbstractSemilinear,
 )
 from ._burgers import Burgers as Burgers
