@@ -175,6 +175,7 @@ def simulate(
     key: Key | None = None,
     throw: bool = True,
     progress_meter: diffrax.AbstractProgressMeter | None = None,
+    saveat: diffrax.SaveAt | None = None,
 ) -> Trajectory:
     """Integrate `dynamics` from `y0` at time `t0` (default `ts[0]`) and save at `ts`.
 
@@ -189,6 +190,11 @@ def simulate(
         y0: initial state of shape `dynamics.state_shape`.
         ts: strictly increasing save times.
         solver, dt0, adjoint, stepsize_controller, max_steps, progress_meter: as diffrax.
+        saveat: a `diffrax.SaveAt` to use instead of `SaveAt(ts=ts)` (e.g. `SaveAt(t1=True)`
+            for the final state only, or `SaveAt(steps=True)` for every step; the
+            trajectory then has diffrax's layout, unused step slots padded with inf). `ts`
+            still sets the time span (`ts[0]`/`t0` to `ts[-1]`) and the fixed-step grid.
+            Dense output is not supported: use `diffrax.diffeqsolve` directly.
         key: PRNG key for the Brownian motion of an SDE.
         throw: raise (an error naming the cause; under jit an equinox runtime error) if
             the solver hits `max_steps`, fails, or the trajectory becomes non-finite. With
@@ -211,6 +217,10 @@ def simulate(
     if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
         raise ValueError(f"`dt0` must be positive, got {dt0}.")
 
+    if saveat is None:
+        saveat = diffrax.SaveAt(ts=ts)
+    elif saveat.dense:
+        raise ValueError("`saveat` with dense=True is not supported by simulate.")
     if adjoint is None:
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     adaptive_default = (
@@ -265,7 +275,7 @@ def simulate(
         dt0,
         y0,
         args=args,
-        saveat=diffrax.SaveAt(ts=ts),
+        saveat=saveat,
         stepsize_controller=stepsize_controller,
         adjoint=adjoint,
         max_steps=max_steps,
@@ -273,7 +283,9 @@ def simulate(
         progress_meter=progress_meter or diffrax.NoProgressMeter(),
     )
     ys = sol.ys
-    finite = jnp.all(jnp.isfinite(ys))
+    # Only real saves count: SaveAt(steps=True) pads unused slots (time inf) with inf.
+    saved = jnp.isfinite(sol.ts).reshape(sol.ts.shape + (1,) * (ys.ndim - sol.ts.ndim))
+    finite = jnp.all(jnp.isfinite(ys) | ~saved)
     ok = (sol.result == diffrax.RESULTS.successful) & finite
     if throw:
         ys = eqx.error_if(
