@@ -26,6 +26,7 @@ import abc
 from typing import ClassVar
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -61,6 +62,11 @@ class AbstractETDRK(diffrax.AbstractSolver):
 
     term_structure: ClassVar = SemilinearTerm
     interpolation_cls: ClassVar = diffrax.LocalLinearInterpolation
+    # True: every step has the size of the first one, so the cached coefficients are used
+    # without the per-step check (`simulate` sets it when its step grid is uniform). This
+    # removes a `lax.cond` from the step loop, which costs a device-to-host round trip per
+    # step on GPUs. Wrong if the steps do vary, hence off by default.
+    constant_step: eqx.AbstractVar[bool]
 
     @abc.abstractmethod
     def coefficients(self, lin, h):
@@ -86,11 +92,14 @@ class AbstractETDRK(diffrax.AbstractSolver):
         h = direction * (t1 - t0)
         t0 = direction * t0
         t1 = t0 + h
-        coeffs = jax.lax.cond(
-            _same_step(h, h0, t0, t1),
-            lambda: cached,
-            lambda: self.coefficients(dyn.linear_operator(), h),
-        )
+        if self.constant_step:
+            coeffs = cached
+        else:
+            coeffs = jax.lax.cond(
+                _same_step(h, h0, t0, t1),
+                lambda: cached,
+                lambda: self.coefficients(dyn.linear_operator(), h),
+            )
         u1 = self.spectral_step(dyn, t0, h, dyn.to_spectral(y0), args, coeffs)
         y1 = dyn.from_spectral(u1).astype(y0.dtype)
         return y1, None, dict(y0=y0, y1=y1), solver_state, diffrax.RESULTS.successful
@@ -101,6 +110,8 @@ class AbstractETDRK(diffrax.AbstractSolver):
 
 class ETDRK1(AbstractETDRK):
     """Exponential Euler (first order). See the module docstring."""
+
+    constant_step: bool = eqx.field(default=False, static=True)
 
     def order(self, terms):
         return 1
@@ -116,6 +127,8 @@ class ETDRK1(AbstractETDRK):
 
 class ETDRK2(AbstractETDRK):
     """Cox-Matthews ETD2RK (second order). See the module docstring."""
+
+    constant_step: bool = eqx.field(default=False, static=True)
 
     def order(self, terms):
         return 2
@@ -133,6 +146,8 @@ class ETDRK2(AbstractETDRK):
 
 class ETDRK3(AbstractETDRK):
     """Cox-Matthews ETD3RK (third order). See the module docstring."""
+
+    constant_step: bool = eqx.field(default=False, static=True)
 
     def order(self, terms):
         return 3
@@ -162,6 +177,8 @@ class ETDRK3(AbstractETDRK):
 
 class ETDRK4(AbstractETDRK):
     """Cox-Matthews ETDRK4 as in Kassam & Trefethen (2005) (fourth order)."""
+
+    constant_step: bool = eqx.field(default=False, static=True)
 
     def order(self, terms):
         return 4
