@@ -7,6 +7,7 @@ steady-state time is reported as the compile time), then the variants are called
 The figure reported is the median over rounds.
 """
 
+import json
 import os
 import platform
 import statistics
@@ -115,3 +116,13 @@ def time_variants(variants: dict[str, Callable[[], object]], repeats: int) -> di
             times=times[name],
         )
     return out
+
+
+def finish(out: dict, json_path: str | None) -> None:
+    """Record and print the closing load average; write `out` as JSON to `json_path` if set."""
+    out["machine"]["load_average_end"] = machine_summary()["load_average"]
+    print("load average at the end:", out["machine"]["load_average_end"])
+    if json_path:
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        with open(json_path, "w") as f:
+            json.dump(out, f, indent=1, default=str)

@@ -82,7 +82,7 @@ from jaxsci.dynamics import KuramotoSivashinsky  # noqa: E402
 from jaxsci.integrate import ETDRK4, Flow  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import machine_summary, time_variants  # noqa: E402
+from _timing import finish, machine_summary, time_variants  # noqa: E402
 
 DOMAIN = 60.0  # exponax's recommended chaotic 1-D KS: domain_extent=60, dt=0.1
 DT = 0.1
@@ -300,12 +300,7 @@ def main():
                 batch_steps,
                 "exponax repeat(vmap)",
             )
-        out["machine"]["load_average_end"] = machine_summary()["load_average"]
-        print("load average at the end:", out["machine"]["load_average_end"])
-    if ARGS.json:
-        os.makedirs(os.path.dirname(os.path.abspath(ARGS.json)), exist_ok=True)
-        with open(ARGS.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
+    finish(out, ARGS.json)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ from jaxsci.dynamics import Lorenz96  # noqa: E402
 from jaxsci.integrate import RK4, Flow  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import machine_summary, time_variants  # noqa: E402
+from _timing import finish, machine_summary, time_variants  # noqa: E402
 
 N_VARS = 40
 FORCING = 8.0
@@ -293,12 +293,7 @@ def main():
             f"  {k:28s} mean {s['mean']:.4f} std {s['std']:.4f} se {s['mc_se_mean']:.4f}"
             f" finite {s['finite']}"
         )
-    out["machine"]["load_average_end"] = machine_summary()["load_average"]
-    print("load average at the end:", out["machine"]["load_average_end"])
-    if ARGS.json:
-        os.makedirs(os.path.dirname(os.path.abspath(ARGS.json)), exist_ok=True)
-        with open(ARGS.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
+    finish(out, ARGS.json)
 
 
 if __name__ == "__main__":
