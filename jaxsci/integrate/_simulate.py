@@ -11,7 +11,7 @@ import numpy as np
 
 from .._custom_types import Array, Bool, Float, Int, Key, PyTree
 from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
-from ._etdrk import ETDRK4, AbstractETDRK
+from ._etdrk import ETDRK4, AbstractETDRK, _same_step
 from ._rk4 import RK4
 from ._terms import SemilinearTerm
 
@@ -161,13 +161,12 @@ def _step_grid(t0, t_end, dt0, ts, dtype):
 
 
 def _uniform_steps(grid) -> bool:
-    """True when all steps of `grid` equal the first up to the rounding of its time values
-    (the tolerance of the ETDRK solvers' per-step check, `_etdrk._same_step`)."""
-    steps = np.diff(grid.astype(np.float64))
+    """True when every step of `grid` passes the ETDRK solvers' own "same step size" check
+    against the first step (steps computed in the grid's dtype, as the solver sees them)."""
+    steps = np.diff(grid)
     if steps.size == 0:
         return True
-    scale = max(np.max(np.abs(grid.astype(np.float64))), abs(steps[0]))
-    return bool(np.all(np.abs(steps - steps[0]) <= 8 * np.finfo(grid.dtype).eps * scale))
+    return bool(np.all(_same_step(steps, steps[0], grid[:-1], grid[1:])))
 
 
 def simulate(
