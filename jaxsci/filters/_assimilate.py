@@ -17,6 +17,7 @@ from ._base import (
     ensemble_log_likelihood,
 )
 from ._observations import AbstractObservation, synthetic_observations
+from ._particle import particle_mean, unbiased_weighting
 
 # `flow(y, t0, t1)`: e.g. a `jaxsci.integrate.Flow`, or any jax-traceable model step.
 FlowFn = Callable[[Float[Array, " dim"], float, float], Float[Array, " dim"]]
@@ -49,11 +50,11 @@ class FilterResult(eqx.Module):
 
 
 def _weighted_stats(ens, log_w):
-    w = jax.nn.softmax(log_w)
-    mean = w @ ens
-    # unbiased weighted variance; equals the ddof=1 variance for equal weights
-    var = (w @ (ens - mean) ** 2) / (1.0 - jnp.sum(w**2))
-    return mean, jnp.sqrt(jnp.mean(var))
+    # the weighted mean, and the spread from the unbiased weighted variance (the cloud's
+    # unweighted spread when the weights are degenerate, instead of 0/0)
+    cw, ub = unbiased_weighting(jax.nn.softmax(log_w))
+    var = ub * (cw @ (ens - cw @ ens) ** 2)
+    return particle_mean(ens, log_w), jnp.sqrt(jnp.mean(var))
 
 
 def _plain_stats(ens, log_w):

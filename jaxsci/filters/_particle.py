@@ -81,10 +81,7 @@ class BootstrapPF(AbstractParticleFilter):
         # all, 1 - sum w^2 ~ 0) the weighted covariance is zero and the cloud could never
         # recover on a deterministic model, so the unweighted covariance is used instead.
         h = self.reg.astype(dtype) * n ** (-1.0 / (dim + 4))
-        eps = jnp.finfo(dtype).eps
-        degenerate = 1.0 - jnp.sum(w**2) < 100 * eps
-        cw = jnp.where(degenerate, jnp.full_like(w, 1.0 / n), w)
-        ub = 1.0 / (1.0 - jnp.sum(cw**2))
+        cw, ub = unbiased_weighting(w)
         mean = cw @ particles
         # the jitter is treated as noise: no gradient flows through its covariance
         c12 = jax.lax.stop_gradient(jnp.sqrt(ub * cw)[:, None] * (particles - mean))
@@ -109,6 +106,19 @@ class BootstrapPF(AbstractParticleFilter):
         log_w = jnp.where(do, new_log_w, log_w)
         info = {"ess": ess, "log_evidence": log_evidence, "resampled": do}
         return particles, log_w, info
+
+
+def unbiased_weighting(w: Float[Array, " ens"]) -> tuple[Float[Array, " ens"], Float[Array, ""]]:
+    """Weights (cw, ub) for the unbiased weighted covariance ub * sum_i cw_i (x_i - m)(x_i - m)^T
+    with m = cw @ x and ub = 1 / (1 - sum cw^2) (equal to the ddof=1 covariance for equal
+    weights). When the normalised weights `w` are degenerate (one particle holds them all,
+    1 - sum w^2 below 100 eps) the weighted covariance is zero or 0/0, so the uniform weights
+    are used instead (DAPPER's fallback): the spread of the cloud, not of one particle.
+    """
+    eps = jnp.finfo(w.dtype).eps
+    degenerate = 1.0 - jnp.sum(w**2) < 100 * eps
+    cw = jnp.where(degenerate, jnp.full_like(w, 1.0 / w.shape[0]), w)
+    return cw, 1.0 / (1.0 - jnp.sum(cw**2))
 
 
 def _is_duplicate(idx: Array) -> Array:

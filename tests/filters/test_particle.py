@@ -131,3 +131,31 @@ def test_jitter_survives_degenerate_weights():
     on_survivor = jnp.all(new == particles[7], axis=1)
     assert int(on_survivor.sum()) == 1
     assert bool(jnp.allclose(jax.nn.softmax(log_w), 1.0 / n))
+
+
+def test_spread_is_finite_when_weights_collapse_without_resampling():
+    """Regression: with `ess_threshold=0` the PF never resamples, and a very precise
+    observation puts all the weight on one particle. The reported spread used the unbiased
+    weighted variance w.(x - m)^2 / (1 - sum w^2) = 0/0 = NaN; it now falls back to the
+    cloud's unweighted spread (as the PF's jitter does), while the mean is the weighted mean."""
+    from jaxsci.dynamics import Lorenz63
+    from jaxsci.integrate import Flow
+
+    model = Lorenz63()
+    obs = F.IndexObservation(3, noise_cov=1e-8)
+    pf = F.BootstrapPF("systematic", ess_threshold=0.0)
+    res = F.assimilate(
+        jax.random.key(0),
+        Flow(model, 0.01),
+        obs,
+        pf,
+        model.default_initial_state(),
+        n_cycles=5,
+        dt=0.1,
+        ensemble_size=50,
+        init_std=1.0,
+    )
+    ess = np.asarray(res.filter.ess)
+    assert ess[-1] < 1.0 + 1e-3  # the weights have collapsed
+    assert np.all(np.isfinite(np.asarray(res.filter.spread_a)))
+    assert float(res.filter.spread_a[-1]) > 0.1
