@@ -80,16 +80,17 @@ def _run_filter(
     forecast = jax.vmap(flow, in_axes=(0, None, None))
     uniform = jnp.full((n,), -jnp.log(n), dtype=dtype)
     keys = jax.random.split(key, observations.shape[0])
+    noise_factor = None if process_noise_chol is None else process_noise_chol.T.astype(dtype)
 
     def cycle(carry, xs):
         ens, log_w = carry
         k, y, key_k = xs
         ta = t0 + (k - 1) * dt
         ens = forecast(ens, ta, ta + dt)
-        if process_noise_chol is not None:
+        if noise_factor is not None:
             key_a, key_q = jax.random.split(key_k)
             noise = jax.random.normal(key_q, ens.shape, dtype=dtype)
-            ens = ens + noise @ process_noise_chol.T.astype(dtype)
+            ens = ens + noise @ noise_factor
         else:
             key_a = key_k
         stats = _weighted_stats if is_pf else _plain_stats

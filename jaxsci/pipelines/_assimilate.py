@@ -266,7 +266,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     model = build_model(config.model.name, config.model.params)
     dim = math.prod(model.state_shape)
     solver = make_solver(config.flow.solver, model)
-    flow = integrate.Flow(model, config.flow.dt, solver)
+    flow = integrate.Flow(model, config.flow.dt, solver, max_steps=_MAX_FLOW_STEPS)
     ocfg, fcfg, ecfg = config.observations, config.filter, config.experiment
     interval = config.flow.dt if ocfg.interval is None else ocfg.interval
     steps_per_cycle = interval / config.flow.dt
@@ -319,6 +319,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
             init_std=ecfg.initial_spread,
             burn_in=ecfg.burn_in,
             divergence_threshold=ecfg.divergence_threshold,
+            compute_likelihood=False,  # not reported by this pipeline
         )
 
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
