@@ -59,20 +59,47 @@ def test_finite_gradients(name):
     assert float(jnp.max(jnp.abs(g_y))) > 0
 
 
+def _new_values(tree, s):
+    """The same pytree with every inexact array leaf scaled: new values, same shapes."""
+    return jax.tree_util.tree_map(
+        lambda x: x * (1.0 + 0.01 * s) if eqx.is_inexact_array(x) else x, tree
+    )
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_no_recompilation(name):
-    o = obs_op()
-    filt = ENSEMBLE_FILTERS[name](o)
+    """The filter and the observation operator are jit arguments, rebuilt with new values of
+    their array fields (inflation factors, LETKF tapers, R) on every call: one trace."""
     traces = []
 
     @eqx.filter_jit
-    def step(key, e, yy):
+    def step(filt, o, key, e, yy):
         traces.append(None)
         return filt.analysis(key, e, yy, o)[0]
 
     for s in range(3):
+        o = _new_values(obs_op(), s)
+        filt = _new_values(ENSEMBLE_FILTERS[name](obs_op()), s)
         ens, y = _inputs(s)
-        step(jax.random.key(s), ens, y)
+        step(filt, o, jax.random.key(s), ens, y)
+    assert len(traces) == 1
+
+
+@pytest.mark.parametrize("name", list(PARTICLE_FILTERS))
+def test_particle_filter_no_recompilation(name):
+    """As above for particle filters: new `ess_threshold`/`reg` values, one trace."""
+    traces = []
+
+    @eqx.filter_jit
+    def step(pf, o, key, e, lw, yy):
+        traces.append(None)
+        return pf.analysis(key, e, lw, yy, o)[0]
+
+    log_w = jnp.full((N_MEMBERS,), -jnp.log(N_MEMBERS))
+    for s in range(3):
+        ens, y = _inputs(s)
+        pf = _new_values(PARTICLE_FILTERS[name], s)
+        step(pf, _new_values(obs_op(), s), jax.random.key(s), ens, log_w, y)
     assert len(traces) == 1
 
 

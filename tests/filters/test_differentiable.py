@@ -86,7 +86,8 @@ def test_pf_gradient_estimate_is_consistent(x64):
     weighted = np.asarray(jnp.exp(ll_hat - ll_exact) * g_hat)
     mcse = weighted.std(ddof=1) / np.sqrt(weighted.size)
     assert abs(weighted.mean() - g_exact) < 4.0 * mcse, (weighted.mean(), g_exact, mcse)
-    assert mcse < 0.1 * abs(g_exact) + 0.5  # informative
+    # informative: the 4-MCSE acceptance band is narrower than |g| itself
+    assert mcse < 0.25 * abs(g_exact)
     # the plain average of d log Z_hat is consistent too (bias O(1/N)); a loose sanity check
     assert np.sign(np.mean(np.asarray(g_hat))) == np.sign(g_exact)
 

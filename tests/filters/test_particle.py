@@ -110,7 +110,8 @@ def test_pf_tracks_lorenz63():
     )
     assert not bool(res.diverged)
     assert float(res.rmse_a_mean) < np.sqrt(2.0)
-    assert float(jnp.min(res.filter.ess)) < 100
+    # resampling fires exactly when ESS <= ess_threshold * N: it must have fired
+    assert float(jnp.min(res.filter.ess)) <= 0.5 * 100
     assert bool(jnp.all(jnp.isfinite(res.filter.log_likelihood)))
 
 
