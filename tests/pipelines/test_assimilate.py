@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cli_helpers import run_cli
 
-from jaxsci.cli import main
 from jaxsci.pipelines import PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +25,6 @@ SHIPPED = {
     "ks_letkf",
     "quickstart",
 }
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_shipped_assimilate_configs():
