@@ -49,6 +49,24 @@ def ensemble_stats(ensemble, y_obs, obs_op: AbstractObservation) -> EnsembleStat
     )
 
 
+def use_ensemble_space(yw: Float[Array, "ens obs"]) -> bool:
+    """Work with N x N systems when the ensemble is no larger than the number of observations
+    (P x P systems otherwise); a static choice on shapes, as DAPPER makes it."""
+    return yw.shape[0] <= yw.shape[1]
+
+
+def gram_cholesky_ens(yw: Float[Array, "ens obs"]) -> Float[Array, "ens ens"]:
+    """Lower Cholesky factor of Yw Yw^T + (N-1) I (ensemble space)."""
+    n = yw.shape[0]
+    return jnp.linalg.cholesky(yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype))
+
+
+def gram_cholesky_obs(yw: Float[Array, "ens obs"]) -> Float[Array, "obs obs"]:
+    """Lower Cholesky factor of Yw^T Yw + (N-1) I (observation space)."""
+    n, p = yw.shape
+    return jnp.linalg.cholesky(yw.T @ yw + (n - 1) * jnp.eye(p, dtype=yw.dtype))
+
+
 def ensemble_log_likelihood(
     ensemble: Float[Array, "ens dim"], y_obs: Float[Array, " obs"], obs_op: AbstractObservation
 ) -> Float[Array, ""]:
@@ -65,17 +83,16 @@ def ensemble_log_likelihood(
     n = ensemble.shape[0]
     yw, d = s.obs_anomalies, s.innovation
     p = obs_op.obs_dim
-    if n <= p:
-        c = yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype)
-        chol = jnp.linalg.cholesky(c)
+    if use_ensemble_space(yw):
+        chol = gram_cholesky_ens(yw)
         u = jax.scipy.linalg.solve_triangular(chol, yw @ d, lower=True)
         maha = jnp.sum(d**2) - jnp.sum(u**2)
         logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - n * jnp.log(n - 1.0)
-    else:  # fewer observations than members: factor S_w directly
-        chol = jnp.linalg.cholesky(yw.T @ yw / (n - 1) + jnp.eye(p, dtype=yw.dtype))
+    else:  # fewer observations than members: factor (N-1) S_w = Yw^T Yw + (N-1) I
+        chol = gram_cholesky_obs(yw)
         u = jax.scipy.linalg.solve_triangular(chol, d, lower=True)
-        maha = jnp.sum(u**2)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+        maha = (n - 1.0) * jnp.sum(u**2)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - p * jnp.log(n - 1.0)
     return -0.5 * (maha + logdet + obs_op.log_det_noise_cov() + p * jnp.log(2 * jnp.pi))
 
 

@@ -17,26 +17,25 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._base import AbstractEnsembleFilter, check_analysis_inputs, ensemble_stats
+from ._base import (
+    AbstractEnsembleFilter,
+    check_analysis_inputs,
+    ensemble_stats,
+    gram_cholesky_ens,
+    gram_cholesky_obs,
+    use_ensemble_space,
+)
 from ._observations import AbstractObservation
 
 
 def _cho_solve_ens(yw: Float[Array, "ens obs"], rhs: Float[Array, "ens k"]):
     """(Yw Yw^T + (N-1) I)^{-1} rhs via Cholesky."""
-    n = yw.shape[0]
-    c = yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype)
-    return jsl.cho_solve((jnp.linalg.cholesky(c), True), rhs)
+    return jsl.cho_solve((gram_cholesky_ens(yw), True), rhs)
 
 
 def _cho_solve_obs(yw: Float[Array, "ens obs"], rhs: Float[Array, "obs k"]):
     """(Yw^T Yw + (N-1) I)^{-1} rhs via Cholesky."""
-    n, p = yw.shape
-    s = yw.T @ yw + (n - 1) * jnp.eye(p, dtype=yw.dtype)
-    return jsl.cho_solve((jnp.linalg.cholesky(s), True), rhs)
-
-
-def _use_ensemble_space(yw) -> bool:
-    return yw.shape[0] <= yw.shape[1]
+    return jsl.cho_solve((gram_cholesky_obs(yw), True), rhs)
 
 
 def random_mean_preserving_rotation(
@@ -107,7 +106,7 @@ class EnKF(AbstractEnsembleFilter):
         # whitened innovation of member i: L^{-1}(y + L z_i - h(E_i)) = dw - Yw_i + z_i
         innov = s.innovation[None, :] - s.obs_anomalies + z
         yw, a = s.obs_anomalies, s.anomalies
-        if _use_ensemble_space(yw):
+        if use_ensemble_space(yw):
             return ensemble + _cho_solve_ens(yw, yw @ innov.T).T @ a, {}
         return ensemble + innov @ _cho_solve_obs(yw, yw.T @ a), {}
 
@@ -128,7 +127,7 @@ class ETKF(AbstractEnsembleFilter):
         check_analysis_inputs(ensemble, y_obs, obs_op)
         s = ensemble_stats(ensemble, y_obs, obs_op)
         yw, a = s.obs_anomalies, s.anomalies
-        if _use_ensemble_space(yw):
+        if use_ensemble_space(yw):
             w, t = symmetric_sqrt_transform(yw, s.innovation)
             anomalies = t @ a
         else:
@@ -149,7 +148,7 @@ class DEnKF(AbstractEnsembleFilter):
         check_analysis_inputs(ensemble, y_obs, obs_op)
         s = ensemble_stats(ensemble, y_obs, obs_op)
         yw, a = s.obs_anomalies, s.anomalies
-        if _use_ensemble_space(yw):
+        if use_ensemble_space(yw):
             rhs = jnp.concatenate([(yw @ s.innovation)[:, None], yw @ yw.T], axis=1)
             sol = _cho_solve_ens(yw, rhs)
             mean = s.mean + sol[:, 0] @ a

@@ -169,3 +169,20 @@ def test_rts_smoother_matches_batch_posterior(x64):
     d = np.asarray(ys).reshape(-1) - big_h @ mu
     ll = -0.5 * (d @ np.linalg.solve(s, d) + np.linalg.slogdet(s)[1] + len(d) * np.log(2 * np.pi))
     np.testing.assert_allclose(kf.log_likelihood, ll, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_members, n_obs", [(5, 8), (30, 4)])
+def test_ensemble_log_likelihood_both_branches_match_scipy(x64, n_members, n_obs):
+    """float64. log N(y; mean h(E), cov(h(E)) + R) against scipy in ensemble space (N <= P)
+    and observation space (N > P), which factor different matrices."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    ens = jnp.asarray(rng.normal(size=(n_members, 8)))
+    noise = np.linspace(0.5, 1.5, n_obs)
+    obs = F.IndexObservation(8, np.arange(n_obs), noise_cov=noise)
+    y = rng.normal(size=n_obs)
+    hx = np.asarray(ens)[:, :n_obs]
+    cov = np.cov(hx, rowvar=False, ddof=1) + np.diag(noise)
+    ref = multivariate_normal(hx.mean(axis=0), cov).logpdf(y)
+    np.testing.assert_allclose(F.ensemble_log_likelihood(ens, jnp.asarray(y), obs), ref, rtol=1e-10)
