@@ -26,9 +26,9 @@ import numpy as np
 
 from .. import filters, integrate
 from . import _plots
-from ._models import MODELS, build_model, is_semilinear, params_section
+from ._models import MODELS, build_model, params_section
 from ._schema import ConfigError, option, section, to_dict
-from ._simulate import SOLVERS, make_solver
+from ._simulate import check_solver, make_solver, solver_option
 
 DESCRIPTION = "twin experiment: EnKF / ETKF / LETKF / particle filter on a zoo model; rmse, plots"
 
@@ -62,9 +62,7 @@ class ModelSection:
 
 @dataclasses.dataclass(frozen=True)
 class FlowSection:
-    solver: str = option(
-        "auto", choices=("auto", *SOLVERS), help="auto: ETDRK4 for spectral PDEs, RK4 otherwise"
-    )
+    solver: str = solver_option()
     dt: float = option(0.05, gt=0.0, help="fixed step of the model integration")
 
 
@@ -171,11 +169,7 @@ class AssimilateConfig:
             raise ConfigError("seed", f"expected distinct seeds, got {self.seed}")
         model = build_model(self.model.name, self.model.params)
         dim = math.prod(model.state_shape)
-        solver = self.flow.solver
-        if solver.startswith("ETDRK") and not is_semilinear(model):
-            raise ConfigError(
-                "flow.solver", f"{solver} needs a semilinear spectral model, got {self.model.name}"
-            )
+        check_solver(self.flow.solver, self.model.name, model, "flow.solver")
         obs = self.observations
         if obs.indices is not None:
             bad = [i for i in obs.indices if not 0 <= i < dim]

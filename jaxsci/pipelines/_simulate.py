@@ -64,11 +64,27 @@ class InitialConditionSection:
     seed: int = option(0, ge=0, help="PRNG seed of the perturbation")
 
 
-@dataclasses.dataclass(frozen=True)
-class IntegrateSection:
-    solver: str = option(
+def solver_option():
+    """The `solver` config option shared by the pipelines that integrate a model."""
+    return option(
         "auto", choices=("auto", *SOLVERS), help="auto: ETDRK4 for spectral PDEs, RK4 otherwise"
     )
+
+
+def check_solver(solver: str, model_name: str, model, key: str) -> None:
+    """Raise a ConfigError on `key` when an ETDRK solver is asked for a non-spectral model."""
+    if solver.startswith("ETDRK") and not is_semilinear(model):
+        semi = [n for n in MODELS if is_semilinear(build_model(n, {}))]
+        raise ConfigError(
+            key,
+            f"{solver} needs a semilinear spectral model (one of {semi}), "
+            f"got {model_name}; use RK4, Tsit5, ...",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegrateSection:
+    solver: str = solver_option()
     dt: float = option(0.01, gt=0.0, help="step size (initial step if adaptive)")
     t0: float = option(0.0, help="time label of the first saved state")
     t1: float = option(10.0, help="end time")
@@ -129,14 +145,7 @@ class SimulateConfig:
 
     def __post_init__(self):
         model = build_model(self.model.name, self.model.params)
-        solver = self.integrate.solver
-        if solver.startswith("ETDRK") and not is_semilinear(model):
-            semi = [n for n, c in MODELS.items() if is_semilinear(build_model(n, {}))]
-            raise ConfigError(
-                "integrate.solver",
-                f"{solver} needs a semilinear spectral model (one of {semi}), "
-                f"got {self.model.name}; use RK4, Tsit5, ...",
-            )
+        check_solver(self.integrate.solver, self.model.name, model, "integrate.solver")
         if self.lyapunov is not None:
             dim = math.prod(model.state_shape)
             if self.lyapunov.num_exponents > dim:
