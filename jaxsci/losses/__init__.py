@@ -1,0 +1,27 @@
+"""Losses with one interface, `loss(model, batch, *, key) -> (value, aux)`, and the scores
+and error norms they are built from (plain functions of arrays)."""
+
+from ._base import AbstractLoss as AbstractLoss, AbstractRegressionLoss as AbstractRegressionLoss
+from ._pinn import PINNLoss as PINNLoss, derivative as derivative
+from ._probabilistic import (
+    CRPSLoss as CRPSLoss,
+    EnergyScoreLoss as EnergyScoreLoss,
+    GaussianNLLLoss as GaussianNLLLoss,
+)
+from ._regression import (
+    MSELoss as MSELoss,
+    RelativeL2Loss as RelativeL2Loss,
+    SobolevLoss as SobolevLoss,
+)
+from ._rollout import RolloutLoss as RolloutLoss
+from ._scores import (
+    crps_almost_fair as crps_almost_fair,
+    crps_ensemble as crps_ensemble,
+    crps_fair as crps_fair,
+    crps_gaussian as crps_gaussian,
+    energy_score as energy_score,
+    gaussian_nll as gaussian_nll,
+    relative_l2 as relative_l2,
+    sobolev_norm as sobolev_norm,
+    sobolev_weights as sobolev_weights,
+)

@@ -1,0 +1,148 @@
+"""Physics-informed loss: PDE residuals by automatic differentiation, optional causal weights."""
+
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._custom_types import Array, Float
+from ._base import AbstractLoss
+from ._scores import check_same_shape
+
+
+def derivative(f: Callable, x: Float[Array, " d"], axes: Sequence[int]) -> Array:
+    r"""The mixed partial derivative d^n f / (dx_{a_1} ... dx_{a_n}) at the point `x`.
+
+    Nested forward-mode directional derivatives along the unit vectors e_{a_i}
+    (`jax.jvp`), exact to rounding; `axes=()` returns f(x). `f` maps a point of shape (d,)
+    to an array of any shape (the derivative has that shape). Example: for u(x, t) with
+    x = (x, t), u_t = derivative(u, p, (1,)) and u_xx = derivative(u, p, (0, 0)).
+    """
+    x = jnp.asarray(x)
+    if x.ndim != 1:
+        raise ValueError(f"`x` must be one point of shape (d,), got shape {x.shape}.")
+    for a in axes:
+        if not 0 <= int(a) < x.shape[0]:
+            raise ValueError(
+                f"`axes` entry {a} is out of range for a point of dimension {x.shape[0]}."
+            )
+    g = f
+    for a in axes:
+        g = _directional(g, jnp.zeros_like(x).at[int(a)].set(1.0))
+    return g(x)
+
+
+def _directional(h: Callable, e: Array) -> Callable:
+    """p -> the derivative of h at p along e (forward mode)."""
+    return lambda p: jax.jvp(h, (p,), (e,))[1]
+
+
+def _boundary_term(model, pair, name):
+    points, values = pair
+    pred = jax.vmap(model)(points)
+    check_same_shape(pred, values, f"model({name} points) (batched)", f"batch['{name}'] values")
+    return jnp.mean((pred - values) ** 2)
+
+
+class PINNLoss(AbstractLoss):
+    r"""Physics-informed loss (Raissi, Perdikaris & Karniadakis 2019) with causal weights.
+
+    The model is a field u(p) of one point p (space and time coordinates, shape (d,));
+    `residual(u, p)` returns the PDE residual at p, computing derivatives of u by automatic
+    differentiation (e.g. with `losses.derivative`). `batch` is a dict:
+
+    * "collocation": points, shape (N, d), or (N, N_t, d) where [:, i] is the i-th time
+      slab, t_1 < ... < t_{N_t} (the leading axis stays the batch axis, so `fit` can draw
+      minibatches of it without mixing slabs);
+    * "boundary" (optional): (points (N_b, d), values (N_b, ...)) for u = g on the boundary;
+    * "initial" (optional): (points, values) for the initial condition.
+
+        loss = L_r + boundary_weight * L_b + initial_weight * L_0,
+
+    L_b, L_0 mean squared misfits, L_r the mean squared residual. With `causal_epsilon`
+    (Wang, Sankaran & Perdikaris 2022, "Respecting causality is all you need for training
+    physics-informed neural networks") the collocation points must be slabs (N, N_t, d)
+    ordered in time along the second axis, and
+
+        L_r = (1/N_t) sum_i w_i L_r(t_i),   w_i = exp(-eps sum_{k < i} L_r(t_k)),  w_1 = 1,
+
+    with the weights held constant in the gradient (stop-gradient), so a later slab is only
+    fitted once the residual before it is small. aux reports each term and min_i w_i.
+    """
+
+    residual: Callable
+    boundary_weight: float = eqx.field(static=True)
+    initial_weight: float = eqx.field(static=True)
+    causal_epsilon: float | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        residual: Callable,
+        *,
+        boundary_weight: float = 1.0,
+        initial_weight: float = 1.0,
+        causal_epsilon: float | None = None,
+    ):
+        if not callable(residual):
+            raise TypeError(f"`residual` must be callable residual(u, point), got {residual!r}.")
+        self.residual = residual
+        self.boundary_weight = float(boundary_weight)
+        self.initial_weight = float(initial_weight)
+        self.causal_epsilon = None if causal_epsilon is None else float(causal_epsilon)
+
+    def __check_init__(self):
+        if self.boundary_weight < 0 or self.initial_weight < 0:
+            raise ValueError(
+                "`boundary_weight` and `initial_weight` must be >= 0, got "
+                f"{self.boundary_weight} and {self.initial_weight}."
+            )
+        if self.causal_epsilon is not None and not self.causal_epsilon >= 0:
+            raise ValueError(f"`causal_epsilon` must be >= 0, got {self.causal_epsilon}.")
+
+    def causal_weights(self, slab_losses: Float[Array, " N_t"]) -> Float[Array, " N_t"]:
+        """w_i = exp(-eps sum_{k<i} L_r(t_k)) (no gradient flows through the weights)."""
+        eps = 0.0 if self.causal_epsilon is None else self.causal_epsilon
+        before = jnp.cumsum(slab_losses) - slab_losses
+        return jax.lax.stop_gradient(jnp.exp(-eps * before))
+
+    def __call__(self, model, batch, *, key=None):
+        if not isinstance(batch, dict) or "collocation" not in batch:
+            raise TypeError(
+                "`batch` for PINNLoss must be a dict with key 'collocation' (and optionally "
+                f"'boundary', 'initial'), got {type(batch).__name__}"
+                + (f" with keys {sorted(batch)}" if isinstance(batch, dict) else "")
+                + "."
+            )
+        unknown = set(batch) - {"collocation", "boundary", "initial"}
+        if unknown:
+            raise ValueError(f"`batch` has unknown keys {sorted(unknown)} for PINNLoss.")
+        pts = jnp.asarray(batch["collocation"])
+        causal = self.causal_epsilon is not None
+        if causal and pts.ndim != 3:
+            raise ValueError(
+                "with `causal_epsilon`, batch['collocation'] must be time slabs of shape "
+                f"(N, N_t, d), got shape {pts.shape}."
+            )
+        if pts.ndim not in (2, 3):
+            raise ValueError(
+                f"batch['collocation'] must have shape (N, d) or (N, N_t, d), got {pts.shape}."
+            )
+        res_fn = jax.vmap(lambda p: jnp.mean(jnp.square(self.residual(model, p))))
+        aux = {}
+        if causal:
+            slab = jnp.mean(jax.vmap(res_fn)(pts), axis=0)
+            w = self.causal_weights(slab)
+            loss_r = jnp.mean(w * slab)
+            aux["causal_min_weight"] = jnp.min(w)
+        else:
+            loss_r = jnp.mean(res_fn(pts.reshape(-1, pts.shape[-1])))
+        aux["residual"] = loss_r
+        value = loss_r
+        for name, weight in (("boundary", self.boundary_weight), ("initial", self.initial_weight)):
+            if name in batch:
+                term = _boundary_term(model, batch[name], name)
+                aux[name] = term
+                value = value + weight * term
+        aux["loss"] = value
+        return value, aux

@@ -1,0 +1,90 @@
+"""Supervised regression losses: mean squared error, relative L2, Sobolev H^s errors."""
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .._custom_types import Array, Float
+from ._base import AbstractRegressionLoss
+from ._scores import relative_l2, sobolev_norm
+
+
+class MSELoss(AbstractRegressionLoss):
+    """Mean squared error: the batch mean of mean((pred - target)^2) over each example."""
+
+    def error(self, pred, target):
+        return jnp.mean((pred - target) ** 2)
+
+
+class RelativeL2Loss(AbstractRegressionLoss):
+    r"""Relative L2 error, per example and averaged over the batch (Li et al. 2021, FNO):
+
+        loss = (1/B) sum_b ||pred_b - target_b||_2 / ||target_b||_2,
+
+    norms over all grid points and channels of an example (`losses.relative_l2`). This is
+    the metric the FNO paper reports as test error and trains with; it weights every example
+    equally whatever its amplitude.
+    """
+
+    def error(self, pred, target):
+        return relative_l2(pred, target)
+
+
+class SobolevLoss(AbstractRegressionLoss):
+    r"""Squared Sobolev H^s norm of the error on a periodic grid, averaged over the batch.
+
+        loss = (1/B) sum_b ||pred_b - target_b||_{H^s}^2 / (length^d C)
+
+    with the norm of `losses.sobolev_norm` (Parseval on the last `spatial_dims` axes; the
+    C leading channel axes are averaged), normalised so that s = 0 (inhomogeneous) is
+    exactly `MSELoss`. Negative s emphasises large scales: s = -1 with `seminorm=True` is
+    the H^{-1} loss of Spectral-Refiner (Cao et al. 2024) for mean-zero fields; see
+    `sobolev_norm` for the k = 0 mode. With `relative=True` each example's error norm is
+    divided by its target's norm (the H^s analogue of `RelativeL2Loss`, not squared).
+    """
+
+    s: float = eqx.field(static=True)
+    length: float = eqx.field(static=True)
+    spatial_dims: int = eqx.field(static=True)
+    seminorm: bool = eqx.field(static=True)
+    relative: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        s: float,
+        *,
+        length: float = 1.0,
+        spatial_dims: int = 1,
+        seminorm: bool = False,
+        relative: bool = False,
+    ):
+        self.s = float(s)
+        self.length = float(length)
+        self.spatial_dims = int(spatial_dims)
+        self.seminorm = bool(seminorm)
+        self.relative = bool(relative)
+
+    def __check_init__(self):
+        if not self.length > 0:
+            raise ValueError(f"`length` must be positive, got {self.length}.")
+        if self.spatial_dims < 1:
+            raise ValueError(f"`spatial_dims` must be >= 1, got {self.spatial_dims}.")
+
+    def error(self, pred: Float[Array, "..."], target: Float[Array, "..."]) -> Float[Array, ""]:
+        if pred.ndim < self.spatial_dims:
+            raise ValueError(
+                f"SobolevLoss(spatial_dims={self.spatial_dims}) needs predictions with at "
+                f"least {self.spatial_dims} axes, got shape {pred.shape}."
+            )
+        err = self.norm(pred - target)
+        if self.relative:
+            return err / self.norm(target)
+        channels = math.prod(pred.shape[: pred.ndim - self.spatial_dims])
+        return err**2 / (self.length**self.spatial_dims * channels)
+
+    def norm(self, u: Float[Array, "..."]) -> Float[Array, ""]:
+        """The H^s norm (`losses.sobolev_norm`) with this loss's settings."""
+        return sobolev_norm(
+            u, self.s, length=self.length, spatial_dims=self.spatial_dims, seminorm=self.seminorm
+        )
