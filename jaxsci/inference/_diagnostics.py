@@ -3,31 +3,34 @@
 Everything here follows Vehtari, Gelman, Simpson, Carpenter and Buerkner (2021),
 "Rank-normalization, folding, and localization: an improved R-hat for assessing convergence of
 MCMC", Bayesian Analysis 16(2), 667-718 (arXiv:1903.08008), with the arithmetic choices of
-ArviZ 0.23 (`arviz.rhat(method="rank")`, `arviz.ess`, `arviz.mcse`) so that the numbers agree
-with ArviZ to rounding error in float64. Where ArviZ and Stan differ the docstring says so.
+ArviZ 0.23 (`arviz.rhat(method="rank")`, `arviz.ess`, `arviz.mcse`), so that the numbers agree
+with ArviZ to rounding error. Where ArviZ and Stan differ the docstring says so.
 
 Draws are shaped `(chains, draws, *event)`; every diagnostic is computed separately for each
-event element and returned with shape `event`. The functions are pure JAX (jit-compiled per
-input shape), so they accept NumPy or device arrays; under `jax.enable_x64` they compute in
-float64, otherwise in float32 (ranks and quantile transforms stay exact; the FFT
-autocovariances carry ~1e-6 relative error, far below what any decision based on R-hat or ESS
-needs).
+event element and returned as a float64 NumPy array of shape `event`.
+
+Why NumPy and not JAX: diagnostics are host-side post-processing of finished draws. A jitted
+JAX version (commit 9ca4941) paid an XLA compile of seconds for every new draws shape, was
+slower per element on CPU (XLA's CPU sort), computed in float32 unless the user enabled x64,
+and could not raise on bad draws inside jit anyway. This version accepts NumPy or JAX device
+arrays (copied to the host), always computes in float64 and needs no compilation. SciPy (a
+dependency of JAX) supplies the average ranks, the normal quantile function and the Beta
+quantile.
 
 Notation: M chains of N draws. "Split" chains are the first and last floor(N/2) draws of each
 chain (the middle draw is dropped when N is odd), giving 2M chains of n = floor(N/2) draws and
-S = 2Mn draws in all.
+S = 2Mn draws in all. Internally arrays are element-major, shaped (elements, chains, draws).
 """
 
 import math
 from collections.abc import Mapping
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import betainc, ndtri
+import scipy.special
+import scipy.stats
 
-from .._custom_types import Array, ArrayLike, Float
+from .._custom_types import ArrayLike, Float
 
 __all__ = [
     "ess_bulk",
@@ -46,11 +49,10 @@ __all__ = [
 _CONSTANT_RANGE = float(np.finfo(np.float64).resolution)
 # Blom's (1958) offset in the normal-scores transform z = Phi^-1((r - 3/8) / (S + 1/4)).
 _BLOM_C = 3.0 / 8.0
-# Phi(-1) and Phi(1): the central 68.27% interval that ArviZ uses for the quantile MCSE.
+# Phi(-1) and Phi(1) to 7 digits, as ArviZ: the +-1 sd interval for the quantile MCSE.
 _PHI_MINUS_ONE = 0.1586553
 _PHI_PLUS_ONE = 0.8413447
-# Bisection steps for the Beta quantile in `mcse_quantile`: 2^-100 is below float64 spacing.
-_BETA_PPF_ITERS = 100
+_TAIL_PROBS = (0.05, 0.95)
 _MIN_DRAWS = 4
 _SUMMARY_STATS = (
     "mean",
@@ -65,72 +67,60 @@ _SUMMARY_STATS = (
     "rhat",
 )
 
+Draws = Float[ArrayLike, "chains draws *event"]
+
 
 # ------------------------------------------------------------------------------------------
-# Building blocks on one (chains, draws) array.
+# Building blocks on element-major arrays (elements, chains, draws).
 # ------------------------------------------------------------------------------------------
 
 
-def _split_chains(x: Float[Array, "m n"]) -> Float[Array, "2m h"]:
+def _split_chains(x: np.ndarray) -> np.ndarray:
     """First and last floor(n/2) draws of every chain, stacked as 2m chains."""
-    half = x.shape[1] // 2
-    return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+    n = x.shape[-1]
+    half = n // 2
+    return np.concatenate([x[..., :half], x[..., n - half :]], axis=-2)
 
 
-def _average_ranks(x: Float[Array, "m n"]) -> Float[Array, "m n"]:
-    """Ranks 1..S over all draws, ties given their average rank (scipy `rankdata` 'average').
-
-    With l the number of draws strictly below x_i and u the number <= x_i, the tied block
-    occupies ranks l+1..u, whose average is (l + 1 + u) / 2.
-    """
-    flat = x.ravel()
-    ordered = jnp.sort(flat)
-    below = jnp.searchsorted(ordered, flat, side="left")
-    at_or_below = jnp.searchsorted(ordered, flat, side="right")
-    return ((below + 1 + at_or_below) / 2).astype(x.dtype).reshape(x.shape)
+def _z_scale(x: np.ndarray) -> np.ndarray:
+    """Rank-normalisation, eq. (14) of Vehtari et al.: z = Phi^-1((r - 3/8) / (S - 2*3/8 + 1)),
+    r the rank over all draws of an element, ties given their average rank."""
+    flat = x.reshape(x.shape[0], -1)
+    ranks = scipy.stats.rankdata(flat, method="average", axis=-1)
+    size = flat.shape[-1]
+    return scipy.special.ndtri((ranks - _BLOM_C) / (size - 2 * _BLOM_C + 1)).reshape(x.shape)
 
 
-def _z_scale(x: Float[Array, "m n"]) -> Float[Array, "m n"]:
-    """Rank-normalisation, eq. (14) of Vehtari et al.: z = Phi^-1((r - 3/8) / (S - 2*3/8 + 1))."""
-    ranks = _average_ranks(x)
-    return ndtri((ranks - _BLOM_C) / (x.size - 2 * _BLOM_C + 1))
+def _sorted_draws(x: np.ndarray) -> np.ndarray:
+    """Each element's draws (all chains) in ascending order, shaped (elements, S)."""
+    return np.sort(x.reshape(x.shape[0], -1), axis=-1)
 
 
-def _median(x: Float[Array, "..."]) -> Float[Array, ""]:
-    """Median over all elements; for an even count the mean (a + b) / 2 of the middle two."""
-    ordered = jnp.sort(x.ravel())
-    size = ordered.size
-    if size % 2:
-        return ordered[size // 2]
-    return (ordered[size // 2 - 1] + ordered[size // 2]) / 2
-
-
-def _quantile7_sorted(ordered: Float[Array, " n"], prob) -> Float[Array, ""]:
-    """Hyndman-Fan type 7 quantile (R's default, numpy's 'linear') of sorted values.
+def _quantile7(ordered: np.ndarray, prob: float) -> np.ndarray:
+    """Hyndman-Fan type 7 quantile (R's default, numpy's 'linear') from sorted draws.
 
     With n sorted draws x_(1..n): h = n p + (1 - p), k = floor(clip(h, 1, n - 1)),
-    g = clip(h - k, 0, 1), Q(p) = (1 - g) x_(k) + g x_(k+1), evaluated in this order as
+    g = clip(h - k, 0, 1), Q(p) = (1 - g) x_(k) + g x_(k+1), evaluated in this order, as
     scipy's `mquantiles(alphap=1, betap=1)` that ArviZ uses.
     """
-    n = ordered.size
+    n = ordered.shape[-1]
     h = n * prob + (1.0 - prob)
-    k = jnp.floor(jnp.clip(h, 1, n - 1))
-    g = jnp.clip(h - k, 0.0, 1.0)
-    k = k.astype(jnp.int32)
-    return (1.0 - g) * ordered[k - 1] + g * ordered[k]
+    k = int(np.floor(np.clip(h, 1, n - 1)))
+    g = float(np.clip(h - k, 0.0, 1.0))
+    return (1.0 - g) * ordered[:, k - 1] + g * ordered[:, k]
 
 
-def _rhat_basic(x: Float[Array, "m n"]) -> Float[Array, ""]:
+def _rhat_basic(x: np.ndarray) -> np.ndarray:
     """Potential scale reduction, eq. (3)-(4) of Vehtari et al. (Gelman and Rubin 1992).
 
     W = mean of the chain variances, B = n * variance of the chain means (both with ddof=1),
     var+ = (n - 1) / n W + B / n, R-hat = sqrt(var+ / W). NaN when W = 0 (constant chains).
     """
-    n = x.shape[1]
-    chain_mean = jnp.mean(x, axis=1)
-    within = jnp.mean(jnp.var(x, axis=1, ddof=1))
-    between = n * jnp.var(chain_mean, ddof=1)
-    return jnp.sqrt((between / within + n - 1) / n)
+    n = x.shape[-1]
+    within = np.mean(np.var(x, axis=-1, ddof=1), axis=-1)
+    between = n * np.var(np.mean(x, axis=-1), axis=-1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt((between / within + n - 1) / n)
 
 
 def _next_fast_len(target: int) -> int:
@@ -149,22 +139,20 @@ def _next_fast_len(target: int) -> int:
     return best
 
 
-def _autocov(x: Float[Array, "m n"]) -> Float[Array, "m n"]:
-    """Biased autocovariances gamma_t = (1/n) sum_i (x_i - xbar)(x_{i+t} - xbar), t = 0..n-1.
-
-    Computed with a zero-padded FFT (Wiener-Khinchin), padding to length >= 2n so that the
-    circular correlation equals the linear one.
-    """
-    n = x.shape[1]
+def _autocov(x: np.ndarray) -> np.ndarray:
+    """Biased autocovariances gamma_t = (1/n) sum_i (x_i - xbar)(x_{i+t} - xbar), t = 0..n-1,
+    of every chain, by a zero-padded FFT (Wiener-Khinchin; padding to >= 2n makes the
+    circular correlation the linear one)."""
+    n = x.shape[-1]
     length = _next_fast_len(2 * n)
-    centred = x - jnp.mean(x, axis=1, keepdims=True)
-    spectrum = jnp.fft.rfft(centred, n=length, axis=1)
-    power = (spectrum * jnp.conj(spectrum)).real
-    return jnp.fft.irfft(power, n=length, axis=1)[:, :n] / n
+    centred = x - np.mean(x, axis=-1, keepdims=True)
+    spectrum = np.fft.rfft(centred, n=length, axis=-1)
+    power = spectrum * np.conjugate(spectrum)
+    return np.fft.irfft(power, n=length, axis=-1)[..., :n] / n
 
 
-def _ess_raw(x: Float[Array, "m n"]) -> Float[Array, ""]:
-    """Multi-chain effective sample size S / tau of the chains as given (no split, no ranks).
+def _ess_raw(x: np.ndarray) -> np.ndarray:
+    """Multi-chain effective sample size S / tau of each element's chains as given.
 
     Vehtari et al. eq. (9)-(10): with W the mean within-chain variance (ddof=1),
     var+ = (n-1)/n W + Var(chain means) (the last term only for m > 1), and gamma_{t,j} the
@@ -174,142 +162,117 @@ def _ess_raw(x: Float[Array, "m n"]) -> Float[Array, ""]:
     pairs P_k = rho_2k + rho_{2k+1} are summed while positive (initial positive sequence,
     K = index of the first P_k <= 0, at most floor((n - 3) / 2)), replaced by their running
     minimum (initial monotone sequence), and rho_2K, the even lag of the first non-positive
-    pair, is added when positive (Stan's antithetic-chain improvement). tau is bounded below by
-    1 / log10(S), i.e. ESS <= S log10(S). An array whose range is below 1e-15 is constant and
-    gets ESS = S. These are ArviZ's `_ess` index conventions, which equal Stan's
-    `compute_effective_sample_size` / posterior's `ess_mean` up to the loop bound.
+    pair, is added when positive (Stan's improvement for antithetic chains). tau is bounded
+    below by 1 / log10(S), i.e. ESS <= S log10(S). An element whose draws span less than
+    1e-15 is constant and gets ESS = S. These are ArviZ's `_ess` index conventions, which equal
+    Stan's `compute_effective_sample_size` (and the posterior R package) up to the loop bound.
     """
-    m, n = x.shape
+    _, m, n = x.shape
     size = m * n
     acov = _autocov(x)
-    chain_mean = jnp.mean(x, axis=1)
-    mean_var = jnp.mean(acov[:, 0]) * n / (n - 1.0)
+    mean_var = np.mean(acov[..., 0], axis=-1) * n / (n - 1.0)
     var_plus = mean_var * (n - 1.0) / n
     if m > 1:
-        var_plus = var_plus + jnp.var(chain_mean, ddof=1)
-    rho = 1.0 - (mean_var - jnp.mean(acov, axis=0)) / var_plus
-    rho = rho.at[0].set(1.0)
+        var_plus = var_plus + np.var(np.mean(x, axis=-1), axis=-1, ddof=1)
+    constant = np.max(x, axis=(1, 2)) - np.min(x, axis=(1, 2)) < _CONSTANT_RANGE
+    with np.errstate(divide="ignore", invalid="ignore"):  # constant elements, replaced below
+        rho = 1.0 - (mean_var[:, None] - np.mean(acov, axis=1)) / var_plus[:, None]
+    rho[:, 0] = 1.0
 
     # The last pair index the initial positive sequence may reach (pair 0 alone when n < 5).
     k_max = max((n - 3) // 2, 0)
-    pair = rho[0 : 2 * k_max + 2 : 2] + rho[1 : 2 * k_max + 2 : 2]  # P_0..P_kmax
+    pair = rho[:, 0 : 2 * k_max + 2 : 2] + rho[:, 1 : 2 * k_max + 2 : 2]  # P_0..P_kmax
     # Pair k (k >= 1) is examined only while P_0..P_{k-1} are all positive, so K, the number
     # of pairs kept, is the length of the leading run of positive pairs (at most k_max).
-    leading = jnp.concatenate([pair[:k_max] > 0, jnp.zeros(1, bool)])
-    n_pairs = jnp.argmin(leading)
-    monotone = jax.lax.cummin(pair)
-    kept = jnp.arange(k_max + 1) < n_pairs
-    even_tail = rho[2 * n_pairs]
+    leading = np.concatenate([pair[:, :k_max] > 0, np.zeros((len(x), 1), bool)], axis=1)
+    n_pairs = np.argmin(leading, axis=1)
+    monotone = np.minimum.accumulate(pair, axis=1)
+    kept = np.arange(k_max + 1) < n_pairs[:, None]
+    rows = np.arange(len(x))
+    even_tail = rho[rows, 2 * n_pairs]
     # rho_2K enters when positive; also when P_K = 0 exactly (ArviZ then stores the pair).
-    tail_term = jnp.where((even_tail > 0) | (pair[n_pairs] >= 0), even_tail, 0.0)
-    tau = -1.0 + 2.0 * jnp.sum(jnp.where(kept, monotone, 0.0)) + tail_term
-    tau = jnp.maximum(tau, 1.0 / math.log10(size))
-    constant = jnp.max(x) - jnp.min(x) < _CONSTANT_RANGE
-    return jnp.where(constant, float(size), size / tau)
+    tail_term = np.where((even_tail > 0) | (pair[rows, n_pairs] >= 0), even_tail, 0.0)
+    tau = -1.0 + 2.0 * np.sum(np.where(kept, monotone, 0.0), axis=1) + tail_term
+    tau = np.maximum(tau, 1.0 / math.log10(size))
+    ess = size / tau
+    ess[np.isnan(rho).any(axis=1)] = np.nan
+    ess[constant] = size
+    return ess
 
 
 # ------------------------------------------------------------------------------------------
-# Diagnostics of one element. One kernel computes all of them: the rank transforms and the
-# five ESS evaluations are batched with vmap, which keeps the compiled program (and its
-# compile time, which dominates for one-off calls) small; the public functions pick columns.
+# Diagnostics of element-major draws (elements, chains, draws).
 # ------------------------------------------------------------------------------------------
 
 
-def _max_like_python(bulk: Float[Array, ""], tail: Float[Array, ""]) -> Float[Array, ""]:
-    """ArviZ's Python `max(bulk, tail)`: a NaN bulk wins, a NaN tail is ignored."""
-    return jnp.where(jnp.isnan(bulk), bulk, jnp.where(tail > bulk, tail, bulk))
-
-
-def _diagnostics1(x: Float[Array, "m n"]) -> Float[Array, " stats"]:
-    """Every statistic of `_COLUMNS` for one element's draws."""
-    ordered = jnp.sort(x.ravel())
-    q05, q50, q95 = (_quantile7_sorted(ordered, p) for p in (0.05, 0.5, 0.95))
-    mean = jnp.mean(x)
-    sq = (x - mean) ** 2
+def _rhat_rank(x: np.ndarray, z_split: np.ndarray | None = None) -> np.ndarray:
+    """max(bulk, folded) rank-normalised split R-hat; `z_split` = _z_scale(split) if known."""
     split = _split_chains(x)
+    if z_split is None:
+        z_split = _z_scale(split)
+    bulk = _rhat_basic(z_split)
+    median = np.median(split.reshape(len(x), -1), axis=-1)
+    tail = _rhat_basic(_z_scale(np.abs(split - median[:, None, None])))
+    # ArviZ takes Python's max(bulk, tail): a NaN bulk wins, a NaN tail is ignored.
+    return np.where(tail > bulk, tail, bulk)
 
-    # R-hat of the normal scores of the split draws (bulk) and of the folded split draws
-    # (tail); with one chain there is nothing to compare and R-hat is NaN.
-    folded = jnp.abs(split - _median(split))
-    z, z_folded = jax.vmap(_z_scale)(jnp.stack([split, folded]))
-    if x.shape[0] > 1:
-        rhat_bulk, rhat_tail = jax.vmap(_rhat_basic)(jnp.stack([z, z_folded]))
-        rhat_value = _max_like_python(rhat_bulk, rhat_tail)
-    else:
-        rhat_value = jnp.array(jnp.nan, x.dtype)
 
-    # ESS of: normal scores (bulk), 5% and 95% quantile indicators (tail), the draws (mean),
-    # the squared deviations (for the MCSE of the sd).
-    ess_inputs = jnp.stack(
-        [
-            z,
-            _split_chains((x <= q05).astype(x.dtype)),
-            _split_chains((x <= q95).astype(x.dtype)),
-            split,
-            _split_chains(sq),
-        ]
-    )
-    ess_bulk_value, ess_q05, ess_q95, ess_mean_value, ess_sq = jax.vmap(_ess_raw)(ess_inputs)
+def _ess_bulk(x: np.ndarray) -> np.ndarray:
+    return _ess_raw(_z_scale(_split_chains(x)))
 
-    sd = jnp.std(x, ddof=1)
-    evar = jnp.mean(sq)
+
+def _ess_quantile(x: np.ndarray, prob: float, ordered: np.ndarray | None = None) -> np.ndarray:
+    """ESS of the split chains of I(x <= q_prob); `ordered` = _sorted_draws(x) if known."""
+    if ordered is None:
+        ordered = _sorted_draws(x)
+    indicator = (x <= _quantile7(ordered, prob)[:, None, None]).astype(np.float64)
+    return _ess_raw(_split_chains(indicator))
+
+
+def _ess_tail(x: np.ndarray, ordered: np.ndarray | None = None) -> np.ndarray:
+    if ordered is None:
+        ordered = _sorted_draws(x)
+    return np.minimum(*(_ess_quantile(x, p, ordered) for p in _TAIL_PROBS))
+
+
+def _ess_mean(x: np.ndarray) -> np.ndarray:
+    return _ess_raw(_split_chains(x))
+
+
+def _sd(x: np.ndarray) -> np.ndarray:
+    return np.std(x.reshape(len(x), -1), axis=-1, ddof=1)
+
+
+def _mcse_mean(x: np.ndarray) -> np.ndarray:
+    return _sd(x) / np.sqrt(_ess_mean(x))
+
+
+def _mcse_sd(x: np.ndarray) -> np.ndarray:
     # Delta method on sd = sqrt(v), v = E[(x - mu)^2], with the ESS of the squared deviations.
-    varvar = (jnp.mean(sq**2) - evar**2) / ess_sq
-    columns = {
-        "mean": mean,
-        "sd": sd,
-        "q5": q05,
-        "q50": q50,
-        "q95": q95,
-        "mcse_mean": sd / jnp.sqrt(ess_mean_value),
-        "mcse_sd": jnp.sqrt(varvar / evar / 4),
-        "ess_bulk": ess_bulk_value,
-        "ess_tail": jnp.minimum(ess_q05, ess_q95),
-        "rhat": rhat_value,
-        "ess_mean": ess_mean_value,
-    }
-    values = jnp.stack([columns[name] for name in _COLUMNS])
-    return jnp.where(jnp.all(jnp.isfinite(x)), values, jnp.nan)
+    flat = x.reshape(len(x), -1)
+    sq = (x - np.mean(flat, axis=-1)[:, None, None]) ** 2
+    sq_flat = sq.reshape(len(x), -1)
+    evar = np.mean(sq_flat, axis=-1)
+    varvar = (np.mean(sq_flat**2, axis=-1) - evar**2) / _ess_mean(sq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(varvar / evar / 4)
 
 
-def _beta_ppf(
-    q: Float[Array, " k"], a: Float[Array, ""], b: Float[Array, ""]
-) -> Float[Array, " k"]:
-    """Quantiles of Beta(a, b) at levels q by bisection on the regularised incomplete beta."""
-
-    def halve(_, bracket):
-        lo, hi = bracket
-        mid = (lo + hi) / 2
-        below = betainc(a, b, mid) < q
-        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-
-    zero = jnp.zeros_like(q)
-    lo, hi = jax.lax.fori_loop(0, _BETA_PPF_ITERS, halve, (zero, zero + 1))
-    return (lo + hi) / 2
-
-
-def _mcse_quantile1(x: Float[Array, "m n"], prob: Float[Array, ""]) -> Float[Array, ""]:
-    """Vehtari et al. section 4.3: the +-1 sd interval of the Beta(S_eff p + 1, S_eff (1-p) + 1)
-    distribution of the indicator mean, mapped through the order statistics; MCSE = half its
-    width."""
-    ordered = jnp.sort(x.ravel())
-    size = ordered.size
-    indicator = (x <= _quantile7_sorted(ordered, prob)).astype(x.dtype)
-    ess = _ess_raw(_split_chains(indicator))
+def _mcse_quantile(x: np.ndarray, prob: float) -> np.ndarray:
+    # Vehtari et al. section 4.3: the +-1 sd interval of the Beta(S_eff p + 1, S_eff (1-p) + 1)
+    # distribution of the indicator mean, mapped through the order statistics; MCSE = half
+    # its width.
+    ordered = _sorted_draws(x)
+    ess = _ess_quantile(x, prob, ordered)
     a = ess * prob + 1
     b = ess * (1 - prob) + 1
-    levels = jnp.array([_PHI_MINUS_ONE, _PHI_PLUS_ONE], x.dtype)
-    low, high = _beta_ppf(levels, a, b) * size - 1
-    i_low = jnp.floor(jnp.maximum(low, 0)).astype(jnp.int32)
-    i_high = jnp.ceil(jnp.minimum(high, size - 1)).astype(jnp.int32)
-    value = (ordered[i_high] - ordered[i_low]) / 2
-    return jnp.where(jnp.all(jnp.isfinite(x)), value, jnp.nan)
-
-
-_COLUMNS = (*_SUMMARY_STATS, "ess_mean")
-# jit(vmap) over the trailing element axis of a (chains, draws, elements) array.
-_DIAGNOSTICS = jax.jit(jax.vmap(_diagnostics1, in_axes=2))
-_MCSE_QUANTILE = jax.jit(jax.vmap(_mcse_quantile1, in_axes=(2, None)))
+    size = ordered.shape[-1]
+    low = scipy.special.betaincinv(a, b, _PHI_MINUS_ONE) * size - 1
+    high = scipy.special.betaincinv(a, b, _PHI_PLUS_ONE) * size - 1
+    i_low = np.floor(np.maximum(low, 0)).astype(int)
+    i_high = np.ceil(np.minimum(high, size - 1)).astype(int)
+    rows = np.arange(len(x))
+    return (ordered[rows, i_high] - ordered[rows, i_low]) / 2
 
 
 # ------------------------------------------------------------------------------------------
@@ -317,34 +280,38 @@ _MCSE_QUANTILE = jax.jit(jax.vmap(_mcse_quantile1, in_axes=(2, None)))
 # ------------------------------------------------------------------------------------------
 
 
-def _as_draws(x: Any, name: str, *, min_chains: int = 1) -> Array:
-    """Validate draws shaped (chains, draws, *event) and return them as a float JAX array."""
+def _as_draws(x: Any, name: str, *, min_chains: int = 1) -> np.ndarray:
+    """Validate draws shaped (chains, draws, *event); return them float64, element-major."""
     if isinstance(x, Mapping):
         raise TypeError(
             f"{name} must be an array of draws shaped (chains, draws, *event); got a "
             f"{type(x).__name__} (use `summary` for a dict of variables)"
         )
     try:
-        arr = jnp.asarray(x)
-    except TypeError as err:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as err:  # a JAX tracer (under jit), a ragged list, ...
         raise TypeError(
-            f"{name} must be a numeric array of draws shaped (chains, draws, *event); "
-            f"got {type(x).__name__}"
+            f"{name} must be a concrete numeric array of draws shaped (chains, draws, *event) "
+            f"(the diagnostics run on the host, outside jit); could not convert "
+            f"{type(x).__name__}: {err}"
         ) from err
-    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+    if arr.dtype.kind == "c":
         raise TypeError(f"{name} must hold real draws; got dtype {arr.dtype}")
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        arr = arr.astype(jnp.result_type(float))
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be a numeric array of draws shaped (chains, draws, *event); got "
+            f"{type(x).__name__} of dtype {arr.dtype}"
+        )
     if arr.ndim < 2:
         raise ValueError(
-            f"{name} must be shaped (chains, draws, *event); got shape {tuple(arr.shape)} "
+            f"{name} must be shaped (chains, draws, *event); got shape {arr.shape} "
             "(a single chain of draws is x[None])"
         )
     chains, draws = arr.shape[:2]
     if chains < min_chains:
         raise ValueError(
-            f"{name} has shape {tuple(arr.shape)}: {chains} chain(s), but at least "
-            f"{min_chains} are needed"
+            f"{name} has shape {arr.shape}: {chains} chain(s), but at least {min_chains} are "
+            "needed"
             + (
                 " for R-hat, which compares chains (ArviZ returns NaN here; `summary` reports "
                 "rhat = nan for a single chain)"
@@ -354,32 +321,27 @@ def _as_draws(x: Any, name: str, *, min_chains: int = 1) -> Array:
         )
     if draws < _MIN_DRAWS:
         raise ValueError(
-            f"{name} has shape {tuple(arr.shape)}: {draws} draws per chain, but at least "
-            f"{_MIN_DRAWS} are needed (split chains of >= 2 draws)"
+            f"{name} has shape {arr.shape}: {draws} draws per chain, but at least {_MIN_DRAWS} "
+            "are needed (two split halves of >= 2 draws)"
         )
-    if not isinstance(arr, jax.core.Tracer):
-        finite = np.asarray(jnp.isfinite(arr))
-        if not finite.all():
-            bad = tuple(int(i) for i in np.argwhere(~finite)[0])
-            raise ValueError(
-                f"{name} has {int((~finite).sum())} non-finite draw(s) (first at index "
-                f"{bad}, value {float(arr[bad])}); diagnostics need finite draws"
-            )
-    return arr
+    arr = arr.astype(np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name} has {int((~finite).sum())} non-finite draw(s) (first at index {bad}, "
+            f"value {arr[bad]}); diagnostics need finite draws"
+        )
+    return np.moveaxis(arr.reshape(chains, draws, -1), -1, 0)
 
 
-def _flatten_event(arr: Array) -> Array:
-    return arr.reshape(*arr.shape[:2], -1)
+def _per_element(fn, x: Any, *args, min_chains: int = 1) -> np.ndarray:
+    elements = _as_draws(x, "x", min_chains=min_chains)
+    event = np.shape(x)[2:]
+    return fn(elements, *args).reshape(event)
 
 
-def _column(x: Any, column: str, *, min_chains: int = 1) -> Array:
-    """One column of the diagnostics kernel for draws `x`, shaped like x's event."""
-    arr = _as_draws(x, "x", min_chains=min_chains)
-    table = _DIAGNOSTICS(_flatten_event(arr))
-    return table[:, _COLUMNS.index(column)].reshape(arr.shape[2:])
-
-
-def rhat(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
+def rhat(x: Draws) -> np.ndarray:
     """Rank-normalised split R-hat, the maximum of bulk and folded (tail) R-hat.
 
     Vehtari et al. (2021) section 4.2: split each chain in halves, replace the draws by their
@@ -394,12 +356,13 @@ def rhat(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
         x: draws shaped (chains, draws, *event); at least 2 chains of at least 4 draws, finite.
 
     Returns:
-        R-hat per event element (NaN for an element whose draws are all equal).
+        R-hat per event element, float64 of shape `event` (NaN for an element whose draws are
+        all equal).
     """
-    return _column(x, "rhat", min_chains=2)
+    return _per_element(_rhat_rank, x, min_chains=2)
 
 
-def ess_bulk(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
+def ess_bulk(x: Draws) -> np.ndarray:
     """Bulk effective sample size: the ESS of the rank-normalised split chains.
 
     Vehtari et al. (2021) section 4.1: ESS (eq. 11, Geyer's initial monotone sequence, see
@@ -410,12 +373,12 @@ def ess_bulk(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event
         x: draws shaped (chains, draws, *event); at least 4 draws per chain, finite.
 
     Returns:
-        Bulk ESS per event element, at most S log10(S).
+        Bulk ESS per event element (float64, shape `event`), at most S log10(S).
     """
-    return _column(x, "ess_bulk")
+    return _per_element(_ess_bulk, x)
 
 
-def ess_tail(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
+def ess_tail(x: Draws) -> np.ndarray:
     """Tail effective sample size: min of the ESS of the 5% and 95% quantile indicators.
 
     Vehtari et al. (2021) section 4.3: with q_p the type-7 quantile of all draws, the ESS of
@@ -426,12 +389,12 @@ def ess_tail(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event
         x: draws shaped (chains, draws, *event); at least 4 draws per chain, finite.
 
     Returns:
-        Tail ESS per event element.
+        Tail ESS per event element (float64, shape `event`).
     """
-    return _column(x, "ess_tail")
+    return _per_element(_ess_tail, x)
 
 
-def ess_mean(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
+def ess_mean(x: Draws) -> np.ndarray:
     """Basic (mean) effective sample size of the split chains, S / tau.
 
     tau = -1 + 2 sum_t rho_t is the integrated autocorrelation time, with the multi-chain
@@ -445,12 +408,12 @@ def ess_mean(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event
         x: draws shaped (chains, draws, *event); at least 4 draws per chain, finite.
 
     Returns:
-        ESS per event element.
+        ESS per event element (float64, shape `event`).
     """
-    return _column(x, "ess_mean")
+    return _per_element(_ess_mean, x)
 
 
-def mcse_mean(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
+def mcse_mean(x: Draws) -> np.ndarray:
     """Monte Carlo standard error of the posterior mean: sd(x) / sqrt(ess_mean(x)).
 
     sd is over all draws with ddof=1. Equals `arviz.mcse(x, method="mean")`.
@@ -459,12 +422,12 @@ def mcse_mean(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*even
         x: draws shaped (chains, draws, *event); at least 4 draws per chain, finite.
 
     Returns:
-        MCSE of the mean per event element.
+        MCSE of the mean per event element (float64, shape `event`).
     """
-    return _column(x, "mcse_mean")
+    return _per_element(_mcse_mean, x)
 
 
-def mcse_sd(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"]:
+def mcse_sd(x: Draws) -> np.ndarray:
     """Monte Carlo standard error of the posterior standard deviation.
 
     Delta method on sd = sqrt(v), v = E[(x - mu)^2]: with d = (x - mean(x))^2,
@@ -475,14 +438,12 @@ def mcse_sd(x: Float[ArrayLike, "chains draws *event"]) -> Float[Array, "*event"
         x: draws shaped (chains, draws, *event); at least 4 draws per chain, finite.
 
     Returns:
-        MCSE of the sd per event element.
+        MCSE of the sd per event element (float64, shape `event`; NaN for constant draws).
     """
-    return _column(x, "mcse_sd")
+    return _per_element(_mcse_sd, x)
 
 
-def mcse_quantile(
-    x: Float[ArrayLike, "chains draws *event"], prob: float
-) -> Float[Array, "*event"]:
+def mcse_quantile(x: Draws, prob: float) -> np.ndarray:
     """Monte Carlo standard error of the `prob` quantile.
 
     Vehtari et al. (2021) section 4.3: with S_eff the ESS of the split indicator chains
@@ -496,13 +457,15 @@ def mcse_quantile(
         prob: the quantile level, strictly between 0 and 1.
 
     Returns:
-        MCSE of the quantile per event element.
+        MCSE of the quantile per event element (float64, shape `event`).
     """
-    if not isinstance(prob, int | float | np.floating) or not 0.0 < float(prob) < 1.0:
+    if (
+        isinstance(prob, bool)
+        or not isinstance(prob, int | float | np.floating)
+        or not 0.0 < float(prob) < 1.0
+    ):
         raise ValueError(f"prob must be a number strictly between 0 and 1; got {prob!r}")
-    arr = _as_draws(x, "x")
-    values = _MCSE_QUANTILE(_flatten_event(arr), jnp.asarray(float(prob), arr.dtype))
-    return values.reshape(arr.shape[2:])
+    return _per_element(_mcse_quantile, x, float(prob))
 
 
 def _element_names(name: str, event: tuple[int, ...]) -> list[str]:
@@ -512,9 +475,7 @@ def _element_names(name: str, event: tuple[int, ...]) -> list[str]:
     return [f"{name}[{','.join(str(i + 1) for i in index)}]" for index in np.ndindex(*event)]
 
 
-def summary(
-    draws: Mapping[str, Float[ArrayLike, "chains draws *event"]],
-) -> dict[str, dict[str, float]]:
+def summary(draws: Mapping[str, Draws]) -> dict[str, dict[str, float]]:
     """Posterior summary of every element of every variable, posteriordb / Stan style.
 
     Args:
@@ -525,9 +486,9 @@ def summary(
         element name -> {"mean", "sd", "q5", "q50", "q95", "mcse_mean", "mcse_sd", "ess_bulk",
         "ess_tail", "rhat"} as Python floats. Element names are the variable name for a scalar
         and `name[i]`, `name[i,j]`, ... with 1-based indices (row-major) otherwise, e.g.
-        `theta[1]`. sd uses ddof=1; q5, q50, q95 are type-7 quantiles over all draws; the
-        other columns are `mcse_mean`, `mcse_sd`, `ess_bulk`, `ess_tail` and `rhat` of this
-        module (rhat is NaN when there is a single chain).
+        `theta[1]`. sd uses ddof=1; q5, q50, q95 are type-7 quantiles over all draws (R's and
+        numpy's default); the other columns are `mcse_mean`, `mcse_sd`, `ess_bulk`, `ess_tail`
+        and `rhat` of this module (rhat is NaN when there is a single chain, as in ArviZ).
     """
     if not isinstance(draws, Mapping):
         raise TypeError(
@@ -537,29 +498,40 @@ def summary(
     if not draws:
         raise ValueError("draws is empty: give at least one variable")
     names: list[str] = []
-    columns = []
-    shape = None
+    blocks = []
+    first = ""
     for key, value in draws.items():
         if not isinstance(key, str):
             raise TypeError(f"draws keys must be variable names (str); got {key!r}")
         label = f"draws[{key!r}]"
-        arr = _as_draws(value, label)
-        if shape is None:
-            shape = arr.shape[:2]
-            first = label
-        elif arr.shape[:2] != shape:
+        elements = _as_draws(value, label)
+        if blocks and elements.shape[1:] != blocks[0].shape[1:]:
+            (m0, n0), (m, n) = blocks[0].shape[1:], elements.shape[1:]
             raise ValueError(
-                f"{label} has {arr.shape[0]} chains x {arr.shape[1]} draws but {first} has "
-                f"{shape[0]} x {shape[1]}; all variables must come from the same run"
+                f"{label} has {m} chains x {n} draws but {first} has {m0} x {n0}; all "
+                "variables must come from the same run"
             )
-        names.extend(_element_names(key, tuple(arr.shape[2:])))
-        columns.append(_flatten_event(arr))
-    dtype = jnp.result_type(*columns)
-    stacked = jnp.concatenate([c.astype(dtype) for c in columns], axis=2)
-    table = np.asarray(_DIAGNOSTICS(stacked))
+        first = first or label
+        names.extend(_element_names(key, np.shape(value)[2:]))
+        blocks.append(elements)
+    x = np.concatenate(blocks, axis=0)
+    ordered = _sorted_draws(x)
+    z_split = _z_scale(_split_chains(x))  # shared by bulk ESS and R-hat
+    columns = {
+        "mean": np.mean(x.reshape(len(x), -1), axis=-1),
+        "sd": _sd(x),
+        "q5": _quantile7(ordered, 0.05),
+        "q50": _quantile7(ordered, 0.5),
+        "q95": _quantile7(ordered, 0.95),
+        "mcse_mean": _mcse_mean(x),
+        "mcse_sd": _mcse_sd(x),
+        "ess_bulk": _ess_raw(z_split),
+        "ess_tail": _ess_tail(x, ordered),
+        "rhat": _rhat_rank(x, z_split) if x.shape[1] > 1 else np.full(len(x), np.nan),
+    }
     return {
-        name: {stat: float(v) for stat, v in zip(_SUMMARY_STATS, row, strict=False)}
-        for name, row in zip(names, table, strict=True)
+        name: {stat: float(columns[stat][i]) for stat in _SUMMARY_STATS}
+        for i, name in enumerate(names)
     }
 
 
@@ -584,7 +556,9 @@ def format_summary(summary: Mapping[str, Mapping[str, float]]) -> str:
         ESS as integers, R-hat to 3 decimals, the rest to 4 significant digits.
     """
     if not isinstance(summary, Mapping):
-        raise TypeError(f"summary must be the dict returned by summary(); got {type(summary)}")
+        raise TypeError(
+            f"summary must be the dict returned by summary(); got {type(summary).__name__}"
+        )
     stats = list(_SUMMARY_STATS)
     rows = [["", *stats]]
     for name, values in summary.items():
