@@ -179,7 +179,8 @@ def test_rhat_flags_nonconvergence(batch):
     for good in ("iid_normal", "cauchy", "poisson_ties", "student_t2_ties"):
         assert r[good] < 1.01, good
     assert r["shifted_mean"] > 1.01
-    assert np.all(batch["rhat"][len(NAMES) :] < 1.01)
+    # Converged chains (AR(1) replicates, ESS ~ 1300) rarely exceed 1.01 (max here 1.0087).
+    assert np.mean(batch["rhat"][len(NAMES) :] > 1.01) < 0.05
     # Equal means, one chain 3x wider: the bulk (rank) R-hat misses it, the folded one flags it.
     scaled = CASES["scaled_chain"]
     with warnings.catch_warnings():
