@@ -63,15 +63,32 @@ class BootstrapPF(AbstractParticleFilter):
 
     def analysis(self, key, particles, log_weights, y_obs, obs_op: AbstractObservation):
         check_analysis_inputs(particles, y_obs, obs_op)
-        n, dim = particles.shape
+        n = particles.shape[0]
         dtype = particles.dtype
-        key_res, key_jit = jax.random.split(key)
         loglik = jax.vmap(obs_op.log_likelihood, in_axes=(None, 0))(y_obs, particles)
         joint = log_weights + loglik
         log_evidence = jax.nn.logsumexp(joint) - jax.nn.logsumexp(log_weights)
         log_w = joint - jax.nn.logsumexp(joint)
         ess = effective_sample_size(log_w)
+        do = ess <= self.ess_threshold.astype(dtype) * n
+        # Resampling and jitter run only in cycles that resample (`lax.cond`; under `vmap` both
+        # branches run and are selected, the same cost as computing them unconditionally).
+        particles, log_w = jax.lax.cond(
+            do,
+            lambda k, p, lw: self._resample(k, p, lw),
+            lambda k, p, lw: (p, lw),
+            key,
+            particles,
+            log_w,
+        )
+        info = {"ess": ess, "log_evidence": log_evidence, "resampled": do}
+        return particles, log_w, info
 
+    def _resample(self, key, particles, log_w):
+        """Resample (scheme `resampling`), add the regularisation jitter, reset the weights."""
+        n, dim = particles.shape
+        dtype = particles.dtype
+        key_res, key_jit = jax.random.split(key)
         w = jax.nn.softmax(jax.lax.stop_gradient(log_w))
         idx = RESAMPLING_SCHEMES[self.resampling](key_res, w, n)
         resampled = particles[idx]
@@ -101,11 +118,7 @@ class BootstrapPF(AbstractParticleFilter):
             new_log_w = sel - jax.lax.stop_gradient(sel) + uniform
         else:
             new_log_w = uniform
-        do = ess <= self.ess_threshold.astype(dtype) * n
-        particles = jnp.where(do, resampled, particles)
-        log_w = jnp.where(do, new_log_w, log_w)
-        info = {"ess": ess, "log_evidence": log_evidence, "resampled": do}
-        return particles, log_w, info
+        return resampled, new_log_w
 
 
 def unbiased_weighting(w: Float[Array, " ens"]) -> tuple[Float[Array, " ens"], Float[Array, ""]]:
