@@ -174,10 +174,10 @@ class SerialEnSRF(AbstractEnsembleFilter):
         check_analysis_inputs(ensemble, y_obs, obs_op)
         n, m = ensemble.shape
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        hmean_w = obs_op.whiten(y_obs) - s.innovation  # L^{-1} mean h(E)
+        y_w = obs_op.whiten(y_obs)
+        hmean_w = y_w - s.innovation  # L^{-1} mean h(E)
         mean0 = jnp.concatenate([s.mean, hmean_w])
         z0 = jnp.concatenate([s.anomalies, s.obs_anomalies], axis=1)
-        y_w = obs_op.whiten(y_obs)
 
         def body(carry, j):
             mean, z = carry
