@@ -1,6 +1,13 @@
 """jaxsci: differentiable simulation and probabilistic inference for science, in JAX."""
 
-from . import dynamics as dynamics, filters as filters, integrate as integrate
+from . import (
+    data as data,
+    dynamics as dynamics,
+    filters as filters,
+    integrate as integrate,
+    losses as losses,
+    train as train,
+)
 from .filters import assimilate as assimilate, run_filter as run_filter
 from .integrate import (
     Flow as Flow,
