@@ -6,6 +6,7 @@ from . import (
     filters as filters,
     integrate as integrate,
     losses as losses,
+    nn as nn,
     train as train,
 )
 from .filters import assimilate as assimilate, run_filter as run_filter

@@ -1,0 +1,43 @@
+"""Small private building blocks: pointwise (1x1) linear maps and grid coordinates."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._custom_types import Array, Float, Key
+from ._base import uniform_init
+
+
+class Pointwise(eqx.Module):
+    """A 1x1 convolution: the same affine map `W v + b` of the channels at every grid point.
+
+    Parameters: `weight` (out, in) and `bias` (out,), i.e. `in * out + out` entries,
+    initialised U(-1/sqrt(in), 1/sqrt(in)) like a PyTorch `Conv1d(kernel_size=1)`.
+    Acts on `(in, *spatial)` with any number of spatial axes.
+    """
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"]
+
+    def __init__(self, in_channels: int, out_channels: int, *, key: Key):
+        wkey, bkey = jax.random.split(key)
+        self.weight = uniform_init(wkey, (out_channels, in_channels), in_channels)
+        self.bias = uniform_init(bkey, (out_channels,), in_channels)
+
+    def __call__(self, x: Float[Array, "in ..."]) -> Float[Array, "out ..."]:
+        spatial = x.shape[1:]
+        y = self.weight @ x.reshape(x.shape[0], -1) + self.bias[:, None]
+        return y.reshape(self.weight.shape[0], *spatial)
+
+
+def grid_channels(spatial: tuple[int, ...], dtype) -> Array:
+    """Coordinates x_j = j / n on the periodic unit interval/square, one channel per axis.
+
+    Shape `(len(spatial), *spatial)`. The point j / n (no endpoint) is the periodic grid
+    of the FNO data, so the same physical point has the same coordinate at every
+    resolution (what makes a grid-conditioned FNO resolution independent).
+    """
+    axes = [np.arange(n, dtype=np.float64) / n for n in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return jnp.asarray(np.stack(mesh), dtype=dtype)

@@ -1,0 +1,435 @@
+"""U-Nets with periodic (circular) padding, optionally conditioned on a time."""
+
+import math
+from collections.abc import Callable, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._custom_types import Array, Float, Key, ScalarLike
+from ._base import AbstractNetwork, AbstractTimeConditioned, as_float, check_int, check_shape
+from ._embedding import SinusoidalEmbedding
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: gcd(channels, 8) (8 groups where the channels allow)."""
+    return math.gcd(channels, 8)
+
+
+def _conv(dims, c_in, c_out, kernel, key, *, circular: bool, stride: int = 1):
+    return eqx.nn.Conv(
+        dims,
+        c_in,
+        c_out,
+        kernel,
+        stride=stride,
+        padding=kernel // 2 if circular else 0,
+        padding_mode="CIRCULAR" if circular else "ZEROS",
+        key=key,
+    )
+
+
+class _ResBlock(eqx.Module):
+    """Pre-activation residual block (He et al. 2016; the DDPM U-Net block of Ho et al. 2020).
+
+    h = conv3(act(norm(x))) [+ Linear(act(emb))], h = conv3(act(norm(h))), out = h + skip(x),
+    skip a 1x1 convolution when the channel count changes. Circular 3-wide convolutions.
+    """
+
+    norm1: eqx.nn.GroupNorm
+    conv1: eqx.nn.Conv
+    emb: eqx.nn.Linear | None
+    norm2: eqx.nn.GroupNorm
+    conv2: eqx.nn.Conv
+    skip: eqx.nn.Conv | None
+
+    def __init__(self, dims, c_in, c_out, emb_dim, key):
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        self.norm1 = eqx.nn.GroupNorm(_groups(c_in), c_in)
+        self.conv1 = _conv(dims, c_in, c_out, 3, k1, circular=True)
+        self.emb = None if emb_dim is None else eqx.nn.Linear(emb_dim, c_out, key=k2)
+        self.norm2 = eqx.nn.GroupNorm(_groups(c_out), c_out)
+        self.conv2 = _conv(dims, c_out, c_out, 3, k3, circular=True)
+        self.skip = None if c_in == c_out else _conv(dims, c_in, c_out, 1, k4, circular=False)
+
+    def __call__(self, x, emb, act):
+        h = self.conv1(act(self.norm1(x)))
+        if self.emb is not None:
+            e = self.emb(act(emb))
+            h = h + e.reshape(e.shape + (1,) * (h.ndim - 1))
+        h = self.conv2(act(self.norm2(h)))
+        return h + (x if self.skip is None else self.skip(x))
+
+
+class _UNet(eqx.Module):
+    """The U-Net shared by `UNet1d/2d` and `ScoreUNet1d/2d` (see `UNet1d` for the layout)."""
+
+    in_conv: eqx.nn.Conv
+    down_blocks: tuple[tuple[_ResBlock, ...], ...]
+    downsample: tuple[eqx.nn.Conv, ...]
+    mid_blocks: tuple[_ResBlock, ...]
+    upsample: tuple[eqx.nn.ConvTranspose, ...]
+    up_blocks: tuple[tuple[_ResBlock, ...], ...]
+    out_norm: eqx.nn.GroupNorm
+    out_conv: eqx.nn.Conv
+    activation: Callable[[Array], Array]
+    dims: int = eqx.field(static=True)
+    in_channels: int = eqx.field(static=True)
+    out_channels: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dims,
+        in_channels,
+        out_channels,
+        hidden_channels,
+        multipliers,
+        blocks,
+        emb_dim,
+        activation,
+        key,
+    ):
+        self.dims = dims
+        self.in_channels = check_int("in_channels", in_channels)
+        self.out_channels = check_int("out_channels", out_channels)
+        hidden = check_int("hidden_channels", hidden_channels)
+        blocks = check_int("blocks_per_level", blocks)
+        if isinstance(multipliers, (str, bytes)) or not isinstance(multipliers, Sequence):
+            raise TypeError(
+                f"`channel_multipliers` must be a sequence of integers, got {multipliers!r}."
+            )
+        if len(multipliers) < 1:
+            raise ValueError("`channel_multipliers` must have at least one entry.")
+        mults = [check_int(f"channel_multipliers[{i}]", m) for i, m in enumerate(multipliers)]
+        chans = [hidden * m for m in mults]
+        levels = len(chans) - 1
+        self.activation = activation
+        keys = iter(jax.random.split(key, 4 + 2 * levels + 2 * levels * blocks + blocks + levels))
+        self.in_conv = _conv(dims, self.in_channels, chans[0], 3, next(keys), circular=True)
+        self.down_blocks = tuple(
+            tuple(
+                _ResBlock(dims, chans[lev], chans[lev], emb_dim, next(keys)) for _ in range(blocks)
+            )
+            for lev in range(levels)
+        )
+        self.downsample = tuple(
+            _conv(dims, chans[lev], chans[lev + 1], 2, next(keys), circular=False, stride=2)
+            for lev in range(levels)
+        )
+        self.mid_blocks = tuple(
+            _ResBlock(dims, chans[-1], chans[-1], emb_dim, next(keys)) for _ in range(blocks)
+        )
+        self.upsample = tuple(
+            eqx.nn.ConvTranspose(dims, chans[lev + 1], chans[lev], 2, stride=2, key=next(keys))
+            for lev in range(levels)
+        )
+        self.up_blocks = tuple(
+            tuple(
+                _ResBlock(
+                    dims, 2 * chans[lev] if b == 0 else chans[lev], chans[lev], emb_dim, next(keys)
+                )
+                for b in range(blocks)
+            )
+            for lev in range(levels)
+        )
+        self.out_norm = eqx.nn.GroupNorm(_groups(chans[0]), chans[0])
+        self.out_conv = _conv(dims, chans[0], self.out_channels, 1, next(keys), circular=False)
+
+    @property
+    def levels(self) -> int:
+        return len(self.downsample)
+
+    def check_input(self, x):
+        check_shape(
+            "x",
+            x,
+            (self.in_channels,) + (None,) * self.dims,
+            f"(in_channels, {'h, w' if self.dims == 2 else 'n'}) with "
+            f"in_channels = {self.in_channels}",
+        )
+        factor = 2**self.levels
+        if any(s % factor for s in x.shape[1:]):
+            raise ValueError(
+                f"`x` has spatial shape {tuple(x.shape[1:])}, but this U-Net with {self.levels} "
+                f"levels needs every spatial size divisible by 2**levels = {factor}."
+            )
+
+    def __call__(self, x, emb):
+        act = self.activation
+        h = self.in_conv(x)
+        skips = []
+        for blocks, down in zip(self.down_blocks, self.downsample, strict=True):
+            for block in blocks:
+                h = block(h, emb, act)
+            skips.append(h)
+            h = down(h)
+        for block in self.mid_blocks:
+            h = block(h, emb, act)
+        for lev in reversed(range(self.levels)):
+            h = self.upsample[lev](h)
+            h = jnp.concatenate([h, skips[lev]], axis=0)
+            for block in self.up_blocks[lev]:
+                h = block(h, emb, act)
+        return self.out_conv(act(self.out_norm(h)))
+
+
+_LAYOUT = r"""
+    Layout (Ronneberger, Fischer & Brox 2015, U-Net; residual blocks and GroupNorm as in
+    the DDPM U-Net of Ho, Jain & Abbeel 2020). With c_l = hidden_channels * m_l for the
+    channel multipliers m_0, ..., m_L (L = levels = len(channel_multipliers) - 1):
+
+        in_conv   3-wide circular conv, in_channels -> c_0
+        level l   blocks_per_level residual blocks c_l -> c_l, keep the skip, then a
+                  2-wide stride-2 conv c_l -> c_{l+1} (halves every spatial size)
+        middle    blocks_per_level residual blocks at c_L
+        level l   2-wide stride-2 transposed conv c_{l+1} -> c_l, concatenate the skip,
+                  residual blocks 2 c_l -> c_l, then c_l -> c_l
+        output    GroupNorm, activation, 1x1 conv c_0 -> out_channels
+
+    A residual block a -> b is GroupNorm(a), act, 3-wide circular conv a -> b, [+ time
+    embedding], GroupNorm(b), act, 3-wide circular conv b -> b, plus the input (through a
+    1x1 conv when a != b). GroupNorm uses gcd(channels, 8) groups. Every 3-wide
+    convolution pads circularly, so the network is translation equivariant on the
+    periodic grid for shifts by multiples of 2**L (the stride-2 layers see shifts by 2).
+    Spatial sizes must be divisible by 2**L.
+
+    Parameter count, with k = 3**dims, s = 2**dims and e the embedding width (0 without
+    time conditioning): conv a -> b with kernel volume v: a b v + b; GroupNorm(c): 2 c;
+    residual block a -> b: 2 a + (a b k + b) + 2 b + (b^2 k + b) + [a b + b if a != b]
+    + [e b + b if conditioned]; down c_l -> c_{l+1}: c_l c_{l+1} s + c_{l+1}; up
+    c_{l+1} -> c_l: c_{l+1} c_l s + c_l; in_conv: in c_0 k + c_0; output: 2 c_0 + c_0 out
+    + out.
+"""
+
+
+class UNet1d(AbstractNetwork):
+    __doc__ = (
+        r"""U-Net on a periodic 1-D grid, `(in_channels, n)` -> `(out_channels, n)`.
+"""
+        + _LAYOUT
+        + r"""
+    Arguments:
+        in_channels, out_channels: channels of the input and output fields.
+        hidden_channels: c_0 / m_0, the base channel count.
+        channel_multipliers: m_0, ..., m_L (default (1, 2, 4): two down-samplings).
+        key: PRNG key.
+        blocks_per_level: residual blocks per level (default 1).
+        activation: nonlinearity (default GELU).
+    """
+    )
+
+    net: _UNet
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int = 32,
+        channel_multipliers: Sequence[int] = (1, 2, 4),
+        *,
+        key: Key,
+        blocks_per_level: int = 1,
+        activation: Callable[[Array], Array] = jax.nn.gelu,
+    ):
+        self.net = _UNet(
+            1,
+            in_channels,
+            out_channels,
+            hidden_channels,
+            channel_multipliers,
+            blocks_per_level,
+            None,
+            activation,
+            key,
+        )
+
+    @property
+    def levels(self) -> int:
+        return self.net.levels
+
+    def __call__(self, x: Float[Array, "in_channels n"]) -> Float[Array, "out_channels n"]:
+        self.net.check_input(x)
+        return self.net(x, None)
+
+
+class UNet2d(AbstractNetwork):
+    __doc__ = (
+        r"""U-Net on a periodic 2-D grid, `(in_channels, h, w)` -> `(out_channels, h, w)`.
+"""
+        + _LAYOUT
+        + r"""
+    Arguments: as `UNet1d`.
+    """
+    )
+
+    net: _UNet
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int = 32,
+        channel_multipliers: Sequence[int] = (1, 2, 4),
+        *,
+        key: Key,
+        blocks_per_level: int = 1,
+        activation: Callable[[Array], Array] = jax.nn.gelu,
+    ):
+        self.net = _UNet(
+            2,
+            in_channels,
+            out_channels,
+            hidden_channels,
+            channel_multipliers,
+            blocks_per_level,
+            None,
+            activation,
+            key,
+        )
+
+    @property
+    def levels(self) -> int:
+        return self.net.levels
+
+    def __call__(self, x: Float[Array, "in_channels h w"]) -> Float[Array, "out_channels h w"]:
+        self.net.check_input(x)
+        return self.net(x, None)
+
+
+class _TimeMLP(eqx.Module):
+    """t -> SinusoidalEmbedding(d) -> Linear(d, 4 d) -> act -> Linear(4 d, 4 d) (DDPM)."""
+
+    embedding: SinusoidalEmbedding
+    linear1: eqx.nn.Linear
+    linear2: eqx.nn.Linear
+
+    def __init__(self, dim, scale, key):
+        k1, k2 = jax.random.split(key)
+        self.embedding = SinusoidalEmbedding(dim, scale=scale)
+        self.linear1 = eqx.nn.Linear(dim, 4 * dim, key=k1)
+        self.linear2 = eqx.nn.Linear(4 * dim, 4 * dim, key=k2)
+
+    def __call__(self, t, act):
+        return self.linear2(act(self.linear1(self.embedding(t))))
+
+
+_SCORE = r"""
+    The time t (a scalar) is embedded as in the DDPM U-Net (Ho et al. 2020): a
+    `SinusoidalEmbedding(time_embedding_dim, scale=time_scale)`, then Linear(d, 4d), act,
+    Linear(4d, 4d); every residual block adds its own linear projection of act(embedding)
+    to its feature maps, per channel (additive conditioning at every level). The time
+    MLP adds 4 d^2 + 4 d + 16 d^2 + 4 d parameters and each residual block to b channels
+    4 d b + b (e = 4 d in the U-Net count above). The output has the input's shape: a
+    score, noise or velocity field.
+"""
+
+
+class ScoreUNet1d(AbstractTimeConditioned):
+    __doc__ = (
+        r"""Time-conditioned U-Net on a periodic 1-D grid: `(t, x)` -> a field shaped like x.
+"""
+        + _SCORE
+        + _LAYOUT
+        + r"""
+    Arguments:
+        channels: channels of x (and of the output).
+        hidden_channels, channel_multipliers, blocks_per_level, activation: as `UNet1d`
+            (activation default SiLU, the DDPM choice).
+        time_embedding_dim: d, the sinusoidal embedding size (even).
+        time_scale: multiplies t before the embedding (1000 for t in [0, 1]).
+        key: PRNG key.
+    """
+    )
+
+    net: _UNet
+    time_mlp: _TimeMLP
+
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int = 32,
+        channel_multipliers: Sequence[int] = (1, 2, 4),
+        time_embedding_dim: int = 32,
+        *,
+        key: Key,
+        blocks_per_level: int = 1,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        time_scale: float = 1000.0,
+    ):
+        tkey, nkey = jax.random.split(key)
+        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, tkey)
+        self.net = _UNet(
+            1,
+            channels,
+            channels,
+            hidden_channels,
+            channel_multipliers,
+            blocks_per_level,
+            4 * self.time_mlp.embedding.dim,
+            activation,
+            nkey,
+        )
+
+    @property
+    def levels(self) -> int:
+        return self.net.levels
+
+    def __call__(self, t: ScalarLike, x: Float[Array, "channels n"]) -> Float[Array, "channels n"]:
+        self.net.check_input(x)
+        t = as_float(t)
+        check_shape("t", t, (), "a scalar ()")
+        return self.net(x, self.time_mlp(t, self.net.activation))
+
+
+class ScoreUNet2d(AbstractTimeConditioned):
+    __doc__ = (
+        r"""Time-conditioned U-Net on a periodic 2-D grid: `(t, x)` -> a field shaped like x.
+"""
+        + _SCORE
+        + _LAYOUT
+        + r"""
+    Arguments: as `ScoreUNet1d`.
+    """
+    )
+
+    net: _UNet
+    time_mlp: _TimeMLP
+
+    def __init__(
+        self,
+        channels: int,
+        hidden_channels: int = 32,
+        channel_multipliers: Sequence[int] = (1, 2, 4),
+        time_embedding_dim: int = 32,
+        *,
+        key: Key,
+        blocks_per_level: int = 1,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        time_scale: float = 1000.0,
+    ):
+        tkey, nkey = jax.random.split(key)
+        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, tkey)
+        self.net = _UNet(
+            2,
+            channels,
+            channels,
+            hidden_channels,
+            channel_multipliers,
+            blocks_per_level,
+            4 * self.time_mlp.embedding.dim,
+            activation,
+            nkey,
+        )
+
+    @property
+    def levels(self) -> int:
+        return self.net.levels
+
+    def __call__(
+        self, t: ScalarLike, x: Float[Array, "channels h w"]
+    ) -> Float[Array, "channels h w"]:
+        self.net.check_input(x)
+        t = as_float(t)
+        check_shape("t", t, (), "a scalar ()")
+        return self.net(x, self.time_mlp(t, self.net.activation))
