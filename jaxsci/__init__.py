@@ -2,6 +2,7 @@
 
 from . import (
     data as data,
+    diffusion as diffusion,
     dynamics as dynamics,
     filters as filters,
     integrate as integrate,

@@ -1,0 +1,268 @@
+r"""Noise schedules: VP (linear beta, cosine), sub-VP, VE, EDM/Karras and the rectified flow.
+
+All give log alpha_t and log sigma_t in closed form and a closed-form inverse t(lambda);
+the generic safeguarded-Newton inverse of `AbstractSchedule` remains for user schedules.
+Stable forms used throughout: for VP schedules sigma^2 = 1 - alpha^2, so
+lambda = log alpha - log(-expm1(2 log alpha)) / 2 and, inversely,
+log alpha = -softplus(-2 lambda) / 2.
+"""
+
+import math
+
+import jax.numpy as jnp
+
+from ._base import AbstractSchedule
+
+
+def _is_concrete(x) -> bool:
+    return isinstance(x, (int, float))
+
+
+def _check_range(name: str, t_min, t_max, lower: float, upper: float | None, open_lower: bool):
+    if not (_is_concrete(t_min) and _is_concrete(t_max)):
+        return
+    if not t_min < t_max:
+        raise ValueError(f"{name}: need t_min < t_max, got t_min={t_min}, t_max={t_max}.")
+    if (open_lower and t_min <= lower) or (not open_lower and t_min < lower):
+        op = ">" if open_lower else ">="
+        raise ValueError(f"{name}: t_min must be {op} {lower} (finite lambda), got {t_min}.")
+    if upper is not None and t_max > upper:
+        raise ValueError(f"{name}: t_max must be <= {upper}, got {t_max}.")
+
+
+def _vp_log_sigma(log_alpha):
+    return 0.5 * jnp.log(-jnp.expm1(2.0 * log_alpha))
+
+
+def _vp_log_alpha_from_lambda(lam):
+    return -0.5 * jnp.logaddexp(0.0, -2.0 * jnp.asarray(lam))
+
+
+def _linear_beta_log_alpha(t, beta_min, beta_max):
+    """log alpha_t = -int_0^t beta(s) ds / 2 for beta(s) = beta_min + s (beta_max - beta_min)."""
+    t = jnp.asarray(t)
+    return -0.25 * t**2 * (beta_max - beta_min) - 0.5 * t * beta_min
+
+
+def _linear_beta_t_from_log_alpha(log_alpha, beta_min, beta_max):
+    """Root of (b1 - b0) t^2 / 4 + b0 t / 2 + log alpha = 0 in the cancellation-free form
+    t = -4 log alpha / (b0 + sqrt(b0^2 - 4 (b1 - b0) log alpha)) (valid for b1 = b0 too)."""
+    disc = beta_min**2 - 4.0 * (beta_max - beta_min) * log_alpha
+    return -4.0 * log_alpha / (beta_min + jnp.sqrt(disc))
+
+
+class VPLinear(AbstractSchedule):
+    r"""Variance-preserving SDE with linear beta (Ho et al. 2020; Song et al. 2021, VP SDE).
+
+    beta(t) = beta_min + t (beta_max - beta_min), alpha_t = exp(-int_0^t beta / 2),
+    sigma_t = sqrt(1 - alpha_t^2), t in [t_min, t_max]. f = -beta/2, g^2 = beta.
+    Defaults are the DDPM / score-SDE values beta in [0.1, 20] on t in [1e-3, 1]
+    (t_min = 1e-3 is the usual sampling end of Song et al. 2021). Inverse: the quadratic
+    for t given log alpha(lambda).
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    t_min: float = 1e-3
+    t_max: float = 1.0
+
+    def __check_init__(self):
+        if _is_concrete(self.beta_min) and _is_concrete(self.beta_max):
+            if not (0 <= self.beta_min <= self.beta_max and self.beta_max > 0):
+                raise ValueError(
+                    f"VPLinear: need 0 <= beta_min <= beta_max, beta_max > 0; got "
+                    f"beta_min={self.beta_min}, beta_max={self.beta_max}."
+                )
+        _check_range("VPLinear", self.t_min, self.t_max, 0.0, None, open_lower=True)
+
+    def log_alpha(self, t):
+        return _linear_beta_log_alpha(t, self.beta_min, self.beta_max)
+
+    def log_sigma(self, t):
+        return _vp_log_sigma(self.log_alpha(t))
+
+    def t_from_lambda(self, lam):
+        log_alpha = _vp_log_alpha_from_lambda(lam)
+        return _linear_beta_t_from_log_alpha(log_alpha, self.beta_min, self.beta_max)
+
+    def beta(self, t):
+        """beta(t) = g(t)^2 = -2 f(t)."""
+        return self.beta_min + jnp.asarray(t) * (self.beta_max - self.beta_min)
+
+
+class VPCosine(AbstractSchedule):
+    r"""Variance-preserving cosine schedule (Nichol & Dhariwal 2021, eq. 17).
+
+    alpha_bar(t) = alpha_t^2 = f(t)/f(0), f(t) = cos^2((t + s)/(1 + s) * pi/2),
+    sigma_t = sqrt(1 - alpha_t^2). s = 0.008 is the paper's offset. alpha vanishes at t = 1
+    (lambda -> -inf), so the default t_max = 0.9946 is the value Lu et al. (2022,
+    appendix D.1) use to keep lambda_T finite (the paper's beta <= 0.999 clipping).
+    Inverse: t = 2(1+s)/pi * arccos(alpha cos(s pi / (2(1+s)))) - s.
+    """
+
+    s: float = 0.008
+    t_min: float = 1e-3
+    t_max: float = 0.9946
+
+    def __check_init__(self):
+        if _is_concrete(self.s) and self.s <= 0:
+            raise ValueError(f"VPCosine: s must be > 0, got {self.s}.")
+        _check_range("VPCosine", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
+
+    def _log_cos0(self):
+        return math.log(math.cos(self.s / (1.0 + self.s) * math.pi / 2))
+
+    def log_alpha(self, t):
+        arg = (jnp.asarray(t) + self.s) / (1.0 + self.s) * (jnp.pi / 2)
+        return jnp.log(jnp.cos(arg)) - self._log_cos0()
+
+    def log_sigma(self, t):
+        return _vp_log_sigma(self.log_alpha(t))
+
+    def t_from_lambda(self, lam):
+        log_alpha = _vp_log_alpha_from_lambda(lam)
+        return (
+            2.0 * (1.0 + self.s) / jnp.pi * jnp.arccos(jnp.exp(log_alpha + self._log_cos0()))
+            - self.s
+        )
+
+
+class SubVP(AbstractSchedule):
+    r"""Sub-VP SDE (Song et al. 2021, eq. 29) with linear beta.
+
+    alpha_t as for `VPLinear`, sigma_t = 1 - alpha_t^2 (variance (1 - alpha^2)^2, below
+    the VP variance). g^2 = beta(t)(1 - exp(-2 int_0^t beta)), which is the general
+    -2 sigma^2 lambda'. Inverse: alpha/(1 - alpha^2) = e^lambda gives
+    alpha = 2 / (e^{-lambda} + sqrt(e^{-2 lambda} + 4)), then the VP quadratic in t.
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    t_min: float = 1e-3
+    t_max: float = 1.0
+
+    def __check_init__(self):
+        if _is_concrete(self.beta_min) and _is_concrete(self.beta_max):
+            if not (0 <= self.beta_min <= self.beta_max and self.beta_max > 0):
+                raise ValueError(
+                    f"SubVP: need 0 <= beta_min <= beta_max, beta_max > 0; got "
+                    f"beta_min={self.beta_min}, beta_max={self.beta_max}."
+                )
+        _check_range("SubVP", self.t_min, self.t_max, 0.0, None, open_lower=True)
+
+    def log_alpha(self, t):
+        return _linear_beta_log_alpha(t, self.beta_min, self.beta_max)
+
+    def log_sigma(self, t):
+        return jnp.log(-jnp.expm1(2.0 * self.log_alpha(t)))
+
+    def t_from_lambda(self, lam):
+        lam = jnp.asarray(lam)
+        # log alpha = log 2 - log(e^{-lam} + sqrt(e^{-2 lam} + 4)), written with logaddexp
+        # so that neither large nor small lambda overflows.
+        log_root = 0.5 * jnp.logaddexp(-2.0 * lam, jnp.log(4.0))
+        log_alpha = jnp.log(2.0) - jnp.logaddexp(-lam, log_root)
+        return _linear_beta_t_from_log_alpha(log_alpha, self.beta_min, self.beta_max)
+
+
+class VE(AbstractSchedule):
+    r"""Variance-exploding SDE (Song & Ermon 2019; Song et al. 2021, VE SDE).
+
+    alpha_t = 1, sigma_t = sigma_min (sigma_max / sigma_min)^t on t in [0, 1]; f = 0,
+    g^2 = d sigma^2/dt = 2 sigma_t^2 log(sigma_max/sigma_min). Defaults sigma in
+    [0.01, 50] are the score-SDE CIFAR-10 values. lambda = -log sigma_t, inverse
+    t = (-lambda - log sigma_min) / log(sigma_max / sigma_min).
+    """
+
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+    t_min: float = 0.0
+    t_max: float = 1.0
+
+    def __check_init__(self):
+        if _is_concrete(self.sigma_min) and _is_concrete(self.sigma_max):
+            if not 0 < self.sigma_min < self.sigma_max:
+                raise ValueError(
+                    f"VE: need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
+                    f"sigma_max={self.sigma_max}."
+                )
+        _check_range("VE", self.t_min, self.t_max, 0.0, None, open_lower=False)
+
+    def log_alpha(self, t):
+        return jnp.zeros_like(jnp.asarray(t, dtype=float))
+
+    def log_sigma(self, t):
+        rate = math.log(self.sigma_max / self.sigma_min)
+        return math.log(self.sigma_min) + jnp.asarray(t) * rate
+
+    def t_from_lambda(self, lam):
+        rate = math.log(self.sigma_max / self.sigma_min)
+        return (-jnp.asarray(lam) - math.log(self.sigma_min)) / rate
+
+
+class EDM(AbstractSchedule):
+    r"""The EDM / Karras et al. (2022) process: alpha_t = 1, sigma_t = t.
+
+    Time is the noise level, t in [sigma_min, sigma_max] = [0.002, 80] (Karras et al. 2022,
+    table 1). The probability-flow ODE is dx/dt = (x - x0(x, t)) / t; g^2 = 2t.
+    lambda = -log t, inverse t = e^{-lambda}.
+    """
+
+    t_min: float = 0.002
+    t_max: float = 80.0
+
+    def __check_init__(self):
+        _check_range("EDM", self.t_min, self.t_max, 0.0, None, open_lower=True)
+
+    def log_alpha(self, t):
+        return jnp.zeros_like(jnp.asarray(t, dtype=float))
+
+    def log_sigma(self, t):
+        return jnp.log(jnp.asarray(t, dtype=float))
+
+    def t_from_lambda(self, lam):
+        return jnp.exp(-jnp.asarray(lam))
+
+
+class RectifiedFlow(AbstractSchedule):
+    r"""The flow-matching / rectified-flow interpolant x_t = (1 - t) x_0 + t eps
+    (Liu et al. 2023; Lipman et al. 2023, optimal-transport path with sigma_min = 0).
+
+    alpha_t = 1 - t, sigma_t = t; the flow velocity is u = eps - x_0. lambda =
+    log((1 - t)/t), inverse t = 1 / (1 + e^lambda) (the logistic function of -lambda).
+    t = 0 and t = 1 have infinite lambda, so exponential-integrator samplers need
+    0 < t_min < t_max < 1; defaults [1e-3, 1 - 1e-3]. Euler/Heun on a time grid may use
+    t_max = 1.
+    """
+
+    t_min: float = 1e-3
+    t_max: float = 1.0 - 1e-3
+
+    def __check_init__(self):
+        _check_range("RectifiedFlow", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
+
+    def log_alpha(self, t):
+        return jnp.log1p(-jnp.asarray(t, dtype=float))
+
+    def log_sigma(self, t):
+        return jnp.log(jnp.asarray(t, dtype=float))
+
+    def t_from_lambda(self, lam):
+        return 1.0 / (1.0 + jnp.exp(jnp.asarray(lam)))
+
+
+SCHEDULES: dict[str, type[AbstractSchedule]] = {
+    "vp_linear": VPLinear,
+    "vp_cosine": VPCosine,
+    "sub_vp": SubVP,
+    "ve": VE,
+    "edm": EDM,
+    "rectified_flow": RectifiedFlow,
+}
+
+
+def get_schedule(name: str, **kwargs) -> AbstractSchedule:
+    """The schedule registered under `name` (see `SCHEDULES`), built with `kwargs`."""
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}.")
+    return SCHEDULES[name](**kwargs)
