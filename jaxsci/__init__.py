@@ -5,6 +5,7 @@ from . import (
     diffusion as diffusion,
     dynamics as dynamics,
     filters as filters,
+    inference as inference,
     integrate as integrate,
     losses as losses,
     nn as nn,

@@ -1,0 +1,277 @@
+"""`posterior`: run several MCMC chains (vmapped, sharded over devices) with warmup.
+
+The driver is backend-agnostic: a sampler's `Kernel` (one chain's init/step) is vmapped over
+the chain axis, and the run is a `lax.scan` over steps, split into chunks of `chunk_size`
+steps so that a progress bar can follow it. Every chunk is the same compiled function (a
+step beyond the run's end is skipped by an unbatched `lax.cond`), so a run compiles once and
+later runs with the same target and sampler reuse it. Step t of chain c uses the key
+fold_in(fold_in(key, c), t): the draws do not depend on the chunking, on the device count,
+or on how many other chains run. The chain axis is sharded over `devices` with
+`jax.sharding` (GSPMD), the path multi-host JAX uses; a single device is the same code.
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from .._custom_types import Array, Key
+from ._init import _fold, initial_positions
+from ._result import PosteriorResult
+from ._samplers import AbstractSampler, StepInfo, WarmupStage, as_sampler, warmup_schedule
+from ._target import AbstractTarget, make_target, safe_logdensity
+
+logger = logging.getLogger("jaxsci.inference")
+
+
+def _check_key(key) -> Key:
+    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`key` must be a single PRNG key, got shape {key.shape}.")
+        return key
+    arr = np.asarray(key) if not isinstance(key, jax.core.Tracer) else None
+    if arr is not None and arr.dtype == np.uint32 and arr.shape == (2,):
+        return jax.random.wrap_key_data(jnp.asarray(arr))
+    raise TypeError(
+        f"`key` must be a PRNG key (jax.random.key(seed)), got {type(key).__name__} {key!r}."
+    )
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def _kernel(sampler: AbstractSampler, target: AbstractTarget, num_warmup: int):
+    return sampler.build(lambda u: safe_logdensity(target, u), target.dim, num_warmup)
+
+
+@eqx.filter_jit
+def _init_states(sampler, target, num_warmup: int, keys, u0, lp0, grad0):
+    return jax.vmap(_kernel(sampler, target, num_warmup).init)(keys, u0, lp0, grad0)
+
+
+@eqx.filter_jit
+def _run_chunk(sampler, target, num_warmup: int, states, chain_keys, steps, stages, active):
+    """Steps `steps` (chunk,) of all chains; inactive steps (past the end) are skipped."""
+    kernel = _kernel(sampler, target, num_warmup)
+
+    def one(states, t, stage):
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(chain_keys)
+        new, info = jax.vmap(kernel.step, in_axes=(0, 0, None))(keys, states, stage)
+        return new, (jax.vmap(kernel.position)(new), info)
+
+    def body(states, xs):
+        t, stage, act = xs
+        out_shape = jax.eval_shape(one, states, t, stage)[1]
+        skip = lambda s: (
+            s,
+            jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), out_shape),
+        )
+        return jax.lax.cond(act, lambda s: one(s, t, stage), skip, states)
+
+    return jax.lax.scan(body, states, (steps, stages, active))
+
+
+def _sharding(devices: Sequence[jax.Device] | None, num_chains: int) -> NamedSharding | None:
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("`devices` is empty.")
+    n = max(d for d in range(1, len(devices) + 1) if num_chains % d == 0)
+    if n < len(devices):
+        logger.info(
+            "%d chains over %d devices: using %d device(s) (chains must divide evenly)",
+            num_chains,
+            len(devices),
+            n,
+        )
+    if n == 1 and devices[0] == jax.devices()[0]:
+        return None
+    mesh = Mesh(np.asarray(devices[:n]), ("chain",))
+    return NamedSharding(mesh, PartitionSpec("chain"))
+
+
+def posterior(
+    model: AbstractTarget | Callable,
+    *,
+    key: Key,
+    sampler: AbstractSampler | str = "nuts",
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    init: str | Mapping[str, Any] | Any = "map",
+    constraints: Mapping[str, Any] | None = None,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
+    prior: Mapping[str, Any] | None = None,
+    model_args: tuple = (),
+    model_kwargs: dict | None = None,
+    progress_bar: bool = True,
+    chunk_size: int = 50,
+    devices: Sequence[jax.Device] | None = None,
+) -> PosteriorResult:
+    """Sample a posterior with several chains of NUTS or HMC.
+
+    Arguments:
+        model: a log-density `params -> scalar` on a dict of constrained parameter arrays
+            (give `constraints`, and `prior` for the prior-based inits), a numpyro model
+            (give `model_args`/`model_kwargs`), or a ready `LogDensity` / `NumpyroModel`.
+        key: PRNG key; the same key gives the same draws.
+        sampler: 'nuts' (blackjax), 'hmc' (blackjax), 'numpyro_nuts', or a configured
+            `NUTS(dense_mass=True, ...)`, `HMC(...)`, `NumpyroNUTS(...)`.
+        num_chains: independent chains (vmapped, sharded over `devices`).
+        num_warmup: warmup (adaptation) steps per chain, discarded; num_samples: kept draws.
+        init: 'map' (default: draws from the Laplace approximation at the best of
+            `num_chains` L-BFGS optima started from U(-2, 2); see `_init.py`),
+            'prior_median' (median of 15 prior draws per site, per chain), 'prior_draw',
+            'uniform' (U(-2, 2) in unconstrained space: numpyro's and Stan's default, which
+            can start ODE models in blow-up regions), a dict of parameter values (all
+            chains), or a `MAPResult` (its mode) / `LaplaceResult` (draws from it).
+        constraints, shapes, prior: for a log-density, see `LogDensity`.
+        progress_bar: show a tqdm bar (updated per chunk).
+        chunk_size: steps per compiled chunk (progress granularity).
+        devices: devices for the chain axis (default all); chains must divide evenly, else
+            the largest dividing number of devices is used.
+
+    Returns:
+        A `PosteriorResult`.
+    """
+    key = _check_key(key)
+    num_chains = _check_int(num_chains, "num_chains", 1)
+    num_warmup = _check_int(num_warmup, "num_warmup", 0)
+    num_samples = _check_int(num_samples, "num_samples", 1)
+    chunk_size = _check_int(chunk_size, "chunk_size", 1)
+    sampler = as_sampler(sampler)
+    target = make_target(
+        model,
+        constraints=constraints,
+        shapes=shapes,
+        prior=prior,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+    )
+    key_init, key_kernel, key_run = jax.random.split(key, 3)
+    u0, lp0, grad0 = initial_positions(target, key_init, num_chains, init)
+    sharding = _sharding(devices, num_chains)
+
+    def place(tree):
+        if sharding is None:
+            return tree
+        return jax.tree_util.tree_map(
+            lambda a: jax.device_put(a, sharding) if eqx.is_array(a) and a.ndim >= 1 else a, tree
+        )
+
+    chain_keys = place(_fold(key_run, num_chains))
+    states = _init_states(
+        sampler,
+        target,
+        num_warmup,
+        place(_fold(key_kernel, num_chains)),
+        *(place(jnp.asarray(a)) for a in (u0, lp0, grad0)),
+    )
+    stages = warmup_schedule(num_warmup, num_samples)
+    total = num_warmup + num_samples
+    n_chunks = math.ceil(total / chunk_size)
+    padded = n_chunks * chunk_size
+
+    def pad(a):
+        return np.concatenate([a, np.zeros(padded - total, dtype=a.dtype)])
+
+    steps = np.arange(padded, dtype=np.int32)
+    stages = WarmupStage(*(pad(s) for s in stages))
+    active = steps < total
+    positions, infos, seconds = [], [], []
+    bar = tqdm(
+        total=total,
+        desc="warmup" if num_warmup else "sampling",
+        disable=not progress_bar,
+        leave=False,
+    )
+    divergent = 0
+    with bar:
+        for i in range(n_chunks):
+            sl = slice(i * chunk_size, (i + 1) * chunk_size)
+            t = time.perf_counter()
+            states, (pos, info) = _run_chunk(
+                sampler,
+                target,
+                num_warmup,
+                states,
+                chain_keys,
+                jnp.asarray(steps[sl]),
+                WarmupStage(*(jnp.asarray(s[sl]) for s in stages)),
+                jnp.asarray(active[sl]),
+            )
+            pos, info = jax.device_get((pos, info))
+            seconds.append(time.perf_counter() - t)
+            positions.append(np.asarray(pos))
+            infos.append(info)
+            done = min((i + 1) * chunk_size, total)
+            kept = slice(0, done - i * chunk_size)
+            if done > num_warmup:
+                first = max(num_warmup - i * chunk_size, 0)
+                divergent += int(np.sum(np.asarray(info.diverging)[first : kept.stop]))
+            bar.set_description("warmup" if done < num_warmup else "sampling")
+            bar.set_postfix(
+                divergences=divergent,
+                step_size=f"{float(np.mean(info.step_size[kept.stop - 1])):.3g}",
+            )
+            bar.update(kept.stop)
+    # (steps, chains, ...) -> (chains, steps, ...)
+    pos = np.concatenate(positions)[:total].swapaxes(0, 1)
+    stats = {
+        name: np.concatenate([np.asarray(getattr(info, name)) for info in infos])[:total].swapaxes(
+            0, 1
+        )
+        for name in StepInfo._fields
+    }
+    # Compilation is the first chunk's excess over the median later chunk; each chunk's time
+    # is split between warmup and sampling by its share of steps of each phase.
+    steady = np.median(seconds[1:]) if len(seconds) > 1 else 0.0
+    compile_seconds = max(seconds[0] - steady, 0.0)
+    seconds[0] -= compile_seconds
+    warmup_seconds = sampling_seconds = 0.0
+    for i, sec in enumerate(seconds):
+        lo, hi = i * chunk_size, min((i + 1) * chunk_size, total)
+        n_warm = max(0, min(hi, num_warmup) - lo)
+        warmup_seconds += sec * n_warm / (hi - lo)
+        sampling_seconds += sec * (hi - lo - n_warm) / (hi - lo)
+    draws = jax.device_get(_constrain(target, jnp.asarray(pos[:, num_warmup:])))
+    step_size, imm = _adapted(sampler, states)
+    return PosteriorResult(
+        draws={k: np.asarray(v) for k, v in draws.items()},
+        unconstrained=pos[:, num_warmup:],
+        sample_stats={k: v[:, num_warmup:] for k, v in stats.items()},
+        warmup_stats={k: v[:, :num_warmup] for k, v in stats.items()},
+        step_size=step_size,
+        inverse_mass_matrix=imm,
+        init=np.asarray(u0),
+        compile_seconds=float(compile_seconds),
+        warmup_seconds=float(warmup_seconds),
+        sampling_seconds=float(sampling_seconds),
+        target=target,
+        sampler=sampler,
+    )
+
+
+@eqx.filter_jit
+def _constrain(target: AbstractTarget, u: Array) -> dict[str, Array]:
+    return jax.vmap(jax.vmap(target.constrain))(u)
+
+
+def _adapted(sampler: AbstractSampler, states) -> tuple[np.ndarray, np.ndarray]:
+    """(chains,) step sizes and inverse mass matrices after warmup."""
+    if hasattr(states, "inverse_mass_matrix"):  # blackjax NUTS / HMC state
+        return np.asarray(states.step_size), np.asarray(states.inverse_mass_matrix)
+    adapt = states.adapt_state  # numpyro HMCState
+    return np.asarray(adapt.step_size), np.asarray(adapt.inverse_mass_matrix)
