@@ -180,6 +180,14 @@ class AbstractSampler(eqx.Module):
     sampling near the data end (Lu et al. 2022b, section 5; the 15-step threshold is the
     one diffusers uses). It never applies to grids of 15 steps or more, so asymptotic
     orders are untouched; set it False for order studies on short grids.
+
+    `warmup` (multistep exponential samplers): "lower_order" (default; the published
+    methods and diffusers) starts with orders 1, 2, ... while the history is short, so the
+    first step has local error O(h^2). Its constant is tiny at the noise end, but it bounds
+    the asymptotic global order by 2: visible for the fourth-order DEIS-3 / UniPC-3 (and
+    eventually for any order >= 3). "singlestep" takes those first steps with
+    DPM-Solver-3 (local error O(h^4), 2 extra evaluations per warm-up step), which keeps
+    the theoretical global order up to 4.
     """
 
     order: eqx.AbstractVar[int]
