@@ -189,7 +189,7 @@ class VE(AbstractSchedule):
         _check_range("VE", self.t_min, self.t_max, 0.0, None, open_lower=False)
 
     def log_alpha(self, t):
-        return jnp.zeros_like(jnp.asarray(t, dtype=float))
+        return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def log_sigma(self, t):
         rate = math.log(self.sigma_max / self.sigma_min)
@@ -215,10 +215,10 @@ class EDM(AbstractSchedule):
         _check_range("EDM", self.t_min, self.t_max, 0.0, None, open_lower=True)
 
     def log_alpha(self, t):
-        return jnp.zeros_like(jnp.asarray(t, dtype=float))
+        return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def log_sigma(self, t):
-        return jnp.log(jnp.asarray(t, dtype=float))
+        return jnp.log(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def t_from_lambda(self, lam):
         return jnp.exp(-jnp.asarray(lam))
@@ -242,10 +242,10 @@ class RectifiedFlow(AbstractSchedule):
         _check_range("RectifiedFlow", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
 
     def log_alpha(self, t):
-        return jnp.log1p(-jnp.asarray(t, dtype=float))
+        return jnp.log1p(-jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def log_sigma(self, t):
-        return jnp.log(jnp.asarray(t, dtype=float))
+        return jnp.log(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def t_from_lambda(self, lam):
         return 1.0 / (1.0 + jnp.exp(jnp.asarray(lam)))

@@ -105,8 +105,11 @@ class PredictorCorrector(AbstractSampler):
 
     Predictor: an Euler-Maruyama step of the reverse SDE to t_{i+1}. Corrector:
     `n_corrector` unadjusted Langevin steps at t_{i+1},
-    x <- x + e score + sqrt(2 e) z, e = 2 (snr ||z|| / ||score||)^2
-    (the signal-to-noise step-size rule of the paper; snr = 0.16 is their CIFAR-10 value).
+    x <- x + e score + sqrt(2 e) z, e = 2 (snr sigma_t)^2.
+    The paper's rule e = 2 (snr ||z|| / ||score||)^2 is evaluated at its typical values
+    ||z||^2 ~ d, ||score||^2 ~ d / sigma_t^2: per example (one example per call, as here)
+    the ratio ||z||^2 / ||score||^2 is heavy-tailed in low dimension (infinite mean for
+    d = 2) and occasionally takes huge steps. snr = 0.16 is the paper's CIFAR-10 value.
     1 + n_corrector evaluations per step. Langevin steps add a bias that shrinks with snr.
     """
 
@@ -145,7 +148,7 @@ class PredictorCorrector(AbstractSampler):
         def langevin(x, k):
             score = denoiser.score(t, x)
             z = _key_normal(k, x)
-            e = 2.0 * (self.snr * jnp.linalg.norm(z) / jnp.linalg.norm(score)) ** 2
+            e = 2.0 * (self.snr * denoiser.schedule.sigma(t)) ** 2
             return x + e * score + jnp.sqrt(2.0 * e) * z, None
 
         x, _ = jax.lax.scan(langevin, x, keys[1:])

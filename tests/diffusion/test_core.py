@@ -1,0 +1,162 @@
+"""Schedules, parameterisations, grids and input errors, against closed forms."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxsci.diffusion as jd
+from jaxsci.diffusion import AbstractSchedule
+
+from ._exact import vp_alpha, vp_beta, vp_log_alpha, vp_sigma
+
+ALL = [jd.VPLinear(), jd.VPCosine(), jd.SubVP(), jd.VE(), jd.EDM(), jd.RectifiedFlow()]
+
+
+def _times(sch, n=7):
+    return jnp.linspace(sch.t_min, sch.t_max, n)[1:-1]
+
+
+def test_vp_linear_closed_form(x64):
+    sch, t = jd.VPLinear(), jnp.linspace(1e-3, 1.0, 9)
+    np.testing.assert_allclose(sch.alpha(t), vp_alpha(t), rtol=1e-14)
+    np.testing.assert_allclose(sch.sigma(t), vp_sigma(t), rtol=1e-12)
+    np.testing.assert_allclose(sch.diffusion_squared(t), vp_beta(t), rtol=1e-10)
+    np.testing.assert_allclose(sch.drift(t), -0.5 * vp_beta(t), rtol=1e-12)
+
+
+def test_cosine_matches_nichol_dhariwal(x64):
+    sch, s = jd.VPCosine(), 0.008
+    t = np.linspace(0.01, 0.99, 7)
+    f = lambda u: np.cos((u + s) / (1 + s) * np.pi / 2) ** 2  # noqa: E731
+    np.testing.assert_allclose(np.asarray(sch.alpha(t)) ** 2, f(t) / f(0.0), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(sch.alpha(t)) ** 2 + np.asarray(sch.sigma(t)) ** 2, 1.0, rtol=1e-12
+    )
+
+
+def test_sde_coefficients_closed_forms(x64):
+    t = jnp.linspace(0.05, 0.95, 5)
+    big_b = -2.0 * vp_log_alpha(t)  # int_0^t beta
+    np.testing.assert_allclose(
+        jd.SubVP().diffusion_squared(t), vp_beta(t) * -jnp.expm1(-2 * big_b), rtol=1e-10
+    )
+    ve = jd.VE()
+    np.testing.assert_allclose(
+        ve.diffusion_squared(t), 2 * ve.sigma(t) ** 2 * math.log(50.0 / 0.01), rtol=1e-12
+    )
+    np.testing.assert_allclose(jd.EDM().diffusion_squared(t), 2 * t, rtol=1e-12)
+    np.testing.assert_allclose(jd.RectifiedFlow().alpha(t), 1 - t, rtol=1e-14)
+
+
+@pytest.mark.parametrize("sch", ALL, ids=lambda s: type(s).__name__)
+def test_inverse_lambda(sch, x64):
+    t = _times(sch)
+    lam = sch.lambda_(t)
+    assert np.all(np.diff(np.asarray(lam)) < 0)
+    np.testing.assert_allclose(sch.t_from_lambda(lam), t, rtol=1e-10)
+    # the generic safeguarded-Newton inverse agrees with the closed form
+    np.testing.assert_allclose(AbstractSchedule.t_from_lambda(sch, lam), t, rtol=1e-10)
+    # d lambda / dt against central differences
+    d = 1e-6 * (sch.t_max - sch.t_min)
+    fd = (sch.lambda_(t + d) - sch.lambda_(t - d)) / (2 * d)
+    np.testing.assert_allclose(sch.d_lambda(t), fd, rtol=1e-6)
+    # gradient of the generic inverse (implicit function theorem)
+    g = jax.grad(lambda lm: AbstractSchedule.t_from_lambda(sch, lm))(lam[2])
+    np.testing.assert_allclose(g, 1.0 / sch.d_lambda(t[2]), rtol=1e-8)
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="Unknown schedule 'vp_quadratic'"):
+        jd.get_schedule("vp_quadratic")
+    with pytest.raises(ValueError, match="Unknown sampler"):
+        jd.get_sampler("dpm_solver_9")
+    with pytest.raises(ValueError, match="parameterization"):
+        jd.Denoiser(lambda t, x: x, jd.VPLinear(), "noise")
+    with pytest.raises(ValueError, match="source"):
+        jd.convert(
+            jnp.ones(2),
+            source="velocity",
+            target="eps",
+            x=jnp.ones(2),
+            t=0.5,
+            schedule=jd.VPLinear(),
+        )
+    with pytest.raises(ValueError, match="t_min < t_max"):
+        jd.VPLinear(t_min=0.5, t_max=0.2)
+
+
+@pytest.mark.parametrize(
+    "sch", [jd.VPLinear(), jd.VE(), jd.EDM(), jd.RectifiedFlow()], ids=lambda s: type(s).__name__
+)
+def test_conversions_exact(sch, x64):
+    k1, k2 = jax.random.split(jax.random.key(1))
+    x0, eps = jax.random.normal(k1, (3,)), jax.random.normal(k2, (3,))
+    t = jnp.asarray(0.5 * (sch.t_min + sch.t_max))
+    a, s = sch.alpha(t), sch.sigma(t)
+    x = a * x0 + s * eps
+    d = 1e-6 * sch.t_max
+    da = (sch.alpha(t + d) - sch.alpha(t - d)) / (2 * d)
+    ds = (sch.sigma(t + d) - sch.sigma(t - d)) / (2 * d)
+    outputs = {  # definitions (flow velocity with finite-difference derivatives)
+        "eps": eps,
+        "x0": x0,
+        "v": a * eps - s * x0,
+        "score": -eps / s,
+        "flow": da * x0 + ds * eps,
+    }
+    for src, out in outputs.items():
+        for dst, want in outputs.items():
+            got = jd.convert(out, source=src, target=dst, x=x, t=t, schedule=sch)
+            np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-7 * (1 + abs(want).max()))
+    den = jd.Denoiser(lambda tt, xx: a * eps - s * x0 + 0 * xx, sch, "v")
+    np.testing.assert_allclose(den.x0(t, x), x0, rtol=1e-10)
+
+
+def test_guidance_and_threshold():
+    cfg = jd.ClassifierFreeGuidance(lambda t, x: 2 * x, lambda t, x: x, 3.0)
+    np.testing.assert_allclose(cfg(0.5, jnp.ones(2)), 4.0 * jnp.ones(2))
+    x0 = jnp.asarray([0.5, -3.0, 2.0, 0.1])
+    s = np.quantile(np.abs(np.asarray(x0)), 0.75)
+    np.testing.assert_allclose(
+        jd.DynamicThreshold(0.75)(x0), np.clip(np.asarray(x0), -s, s) / s, rtol=1e-6
+    )
+
+
+def test_grids(x64):
+    sch = jd.VPLinear()
+    g = jd.time_grid(sch, 10, "logsnr_uniform")
+    np.testing.assert_allclose(
+        np.diff(np.asarray(sch.lambda_(g))), (sch.lambda_(1e-3) - sch.lambda_(1.0)) / 10, rtol=1e-9
+    )
+    g = jd.time_grid(sch, 10, "time_quadratic")
+    np.testing.assert_allclose(np.diff(np.sqrt(np.asarray(g))), (np.sqrt(1e-3) - 1) / 10, rtol=1e-9)
+    edm = jd.EDM()
+    g = np.asarray(jd.time_grid(edm, 10, "karras"))
+    ref = (80 ** (1 / 7) + np.arange(11) / 10 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7
+    np.testing.assert_allclose(g, ref, rtol=1e-10)
+    g = np.asarray(jd.time_grid(sch, 4, "time_uniform"))
+    np.testing.assert_allclose(g, np.linspace(1.0, 1e-3, 5), rtol=1e-12)
+    with pytest.raises(ValueError, match="Unknown grid"):
+        jd.time_grid(sch, 4, "cosine")
+
+
+def test_bad_grids_and_nfe():
+    sch = jd.VPLinear()
+    model = lambda t, x: x  # noqa: E731
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        jd.sample(jd.DDIM(), model, sch, jnp.asarray([1.0, 0.5, 0.6, 0.1]), jnp.ones(2))
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        jd.check_grid(sch, [0.1, 0.5, 1.0])
+    with pytest.raises(ValueError, match="lie in"):
+        jd.check_grid(sch, [2.0, 0.5, 0.1])
+    with pytest.raises(ValueError, match="NFE"):
+        jd.sample(jd.DPMSolverPPMultistep(3), model, sch, jd.time_grid(sch, 2), jnp.ones(2))
+    with pytest.raises(ValueError, match="NFE"):
+        jd.sample(jd.UniPC(3), model, sch, jd.time_grid(sch, 3), jnp.ones(2))
+    with pytest.raises(ValueError, match="key"):
+        jd.sample(jd.EulerMaruyama(), model, sch, jd.time_grid(sch, 3), jnp.ones(2))
+    with pytest.raises(ValueError, match="order"):
+        jd.DPMSolver(order=4)
