@@ -22,7 +22,8 @@ class GaussianRandomField(eqx.Module):
     with independent standard (complex, Hermitian-symmetric) Gaussians xi_k, and covariance
     C(x, y) = length^{-d} sum_k lambda_k cos(kappa . (x - y)). The defaults are the Burgers
     setting of the FNO paper (Li et al. 2021): mu = N(0, 625 (-Laplacian + 25 I)^{-2}) on
-    [0, 1), i.e. sigma = 25, tau = 5, alpha = 2 (then lambda_0 = 1). Their Navier-Stokes
+    [0, 1), i.e. sigma = 25, tau = 5, alpha = 2 (then lambda_0 = 1; the FNO group's
+    generators drop the mean mode, `zero_mean=True`, as `burgers_dataset` does). Their Navier-Stokes
     initial vorticity is sigma = 7^{3/4}, tau = 7, alpha = 2.5 on [0, 1)^2 with
     `zero_mean=True` (the mean vorticity on a torus is zero).
 

@@ -76,11 +76,19 @@ def burgers_dataset(
     r"""Pairs (u(0), u(t1)) of viscous Burgers on [0, 1) with Gaussian-random-field data.
 
     The FNO paper's Burgers benchmark (Li et al. 2021): u_t + u u_x = nu u_xx on the periodic
-    unit interval, u(0) ~ N(0, 625 (-Laplacian + 25 I)^{-2}) (`GaussianRandomField()`'s
-    default), learn u(0) -> u(t1 = 1) with nu = 0.1. Solved by `jaxsci.dynamics.Burgers`
-    (2/3 de-aliased pseudo-spectral) with ETDRK4 at step `dt` on the `num_points` grid; at
-    nu = 0.1 and dt = 0.01 the time-stepping error is below float32 rounding (relative
-    1e-5 against dt = 1e-4 at 256 and 1024 points).
+    unit interval, u(0) ~ N(0, 625 (-Laplacian + 25 I)^{-2}), learn u(0) -> u(t1 = 1) with
+    nu = 0.1. By default the initial field has zero mean (`GaussianRandomField(num_points,
+    zero_mean=True)`): the measure as written gives the mean mode variance 1, but the FNO
+    group's random-field generators set it to zero, and the benchmark's difficulty depends
+    on it. With a random mean c the solution is Galilean-shifted, u(x, t) = c + v(x - c t, t),
+    and at nu = 0.1 the output is nearly the constant c (the k = 1 mode decays by
+    exp(-4 pi^2 nu) ~ 0.02), so a relative L2 error measures mostly how well the shift by c
+    is learnt (an FNO trained on 200 pairs for 20 epochs: test error 2e-2 against 3e-3 for
+    zero-mean data; pass `grf=GaussianRandomField(num_points)` for that variant).
+
+    Solved by `jaxsci.dynamics.Burgers` (2/3 de-aliased pseudo-spectral) with ETDRK4 at step
+    `dt` on the `num_points` grid; at nu = 0.1 and dt = 0.01 the result matches the exact
+    Cole-Hopf solution to float32 rounding (relative 1e-6, tests/data).
 
     Returns:
         (u0, u1), each (num_samples, num_points), float32.
@@ -88,7 +96,7 @@ def burgers_dataset(
     num_samples = _check_count("num_samples", num_samples)
     num_points = _check_count("num_points", num_points, 4)
     nu, t1, dt = _check_positive("nu", nu), _check_positive("t1", t1), _check_positive("dt", dt)
-    grf = GaussianRandomField(num_points) if grf is None else grf
+    grf = GaussianRandomField(num_points, zero_mean=True) if grf is None else grf
     if grf.shape != (num_points,) or grf.length != 1.0:
         raise ValueError(
             f"`grf` must be a 1-D field on [0, 1) with {num_points} points, got shape "
