@@ -440,7 +440,7 @@ def fit(
         initial=min(step, total),
         desc="fit",
         unit="step",
-        disable=not progress,
+        disable=None if progress else True,  # None: only on a terminal
         leave=False,
     )
     with bar:

@@ -77,9 +77,12 @@ def test_burgers_pairs_match_cole_hopf_and_cache(tmp_path):
     key = jax.random.key(3)
     u0, u1 = data.burgers_dataset(key, 6, num_points=128, chunk_size=4, path=tmp_path / "b.npz")
     assert u0.shape == u1.shape == (6, 128) and u0.dtype == np.float32
+    # Zero-mean data (the default): u(1) is ~100x smaller than u(0), and float32 rounding
+    # of the time stepping sits at the scale of u(0): relative to u(1) it is ~3e-6.
     for i in range(6):
         ref = cole_hopf(u0[i], 0.1, 1.0)
-        assert np.linalg.norm(u1[i] - ref) / np.linalg.norm(ref) < 2e-6
+        assert np.linalg.norm(u1[i] - ref) / np.linalg.norm(ref) < 1e-5
+        assert np.linalg.norm(u1[i] - ref) / np.linalg.norm(u0[i]) < 1e-7
     # The cache returns the same arrays; other settings are refused, naming what differs.
     c0, c1 = data.burgers_dataset(key, 6, num_points=128, path=tmp_path / "b.npz")
     np.testing.assert_array_equal(c0, u0)
