@@ -1,0 +1,36 @@
+"""Model-error and equation discovery: term libraries, sparse Bayesian regression, MEDIDA.
+
+Spectral term libraries on periodic grids (`SpectralLibrary`), a semilinear model plus
+library terms (`CorrectedModel`), model-error samples and their designs
+(`model_error_samples`, `instantaneous_design`, `integrated_design`), sparse regression
+(`RVM`, `STLSQ`, `HorseshoeRegression`), the whole regression step (`fit_model_error`) and
+forecast skill (`normalised_error`, `valid_time`).
+"""
+
+from ._base import (
+    AbstractSparseRegression as AbstractSparseRegression,
+    NormalEquations as NormalEquations,
+    SparseRegressionResult as SparseRegressionResult,
+    normal_equations as normal_equations,
+)
+from ._corrected import CorrectedModel as CorrectedModel
+from ._fit import (
+    DESIGNS as DESIGNS,
+    ModelErrorFit as ModelErrorFit,
+    fit_model_error as fit_model_error,
+)
+from ._horseshoe import HorseshoeRegression as HorseshoeRegression
+from ._library import (
+    DEFAULT_TERMS as DEFAULT_TERMS,
+    SpectralLibrary as SpectralLibrary,
+    parse_term as parse_term,
+    term_name as term_name,
+)
+from ._metrics import normalised_error as normalised_error, valid_time as valid_time
+from ._rvm import RVM as RVM
+from ._samples import (
+    instantaneous_design as instantaneous_design,
+    integrated_design as integrated_design,
+    model_error_samples as model_error_samples,
+)
+from ._stlsq import STLSQ as STLSQ

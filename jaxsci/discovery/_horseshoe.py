@@ -1,0 +1,114 @@
+r"""Horseshoe regression sampled with NUTS (numpyro): full posterior uncertainty.
+
+Model (Carvalho, Polson & Scott 2010, Biometrika 97, 465), on the unit-RMS columns and
+target of `_base.rescale`:
+
+    tau ~ HalfCauchy(global_scale),  lambda_j ~ HalfCauchy(1),  sigma ~ HalfNormal(1),
+    w_j ~ N(0, tau^2 lambda_j^2),    t ~ N(Phi w, sigma^2 I),
+
+with the Gaussian likelihood written through the normal equations,
+log p(t | w, sigma) = -n/2 log(2 pi sigma^2) - (t^T t - 2 w^T b + w^T G w) / (2 sigma^2),
+so the sampler's cost does not grow with the sample count. NUTS (Hoffman & Gelman 2014) with
+a dense mass matrix handles the correlated coefficients of a library.
+
+A term is selected when its posterior mean shrinkage 1 - kappa_j exceeds 1/2, with
+kappa_j = 1 / (1 + n tau^2 lambda_j^2 / sigma^2) the fraction by which the prior shrinks the
+least-squares estimate of w_j towards zero for a unit-RMS column (Carvalho et al. 2010,
+section 3; exact for orthogonal columns, an approximation for correlated ones).
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .._custom_types import Key
+from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, rescale
+
+
+class HorseshoeRegression(AbstractSparseRegression):
+    """Sparse Bayesian regression with a horseshoe prior, sampled by numpyro's NUTS.
+
+    Needs `key`. Slower than the RVM (seconds instead of milliseconds) but gives the full
+    posterior: `draws` holds the samples of w in original units; `coefficients` are their
+    means on the selected terms and `covariance` their sample covariance.
+
+    Arguments:
+        num_warmup, num_samples: NUTS adaptation and kept draws (one chain).
+        global_scale: scale of the half-Cauchy prior on tau (normalised units). Piironen &
+            Vehtari (2017) suggest p0 / (D - p0) / sqrt(n) for p0 expected relevant terms
+            of D; the default 1e-3 is that value for p0 = 1 of D = 8 terms and n ~ 2e4
+            samples, and the posterior is insensitive to it within an order of magnitude
+            when n is large.
+        target_accept: NUTS target acceptance probability (higher for the funnel-shaped
+            horseshoe posterior than the default 0.8).
+    """
+
+    num_warmup: int = eqx.field(static=True, default=500)
+    num_samples: int = eqx.field(static=True, default=500)
+    global_scale: float = eqx.field(static=True, default=1e-3)
+    target_accept: float = eqx.field(static=True, default=0.9)
+
+    def __check_init__(self):
+        if int(self.num_warmup) < 1 or int(self.num_samples) < 2:
+            raise ValueError(
+                f"`num_warmup` must be >= 1 and `num_samples` >= 2, got {self.num_warmup} and "
+                f"{self.num_samples}."
+            )
+        if not float(self.global_scale) > 0:
+            raise ValueError(f"`global_scale` must be positive, got {self.global_scale}.")
+        if not 0 < float(self.target_accept) < 1:
+            raise ValueError(f"`target_accept` must be in (0, 1), got {self.target_accept}.")
+
+    def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
+        if key is None:
+            raise ValueError("`key` is required: HorseshoeRegression samples with NUTS.")
+        import numpyro
+        import numpyro.distributions as dist
+        from numpyro.infer import MCMC, NUTS
+
+        sc = rescale(ne, True)
+        gram, moment, n = sc.gram, sc.moment, sc.num_samples
+        m = gram.shape[0]
+
+        def model():
+            tau = numpyro.sample("tau", dist.HalfCauchy(self.global_scale))
+            lam = numpyro.sample("lam", dist.HalfCauchy(jnp.ones(m)))
+            sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+            w = numpyro.sample("w", dist.Normal(jnp.zeros(m), tau * lam))
+            rss = sc.target_sq - 2.0 * w @ moment + w @ (gram @ w)
+            numpyro.factor(
+                "likelihood", -0.5 * n * jnp.log(2 * jnp.pi * sigma**2) - 0.5 * rss / sigma**2
+            )
+
+        kernel = NUTS(model, dense_mass=True, target_accept_prob=self.target_accept)
+        mcmc = MCMC(
+            kernel,
+            num_warmup=self.num_warmup,
+            num_samples=self.num_samples,
+            num_chains=1,
+            progress_bar=False,
+        )
+        mcmc.run(key)
+        draws = mcmc.get_samples()
+        w = draws["w"]
+        shrink = 1.0 / (
+            1.0 + n * (draws["tau"][:, None] * draws["lam"]) ** 2 / draws["sigma"][:, None] ** 2
+        )
+        active = jnp.mean(1.0 - shrink, axis=0) > 0.5
+        d, scale = sc.column_scale, sc.target_scale
+        w_orig = scale * w / d
+        mean = jnp.mean(w_orig, axis=0)
+        centred = w_orig - mean
+        cov = centred.T @ centred / (w_orig.shape[0] - 1)
+        both = active[:, None] & active[None, :]
+        diverging = mcmc.get_extra_fields()["diverging"]
+        return SparseRegressionResult(
+            coefficients=jnp.where(active, mean, 0.0),
+            covariance=jnp.where(both, cov, 0.0),
+            active=active,
+            noise_variance=scale**2 * jnp.mean(draws["sigma"] ** 2),
+            precisions=jnp.where(active, 0.0, jnp.inf),
+            log_evidence=jnp.asarray(jnp.nan, dtype=gram.dtype),
+            num_iterations=jnp.asarray(self.num_warmup + self.num_samples),
+            converged=~jnp.any(diverging),
+            draws=w_orig,
+        )

@@ -1,0 +1,45 @@
+"""Shared Kuramoto-Sivashinsky model-error cases (hand-derived true coefficients).
+
+KS in jaxsci: u_t = -lam u u_x - alpha u_xx - nu u_xxxx - dispersion u_xxx + growth u, so a
+truth with changed parameters differs from the standard model (all 1, no extras) by
+-(alpha - 1) u_xx, -dispersion u_xxx, +growth u, -(lam - 1) u u_x, -(nu - 1) u_xxxx.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsci.dynamics import KuramotoSivashinsky
+from jaxsci.integrate import Flow
+
+# L = 16 pi: chaotic for every case below (leading Lyapunov exponents ~0.02-0.1), where at
+# L = 22 a u_xxx or damping term of this size makes the dynamics (nearly) periodic and the
+# library columns (nearly) collinear on the attractor.
+L, N, DT = 16 * np.pi, 64, 0.25
+
+CASES = {
+    "uxx": ({"alpha": 1.1}, {"u_xx": -0.1}),
+    "dispersion": ({"dispersion": 0.1}, {"u_xxx": -0.1}),
+    "growth": ({"growth": -0.05}, {"u": -0.05}),
+    "nonlinear": ({"lam": 1.1}, {"u*u_x": -0.1}),
+}
+
+
+def truth_states(changes, interval, count, spinup=100.0):
+    """`count` states of the changed KS every `interval`, after `spinup` time units."""
+    truth = KuramotoSivashinsky(L, N, **changes)
+    flow = Flow(truth, DT)
+    n_spin = int(round(spinup / interval))
+
+    @jax.jit
+    def run(x):
+        x = jax.lax.fori_loop(0, n_spin, lambda i, x: flow(x, 0.0, interval), x)
+
+        def step(x, _):
+            y = flow(x, 0.0, interval)
+            return y, y
+
+        _, ys = jax.lax.scan(step, x, None, length=count - 1)
+        return jnp.concatenate([x[None], ys])
+
+    return run(truth.default_initial_state())
