@@ -27,7 +27,17 @@ class Pointwise(eqx.Module):
 
     def __call__(self, x: Float[Array, "in ..."]) -> Float[Array, "out ..."]:
         spatial = x.shape[1:]
-        y = self.weight @ x.reshape(x.shape[0], -1) + self.bias[:, None]
+        x2 = x.reshape(x.shape[0], -1)
+        # `weight + 0 * x[0, 0]` equals `weight`, but under `jax.vmap` it is batched with
+        # the input, so XLA sees one (out, in) @ (in, n) product per example instead of a
+        # single product over the merged batch and grid axes. The gradient with respect
+        # to the weight is then a batched product plus a sum over the batch, which XLA:CPU
+        # computes without transposing the activations: about 1.3x faster FNO training
+        # steps on CPU (batch 20, width 64, n = 1024), identical values and derivatives
+        # (forward mode included). The one visible difference: a NaN/inf anywhere in an
+        # example makes that example's whole output NaN.
+        w = self.weight + jnp.zeros((), x.dtype) * x2[:1, :1]
+        y = w @ x2 + self.bias[:, None]
         return y.reshape(self.weight.shape[0], *spatial)
 
 

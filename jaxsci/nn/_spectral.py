@@ -1,8 +1,12 @@
 """Spectral convolutions: the Fourier layers of the Fourier neural operator."""
 
+import functools
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ._base import check_int, check_pair, check_shape
@@ -17,6 +21,69 @@ def _init_weights(key, shape):
         scale * jax.random.uniform(rkey, shape, dtype),
         scale * jax.random.uniform(ikey, shape, dtype),
     )
+
+
+_TRANSFORMS = ("auto", "fft", "dft")
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def _check_transform(transform: str) -> str:
+    if transform not in _TRANSFORMS:
+        raise ValueError(f"`transform` must be one of {_TRANSFORMS}, got {transform!r}.")
+    return transform
+
+
+def _use_dft(transform: str, n: int, m: int) -> bool:
+    """Truncated DFT as a matrix product (O(n m)) or FFT (O(n log n)) for m of n modes.
+
+    "auto" picks the product when m <= 5 log2(n): measured on CPU (FNO training steps,
+    width 32-64, batch 20) the product is faster up to m ~ 4.5-5 log2(n), e.g. m = 32 at
+    n = 1024 (15% faster) and m = 16 at n = 1024 (25%), and slower at m = 64.
+    """
+    if transform == "auto":
+        return m <= 5 * math.log2(max(n, 2))
+    return transform == "dft"
+
+
+@functools.lru_cache(maxsize=64)
+def _real_dft(n: int, m: int, dtype: str):
+    """Matrices of the truncated real DFT on n points and its inverse, as numpy constants.
+
+    `forward` (n, 2m): u @ forward = [Re u_hat_k, Im u_hat_k] for k < m, the first m
+    coefficients of `numpy.fft.rfft(u)`. `inverse` (2m, n): [Re c, Im c] @ inverse =
+    `numpy.fft.irfft(c, n)` for c zero beyond k = m - 1, i.e. (1/n) sum_k w_k (Re c_k
+    cos(2 pi k j / n) - Im c_k sin(2 pi k j / n)) with w_0 = 1, w_k = 2, and w = 1 at the
+    Nyquist mode k = n / 2 (whose imaginary part irfft ignores).
+    """
+    k = np.arange(m)
+    ang = 2 * np.pi * np.outer(np.arange(n), k) / n
+    forward = np.concatenate([np.cos(ang), -np.sin(ang)], axis=1)
+    w = np.full(m, 2.0)
+    w[0] = 1.0
+    nyquist = n % 2 == 0 and m == n // 2 + 1
+    if nyquist:
+        w[-1] = 1.0
+    wsin = w.copy()
+    if nyquist:
+        wsin[-1] = 0.0
+    inverse = np.concatenate([w[:, None] * np.cos(ang.T), -wsin[:, None] * np.sin(ang.T)]) / n
+    return forward.astype(dtype), inverse.astype(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _complex_dft_rows(n: int, m: int, dtype: str):
+    """cos and -sin of 2 pi k j / n for the rows k = 0..m-1 and k = -m..-1 (shape (2m, n)):
+    the real and imaginary parts of the kept rows of the full DFT matrix."""
+    k = np.concatenate([np.arange(m), np.arange(-m, 0)])
+    ang = 2 * np.pi * np.outer(k, np.arange(n)) / n
+    return np.cos(ang).astype(dtype), (-np.sin(ang)).astype(dtype)
+
+
+def _mix(xr, xi, wr, wi, spec: str):
+    """(xr + i xi) times (wr + i wi) summed over input channels, in real arithmetic."""
+    yr = jnp.einsum(spec, xr, wr) - jnp.einsum(spec, xi, wi)
+    yi = jnp.einsum(spec, xr, wi) + jnp.einsum(spec, xi, wr)
+    return yr, yi
 
 
 class SpectralConv1d(eqx.Module):
@@ -49,11 +116,15 @@ class SpectralConv1d(eqx.Module):
     in_channels: int = eqx.field(static=True)
     out_channels: int = eqx.field(static=True)
     modes: int = eqx.field(static=True)
+    transform: str = eqx.field(static=True)
 
-    def __init__(self, in_channels: int, out_channels: int, modes: int, *, key: Key):
+    def __init__(
+        self, in_channels: int, out_channels: int, modes: int, *, key: Key, transform: str = "auto"
+    ):
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = check_int("out_channels", out_channels)
         self.modes = check_int("modes", modes)
+        self.transform = _check_transform(transform)
         self.weight_real, self.weight_imag = _init_weights(
             key, (self.in_channels, self.out_channels, self.modes)
         )
@@ -70,9 +141,15 @@ class SpectralConv1d(eqx.Module):
         check_shape("x", x, (self.in_channels, None), f"(in_channels, n) = ({self.in_channels}, n)")
         n = x.shape[-1]
         m = min(self.modes, n // 2 + 1)
+        wr, wi = self.weight_real[..., :m], self.weight_imag[..., :m]
+        if _use_dft(self.transform, n, m):
+            forward, inverse = _real_dft(n, m, np.dtype(x.dtype).name)
+            z = jnp.matmul(x, forward, precision=_HIGHEST)
+            yr, yi = _mix(z[:, :m], z[:, m:], wr.astype(x.dtype), wi.astype(x.dtype), "im,iom->om")
+            return jnp.matmul(jnp.concatenate([yr, yi], axis=1), inverse, precision=_HIGHEST)
         x_hat = jnp.fft.rfft(x, axis=-1)[:, :m]
-        w = jax.lax.complex(self.weight_real[..., :m], self.weight_imag[..., :m])
-        y_hat = jnp.einsum("im,iom->om", x_hat, w.astype(x_hat.dtype))
+        w = jax.lax.complex(wr, wi).astype(x_hat.dtype)
+        y_hat = jnp.einsum("im,iom->om", x_hat, w)
         return jnp.fft.irfft(y_hat, n=n, axis=-1).astype(x.dtype)
 
 
@@ -101,11 +178,15 @@ class SpectralConv2d(eqx.Module):
     in_channels: int = eqx.field(static=True)
     out_channels: int = eqx.field(static=True)
     modes: tuple[int, int] = eqx.field(static=True)
+    transform: str = eqx.field(static=True)
 
-    def __init__(self, in_channels: int, out_channels: int, modes, *, key: Key):
+    def __init__(
+        self, in_channels: int, out_channels: int, modes, *, key: Key, transform: str = "auto"
+    ):
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = check_int("out_channels", out_channels)
         self.modes = check_pair("modes", modes)
+        self.transform = _check_transform(transform)
         mx, my = self.modes
         self.weight_real, self.weight_imag = _init_weights(
             key, (self.in_channels, self.out_channels, 2 * mx, my)
@@ -131,16 +212,31 @@ class SpectralConv2d(eqx.Module):
         mx_all, my_all = self.modes
         mx = min(mx_all, h // 2)
         my = min(my_all, w // 2 + 1)
+        wr = _kept_rows(self.weight_real, mx, mx_all, my).astype(x.dtype)
+        wi = _kept_rows(self.weight_imag, mx, mx_all, my).astype(x.dtype)
+        if _use_dft(self.transform, w, my) and _use_dft(self.transform, h, mx):
+            return self._call_dft(x, wr, wi, mx, my)
         x_hat = jnp.fft.rfft2(x, axes=(-2, -1))
         blocks = jnp.concatenate([x_hat[:, :mx, :my], x_hat[:, h - mx :, :my]], axis=1)
-        weights = jax.lax.complex(
-            _kept_rows(self.weight_real, mx, mx_all, my),
-            _kept_rows(self.weight_imag, mx, mx_all, my),
-        ).astype(blocks.dtype)
-        y = jnp.einsum("ixy,ioxy->oxy", blocks, weights)
+        y = jnp.einsum("ixy,ioxy->oxy", blocks, jax.lax.complex(wr, wi).astype(blocks.dtype))
         zeros = jnp.zeros((self.out_channels, h - 2 * mx, my), y.dtype)
         y_hat = jnp.concatenate([y[:, :mx], zeros, y[:, mx:]], axis=1)
         return jnp.fft.irfft2(y_hat, s=(h, w), axes=(-2, -1)).astype(x.dtype)
+
+    def _call_dft(self, x, wr, wi, mx: int, my: int):
+        """The same map with truncated DFT matrices: a real DFT along w, then the 2 mx kept
+        rows of the complex DFT along h; the inverse in reverse order."""
+        h, w = x.shape[-2:]
+        dtype = np.dtype(x.dtype).name
+        forward_w, inverse_w = _real_dft(w, my, dtype)
+        cos_h, sin_h = _complex_dft_rows(h, mx, dtype)  # e^{-i k j 2 pi / h} = cos + i sin
+        z = jnp.matmul(x, forward_w, precision=_HIGHEST)  # (c, h, 2 my)
+        zr, zi = z[..., :my], z[..., my:]
+        ar, ai = _mix(zr, zi, cos_h, sin_h, "chy,kh->cky")  # (c, 2 mx, my)
+        yr, yi = _mix(ar, ai, wr, wi, "ixy,ioxy->oxy")
+        # inverse along h: (1/h) sum_k e^{+i k j 2 pi / h} y_k, conj of the forward rows
+        br, bi = _mix(yr, yi, cos_h / h, -sin_h / h, "oky,kh->ohy")
+        return jnp.matmul(jnp.concatenate([br, bi], axis=-1), inverse_w, precision=_HIGHEST)
 
 
 def _kept_rows(weight, mx: int, mx_all: int, my: int):

@@ -1,5 +1,6 @@
 """Networks as `jaxsci.dynamics` models: neural ODEs and hybrid physics + closure models."""
 
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -17,10 +18,32 @@ def _infer_state_shape(network) -> tuple[int, ...] | None:
     return None
 
 
-def _check_output(name: str, network, state_shape, time_dependent: bool) -> None:
+def _check_network_shape(network_shape, state_shape) -> tuple[int, ...] | None:
+    if network_shape is None:
+        return None
+    if isinstance(network_shape, int):
+        network_shape = (network_shape,)
+    network_shape = tuple(int(s) for s in network_shape)
+    if math.prod(network_shape) != math.prod(state_shape):
+        raise ValueError(
+            f"`network_shape` {network_shape} has {math.prod(network_shape)} entries, but the "
+            f"state of shape {tuple(state_shape)} has {math.prod(state_shape)}."
+        )
+    return network_shape
+
+
+def _apply(network, t, y, time_dependent: bool, network_shape):
+    """network(y) or network(t, y), on y reshaped to `network_shape`, back in y's shape."""
+    z = y if network_shape is None else y.reshape(network_shape)
+    out = network(t, z) if time_dependent else network(z)
+    return out.reshape(y.shape).astype(y.dtype)
+
+
+def _check_output(name: str, network, state_shape, time_dependent: bool, network_shape) -> None:
     """Trace `network` abstractly on a state and raise a ValueError naming `name` unless its
-    output has the state's shape."""
-    y = jax.ShapeDtypeStruct(tuple(state_shape), jnp.zeros(()).dtype)
+    output has the state's size (and shape, when no `network_shape` is given)."""
+    in_shape = tuple(state_shape) if network_shape is None else network_shape
+    y = jax.ShapeDtypeStruct(in_shape, jnp.zeros(()).dtype)
     t = jax.ShapeDtypeStruct((), jnp.zeros(()).dtype)
     try:
         out = (
@@ -31,13 +54,14 @@ def _check_output(name: str, network, state_shape, time_dependent: bool) -> None
     except (TypeError, ValueError) as err:
         call = "network(t, y)" if time_dependent else "network(y)"
         raise ValueError(
-            f"`{name}` cannot be called as {call} on a state of shape {tuple(state_shape)}: {err}"
+            f"`{name}` cannot be called as {call} on an input of shape {in_shape}: {err}"
         ) from err
     shape = tuple(getattr(out, "shape", ()))
-    if shape != tuple(state_shape):
+    if shape != in_shape:
         raise ValueError(
-            f"`{name}` maps a state of shape {tuple(state_shape)} to shape {shape}; a vector "
-            "field must return the state's shape."
+            f"`{name}` maps an input of shape {in_shape} to shape {shape}; a vector field "
+            "must return its input's shape (pass `network_shape` if the network takes the "
+            "state in another shape)."
         )
 
 
@@ -47,20 +71,26 @@ class NeuralVectorField(AbstractDynamics):
     The neural ODE of Chen, Rubanova, Bettencourt & Duvenaud (2018, NeurIPS). Being an
     `AbstractDynamics`, it integrates with `jaxsci.simulate` / `jaxsci.Flow` (any diffrax
     solver and adjoint), and `eqx.filter_grad` of a loss of the trajectory gives the
-    gradient with respect to the network weights.
+    gradient with respect to the network weights (the network is a module field, so its
+    arrays are leaves of this model).
 
     Arguments:
         network: a callable module, `network(y)` (or `network(t, y)`) returning an array
-            of the state's shape, e.g. `MLP(d, d, ...)` or `FNO1d(1, 1, ...)` on `(1, n)`.
+            of its input's shape, e.g. `MLP(d, d, ...)`.
         state_shape: the shape of one state; inferred for an `MLP` with in_size ==
             out_size, required otherwise.
         time_dependent: call the network as `network(t, y)` (e.g. a `ScoreMLP`-style
             time-conditioned network) instead of `network(y)`.
+        network_shape: the input shape of the network when it differs from the
+            state's (same number of entries), e.g. `(1, n)` for an `FNO1d` or `UNet1d` on
+            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
+            output back to the state's shape. Default: the state's shape.
     """
 
     network: Callable
     shape: tuple[int, ...] = eqx.field(static=True)
     time_dependent: bool = eqx.field(static=True)
+    network_shape: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -68,6 +98,7 @@ class NeuralVectorField(AbstractDynamics):
         state_shape: tuple[int, ...] | int | None = None,
         *,
         time_dependent: bool = False,
+        network_shape: tuple[int, ...] | None = None,
     ):
         if not callable(network):
             raise TypeError(f"`network` must be callable, got {type(network).__name__}.")
@@ -82,16 +113,16 @@ class NeuralVectorField(AbstractDynamics):
             state_shape = (state_shape,)
         self.shape = tuple(int(s) for s in state_shape)
         self.time_dependent = bool(time_dependent)
+        self.network_shape = _check_network_shape(network_shape, self.shape)
         self.network = network
-        _check_output("network", network, self.shape, self.time_dependent)
+        _check_output("network", network, self.shape, self.time_dependent, self.network_shape)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
         return self.shape
 
     def vector_field(self, t: ScalarLike, y: State, args: PyTree = None) -> State:
-        out = self.network(t, y) if self.time_dependent else self.network(y)
-        return out.astype(y.dtype)
+        return _apply(self.network, t, y, self.time_dependent, self.network_shape)
 
 
 def _check_physics(physics, cls: type) -> None:
@@ -103,6 +134,15 @@ def _check_physics(physics, cls: type) -> None:
             "model and wrap the result, e.g. AdditiveNoise(HybridVectorField(drift, closure), "
             "sigma)."
         )
+
+
+def _check_closure(closure, physics, time_dependent, network_shape):
+    if not callable(closure):
+        raise TypeError(f"`closure` must be callable, got {type(closure).__name__}.")
+    state_shape = tuple(physics.state_shape)
+    network_shape = _check_network_shape(network_shape, state_shape)
+    _check_output("closure", closure, state_shape, time_dependent, network_shape)
+    return network_shape
 
 
 class HybridVectorField(AbstractDynamics):
@@ -118,32 +158,40 @@ class HybridVectorField(AbstractDynamics):
     Arguments:
         physics: an `AbstractDynamics` (not an SDE).
         closure: `closure(y)` (or `closure(t, y)` when `time_dependent`) returning an array
-            of the state's shape.
+            of its input's shape.
         time_dependent: call the closure with the time.
+        network_shape: the input shape of the network when it differs from the
+            state's (same number of entries), e.g. `(1, n)` for an `FNO1d` or `UNet1d` on
+            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
+            output back to the state's shape. Default: the state's shape.
     """
 
     physics: AbstractDynamics
     closure: Callable
     time_dependent: bool = eqx.field(static=True)
+    network_shape: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
-        self, physics: AbstractDynamics, closure: Callable, *, time_dependent: bool = False
+        self,
+        physics: AbstractDynamics,
+        closure: Callable,
+        *,
+        time_dependent: bool = False,
+        network_shape: tuple[int, ...] | None = None,
     ):
         _check_physics(physics, AbstractDynamics)
-        if not callable(closure):
-            raise TypeError(f"`closure` must be callable, got {type(closure).__name__}.")
+        self.time_dependent = bool(time_dependent)
+        self.network_shape = _check_closure(closure, physics, self.time_dependent, network_shape)
         self.physics = physics
         self.closure = closure
-        self.time_dependent = bool(time_dependent)
-        _check_output("closure", closure, physics.state_shape, self.time_dependent)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
         return tuple(self.physics.state_shape)
 
     def vector_field(self, t: ScalarLike, y: State, args: PyTree = None) -> State:
-        c = self.closure(t, y) if self.time_dependent else self.closure(y)
-        return self.physics.vector_field(t, y, args) + c.astype(y.dtype)
+        c = _apply(self.closure, t, y, self.time_dependent, self.network_shape)
+        return self.physics.vector_field(t, y, args) + c
 
     def default_initial_state(self, key: Array | None = None) -> State:
         return self.physics.default_initial_state(key)
@@ -161,24 +209,33 @@ class HybridSemilinear(AbstractSemilinear):
 
     Arguments:
         physics: an `AbstractSemilinear` model (Kuramoto-Sivashinsky, Burgers, ...).
-        closure: `closure(u)` (or `closure(t, u)`) on the grid state, returning its shape.
+        closure: `closure(u)` (or `closure(t, u)`) on the grid state, returning its input's
+            shape.
         time_dependent: call the closure with the time.
+        network_shape: the input shape of the network when it differs from the
+            state's (same number of entries), e.g. `(1, n)` for an `FNO1d` or `UNet1d` on
+            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
+            output back to the state's shape. Default: the state's shape.
     """
 
     physics: AbstractSemilinear
     closure: Callable
     time_dependent: bool = eqx.field(static=True)
+    network_shape: tuple[int, ...] | None = eqx.field(static=True)
 
     def __init__(
-        self, physics: AbstractSemilinear, closure: Callable, *, time_dependent: bool = False
+        self,
+        physics: AbstractSemilinear,
+        closure: Callable,
+        *,
+        time_dependent: bool = False,
+        network_shape: tuple[int, ...] | None = None,
     ):
         _check_physics(physics, AbstractSemilinear)
-        if not callable(closure):
-            raise TypeError(f"`closure` must be callable, got {type(closure).__name__}.")
+        self.time_dependent = bool(time_dependent)
+        self.network_shape = _check_closure(closure, physics, self.time_dependent, network_shape)
         self.physics = physics
         self.closure = closure
-        self.time_dependent = bool(time_dependent)
-        _check_output("closure", closure, physics.state_shape, self.time_dependent)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -189,8 +246,8 @@ class HybridSemilinear(AbstractSemilinear):
 
     def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree) -> SpectralState:
         u = self.physics.from_spectral(y_hat)
-        c = self.closure(t, u) if self.time_dependent else self.closure(u)
-        return self.physics.nonlinear(t, y_hat, args) + self.physics.to_spectral(c.astype(u.dtype))
+        c = _apply(self.closure, t, u, self.time_dependent, self.network_shape)
+        return self.physics.nonlinear(t, y_hat, args) + self.physics.to_spectral(c)
 
     def to_spectral(self, y: State) -> SpectralState:
         return self.physics.to_spectral(y)
