@@ -1,0 +1,193 @@
+"""Registry of every jaxsci.nn network (small instances) for the conformance suite.
+
+Each case builds a model, draws one example's inputs at a base size and at another
+resolution, and states the parameter count from the formula in the class docstring,
+written out here independently of the implementation.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+
+import jaxsci.dynamics as dyn
+import jaxsci.nn as nn
+
+
+def mlp_params(d_in, d_out, width, depth):
+    """The MLP formula of `jaxsci.nn.MLP`'s docstring (without the Fourier buffer)."""
+    if depth == 0:
+        return d_in * d_out + d_out
+    return d_in * width + width + (depth - 1) * (width**2 + width) + width * d_out + d_out
+
+
+def fno_params(c0, width, layer_modes, proj, out, *, dims):
+    """The FNO formula of `FNO1d`/`FNO2d`'s docstrings; `layer_modes` per layer."""
+    lift = c0 * width + width
+    layers = 0
+    for m in layer_modes:
+        kept = m if dims == 1 else 2 * m[0] * m[1]
+        layers += 2 * width * width * kept + width * width + width
+    return lift + layers + width * proj + proj + proj * out + out
+
+
+def unet_params(dims, c_in, c_out, hidden, mults, blocks, emb=0):
+    """The U-Net formula of `UNet1d`'s docstring (e = `emb`, 0 without time)."""
+    k, s = 3**dims, 2**dims
+    ch = [hidden * m for m in mults]
+
+    def res(a, b):
+        n = 2 * a + (a * b * k + b) + 2 * b + (b * b * k + b)
+        n += (a * b + b) if a != b else 0
+        n += (emb * b + b) if emb else 0
+        return n
+
+    total = c_in * ch[0] * k + ch[0]  # in_conv
+    for lev in range(len(ch) - 1):
+        total += blocks * res(ch[lev], ch[lev])
+        total += ch[lev] * ch[lev + 1] * s + ch[lev + 1]  # down
+        total += ch[lev + 1] * ch[lev] * s + ch[lev]  # up
+        total += res(2 * ch[lev], ch[lev]) + (blocks - 1) * res(ch[lev], ch[lev])
+    total += blocks * res(ch[-1], ch[-1])
+    total += 2 * ch[0] + ch[0] * c_out + c_out  # output
+    return total
+
+
+def time_mlp_params(d):
+    return d * 4 * d + 4 * d + 16 * d * d + 4 * d
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    make: Callable  # key -> module
+    inputs: Callable  # (key, resolution index 0 | 1) -> tuple of call arguments
+    out_shape: Callable  # args -> expected output shape
+    params: int  # documented count
+    call: Callable = lambda m, *a: m(*a)  # how the conformance suite evaluates the module
+    buffers: tuple = ()  # attribute paths of documented non-trainable buffers
+
+
+def _normal(key, shape):
+    return jax.random.normal(key, shape)
+
+
+def _t(key):
+    return jax.random.uniform(key, (), minval=0.05, maxval=0.95)
+
+
+CASES = {
+    "MLP": Case(
+        make=lambda k: nn.MLP(3, 2, 16, 2, key=k),
+        inputs=lambda k, r: (_normal(k, (3,)),),
+        out_shape=lambda x: (2,),
+        params=mlp_params(3, 2, 16, 2),
+    ),
+    "MLP-fourier": Case(
+        make=lambda k: nn.MLP(2, 1, 16, 1, fourier_features=6, fourier_scale=2.0, key=k),
+        inputs=lambda k, r: (jax.random.uniform(k, (2,)),),
+        out_shape=lambda x: (1,),
+        params=mlp_params(12, 1, 16, 1) + 6 * 2,
+        buffers=("fourier_matrix",),
+    ),
+    "SpectralConv1d": Case(
+        make=lambda k: nn.SpectralConv1d(2, 3, 5, key=k),
+        inputs=lambda k, r: (_normal(k, (2, (16, 40)[r])),),
+        out_shape=lambda x: (3, x.shape[1]),
+        params=2 * 2 * 3 * 5,
+    ),
+    "SpectralConv2d": Case(
+        make=lambda k: nn.SpectralConv2d(2, 3, (3, 4), key=k),
+        inputs=lambda k, r: (_normal(k, (2, *((12, 16), (24, 20))[r])),),
+        out_shape=lambda x: (3, *x.shape[1:]),
+        params=2 * 2 * 3 * 2 * 3 * 4,
+    ),
+    "FNO1d": Case(
+        make=lambda k: nn.FNO1d(2, 1, 8, 4, 2, key=k, projection_width=16),
+        inputs=lambda k, r: (_normal(k, (2, (32, 48)[r])),),
+        out_shape=lambda x: (1, x.shape[1]),
+        params=fno_params(3, 8, [4, 4], 16, 1, dims=1),
+    ),
+    "FNO1d-last-modes-lifting": Case(
+        make=lambda k: nn.FNO1d(
+            1, 2, 6, 3, 3, key=k, last_modes=9, lifting_width=10, projection_width=12, grid=False
+        ),
+        inputs=lambda k, r: (_normal(k, (1, (16, 36)[r])),),
+        out_shape=lambda x: (2, x.shape[1]),
+        params=fno_params(1, 6, [3, 3, 9], 12, 2, dims=1)
+        - (1 * 6 + 6)
+        + (1 * 10 + 10 + 10 * 6 + 6),
+    ),
+    "FNO2d": Case(
+        make=lambda k: nn.FNO2d(1, 2, 6, (3, 2), 2, key=k, projection_width=8),
+        inputs=lambda k, r: (_normal(k, (1, *((12, 16), (20, 24))[r])),),
+        out_shape=lambda x: (2, *x.shape[1:]),
+        params=fno_params(3, 6, [(3, 2), (3, 2)], 8, 2, dims=2),
+    ),
+    "UNet1d": Case(
+        make=lambda k: nn.UNet1d(2, 3, 4, (1, 2), key=k, blocks_per_level=2),
+        inputs=lambda k, r: (_normal(k, (2, (16, 24)[r])),),
+        out_shape=lambda x: (3, x.shape[1]),
+        params=unet_params(1, 2, 3, 4, (1, 2), 2),
+    ),
+    "UNet2d": Case(
+        make=lambda k: nn.UNet2d(1, 1, 4, (1, 2), key=k),
+        inputs=lambda k, r: (_normal(k, (1, *((8, 8), (12, 6))[r])),),
+        out_shape=lambda x: (1, *x.shape[1:]),
+        params=unet_params(2, 1, 1, 4, (1, 2), 1),
+    ),
+    "DeepONet": Case(
+        make=lambda k: nn.DeepONet(8, 1, 16, 2, 6, key=k),
+        inputs=lambda k, r: (_normal(k, (8,)), jax.random.uniform(jax.random.fold_in(k, 1), (1,))),
+        out_shape=lambda u, y: (),
+        params=mlp_params(8, 6, 16, 2) + mlp_params(1, 6, 16, 2) + 1,
+    ),
+    "SinusoidalEmbedding": Case(
+        make=lambda k: nn.SinusoidalEmbedding(8, scale=10.0),
+        inputs=lambda k, r: (_t(k),),
+        out_shape=lambda t: (8,),
+        params=0,
+    ),
+    "ScoreMLP": Case(
+        make=lambda k: nn.ScoreMLP(3, 16, 2, 8, key=k),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (3,))),
+        out_shape=lambda t, x: (3,),
+        params=mlp_params(3 + 8, 3, 16, 2),
+    ),
+    "ScoreUNet1d": Case(
+        make=lambda k: nn.ScoreUNet1d(2, 4, (1, 2), 8, key=k),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (2, (16, 8)[r]))),
+        out_shape=lambda t, x: x.shape,
+        params=unet_params(1, 2, 2, 4, (1, 2), 1, emb=32) + time_mlp_params(8),
+    ),
+    "ScoreUNet2d": Case(
+        make=lambda k: nn.ScoreUNet2d(1, 4, (1, 2), 8, key=k),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (1, *((8, 8), (4, 12))[r]))),
+        out_shape=lambda t, x: x.shape,
+        params=unet_params(2, 1, 1, 4, (1, 2), 1, emb=32) + time_mlp_params(8),
+    ),
+    "NeuralVectorField": Case(
+        make=lambda k: nn.NeuralVectorField(nn.MLP(3, 3, 8, 1, key=k)),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (3,))),
+        out_shape=lambda t, y: (3,),
+        params=mlp_params(3, 3, 8, 1),
+        call=lambda m, t, y: m.vector_field(t, y, None),
+    ),
+    "HybridVectorField": Case(
+        make=lambda k: nn.HybridVectorField(dyn.Lorenz63(), nn.MLP(3, 3, 8, 1, key=k)),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (3,))),
+        out_shape=lambda t, y: (3,),
+        params=mlp_params(3, 3, 8, 1) + 3,  # + sigma, rho, beta
+        call=lambda m, t, y: m.vector_field(t, y, None),
+    ),
+    "HybridSemilinear": Case(
+        make=lambda k: nn.HybridSemilinear(
+            dyn.KuramotoSivashinsky(num_points=16),
+            nn.FNO1d(1, 1, 4, 3, 1, key=k, projection_width=4),
+            network_shape=(1, 16),
+        ),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (16,))),
+        out_shape=lambda t, y: (16,),
+        params=fno_params(2, 4, [3], 4, 1, dims=1) + 5,  # + nu, alpha, lam, dispersion, growth
+        call=lambda m, t, y: m.vector_field(t, y, None),
+    ),
+}
