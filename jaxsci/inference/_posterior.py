@@ -160,6 +160,9 @@ def posterior(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
+    # Kernels that take the warmup schedule per step (blackjax) do not depend on num_warmup:
+    # build them with 0, so that runs of any length share one compiled chunk.
+    build_warmup = num_warmup if sampler.needs_num_warmup else 0
     key_init, key_kernel, key_run = jax.random.split(key, 3)
     u0, lp0, grad0 = initial_positions(target, key_init, num_chains, init)
     sharding = _sharding(devices, num_chains)
@@ -175,7 +178,7 @@ def posterior(
     states = _init_states(
         sampler,
         target,
-        num_warmup,
+        build_warmup,
         place(_fold(key_kernel, num_chains)),
         *(place(jnp.asarray(a)) for a in (u0, lp0, grad0)),
     )
@@ -205,7 +208,7 @@ def posterior(
             states, (pos, info) = _run_chunk(
                 sampler,
                 target,
-                num_warmup,
+                build_warmup,
                 states,
                 chain_keys,
                 jnp.asarray(steps[sl]),

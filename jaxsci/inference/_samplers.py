@@ -19,7 +19,7 @@ Backends:
 
 import abc
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -106,6 +106,10 @@ class AbstractSampler(eqx.Module):
     @abc.abstractmethod
     def stat_names(self) -> tuple[str, ...]:
         """The `StepInfo` fields this sampler fills (others are placeholders)."""
+
+    #: Whether `build` needs the number of warmup steps (numpyro's kernel counts them itself;
+    #: blackjax kernels here follow the per-step `WarmupStage` instead).
+    needs_num_warmup: ClassVar[bool] = False
 
     @abc.abstractmethod
     def build(self, logdensity_fn: Callable, dim: int, num_warmup: int) -> Kernel:
@@ -302,6 +306,7 @@ class NumpyroNUTS(AbstractSampler):
     dense_mass: bool = eqx.field(static=True)
     target_accept: float = eqx.field(static=True)
     max_tree_depth: int = eqx.field(static=True)
+    needs_num_warmup: ClassVar[bool] = True
 
     def __init__(
         self, *, dense_mass: bool = False, target_accept: float = 0.8, max_tree_depth: int = 10
