@@ -1,7 +1,6 @@
 """Abstract bases of the model zoo and the shape/argument checks every network shares."""
 
 import abc
-import math
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -90,10 +89,3 @@ def as_float(x) -> Array:
     if not jnp.issubdtype(x.dtype, jnp.inexact):
         x = x.astype(float)
     return x
-
-
-def uniform_init(key, shape, fan_in: int, dtype=None) -> Array:
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): the default of PyTorch/equinox linear layers."""
-    bound = 1.0 / math.sqrt(fan_in)
-    dtype = jnp.zeros(()).dtype if dtype is None else dtype  # default float (x64-aware)
-    return jax.random.uniform(key, shape, dtype, -bound, bound)

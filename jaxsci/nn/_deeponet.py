@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, Float, Key
 from ._base import AbstractNetwork, check_int, check_shape
+from ._init import default_float, subkey
 from ._mlp import MLP
 
 
@@ -61,8 +62,7 @@ class DeepONet(AbstractNetwork):
         self.branch_in = check_int("branch_in", branch_in)
         self.trunk_in = check_int("trunk_in", trunk_in)
         basis = check_int("basis", basis)
-        bkey, tkey = jax.random.split(key)
-        self.branch = MLP(branch_in, basis, width, depth, activation=activation, key=bkey)
+        self.branch = MLP(branch_in, basis, width, depth, activation=activation, key=subkey(key, 0))
         self.trunk = MLP(
             trunk_in,
             basis,
@@ -70,9 +70,9 @@ class DeepONet(AbstractNetwork):
             depth,
             activation=activation,
             final_activation=activation,
-            key=tkey,
+            key=subkey(key, 1),
         )
-        self.bias = jnp.zeros((), jnp.zeros(()).dtype)
+        self.bias = jnp.asarray(0.0, default_float())
 
     def __call__(
         self, u_sensors: Float[Array, " branch_in"], y_query: Float[Array, " trunk_in"]

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, Float, Key
 from ._base import AbstractNetwork, check_int, check_pair, check_shape
+from ._init import subkey
 from ._layers import Pointwise, grid_channels
 from ._spectral import SpectralConv1d, SpectralConv2d
 
@@ -16,8 +17,10 @@ def _make_lifting(c0: int, width: int, lifting_width: int | None, key) -> tuple[
     if lifting_width is None:
         return (Pointwise(c0, width, key=key),)
     lifting_width = check_int("lifting_width", lifting_width)
-    k1, k2 = jax.random.split(key)
-    return (Pointwise(c0, lifting_width, key=k1), Pointwise(lifting_width, width, key=k2))
+    return (
+        Pointwise(c0, lifting_width, key=subkey(key, 0)),
+        Pointwise(lifting_width, width, key=subkey(key, 1)),
+    )
 
 
 def _forward(net, x):
@@ -112,19 +115,23 @@ class FNO1d(AbstractNetwork):
         projection_width = check_int("projection_width", projection_width)
         self.grid = bool(grid)
         self.activation = activation
-        keys = jax.random.split(key, 2 * depth + 3)
         c0 = self.in_channels + (1 if self.grid else 0)
-        self.lifting = _make_lifting(c0, self.width, lifting_width, keys[0])
+        self.lifting = _make_lifting(c0, self.width, lifting_width, subkey(key, 0))
         self.spectral = tuple(
-            SpectralConv1d(self.width, self.width, last_modes if i == depth - 1 else modes, key=k)
-            for i, k in enumerate(keys[1 : depth + 1])
+            SpectralConv1d(
+                self.width,
+                self.width,
+                last_modes if i == depth - 1 else modes,
+                key=subkey(key, 1 + i),
+            )
+            for i in range(depth)
         )
         self.skips = tuple(
-            Pointwise(self.width, self.width, key=k) for k in keys[depth + 1 : 2 * depth + 1]
+            Pointwise(self.width, self.width, key=subkey(key, 1 + depth + i)) for i in range(depth)
         )
         self.projection = (
-            Pointwise(self.width, projection_width, key=keys[-2]),
-            Pointwise(projection_width, self.out_channels, key=keys[-1]),
+            Pointwise(self.width, projection_width, key=subkey(key, 1 + 2 * depth)),
+            Pointwise(projection_width, self.out_channels, key=subkey(key, 2 + 2 * depth)),
         )
 
     @property
@@ -189,19 +196,23 @@ class FNO2d(AbstractNetwork):
         projection_width = check_int("projection_width", projection_width)
         self.grid = bool(grid)
         self.activation = activation
-        keys = jax.random.split(key, 2 * depth + 3)
         c0 = self.in_channels + (2 if self.grid else 0)
-        self.lifting = _make_lifting(c0, self.width, lifting_width, keys[0])
+        self.lifting = _make_lifting(c0, self.width, lifting_width, subkey(key, 0))
         self.spectral = tuple(
-            SpectralConv2d(self.width, self.width, last_modes if i == depth - 1 else modes, key=k)
-            for i, k in enumerate(keys[1 : depth + 1])
+            SpectralConv2d(
+                self.width,
+                self.width,
+                last_modes if i == depth - 1 else modes,
+                key=subkey(key, 1 + i),
+            )
+            for i in range(depth)
         )
         self.skips = tuple(
-            Pointwise(self.width, self.width, key=k) for k in keys[depth + 1 : 2 * depth + 1]
+            Pointwise(self.width, self.width, key=subkey(key, 1 + depth + i)) for i in range(depth)
         )
         self.projection = (
-            Pointwise(self.width, projection_width, key=keys[-2]),
-            Pointwise(projection_width, self.out_channels, key=keys[-1]),
+            Pointwise(self.width, projection_width, key=subkey(key, 1 + 2 * depth)),
+            Pointwise(projection_width, self.out_channels, key=subkey(key, 2 + 2 * depth)),
         )
 
     @property

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, Float, Key
 from ._base import AbstractNetwork, check_int, check_shape
+from ._init import normal, subkey
+from ._layers import Linear
 
 
 def _identity(x):
@@ -43,7 +45,8 @@ class MLP(AbstractNetwork):
         depth >= 1:  d w + w + (depth - 1)(w^2 + w) + w out + out
         plus the buffer B: m in_size entries (counted by `count_params`, never trained).
 
-    Initialisation: each linear layer U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (equinox's).
+    Initialisation: each linear layer U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's and
+    equinox's default).
 
     Arguments:
         in_size, out_size: input and output sizes.
@@ -56,7 +59,7 @@ class MLP(AbstractNetwork):
         key: PRNG key.
     """
 
-    layers: tuple[eqx.nn.Linear, ...]
+    layers: tuple[Linear, ...]
     fourier_matrix: Float[Array, "features in_size"] | None
     activation: Callable[[Array], Array]
     final_activation: Callable[[Array], Array]
@@ -84,7 +87,6 @@ class MLP(AbstractNetwork):
         self.depth = check_int("depth", depth, minimum=0)
         self.activation = activation
         self.final_activation = final_activation
-        fkey, key = jax.random.split(key)
         if fourier_features is None:
             self.fourier_matrix = None
             d0 = self.in_size
@@ -95,13 +97,12 @@ class MLP(AbstractNetwork):
                 raise ValueError(
                     f"`fourier_scale` must be finite and positive, got {fourier_scale}."
                 )
-            dtype = jnp.zeros(()).dtype
-            self.fourier_matrix = scale * jax.random.normal(fkey, (m, self.in_size), dtype)
+            self.fourier_matrix = normal(subkey(key, 0), (m, self.in_size), scale)
             d0 = 2 * m
         sizes = [d0] + [self.width_size] * self.depth + [self.out_size]
-        keys = jax.random.split(key, len(sizes) - 1)
         self.layers = tuple(
-            eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+            Linear(a, b, key=subkey(key, 1 + i))
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
         )
 
     def features(self, x: Float[Array, " in_size"]) -> Float[Array, " d"]:

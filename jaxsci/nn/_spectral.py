@@ -10,17 +10,13 @@ import numpy as np
 
 from .._custom_types import Array, Float, Key
 from ._base import check_int, check_pair, check_shape
+from ._init import subkey, uniform
 
 
 def _init_weights(key, shape):
     """Li et al. (2021)'s initialisation: real and imaginary parts U[0, 1) / (in * out)."""
-    rkey, ikey = jax.random.split(key)
     scale = 1.0 / (shape[0] * shape[1])
-    dtype = jnp.zeros(()).dtype
-    return (
-        scale * jax.random.uniform(rkey, shape, dtype),
-        scale * jax.random.uniform(ikey, shape, dtype),
-    )
+    return uniform(subkey(key, 0), shape, 0.0, scale), uniform(subkey(key, 1), shape, 0.0, scale)
 
 
 _TRANSFORMS = ("auto", "fft", "dft")

@@ -10,24 +10,13 @@ import jax.numpy as jnp
 from .._custom_types import Array, Float, Key, ScalarLike
 from ._base import AbstractNetwork, AbstractTimeConditioned, as_float, check_int, check_shape
 from ._embedding import SinusoidalEmbedding
+from ._init import subkey
+from ._layers import Conv, Down, GroupNorm, Linear, Up
 
 
 def _groups(channels: int) -> int:
     """GroupNorm groups: gcd(channels, 8) (8 groups where the channels allow)."""
     return math.gcd(channels, 8)
-
-
-def _conv(dims, c_in, c_out, kernel, key, *, circular: bool, stride: int = 1):
-    return eqx.nn.Conv(
-        dims,
-        c_in,
-        c_out,
-        kernel,
-        stride=stride,
-        padding=kernel // 2 if circular else 0,
-        padding_mode="CIRCULAR" if circular else "ZEROS",
-        key=key,
-    )
 
 
 class _ResBlock(eqx.Module):
@@ -37,21 +26,20 @@ class _ResBlock(eqx.Module):
     skip a 1x1 convolution when the channel count changes. Circular 3-wide convolutions.
     """
 
-    norm1: eqx.nn.GroupNorm
-    conv1: eqx.nn.Conv
-    emb: eqx.nn.Linear | None
-    norm2: eqx.nn.GroupNorm
-    conv2: eqx.nn.Conv
-    skip: eqx.nn.Conv | None
+    norm1: GroupNorm
+    conv1: Conv
+    emb: Linear | None
+    norm2: GroupNorm
+    conv2: Conv
+    skip: Conv | None
 
     def __init__(self, dims, c_in, c_out, emb_dim, key):
-        k1, k2, k3, k4 = jax.random.split(key, 4)
-        self.norm1 = eqx.nn.GroupNorm(_groups(c_in), c_in)
-        self.conv1 = _conv(dims, c_in, c_out, 3, k1, circular=True)
-        self.emb = None if emb_dim is None else eqx.nn.Linear(emb_dim, c_out, key=k2)
-        self.norm2 = eqx.nn.GroupNorm(_groups(c_out), c_out)
-        self.conv2 = _conv(dims, c_out, c_out, 3, k3, circular=True)
-        self.skip = None if c_in == c_out else _conv(dims, c_in, c_out, 1, k4, circular=False)
+        self.norm1 = GroupNorm(c_in, _groups(c_in))
+        self.conv1 = Conv(dims, c_in, c_out, 3, key=subkey(key, 0))
+        self.emb = None if emb_dim is None else Linear(emb_dim, c_out, key=subkey(key, 1))
+        self.norm2 = GroupNorm(c_out, _groups(c_out))
+        self.conv2 = Conv(dims, c_out, c_out, 3, key=subkey(key, 2))
+        self.skip = None if c_in == c_out else Conv(dims, c_in, c_out, 1, key=subkey(key, 3))
 
     def __call__(self, x, emb, act):
         h = self.conv1(act(self.norm1(x)))
@@ -65,14 +53,14 @@ class _ResBlock(eqx.Module):
 class _UNet(eqx.Module):
     """The U-Net shared by `UNet1d/2d` and `ScoreUNet1d/2d` (see `UNet1d` for the layout)."""
 
-    in_conv: eqx.nn.Conv
+    in_conv: Conv
     down_blocks: tuple[tuple[_ResBlock, ...], ...]
-    downsample: tuple[eqx.nn.Conv, ...]
+    downsample: tuple[Down, ...]
     mid_blocks: tuple[_ResBlock, ...]
-    upsample: tuple[eqx.nn.ConvTranspose, ...]
+    upsample: tuple[Up, ...]
     up_blocks: tuple[tuple[_ResBlock, ...], ...]
-    out_norm: eqx.nn.GroupNorm
-    out_conv: eqx.nn.Conv
+    out_norm: GroupNorm
+    out_conv: Conv
     activation: Callable[[Array], Array]
     dims: int = eqx.field(static=True)
     in_channels: int = eqx.field(static=True)
@@ -105,36 +93,36 @@ class _UNet(eqx.Module):
         chans = [hidden * m for m in mults]
         levels = len(chans) - 1
         self.activation = activation
-        keys = iter(jax.random.split(key, 4 + 2 * levels + 2 * levels * blocks + blocks + levels))
-        self.in_conv = _conv(dims, self.in_channels, chans[0], 3, next(keys), circular=True)
+        counter = iter(range(10**6))
+
+        def key_():
+            return subkey(key, next(counter))
+
+        self.in_conv = Conv(dims, self.in_channels, chans[0], 3, key=key_())
         self.down_blocks = tuple(
-            tuple(
-                _ResBlock(dims, chans[lev], chans[lev], emb_dim, next(keys)) for _ in range(blocks)
-            )
+            tuple(_ResBlock(dims, chans[lev], chans[lev], emb_dim, key_()) for _ in range(blocks))
             for lev in range(levels)
         )
         self.downsample = tuple(
-            _conv(dims, chans[lev], chans[lev + 1], 2, next(keys), circular=False, stride=2)
-            for lev in range(levels)
+            Down(dims, chans[lev], chans[lev + 1], key=key_()) for lev in range(levels)
         )
         self.mid_blocks = tuple(
-            _ResBlock(dims, chans[-1], chans[-1], emb_dim, next(keys)) for _ in range(blocks)
+            _ResBlock(dims, chans[-1], chans[-1], emb_dim, key_()) for _ in range(blocks)
         )
         self.upsample = tuple(
-            eqx.nn.ConvTranspose(dims, chans[lev + 1], chans[lev], 2, stride=2, key=next(keys))
-            for lev in range(levels)
+            Up(dims, chans[lev + 1], chans[lev], key=key_()) for lev in range(levels)
         )
         self.up_blocks = tuple(
             tuple(
                 _ResBlock(
-                    dims, 2 * chans[lev] if b == 0 else chans[lev], chans[lev], emb_dim, next(keys)
+                    dims, 2 * chans[lev] if b == 0 else chans[lev], chans[lev], emb_dim, key_()
                 )
                 for b in range(blocks)
             )
             for lev in range(levels)
         )
-        self.out_norm = eqx.nn.GroupNorm(_groups(chans[0]), chans[0])
-        self.out_conv = _conv(dims, chans[0], self.out_channels, 1, next(keys), circular=False)
+        self.out_norm = GroupNorm(chans[0], _groups(chans[0]))
+        self.out_conv = Conv(dims, chans[0], self.out_channels, 1, key=key_())
 
     @property
     def levels(self) -> int:
@@ -301,14 +289,13 @@ class _TimeMLP(eqx.Module):
     """t -> SinusoidalEmbedding(d) -> Linear(d, 4 d) -> act -> Linear(4 d, 4 d) (DDPM)."""
 
     embedding: SinusoidalEmbedding
-    linear1: eqx.nn.Linear
-    linear2: eqx.nn.Linear
+    linear1: Linear
+    linear2: Linear
 
     def __init__(self, dim, scale, key):
-        k1, k2 = jax.random.split(key)
         self.embedding = SinusoidalEmbedding(dim, scale=scale)
-        self.linear1 = eqx.nn.Linear(dim, 4 * dim, key=k1)
-        self.linear2 = eqx.nn.Linear(4 * dim, 4 * dim, key=k2)
+        self.linear1 = Linear(self.embedding.dim, 4 * self.embedding.dim, key=subkey(key, 0))
+        self.linear2 = Linear(4 * self.embedding.dim, 4 * self.embedding.dim, key=subkey(key, 1))
 
     def __call__(self, t, act):
         return self.linear2(act(self.linear1(self.embedding(t))))
@@ -357,8 +344,7 @@ class ScoreUNet1d(AbstractTimeConditioned):
         activation: Callable[[Array], Array] = jax.nn.silu,
         time_scale: float = 1000.0,
     ):
-        tkey, nkey = jax.random.split(key)
-        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, tkey)
+        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, subkey(key, 0))
         self.net = _UNet(
             1,
             channels,
@@ -368,7 +354,7 @@ class ScoreUNet1d(AbstractTimeConditioned):
             blocks_per_level,
             4 * self.time_mlp.embedding.dim,
             activation,
-            nkey,
+            subkey(key, 1),
         )
 
     @property
@@ -408,8 +394,7 @@ class ScoreUNet2d(AbstractTimeConditioned):
         activation: Callable[[Array], Array] = jax.nn.silu,
         time_scale: float = 1000.0,
     ):
-        tkey, nkey = jax.random.split(key)
-        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, tkey)
+        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, subkey(key, 0))
         self.net = _UNet(
             2,
             channels,
@@ -419,7 +404,7 @@ class ScoreUNet2d(AbstractTimeConditioned):
             blocks_per_level,
             4 * self.time_mlp.embedding.dim,
             activation,
-            nkey,
+            subkey(key, 1),
         )
 
     @property
