@@ -41,10 +41,11 @@ def cached(
                     f"({shown}); remove it or choose another path."
                 )
             return {k: data[k] for k in data.files if k != _META}
-    arrays = {k: np.asarray(v) for k, v in generate().items()}
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in generate().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays, **{_META: np.asarray(json.dumps(want))})
+        payload: dict[str, Any] = {**arrays, _META: np.asarray(json.dumps(want))}
+        np.savez(f, **payload)
     os.replace(tmp, path)
     return arrays

@@ -50,7 +50,10 @@ class GaussianRandomField(eqx.Module):
         sigma: float = 25.0,
         zero_mean: bool = False,
     ):
-        self.shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+        if isinstance(shape, int | np.integer):
+            self.shape = (int(shape),)
+        else:
+            self.shape = tuple(int(n) for n in shape)
         self.length = float(length)
         self.alpha = float(alpha)
         self.tau = float(tau)
@@ -70,7 +73,7 @@ class GaussianRandomField(eqx.Module):
         """Integer wavenumbers k_i on the `rfftn` grid (one array per axis, broadcast)."""
         axes = [np.fft.fftfreq(n, 1.0 / n) for n in self.shape[:-1]]
         axes.append(np.fft.rfftfreq(self.shape[-1], 1.0 / self.shape[-1]))
-        return np.meshgrid(*axes, indexing="ij")
+        return list(np.meshgrid(*axes, indexing="ij"))
 
     def eigenvalues(self) -> np.ndarray:
         """lambda_k on the `rfftn` grid, 0 on the modes left out (Nyquist, and k = 0 with

@@ -165,7 +165,7 @@ def ks_trajectories(
     ts = jnp.asarray(_save_times(float(spinup), save_every, n_steps))
 
     def one(k):
-        u0 = (amp * jax.random.normal(k, (8,))) @ jnp.asarray(basis)
+        u0 = (jnp.asarray(amp) * jax.random.normal(k, (8,))) @ jnp.asarray(basis)
         traj = integrate.simulate(model, u0, ts, t0=0.0, solver=integrate.ETDRK4(), dt0=dt)
         return traj.ys
 

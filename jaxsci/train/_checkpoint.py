@@ -27,14 +27,14 @@ def checkpoint_path(directory: str | Path) -> Path:
 
 
 def save_checkpoint(
-    directory: str | Path, state: Any, history: dict[str, np.ndarray], meta: dict[str, Any]
+    directory: str | Path, state: Any, history: dict[str, Any], meta: dict[str, Any]
 ) -> Path:
     """Write `state` (a pytree of arrays), `history` and `meta` atomically; return the path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     blob = io.BytesIO()
     eqx.tree_serialise_leaves(blob, state)
-    arrays = {f"history/{k}": np.asarray(v) for k, v in history.items()}
+    arrays: dict[str, Any] = {f"history/{k}": np.asarray(v) for k, v in history.items()}
     arrays["state"] = np.frombuffer(blob.getvalue(), dtype=np.uint8)
     arrays["meta"] = np.asarray(json.dumps({"version": FORMAT_VERSION, **meta}))
     final = checkpoint_path(directory)

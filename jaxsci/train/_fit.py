@@ -359,7 +359,7 @@ def fit(
     data = _as_arrays(data)
     val_data = None if val_data is None else _as_arrays(val_data)
     spe = n // batch_size
-    total = int(num_steps) if num_steps is not None else int(epochs) * spe
+    total = int(num_steps) if num_steps is not None else int(epochs or 0) * spe
     val_bs = val_batch_size or batch_size
 
     params, static = eqx.partition(model, eqx.is_inexact_array)

@@ -24,7 +24,7 @@ def test_shipped_train_configs():
     assert burgers.task == "burgers_operator"
     assert burgers.data.num_train == 1000 and burgers.data.nu == 0.1
     _, ks = load_config(TRAIN_CONFIGS["ks_fno_rollout"])
-    assert ks.loss.compare == ["mse", "h-1"]
+    assert ks.loss.compare == ["mse", "h-1", "h-1-semi"]
     _, ens = load_config(TRAIN_CONFIGS["ensemble_crps"])
     assert ens.loss.kind == "fair"
 
@@ -76,16 +76,17 @@ def test_ks_rollout_compares_losses(tmp_path):
             "model.modes=8",
             "model.depth=2",
             "loss.rollout_steps=1",
+            "loss.compare=[mse, h-1-semi]",
             "training.epochs=2",
             "training.batch_size=8",
         ],
         echo=False,
     )
-    for tag in ("mse", "hm1"):
+    for tag in ("mse", "hm1_semi"):
         assert 0 <= metrics[f"valid_time_{tag}"] <= 6.0
         assert np.isfinite(metrics[f"one_step_rel_l2_{tag}"])
     arrays = np.load(run_dir / "rollout.npz")
-    assert arrays["error_mse"].shape == arrays["error_h-1"].shape == (6,)
+    assert arrays["error_mse"].shape == arrays["error_h-1-semi"].shape == (6,)
     for name in ("rollout_error.png", "rollout.png", "training.png"):
         assert (run_dir / name).is_file(), name
 
