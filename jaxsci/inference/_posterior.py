@@ -5,8 +5,9 @@ the chain axis, and the run is a `lax.scan` over steps, split into chunks of `ch
 steps so that a progress bar can follow it. Every chunk is the same compiled function (a
 step beyond the run's end is skipped by an unbatched `lax.cond`), so a run compiles once and
 later runs with the same target and sampler reuse it. Step t of chain c uses the key
-fold_in(fold_in(key, c), t): the draws do not depend on the chunking, on the device count,
-or on how many other chains run. The chain axis is sharded over `devices` with
+fold_in(fold_in(key, c), t): a chain's draws do not depend on the chunking, on the device
+count or on how many other chains run, up to floating-point rounding (a different batch shape
+per device can change XLA's rounding, which an MCMC trajectory amplifies over many steps). The chain axis is sharded over `devices` with
 `jax.sharding` (GSPMD), the path multi-host JAX uses; a single device is the same code.
 """
 
