@@ -7,8 +7,9 @@ step beyond the run's end is skipped by an unbatched `lax.cond`), so a run compi
 later runs with the same target and sampler reuse it. Step t of chain c uses the key
 fold_in(fold_in(key, c), t): a chain's draws do not depend on the chunking, on the device
 count or on how many other chains run, up to floating-point rounding (a different batch shape
-per device can change XLA's rounding, which an MCMC trajectory amplifies over many steps). The chain axis is sharded over `devices` with
-`jax.sharding` (GSPMD), the path multi-host JAX uses; a single device is the same code.
+per device can change XLA's rounding, which an MCMC trajectory amplifies over many steps).
+The chain axis is sharded over `devices` with `jax.sharding` (GSPMD), the path multi-host
+JAX uses; a single device is the same code.
 """
 
 import logging
