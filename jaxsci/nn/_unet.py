@@ -22,8 +22,11 @@ def _groups(channels: int) -> int:
 class _ResBlock(eqx.Module):
     """Pre-activation residual block (He et al. 2016; the DDPM U-Net block of Ho et al. 2020).
 
-    h = conv3(act(norm(x))) [+ Linear(act(emb))], h = conv3(act(norm(h))), out = h + skip(x),
-    skip a 1x1 convolution when the channel count changes. Circular 3-wide convolutions.
+    h = conv3(act(norm(x))), h = norm(h) [* (1 + scale) + shift], h = conv3(act(h)),
+    out = h + skip(x), with (scale, shift) = Linear(act(emb)) per channel (FiLM after the
+    normalisation: the "scale-shift norm" of Dhariwal & Nichol 2021, which a following
+    GroupNorm cannot erase as it erases an additive per-channel shift when groups hold one
+    channel) and skip a 1x1 convolution when the channel count changes.
     """
 
     norm1: GroupNorm
@@ -36,17 +39,20 @@ class _ResBlock(eqx.Module):
     def __init__(self, dims, c_in, c_out, emb_dim, key):
         self.norm1 = GroupNorm(c_in, _groups(c_in))
         self.conv1 = Conv(dims, c_in, c_out, 3, key=subkey(key, 0))
-        self.emb = None if emb_dim is None else Linear(emb_dim, c_out, key=subkey(key, 1))
+        self.emb = None if emb_dim is None else Linear(emb_dim, 2 * c_out, key=subkey(key, 1))
         self.norm2 = GroupNorm(c_out, _groups(c_out))
         self.conv2 = Conv(dims, c_out, c_out, 3, key=subkey(key, 2))
         self.skip = None if c_in == c_out else Conv(dims, c_in, c_out, 1, key=subkey(key, 3))
 
     def __call__(self, x, emb, act):
-        h = self.conv1(act(self.norm1(x)))
+        h = self.norm2(self.conv1(act(self.norm1(x))))
         if self.emb is not None:
-            e = self.emb(act(emb))
-            h = h + e.reshape(e.shape + (1,) * (h.ndim - 1))
-        h = self.conv2(act(self.norm2(h)))
+            scale, shift = jnp.split(self.emb(act(emb)), 2)
+            spatial = (1,) * (h.ndim - 1)
+            h = h * (1 + scale.reshape(scale.shape + spatial)) + shift.reshape(
+                shift.shape + spatial
+            )
+        h = self.conv2(act(h))
         return h + (x if self.skip is None else self.skip(x))
 
 
@@ -175,9 +181,9 @@ _LAYOUT = r"""
                   residual blocks 2 c_l -> c_l, then c_l -> c_l
         output    GroupNorm, activation, 1x1 conv c_0 -> out_channels
 
-    A residual block a -> b is GroupNorm(a), act, 3-wide circular conv a -> b, [+ time
-    embedding], GroupNorm(b), act, 3-wide circular conv b -> b, plus the input (through a
-    1x1 conv when a != b). GroupNorm uses gcd(channels, 8) groups. Every 3-wide
+    A residual block a -> b is GroupNorm(a), act, 3-wide circular conv a -> b, GroupNorm(b),
+    [time conditioning: per-channel scale and shift], act, 3-wide circular conv b -> b, plus
+    the input (through a 1x1 conv when a != b). GroupNorm uses gcd(channels, 8) groups. Every 3-wide
     convolution pads circularly, so the network is translation equivariant on the
     periodic grid for shifts by multiples of 2**L (the stride-2 layers see shifts by 2).
     Spatial sizes must be divisible by 2**L.
@@ -185,7 +191,7 @@ _LAYOUT = r"""
     Parameter count, with k = 3**dims, s = 2**dims and e the embedding width (0 without
     time conditioning): conv a -> b with kernel volume v: a b v + b; GroupNorm(c): 2 c;
     residual block a -> b: 2 a + (a b k + b) + 2 b + (b^2 k + b) + [a b + b if a != b]
-    + [e b + b if conditioned]; down c_l -> c_{l+1}: c_l c_{l+1} s + c_{l+1}; up
+    + [2 e b + 2 b if conditioned]; down c_l -> c_{l+1}: c_l c_{l+1} s + c_{l+1}; up
     c_{l+1} -> c_l: c_{l+1} c_l s + c_l; in_conv: in c_0 k + c_0; output: 2 c_0 + c_0 out
     + out.
 """
@@ -304,10 +310,11 @@ class _TimeMLP(eqx.Module):
 _SCORE = r"""
     The time t (a scalar) is embedded as in the DDPM U-Net (Ho et al. 2020): a
     `SinusoidalEmbedding(time_embedding_dim, scale=time_scale)`, then Linear(d, 4d), act,
-    Linear(4d, 4d); every residual block adds its own linear projection of act(embedding)
-    to its feature maps, per channel (additive conditioning at every level). The time
-    MLP adds 4 d^2 + 4 d + 16 d^2 + 4 d parameters and each residual block to b channels
-    4 d b + b (e = 4 d in the U-Net count above). The output has the input's shape: a
+    Linear(4d, 4d); every residual block maps act(embedding) linearly to a per-channel
+    scale and shift of its normalised features (FiLM, Perez et al. 2018; the scale-shift
+    norm of Dhariwal & Nichol 2021), so the time conditions every level. The time MLP adds
+    4 d^2 + 4 d + 16 d^2 + 4 d parameters and each residual block to b channels
+    2 (4 d) b + 2 b (e = 4 d in the U-Net count above). The output has the input's shape: a
     score, noise or velocity field.
 """
 

@@ -39,7 +39,7 @@ def unet_params(dims, c_in, c_out, hidden, mults, blocks, emb=0):
     def res(a, b):
         n = 2 * a + (a * b * k + b) + 2 * b + (b * b * k + b)
         n += (a * b + b) if a != b else 0
-        n += (emb * b + b) if emb else 0
+        n += (2 * emb * b + 2 * b) if emb else 0
         return n
 
     total = c_in * ch[0] * k + ch[0]  # in_conv
