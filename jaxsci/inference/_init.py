@@ -1,8 +1,9 @@
 """Chain starting points: multi-start MAP + Laplace, prior-based, uniform, or user values.
 
 `init='map'` (the default of `posterior`) follows the idea of Stan's optimisation/Pathfinder
-initialisation: L-BFGS runs from max(num_chains, 8) dispersed starts (U(-2, 2) in
-unconstrained space, Stan's and numpyro's default start), the best optimum is kept, and the
+initialisation: L-BFGS runs from max(num_chains, 8) dispersed starts (prior draws, or U(-2, 2)
+in unconstrained space, Stan's default, for a log-density without a prior), the best optimum
+is kept, and the
 chains start at draws from the Laplace approximation there, i.e. dispersed on the posterior's
 own scale. A posterior with several local modes (Lotka-Volterra on the lynx-hare data has one at
 log p = -172 next to the main mode at -133, and the prior median lies in its basin) then does
@@ -35,8 +36,9 @@ logger = logging.getLogger("jaxsci.inference")
 INIT_STRATEGIES = ("map", "prior_median", "prior_draw", "uniform")
 # Tries per chain to find a start with a finite log-density (numpyro also makes 100).
 _INIT_ATTEMPTS = 100
-# `init='map'`: at least this many optimisation starts (from U(-2, 2) a Lotka-Volterra start
-# reaches the main mode ~60% of the time, so 8 starts all miss it with probability < 1e-3);
+# `init='map'`: at least this many optimisation starts (a Lotka-Volterra start drawn from the
+# prior reaches the main mode ~60% of the time, so 8 starts all miss it with probability
+# ~1e-3);
 # L-BFGS memory, iteration cap, gradient tolerance and backtracking halvings per iteration;
 # the relative central-difference step of the Hessian.
 _MIN_STARTS = 8
@@ -86,8 +88,17 @@ def _prior_positions(target: AbstractTarget, keys: Key, strategy: str):
     return jax.vmap(lambda k: target.init_position(k, strategy))(keys)
 
 
+class _NoPrior(ValueError):
+    """The target has no prior to draw starting points from."""
+
+
 def _random_starts(evaluate: Evaluator, key: Key, num: int, strategy: str) -> np.ndarray:
     target = evaluate.target
+    if strategy in ("prior_draw", "prior_median") and not target.has_prior:
+        raise _NoPrior(
+            f"`init={strategy!r}` needs a prior: pass `prior=` (numpyro distributions) to "
+            "LogDensity, or use init='map', 'uniform' or a dict of starting values."
+        )
     u = np.array(_prior_positions(target, _fold(key, num), strategy))
     lp = evaluate(u)[0]
     for attempt in range(1, _INIT_ATTEMPTS):
@@ -191,7 +202,11 @@ def _fd_hessian(evaluate: Evaluator, u: np.ndarray) -> np.ndarray:
 def _map_starts(evaluate: Evaluator, key: Key, num: int) -> np.ndarray:
     key_starts, key_draws = jax.random.split(key)
     n_opt = max(num, _MIN_STARTS)
-    u_opt, lp_opt = _lbfgs(evaluate, _random_starts(evaluate, key_starts, n_opt, "uniform"))
+    try:  # prior draws where the target has a prior, else Stan's U(-2, 2)
+        starts = _random_starts(evaluate, key_starts, n_opt, "prior_draw")
+    except _NoPrior:
+        starts = _random_starts(evaluate, key_starts, n_opt, "uniform")
+    u_opt, lp_opt = _lbfgs(evaluate, starts)
     if not np.any(np.isfinite(lp_opt)):
         raise ValueError("`init='map'`: every optimisation ended at a non-finite log-density.")
     best = int(np.argmax(lp_opt))

@@ -94,31 +94,33 @@ def _guarded(diff, static, settings, forward):
 
 @_guarded.def_fwd
 def _guarded_fwd(perturbed, diff, static, settings, forward):
-    del perturbed
+    # Only the inputs being differentiated get sensitivities (e.g. not a constant y0).
+    wanted, rest = eqx.partition(diff, perturbed)
     if forward:
-        flat, unravel = ravel_pytree(diff)
+        flat, unravel = ravel_pytree(wanted)
 
         def f(p):
-            ys, ok = _raw_solve(unravel(p), static, settings)
+            ys, ok = _raw_solve(eqx.combine(unravel(p), rest), static, settings)
             return ys, (ys, ok)
 
         jac, (ys, ok) = jax.jacfwd(f, has_aux=True)(flat)
         jac = jnp.where(ok & jnp.all(jnp.isfinite(jac)), jac, 0.0)
         return (ys, ok), jac
-    (ys, ok), vjp = eqx.filter_vjp(lambda d: _raw_solve(d, static, settings), diff)
+    (ys, ok), vjp = eqx.filter_vjp(
+        lambda w: _raw_solve(eqx.combine(w, rest), static, settings), wanted
+    )
     return (ys, ok), (vjp, ok)
 
 
 @_guarded.def_bwd
 def _guarded_bwd(residuals, grad_obj, perturbed, diff, static, settings, forward):
-    del perturbed
+    wanted, _ = eqx.partition(diff, perturbed)
+    flat, unravel = ravel_pytree(wanted)
     g_ys, _ = grad_obj
-    flat, unravel = ravel_pytree(diff)
     if g_ys is None:
-        return jax.tree_util.tree_map(jnp.zeros_like, diff)
+        return jax.tree_util.tree_map(jnp.zeros_like, wanted)
     if forward:
-        jac = residuals
-        g = jnp.tensordot(g_ys, jac, axes=g_ys.ndim)
+        g = jnp.tensordot(g_ys, residuals, axes=g_ys.ndim)
         return unravel(g.astype(flat.dtype))
     vjp, ok = residuals
     (g,) = vjp((g_ys, None))

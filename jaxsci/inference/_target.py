@@ -64,6 +64,11 @@ class AbstractTarget(eqx.Module):
     def unconstrain(self, params: Mapping[str, Any]) -> Float[Array, " dim"]:
         """The unconstrained vector of a dict of constrained parameter values."""
 
+    @property
+    def has_prior(self) -> bool:
+        """Whether 'prior_median' / 'prior_draw' starts are available."""
+        return True
+
     @abc.abstractmethod
     def init_position(self, key: Key, strategy: str) -> Float[Array, " dim"]:
         """One chain's start for `strategy`: 'prior_median', 'prior_draw' or 'uniform'
@@ -185,6 +190,10 @@ class LogDensity(AbstractTarget):
     @property
     def dim(self):
         return sum(math.prod(s) for _, s in self._shapes)
+
+    @property
+    def has_prior(self):
+        return self.prior is not None
 
     def _split(self, u):
         out, i = {}, 0
