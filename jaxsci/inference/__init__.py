@@ -17,6 +17,7 @@ from ._constraints import (
 from ._diagnostics import (
     ess_bulk as ess_bulk,
     ess_tail as ess_tail,
+    format_summary as format_summary,
     mcse_mean as mcse_mean,
     mcse_sd as mcse_sd,
     rhat as rhat,

@@ -199,7 +199,7 @@ def posterior(
     bar = tqdm(
         total=total,
         desc="warmup" if num_warmup else "sampling",
-        disable=not progress_bar,
+        disable=None if progress_bar else True,  # None: off when stderr is not a terminal
         leave=False,
     )
     divergent = 0

@@ -141,7 +141,19 @@ L63_PARAMS = ("sigma", "rho", "beta")
 
 
 def _l63_logdensity(
-    params, *, ts, y0, y_obs, observed, noise_std, prior_loc, prior_scale, rtol, atol, max_steps
+    params,
+    *,
+    ts,
+    y0,
+    y_obs,
+    observed,
+    noise_std,
+    prior_loc,
+    prior_scale,
+    rtol,
+    atol,
+    max_steps,
+    sensitivity,
 ):
     import numpyro.distributions as dist
 
@@ -156,6 +168,7 @@ def _l63_logdensity(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
+        sensitivity=sensitivity,
     )
     idx = jnp.asarray(observed)
     return lp + log_likelihood(sol, lambda ys: dist.Normal(ys[:, idx], noise_std), y_obs)
@@ -173,6 +186,7 @@ def lorenz63_posterior(
     rtol: float = 1e-6,
     atol: float = 1e-6,
     max_steps: int = 4096,
+    sensitivity: Any = "forward",
 ) -> LogDensity:
     """Posterior of Lorenz-63's (sigma, rho, beta) given y_obs[t] ~ N(x(ts[t])[observed],
     noise_std^2 I), x solved from the known initial state y0 at t = 0.
@@ -209,6 +223,7 @@ def lorenz63_posterior(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
+        sensitivity=sensitivity,
     )
     prior = {
         name: dist.LogNormal(jnp.log(loc), scale)
