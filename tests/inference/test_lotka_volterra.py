@@ -23,7 +23,12 @@ from jaxsci.inference._target import NumpyroModel
 
 DATA = inference.hudson_lynx_hare()
 REF = inference.posteriordb_reference()
-TARGET = NumpyroModel(inference.lotka_volterra_model, (DATA["ts"], DATA["y_init"], DATA["y"]))
+# the pipeline's solve settings (posteriordb's tolerances), so one process compiles once
+TARGET = NumpyroModel(
+    inference.lotka_volterra_model,
+    (DATA["ts"], DATA["y_init"], DATA["y"]),
+    {"rtol": 1e-5, "atol": 1e-3, "max_steps": 1000, "sensitivity": "forward"},
+)
 SAMPLER = inference.NUTS(dense_mass=True, max_tree_depth=6)
 SETTINGS = dict(num_chains=4, num_warmup=300, num_samples=300, progress_bar=False)
 
