@@ -3,6 +3,7 @@
 from . import (
     data as data,
     diffusion as diffusion,
+    discovery as discovery,
     dynamics as dynamics,
     filters as filters,
     inference as inference,

@@ -89,6 +89,7 @@ def fit_model_error(
     refinements: int = 2,
     coefficients: Float[Array, " term"] | None = None,
     times: Float[Array, " sample"] | None = None,
+    design_states: Float[Array, "sample dim"] | None = None,
     key: Key | None = None,
     batch_size: int = 64,
 ) -> ModelErrorFit:
@@ -109,6 +110,13 @@ def fit_model_error(
         refinements: Gauss-Newton re-linearisations after the first fit (integrated only).
         coefficients: where to linearise first (default zeros: the model itself).
         times: start time of each pair (default zeros; only non-autonomous models care).
+        design_states: states at which the regressors are evaluated (default `starts`).
+            When the starts are noisy, their noise enters both the target (through the
+            forecast) and the regressors, which biases least squares (errors in
+            variables; Fuller 1987, "Measurement Error Models", ch. 1). Regressors
+            evaluated at states whose errors are independent of that noise -- e.g. the EnKF
+            forecast (background) mean when the starts and ends are observations -- are
+            instrumental variables and remove the bias.
         key: PRNG key for sampling regressions (split per fit).
         batch_size: states per batch of the sensitivity computation.
 
@@ -150,11 +158,19 @@ def fit_model_error(
     )
     if times is None:
         times = jnp.zeros(starts.shape[0], dtype=starts.dtype)
+    if design_states is not None:
+        design_states = jnp.asarray(design_states, dtype=starts.dtype)
+        if design_states.shape != starts.shape:
+            raise ValueError(
+                f"`design_states` has shape {design_states.shape}, wanted {starts.shape}."
+            )
+        if not np.all(np.isfinite(np.asarray(design_states))):
+            raise ValueError("`design_states` contains non-finite values (NaN or inf).")
+    where = starts if design_states is None else design_states
 
     if design == "instantaneous":
-        flow = Flow(corrected, dt, solver)
-        forecast = jax.jit(jax.vmap(lambda x, t: flow(x, t, t + interval)))(starts, times)
-        theta = instantaneous_design(library, starts)
+        forecast = _step(Flow(corrected, dt, solver), starts, times, interval)
+        theta = instantaneous_design(library, where)
         check_finite_design(theta, library.names)
         target = (ends - forecast) / interval + theta @ xi
         _check_target(target)
@@ -163,15 +179,18 @@ def fit_model_error(
     else:
         iterates = []
         for i in range(refinements + 1):
+            model_i = corrected.with_coefficients(xi)
             forecast, psi = integrated_design(
-                corrected.with_coefficients(xi),
-                starts,
+                model_i,
+                where,
                 interval,
                 dt=dt,
                 solver=solver,
                 times=times,
                 batch_size=batch_size,
             )
+            if design_states is not None:
+                forecast = _step(Flow(model_i, dt, solver), starts, times, interval)
             check_finite_design(psi, library.names)
             target = (ends - forecast) / interval + psi @ xi
             _check_target(target)
@@ -188,6 +207,11 @@ def fit_model_error(
         history=history,
         design=design,
     )
+
+
+@eqx.filter_jit
+def _step(flow, starts, times, interval):
+    return jax.vmap(lambda x, t: flow(x, t, t + interval))(starts, times)
 
 
 def _check_target(target):

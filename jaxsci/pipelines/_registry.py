@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _assimilate, _posterior, _simulate, _train
+from . import _assimilate, _discover, _posterior, _simulate, _train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,9 @@ PIPELINES: dict[str, Pipeline] = {
         "assimilate", _assimilate.AssimilateConfig, _assimilate.run, _assimilate.DESCRIPTION
     ),
     "train": Pipeline("train", _train.TrainConfig, _train.run, _train.DESCRIPTION),
+    "discover": Pipeline(
+        "discover", _discover.DiscoverConfig, _discover.run, _discover.DESCRIPTION
+    ),
     "posterior": Pipeline(
         "posterior", _posterior.PosteriorConfig, _posterior.run, _posterior.DESCRIPTION
     ),

@@ -1,0 +1,750 @@
+r"""Pipeline `discover`: find a model's missing physics from sporadic, noisy observations.
+
+The MEDIDA workflow (Mojgani, Chattopadhyay & Hassanzadeh 2022, Chaos 32, 061105), built
+only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`, `jaxsci.filters`,
+`jaxsci.discovery`):
+
+1. a "true" system -- the model class with changed parameters (for Kuramoto-Sivashinsky: a
+   changed u_xx coefficient `alpha`, an added dispersion u_xxx, an added growth c u, a
+   changed nonlinear coefficient `lam`) -- and the imperfect model (the configured one);
+2. observations of the truth every `observations.interval`, noise-free or with Gaussian
+   noise of std `observations.noise` x the truth's std;
+3. if noisy, the stochastic EnKF run with the (corrected) model gives analysis states;
+4. model-error samples from consecutive states, (x_{k+1} - Phi_M(x_k)) / Delta;
+5. a spectral library of candidate terms;
+6. sparse regression (RVM by default) selects the terms and their coefficients (with the
+   "integrated" design the regressors are the sensitivities of the model step to each
+   term, which removes the O(Delta) bias of sporadic observations; see
+   `jaxsci.discovery`);
+7. the corrected model (model + discovered terms) is run against the truth.
+
+With noisy observations the EnKF enters in two ways, and steps 3-6 are repeated
+`filter.passes` times, each pass running the EnKF with the model corrected by the previous
+one. Two biases shape the design (`filter.samples`):
+
+* an EnKF run with an imperfect model lags the truth: with a gain K < 1 its analysis keeps
+  a fraction (1 - K) of the model's forecast error, so samples from analyses are biased by
+  roughly (1 - K) e (the iteration over passes then converges like (K - 1)^p). The first
+  pass therefore runs the imperfect model with heavy inflation and RTPS (`filter.inflation`,
+  `filter.rtps`): a high gain, analyses close to the observations, little lag.
+* noisy start states put their noise both in the target (through the forecast) and in
+  the regressors, which biases least squares (errors in variables) by about sigma^2 /
+  Delta: spurious u and u^3 terms at 5% noise. With the corrected model the EnKF can run
+  with moderate inflation (`filter.inflation_corrected`, `filter.rtps_corrected`), and
+  its forecast (background) mean is an accurate state estimate whose error is independent
+  of the noise of the current and next observations: an instrumental variable.
+
+`samples: instrumental` (default) uses (y_{k+1} - Phi(y_k)) / Delta with the regressors at
+the background mean x^f_k in every pass after the first, and `observation` samples in the
+first (whose imperfect-model background is no instrument). `observation` uses
+(y_{k+1} - Phi(x^a_k)) / Delta with regressors at the analysis x^a_k; `analysis` uses
+(x^a_{k+1} - Phi(x^a_k)) / Delta, MEDIDA's definition.
+
+The true coefficients are those of the library expansion of the truth's vector field minus
+the model's, f_T(u) - f_M(u) = sum_j xi_j theta_j(u), fitted by least squares on truth
+states (exact when the difference lies in the library's span; the residual is reported).
+
+Forecast skill: from `forecast.count` truth states after the observation window, truth,
+model and corrected model are integrated for `forecast.horizon` Lyapunov times; the
+normalised error E(t) = RMS(forecast - truth) / RMS(truth) gives the valid time (first
+E > `forecast.threshold`) in Lyapunov times 1/lambda_max of the truth (estimated with
+`jaxsci.integrate.lyapunov_exponents` unless given). `metrics.json` holds exactly the keys
+below; timings and the rest go to `diagnostics.json`.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
+
+from .. import discovery, filters, integrate
+from . import _plots
+from ._models import build_model, params_schema, params_section
+from ._schema import ConfigError, option, section, to_dict
+from ._simulate import SOLVERS
+
+DESCRIPTION = (
+    "model-error discovery (MEDIDA): EnKF + sparse Bayesian regression on a term library; "
+    "coefficients, forecast skill"
+)
+
+logger = logging.getLogger("jaxsci.pipelines.discover")
+
+#: Keys of `metrics.json` (the issue's list, in this order).
+METRIC_KEYS = (
+    "terms_found",
+    "coef_found",
+    "coef_true",
+    "coef_rel_error_max",
+    "spurious_terms",
+    "valid_time_model",
+    "valid_time_corrected",
+)
+
+#: Models with a periodic 1-D spectral state (a term library needs `length`, `num_points`).
+DISCOVER_MODELS = ("KuramotoSivashinsky",)
+_GRID_KEYS = ("length", "num_points", "dealias")
+_MAX_FLOW_STEPS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    name: str = option(
+        "KuramotoSivashinsky", choices=DISCOVER_MODELS, help="the imperfect model's class"
+    )
+    params: Any = option(
+        factory=dict, section=params_section, help="the imperfect model's parameters"
+    )
+
+
+def truth_section(siblings) -> type:
+    """The `truth` section: the model's physical parameters, each optional (None = as model)."""
+    name = siblings["model"].name
+    fields = []
+    for field in dataclasses.fields(params_schema(name)):
+        if field.name in _GRID_KEYS:
+            continue
+        spec = field.metadata["spec"]
+        fields.append(
+            (
+                field.name,
+                float | None,
+                option(None, gt=spec.gt, ge=spec.ge, help="(default: as the model)"),
+            )
+        )
+    return dataclasses.make_dataclass(f"{name}Truth", fields, frozen=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class IntegrateSection:
+    solver: str = option("ETDRK4", choices=tuple(SOLVERS), help="integrator of all models")
+    dt: float = option(0.25, gt=0.0, help="integrator step")
+    spinup: float = option(150.0, ge=0.0, help="time from the default state onto the attractor")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservationsSection:
+    interval: float = option(1.0, gt=0.0, help="time between observations (Delta)")
+    count: int = option(500, ge=3, help="number of observation times")
+    noise: float = option(
+        0.05, ge=0.0, help="noise std as a fraction of the truth's std (0: noise-free)"
+    )
+    every_kth: int = option(1, ge=1, help="observe every k-th grid point (noisy case only)")
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterSection:
+    ensemble_size: int = option(32, ge=2, help="EnKF members")
+    inflation: float = option(
+        1.1, gt=0.0, help="first pass (imperfect model): multiplicative inflation"
+    )
+    rtps: float = option(
+        0.9, ge=0.0, le=1.0, help="first pass: relaxation to prior spread (0: off)"
+    )
+    inflation_corrected: float = option(
+        1.2, gt=0.0, help="later passes (corrected model): multiplicative inflation"
+    )
+    rtps_corrected: float = option(
+        0.5, ge=0.0, le=1.0, help="later passes: relaxation to prior spread (0: off)"
+    )
+    initial_spread: float = option(
+        1.0, gt=0.0, help="initial ensemble std around the first observation (x noise std)"
+    )
+    burn_in: int = option(20, ge=0, help="analysis cycles left out of the samples")
+    passes: int = option(2, ge=1, help="EnKF + regression passes (each with the corrected model)")
+    samples: str = option(
+        "instrumental",
+        choices=("instrumental", "observation", "analysis"),
+        help="model-error samples from the EnKF states (see the pipeline docstring)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LibrarySection:
+    terms: list[str] = option(
+        factory=lambda: list(discovery.DEFAULT_TERMS), help="candidate terms, e.g. u, u_xx, u*u_x"
+    )
+    design: str = option(
+        "integrated",
+        choices=discovery.DESIGNS,
+        help="integrated: step sensitivities (exact for any Delta); instantaneous: MEDIDA",
+    )
+    refinements: int = option(2, ge=0, help="Gauss-Newton re-linearisations (integrated)")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegressionSection:
+    method: str = option("rvm", choices=("rvm", "stlsq", "horseshoe"), help="sparse regression")
+    tolerance: float = option(1e-4, gt=0.0, help="rvm: convergence on |d log alpha|")
+    max_iterations: int = option(500, ge=1, help="rvm / stlsq iteration cap")
+    threshold: float = option(0.05, ge=0.0, help="stlsq: normalised coefficient threshold")
+    num_warmup: int = option(300, ge=1, help="horseshoe: NUTS warm-up")
+    num_samples: int = option(300, ge=2, help="horseshoe: NUTS draws")
+
+    def __post_init__(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        used_by = {
+            "tolerance": ("rvm",),
+            "threshold": ("stlsq",),
+            "num_warmup": ("horseshoe",),
+            "num_samples": ("horseshoe",),
+            "max_iterations": ("rvm", "stlsq"),
+        }
+        for key, methods in used_by.items():
+            if self.method not in methods and getattr(self, key) != defaults[key]:
+                raise ConfigError(
+                    key, f"is not used by method {self.method!r} (only by {list(methods)})"
+                )
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastSection:
+    count: int = option(8, ge=1, help="forecasts from truth states after the observations")
+    spacing: float = option(20.0, gt=0.0, help="time between their initial states")
+    horizon: float = option(10.0, gt=0.0, help="forecast length in Lyapunov times")
+    threshold: float = option(0.5, gt=0.0, help="normalised error that ends the valid time")
+    lyapunov_exponent: float | None = option(
+        None, gt=0.0, help="lambda_max of the truth (null: estimate it)"
+    )
+    lyapunov_intervals: int = option(1000, ge=10, help="averaging time units of the estimate")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSection:
+    enabled: bool = option(True, help="write PNG plots")
+    dpi: int = option(120, ge=50, le=600)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoverConfig:
+    """Schema of the `discover` pipeline."""
+
+    seed: int = option(0, ge=0, help="PRNG seed (initial state, noise, filter)")
+    model: ModelSection = section(ModelSection, help="the imperfect model")
+    truth: Any = option(
+        factory=dict, section=truth_section, help="the true system: changed model parameters"
+    )
+    integrate: IntegrateSection = section(IntegrateSection)
+    observations: ObservationsSection = section(ObservationsSection)
+    filter: FilterSection = section(FilterSection, help="EnKF (noisy observations only)")
+    library: LibrarySection = section(LibrarySection)
+    regression: RegressionSection = section(RegressionSection)
+    forecast: ForecastSection = section(ForecastSection)
+    plot: PlotSection = section(PlotSection)
+
+    def __post_init__(self):
+        try:
+            library = discovery.SpectralLibrary(self.library.terms)
+        except (TypeError, ValueError) as err:
+            raise ConfigError("library.terms", str(err)) from None
+        model = build_model(self.model.name, self.model.params)
+        build_model(self.model.name, truth_params(self), key="truth")
+        del library, model
+        obs = self.observations
+        if obs.noise == 0 and obs.every_kth != 1:
+            raise ConfigError(
+                "observations.every_kth",
+                "noise-free samples need the full state observed (every_kth 1); partial "
+                "observations need the EnKF (observations.noise > 0)",
+            )
+        if obs.interval / self.integrate.dt > _MAX_FLOW_STEPS:
+            raise ConfigError(
+                "observations.interval",
+                f"expected at most {_MAX_FLOW_STEPS} integrator steps per interval",
+            )
+        steps = obs.interval / self.integrate.dt
+        if not math.isclose(steps, round(steps), rel_tol=1e-6):
+            raise ConfigError(
+                "observations.interval",
+                f"expected a multiple of integrate.dt={self.integrate.dt:g}, got {obs.interval:g}",
+            )
+        if obs.every_kth != 1 and self.filter.samples != "analysis":
+            raise ConfigError(
+                "filter.samples",
+                f"{self.filter.samples!r} needs the full state observed "
+                "(observations.every_kth 1); use 'analysis' with partial observations",
+            )
+        if obs.noise > 0 and self.filter.burn_in + 3 > obs.count:
+            raise ConfigError(
+                "filter.burn_in", f"leaves fewer than 2 sample pairs of {obs.count} observations"
+            )
+
+
+def truth_params(config: DiscoverConfig) -> dict:
+    """The truth's constructor arguments: the model's, with the `truth` section's changes."""
+    params = dict(to_dict(config.model.params))
+    for key, value in to_dict(config.truth).items():
+        if value is not None:
+            params[key] = value
+    return params
+
+
+def true_coefficients(truth, model, library, states) -> tuple[np.ndarray, float]:
+    """xi with f_T(u) - f_M(u) = sum_j xi_j theta_j(u) by least squares on `states`, and the
+    relative RMS residual of that fit (0 when the difference lies in the library's span)."""
+    diff = jax.vmap(lambda u: truth.vector_field(0.0, u, None) - model.vector_field(0.0, u, None))
+    target = np.asarray(diff(states), dtype=np.float64).reshape(-1)
+    design = np.asarray(jax.vmap(library)(states), dtype=np.float64)
+    design = design.reshape(-1, library.num_terms)
+    scale = np.sqrt(np.mean(design**2, axis=0))
+    scale = np.where(scale > 0, scale, 1.0)
+    xi, *_ = np.linalg.lstsq(design / scale, target, rcond=None)
+    xi = xi / scale
+    norm = np.sqrt(np.mean(target**2))
+    residual = np.sqrt(np.mean((design @ xi - target) ** 2)) / norm if norm > 0 else 0.0
+    # contributions below 1e-4 of the model error's RMS are float32 rounding of the vector
+    # fields, not terms of the truth
+    contribution = np.abs(xi) * np.sqrt(np.mean(design**2, axis=0))
+    xi = np.where(contribution > 1e-4 * max(norm, 1e-30), xi, 0.0)
+    return xi, float(residual)
+
+
+def _regression(cfg: RegressionSection) -> discovery.AbstractSparseRegression:
+    if cfg.method == "rvm":
+        return discovery.RVM(max_iterations=cfg.max_iterations, tolerance=cfg.tolerance)
+    if cfg.method == "stlsq":
+        return discovery.STLSQ(threshold=cfg.threshold, max_iterations=cfg.max_iterations)
+    return discovery.HorseshoeRegression(num_warmup=cfg.num_warmup, num_samples=cfg.num_samples)
+
+
+class _Timer:
+    """Wall time per phase (simulation, assimilation, regression), compile included."""
+
+    def __init__(self):
+        self.seconds = {"simulation": 0.0, "assimilation": 0.0, "regression": 0.0}
+
+    def add(self, phase: str, since: float) -> None:
+        self.seconds[phase] += time.perf_counter() - since
+
+
+@eqx.filter_jit
+def _trajectories(flow, starts, interval: float, count: int):
+    """From each of `starts` (batch, dim): the start and `count` - 1 further states every
+    `interval`, (batch, count, dim). One compiled function per (flow structure, count)."""
+
+    def one(x):
+        def step(x, _):
+            y = flow(x, 0.0, interval)
+            return y, y
+
+        _, ys = jax.lax.scan(step, x, None, length=count - 1)
+        return jnp.concatenate([x[None], ys])
+
+    return jax.vmap(one)(starts)
+
+
+def run(config: DiscoverConfig, run_dir: Path) -> dict:
+    """Run the discovery; save `discovery.npz`, `diagnostics.json`, plots; return metrics."""
+    start = time.perf_counter()
+    timer = _Timer()
+    model = build_model(config.model.name, config.model.params)
+    truth = build_model(config.model.name, truth_params(config), key="truth")
+    library = discovery.SpectralLibrary(
+        config.library.terms, model.length, model.num_points, model.dealias
+    )
+    icfg, ocfg, fcfg = config.integrate, config.observations, config.filter
+    solver = SOLVERS[icfg.solver]()
+    dt, interval = icfg.dt, ocfg.interval
+    flow_truth = integrate.Flow(truth, dt, solver, max_steps=_MAX_FLOW_STEPS)
+    flow_model = integrate.Flow(model, dt, solver, max_steps=_MAX_FLOW_STEPS)
+    key = jax.random.key(config.seed)
+    key_x0, key_obs, key_filter, key_init, key_reg = jax.random.split(key, 5)
+    logger.info("model %s %s", config.model.name, to_dict(config.model.params))
+    logger.info(
+        "truth: %s",
+        {k: v for k, v in to_dict(config.truth).items() if v is not None} or "same as model",
+    )
+    logger.info("library (%d terms): %s", library.num_terms, ", ".join(library.names))
+
+    # --- 1-2. truth run and observations ------------------------------------------------
+    t = time.perf_counter()
+    x0 = model.default_initial_state() + 0.01 * jax.random.normal(key_x0, model.state_shape)
+    n_spin = math.ceil(icfg.spinup / interval - 1e-9)
+    if n_spin > 0:
+        x0 = _trajectories(flow_truth, x0[None], interval, n_spin + 1)[0, -1]
+    fc = config.forecast
+    # the truth over the observation window, then on through the forecast window
+    spacing_steps = max(1, round(fc.spacing / interval))
+    verify_start = ocfg.count + spacing_steps
+    total = verify_start + (fc.count - 1) * spacing_steps + 1
+    truth_states = _trajectories(flow_truth, x0[None], interval, total)[0]
+    jax.block_until_ready(truth_states)
+    if not np.all(np.isfinite(np.asarray(truth_states))):
+        raise ValueError("the true system blew up: reduce integrate.dt or change truth")
+    observed_truth = truth_states[: ocfg.count]
+    std = float(jnp.std(observed_truth))
+    sigma = ocfg.noise * std
+    idx = np.arange(0, model.num_points, ocfg.every_kth)
+    if sigma > 0:
+        obs_op = filters.IndexObservation(model.num_points, idx, noise_cov=sigma**2)
+        observations = filters.synthetic_observations(key_obs, obs_op, observed_truth)
+    else:
+        obs_op = None
+        observations = observed_truth
+    xi_true, outside = true_coefficients(
+        truth, model, library, observed_truth[:: max(1, ocfg.count // 200)]
+    )
+    coef_true = {n: float(c) for n, c in zip(library.names, xi_true, strict=True) if c != 0.0}
+    timer.add("simulation", t)
+    logger.info(
+        "truth std %.4g; %d observations every %g (%d of %d points, noise std %.3g)",
+        std,
+        ocfg.count,
+        interval,
+        idx.size,
+        model.num_points,
+        sigma,
+    )
+    logger.info("true model error: %s (residual outside the library %.2g)", coef_true, outside)
+    if outside > 1e-3:
+        logger.warning(
+            "the truth differs from the model by terms outside the library (relative "
+            "residual %.2g): coef_true is its least-squares projection",
+            outside,
+        )
+
+    # --- 3-6. (EnKF +) samples + sparse regression ---------------------------------------
+    regression = _regression(config.regression)
+    lcfg = config.library
+    xi = jnp.zeros(library.num_terms)
+    analysis = None
+    passes = fcfg.passes if sigma > 0 else 1
+    history, rmse_a = [], []
+    for p in range(passes):
+        if sigma > 0:
+            t = time.perf_counter()
+            corrected = discovery.CorrectedModel(model, library, xi)
+            flow = integrate.Flow(corrected, dt, solver, max_steps=_MAX_FLOW_STEPS)
+            n = fcfg.ensemble_size
+            spread = fcfg.initial_spread * sigma
+            first = jnp.zeros(model.num_points).at[idx].set(observations[0])
+            ens0 = first + spread * jax.random.normal(key_init, (n, model.num_points))
+            # the first pass runs the imperfect model, which needs heavy inflation to keep
+            # track of the truth; later passes run the corrected model, nearly perfect
+            infl, rtps = (
+                (fcfg.inflation, fcfg.rtps)
+                if p == 0
+                else (fcfg.inflation_corrected, fcfg.rtps_corrected)
+            )
+            filt = filters.Inflation(filters.RTPS(filters.EnKF(), rtps), infl)
+            res = filters.run_filter(
+                key_filter,
+                flow,
+                obs_op,
+                filt,
+                ens0,
+                observations[1:],
+                dt=interval,
+                compute_likelihood=False,
+            )
+            analysis = jnp.concatenate([first[None], res.mean_a])
+            jax.block_until_ready(analysis)
+            timer.add("assimilation", t)
+            if not bool(jnp.all(res.finite)):
+                raise ValueError(
+                    "the EnKF diverged (non-finite analysis); increase filter.inflation or "
+                    "filter.ensemble_size"
+                )
+            background = jnp.concatenate([first[None], res.mean_f])
+            b = fcfg.burn_in
+            rmse_a.append(float(jnp.sqrt(jnp.mean((analysis[b:] - observed_truth[b:]) ** 2))))
+            rmse_f = float(jnp.sqrt(jnp.mean((background[b:] - observed_truth[b:]) ** 2)))
+            kind = fcfg.samples
+            if kind == "instrumental" and p == 0:
+                kind = "observation"  # the imperfect model's background is no instrument
+            design_states = None
+            if kind == "analysis":
+                starts, ends = analysis[b:-1], analysis[b + 1 :]
+            elif kind == "observation":
+                starts, ends = analysis[b:-1], observations[b + 1 :]
+            else:
+                starts, ends = observations[b:-1], observations[b + 1 :]
+                design_states = background[b:-1]
+            logger.info(
+                "pass %d: EnKF analysis rmse %.3g, background rmse %.3g (%.2f, %.2f x noise "
+                "std); %s samples",
+                p + 1,
+                rmse_a[-1],
+                rmse_f,
+                rmse_a[-1] / sigma,
+                rmse_f / sigma,
+                kind,
+            )
+        else:
+            starts, ends, design_states = observations[:-1], observations[1:], None
+        t = time.perf_counter()
+        fit = discovery.fit_model_error(
+            regression,
+            model,
+            library,
+            starts,
+            ends,
+            interval,
+            dt=dt,
+            solver=solver,
+            design=lcfg.design,
+            refinements=lcfg.refinements,
+            coefficients=xi,
+            design_states=design_states,
+            key=jax.random.fold_in(key_reg, p),
+        )
+        jax.block_until_ready(fit.coefficients)
+        timer.add("regression", t)
+        xi = fit.coefficients
+        history.append(np.asarray(xi))
+        logger.info("pass %d: found %s", p + 1, _fmt(fit.terms()))
+
+    # --- 7. forecasts of truth, model, corrected model -----------------------------------
+    t = time.perf_counter()
+    corrected = fit.corrected(model, library)
+    flow_corrected = integrate.Flow(corrected, dt, solver, max_steps=_MAX_FLOW_STEPS)
+    lam = fc.lyapunov_exponent
+    if lam is None:
+        lyap = integrate.lyapunov_exponents(
+            flow_truth,
+            truth_states[0],
+            num_exponents=1,
+            interval=1.0,
+            num_intervals=fc.lyapunov_intervals,
+            transient=10.0,
+        )
+        lam = float(lyap.exponents[0])
+        if not lam > 0:
+            raise ValueError(
+                f"the truth's leading Lyapunov exponent is {lam:.3g} <= 0: it is not chaotic, "
+                "so valid times in Lyapunov times are undefined; set "
+                "forecast.lyapunov_exponent"
+            )
+    steps = math.ceil(fc.horizon / lam / interval) + 1
+    starts_idx = verify_start + spacing_steps * np.arange(fc.count)
+    verify = jnp.stack([truth_states[i : i + 1] for i in starts_idx])[:, 0]
+    truth_fc = _trajectories(flow_truth, verify, interval, steps)
+    model_fc = _trajectories(flow_model, verify, interval, steps)
+    corrected_fc = _trajectories(flow_corrected, verify, interval, steps)
+    lead = interval * np.arange(steps)
+    scale = float(jnp.sqrt(jnp.mean(truth_fc**2)))
+    err_model = np.asarray(discovery.normalised_error(model_fc, truth_fc, scale))
+    err_corrected = np.asarray(discovery.normalised_error(corrected_fc, truth_fc, scale))
+    vt_model = discovery.valid_time(err_model, lead, fc.threshold) * lam
+    vt_corrected = discovery.valid_time(err_corrected, lead, fc.threshold) * lam
+    timer.add("simulation", t)
+
+    # --- metrics ------------------------------------------------------------------------
+    found = fit.terms()
+    rel = [abs(found.get(n, 0.0) - c) / abs(c) for n, c in coef_true.items()]
+    metrics: dict[str, Any] = {
+        "terms_found": list(found),
+        "coef_found": found,
+        "coef_true": coef_true,
+        "coef_rel_error_max": max(rel) if rel else (0.0 if not found else float("inf")),
+        "spurious_terms": [n for n in found if n not in coef_true],
+        "valid_time_model": float(np.mean(vt_model)),
+        "valid_time_corrected": float(np.mean(vt_corrected)),
+    }
+    assert tuple(metrics) == METRIC_KEYS
+    std_found = {
+        n: float(s)
+        for n, s, a in zip(library.names, np.asarray(fit.std), np.asarray(fit.active), strict=True)
+        if a
+    }
+    diagnostics = {
+        "coef_std": std_found,
+        "valid_time_model_per_forecast": np.asarray(vt_model).tolist(),
+        "valid_time_corrected_per_forecast": np.asarray(vt_corrected).tolist(),
+        "valid_time_censored_at": fc.horizon,
+        "lyapunov_exponent": lam,
+        "lyapunov_time": 1.0 / lam,
+        "truth_std": std,
+        "noise_std": sigma,
+        "n_samples": int(starts.shape[0] * starts.shape[1]),
+        "analysis_rmse_per_pass": rmse_a,
+        "coefficients_per_pass": [h.tolist() for h in history],
+        "truth_outside_library": outside,
+        "regression_iterations": int(fit.regression.num_iterations),
+        "regression_converged": bool(fit.regression.converged),
+        "seconds": dict(timer.seconds),
+    }
+    logger.info(
+        "found %s; true %s; max relative error %.3g; spurious %s",
+        _fmt(found),
+        _fmt(coef_true),
+        metrics["coef_rel_error_max"],
+        metrics["spurious_terms"],
+    )
+    logger.info(
+        "valid time (Lyapunov times, mean of %d): model %.3g, corrected %.3g (horizon %g)",
+        fc.count,
+        metrics["valid_time_model"],
+        metrics["valid_time_corrected"],
+        fc.horizon,
+    )
+    np.savez_compressed(
+        run_dir / "discovery.npz",
+        names=np.asarray(library.names),
+        coefficients=np.asarray(fit.coefficients),
+        covariance=np.asarray(fit.covariance),
+        active=np.asarray(fit.active),
+        coefficients_true=xi_true,
+        observations=np.asarray(observations),
+        truth=np.asarray(observed_truth),
+        analysis=np.zeros((0,)) if analysis is None else np.asarray(analysis),
+        lead_times=lead * lam,
+        error_model=err_model,
+        error_corrected=err_corrected,
+    )
+    if config.plot.enabled:
+        heading = _heading(config, coef_true, sigma, std)
+        paths = _plot_all(
+            model,
+            library,
+            fit,
+            xi_true,
+            lead * lam,
+            (np.asarray(truth_fc[0]), np.asarray(model_fc[0]), np.asarray(corrected_fc[0])),
+            err_model,
+            err_corrected,
+            fc.threshold,
+            metrics,
+            heading,
+            run_dir,
+            config.plot.dpi,
+        )
+        for path in paths:
+            logger.info("plot %s", path.name)
+    diagnostics["seconds"]["total"] = time.perf_counter() - start
+    (run_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2) + "\n")
+    logger.info(
+        "wall time: simulation %.2f s, assimilation %.2f s, regression %.2f s (compile included)",
+        *(timer.seconds[k] for k in ("simulation", "assimilation", "regression")),
+    )
+    return metrics
+
+
+def _fmt(coefs: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v:+.4g}" for k, v in coefs.items()) + "}"
+
+
+def _heading(config, coef_true, sigma, std) -> str:
+    noise = "noise-free" if sigma == 0 else f"noise {config.observations.noise:.0%} of std"
+    true = " ".join(f"{c:+.3g} {n}" for n, c in coef_true.items()) or "none"
+    return (
+        f"Kuramoto-Sivashinsky, L={config.model.params.length:g}, "
+        f"{config.model.params.num_points} points   |   true model error: {true}\n"
+        f"observations every {config.observations.interval:g} ({noise}), "
+        f"{config.regression.method.upper()}, {config.library.design} design"
+    )
+
+
+def _plot_all(
+    model,
+    library,
+    fit,
+    xi_true,
+    lead,
+    fields,
+    err_model,
+    err_corrected,
+    threshold,
+    metrics,
+    heading,
+    run_dir,
+    dpi,
+) -> list[Path]:
+    return [
+        _plots._save(_hovmoller(model, lead, fields, heading), run_dir / "hovmoller.png", dpi),
+        _plots._save(
+            _coefficients(library, fit, xi_true, heading), run_dir / "coefficients.png", dpi
+        ),
+        _plots._save(
+            _forecast_error(lead, err_model, err_corrected, threshold, metrics, heading),
+            run_dir / "forecast_error.png",
+            dpi,
+        ),
+    ]
+
+
+def _hovmoller(model, lead, fields, heading) -> Figure:
+    truth, plain, corrected = fields
+    xs = np.asarray(model.grid)
+    scale = _plots._field_norm(np.concatenate([truth.ravel(), plain.ravel(), corrected.ravel()]))
+    fig = Figure(figsize=(10, 8.4), layout="constrained")
+    axes = fig.subplots(3, 1, sharex=True)
+    panels = (
+        (truth, "truth"),
+        (plain, "model (uncorrected)"),
+        (corrected, "corrected model (model + discovered terms)"),
+    )
+    for ax, (field, name) in zip(axes, panels, strict=True):
+        _plots._hovmoller(ax, lead, xs, field, "x", "$u$", fig, scale=scale)
+        ax.set_title(f"{name}, from the same initial state", fontsize=10, loc="left")
+        ax.set_xlabel("")
+    axes[-1].set_xlabel("lead time (Lyapunov times)")
+    fig.suptitle(heading, fontsize=10)
+    return fig
+
+
+def _coefficients(library, fit, xi_true, heading) -> Figure:
+    names = list(library.names)
+    found = np.asarray(fit.coefficients, dtype=float)
+    std = np.asarray(fit.std, dtype=float)
+    active = np.asarray(fit.active)
+    pos = np.arange(len(names))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(names) + 2), 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(pos - 0.2, xi_true, width=0.4, color="0.65", label="true")
+    ax.bar(
+        pos + 0.2,
+        np.where(active, found, 0.0),
+        width=0.4,
+        color="tab:blue",
+        yerr=np.where(active, 2 * std, 0.0),
+        capsize=4,
+        label="found (± 2 posterior std)",
+    )
+    for i in np.flatnonzero(active):
+        ax.annotate(
+            f"{found[i]:+.4g}", (pos[i] + 0.2, found[i]), ha="center", va="bottom", fontsize=7
+        )
+    ax.axhline(0.0, color="k", lw=0.6)
+    ax.set_xticks(pos, [f"${n.replace('*', ' ')}$" for n in names])
+    ax.set_ylabel("coefficient of the model error")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title(f"{heading}\ncoefficients: true vs found", fontsize=9)
+    return fig
+
+
+def _forecast_error(lead, err_model, err_corrected, threshold, metrics, heading) -> Figure:
+    fig = Figure(figsize=(8.5, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for errs, color, name, key in (
+        (err_model, "tab:red", "model", "valid_time_model"),
+        (err_corrected, "tab:blue", "corrected model", "valid_time_corrected"),
+    ):
+        for e in errs:
+            ax.plot(lead, e, color=color, lw=0.5, alpha=0.35)
+        ax.plot(
+            lead,
+            np.mean(errs, axis=0),
+            color=color,
+            lw=1.8,
+            label=f"{name} (mean; valid time {metrics[key]:.3g} Lyapunov times)",
+        )
+    ax.axhline(threshold, color="k", ls="--", lw=0.9, label=f"threshold {threshold:g}")
+    ax.set_xlabel("lead time (Lyapunov times)")
+    ax.set_ylabel("normalised forecast error")
+    ax.set_xlim(lead[0], lead[-1])
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{heading}\nforecast error from truth initial states", fontsize=9)
+    return fig
