@@ -33,7 +33,8 @@ def test_shipped_train_configs():
 def test_burgers_fno_ci_accuracy_and_twice_the_resolution(tmp_path):
     # CI size: 200 training pairs, 20 epochs, trained at 128 points (every 2nd of 256) and
     # tested at 128 and, zero-shot, at 256 points. The bars: test relative L2 below
-    # 1e-2, and at twice the resolution within 1.5x of it.
+    # 1e-2, and at twice the resolution within 1.5x of it. (Over training/initialisation
+    # seeds 0-3 these settings gave 3.4e-3 to 4.5e-3, and the same at 256 points.)
     run_dir, metrics = run_config(
         TRAIN_CONFIGS["burgers_fno"],
         tmp_path / "run",
@@ -45,6 +46,7 @@ def test_burgers_fno_ci_accuracy_and_twice_the_resolution(tmp_path):
             "data.eval_points=[256]",
             "training.epochs=20",
             "training.batch_size=10",
+            "training.learning_rate=1e-3",
             "evaluation.num_plot=2",
         ],
         echo=False,
