@@ -50,8 +50,10 @@ class FNO1d(AbstractNetwork):
     (`SpectralConv1d`, lowest `modes` wavenumbers) to a pointwise linear skip W_l v + b_l,
     followed by the activation (GELU by default) except after the last layer; Q projects
     pointwise to `out_channels` through a hidden layer of `projection_width` channels.
-    The default architecture is the paper's Burgers model (width 64, modes 16, depth 4,
-    projection 128 with the grid appended).
+    `FNO1d(1, 1, 64, 16, 4, key=key)` is the paper's Burgers model (projection 128, grid
+    appended); Li et al.'s code uses the exact (erf) GELU, this default its tanh
+    approximation (they differ by < 1e-3; pass `activation=functools.partial(jax.nn.gelu,
+    approximate=False)` for the exact one).
 
     Resolution independent: a model built and trained on n points runs on any n' (the
     grid channel is the periodic coordinate j / n', the Fourier weights are indexed by
@@ -78,7 +80,7 @@ class FNO1d(AbstractNetwork):
         lifting_width: if given, the lifting P is a two-layer pointwise MLP with this many
             hidden channels (neuraloperator's default uses 2 * width); default one layer.
         grid: append the coordinate channel (Li et al. do).
-        activation: pointwise nonlinearity (default GELU, tanh approximation).
+        activation: pointwise nonlinearity (default `jax.nn.gelu`, tanh approximation).
     """
 
     lifting: tuple[Pointwise, ...]

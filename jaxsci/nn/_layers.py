@@ -48,12 +48,13 @@ class Pointwise(eqx.Module):
         x2 = x.reshape(x.shape[0], -1)
         # `weight + 0 * x[0, 0]` equals `weight`, but under `jax.vmap` it is batched with
         # the input, so XLA sees one (out, in) @ (in, n) product per example instead of a
-        # single product over the merged batch and grid axes. The gradient with respect
-        # to the weight is then a batched product plus a sum over the batch, which XLA:CPU
-        # computes without transposing the activations (FNO training steps about 1.25x
-        # faster on CPU, batch 20, width 64, n = 1024), with identical values and
-        # derivatives (forward mode included). The one visible difference: a NaN/inf
-        # anywhere in an example makes that example's whole output NaN.
+        # single product over the merged batch and grid axes. The gradient with respect to
+        # the weight is then a batched product plus a sum over the batch, which XLA:CPU
+        # computes without the two activation-sized transposes per layer (and the GELU
+        # derivative recomputed inside them) that the merged form needs: the larger part of
+        # the FNO training speed-up recorded in benchmarks/RESULTS_nn.md. Values and
+        # derivatives (forward mode included) are unchanged; the one visible difference is
+        # that a NaN/inf anywhere in an example makes that example's whole output NaN.
         w = self.weight + jnp.zeros((), x.dtype) * x2[:1, :1]
         y = w @ x2 + self.bias[:, None]
         return y.reshape(self.weight.shape[0], *spatial)

@@ -32,9 +32,11 @@ def _check_transform(transform: str) -> str:
 def _use_dft(transform: str, n: int, m: int) -> bool:
     """Truncated DFT as a matrix product (O(n m)) or FFT (O(n log n)) for m of n modes.
 
-    "auto" picks the product when m <= 5 log2(n): measured on CPU (FNO training steps,
-    width 32-64, batch 20) the product is faster up to m ~ 4.5-5 log2(n), e.g. m = 32 at
-    n = 1024 (15% faster) and m = 16 at n = 1024 (25%), and slower at m = 64.
+    "auto" picks the product when m <= 5 log2(n). In FNO training steps on CPU (width
+    32-64, batch 20) the product was the faster one up to about that bound (e.g. m = 32 at
+    n = 1024) and the slower one beyond (m = 64 at n = 1024); the "FFT spectral" ablation
+    of benchmarks/bench_nn_fno_step.py measures the default sizes. Both compute the same
+    map (tests/nn/test_spectral.py checks both against the same references).
     """
     if transform == "auto":
         return m <= 5 * math.log2(max(n, 2))
@@ -101,10 +103,15 @@ class SpectralConv1d(eqx.Module):
     modes` (no bias, as in Li et al.). Initialisation: Li et al.'s, U[0, 1) / (in * out)
     for real and imaginary parts.
 
+    The truncated transforms are computed either with `jnp.fft` (O(n log n)) or as
+    products with the m kept rows of the DFT matrix (O(n m), faster on CPU for few modes);
+    `transform` chooses ("auto": the product when modes <= 5 log2(n)). Same map either way.
+
     Arguments:
         in_channels, out_channels: channel counts.
         modes: number of kept Fourier modes k = 0, ..., modes - 1.
         key: PRNG key.
+        transform: "auto" (default), "fft" or "dft".
     """
 
     weight_real: Float[Array, "in_channels out_channels modes"]
@@ -163,10 +170,14 @@ class SpectralConv2d(eqx.Module):
     Resolution independent; on a grid with h // 2 < modes_x (or w // 2 + 1 < modes_y)
     only the wavenumbers the grid carries are used.
 
+    `transform` as in `SpectralConv1d`; "dft" uses products with the kept rows of the DFT
+    matrices along both axes (a real DFT along w, a complex one along h).
+
     Arguments:
         in_channels, out_channels: channel counts.
         modes: `modes_x` and `modes_y`, an int (both) or a pair.
         key: PRNG key.
+        transform: "auto" (default), "fft" or "dft".
     """
 
     weight_real: Float[Array, "in_channels out_channels two_modes_x modes_y"]

@@ -314,7 +314,7 @@ _SCORE = r"""
     scale and shift of its normalised features (FiLM, Perez et al. 2018; the scale-shift
     norm of Dhariwal & Nichol 2021), so the time conditions every level. The time MLP adds
     4 d^2 + 4 d + 16 d^2 + 4 d parameters and each residual block to b channels
-    2 (4 d) b + 2 b (e = 4 d in the U-Net count above). The output has the input's shape: a
+    2 (4 d) b + 2 b (e = 4 d in the U-Net count below). The output has the input's shape: a
     score, noise or velocity field.
 """
 
