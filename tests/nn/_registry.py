@@ -124,10 +124,10 @@ CASES = {
         params=fno_params(3, 6, [(3, 2), (3, 2)], 8, 2, dims=2),
     ),
     "UNet1d": Case(
-        make=lambda k: nn.UNet1d(2, 3, 4, (1, 2), key=k, blocks_per_level=2),
+        make=lambda k: nn.UNet1d(2, 3, 4, (1, 2), key=k),
         inputs=lambda k, r: (_normal(k, (2, (16, 24)[r])),),
         out_shape=lambda x: (3, x.shape[1]),
-        params=unet_params(1, 2, 3, 4, (1, 2), 2),
+        params=unet_params(1, 2, 3, 4, (1, 2), 1),
     ),
     "UNet2d": Case(
         make=lambda k: nn.UNet2d(1, 1, 4, (1, 2), key=k),
@@ -160,10 +160,10 @@ CASES = {
         params=unet_params(1, 2, 2, 4, (1, 2), 1, emb=32) + time_mlp_params(8),
     ),
     "ScoreUNet2d": Case(
-        make=lambda k: nn.ScoreUNet2d(1, 4, (1, 2), 8, key=k),
-        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (1, *((8, 8), (4, 12))[r]))),
+        make=lambda k: nn.ScoreUNet2d(1, 4, (1,), 8, key=k),  # no down-sampling level
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (1, *((8, 8), (5, 7))[r]))),
         out_shape=lambda t, x: x.shape,
-        params=unet_params(2, 1, 1, 4, (1, 2), 1, emb=32) + time_mlp_params(8),
+        params=unet_params(2, 1, 1, 4, (1,), 1, emb=32) + time_mlp_params(8),
     ),
     "NeuralVectorField": Case(
         make=lambda k: nn.NeuralVectorField(nn.MLP(3, 3, 8, 1, key=k)),

@@ -4,6 +4,7 @@ connected) parameter gradients, the documented parameter count, and a run at ano
 resolution."""
 
 import functools
+import re
 
 import equinox as eqx
 import jax
@@ -131,3 +132,41 @@ def test_runs_at_another_resolution(name):
     out = _jitted(name)(model, *args)
     assert out.shape == CASES[name].out_shape(*args)
     assert bool(jnp.all(jnp.isfinite(out)))
+
+
+# (index of the argument given a spurious leading batch axis, the name its error must use)
+BAD_INPUT = {
+    "MLP": (0, "x"),
+    "MLP-fourier": (0, "x"),
+    "SpectralConv1d": (0, "x"),
+    "SpectralConv2d": (0, "x"),
+    "FNO1d": (0, "x"),
+    "FNO1d-last-modes-lifting": (0, "x"),
+    "FNO2d": (0, "x"),
+    "UNet1d": (0, "x"),
+    "UNet2d": (0, "x"),
+    "DeepONet": (0, "u_sensors"),
+    "SinusoidalEmbedding": (0, "t"),
+    "ScoreMLP": (1, "x"),
+    "ScoreUNet1d": (1, "x"),
+    "ScoreUNet2d": (1, "x"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUT))
+def test_batched_input_raises_a_value_error_naming_the_argument(name):
+    """One example in: a batch passed without vmap is an error naming the argument and the
+    shape it got. (The dynamics wrappers are checked by simulate/Flow through
+    `check_state`, like every jaxsci model.)"""
+    index, arg = BAD_INPUT[name]
+    args = list(_args(name))
+    args[index] = jnp.stack([args[index], args[index]])
+    with pytest.raises(
+        ValueError, match=re.escape(f"`{arg}` has shape {tuple(args[index].shape)}")
+    ):
+        CASES[name].call(_model(name), *args)
+
+
+def test_bad_input_table_covers_every_network_case():
+    wrappers = {"NeuralVectorField", "HybridVectorField", "HybridSemilinear"}
+    assert set(BAD_INPUT) == set(NAMES) - wrappers

@@ -43,6 +43,19 @@ def test_unet2d_and_score_unet2d_are_equivariant():
     assert _rel(jax.jit(lambda x: score(0.7, x))(x), sa) > 1e-3
 
 
+def test_parameter_count_with_several_blocks_per_level():
+    """The documented formula (tests/nn/_registry.unet_params) for deeper configurations
+    than the conformance cases: two blocks per level, three levels, time conditioning."""
+    from ._registry import time_mlp_params, unet_params
+
+    model = nn.UNet2d(2, 3, 4, (1, 2, 2, 4), key=jax.random.key(0), blocks_per_level=2)
+    assert model.levels == 3
+    assert nn.count_params(model) == unet_params(2, 2, 3, 4, (1, 2, 2, 4), 2)
+    score = nn.ScoreUNet1d(2, 6, (1, 3), 12, key=jax.random.key(1), blocks_per_level=3)
+    expected = unet_params(1, 2, 2, 6, (1, 3), 3, emb=48) + time_mlp_params(12)
+    assert nn.count_params(score) == expected
+
+
 def test_spatial_size_must_be_divisible_by_2_to_the_levels():
     model = nn.UNet1d(1, 1, 4, (1, 2, 4), key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"`x` has spatial shape \(18,\).*2\*\*levels = 4"):

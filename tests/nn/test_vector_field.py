@@ -42,7 +42,8 @@ def test_neural_ode_gradient_matches_finite_differences(x64):
 
 def test_hybrid_with_the_missing_term_as_closure_reproduces_the_full_model(x64):
     """Lorenz-63 with sigma = 10 plus a linear closure c(y) = (2 (y2 - y1), 0, 0) is
-    Lorenz-63 with sigma = 12: equal trajectories through `simulate` (float64)."""
+    Lorenz-63 with sigma = 12: equal trajectories through `simulate` (float64). (The
+    conformance suite checks that physics parameters and closure weights get gradients.)"""
     closure = Linear(3, 3, key=jax.random.key(0))
     weight = jnp.zeros((3, 3)).at[0, 0].set(-2.0).at[0, 1].set(2.0)
     closure = eqx.tree_at(lambda m: (m.weight, m.bias), closure, (weight, jnp.zeros(3)))
@@ -53,11 +54,6 @@ def test_hybrid_with_the_missing_term_as_closure_reproduces_the_full_model(x64):
     a = jaxsci.simulate(hybrid, y0, ts, rtol=1e-10, atol=1e-10).ys
     b = jaxsci.simulate(truth, y0, ts, rtol=1e-10, atol=1e-10).ys
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
-    # both the physics parameters and the closure weights are trainable leaves
-    grads = eqx.filter_grad(
-        lambda m: jnp.sum(jaxsci.simulate(m, y0, ts[:3], rtol=1e-8, atol=1e-8).ys[-1] ** 2)
-    )(hybrid)
-    assert float(jnp.abs(grads.physics.rho)) > 0 and float(jnp.abs(grads.closure.weight[0, 1])) > 0
 
 
 def test_hybrid_semilinear_keeps_the_etdrk_path():
