@@ -15,7 +15,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxsci.train import fit, load_checkpoint, save_checkpoint
+from jaxsci import losses
+from jaxsci.train import evaluate, fit, load_checkpoint, save_checkpoint
 
 from ._problem import FIT_KWARGS, RUN_KEY, problem
 
@@ -302,3 +303,19 @@ def test_bad_arguments_are_named():
         )
     with pytest.raises(ValueError, match="`val_data` must have the same structure"):
         fit(model, _quadratic(1.0), data, batch_size=4, num_steps=1, val_data=[data[0]], **common)
+
+
+def test_evaluate_weights_batches_by_size(x64):
+    # MSE of u -> a * u over 10 examples in batches of 4, 4, 2: the size-weighted mean of the
+    # batch losses is the MSE over all examples.
+
+    class Gain(eqx.Module):
+        a: jax.Array
+
+        def __call__(self, u):
+            return self.a * u
+
+    rng = np.random.default_rng(0)
+    x, y = jnp.asarray(rng.normal(size=(10, 3))), jnp.asarray(rng.normal(size=(10, 3)))
+    value = evaluate(Gain(jnp.asarray(0.5)), losses.MSELoss(), (x, y), batch_size=4)
+    assert value == pytest.approx(float(np.mean((0.5 * np.asarray(x) - np.asarray(y)) ** 2)))
