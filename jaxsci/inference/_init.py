@@ -246,8 +246,8 @@ def initial_positions(
 
     Arguments:
         init: 'map', 'prior_median', 'prior_draw', 'uniform', a dict of constrained
-            parameter values (every chain), or a `MAPResult` (its mode) / `LaplaceResult`
-            (draws from it).
+            parameter values (every chain), a `MAPResult` (its mode) / `LaplaceResult`
+            (draws from it), or an array (num_chains, dim) of unconstrained starts.
     """
     from ._optimize import LaplaceResult, MAPResult
 
@@ -266,6 +266,13 @@ def initial_positions(
         u = np.asarray(init.sample_unconstrained(key, num_chains))
     elif isinstance(init, MAPResult):
         u = np.broadcast_to(np.asarray(init.unconstrained), (num_chains, target.dim)).copy()
+    elif isinstance(init, np.ndarray | jax.Array):
+        u = np.array(init, dtype=np.result_type(float))
+        if u.shape != (num_chains, target.dim):
+            raise ValueError(
+                f"`init` as an array gives unconstrained starts per chain and must have shape "
+                f"(num_chains, dim) = {(num_chains, target.dim)}, got {u.shape}."
+            )
     elif isinstance(init, Mapping):
         values = target.check_params(init, "init")
         u1 = np.asarray(target.unconstrain(values))

@@ -138,7 +138,8 @@ def posterior(
             'prior_median' (median of 15 prior draws per site, per chain), 'prior_draw',
             'uniform' (U(-2, 2) in unconstrained space: numpyro's and Stan's default, which
             can start ODE models in blow-up regions), a dict of parameter values (all
-            chains), or a `MAPResult` (its mode) / `LaplaceResult` (draws from it).
+            chains), a `MAPResult` (its mode) / `LaplaceResult` (draws from it), or an
+            array (num_chains, dim) of unconstrained starts (e.g. a previous run's last draws).
         constraints, shapes, prior: for a log-density, see `LogDensity`.
         progress_bar: show a tqdm bar (updated per chunk).
         chunk_size: steps per compiled chunk (progress granularity).

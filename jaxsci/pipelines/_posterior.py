@@ -173,7 +173,8 @@ def _solve_kwargs(cfg: SolverSection, defaults: dict) -> dict:
 @dataclasses.dataclass
 class _Problem:
     """What the pipeline needs of a problem: the target, the data, and predictive simulation
-    `predictive(key, result) -> (dict of (chains, draws, ...) arrays, (fine times, paths))`."""
+    `predictive(key, result, curves) -> (dict of (chains, draws, ...) arrays, (fine times,
+    ODE paths of some draws, or None when `curves` is False))`."""
 
     name: str
     target: inference.AbstractTarget
@@ -196,8 +197,11 @@ def _lotka_volterra(cfg: PosteriorConfig) -> _Problem:
     )
     fine = np.linspace(0.0, data["ts"][-1], 201)
 
-    def predictive(key, result):
+    def predictive(key, result, curves):
         pred = result.posterior_predictive(key, None, data["ts"], None, None, **kwargs)
+        pred = {"y_init": pred["y_init"], "y": pred["y"]}
+        if not curves:
+            return pred, (None, None)
         params = _thinned(result)
 
         def curve(theta, z_init):
@@ -210,7 +214,7 @@ def _lotka_volterra(cfg: PosteriorConfig) -> _Problem:
         paths = np.concatenate(
             [np.broadcast_to(params["z_init"][:, None], (len(paths), 1, 2)), paths], 1
         )
-        return {"y_init": pred["y_init"], "y": pred["y"]}, (fine, np.asarray(paths))
+        return pred, (fine, np.asarray(paths))
 
     return _Problem(
         name="lotka_volterra",
@@ -259,8 +263,10 @@ def _lorenz63(cfg: PosteriorConfig) -> _Problem:
         ys = sol.ys[:, observed]
         return {"y": ys + s.noise_std * jax.random.normal(key, ys.shape, ys.dtype)}
 
-    def predictive(key, result):
+    def predictive(key, result, curves):
         pred = result.posterior_predictive(key, simulate)
+        if not curves:
+            return pred, (None, None)
         params = _thinned(result)
 
         def curve(sigma, rho, beta):
@@ -356,7 +362,7 @@ def run(config: PosteriorConfig, run_dir: Path) -> dict:
             k: bool(summary[k]["q5"] <= v <= summary[k]["q95"]) for k, v in problem.truth.items()
         }
 
-    predictive, (fine, paths) = problem.predictive(key_pred, result)
+    predictive, (fine, paths) = problem.predictive(key_pred, result, config.plot.enabled)
     idata = result.to_arviz(posterior_predictive=predictive, observed_data=problem.observed)
     idata.to_netcdf(str(run_dir / "posterior.nc"))
 

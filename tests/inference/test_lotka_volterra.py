@@ -57,7 +57,7 @@ def test_uniform_init_is_flagged():
         key=jax.random.key(0),
         sampler=SAMPLER,
         init="uniform",
-        **{**SETTINGS, "num_warmup": 100, "num_samples": 100},
+        **{**SETTINGS, "num_warmup": 60, "num_samples": 60},
     )
     summary = bad.summary()
     # genuinely wrong: some chain's log-density stays far below the posterior's (~ -137)

@@ -1,0 +1,258 @@
+"""NUTS on the posteriordb Lotka-Volterra posterior: jaxsci (blackjax and numpyro kernels) vs
+plain numpyro NUTS with `jax.experimental.ode.odeint`, as numpyro's own Lotka-Volterra example
+(`examples/ode.py`) writes the model.
+
+Same data (posteriordb hudson_lynx_hare), priors and likelihood, same chains, warmup and draws,
+a dense mass matrix for every sampler (corr(theta1, theta3) = -0.94), and the same starting
+points for every run (jaxsci's multi-start MAP + Laplace draws, passed to numpyro as
+`init_params`). The peer solves with odeint at the example's tolerances (rtol 1e-6, atol
+1e-5, mxstep 1000) and, as a second row, at posteriordb's/Stan's rk45 tolerances (rtol 1e-5,
+atol 1e-3) that jaxsci uses. Every variant first runs once to compile; the timed run is a second
+run (fresh key) with everything cached, so the figure is warmup + sampling wall time with
+compilation excluded (compile time reported apart); variants alternate round by round.
+ESS is the minimum over the 8 parameters of bulk (and tail) ESS from `jaxsci.inference`
+(ArviZ's definitions); gradient evaluations are the leapfrog steps of warmup and sampling
+summed over chains. The chain-scaling part runs jaxsci NUTS with 1, 4 and 16 vmapped chains.
+
+    .venv/bin/python benchmarks/bench_posterior_lv.py [--quick] [--repeats 2] [--json out.json]
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from _timing import finish, machine_summary  # noqa: E402
+from jax.experimental.ode import odeint  # noqa: E402
+from numpyro.infer import MCMC, NUTS  # noqa: E402
+
+from jaxsci import inference  # noqa: E402
+from jaxsci.inference._init import initial_positions  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
+parser.add_argument("--chains", type=int, default=4)
+parser.add_argument("--warmup", type=int, default=None, help="default 1000 (quick: 100)")
+parser.add_argument("--samples", type=int, default=None, help="default 1000 (quick: 100)")
+parser.add_argument("--repeats", type=int, default=1, help="timed rounds per variant")
+parser.add_argument("--scaling", type=int, nargs="*", default=None, help="default 1 4 16")
+parser.add_argument("--json", default=None, help="write the results to this JSON file")
+ARGS = parser.parse_args()
+
+DATA = inference.hudson_lynx_hare()
+TS_ALL = jnp.concatenate([jnp.zeros(1), jnp.asarray(DATA["ts"])])  # t = 0 (y_init), 1..20
+Y_ALL = jnp.concatenate([jnp.asarray(DATA["y_init"])[None], jnp.asarray(DATA["y"])])
+
+
+def dz_dt(z, t, theta):
+    """numpyro example's Lotka-Volterra right-hand side (odeint's f(y, t, *args) order)."""
+    u, v = z[0], z[1]
+    alpha, beta, gamma, delta = theta[0], theta[1], theta[2], theta[3]
+    return jnp.stack([(alpha - beta * v) * u, (-gamma + delta * u) * v])
+
+
+def numpyro_example_model(ts, y=None, rtol=1e-6, atol=1e-5):
+    """numpyro's `examples/ode.py` model: the same priors and likelihood as posteriordb."""
+    z_init = numpyro.sample("z_init", dist.LogNormal(jnp.log(10.0), 1.0).expand([2]))
+    theta = numpyro.sample(
+        "theta",
+        dist.TruncatedNormal(
+            low=0.0, loc=jnp.array([1.0, 0.05, 1.0, 0.05]), scale=jnp.array([0.5, 0.05, 0.5, 0.05])
+        ),
+    )
+    z = odeint(dz_dt, z_init, ts, theta, rtol=rtol, atol=atol, mxstep=1000)
+    sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
+    numpyro.sample("y", dist.LogNormal(jnp.log(z), sigma), obs=y)
+
+
+JAXSCI_TARGET = inference.NumpyroModel(
+    inference.lotka_volterra_model,
+    (DATA["ts"], DATA["y_init"], DATA["y"]),
+    {"rtol": 1e-5, "atol": 1e-3, "max_steps": 1000, "sensitivity": "forward"},
+)
+
+
+def summarise(draws: dict, grad_evals: int, seconds: float) -> dict:
+    summary = inference.summary({k: draws[k] for k in ("theta", "z_init", "sigma")})
+    bulk = min(v["ess_bulk"] for v in summary.values())
+    tail = min(v["ess_tail"] for v in summary.values())
+    return dict(
+        ess_bulk_min=bulk,
+        ess_tail_min=tail,
+        rhat_max=max(v["rhat"] for v in summary.values()),
+        seconds=seconds,
+        grad_evals=grad_evals,
+        ess_per_second=bulk / seconds,
+        ess_per_1k_grad=1000 * bulk / grad_evals,
+        mean_theta1=summary["theta[1]"]["mean"],
+    )
+
+
+def jaxsci_variant(sampler, chains, warmup, samples, init):
+    def run(key):
+        t = time.perf_counter()
+        res = inference.posterior(
+            JAXSCI_TARGET,
+            key=key,
+            sampler=sampler,
+            num_chains=chains,
+            num_warmup=warmup,
+            num_samples=samples,
+            init=init,
+            progress_bar=False,
+        )
+        wall = time.perf_counter() - t
+        out = summarise(res.draws, res.grad_evals, res.seconds)
+        out.update(compile=res.compile_seconds, wall_incl_init=wall, divergences=res.divergences)
+        return out
+
+    return run
+
+
+def numpyro_variant(chains, warmup, samples, init_params, rtol, atol):
+    """numpyro MCMC (vectorized chains): a warmup call collecting its leapfrog counts, then
+    the sampling call, timed together."""
+    mcmc = MCMC(
+        NUTS(numpyro_example_model, dense_mass=True),
+        num_warmup=warmup,
+        num_samples=samples,
+        num_chains=chains,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
+    kwargs = dict(rtol=rtol, atol=atol)
+
+    def run(key):
+        key_warm, key_run = jax.random.split(key)
+        t = time.perf_counter()
+        mcmc.warmup(
+            key_warm,
+            TS_ALL,
+            Y_ALL,
+            init_params=init_params,
+            extra_fields=("num_steps",),
+            collect_warmup=True,
+            **kwargs,
+        )
+        warm_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
+        mcmc.run(key_run, TS_ALL, Y_ALL, extra_fields=("num_steps", "diverging"), **kwargs)
+        draws = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+        seconds = time.perf_counter() - t
+        fields = mcmc.get_extra_fields()
+        out = summarise(draws, warm_steps + int(np.sum(fields["num_steps"])), seconds)
+        out.update(divergences=int(np.sum(fields["diverging"])), wall_incl_init=seconds)
+        return out
+
+    return run
+
+
+def main():
+    quick = ARGS.quick
+    warmup = ARGS.warmup or (100 if quick else 1000)
+    samples = ARGS.samples or (100 if quick else 1000)
+    chains = ARGS.chains
+    print(machine_summary())
+    print(f"{chains} chains x ({warmup} warmup + {samples} draws), dense mass matrix")
+
+    t = time.perf_counter()
+    u0, _, _ = initial_positions(JAXSCI_TARGET, jax.random.key(123), chains, "map")
+    init_seconds = time.perf_counter() - t
+    # the same starting points for every sampler: numpyro takes unconstrained init_params
+    init_dict = {k: np.asarray(v) for k, v in jax.vmap(JAXSCI_TARGET._split)(u0).items()}
+    print(f"starting points (multi-start MAP + Laplace): {init_seconds:.1f} s")
+
+    variants = {
+        "jaxsci NUTS (blackjax)": jaxsci_variant(
+            inference.NUTS(dense_mass=True), chains, warmup, samples, u0
+        ),
+        "jaxsci NumpyroNUTS": jaxsci_variant(
+            inference.NumpyroNUTS(dense_mass=True), chains, warmup, samples, u0
+        ),
+    }
+    for label, (rtol, atol) in {
+        "numpyro + odeint (example tol 1e-6/1e-5)": (1e-6, 1e-5),
+        "numpyro + odeint (Stan tol 1e-5/1e-3)": (1e-5, 1e-3),
+    }.items():
+        variants[label] = numpyro_variant(chains, warmup, samples, init_dict, rtol, atol)
+
+    results = {name: [] for name in variants}
+    first = {}
+    for name, fn in variants.items():  # compiling runs
+        t = time.perf_counter()
+        first[name] = fn(jax.random.key(0))
+        first[name]["first_wall"] = time.perf_counter() - t
+        print(f"  compiled {name}: first run {first[name]['first_wall']:.1f} s", flush=True)
+    for r in range(ARGS.repeats):
+        for name, fn in variants.items():
+            results[name].append(fn(jax.random.key(1 + r)))
+            print(f"  round {r}: {name}: {results[name][-1]}", flush=True)
+
+    table = {}
+    for name, runs in results.items():
+        row = {k: statistics.median([run[k] for run in runs]) for k in runs[0]}
+        if "compile" not in row:  # numpyro: the first run's excess over the timed runs
+            row["compile"] = max(first[name]["first_wall"] - row["seconds"], 0.0)
+        table[name] = row
+    peer = table["numpyro + odeint (example tol 1e-6/1e-5)"]
+    peer_stan = table["numpyro + odeint (Stan tol 1e-5/1e-3)"]
+    print()
+    header = (
+        f"{'variant':44s} {'ESS bulk':>9s} {'ESS tail':>9s} {'R-hat':>6s} {'s':>7s} "
+        f"{'compile':>8s} {'grad ev':>9s} {'ESS/s':>8s} {'ESS/1k grad':>11s} {'div':>4s}"
+    )
+    print(header)
+    for name, row in table.items():
+        print(
+            f"{name:44s} {row['ess_bulk_min']:9.0f} {row['ess_tail_min']:9.0f} "
+            f"{row['rhat_max']:6.3f} {row['seconds']:7.1f} {row['compile']:8.1f} "
+            f"{row['grad_evals']:9.0f} {row['ess_per_second']:8.1f} {row['ess_per_1k_grad']:11.2f} "
+            f"{row['divergences']:4.0f}"
+        )
+    ratios = {
+        name: {
+            "ess_per_second_vs_example": row["ess_per_second"] / peer["ess_per_second"],
+            "ess_per_second_vs_stan_tol": row["ess_per_second"] / peer_stan["ess_per_second"],
+        }
+        for name, row in table.items()
+        if name.startswith("jaxsci")
+    }
+    for name, r in ratios.items():
+        print(
+            f"ratio ESS/s {name} / numpyro+odeint: {r['ess_per_second_vs_example']:.2f}x "
+            f"(example tolerances), {r['ess_per_second_vs_stan_tol']:.2f}x (Stan tolerances)"
+        )
+
+    scaling = {}
+    for n in ARGS.scaling if ARGS.scaling is not None else ([1, 4] if quick else [1, 4, 16]):
+        u, _, _ = initial_positions(JAXSCI_TARGET, jax.random.key(321), n, "map")
+        run = jaxsci_variant(inference.NUTS(dense_mass=True), n, warmup, samples, u)
+        run(jax.random.key(0))  # compile
+        row = run(jax.random.key(1))
+        scaling[n] = row
+        print(
+            f"  {n:3d} chains: {row['seconds']:7.1f} s (warmup + sampling), min bulk ESS "
+            f"{row['ess_bulk_min']:7.0f}, ESS/s {row['ess_per_second']:7.1f}, "
+            f"{1000 * row['seconds'] / (warmup + samples):.1f} ms per step (all chains)",
+            flush=True,
+        )
+    out = dict(
+        machine=machine_summary(),
+        settings=dict(chains=chains, warmup=warmup, samples=samples, repeats=ARGS.repeats),
+        table=table,
+        ratios=ratios,
+        scaling=scaling,
+        command=" ".join(sys.argv),
+    )
+    finish(out, ARGS.json)
+
+
+if __name__ == "__main__":
+    main()
