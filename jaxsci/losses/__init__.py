@@ -4,6 +4,7 @@ and error norms they are built from (plain functions of arrays)."""
 from ._base import AbstractLoss as AbstractLoss, AbstractRegressionLoss as AbstractRegressionLoss
 from ._pinn import PINNLoss as PINNLoss, derivative as derivative
 from ._probabilistic import (
+    CRPS_KINDS as CRPS_KINDS,
     CRPSLoss as CRPSLoss,
     EnergyScoreLoss as EnergyScoreLoss,
     GaussianNLLLoss as GaussianNLLLoss,

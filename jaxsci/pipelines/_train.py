@@ -192,7 +192,7 @@ class RolloutLossSection:
 
 @dataclasses.dataclass(frozen=True)
 class CRPSSection:
-    kind: str = option("fair", choices=losses._probabilistic.CRPS_KINDS, help="CRPS estimator")
+    kind: str = option("fair", choices=losses.CRPS_KINDS, help="CRPS estimator")
     ensemble_size: int = option(8, ge=2, help="members drawn per example in training")
     alpha: float = option(0.95, ge=0.0, le=1.0, help="almost_fair: the AIFS-CRPS alpha")
 
