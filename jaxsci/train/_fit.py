@@ -10,6 +10,7 @@ inputs and reproduces the uninterrupted run bit for bit.
 """
 
 import functools
+import json
 import logging
 import math
 import time
@@ -397,6 +398,12 @@ def fit(
         "num_examples": n,
         "batch_size": batch_size,
         "key": key_data,
+        # Options that change the checkpointed state's structure.
+        "state_options": {
+            "ema": ema is not None,
+            "clip_norm": clip_norm is not None,
+            "early_stopping": early_stopping is not None,
+        },
         "best_val": math.inf,
         "best_step": -1,
         "bad_evals": 0,
@@ -409,7 +416,7 @@ def fit(
         name: [] for name in ("eval_step", "epoch", "train_loss", "val_loss", "wall_seconds")
     }
     if checkpoint_dir is not None and checkpoint_path(checkpoint_dir).is_file():
-        state, saved, meta = _resume(checkpoint_dir, state, meta, key_data, n, batch_size)
+        state, saved, meta = _resume(checkpoint_dir, state, meta)
         for name in hist:
             hist[name] = list(saved.get(name, []))
         for name in evals:
@@ -538,16 +545,21 @@ def fit(
     return eqx.combine(final, static), history
 
 
-def _resume(directory, like_state, meta, key_data, n, batch_size):
-    state, saved, saved_meta = load_checkpoint(directory, like_state)
-    for name, want in (("key", key_data), ("num_examples", n), ("batch_size", batch_size)):
-        if saved_meta.get(name) != want:
-            arg = {"num_examples": "data"}.get(name, name)
+def _resume(directory, like_state, meta):
+    """Load the checkpoint in `directory` after checking that it belongs to this run."""
+    with np.load(checkpoint_path(directory)) as raw:
+        saved_meta = json.loads(str(raw["meta"]))
+    for name in ("key", "num_examples", "batch_size", "state_options"):
+        if saved_meta.get(name) != meta[name]:
+            arg = {"num_examples": "data", "state_options": "ema/clip_norm/early_stopping"}.get(
+                name, name
+            )
             raise ValueError(
                 f"`checkpoint_dir` {str(directory)!r} holds a checkpoint of another run: its "
-                f"{name} is {saved_meta.get(name)!r}, this call's `{arg}` gives {want!r}. Use a "
-                "new folder, or the same arguments to resume."
+                f"{name} is {saved_meta.get(name)!r}, this call's `{arg}` gives "
+                f"{meta[name]!r}. Use a new folder, or the same arguments to resume."
             )
+    state, saved, saved_meta = load_checkpoint(directory, like_state)
     return state, saved, {**meta, **{k: saved_meta[k] for k in meta if k in saved_meta}}
 
 

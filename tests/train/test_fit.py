@@ -115,6 +115,8 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         _run(10, key=RUN_KEY + 1, checkpoint_dir=tmp_path)
     with pytest.raises(ValueError, match="its batch_size is 16"):
         _run(10, checkpoint_dir=tmp_path, batch_size=8)
+    with pytest.raises(ValueError, match="its state_options .* `ema/clip_norm/early_stopping`"):
+        _run(10, checkpoint_dir=tmp_path, ema=None)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
