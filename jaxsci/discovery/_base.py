@@ -10,6 +10,7 @@ conditioning of G and make thresholds depend on units.
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -163,8 +164,11 @@ class AbstractSparseRegression(eqx.Module):
 
     Concrete methods implement `fit_normal(normal_equations, key)`; `fit` validates its
     inputs (ValueErrors for an empty library, non-finite terms and fewer samples than
-    terms) and forms the normal equations.
+    terms) and forms the normal equations. `jittable` says whether `fit_normal` may be
+    traced under `jax.jit` (samplers that run their own compiled loops may not).
     """
+
+    jittable: ClassVar[bool] = True
 
     @abc.abstractmethod
     def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
@@ -178,6 +182,23 @@ class AbstractSparseRegression(eqx.Module):
         key: Key | None = None,
         names=None,
     ) -> SparseRegressionResult:
-        """Fit t = Phi w + noise. `names` (one per column) only improves error messages."""
+        """Fit t = Phi w + noise. `names` (one per column) only improves error messages.
+
+        Validates (outside any trace), then forms the normal equations and fits in one
+        compiled call (cached per shape and method), or eagerly for non-jittable methods.
+        """
         design, target = check_design(design, target, names)
+        if self.jittable:
+            return _fit_design(self, design, target, key)
         return self.fit_normal(normal_equations(design, target), key)
+
+
+@eqx.filter_jit
+def _fit_design(regression, design, target, key):
+    return regression.fit_normal(normal_equations(design, target), key)
+
+
+@eqx.filter_jit
+def fit_normal_jit(regression, ne, key):
+    """`regression.fit_normal(ne, key)` in one compiled call (jittable methods)."""
+    return regression.fit_normal(ne, key)

@@ -17,6 +17,8 @@ least-squares estimate of w_j towards zero for a unit-RMS column (Carvalho et al
 section 3; exact for orthogonal columns, an approximation for correlated ones).
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 
@@ -42,6 +44,7 @@ class HorseshoeRegression(AbstractSparseRegression):
             horseshoe posterior than the default 0.8).
     """
 
+    jittable: ClassVar[bool] = False
     num_warmup: int = eqx.field(static=True, default=500)
     num_samples: int = eqx.field(static=True, default=500)
     global_scale: float = eqx.field(static=True, default=1e-3)

@@ -5,6 +5,7 @@ truth with changed parameters differs from the standard model (all 1, no extras)
 -(alpha - 1) u_xx, -dispersion u_xxx, +growth u, -(lam - 1) u u_x, -(nu - 1) u_xxxx.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,21 +26,21 @@ CASES = {
 }
 
 
+@eqx.filter_jit
+def _run(flow, x, interval, n_spin, count):
+    x = jax.lax.fori_loop(0, n_spin, lambda i, x: flow(x, 0.0, interval), x)
+
+    def step(x, _):
+        y = flow(x, 0.0, interval)
+        return y, y
+
+    _, ys = jax.lax.scan(step, x, None, length=count - 1)
+    return jnp.concatenate([x[None], ys])
+
+
 def truth_states(changes, interval, count, spinup=100.0):
-    """`count` states of the changed KS every `interval`, after `spinup` time units."""
+    """`count` states of the changed KS every `interval`, after `spinup` time units (one
+    compiled function per (interval, spin-up steps, count), shared by every case)."""
     truth = KuramotoSivashinsky(L, N, **changes)
-    flow = Flow(truth, DT)
     n_spin = int(round(spinup / interval))
-
-    @jax.jit
-    def run(x):
-        x = jax.lax.fori_loop(0, n_spin, lambda i, x: flow(x, 0.0, interval), x)
-
-        def step(x, _):
-            y = flow(x, 0.0, interval)
-            return y, y
-
-        _, ys = jax.lax.scan(step, x, None, length=count - 1)
-        return jnp.concatenate([x[None], ys])
-
-    return run(truth.default_initial_state())
+    return _run(Flow(truth, DT), truth.default_initial_state(), interval, n_spin, count)
