@@ -101,27 +101,19 @@ CASES = {
         out_shape=lambda x: (3, *x.shape[1:]),
         params=2 * 2 * 3 * 2 * 3 * 4,
     ),
-    "FNO1d": Case(
-        make=lambda k: nn.FNO1d(2, 1, 8, 4, 2, key=k, projection_width=16),
-        inputs=lambda k, r: (_normal(k, (2, (32, 48)[r])),),
-        out_shape=lambda x: (1, x.shape[1]),
-        params=fno_params(3, 8, [4, 4], 16, 1, dims=1),
-    ),
-    "FNO1d-last-modes-lifting": Case(
+    "FNO1d": Case(  # two-layer lifting, all modes of a 16-point grid in the last layer
         make=lambda k: nn.FNO1d(
-            1, 2, 6, 3, 3, key=k, last_modes=9, lifting_width=10, projection_width=12, grid=False
+            2, 1, 6, 3, 2, key=k, last_modes=9, lifting_width=10, projection_width=12
         ),
-        inputs=lambda k, r: (_normal(k, (1, (16, 36)[r])),),
-        out_shape=lambda x: (2, x.shape[1]),
-        params=fno_params(1, 6, [3, 3, 9], 12, 2, dims=1)
-        - (1 * 6 + 6)
-        + (1 * 10 + 10 + 10 * 6 + 6),
+        inputs=lambda k, r: (_normal(k, (2, (16, 36)[r])),),
+        out_shape=lambda x: (1, x.shape[1]),
+        params=fno_params(3, 6, [3, 9], 12, 1, dims=1) - (3 * 6 + 6) + (3 * 10 + 10 + 10 * 6 + 6),
     ),
-    "FNO2d": Case(
-        make=lambda k: nn.FNO2d(1, 2, 6, (3, 2), 2, key=k, projection_width=8),
+    "FNO2d": Case(  # no grid channels
+        make=lambda k: nn.FNO2d(1, 2, 6, (3, 2), 2, key=k, projection_width=8, grid=False),
         inputs=lambda k, r: (_normal(k, (1, *((12, 16), (20, 24))[r])),),
         out_shape=lambda x: (2, *x.shape[1:]),
-        params=fno_params(3, 6, [(3, 2), (3, 2)], 8, 2, dims=2),
+        params=fno_params(1, 6, [(3, 2), (3, 2)], 8, 2, dims=2),
     ),
     "UNet1d": Case(
         make=lambda k: nn.UNet1d(2, 3, 4, (1, 2), key=k),
@@ -153,11 +145,11 @@ CASES = {
         out_shape=lambda t, x: (3,),
         params=mlp_params(3 + 8, 3, 16, 2),
     ),
-    "ScoreUNet1d": Case(
-        make=lambda k: nn.ScoreUNet1d(2, 4, (1, 2), 8, key=k),
-        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (2, (16, 8)[r]))),
+    "ScoreUNet1d": Case(  # no down-sampling level (levels: UNet1d/2d, test_unet.py)
+        make=lambda k: nn.ScoreUNet1d(2, 4, (1,), 8, key=k),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (2, (16, 7)[r]))),
         out_shape=lambda t, x: x.shape,
-        params=unet_params(1, 2, 2, 4, (1, 2), 1, emb=32) + time_mlp_params(8),
+        params=unet_params(1, 2, 2, 4, (1,), 1, emb=32) + time_mlp_params(8),
     ),
     "ScoreUNet2d": Case(
         make=lambda k: nn.ScoreUNet2d(1, 4, (1,), 8, key=k),  # no down-sampling level

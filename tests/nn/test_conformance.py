@@ -141,7 +141,6 @@ BAD_INPUT = {
     "SpectralConv1d": (0, "x"),
     "SpectralConv2d": (0, "x"),
     "FNO1d": (0, "x"),
-    "FNO1d-last-modes-lifting": (0, "x"),
     "FNO2d": (0, "x"),
     "UNet1d": (0, "x"),
     "UNet2d": (0, "x"),

@@ -11,6 +11,7 @@ import jaxsci.nn as nn
 from jaxsci.nn import count_params
 
 
+@pytest.mark.slow
 def test_parameter_count_equals_neuraloperator():
     """jaxsci's FNO with a two-layer lifting and projection of 2 * width hidden channels
     has exactly as many real parameters as neuraloperator's FNO with lifting/projection
