@@ -88,7 +88,7 @@ class NeuralVectorField(AbstractDynamics):
     """
 
     network: Callable
-    shape: tuple[int, ...] = eqx.field(static=True)
+    shape_: tuple[int, ...] = eqx.field(static=True)
     time_dependent: bool = eqx.field(static=True)
     network_shape: tuple[int, ...] | None = eqx.field(static=True)
 
@@ -111,15 +111,15 @@ class NeuralVectorField(AbstractDynamics):
                 )
         if isinstance(state_shape, int):
             state_shape = (state_shape,)
-        self.shape = tuple(int(s) for s in state_shape)
+        self.shape_ = tuple(int(s) for s in state_shape)
         self.time_dependent = bool(time_dependent)
-        self.network_shape = _check_network_shape(network_shape, self.shape)
+        self.network_shape = _check_network_shape(network_shape, self.shape_)
         self.network = network
-        _check_output("network", network, self.shape, self.time_dependent, self.network_shape)
+        _check_output("network", network, self.shape_, self.time_dependent, self.network_shape)
 
     @property
     def state_shape(self) -> tuple[int, ...]:
-        return self.shape
+        return self.shape_
 
     def vector_field(self, t: ScalarLike, y: State, args: PyTree = None) -> State:
         return _apply(self.network, t, y, self.time_dependent, self.network_shape)
