@@ -13,9 +13,9 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from .._custom_types import Array, Bool, Float, Int, Key
 
@@ -109,7 +109,7 @@ class SparseRegressionResult(eqx.Module):
 
 
 def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    return not isinstance(x, Tracer)
 
 
 def check_design(design, target, names=None) -> tuple[Array, Array]:

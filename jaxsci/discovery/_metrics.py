@@ -14,7 +14,7 @@ threshold (0.5 by default), usually reported in Lyapunov times t * lambda_max.
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float
+from .._custom_types import Array, ArrayLike, Float
 
 
 def normalised_error(
@@ -36,26 +36,25 @@ def normalised_error(
 
 
 def valid_time(
-    error: Float[Array, "... time"],
-    times: Float[Array, " time"],
+    error: Float[ArrayLike, "... time"],
+    times: Float[ArrayLike, " time"],
     threshold: float = 0.5,
-) -> np.ndarray:
+) -> np.ndarray | float:
     """The first time in `times` at which `error` exceeds `threshold`, per leading index.
 
     A forecast whose error never exceeds the threshold gets `times[-1]` (the valid time is
     then at least that: censored by the horizon). A non-finite error counts as exceeded.
     Returns a NumPy array of the leading shape (a float for a single series).
     """
-    error = np.asarray(error, dtype=float)
-    times = np.asarray(times, dtype=float)
-    if error.shape[-1] != times.shape[0]:
+    err = np.asarray(error, dtype=float)
+    ts = np.asarray(times, dtype=float)
+    if err.shape[-1] != ts.shape[0]:
         raise ValueError(
-            f"`error` has {error.shape[-1]} times on its last axis but `times` has "
-            f"{times.shape[0]}."
+            f"`error` has {err.shape[-1]} times on its last axis but `times` has {ts.shape[0]}."
         )
     if not threshold > 0:
         raise ValueError(f"`threshold` must be positive, got {threshold}.")
-    exceeded = ~(error <= threshold)
+    exceeded = ~(err <= threshold)
     first = np.argmax(exceeded, axis=-1)
-    out = np.where(exceeded.any(axis=-1), times[first], times[-1])
+    out = np.where(exceeded.any(axis=-1), ts[first], ts[-1])
     return out if out.ndim else float(out)

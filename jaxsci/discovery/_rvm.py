@@ -155,7 +155,9 @@ class RVM(AbstractSparseRegression):
         excess = jnp.maximum(proj[first] - 1.0 / beta0, eps * diag[first])
         alpha0 = jnp.ones(m, dtype=dtype).at[first].set(diag[first] / excess)
         active0 = jnp.zeros(m, dtype=bool).at[first].set(sc.usable[first])
-        state0 = _State(active0, alpha0, jnp.asarray(beta0, dtype), jnp.asarray(0), False)
+        state0 = _State(
+            active0, alpha0, jnp.asarray(beta0, dtype), jnp.asarray(0), jnp.asarray(False)
+        )
 
         def body(st: _State) -> _State:
             sigma, mu, _ = _posterior(gram, moment, st.active, st.alpha, st.beta)

@@ -436,6 +436,7 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
                 else (fcfg.inflation_corrected, fcfg.rtps_corrected)
             )
             filt = filters.Inflation(filters.RTPS(filters.EnKF(), rtps), infl)
+            assert obs_op is not None  # noisy observations have an observation operator
             res = filters.run_filter(
                 key_filter,
                 flow,
