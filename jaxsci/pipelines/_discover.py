@@ -630,6 +630,16 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     return metrics
 
 
+def _tex(name: str) -> str:
+    """A term name as mathtext: 'u*u_xx^2' -> '$u\\,u_{xx}^{2}$'."""
+    parts = []
+    for factor in name.split("*"):
+        base, _, power = factor.partition("^")
+        sym, _, sub = base.partition("_")
+        parts.append(sym + (f"_{{{sub}}}" if sub else "") + (f"^{{{power}}}" if power else ""))
+    return "$" + "\\,".join(parts) + "$"
+
+
 def _fmt(coefs: dict) -> str:
     return "{" + ", ".join(f"{k}: {v:+.4g}" for k, v in coefs.items()) + "}"
 
@@ -709,14 +719,14 @@ def _coefficients(library, fit, xi_true, heading) -> Figure:
         color="tab:blue",
         yerr=np.where(active, 2 * std, 0.0),
         capsize=4,
-        label="found (± 2 posterior std)",
+        label="found (± 2 posterior std; samples taken as independent)",
     )
     for i in np.flatnonzero(active):
         ax.annotate(
             f"{found[i]:+.4g}", (pos[i] + 0.2, found[i]), ha="center", va="bottom", fontsize=7
         )
     ax.axhline(0.0, color="k", lw=0.6)
-    ax.set_xticks(pos, [f"${n.replace('*', ' ')}$" for n in names])
+    ax.set_xticks(pos, [_tex(n) for n in names])
     ax.set_ylabel("coefficient of the model error")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
