@@ -7,9 +7,11 @@ a dense mass matrix for every sampler (corr(theta1, theta3) = -0.94), and the sa
 points for every run (jaxsci's multi-start MAP + Laplace draws, passed to numpyro as
 `init_params`). The peer solves with odeint at the example's tolerances (rtol 1e-6, atol
 1e-5, mxstep 1000) and, as a second row, at posteriordb's/Stan's rk45 tolerances (rtol 1e-5,
-atol 1e-3) that jaxsci uses. Every variant first runs once to compile; the timed run is a second
-run (fresh key) with everything cached, so the figure is warmup + sampling wall time with
-compilation excluded (compile time reported apart); variants alternate round by round.
+atol 1e-3) that jaxsci uses. Every variant first runs once to compile; the timed runs (fresh
+keys, variants alternating round by round) report warmup + sampling wall time with compilation
+excluded: jaxsci's runs hit its compilation cache (its chunk timing reports any compile time
+apart), while numpyro's `MCMC.run` recompiles its loop on every call, so the tracing and XLA
+compile time that `jax.monitoring` records during the call is subtracted from its wall time.
 ESS is the minimum over the 8 parameters of bulk (and tail) ESS from `jaxsci.inference`
 (ArviZ's definitions); gradient evaluations are the leapfrog steps of warmup and sampling
 summed over chains. The chain-scaling part runs jaxsci NUTS with 1, 4 and 16 vmapped chains.
@@ -34,8 +36,9 @@ from _timing import finish, machine_summary  # noqa: E402
 from jax.experimental.ode import odeint  # noqa: E402
 from numpyro.infer import MCMC, NUTS  # noqa: E402
 
-from jaxsci import inference  # noqa: E402
+from jaxsci import inference, integrate  # noqa: E402
 from jaxsci.inference._init import initial_positions  # noqa: E402
+from jaxsci.inference._problems import lv_solve  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
@@ -59,18 +62,26 @@ def dz_dt(z, t, theta):
     return jnp.stack([(alpha - beta * v) * u, (-gamma + delta * u) * v])
 
 
-def numpyro_example_model(ts, y=None, rtol=1e-6, atol=1e-5):
-    """numpyro's `examples/ode.py` model: the same priors and likelihood as posteriordb."""
-    z_init = numpyro.sample("z_init", dist.LogNormal(jnp.log(10.0), 1.0).expand([2]))
-    theta = numpyro.sample(
-        "theta",
-        dist.TruncatedNormal(
-            low=0.0, loc=jnp.array([1.0, 0.05, 1.0, 0.05]), scale=jnp.array([0.5, 0.05, 0.5, 0.05])
-        ),
-    )
-    z = odeint(dz_dt, z_init, ts, theta, rtol=rtol, atol=atol, mxstep=1000)
-    sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
-    numpyro.sample("y", dist.LogNormal(jnp.log(z), sigma), obs=y)
+def numpyro_example_model(rtol: float, atol: float):
+    """numpyro's `examples/ode.py` model at odeint tolerances (rtol, atol): the same priors and
+    likelihood as posteriordb (odeint takes tolerances as static arguments, so they are fixed
+    per model function)."""
+
+    def model(ts, y=None):
+        z_init = numpyro.sample("z_init", dist.LogNormal(jnp.log(10.0), 1.0).expand([2]))
+        theta = numpyro.sample(
+            "theta",
+            dist.TruncatedNormal(
+                low=0.0,
+                loc=jnp.array([1.0, 0.05, 1.0, 0.05]),
+                scale=jnp.array([0.5, 0.05, 0.5, 0.05]),
+            ),
+        )
+        z = odeint(dz_dt, z_init, ts, theta, rtol=rtol, atol=atol, mxstep=1000)
+        sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
+        numpyro.sample("y", dist.LogNormal(jnp.log(z), sigma), obs=y)
+
+    return model
 
 
 JAXSCI_TARGET = inference.NumpyroModel(
@@ -78,6 +89,71 @@ JAXSCI_TARGET = inference.NumpyroModel(
     (DATA["ts"], DATA["y_init"], DATA["y"]),
     {"rtol": 1e-5, "atol": 1e-3, "max_steps": 1000, "sensitivity": "forward"},
 )
+# the same posterior with classic RK4 at a fixed step of 0.25 (80 steps over 20 years)
+JAXSCI_RK4 = inference.NumpyroModel(
+    inference.lotka_volterra_model,
+    (DATA["ts"], DATA["y_init"], DATA["y"]),
+    {"max_steps": 1000, "sensitivity": "forward", "solver": integrate.RK4(), "dt0": 0.25},
+)
+
+
+def loglik_errors(theta, z_init, sigma) -> dict:
+    """|log-likelihood - reference| over posterior draws for each solver setting, the
+    reference a float64 Dormand-Prince solve at rtol = atol = 1e-12."""
+    y = jnp.asarray(DATA["y"])
+
+    def loglik(solve, th, z, s):
+        ys = solve(th, z)
+        return jnp.sum(dist.LogNormal(jnp.log(ys), s).log_prob(y))
+
+    def diffrax_solve(**kw):
+        return lambda th, z: lv_solve(th, z, jnp.asarray(DATA["ts"]), **kw).ys
+
+    def odeint_solve(rtol, atol):
+        return lambda th, z: odeint(dz_dt, z, TS_ALL, th, rtol=rtol, atol=atol, mxstep=1000)[1:]
+
+    def evaluate(solve, dtype):
+        args = (jnp.asarray(a, dtype) for a in (theta, z_init, sigma))
+        return np.asarray(jax.jit(jax.vmap(lambda *a: loglik(solve, *a)))(*args), float)
+
+    with jax.enable_x64(True):
+        ref = evaluate(diffrax_solve(rtol=1e-12, atol=1e-12, max_steps=100_000), jnp.float64)
+    out = {}
+    for name, solve in {
+        "jaxsci Dopri5 at Stan tol 1e-5/1e-3": diffrax_solve(),
+        "jaxsci RK4 dt=0.25": diffrax_solve(solver=integrate.RK4(), dt0=0.25),
+        "odeint at example tol 1e-6/1e-5": odeint_solve(1e-6, 1e-5),
+        "odeint at Stan tol 1e-5/1e-3": odeint_solve(1e-5, 1e-3),
+    }.items():
+        err = np.abs(evaluate(solve, jnp.float32) - ref)
+        out[name] = dict(median=float(np.median(err)), p99=float(np.percentile(err, 99)))
+        out[name]["max"] = float(err.max())
+    return out
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling while active (jax.monitoring events).
+    Nested jit traces are counted inside their parents too, so this over-estimates compile
+    time; subtracting it from a wall time under-estimates run time (conservative for the
+    peer, whose `MCMC.run` re-traces and recompiles its whole loop on every call)."""
+
+    seconds = 0.0
+    active = False
+
+    @classmethod
+    def listener(cls, event: str, duration: float, **kwargs) -> None:
+        if cls.active and event.startswith("/jax/core/compile/"):
+            cls.seconds += duration
+
+    def __enter__(self):
+        CompileClock.seconds, CompileClock.active = 0.0, True
+        return self
+
+    def __exit__(self, *exc):
+        CompileClock.active = False
+
+
+jax.monitoring.register_event_duration_secs_listener(CompileClock.listener)
 
 
 def summarise(draws: dict, grad_evals: int, seconds: float) -> dict:
@@ -96,11 +172,15 @@ def summarise(draws: dict, grad_evals: int, seconds: float) -> dict:
     )
 
 
-def jaxsci_variant(sampler, chains, warmup, samples, init):
+LAST_DRAWS = [None]
+
+
+def jaxsci_variant(sampler, chains, warmup, samples, init, target=JAXSCI_TARGET):
     def run(key):
+        clock = CompileClock().__enter__()
         t = time.perf_counter()
         res = inference.posterior(
-            JAXSCI_TARGET,
+            target,
             key=key,
             sampler=sampler,
             num_chains=chains,
@@ -110,28 +190,37 @@ def jaxsci_variant(sampler, chains, warmup, samples, init):
             progress_bar=False,
         )
         wall = time.perf_counter() - t
+        clock.__exit__()
         out = summarise(res.draws, res.grad_evals, res.seconds)
-        out.update(compile=res.compile_seconds, wall_incl_init=wall, divergences=res.divergences)
+        out.update(
+            compile=res.compile_seconds,
+            compile_clock=clock.seconds,
+            wall_incl_init=wall,
+            divergences=res.divergences,
+        )
+        LAST_DRAWS[0] = res.draws
         return out
 
     return run
 
 
 def numpyro_variant(chains, warmup, samples, init_params, rtol, atol):
-    """numpyro MCMC (vectorized chains): a warmup call collecting its leapfrog counts, then
-    the sampling call, timed together."""
+    """numpyro MCMC (vectorized chains): a warmup call collecting its leapfrog counts, then the
+    sampling call, timed together. `MCMC.run` re-traces and recompiles its loop on every call
+    (~45 s per run here, `jit_model_args=True` or not), so the compile time measured by
+    `CompileClock` during the call is subtracted."""
     mcmc = MCMC(
-        NUTS(numpyro_example_model, dense_mass=True),
+        NUTS(numpyro_example_model(rtol, atol), dense_mass=True),
         num_warmup=warmup,
         num_samples=samples,
         num_chains=chains,
         chain_method="vectorized",
         progress_bar=False,
     )
-    kwargs = dict(rtol=rtol, atol=atol)
 
     def run(key):
         key_warm, key_run = jax.random.split(key)
+        clock = CompileClock().__enter__()
         t = time.perf_counter()
         mcmc.warmup(
             key_warm,
@@ -140,15 +229,20 @@ def numpyro_variant(chains, warmup, samples, init_params, rtol, atol):
             init_params=init_params,
             extra_fields=("num_steps",),
             collect_warmup=True,
-            **kwargs,
         )
         warm_steps = int(np.sum(mcmc.get_extra_fields()["num_steps"]))
-        mcmc.run(key_run, TS_ALL, Y_ALL, extra_fields=("num_steps", "diverging"), **kwargs)
+        mcmc.run(key_run, TS_ALL, Y_ALL, extra_fields=("num_steps", "diverging"))
         draws = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
-        seconds = time.perf_counter() - t
+        wall = time.perf_counter() - t
+        clock.__exit__()
         fields = mcmc.get_extra_fields()
+        seconds = wall - clock.seconds
         out = summarise(draws, warm_steps + int(np.sum(fields["num_steps"])), seconds)
-        out.update(divergences=int(np.sum(fields["diverging"])), wall_incl_init=seconds)
+        out.update(
+            divergences=int(np.sum(fields["diverging"])),
+            wall_incl_init=wall,
+            compile=clock.seconds,
+        )
         return out
 
     return run
@@ -173,6 +267,9 @@ def main():
         "jaxsci NUTS (blackjax)": jaxsci_variant(
             inference.NUTS(dense_mass=True), chains, warmup, samples, u0
         ),
+        "jaxsci NUTS (blackjax), RK4 dt=0.25": jaxsci_variant(
+            inference.NUTS(dense_mass=True), chains, warmup, samples, u0, JAXSCI_RK4
+        ),
         "jaxsci NumpyroNUTS": jaxsci_variant(
             inference.NumpyroNUTS(dense_mass=True), chains, warmup, samples, u0
         ),
@@ -185,11 +282,19 @@ def main():
 
     results = {name: [] for name in variants}
     first = {}
+    draws = None
     for name, fn in variants.items():  # compiling runs
         t = time.perf_counter()
         first[name] = fn(jax.random.key(0))
         first[name]["first_wall"] = time.perf_counter() - t
         print(f"  compiled {name}: first run {first[name]['first_wall']:.1f} s", flush=True)
+        if draws is None:
+            draws = LAST_DRAWS[0]  # jaxsci NUTS's posterior draws, for the accuracy check
+    flat = {k: np.asarray(draws[k]).reshape(-1, draws[k].shape[-1]) for k in draws}
+    errors = loglik_errors(flat["theta"], flat["z_init"], flat["sigma"])
+    print(f"log-likelihood error vs a 1e-12 float64 solve over {len(flat['theta'])} draws:")
+    for name, e in errors.items():
+        print(f"  {name:38s} median {e['median']:.1e}  p99 {e['p99']:.1e}  max {e['max']:.1e}")
     for r in range(ARGS.repeats):
         for name, fn in variants.items():
             results[name].append(fn(jax.random.key(1 + r)))
@@ -248,6 +353,7 @@ def main():
         settings=dict(chains=chains, warmup=warmup, samples=samples, repeats=ARGS.repeats),
         table=table,
         ratios=ratios,
+        loglik_errors=errors,
         scaling=scaling,
         command=" ".join(sys.argv),
     )

@@ -69,9 +69,11 @@ def lv_solve(
     atol: float = LV_ATOL,
     max_steps: int = LV_MAX_STEPS,
     solver: diffrax.AbstractSolver | None = None,
+    dt0: float | None = None,
 ) -> ODESolution:
     """The Lotka-Volterra states at `ts` from z_init at t = 0, theta = (alpha, beta, gamma,
-    delta), with Stan's rk45 tolerances (Dormand-Prince 5(4) by default)."""
+    delta): by default Dormand-Prince 5(4) at Stan's rk45 tolerances; with `dt0` and a
+    fixed-step `solver` (e.g. `jaxsci.integrate.RK4()`), fixed steps of `dt0`."""
     dynamics = LotkaVolterra(theta[0], theta[1], theta[2], theta[3])
     return solve_ode(
         dynamics,
@@ -79,6 +81,7 @@ def lv_solve(
         ts,
         t0=0.0,
         solver=solver,
+        dt0=dt0,
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
@@ -95,6 +98,8 @@ def lotka_volterra_model(
     rtol: float = LV_RTOL,
     atol: float = LV_ATOL,
     max_steps: int = LV_MAX_STEPS,
+    solver: diffrax.AbstractSolver | None = None,
+    dt0: float | None = None,
 ) -> None:
     """posteriordb `hudson_lynx_hare-lotka_volterra` as a numpyro model.
 
@@ -107,7 +112,12 @@ def lotka_volterra_model(
     Arguments:
         ts: (N,) observation times after t = 0.
         y_init: (2,) observed initial pelts; y: (N, 2) observed pelts.
-        sensitivity, rtol, atol, max_steps: of the ODE solve (`solve_ode`).
+        sensitivity, rtol, atol, max_steps, solver, dt0: of the ODE solve (`solve_ode`).
+            The default is posteriordb's: Dormand-Prince at rtol 1e-5, atol 1e-3 (Stan's
+            rk45). A cheaper alternative of similar or better accuracy is classic RK4 with
+            fixed steps, `solver=jaxsci.integrate.RK4(), dt0=0.25`: over posterior draws its
+            log-likelihood is closer to a 1e-12-tolerance solve than Stan's tolerances are
+            (benchmarks/bench_posterior_lv.py prints both errors).
     """
     import numpyro
     import numpyro.distributions as dist
@@ -130,7 +140,15 @@ def lotka_volterra_model(
     z_init = numpyro.sample("z_init", dist.LogNormal(jnp.log(10.0), 1.0).expand([2]))
     sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
     sol = lv_solve(
-        theta, z_init, ts, sensitivity=sensitivity, rtol=rtol, atol=atol, max_steps=max_steps
+        theta,
+        z_init,
+        ts,
+        sensitivity=sensitivity,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        solver=solver,
+        dt0=dt0,
     )
     numpyro.sample("y_init", dist.LogNormal(jnp.log(z_init), sigma), obs=y_init)
     observe("y", sol, lambda ys: dist.LogNormal(jnp.log(ys), sigma), obs=y)
@@ -154,6 +172,8 @@ def _l63_logdensity(
     atol,
     max_steps,
     sensitivity,
+    solver,
+    dt0,
 ):
     import numpyro.distributions as dist
 
@@ -169,6 +189,8 @@ def _l63_logdensity(
         atol=atol,
         max_steps=max_steps,
         sensitivity=sensitivity,
+        solver=solver,
+        dt0=dt0,
     )
     idx = jnp.asarray(observed)
     return lp + log_likelihood(sol, lambda ys: dist.Normal(ys[:, idx], noise_std), y_obs)
@@ -187,11 +209,15 @@ def lorenz63_posterior(
     atol: float = 1e-6,
     max_steps: int = 4096,
     sensitivity: Any = "forward",
+    solver: diffrax.AbstractSolver | None = None,
+    dt0: float | None = None,
 ) -> LogDensity:
     """Posterior of Lorenz-63's (sigma, rho, beta) given y_obs[t] ~ N(x(ts[t])[observed],
     noise_std^2 I), x solved from the known initial state y0 at t = 0.
 
     Priors: each parameter ~ LogNormal(log prior_loc, prior_scale) (independent, positive).
+    The solve (`solve_ode`): Dormand-Prince at (rtol, atol) by default, or a fixed-step
+    `solver` with step `dt0`; `sensitivity` as `solve_ode`.
     """
     ts = jnp.asarray(ts)
     y_obs = jnp.asarray(y_obs)
@@ -224,6 +250,8 @@ def lorenz63_posterior(
         atol=atol,
         max_steps=max_steps,
         sensitivity=sensitivity,
+        solver=solver,
+        dt0=dt0,
     )
     prior = {
         name: dist.LogNormal(jnp.log(loc), scale)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import dynamics, inference
+from .. import dynamics, inference, integrate
 from ._schema import ConfigError, option, section
 
 DESCRIPTION = "posterior of simulator parameters: NUTS/HMC through diffrax; diagnostics, plots"
@@ -99,6 +99,12 @@ class ProblemSection:
 
 @dataclasses.dataclass(frozen=True)
 class SolverSection:
+    method: str = option(
+        "dopri5",
+        choices=("dopri5", "rk4"),
+        help="dopri5: adaptive Dormand-Prince (Stan's rk45); rk4: classic RK4, fixed step dt",
+    )
+    dt: float = option(0.25, gt=0.0, help="rk4 only: the fixed step")
     rtol: float | None = option(
         None, gt=0.0, help="Dormand-Prince relative tolerance (default: the problem's)"
     )
@@ -107,6 +113,12 @@ class SolverSection:
     sensitivity: str = option(
         "forward", choices=tuple(SENSITIVITIES), help="gradient: forward mode or a diffrax adjoint"
     )
+
+    def __post_init__(self):
+        if self.method == "rk4" and (self.rtol is not None or self.atol is not None):
+            raise ConfigError("rtol" if self.rtol is not None else "atol", "is not used by rk4")
+        if self.method == "dopri5" and self.dt != 0.25:
+            raise ConfigError("dt", "is used only by method 'rk4'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,6 +178,8 @@ def _solve_kwargs(cfg: SolverSection, defaults: dict) -> dict:
     for key in ("rtol", "atol", "max_steps"):
         if getattr(cfg, key) is not None:
             out[key] = getattr(cfg, key)
+    if cfg.method == "rk4":
+        out.update(solver=integrate.RK4(), dt0=cfg.dt)
     out["sensitivity"] = SENSITIVITIES[cfg.sensitivity]()
     return out
 

@@ -107,6 +107,8 @@ def _dry(capsys, *sets, config="lotka_volterra_nuts.yaml"):
         ("sampler.num_chainz=2", "sampler.num_chainz", "did you mean 'sampler.num_chains'"),
         ("solver.sensitivity=reverse", "solver.sensitivity", "recursive_checkpoint"),
         ("solver.rtol=0", "solver.rtol", "> 0"),
+        ("solver.dt=0.1", "solver.dt", "only by method 'rk4'"),
+        ("solver.method=euler", "solver.method", "rk4"),
         ("problem.name=sir", "problem.name", "lotka_volterra"),
         ("problem.settings.sigma=3", "problem.settings.sigma", "unknown key"),
     ],
