@@ -148,7 +148,9 @@ def map_estimate(
         model_kwargs=model_kwargs,
     )
     u0 = _resolve_start(target, key, init)
-    u, lp, gnorm, steps = (a[0] for a in _lbfgs(target, u0[None], max_steps, float(tol)))
+    u, lp, gnorm, steps = jax.tree_util.tree_map(
+        lambda a: a[0], _lbfgs(target, u0[None], max_steps, float(tol))
+    )
     return MAPResult(
         params=target.constrain(u),
         unconstrained=u,

@@ -22,6 +22,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -35,11 +36,11 @@ logger = logging.getLogger("jaxsci.inference")
 
 
 def _check_key(key) -> Key:
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"`key` must be a single PRNG key, got shape {key.shape}.")
         return key
-    arr = np.asarray(key) if not isinstance(key, jax.core.Tracer) else None
+    arr = np.asarray(key) if not isinstance(key, Tracer) else None
     if arr is not None and arr.dtype == np.uint32 and arr.shape == (2,):
         return jax.random.wrap_key_data(jnp.asarray(arr))
     raise TypeError(
@@ -86,7 +87,7 @@ def _run_chunk(sampler, target, num_warmup: int, states, chain_keys, steps, stag
     return jax.lax.scan(body, states, (steps, stages, active))
 
 
-def _sharding(devices: Sequence[jax.Device] | None, num_chains: int) -> NamedSharding | None:
+def _sharding(devices: Sequence[Any] | None, num_chains: int) -> NamedSharding | None:
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("`devices` is empty.")
@@ -120,7 +121,7 @@ def posterior(
     model_kwargs: dict | None = None,
     progress_bar: bool = True,
     chunk_size: int = 50,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[Any] | None = None,
 ) -> PosteriorResult:
     """Sample a posterior with several chains of NUTS or HMC.
 
@@ -194,7 +195,7 @@ def posterior(
         return np.concatenate([a, np.zeros(padded - total, dtype=a.dtype)])
 
     steps = np.arange(padded, dtype=np.int32)
-    stages = WarmupStage(*(pad(s) for s in stages))
+    schedule = [pad(np.asarray(s)) for s in stages]
     active = steps < total
     positions, infos, seconds = [], [], []
     bar = tqdm(
@@ -215,7 +216,7 @@ def posterior(
                 states,
                 chain_keys,
                 jnp.asarray(steps[sl]),
-                WarmupStage(*(jnp.asarray(s[sl]) for s in stages)),
+                WarmupStage(*(jnp.asarray(s[sl]) for s in schedule)),
                 jnp.asarray(active[sl]),
             )
             pos, info = jax.device_get((pos, info))

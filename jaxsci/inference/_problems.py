@@ -30,7 +30,7 @@ LV_MAX_STEPS = 1000
 
 
 def _read(name: str) -> Any:
-    return json.loads(resources.files(__package__).joinpath("data", name).read_text())
+    return json.loads(resources.files("jaxsci.inference").joinpath("data", name).read_text())
 
 
 def hudson_lynx_hare() -> dict[str, np.ndarray]:
@@ -74,7 +74,8 @@ def lv_solve(
     """The Lotka-Volterra states at `ts` from z_init at t = 0, theta = (alpha, beta, gamma,
     delta): by default Dormand-Prince 5(4) at Stan's rk45 tolerances; with `dt0` and a
     fixed-step `solver` (e.g. `jaxsci.integrate.RK4()`), fixed steps of `dt0`."""
-    dynamics = LotkaVolterra(theta[0], theta[1], theta[2], theta[3])
+    # (the model's parameters are arrays; its constructor's defaults are annotated as floats)
+    dynamics = LotkaVolterra(theta[0], theta[1], theta[2], theta[3])  # pyright: ignore[reportArgumentType]
     return solve_ode(
         dynamics,
         z_init,
@@ -140,8 +141,8 @@ def lotka_volterra_model(
     z_init = numpyro.sample("z_init", dist.LogNormal(jnp.log(10.0), 1.0).expand([2]))
     sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
     sol = lv_solve(
-        theta,
-        z_init,
+        jnp.asarray(theta),
+        jnp.asarray(z_init),
         ts,
         sensitivity=sensitivity,
         rtol=rtol,
@@ -181,7 +182,7 @@ def _l63_logdensity(
     for name, loc, scale in zip(L63_PARAMS, prior_loc, prior_scale, strict=True):
         lp += dist.LogNormal(jnp.log(loc), scale).log_prob(params[name])
     sol = solve_ode(
-        Lorenz63(params["sigma"], params["rho"], params["beta"]),
+        Lorenz63(params["sigma"], params["rho"], params["beta"]),  # pyright: ignore[reportArgumentType]
         y0,
         ts,
         t0=0.0,
@@ -262,6 +263,5 @@ def lorenz63_posterior(
 
 def lorenz63_simulate(params: dict[str, Array], y0: Array, ts: Array, **kwargs) -> ODESolution:
     """The Lorenz-63 trajectory at `ts` for `params` (posterior predictive helper)."""
-    return solve_ode(
-        Lorenz63(params["sigma"], params["rho"], params["beta"]), y0, ts, t0=0.0, **kwargs
-    )
+    model = Lorenz63(params["sigma"], params["rho"], params["beta"])  # pyright: ignore[reportArgumentType]
+    return solve_ode(model, y0, ts, t0=0.0, **kwargs)

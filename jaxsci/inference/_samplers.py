@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Bool, Float, Int, Key
+from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key
 
 # Stan's default divergence threshold: a transition whose energy error exceeds 1000 is divergent.
 DIVERGENCE_THRESHOLD = 1000.0
@@ -41,10 +41,10 @@ class WarmupStage(NamedTuple):
     last: the last warmup step: fix the step size at the dual-averaging average.
     """
 
-    adapting: Bool[Array, ""]
-    slow: Bool[Array, ""]
-    window_end: Bool[Array, ""]
-    last: Bool[Array, ""]
+    adapting: Bool[ArrayLike, "*steps"]
+    slow: Bool[ArrayLike, "*steps"]
+    window_end: Bool[ArrayLike, "*steps"]
+    last: Bool[ArrayLike, "*steps"]
 
 
 class StepInfo(NamedTuple):

@@ -258,4 +258,4 @@ def observe(
                 f"distribution has shape {batch}."
             )
     numpyro.factor(f"{name}_solver_ok", jnp.where(solution.ok, 0.0, -jnp.inf))
-    return numpyro.sample(name, d, obs=obs)
+    return jnp.asarray(numpyro.sample(name, d, obs=obs))

@@ -32,7 +32,7 @@ from ._constraints import AbstractConstraint, as_constraint, check_in_support
 # between chains, which R-hat needs); the same number is used for `LogDensity` priors.
 _MEDIAN_DRAWS = 15
 # numpyro's init_to_uniform: U(-2, 2) in unconstrained space (also Stan's default).
-_UNIFORM_RADIUS = 2.0
+_UNIFORM_RADIUS = 2
 
 
 def _shape_of(prior_dist) -> tuple[int, ...]:

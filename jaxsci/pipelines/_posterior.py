@@ -265,8 +265,8 @@ def _lorenz63(cfg: PosteriorConfig) -> _Problem:
         jnp.asarray(y_obs),
         observed=tuple(s.observed),
         noise_std=s.noise_std,
-        prior_loc=tuple(s.prior_loc),
-        prior_scale=tuple(s.prior_scale),
+        prior_loc=(s.prior_loc[0], s.prior_loc[1], s.prior_loc[2]),
+        prior_scale=(s.prior_scale[0], s.prior_scale[1], s.prior_scale[2]),
         **kwargs,
     )
     fine = np.linspace(0.0, ts[-1], 401)
