@@ -95,7 +95,12 @@ def instantaneous_design(
     states = jnp.asarray(states)
     if states.ndim != 2:
         raise ValueError(f"`states` must be (time, dim), got shape {states.shape}.")
-    return jax.jit(jax.vmap(library))(states)
+    return _library_on(library, states)
+
+
+@eqx.filter_jit
+def _library_on(library, states):
+    return jax.vmap(library)(states)
 
 
 def _uniform_steps(solver, dt: float, interval: float) -> int | None:

@@ -4,6 +4,7 @@ forward-mode differentiation through ETDRK4) against central finite differences 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsci.discovery import (
     CorrectedModel,
@@ -53,3 +54,23 @@ def test_instantaneous_design_is_the_library():
     design = instantaneous_design(lib, states)
     for k in range(4):
         np.testing.assert_allclose(design[k], lib(states[k]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_integrated_design_fallback_through_diffrax(x64):
+    # an interval that is no multiple of dt: the sensitivities go through `Flow` (diffrax,
+    # forward mode, last step shortened) instead of the solver's fixed-step loop
+    states = truth_states({}, 1.0, 1, spinup=20.0)
+    lib = SpectralLibrary(["u_xx", "u*u_x"], L, N)
+    xi0 = jnp.asarray([0.05, -0.1])
+    model = CorrectedModel(KuramotoSivashinsky(L, N), lib, xi0)
+    interval, h = 0.6, 1e-6
+    forecast, design = integrated_design(model, states, interval, dt=DT)
+    flow = Flow(model, DT)
+    np.testing.assert_allclose(forecast[0], flow(states[0], 0.0, interval), rtol=1e-12, atol=1e-12)
+    for j in range(lib.num_terms):
+        e = jnp.zeros(lib.num_terms).at[j].set(h)
+        up = Flow(model.with_coefficients(xi0 + e), DT)(states[0], 0.0, interval)
+        dn = Flow(model.with_coefficients(xi0 - e), DT)(states[0], 0.0, interval)
+        fd = (up - dn) / (2 * h) / interval
+        np.testing.assert_allclose(design[0, :, j], fd, atol=1e-6 * float(jnp.max(jnp.abs(fd))))
