@@ -172,8 +172,12 @@ class SpectralLibrary(eqx.Module):
                 f"{self.num_points} points; evaluate one field at a time and vmap over snapshots."
             )
 
-    def _evaluate(self, u_hat: Complex[Array, " mode"], nonlinear_only: bool = False) -> list:
-        """The term values on the grid (None for linear terms when `nonlinear_only`)."""
+    def _evaluate(
+        self, u_hat: Complex[Array, " mode"], nonlinear_only: bool = False, project: bool = True
+    ) -> list:
+        """The term values on the grid (None for linear terms when `nonlinear_only`); with
+        `project=False` the nonlinear products are left unprojected (the caller projects
+        their linear combination once: projection is linear)."""
         n = self.num_points
         mask = self._mask()
         linear_orders = {
@@ -200,7 +204,7 @@ class SpectralLibrary(eqx.Module):
             value = jnp.ones(n, dtype=u_hat.real.dtype)
             for order, power in factors:
                 value = value * resolved[order] ** power
-            if self.dealias and factors:
+            if self.dealias and factors and project:
                 value = jnp.fft.irfft(jnp.where(mask, jnp.fft.rfft(value), 0), n=n)
             columns.append(value)
         return columns
@@ -226,9 +230,10 @@ class SpectralLibrary(eqx.Module):
         n = self.num_points
         if all(self.is_linear):
             return jnp.zeros_like(u_hat)
-        columns = self._evaluate(u_hat, nonlinear_only=True)
+        columns = self._evaluate(u_hat, nonlinear_only=True, project=False)
         total = jnp.zeros(n, dtype=u_hat.real.dtype)
         for j, linear in enumerate(self.is_linear):
             if not linear:
                 total = total + coefficients[j] * columns[j]
-        return jnp.fft.rfft(total)
+        # one de-aliasing projection of the sum (constant terms sit in mode 0, kept)
+        return jnp.where(self._mask(), jnp.fft.rfft(total), 0)
