@@ -58,8 +58,9 @@ def _read_step(path: Path) -> int:
 def test_killed_and_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
     # A child process trains with a checkpoint every 3 steps and is SIGKILLed once a
     # checkpoint past step 12 exists (wherever it is: mid-step, mid-write). Resuming here
-    # to step 40 must reproduce the uninterrupted 40-step run exactly: weights, EMA and
-    # the whole loss history.
+    # to 20 steps past the kill must reproduce the uninterrupted run of that length exactly:
+    # weights, EMA and the whole loss history. (The child may run on between the parent's
+    # polls on a loaded machine, so the run length follows the checkpoint actually left.)
     ckpt = tmp_path / "ckpt"
     child = subprocess.Popen(
         [sys.executable, str(HERE / "_kill_child.py"), str(ckpt)],
@@ -80,9 +81,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path):
             child.kill()
             child.wait()
     killed_at = _read_step(ckpt / "checkpoint.npz")
-    assert 12 <= killed_at < 40
-    resumed, h_res = _run(40, checkpoint_dir=ckpt)
-    straight, h_str = _run(40)
+    assert 12 <= killed_at < 5000, killed_at
+    total = killed_at + 20
+    resumed, h_res = _run(total, checkpoint_dir=ckpt)
+    straight, h_str = _run(total)
     assert h_res["start_step"] == killed_at
     assert _same(resumed, straight)
     for name in ("loss", "grad_norm", "aux/spread", "train_loss", "val_loss", "eval_step"):
