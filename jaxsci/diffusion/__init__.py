@@ -16,6 +16,7 @@ from ._exponential import (
     UniPC as UniPC,
 )
 from ._grids import GRIDS as GRIDS, check_grid as check_grid, time_grid as time_grid
+from ._mixture import GaussianMixture as GaussianMixture
 from ._parameterization import (
     PARAMETERIZATIONS as PARAMETERIZATIONS,
     ClassifierFreeGuidance as ClassifierFreeGuidance,
