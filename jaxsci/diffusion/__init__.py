@@ -16,6 +16,13 @@ from ._exponential import (
     UniPC as UniPC,
 )
 from ._grids import GRIDS as GRIDS, check_grid as check_grid, time_grid as time_grid
+from ._losses import (
+    DSM_TARGETS as DSM_TARGETS,
+    TIME_SAMPLINGS as TIME_SAMPLINGS,
+    WEIGHTINGS as WEIGHTINGS,
+    DenoisingScoreMatching as DenoisingScoreMatching,
+    FlowMatching as FlowMatching,
+)
 from ._mixture import GaussianMixture as GaussianMixture
 from ._parameterization import (
     PARAMETERIZATIONS as PARAMETERIZATIONS,
