@@ -46,3 +46,17 @@ def test_dense_saveat_is_rejected():
             jnp.array([0.0, 1.0]),
             saveat=diffrax.SaveAt(dense=True),
         )
+
+
+@pytest.mark.parametrize("t0", [None, 0.0])
+def test_jit_with_closed_over_save_times_equals_eager(t0):
+    # Under jit, indexing a closed-over concrete `ts` is traced; the fixed-step grid must
+    # still be built from the concrete times (it once called float() on a tracer).
+    import jax
+
+    model = Lorenz63()
+    y0 = model.default_initial_state()
+    ts = jnp.linspace(0.0, 1.0, 11)
+    eager = simulate(model, y0, ts, solver=RK4(), dt0=0.03, t0=t0).ys
+    jitted = jax.jit(lambda y: simulate(model, y, ts, solver=RK4(), dt0=0.03, t0=t0).ys)(y0)
+    np.testing.assert_array_equal(jitted, eager)
