@@ -60,3 +60,15 @@ from ._time_samplers import (
     Heun as Heun,
     PredictorCorrector as PredictorCorrector,
 )
+from ._posterior import (
+    DPS as DPS,
+    TDS as TDS,
+    TWIST_VARIANCES as TWIST_VARIANCES,
+    LinearGaussianObservation as LinearGaussianObservation,
+    MixturePosterior as MixturePosterior,
+    SMCResult as SMCResult,
+    SMCState as SMCState,
+    exact_posterior as exact_posterior,
+    marginal_wasserstein1 as marginal_wasserstein1,
+    smc_sample as smc_sample,
+)
