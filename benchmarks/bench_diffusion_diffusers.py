@@ -1,0 +1,441 @@
+r"""Exact-score sampler accuracy and speed: jaxsci.diffusion against diffusers' schedulers.
+
+Both sides sample the same Gaussian mixture (`jaxsci.diffusion.GaussianMixture`) whose
+noised marginals, hence the noise prediction eps(x, t), are known in closed form: there is
+no network, so what is measured is the sampler's discretisation error alone. Every sample
+is compared with a tight solve of the probability-flow ODE from the same initial noise.
+
+Pairs (jaxsci <-> diffusers 0.42.1, CPU torch 2.13.0):
+  ddim       DDIM()                       DDIMScheduler(eta=0)
+  dpmpp_2m   DPMSolverPPMultistep(2)      DPMSolverMultistepScheduler(solver_order=2,
+                                          algorithm_type="dpmsolver++")  (midpoint form)
+  dpmpp_3m   DPMSolverPPMultistep(3)      ... solver_order=3
+  deis_1     DEIS(tab_order=1)            DEISMultistepScheduler(solver_order=2)
+  deis_2     DEIS(tab_order=2)            DEISMultistepScheduler(solver_order=3)
+  unipc_2    UniPC(2, "bh2")              UniPCMultistepScheduler(solver_order=2, bh2)
+  unipc_3    UniPC(3, "bh2")              UniPCMultistepScheduler(solver_order=3, bh2)
+(diffusers' DEIS `solver_order` counts the model outputs it interpolates, so its order k is
+jaxsci's tAB order k - 1; both use Lagrange polynomials in log(sigma/alpha) = -lambda.)
+jaxsci samplers run with their defaults (lower_order_final=True, warmup="lower_order").
+
+One discrete-time schedule on both sides. diffusers' DDPM schedule: 1000 training steps,
+`beta_schedule="linear"` (betas 1e-4 .. 0.02), alphas_cumprod abar_n (its float32 values,
+read back from the scheduler and widened to float64). All schedulers use
+`timestep_spacing="trailing"` and end at training step 0 (DDIM `set_alpha_to_one=False`,
+the others `final_sigmas_type="sigma_min"`), so for NFE = N dividing 1000 the grid is
+n_k = 999 - k (1000/N), k < N, followed by n = 0: N steps from abar_999 to abar_0, the same
+grid for every scheduler (checked). `clip_sample=False` for DDIM (its default clips x0).
+The jaxsci grid is the same grid in lambda: lambda_k = (log abar_{n_k} - log(1 - abar_{n_k}))/2
+(float64), and t_k = t(lambda_k) in the closed-form inverse of a `VPLinear` schedule used only
+as a chart. This is exact, not an approximation: for every variance-preserving schedule
+alpha^2 = sigmoid(2 lambda), so the jaxsci (alpha, sigma) at t_k are diffusers'
+(sqrt(abar), sqrt(1 - abar)) at n_k to float64 rounding, and the probability-flow ODE
+written in lambda (what both sides discretise) depends only on lambda, not on the time
+chart. The model is evaluated at the same (alpha, sigma) on both sides: diffusers' model
+gets the integer step n and looks up abar_n; jaxsci's gets t_k with alpha(t_k)^2 = abar_n.
+
+Reference: jaxsci `ProbabilityFlowODE(Dopri8, rtol=atol=1e-10)` from lambda_999 to lambda_0
+(float64); its own error is estimated against rtol=atol=1e-8 and printed.
+
+Precision. float64 on both sides: JAX x64, torch tensors and the model in float64.
+diffusers nevertheless keeps its schedule (alphas_cumprod, sigmas) in float32 and
+DPMSolverMultistepScheduler casts the sample to float32 inside `step`; the printed
+"jaxsci vs diffusers" difference for the mathematically identical pairs shows the size
+of that rounding (far below the errors compared here).
+
+Metrics. Per sample e = RMS over coordinates of (x - x_ref); the tables give the RMS over
+samples ("rms") and the median ("median"; few-step runs on mixtures are dominated by the
+samples that land in the wrong component). NFE ratio: for a target error (DDIM's rms error
+at NFE 50 and at NFE 200) the NFE each method needs, by log-log interpolation on the sweep
+NFE in {5, 8, 10, 20, 25, 40, 50, 100, 125, 200, 250, 500} (divisors of 1000, so that
+diffusers' DDIM, whose previous step is t - 1000 // N, stays on the grid), and DDIM's NFE
+divided by it. Wall time per batch (median over interleaved rounds; jaxsci's compile time
+apart), at NFE 10 and 20.
+
+Data. d = 2: the two-component mixture of the tests. d = `--dim` (default 1024): 8
+components, means N(0, 0.5^2) per coordinate, variances uniform in [0.05, 0.5], weights
+Dirichlet(2) (seeded). Initial noise x_T ~ N(0, I), shared.
+
+Run: `python benchmarks/bench_diffusion_diffusers.py [--dim 1024] [--batch 128]
+[--json PATH]`; `--quick` for a smoke test. The machine is shared: timings carry the load
+average printed at the start and the end.
+"""
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+
+# One intra-op thread for XLA:CPU (torch gets one thread too, in main): the machine is shared
+# and oversubscribed thread pools make both sides' timings erratic. Set before JAX is imported.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
+
+import jax
+
+jax.config.update("jax_enable_x64", True)  # float64 reference comparison (see docstring)
+
+import diffrax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from diffusers import (  # noqa: E402
+    DDIMScheduler,
+    DEISMultistepScheduler,
+    DPMSolverMultistepScheduler,
+    UniPCMultistepScheduler,
+)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _timing  # noqa: E402
+
+import jaxsci.diffusion as jd  # noqa: E402
+
+N_TRAIN = 1000
+SWEEP = (5, 8, 10, 20, 25, 40, 50, 100, 125, 200, 250, 500)
+REPORT_NFE = (5, 10, 20)
+TIME_NFE = (10, 20)
+
+COMMON = dict(num_train_timesteps=N_TRAIN, beta_schedule="linear", timestep_spacing="trailing")
+
+# name -> (jaxsci sampler, diffusers scheduler factory)
+PAIRS = {
+    "ddim": (
+        lambda: jd.DDIM(),
+        lambda: DDIMScheduler(**COMMON, set_alpha_to_one=False, clip_sample=False),
+    ),
+    "dpmpp_2m": (
+        lambda: jd.DPMSolverPPMultistep(2),
+        lambda: DPMSolverMultistepScheduler(
+            **COMMON, solver_order=2, algorithm_type="dpmsolver++", final_sigmas_type="sigma_min"
+        ),
+    ),
+    "dpmpp_3m": (
+        lambda: jd.DPMSolverPPMultistep(3),
+        lambda: DPMSolverMultistepScheduler(
+            **COMMON, solver_order=3, algorithm_type="dpmsolver++", final_sigmas_type="sigma_min"
+        ),
+    ),
+    "deis_1": (
+        lambda: jd.DEIS(tab_order=1),
+        lambda: DEISMultistepScheduler(**COMMON, solver_order=2),
+    ),
+    "deis_2": (
+        lambda: jd.DEIS(tab_order=2),
+        lambda: DEISMultistepScheduler(**COMMON, solver_order=3),
+    ),
+    "unipc_2": (
+        lambda: jd.UniPC(2, "bh2"),
+        lambda: UniPCMultistepScheduler(
+            **COMMON, solver_order=2, solver_type="bh2", final_sigmas_type="sigma_min"
+        ),
+    ),
+    "unipc_3": (
+        lambda: jd.UniPC(3, "bh2"),
+        lambda: UniPCMultistepScheduler(
+            **COMMON, solver_order=3, solver_type="bh2", final_sigmas_type="sigma_min"
+        ),
+    ),
+}
+
+# Diagnostic jaxsci variants (not library defaults): module constants of
+# `jaxsci.diffusion._exponential` patched while the variant compiles, to test explanations of
+# differences from diffusers. "w1": DPM-Solver++(3M) with the published weight 1 of the second
+# difference (diffusers' formula); "lof": lower_order_final at every NFE (diffusers' UniPC
+# applies it at every NFE; jaxsci and diffusers' DPM/DEIS only below 15 steps).
+DIAGNOSTICS = {
+    "dpmpp_3m": [("w1", {"_D2_WEIGHT": 1.0}), ("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
+    "dpmpp_2m": [("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
+    "unipc_2": [("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
+    "unipc_3": [("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
+}
+
+
+@contextlib.contextmanager
+def patched(constants: dict):
+    """Set module constants of `_exponential` (read at trace time), with fresh JAX caches so
+    that nothing traced under other values is reused, and restore them afterwards."""
+    from jaxsci.diffusion import _exponential
+
+    old = {k: getattr(_exponential, k) for k in constants}
+    jax.clear_caches()
+    for k, v in constants.items():
+        setattr(_exponential, k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(_exponential, k, v)
+        jax.clear_caches()
+
+
+# The chart: a VP schedule wide enough for lambda in [lambda_999, lambda_0].
+CHART = jd.VPLinear(t_min=1e-5, t_max=1.2)
+
+
+def make_mixture(dim: int, seed: int = 0) -> jd.GaussianMixture:
+    if dim == 2:
+        return jd.GaussianMixture(
+            [0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [[0.25, 0.25], [0.3, 0.2]]
+        )
+    rng = np.random.default_rng(seed)
+    k = 8
+    return jd.GaussianMixture(
+        rng.dirichlet(2.0 * np.ones(k)),
+        0.5 * rng.standard_normal((k, dim)),
+        rng.uniform(0.05, 0.5, (k, dim)),
+    )
+
+
+def train_abar() -> np.ndarray:
+    """diffusers' alphas_cumprod (float32 in diffusers), widened to float64."""
+    return DDIMScheduler(**COMMON).alphas_cumprod.numpy().astype(np.float64)
+
+
+def diffusers_grid(scheduler, nfe: int) -> np.ndarray:
+    """The training steps visited by `scheduler` for `nfe` steps, the final one included."""
+    scheduler.set_timesteps(nfe)
+    steps = scheduler.timesteps.numpy().astype(np.int64)
+    if len(steps) != nfe:
+        raise RuntimeError(f"{type(scheduler).__name__}: {len(steps)} timesteps for NFE {nfe}")
+    return np.concatenate([steps, [0]])
+
+
+def jaxsci_grid(abar: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    a = abar[steps]
+    lam = 0.5 * (np.log(a) - np.log1p(-a))
+    return np.asarray(CHART.t_from_lambda(jnp.asarray(lam)))
+
+
+class TorchMixtureEps:
+    """The mixture's exact eps in torch float64, batched: eps(x, n) at training step n."""
+
+    def __init__(self, mix: jd.GaussianMixture, abar: np.ndarray):
+        self.w = torch.tensor(np.asarray(mix.weights), dtype=torch.float64)
+        self.mu = torch.tensor(np.asarray(mix.means), dtype=torch.float64)
+        self.var = torch.tensor(np.asarray(mix.variances), dtype=torch.float64)
+        self.abar = abar
+
+    def __call__(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        ab = float(self.abar[n])
+        a, s = math.sqrt(ab), math.sqrt(1.0 - ab)
+        var = a * a * self.var + s * s  # (K, d)
+        diff = x[:, None, :] - a * self.mu[None]  # (B, K, d)
+        logk = -0.5 * torch.sum(diff**2 / var + torch.log(2 * math.pi * var), dim=-1)
+        r = torch.softmax(logk + torch.log(self.w), dim=-1)  # (B, K)
+        score = -torch.einsum("bk,bkd->bd", r, diff / var)
+        return -s * score
+
+
+def run_diffusers(scheduler, eps, x_T: torch.Tensor, nfe: int) -> torch.Tensor:
+    scheduler.set_timesteps(nfe)
+    x = x_T.clone()
+    for n in scheduler.timesteps:
+        x = scheduler.step(eps(x, int(n)), n, x).prev_sample
+    return x
+
+
+def jaxsci_sampler_fn(sampler, mix, grid):
+    model = mix.eps_model(CHART)
+    g = jnp.asarray(grid)
+    return jax.jit(jax.vmap(lambda x: jd.sample(sampler, model, CHART, g, x).x))
+
+
+def reference(mix, x_T, t0, t1, tol):
+    ode = jd.ProbabilityFlowODE(diffrax.Dopri8(), rtol=tol, atol=tol, max_steps=100_000)
+    model = mix.eps_model(CHART)
+    g = jnp.asarray([t0, t1])
+    return jax.jit(jax.vmap(lambda x: jd.sample(ode, model, CHART, g, x).x))(x_T)
+
+
+def errors(x, ref):
+    e = np.sqrt(np.mean((np.asarray(x) - np.asarray(ref)) ** 2, axis=-1))
+    return float(np.sqrt(np.mean(e**2))), float(np.median(e))
+
+
+def nfe_to_reach(nfes, errs, target):
+    """Smallest NFE with error <= target, log-log interpolated; nan if never reached."""
+    nfes, errs = np.asarray(nfes, float), np.asarray(errs, float)
+    for j in range(len(nfes)):
+        if errs[j] <= target * (1 + 1e-4):  # diffusers' float32 rounding at the target
+            if j == 0:
+                return float(nfes[0]) if errs[0] >= target * (1 - 1e-4) else float("nan")
+            x0, x1 = np.log(nfes[j - 1]), np.log(nfes[j])
+            y0, y1 = np.log(errs[j - 1]), np.log(errs[j])
+            return float(np.exp(x0 + (np.log(target) - y0) * (x1 - x0) / (y1 - y0)))
+    return float("nan")
+
+
+def run_dim(dim, batch, sweep, names, repeats, seed=0):
+    print(f"\n=== d = {dim}, batch {batch}, load {_timing.load_average()} ===", flush=True)
+    mix = make_mixture(dim, seed)
+    abar = train_abar()
+    eps_t = TorchMixtureEps(mix, abar)
+    rng = np.random.default_rng(seed + 1)
+    x_T_np = rng.standard_normal((batch, dim))
+    x_T_j, x_T_t = jnp.asarray(x_T_np), torch.from_numpy(x_T_np.copy())
+
+    # The model agrees on both sides (float64).
+    probe = x_T_np[:4] * 0.7
+    n_probe = 500
+    tk = jaxsci_grid(abar, np.asarray([n_probe]))[0]
+    e_j = jax.vmap(lambda x: mix.eps_model(CHART)(tk, x))(jnp.asarray(probe))
+    e_t = eps_t(torch.from_numpy(probe), n_probe).numpy()
+    model_diff = float(np.max(np.abs(np.asarray(e_j) - e_t)))
+    print(f"model check: max |eps_jaxsci - eps_torch| = {model_diff:.1e}")
+
+    t_end = jaxsci_grid(abar, np.asarray([N_TRAIN - 1, 0]))
+    t = time.perf_counter()
+    ref = reference(mix, x_T_j, t_end[0], t_end[1], 1e-10)
+    ref_coarse = reference(mix, x_T_j, t_end[0], t_end[1], 1e-8)
+    ref_err = errors(ref_coarse, ref)
+    print(f"reference: {time.perf_counter() - t:.1f} s; rtol 1e-8 vs 1e-10: rms {ref_err[0]:.1e}")
+
+    res = {"model_check": model_diff, "reference_rtol1e-8_rms": ref_err[0], "methods": {}}
+    for name in names:
+        make_j, make_d = PAIRS[name]
+        r = {"jaxsci": {"rms": [], "median": []}, "diffusers": {"rms": [], "median": []}}
+        r["nfe"] = list(sweep)
+        r["max_abs_diff"] = []
+        r["timing"] = {}
+        diags = DIAGNOSTICS.get(name, [])
+        for tag, _ in diags:
+            r[f"jaxsci[{tag}]"] = {"rms": [], "median": []}
+        for nfe in sweep:
+            sched = make_d()
+            steps = diffusers_grid(sched, nfe)
+            want = np.concatenate([999 - np.arange(nfe) * (N_TRAIN // nfe), [0]])
+            if not np.array_equal(steps, want):
+                raise RuntimeError(f"{name}: unexpected diffusers grid {steps} for NFE {nfe}")
+            grid = jaxsci_grid(abar, steps)
+            fj = jaxsci_sampler_fn(make_j(), mix, grid)
+            t0 = time.perf_counter()
+            xj = jax.block_until_ready(fj(x_T_j))
+            first_j = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            xd = run_diffusers(sched, eps_t, x_T_t, nfe).numpy()
+            first_d = time.perf_counter() - t0
+            for side, x in (("jaxsci", xj), ("diffusers", xd)):
+                rms, med = errors(x, ref)
+                r[side]["rms"].append(rms)
+                r[side]["median"].append(med)
+            r["max_abs_diff"].append(float(np.max(np.abs(np.asarray(xj) - xd))))
+            for tag, constants in diags:
+                with patched(constants):
+                    xv = jaxsci_sampler_fn(make_j(), mix, grid)(x_T_j)
+                rms, med = errors(xv, ref)
+                r[f"jaxsci[{tag}]"]["rms"].append(rms)
+                r[f"jaxsci[{tag}]"]["median"].append(med)
+                r.setdefault(f"max_abs_diff[{tag}]", []).append(
+                    float(np.max(np.abs(np.asarray(xv) - xd)))
+                )
+            if nfe in TIME_NFE and repeats > 0:
+                tim = _timing.time_variants(
+                    {
+                        "jaxsci": lambda fj=fj: fj(x_T_j),
+                        "diffusers": lambda s=sched, n=nfe: run_diffusers(s, eps_t, x_T_t, n),
+                    },
+                    repeats,
+                )
+                tim["jaxsci"]["compile"] = max(first_j - tim["jaxsci"]["median"], 0.0)
+                tim["diffusers"]["first"] = first_d
+                r["timing"][nfe] = {
+                    k: {kk: v[kk] for kk in ("median", "min", "compile")} for k, v in tim.items()
+                }
+        res["methods"][name] = r
+        print_method(name, r)
+    # NFE needed for fixed errors relative to DDIM.
+    if "ddim" in res["methods"]:
+        ddim = res["methods"]["ddim"]
+        res["nfe_ratio"] = {}
+        for ref_nfe in (50, 200):
+            if ref_nfe not in sweep:
+                continue
+            target = ddim["jaxsci"]["rms"][list(sweep).index(ref_nfe)]
+            row = {}
+            for name, r in res["methods"].items():
+                for side in [k for k in r if k.startswith("jaxsci")] + ["diffusers"]:
+                    label = name + side[len("jaxsci") :] if side.startswith("jaxsci") else name
+                    row.setdefault(label, {})
+                    row[label][side if side == "diffusers" else "jaxsci"] = nfe_to_reach(
+                        sweep, r[side]["rms"], target
+                    )
+            res["nfe_ratio"][ref_nfe] = {"target_rms": target, "nfe": row}
+        print_ratios(res["nfe_ratio"])
+    return res
+
+
+def print_method(name, r):
+    print(
+        f"\n{name}: NFE | rms jaxsci  rms diffusers  ratio | median jaxsci  median diffusers"
+        " | max|x_j - x_d|"
+    )
+    for j, nfe in enumerate(r["nfe"]):
+        rj, rd = r["jaxsci"]["rms"][j], r["diffusers"]["rms"][j]
+        mj, md = r["jaxsci"]["median"][j], r["diffusers"]["median"][j]
+        print(
+            f"  {nfe:4d} | {rj:.3e}  {rd:.3e}  {rd / rj:6.2f} | {mj:.3e}  {md:.3e} |"
+            f" {r['max_abs_diff'][j]:.1e}"
+        )
+    for key in r:
+        if key.startswith("jaxsci["):
+            tag = key[len("jaxsci[") : -1]
+            print(f"  diagnostic {name}[{tag}] (jaxsci, patched): NFE | rms  median | max|x - x_d|")
+            for j, nfe in enumerate(r["nfe"]):
+                print(
+                    f"    {nfe:4d} | {r[key]['rms'][j]:.3e}  {r[key]['median'][j]:.3e} |"
+                    f" {r[f'max_abs_diff[{tag}]'][j]:.1e}"
+                )
+    for nfe, tim in r["timing"].items():
+        tj, td = tim["jaxsci"], tim["diffusers"]
+        print(
+            f"  time/batch NFE {nfe}: jaxsci {1e3 * tj['median']:.2f} ms (compile "
+            f"{tj['compile']:.2f} s), diffusers {1e3 * td['median']:.2f} ms, "
+            f"diffusers/jaxsci {td['median'] / tj['median']:.1f}x"
+        )
+
+
+def print_ratios(nfe_ratio):
+    for ref_nfe, block in nfe_ratio.items():
+        print(f"\nNFE to reach DDIM's rms error at NFE {ref_nfe} ({block['target_rms']:.3e}):")
+        d_j = block["nfe"]["ddim"]["jaxsci"]
+        for name, row in block["nfe"].items():
+            line = (
+                f"  {name:15s} jaxsci {row['jaxsci']:7.1f} (DDIM/this {d_j / row['jaxsci']:5.1f}x)"
+            )
+            if "diffusers" in row:
+                nd = row["diffusers"]
+                line += f"   diffusers {nd:7.1f} (DDIM/this {d_j / nd:5.1f}x)"
+            print(line)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dim", type=int, default=1024, help="the high dimension (d = 2 also runs)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--batch-2d", type=int, default=512)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--only", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    p.add_argument("--quick", action="store_true", help="smoke test: few NFEs, small batch")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    sweep = SWEEP
+    if args.quick:
+        sweep, args.batch, args.batch_2d, args.repeats = (5, 10, 20, 50), 16, 64, 1
+        args.dim = min(args.dim, 256)
+    torch.set_num_threads(1)
+    machine = _timing.machine_summary()
+    print("machine:", machine)
+    print(f"torch {torch.__version__} threads {torch.get_num_threads()}; float64 both sides")
+    out = {"machine": machine, "args": vars(args), "results": {}}
+    for dim, batch in ((2, args.batch_2d), (args.dim, args.batch)):
+        out["results"][dim] = run_dim(dim, batch, sweep, args.only, args.repeats)
+    _timing.finish(out, args.json)
+
+
+if __name__ == "__main__":
+    main()
