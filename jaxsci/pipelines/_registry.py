@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _assimilate, _discover, _posterior, _simulate, _train
+from . import _assimilate, _diffusion, _discover, _posterior, _simulate, _train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,5 +38,17 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "posterior": Pipeline(
         "posterior", _posterior.PosteriorConfig, _posterior.run, _posterior.DESCRIPTION
+    ),
+    "gmm_samplers": Pipeline(
+        "gmm_samplers",
+        _diffusion.GMMSamplersConfig,
+        _diffusion.run_gmm_samplers,
+        _diffusion.GMM_DESCRIPTION,
+    ),
+    "train_diffusion": Pipeline(
+        "train_diffusion",
+        _diffusion.TrainDiffusionConfig,
+        _diffusion.run_train_diffusion,
+        _diffusion.TRAIN_DESCRIPTION,
     ),
 }
