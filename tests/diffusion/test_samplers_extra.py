@@ -1,0 +1,437 @@
+"""Sampler options against references: DDIM with 0 < eta <= 1 (the DDIM/DDPM formulas and
+exact Gaussian moments), dynamic thresholding inside a run (NumPy and diffusers' percentile
+rule), classifier-free guidance in a run (the conditional model at scale 1, the closed-form
+tilted Gaussian), the documented `lower_order_final` / warm-up orders of every sampler
+(reference steps written out in NumPy), and bad input.
+
+The reference formulas here are written from the papers in NumPy with the VP-linear
+coefficients of `_exact.py`, not taken from jaxsci.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxsci.diffusion as jd
+
+from ._exact import Mixture, vp_alpha, vp_beta, vp_sigma
+
+GAUSS = Mixture([1.0], [[0.8, -0.5]], [[0.5, 0.2]])
+MIX = Mixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [[0.25, 0.25], [0.3, 0.2]])
+
+
+def _coef(t):
+    return float(vp_alpha(t)), float(vp_sigma(t))
+
+
+def _np_eps(mix, x, t):
+    a, s = _coef(t)
+    return np.asarray(mix.eps(jnp.asarray(x), a, s))
+
+
+def _np_x0(mix, x, t):
+    a, s = _coef(t)
+    return (x - s * _np_eps(mix, x, t)) / a
+
+
+def _lam(t):
+    a, s = _coef(t)
+    return np.log(a / s)
+
+
+# ---------------------------------------------------------------------------------------
+# DDIM with eta > 0
+
+
+def _ddim_sig2(abar_s, abar_t, eta):
+    """sigma_eta^2 of Song et al. (2021), eq. 16, from the noisier abar_s to abar_t."""
+    return eta**2 * (1 - abar_t) / (1 - abar_s) * (1 - abar_s / abar_t)
+
+
+def _ddim_paper_step(x0, eps, abar_s, abar_t, eta):
+    """Song et al. (2021), eq. 12 in the alpha-bar notation: the mean
+    sqrt(abar_t) x0 + sqrt(1 - abar_t - sig^2) eps and the variance sig^2."""
+    sig2 = _ddim_sig2(abar_s, abar_t, eta)
+    return np.sqrt(abar_t) * x0 + np.sqrt(1 - abar_t - sig2) * eps, sig2
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_ddim_eta_one_step_law(eta, x64):
+    """One DDIM(eta) step from a fixed x: mean and variance of x_t over 20000 keys against
+    the DDIM paper's formula; for eta = 1 the variance is DDPM's posterior variance
+    beta~ = (1 - abar_t)/(1 - abar_s) beta (Ho et al. 2020, eq. 7)."""
+    sch = jd.VPLinear()
+    t_s, t_t = 0.5, 0.3
+    x = np.asarray([0.4, -1.1])
+    n = 20_000
+    keys = jax.random.split(jax.random.key(11), n)
+    model = lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t))  # noqa: E731
+    grid = jnp.asarray([t_s, t_t])
+    out = jax.jit(
+        jax.vmap(lambda k: jd.sample(jd.DDIM(eta=eta), model, sch, grid, jnp.asarray(x), key=k).x)
+    )(keys)
+    out = np.asarray(out)
+    abar_s, abar_t = _coef(t_s)[0] ** 2, _coef(t_t)[0] ** 2
+    mean, var = _ddim_paper_step(_np_x0(MIX, x, t_s), _np_eps(MIX, x, t_s), abar_s, abar_t, eta)
+    if eta == 1.0:
+        beta = 1 - abar_s / abar_t
+        np.testing.assert_allclose(var, (1 - abar_t) / (1 - abar_s) * beta, rtol=1e-12)
+    se_mean = np.sqrt(var / n)
+    assert np.all(np.abs(out.mean(0) - mean) < 4 * se_mean), (out.mean(0), mean, se_mean)
+    se_var = var * np.sqrt(2.0 / n)
+    assert np.all(np.abs(out.var(0) - var) < 4 * se_var), (out.var(0), var, se_var)
+
+
+def _ddim_gaussian_moments(ts, eta, mean0, var0, mu, v):
+    """Exact law of the DDIM(eta) chain for Gaussian data N(mu, diag v) (per coordinate):
+    x0(x) = mu + a v (x - a mu)/(a^2 v + s^2) is affine in x, so each step is
+    x' = A x + B + c z and mean/variance propagate as m' = A m + B, V' = A^2 V + c^2."""
+    m, var = np.asarray(mean0, float), np.asarray(var0, float)
+    for t_s, t_t in zip(ts[:-1], ts[1:], strict=True):
+        a_s, s_s = _coef(t_s)
+        a_t, s_t = _coef(t_t)
+        k = a_s * v / (a_s**2 * v + s_s**2)  # x0 = mu + k (x - a_s mu)
+        x0_a, x0_b = k, mu - k * a_s * mu  # x0 = x0_a x + x0_b
+        eps_a, eps_b = (1 - a_s * x0_a) / s_s, -a_s * x0_b / s_s
+        sig2 = _ddim_sig2(a_s**2, a_t**2, eta)
+        # x' = sqrt(abar_t) x0 + sqrt(1 - abar_t - sig2) eps + sqrt(sig2) z
+        d = np.sqrt(1 - a_t**2 - sig2)
+        big_a = a_t * x0_a + d * eps_a
+        big_b = a_t * x0_b + d * eps_b
+        m, var = big_a * m + big_b, big_a**2 * var + sig2
+    return m, var
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("steps", [100, 1000])
+def test_ddim_eta_half_gaussian_moments(steps, x64):
+    """DDIM(eta = 0.5) on Gaussian data, logSNR-uniform grids, 4000 samples started from the
+    exact noised marginal at t_max: the sample mean / variances / covariance lie within 4
+    Monte-Carlo standard errors of the exact law of the discrete chain (computed in NumPy).
+    DDIM is first order, so the chain's variance is biased by about -2.8/steps relative
+    (0.057 of the variance at 100 steps, 5 standard errors); at 1000 steps the bias is below
+    0.3 standard errors (asserted) and the samples are also checked against the target
+    N(a mu, a^2 v + s^2) at t_min."""
+    sch = jd.VPLinear()
+    grid = np.asarray(jd.time_grid(sch, steps, "logsnr_uniform"))
+    n = 4000
+    mu, v = GAUSS.means[0], GAUSS.variances[0]
+    a_T, s_T = _coef(grid[0])
+    a0, s0 = _coef(grid[-1])
+    target_mean, target_var = a0 * mu, a0**2 * v + s0**2
+    chain_mean, chain_var = _ddim_gaussian_moments(grid, 0.5, a_T * mu, a_T**2 * v + s_T**2, mu, v)
+    se_mean, se_var = np.sqrt(target_var / n), target_var * np.sqrt(2.0 / n)
+    wants = [(chain_mean, chain_var)]
+    if steps >= 1000:
+        assert np.all(np.abs(chain_mean - target_mean) < 0.3 * se_mean)
+        assert np.all(np.abs(chain_var - target_var) < 0.3 * se_var)
+        wants.append((target_mean, target_var))
+
+    k0, k1 = jax.random.split(jax.random.key(21))
+    x_T = GAUSS.sample(k0, n, a_T, s_T)
+    model = lambda t, y: GAUSS.eps(y, vp_alpha(t), vp_sigma(t))  # noqa: E731
+    run = jax.vmap(lambda x, k: jd.sample(jd.DDIM(eta=0.5), model, sch, grid, x, key=k).x)
+    out = np.asarray(jax.jit(run)(x_T, jax.random.split(k1, n)))
+    for want_mean, want_var in wants:
+        assert np.all(np.abs(out.mean(0) - want_mean) < 4 * se_mean), (out.mean(0), want_mean)
+        assert np.all(np.abs(out.var(0) - want_var) < 4 * se_var), (out.var(0), want_var)
+    cov = np.cov(out.T)[0, 1]
+    assert abs(cov) < 4 * np.sqrt(target_var[0] * target_var[1] / n)
+
+
+# ---------------------------------------------------------------------------------------
+# Dynamic thresholding
+
+
+def _np_threshold(x0, p, max_value):
+    """Saharia et al. (2022), section 2.3: s = clip(quantile(|x0|, p), 1, max_value) per
+    example (NumPy's linear-interpolation quantile), x0 <- clip(x0, -s, s) / s."""
+    s = np.clip(np.quantile(np.abs(x0), p), 1.0, max_value)
+    return np.clip(x0, -s, s) / s
+
+
+@pytest.mark.parametrize("p,max_value", [(0.995, float("inf")), (0.8, 2.0), (0.5, 1.5)])
+def test_dynamic_threshold_rule_against_numpy_and_diffusers(p, max_value, x64):
+    x0 = 2.0 * np.asarray(jax.random.normal(jax.random.key(5), (6, 3, 5)))
+    x0[0] *= 0.1  # an example whose quantile is below 1 (plain clipping to [-1, 1])
+    got = np.asarray(jax.vmap(jd.DynamicThreshold(p, max_value))(jnp.asarray(x0)))
+    want = np.stack([_np_threshold(x, p, max_value) for x in x0])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DDPMScheduler(
+        thresholding=True, dynamic_thresholding_ratio=p, sample_max_value=max_value
+    )
+    ref = sched._threshold_sample(torch.tensor(x0, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_dynamic_threshold_in_ddim_run(x64):
+    """A DDIM run with a thresholded denoiser equals a NumPy DDIM loop that thresholds each
+    x0 prediction (and recomputes eps from it), and the denoised output lies in [-1, 1]
+    while the unthresholded run leaves [-1, 1] (the rule is active)."""
+    rng = np.random.default_rng(3)
+    d = 16
+    mix = Mixture([0.5, 0.5], 2.0 * rng.standard_normal((2, d)), np.full((2, d), 0.3))
+    sch = jd.VPLinear()
+    grid = np.asarray(jd.time_grid(sch, 8, "logsnr_uniform"))
+    p, max_value = 0.9, 3.0
+    den = jd.Denoiser(
+        lambda t, y: mix.eps(y, vp_alpha(t), vp_sigma(t)),
+        sch,
+        "eps",
+        jd.DynamicThreshold(p, max_value),
+    )
+    x_T = np.asarray(jax.random.normal(jax.random.key(8), (4, d)))
+    run = jax.jit(
+        jax.vmap(
+            lambda x: jd.sample(jd.DDIM(), den, sch, jnp.asarray(grid), x, denoise_final=True).x
+        )
+    )
+    got = np.asarray(run(jnp.asarray(x_T)))
+
+    want = []
+    for x in x_T:
+        for t_s, t_t in zip(grid[:-1], grid[1:], strict=True):
+            a_s, s_s = _coef(t_s)
+            a_t, s_t = _coef(t_t)
+            x0 = _np_threshold(_np_x0(mix, x, t_s), p, max_value)
+            eps = (x - a_s * x0) / s_s
+            x = a_t * x0 + s_t * eps
+        want.append(_np_threshold(_np_x0(mix, x, grid[-1]), p, max_value))
+    np.testing.assert_allclose(got, np.stack(want), rtol=1e-10, atol=1e-10)
+    assert np.all(np.abs(got) <= 1.0 + 1e-12)
+    plain = jd.Denoiser(den.model, sch, "eps")
+    free = jax.vmap(lambda x: jd.sample(jd.DDIM(), plain, sch, jnp.asarray(grid), x).x)(x_T)
+    assert np.max(np.abs(np.asarray(free))) > 1.5
+
+
+# ---------------------------------------------------------------------------------------
+# Classifier-free guidance
+
+COND = (np.asarray([1.2, -0.4]), np.asarray([0.3, 0.6]))  # mean, variances
+UNCOND = (np.asarray([-0.2, 0.5]), np.asarray([1.0, 0.8]))
+
+
+def _gauss_x0_model(mean, var):
+    """x0 = E[x0 | x_t] for x0 ~ N(mean, diag var) under VP-linear noising."""
+
+    def model(t, x):
+        a, s = vp_alpha(t), vp_sigma(t)
+        return mean + a * var * (x - a * mean) / (a**2 * var + s**2)
+
+    return model
+
+
+def _gauss_eps_model(mean, var):
+    def model(t, x):
+        a, s = vp_alpha(t), vp_sigma(t)
+        return s * (x - a * mean) / (a**2 * var + s**2)
+
+    return model
+
+
+def _tilted_eps_model(w):
+    """The closed-form guided eps: (1 - w) eps_u + w eps_c = s P (x - m) with precision
+    P = (1 - w)/V_u + w/V_c and m = a ((1 - w) mu_u/V_u + w mu_c/V_c)/P (V = a^2 v + s^2),
+    i.e. the eps of the tilted Gaussian p_u^{1-w} p_c^w."""
+    (mu_c, v_c), (mu_u, v_u) = COND, UNCOND
+
+    def model(t, x):
+        a, s = vp_alpha(t), vp_sigma(t)
+        big_vc, big_vu = a**2 * v_c + s**2, a**2 * v_u + s**2
+        prec = (1 - w) / big_vu + w / big_vc
+        m = a * ((1 - w) * mu_u / big_vu + w * mu_c / big_vc) / prec
+        return s * prec * (x - m)
+
+    return model
+
+
+def test_classifier_free_guidance_in_a_run(x64):
+    """DPM-Solver++(2M) runs with guided models: scale 1 gives the conditional model's
+    samples and scale 0 the unconditional one's; at scale 3 the run equals the run of the
+    closed-form tilted-Gaussian eps model, whichever parameterisation (eps, x0, v) the two
+    models use (the guided combination is affine in the outputs)."""
+    sch = jd.VPLinear()
+    grid = jnp.asarray(jd.time_grid(sch, 6))
+    x_T = jax.random.normal(jax.random.key(9), (5, 2))
+    sampler = jd.DPMSolverPPMultistep(2)
+
+    def models(mean, var):
+        x0_model, eps_model = _gauss_x0_model(mean, var), _gauss_eps_model(mean, var)
+
+        def v_model(t, x):
+            return vp_alpha(t) * eps_model(t, x) - vp_sigma(t) * x0_model(t, x)
+
+        return {"eps": eps_model, "x0": x0_model, "v": v_model}
+
+    cond, uncond = models(*COND), models(*UNCOND)
+
+    def run(model, kind):
+        f = jax.vmap(lambda x: jd.sample(sampler, model, sch, grid, x, parameterization=kind).x)
+        return np.asarray(f(x_T))
+
+    def guided_run(kind):
+        # the scale is traced: one compilation serves every scale
+        return jax.jit(
+            lambda w: jax.vmap(
+                lambda x: (
+                    jd.sample(
+                        sampler,
+                        jd.ClassifierFreeGuidance(cond[kind], uncond[kind], w),
+                        sch,
+                        grid,
+                        x,
+                        parameterization=kind,
+                    ).x
+                )
+            )(x_T)
+        )
+
+    tilted = run(_tilted_eps_model(3.0), "eps")
+    guided = guided_run("eps")
+    np.testing.assert_allclose(guided(1.0), run(cond["eps"], "eps"), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(guided(0.0), run(uncond["eps"], "eps"), rtol=1e-12, atol=1e-12)
+    for kind in ("eps", "x0", "v"):
+        got = (guided if kind == "eps" else guided_run(kind))(3.0)
+        np.testing.assert_allclose(got, tilted, rtol=1e-10, atol=1e-10, err_msg=kind)
+    # the tilted model is not one of the two (guidance moves the samples)
+    assert np.max(np.abs(tilted - run(cond["eps"], "eps"))) > 0.1
+
+
+# ---------------------------------------------------------------------------------------
+# lower_order_final and warm-up: the documented effective orders, step by step
+
+
+def _ref_ddim(x, t_s, t_t):
+    """First-order step (DDIM = DPM-Solver-1 = DPM-Solver++1 = DEIS tAB0)."""
+    a_t, s_t = _coef(t_t)
+    return a_t * _np_x0(MIX, x, t_s) + s_t * _np_eps(MIX, x, t_s)
+
+
+def _ref_euler(x, t_s, t_t):
+    """Euler step of the VP probability-flow ODE dx/dt = -beta/2 x + beta/(2 sigma) eps."""
+    beta, s = float(vp_beta(t_s)), _coef(t_s)[1]
+    return x + (t_t - t_s) * (-0.5 * beta * x + 0.5 * beta / s * _np_eps(MIX, x, t_s))
+
+
+def _ref_data_2m(x, x_prev, t_prev, t_s, t_t):
+    """DPM-Solver++(2M) (Lu et al. 2022b, Algorithm 2): D = (1 + 1/(2r)) m_s - m_prev/(2r),
+    x_t = (sigma_t/sigma_s) x - alpha_t (e^{-h} - 1) D, h = lambda_t - lambda_s,
+    r = (lambda_s - lambda_prev)/h."""
+    a_t, s_t = _coef(t_t)
+    s_s = _coef(t_s)[1]
+    h = _lam(t_t) - _lam(t_s)
+    r = (_lam(t_s) - _lam(t_prev)) / h
+    m_s, m_prev = _np_x0(MIX, x, t_s), _np_x0(MIX, x_prev, t_prev)
+    d = (1 + 0.5 / r) * m_s - 0.5 / r * m_prev
+    return s_t / s_s * x - a_t * np.expm1(-h) * d
+
+
+def _ref_noise_2pt(x, x_prev, t_prev, t_s, t_t):
+    """Noise form with eps linear in lambda through the two latest outputs:
+    x_t = (a_t/a_s) x - a_t int e^{-lambda} eps dlambda
+        = (a_t/a_s) x - s_t (e^h - 1) e_s - s_t (e^h - 1 - h) (e_s - e_prev)/(lam_s - lam_prev)."""
+    a_t, s_t = _coef(t_t)
+    a_s = _coef(t_s)[0]
+    h = _lam(t_t) - _lam(t_s)
+    e_s, e_prev = _np_eps(MIX, x, t_s), _np_eps(MIX, x_prev, t_prev)
+    slope = (e_s - e_prev) / (_lam(t_s) - _lam(t_prev))
+    return a_t / a_s * x - s_t * np.expm1(h) * e_s - s_t * (np.expm1(h) - h) * slope
+
+
+# name -> (sampler, its first-order final step, its two-point second-order step or None)
+LOF_CASES = {
+    "dpmpp_2m": (jd.DPMSolverPPMultistep(2), _ref_ddim, _ref_data_2m),
+    "dpmpp_3m": (jd.DPMSolverPPMultistep(3), _ref_ddim, _ref_data_2m),
+    "deis_1": (jd.DEIS(1), _ref_ddim, _ref_noise_2pt),
+    "deis_2": (jd.DEIS(2), _ref_ddim, _ref_noise_2pt),
+    "deis_3": (jd.DEIS(3), _ref_ddim, _ref_noise_2pt),
+    "dpm_solver_2": (jd.DPMSolver(2), _ref_ddim, None),
+    "dpm_solver_3": (jd.DPMSolver(3), _ref_ddim, None),
+    "dpmpp_2s": (jd.DPMSolverPP2S(), _ref_ddim, None),
+    "heun": (jd.Heun(), _ref_euler, None),
+}
+# The 16-step (threshold not met) check compiles a second program per sampler: one
+# multistep, one singlestep and Heun keep the CI time down.
+LOF_16_STEPS = ("dpmpp_3m", "dpm_solver_3", "heun")
+
+
+def _trajectory(sampler, n, x_T):
+    sch = jd.VPLinear()
+    grid = np.asarray(jd.time_grid(sch, n, "logsnr_uniform"))
+    model = lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t))  # noqa: E731
+    res = jax.vmap(
+        lambda x: jd.sample(sampler, model, sch, jnp.asarray(grid), x, save_trajectory=True)
+    )(x_T)
+    return grid, np.asarray(res.trajectory), np.asarray(res.info["nfe"])
+
+
+def _check_step(traj, grid, i, ref, prev=False):
+    """Step i -> i+1 of every trajectory against the NumPy reference step."""
+    for tr in traj:
+        if prev:
+            want = ref(tr[i], tr[i - 1], grid[i - 1], grid[i], grid[i + 1])
+        else:
+            want = ref(tr[i], grid[i], grid[i + 1])
+        np.testing.assert_allclose(tr[i + 1], want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(LOF_CASES))
+def test_lower_order_final_documented_orders(name, x64):
+    """`lower_order_final=True` on a 6-step grid (< 15): the last step is the method's
+    first-order step and the one before at most second order; multistep methods start with
+    a first-order step (warm-up); singlestep methods report min(order, steps left) model
+    evaluations per step. On 16 steps nothing is lowered: the last step is not first order
+    (checked for `LOF_16_STEPS`)."""
+    sampler, first, second = LOF_CASES[name]
+    n = 6
+    x_T = MIX.sample(jax.random.key(2), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+    grid, traj, nfe = _trajectory(sampler, n, x_T)
+    _check_step(traj, grid, n - 1, first)
+    if sampler.multistep:
+        _check_step(traj, grid, 0, first)
+        _check_step(traj, grid, n - 2, second, prev=True)
+    else:
+        per_step = np.minimum(sampler.order, n - np.arange(n))
+        np.testing.assert_array_equal(nfe[0], per_step)
+    if name in LOF_16_STEPS:
+        grid16, traj16, _ = _trajectory(sampler, 16, x_T)
+        lowered = np.stack([first(tr[15], grid16[15], grid16[16]) for tr in traj16])
+        assert np.max(np.abs(traj16[:, 16] - lowered)) > 1e-6
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_lower_order_final_unipc(order, x64):
+    """UniPC: the final predictor (from the corrected point, with the model output at the
+    uncorrected one) is first order on a 6-step grid, and for order 2 not on a 16-step grid
+    (UniP-1 is first order anyway); the first step is DDIM. Driven through init/step to see
+    the corrected point (history[2])."""
+    sch = jd.VPLinear()
+    sampler = jd.UniPC(order)
+    den = jd.Denoiser(lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t)), sch)
+    x_T = MIX.sample(jax.random.key(2), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+
+    for n, lowered in ((6, True), (16, False))[: 2 if order == 2 else 1]:
+        grid = np.asarray(jd.time_grid(sch, n, "logsnr_uniform"))
+
+        def drive(x, grid=grid, n=n):
+            def body(state, _):
+                state, _ = sampler.step(None, state, den)
+                return state, state.x
+
+            state, xs = jax.lax.scan(body, sampler.init(den, jnp.asarray(grid), x), length=n)
+            return jnp.concatenate([x[None], xs]), state.history[2]
+
+        traj, x_base = (np.asarray(a) for a in jax.jit(jax.vmap(drive))(x_T))
+        _check_step(traj, grid, 0, _ref_ddim)
+        a_n, s_n = _coef(grid[n])
+        s_p = _coef(grid[n - 1])[1]
+        h = _lam(grid[n]) - _lam(grid[n - 1])
+        for tr, xb in zip(traj, x_base, strict=True):
+            want = s_n / s_p * xb - a_n * np.expm1(-h) * _np_x0(MIX, tr[n - 1], grid[n - 1])
+            if lowered:
+                np.testing.assert_allclose(tr[n], want, rtol=1e-10, atol=1e-10)
+            else:
+                assert np.max(np.abs(tr[n] - want)) > 1e-6
