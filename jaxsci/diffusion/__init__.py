@@ -33,6 +33,18 @@ from ._parameterization import (
     from_x0_eps as from_x0_eps,
     to_x0_eps as to_x0_eps,
 )
+from ._posterior import (
+    DPS as DPS,
+    TDS as TDS,
+    TWIST_VARIANCES as TWIST_VARIANCES,
+    LinearGaussianObservation as LinearGaussianObservation,
+    MixturePosterior as MixturePosterior,
+    SMCResult as SMCResult,
+    SMCState as SMCState,
+    exact_posterior as exact_posterior,
+    marginal_wasserstein1 as marginal_wasserstein1,
+    smc_sample as smc_sample,
+)
 from ._probability_flow import (
     LogLikelihood as LogLikelihood,
     ProbabilityFlowODE as ProbabilityFlowODE,
@@ -59,16 +71,4 @@ from ._time_samplers import (
     EulerMaruyama as EulerMaruyama,
     Heun as Heun,
     PredictorCorrector as PredictorCorrector,
-)
-from ._posterior import (
-    DPS as DPS,
-    TDS as TDS,
-    TWIST_VARIANCES as TWIST_VARIANCES,
-    LinearGaussianObservation as LinearGaussianObservation,
-    MixturePosterior as MixturePosterior,
-    SMCResult as SMCResult,
-    SMCState as SMCState,
-    exact_posterior as exact_posterior,
-    marginal_wasserstein1 as marginal_wasserstein1,
-    smc_sample as smc_sample,
 )
