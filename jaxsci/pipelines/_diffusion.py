@@ -355,9 +355,9 @@ class LossSection:
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionTrainingSection:
-    steps: int = option(3000, ge=1, help="optimizer steps")
+    steps: int = option(8000, ge=1, help="optimizer steps")
     batch_size: int = option(256, ge=1)
-    learning_rate: float = option(2e-3, gt=0.0, help="peak learning rate (cosine decay)")
+    learning_rate: float = option(5e-3, gt=0.0, help="peak learning rate (cosine decay)")
     ema: float | None = option(0.995, gt=0.0, lt=1.0, help="EMA decay of the weights")
     clip_norm: float | None = option(1.0, gt=0.0, help="clip gradients to this global norm")
     seed: int = option(1, ge=0, help="PRNG seed of the network, data order and loss noise")
