@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from .._custom_types import Array, Float
 from ._base import AbstractSchedule
@@ -79,6 +80,11 @@ def convert(output, *, source: str, target: str, x, t, schedule: AbstractSchedul
     return from_x0_eps(target, x0, eps, t, schedule)
 
 
+def _is_number(x) -> bool:
+    """A concrete Python/NumPy real number (not bool, not an array that may be traced)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
 class DynamicThreshold(eqx.Module):
     r"""Dynamic thresholding of x0 predictions (Saharia et al. 2022, "Imagen", section 2.3).
 
@@ -91,13 +97,16 @@ class DynamicThreshold(eqx.Module):
     max_value: float = float("inf")
 
     def __check_init__(self):
-        if isinstance(self.percentile, float) and not 0.0 < self.percentile <= 1.0:
+        # Python ints are numbers too (DynamicThreshold(1, 3) is valid; max_value=0 is not).
+        if _is_number(self.percentile) and not 0.0 < self.percentile <= 1.0:
             raise ValueError(f"`percentile` must be in (0, 1], got {self.percentile}.")
-        if isinstance(self.max_value, float) and self.max_value < 1.0:
+        if _is_number(self.max_value) and not self.max_value >= 1.0:
             raise ValueError(f"`max_value` must be >= 1, got {self.max_value}.")
 
     def __call__(self, x0: Float[Array, "..."]) -> Float[Array, "..."]:
-        s = jnp.quantile(jnp.abs(x0).ravel(), self.percentile)
+        # jnp.quantile needs a floating q (an int percentile such as 1 would raise there).
+        q = jnp.asarray(self.percentile, dtype=x0.dtype)
+        s = jnp.quantile(jnp.abs(x0).ravel(), q)
         s = jnp.clip(s, 1.0, self.max_value)
         return jnp.clip(x0, -s, s) / s
 

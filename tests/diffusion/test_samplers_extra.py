@@ -435,3 +435,90 @@ def test_lower_order_final_unipc(order, x64):
                 np.testing.assert_allclose(tr[n], want, rtol=1e-10, atol=1e-10)
             else:
                 assert np.max(np.abs(tr[n] - want)) > 1e-6
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input (beyond test_core.py)
+
+
+@pytest.mark.parametrize("name", [n for n in jd.SAMPLERS if jd.get_sampler(n).multistep])
+def test_nfe_below_order_every_multistep_sampler(name):
+    """Every multistep sampler refuses a grid shorter than its order, naming the order and
+    the grid it got, and accepts a grid of exactly `order` steps."""
+    sampler = jd.get_sampler(name)
+    sch = jd.VPLinear()
+    short = jd.time_grid(sch, sampler.order - 1) if sampler.order > 1 else None
+    if short is not None:
+        msg = (
+            rf"order {sampler.order} needs NFE >= its order.*got a grid of {sampler.order - 1} step"
+        )
+        with pytest.raises(ValueError, match=msg):
+            jd.sample(sampler, lambda t, x: x, sch, short, jnp.ones(2), key=jax.random.key(0))
+    sampler.check_steps(sampler.order)  # no error
+
+
+def test_bad_input_messages():
+    sch = jd.VPLinear()
+    model = lambda t, x: x  # noqa: E731
+    grid = jd.time_grid(sch, 4)
+    with pytest.raises(ValueError, match="Unknown `parameterization` 'noise'"):
+        jd.sample(jd.DDIM(), model, sch, grid, jnp.ones(2), parameterization="noise")
+    with pytest.raises(ValueError, match="strictly decreasing.*0.5 followed by 0.5"):
+        jd.check_grid(sch, [1.0, 0.5, 0.5, 0.1])
+    with pytest.raises(ValueError, match=r"1-D array of at least 2 times, got shape \(1,\)"):
+        jd.check_grid(sch, [0.5])
+    with pytest.raises(ValueError, match=r"got shape \(2, 2\)"):
+        jd.check_grid(sch, [[1.0, 0.5], [0.4, 0.1]])
+    with pytest.raises(ValueError, match="n_steps"):
+        jd.time_grid(sch, 0)
+    with pytest.raises(ValueError, match="n_steps"):
+        jd.time_grid(sch, 2.5)
+    with pytest.raises(ValueError, match="rho"):
+        jd.time_grid(sch, 4, "karras", rho=0.0)
+    with pytest.raises(TypeError, match="AbstractSampler"):
+        jd.sample("ddim", model, sch, grid, jnp.ones(2))
+    with pytest.raises(TypeError, match="floating"):
+        jd.sample(jd.DDIM(), model, sch, grid, jnp.ones(2, dtype=jnp.int32))
+    with pytest.raises(TypeError, match="AbstractSchedule"):
+        jd.Denoiser(model, "vp_linear")
+    with pytest.raises(ValueError, match=r"returned shape \(3,\) for x of shape \(2,\)"):
+        jd.sample(jd.DDIM(), lambda t, x: jnp.ones(3), sch, grid, jnp.ones(2))
+    with pytest.raises(ValueError, match="beta_min"):
+        jd.VPLinear(beta_min=-0.1)
+    with pytest.raises(ValueError, match="sigma_min < sigma_max"):
+        jd.VE(sigma_min=2.0, sigma_max=1.0)
+    with pytest.raises(ValueError, match="t_max must be <= 1"):
+        jd.VPCosine(t_max=1.5)
+    with pytest.raises(ValueError, match="eta"):
+        jd.DDIM(eta=-0.5)
+    with pytest.raises(ValueError, match="variant"):
+        jd.UniPC(2, "bh3")
+    with pytest.raises(ValueError, match="predictor_order"):
+        jd.UniPC(4)
+    with pytest.raises(ValueError, match="tab_order"):
+        jd.DEIS(4)
+    with pytest.raises(ValueError, match="basis"):
+        jd.DEIS(2, "rho")
+    with pytest.raises(ValueError, match="warmup"):
+        jd.DPMSolverPPMultistep(3, warmup="euler")
+    with pytest.raises(ValueError, match="percentile"):
+        jd.DynamicThreshold(1.5)
+    with pytest.raises(ValueError, match="max_value"):
+        jd.DynamicThreshold(0.9, 0.5)
+    with pytest.raises(ValueError, match="snr"):
+        jd.PredictorCorrector(snr=0.0)
+    with pytest.raises(ValueError, match="rtol"):
+        jd.ProbabilityFlowODE(rtol=1e-6)
+
+
+def test_dynamic_threshold_integer_arguments():
+    """Integer arguments are validated like floats (max_value=0 used to pass unchecked and
+    give NaN; percentile=1 used to fail inside jnp.quantile) and an int percentile works."""
+    with pytest.raises(ValueError, match="max_value"):
+        jd.DynamicThreshold(0.9, 0)
+    with pytest.raises(ValueError, match="percentile"):
+        jd.DynamicThreshold(2)
+    x0 = np.asarray([3.0, -2.0, 0.5])
+    np.testing.assert_allclose(
+        jd.DynamicThreshold(1, 3)(jnp.asarray(x0)), _np_threshold(x0, 1.0, 3.0), rtol=1e-6
+    )
