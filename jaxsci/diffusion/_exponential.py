@@ -133,7 +133,7 @@ def _warmup_step(denoiser, g, i, x, e_s, multistep_fn, n_points, warmup):
 
 
 class DDIM(AbstractSampler):
-    r"""DDIM (Song, Meng & Ermon 2021), eta >= 0.
+    r"""DDIM (Song, Meng & Ermon 2021), 0 <= eta <= 1.
 
     x_t = alpha_t x0 + sqrt(sigma_t^2 - c^2) eps + c z, c = eta sigma_t sqrt(1 - e^{-2h}),
     with (x0, eps) predicted at (s, x_s) and z ~ N(0, I). For VP schedules c equals DDIM's
@@ -146,8 +146,13 @@ class DDIM(AbstractSampler):
     eta: float = 0.0
 
     def __check_init__(self):
-        if isinstance(self.eta, (int, float)) and self.eta < 0:
-            raise ValueError(f"DDIM: `eta` must be >= 0, got {self.eta}.")
+        # eta > 1 makes c exceed sigma_t on coarse steps (eta^2 (1 - e^{-2h}) > 1), so
+        # sqrt(sigma_t^2 - c^2) would be NaN: the DDIM family is eta in [0, 1].
+        if isinstance(self.eta, (int, float)) and not 0 <= self.eta <= 1:
+            raise ValueError(
+                f"DDIM: `eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's ancestral "
+                f"variance), got {self.eta}."
+            )
 
     @property
     def order(self) -> int:

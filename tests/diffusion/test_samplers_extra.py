@@ -522,3 +522,16 @@ def test_dynamic_threshold_integer_arguments():
     np.testing.assert_allclose(
         jd.DynamicThreshold(1, 3)(jnp.asarray(x0)), _np_threshold(x0, 1.0, 3.0), rtol=1e-6
     )
+
+
+def test_ddim_eta_above_one_refused():
+    """eta > 1 used to give NaN silently on coarse grids: c = eta sigma_t sqrt(1 - e^{-2h})
+    exceeds sigma_t once eta^2 (1 - e^{-2h}) > 1, and sqrt(sigma_t^2 - c^2) is NaN. The DDIM
+    family (Song et al. 2021, eq. 16) is eta in [0, 1]; outside it is refused by name."""
+    sch = jd.VPLinear()
+    grid = np.asarray(jd.time_grid(sch, 4))
+    h = np.diff([_lam(t) for t in grid])
+    assert np.any(1.5**2 * -np.expm1(-2 * h) > 1)  # the NaN condition on this grid
+    with pytest.raises(ValueError, match=r"`eta` must be in \[0, 1\].*got 1.5"):
+        jd.DDIM(eta=1.5)
+    jd.DDIM(eta=1)  # the DDPM end of the family is accepted
