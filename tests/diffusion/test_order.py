@@ -1,10 +1,11 @@
 """Convergence orders of the ODE samplers against a tight Dopri8 solve (float64).
 
 Exact-score Gaussian mixture, VP-linear schedule, logSNR-uniform grids of 20/40/80/160
-steps, lower_order_final off; the final samples of 16 initial noises are compared with a
-Dopri8 (rtol = atol = 1e-10) solve of the probability-flow ODE written out independently
-in `_exact.py`. The fitted log-log slope of the RMS error must be within 0.3 of theory.
-Multistep methods use the singlestep warm-up (see `AbstractSampler`).
+steps (160/320/640 for the fourth-order methods, see below), lower_order_final off; the
+final samples of 16 initial noises are compared with a Dopri8 (rtol = atol = 1e-12) solve of
+the probability-flow ODE written out independently in `_exact.py`. The fitted log-log slope
+of the RMS error must be within 0.3 of theory. Multistep methods use the singlestep warm-up
+(see `AbstractSampler`).
 """
 
 import jax
@@ -17,6 +18,12 @@ import jaxsci.diffusion as jd
 from ._exact import Mixture, fitted_order, reference_pf_ode, vp_alpha, vp_eps_model, vp_sigma
 
 STEPS = (20, 40, 80, 160)
+# Fourth-order methods (DEIS-3, UniPC-3) are still pre-asymptotic on 20-160 steps: their
+# pairwise slopes there are 3.4-3.8 (DEIS-3: 4.14, 3.36, 3.43, 3.74, 3.88 from 20 to 640
+# steps; UniPC-3: 3.71, 3.50, 3.82, 3.93, 3.97), so a fit over 20-160 gives 3.6-3.7. The
+# order is an asymptotic property: they are fitted where their error has settled into it.
+# Their errors at 640 steps (~4e-9) stay well above the reference's (rtol 1e-12).
+STEPS_FOURTH = (160, 320, 640)
 T_MIN, T_MAX = 1e-3, 1.0
 
 # name -> (sampler, theoretical order)
@@ -38,9 +45,6 @@ CASES = {
     "euler": (lambda: jd.Euler(), 1),
     "heun": (lambda: jd.Heun(lower_order_final=False), 2),
 }
-# Fourth-order methods measure 3.5-3.8 on this range (pairwise slopes still rising towards
-# 4 up to 320 steps, median-error slopes ~4.0): pre-asymptotic, recorded as known.
-FOURTH_ORDER_PREASYMPTOTIC = {"deis_3", "unipc_3"}
 
 MIX = Mixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [[0.25, 0.25], [0.3, 0.2]])
 
@@ -49,15 +53,15 @@ MIX = Mixture([0.3, 0.7], [[-1.0, 0.5], [1.0, -0.5]], [[0.25, 0.25], [0.3, 0.2]]
 def problem():
     with jax.enable_x64(True):
         x_T = MIX.sample(jax.random.key(0), 16, vp_alpha(T_MAX), vp_sigma(T_MAX))
-        ref = jax.jit(jax.vmap(lambda x: reference_pf_ode(MIX, x, T_MAX, T_MIN)))(x_T)
+        ref = jax.jit(jax.vmap(lambda x: reference_pf_ode(MIX, x, T_MAX, T_MIN, rtol=1e-12)))(x_T)
         yield x_T, ref
 
 
-def _errors(sampler, x_T, ref):
+def _errors(sampler, x_T, ref, steps=STEPS):
     sch = jd.VPLinear(t_min=T_MIN, t_max=T_MAX)
     model = vp_eps_model(MIX)
     rms, med = [], []
-    for n in STEPS:
+    for n in steps:
         grid = jd.time_grid(sch, n, "logsnr_uniform")
         out = jax.vmap(lambda x, grid=grid: jd.sample(sampler, model, sch, grid, x).x)(x_T)
         e = np.asarray(jnp.sqrt(jnp.mean((out - ref) ** 2, axis=-1)))
@@ -69,12 +73,11 @@ def _errors(sampler, x_T, ref):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_order(name, problem, x64):
-    if name in FOURTH_ORDER_PREASYMPTOTIC:
-        pytest.xfail("fourth-order method pre-asymptotic on 20-160 steps (fit ~3.6-3.7)")
     make, theory = CASES[name]
+    steps = STEPS_FOURTH if theory == 4 else STEPS
     x_T, ref = problem
-    rms, med = _errors(make(), x_T, ref)
-    order = fitted_order(STEPS, rms)
+    rms, med = _errors(make(), x_T, ref, steps)
+    order = fitted_order(steps, rms)
     print(f"{name}: theory {theory} fitted {order:.2f} rms {rms} median {med}")
     assert abs(order - theory) < 0.3, (name, order, rms, med)
 
