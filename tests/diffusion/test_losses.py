@@ -127,8 +127,7 @@ SCHEDULES = {"vp": jd.VPLinear(t_min=T_MIN, t_max=T_MAX), "ve": jd.VE()}
 
 # (schedule, model parameterisation, target, weighting, time sampling)
 MIN_CASES = [
-    ("vp", "eps", "eps", "uniform", "uniform"),
-    ("vp", "eps", "x0", "uniform", "stratified"),
+    ("vp", "eps", "eps", "uniform", "stratified"),
     ("vp", "x0", "v", "min_snr", "logsnr"),
     ("vp", "score", "x0", "snr", "uniform"),
     ("vp", "flow", "eps", "likelihood", "logsnr"),
