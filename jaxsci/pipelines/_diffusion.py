@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from .. import diffusion as jd, train
 from ..nn import ScoreMLP
@@ -290,6 +291,9 @@ def _gmm_figure(config, rms, med, used) -> Figure:
         axes[1].loglog(x, [med[s][n] for n in config.nfe], **kw)
     for ax, what in zip(axes, ("RMS", "median"), strict=True):
         ax.set_xlabel("NFE (model evaluations)")
+        ax.xaxis.set_major_locator(FixedLocator(config.nfe))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{what} error vs a Dopri8 PF-ODE solve", fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("error of the final sample")
