@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _assimilate, _diffusion, _discover, _posterior, _simulate, _train
+from . import _assimilate, _diffusion, _discover, _inverse_gmm, _posterior, _simulate, _train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,5 +50,8 @@ PIPELINES: dict[str, Pipeline] = {
         _diffusion.TrainDiffusionConfig,
         _diffusion.run_train_diffusion,
         _diffusion.TRAIN_DESCRIPTION,
+    ),
+    "inverse_gmm": Pipeline(
+        "inverse_gmm", _inverse_gmm.InverseGMMConfig, _inverse_gmm.run, _inverse_gmm.DESCRIPTION
     ),
 }
