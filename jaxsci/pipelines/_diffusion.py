@@ -60,8 +60,7 @@ def _default_samplers() -> list[str]:
 
 def _sampler_kwargs(name: str, lower_order_final: bool, warmup: str) -> dict:
     """Options passed to a sampler that has them (`lower_order_final`, `warmup`)."""
-    cls = jd.SAMPLERS[name][0]
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(jd.get_sampler(name))}
     kw = {}
     if "lower_order_final" in fields:
         kw["lower_order_final"] = lower_order_final
@@ -188,11 +187,10 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
         sch = jd.get_schedule(config.schedule)
         denoiser = jd.Denoiser(mix.eps_model(sch), sch, "eps")
         t_max = jnp.asarray(sch.t_max, jnp.float64)
-        x_T = mix.sample(
-            jax.random.key(config.seed), config.num_samples, sch.alpha(t_max), sch.sigma(t_max)
-        )
-        ref_sampler = jd.ProbabilityFlowODE(
-            diffrax.Dopri8(),
+        a_T, s_T = float(sch.alpha(t_max)), float(sch.sigma(t_max))
+        x_T = mix.sample(jax.random.key(config.seed), config.num_samples, a_T, s_T)
+        ref_sampler = jd.ProbabilityFlowODE(  # pyright: ignore[reportCallIssue]
+            solver=diffrax.Dopri8(),
             rtol=config.reference.rtol,
             atol=config.reference.rtol,
             max_steps=config.reference.max_steps,
