@@ -1,7 +1,7 @@
 r"""Posterior sampling for linear inverse problems with a diffusion prior.
 
 The problem: y = A x + e, e ~ N(0, R), with a diffusion model of the prior p(x) given as a
-denoiser (any parameterisation, see `Denoiser`). Three pieces:
+denoiser (any parameterisation, see `Denoiser`). The pieces:
 
 * `LinearGaussianObservation`: the likelihood p(y | x) = N(y; A x, R) (A a matrix or a
   linear callable; R from a noise std, per-coordinate stds or a full covariance).
@@ -39,6 +39,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from .._custom_types import Array, Bool, Float, Int, Key
 from ..filters._resampling import RESAMPLING_SCHEMES, effective_sample_size
@@ -51,7 +52,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _is_traced(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
+    return isinstance(x, Tracer)
 
 
 def _concrete(x):
@@ -117,7 +118,7 @@ class LinearGaussianObservation(eqx.Module):
                 )
             self.operator = operator
             self.dim = int(dim)
-            cols = jax.vmap(operator)(jnp.eye(self.dim, dtype=y.dtype))  # (d, m) = A^T
+            cols = jnp.asarray(jax.vmap(operator)(jnp.eye(self.dim, dtype=y.dtype)))  # A^T
             self.gram = cols.T @ cols
         else:
             a = jnp.asarray(operator)
@@ -166,15 +167,17 @@ class LinearGaussianObservation(eqx.Module):
 
     def apply(self, x: Float[Array, " d"]) -> Float[Array, " m"]:
         """A x."""
-        if callable(self.operator) and not hasattr(self.operator, "shape"):
-            return self.operator(x)
-        return self.operator @ x
+        op = self.operator
+        if isinstance(op, jax.Array):
+            return op @ x
+        return op(x)
 
     def matrix(self) -> Float[Array, "m d"]:
         """A as an (m, d) matrix (for a callable: its columns A e_j)."""
-        if callable(self.operator) and not hasattr(self.operator, "shape"):
-            return jax.vmap(self.operator)(jnp.eye(self.dim, dtype=self.y.dtype)).T
-        return self.operator
+        op = self.operator
+        if isinstance(op, jax.Array):
+            return op
+        return jnp.asarray(jax.vmap(op)(jnp.eye(self.dim, dtype=self.y.dtype))).T
 
     def noise_cov(self) -> Float[Array, "m m"]:
         """R = L L^T."""
@@ -289,6 +292,8 @@ class DPS(AbstractSampler):
         c = self.eta * g.sigma[i + 1] * jnp.sqrt(-jnp.expm1(-2.0 * h))
         x_new = g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps
         if self.stochastic:
+            if key is None:
+                raise ValueError("DPS with eta > 0 is stochastic: pass `key`.")
             x_new = x_new + c * jax.random.normal(key, jnp.shape(x), x.dtype)
         step_size = self.zeta / jnp.maximum(norm, jnp.finfo(x.dtype).tiny)
         x_new = x_new - step_size * grad
@@ -352,6 +357,10 @@ class TDS(eqx.Module):
     the base chain's output (Wu et al. 2023, Theorem 1). What remains against the true
     posterior is the base chain's own discretisation/model error (small for an exact score
     on a fine grid; the tests measure it). Twisting only lowers the weight variance.
+
+    Not an `AbstractSampler`: its state is the whole weighted population (N particles,
+    resampled jointly), so it runs through `smc_sample` rather than `sample`; vmap over
+    independent SMC runs (keys, observations) outside.
 
     Weight collapse is reported, not silent: `info` carries the ESS of every step, the
     driver reports `min_ess`, and `collapsed` is set when the ESS falls below
@@ -575,6 +584,8 @@ def smc_sample(
     """
     if not isinstance(smc, TDS):
         raise TypeError(f"`smc` must be a TDS, got {type(smc).__name__}.")
+    if key is None:
+        raise ValueError("`key` is required: SMC proposes and resamples at random.")
     if (
         isinstance(num_particles, bool)
         or not isinstance(num_particles, (int, np.integer))

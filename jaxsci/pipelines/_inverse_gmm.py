@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -107,7 +108,7 @@ class SMCSection:
     particles: list[int] = option(
         factory=lambda: [64, 256, 1024, 4096], help="particle counts (increasing)"
     )
-    repeats: int = option(8, ge=2, help="independent SMC runs per count (for standard errors)")
+    repeats: int = option(16, ge=2, help="independent SMC runs per count (for standard errors)")
     twist_variance: str = option("pigdm", choices=jd.TWIST_VARIANCES, help="TDS twist")
     data_std: float = option(2.0, gt=0.0, help="prior scale s of the pigdm twist")
     resampling: str = option(
@@ -208,7 +209,7 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
 
     error_mean, error_se, w1 = {}, {}, {}
     smc_diag, exact_w1 = {}, {}
-    smc_draws = dps_draws = None
+    smc_draws = np.zeros((0, prior.dim))
     sc = config.smc
     tds = jd.TDS(
         obs,
@@ -274,14 +275,15 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
 
     @jax.jit
     def dps_run(zeta, key):
-        sampler = jd.DPS(obs, zeta=zeta, eta=dc.eta)
+        # (pyright reads AbstractSampler's `order` AbstractVar as an __init__ field)
+        sampler = jd.DPS(observation=obs, zeta=zeta, eta=dc.eta)  # pyright: ignore[reportCallIssue]
         k1, k2 = jax.random.split(key)
         x_T = sch.prior_std() * jax.random.normal(k2, (nd, prior.dim), a.dtype)
         return jax.vmap(lambda k, x: jd.sample(sampler, model, sch, grid, x, key=k).x)(
             jax.random.split(k1, nd), x_T
         )
 
-    dps_all = {}
+    dps_draws: dict[float, np.ndarray] = {}
     for j, zeta in enumerate(dpc.zeta):
         t0 = time.perf_counter()
         x = np.asarray(dps_run(jnp.asarray(zeta, a.dtype), jax.random.fold_in(key_dps, j)))
@@ -289,7 +291,7 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
         error_mean[name] = float(np.linalg.norm(x.mean(0) - target))
         error_se[name] = float(np.sqrt(np.sum(x.var(0)) / nd))  # MC error of the mean
         w1[name] = float(np.mean(jd.marginal_wasserstein1(post, jnp.asarray(x))))
-        dps_all[zeta] = x
+        dps_draws[zeta] = x
         logger.info(
             "dps zeta=%g: mean error %.4f (MC se %.4f), W1 %.4f, %.2f s (incl. compile)",
             zeta,
@@ -298,19 +300,14 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
             w1[name],
             time.perf_counter() - t0,
         )
-    dps_draws = dps_all
 
     counts = np.asarray(sc.particles, float)
     errs = np.asarray([error_mean[f"smc_{n}"] for n in sc.particles])
     slope = float(np.polyfit(np.log(counts), np.log(errs), 1)[0]) if len(counts) > 1 else None
     exact_ref = np.asarray(post.sample(jax.random.fold_in(key_ref, 99), nd))
-    np.savez(
-        run_dir / "samples.npz",
-        smc=smc_draws,
-        exact=exact_ref,
-        y=np.asarray(y),
-        **{f"dps_zeta={z:g}": v for z, v in dps_draws.items()},
-    )
+    arrays: dict[str, Any] = {"smc": smc_draws, "exact": exact_ref, "y": np.asarray(y)}
+    arrays.update({f"dps_zeta={z:g}": v for z, v in dps_draws.items()})
+    np.savez(run_dir / "samples.npz", **arrays)
     if config.plot.enabled:
         _save(
             _samples_figure(post, smc_draws, dps_draws, exact_ref, config),
@@ -356,7 +353,10 @@ def _contour(ax, post, lo, hi):
         post.weights, post.means[:, :2], post.covariances[:, :2, :2], post.log_evidence
     )
     dens = np.exp(np.asarray(jax.vmap(sub.logpdf)(jnp.asarray(xx, post.means.dtype))))
-    ax.contour(g0, g1, dens.reshape(160, 160), levels=8, colors="k", linewidths=0.7)
+    # Levels at fixed fractions of the peak density (automatic levels would also draw the
+    # far tails of negligible components).
+    levels = float(dens.max()) * np.array([0.01, 0.05, 0.2, 0.5, 0.8])
+    ax.contour(g0, g1, dens.reshape(160, 160), levels=levels, colors="k", linewidths=0.7)
 
 
 def _samples_figure(post, smc, dps, exact, config) -> Figure:
