@@ -437,6 +437,41 @@ def test_lower_order_final_unipc(order, x64):
                 assert np.max(np.abs(tr[n] - want)) > 1e-6
 
 
+def test_lower_order_final_sde_dpmpp_2m(x64):
+    """SDE-DPM-Solver++(2M): with the same key, the runs with and without
+    `lower_order_final` share every state up to x_{n-1} and their last states differ by
+    exactly the dropped second-order term a_n (1 - e^{-2h}) D1/2, D1 = (m_0 - m_1) h/h_prev
+    (Lu et al. 2022b, SDE-DPM-Solver++(2M)), the noise cancelling."""
+    sch = jd.VPLinear()
+    n = 6
+    grid = np.asarray(jd.time_grid(sch, n, "logsnr_uniform"))
+    model = lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t))  # noqa: E731
+    x_T = MIX.sample(jax.random.key(2), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+    keys = jax.random.split(jax.random.key(4), 3)
+
+    def run(lof):
+        sampler = jd.SDEDPMSolverPP2M(lower_order_final=lof)
+        f = jax.vmap(
+            lambda x, k: (
+                jd.sample(
+                    sampler, model, sch, jnp.asarray(grid), x, key=k, save_trajectory=True
+                ).trajectory
+            )
+        )
+        return np.asarray(f(x_T, keys))
+
+    low, full = run(True), run(False)
+    np.testing.assert_array_equal(low[:, :n], full[:, :n])
+    a_n = _coef(grid[n])[0]
+    h = _lam(grid[n]) - _lam(grid[n - 1])
+    h_prev = _lam(grid[n - 1]) - _lam(grid[n - 2])
+    for lo, fu in zip(low, full, strict=True):
+        m0 = _np_x0(MIX, lo[n - 1], grid[n - 1])
+        m1 = _np_x0(MIX, lo[n - 2], grid[n - 2])
+        want = a_n * -np.expm1(-2 * h) * 0.5 * (m0 - m1) * h / h_prev
+        np.testing.assert_allclose(fu[n] - lo[n], want, rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------
 # Bad input (beyond test_core.py)
 
