@@ -31,7 +31,9 @@ Weightings:
   Murray & Ermon 2021, "Maximum likelihood training of score-based diffusion models",
   theorem 1): the eps-space weight g^2/sigma^2 = -2 lambda'(t). With the per-example sum
   over coordinates (multiply the mean by the number of elements), (t_max - t_min)/2 times L
-  is the score-matching term of their bound on -log p; it applies to every schedule here,
+  is, up to a constant that does not depend on the model (denoising vs explicit score
+  matching, Vincent 2011), the score-matching term of their bound on the KL divergence
+  from the data to the model; it applies to every schedule here,
   since g(t)^2 = -2 sigma_t^2 lambda'(t) is defined by the marginals.
 
 `"min_snr"` and `"likelihood"` are weights on the objective itself, so their loss value is
