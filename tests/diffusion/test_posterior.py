@@ -291,6 +291,26 @@ def test_jit_vmap_over_observations():
     assert float(jnp.abs(batched[0][0] - batched[0][2]).max()) > 0.5
 
 
+def test_dps_step_size_convention():
+    """zeta_i = zeta / ||r|| on grad ||r||^2: with isotropic noise std s, whitening the
+    residual (r / s) is the same update as the unwhitened one at zeta / s; zeta = 0 is the
+    unconditional DDIM(eta) sampler."""
+    prior, obs = _problem()
+    sch = jd.VPLinear()
+    grid = jd.time_grid(sch, 4)
+    model = prior.eps_model(sch)
+    x_T, key = jnp.array([0.7, -1.2]), jax.random.key(5)
+    x_w = jd.sample(
+        jd.DPS(obs, zeta=jnp.asarray(0.2), whiten=True), model, sch, grid, x_T, key=key
+    ).x
+    x_u = jd.sample(jd.DPS(obs, zeta=jnp.asarray(0.2 / NOISE)), model, sch, grid, x_T, key=key).x
+    np.testing.assert_allclose(x_w, x_u, rtol=1e-5, atol=1e-6)
+    x_0 = jd.sample(jd.DPS(obs, zeta=jnp.asarray(0.0)), model, sch, grid, x_T, key=key).x
+    x_d = jd.sample(jd.DDIM(eta=1.0), model, sch, grid, x_T, key=key).x
+    np.testing.assert_allclose(x_0, x_d, rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(x_u - x_0).max()) > 1e-2  # the guidance does act
+
+
 def test_bad_inputs_name_the_argument():
     a, y = jnp.asarray(A), jnp.asarray(Y)
     LGO = jd.LinearGaussianObservation
