@@ -16,7 +16,13 @@ ESS is the minimum over the 8 parameters of bulk (and tail) ESS from `jaxsci.inf
 (ArviZ's definitions); gradient evaluations are the leapfrog steps of warmup and sampling
 summed over chains. The chain-scaling part runs jaxsci NUTS with 1, 4 and 16 vmapped chains.
 
+`--grad-cost-only` times only one log-density value + gradient of every variant's target (the
+cost of a leapfrog step), 1 and 4 vmapped lanes, calls interleaved: ESS per gradient is the same
+for every variant (same NUTS, same posterior), so this is what sets the ESS-per-second ratios.
+Results: benchmarks/RESULTS_inference.md.
+
     .venv/bin/python benchmarks/bench_posterior_lv.py [--quick] [--repeats 2] [--json out.json]
+    .venv/bin/python benchmarks/bench_posterior_lv.py --grad-cost-only [--grad-calls 200]
 """
 
 import argparse
@@ -48,6 +54,12 @@ parser.add_argument("--samples", type=int, default=None, help="default 1000 (qui
 parser.add_argument("--repeats", type=int, default=1, help="timed rounds per variant")
 parser.add_argument("--scaling", type=int, nargs="*", default=None, help="default 1 4 16")
 parser.add_argument("--json", default=None, help="write the results to this JSON file")
+parser.add_argument(
+    "--grad-cost-only",
+    action="store_true",
+    help="only time one log-density value+gradient per solver setting (1 and 4 vmapped lanes)",
+)
+parser.add_argument("--grad-calls", type=int, default=200, help="timed calls per variant")
 ARGS = parser.parse_args()
 
 DATA = inference.hudson_lynx_hare()
@@ -129,6 +141,52 @@ def loglik_errors(theta, z_init, sigma) -> dict:
         out[name] = dict(median=float(np.median(err)), p99=float(np.percentile(err, 99)))
         out[name]["max"] = float(err.max())
     return out
+
+
+def grad_costs(points: dict, calls: int) -> dict:
+    """Milliseconds per log-density value+gradient (what one leapfrog step costs) of every
+    variant's target, at posterior draws, for 1 and 4 vmapped lanes (4 = the vmapped chains of
+    the sampler runs). Each variant's target is the sampled one: jaxsci's `NumpyroModel`s and
+    the numpyro example model through numpyro's `potential_energy`; variants alternate call by
+    call so that machine load hits all alike; the median is reported."""
+    from jaxsci.inference._target import NumpyroModel
+
+    targets = {
+        "jaxsci Dopri5 Stan tol, forward sens.": JAXSCI_TARGET,
+        "jaxsci Dopri5 Stan tol, recursive checkpoint adjoint": inference.NumpyroModel(
+            inference.lotka_volterra_model,
+            (DATA["ts"], DATA["y_init"], DATA["y"]),
+            {"rtol": 1e-5, "atol": 1e-3, "max_steps": 1000, "sensitivity": _rca()},
+        ),
+        "jaxsci RK4 dt=0.25, forward sens.": JAXSCI_RK4,
+        "odeint example tol 1e-6/1e-5": NumpyroModel(
+            numpyro_example_model(1e-6, 1e-5), (TS_ALL, Y_ALL)
+        ),
+        "odeint Stan tol 1e-5/1e-3": NumpyroModel(
+            numpyro_example_model(1e-5, 1e-3), (TS_ALL, Y_ALL)
+        ),
+    }
+    fns, args = {}, {}
+    for name, target in targets.items():
+        u = jax.vmap(target.unconstrain)(points)
+        vg = jax.jit(jax.vmap(jax.value_and_grad(target.logdensity)))
+        for lanes in (1, 4):
+            key = f"{name} | {lanes} lane{'s' if lanes > 1 else ''}"
+            fns[key], args[key] = vg, u[:lanes]
+            jax.block_until_ready(vg(u[:lanes]))  # compile
+    times = {key: [] for key in fns}
+    for _ in range(calls):
+        for key, fn in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(fn(args[key]))
+            times[key].append(time.perf_counter() - t)
+    return {key: 1000 * statistics.median(v) for key, v in times.items()}
+
+
+def _rca():
+    import diffrax
+
+    return diffrax.RecursiveCheckpointAdjoint()
 
 
 class CompileClock:
@@ -254,6 +312,29 @@ def main():
     samples = ARGS.samples or (100 if quick else 1000)
     chains = ARGS.chains
     print(machine_summary())
+    if ARGS.grad_cost_only:
+        ref = inference.posteriordb_reference()
+        # posteriordb's posterior means, then three points a reference sd away in turn
+        base = {
+            "theta": np.array([ref[f"theta[{i}]"]["mean"] for i in range(1, 5)]),
+            "z_init": np.array([ref[f"z_init[{i}]"]["mean"] for i in (1, 2)]),
+            "sigma": np.array([ref[f"sigma[{i}]"]["mean"] for i in (1, 2)]),
+        }
+        sd = {
+            "theta": np.array([ref[f"theta[{i}]"]["sd"] for i in range(1, 5)]),
+            "z_init": np.array([ref[f"z_init[{i}]"]["sd"] for i in (1, 2)]),
+            "sigma": np.array([ref[f"sigma[{i}]"]["sd"] for i in (1, 2)]),
+        }
+        signs = np.array([0.0, 1.0, -1.0, 0.5])[:, None]
+        points = {k: jnp.asarray(base[k] + signs * sd[k], jnp.float32) for k in base}
+        costs = grad_costs(points, ARGS.grad_calls)
+        print(f"ms per log-density value+gradient (median of {ARGS.grad_calls} calls):")
+        for key, ms in costs.items():
+            print(f"  {key:62s} {ms:8.3f}")
+        finish(
+            dict(machine=machine_summary(), grad_ms=costs, command=" ".join(sys.argv)), ARGS.json
+        )
+        return
     print(f"{chains} chains x ({warmup} warmup + {samples} draws), dense mass matrix")
 
     t = time.perf_counter()
