@@ -354,7 +354,8 @@ class TDS(eqx.Module):
 
     Asymptotically exact: for any twisting functions, as N grows the weighted particles
     converge to p_theta(x_0 | y) proportional to p_theta(x_0) p(y | x_0), p_theta the law of
-    the base chain's output (Wu et al. 2023, Theorem 1). What remains against the true
+    the base chain's output (Wu et al. 2023, section 3: consistency of SMC for any positive
+    twisting functions whose last one is the likelihood). What remains against the true
     posterior is the base chain's own discretisation/model error (small for an exact score
     on a fine grid; the tests measure it). Twisting only lowers the weight variance.
 

@@ -189,7 +189,7 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
     else:
         y = jnp.asarray(oc.y, a.dtype)
     obs = jd.LinearGaussianObservation(a, y, oc.noise_std)
-    post = jd.exact_posterior(prior, obs)
+    post = jax.jit(jd.exact_posterior)(prior, obs)  # one program, not op-by-op
     sch = jd.get_schedule(dc.schedule)
     grid = jd.time_grid(sch, dc.steps, dc.grid)
     model = prior.eps_model(sch)
@@ -290,7 +290,7 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
         name = f"dps_zeta={zeta:g}"
         error_mean[name] = float(np.linalg.norm(x.mean(0) - target))
         error_se[name] = float(np.sqrt(np.sum(x.var(0)) / nd))  # MC error of the mean
-        w1[name] = float(np.mean(jd.marginal_wasserstein1(post, jnp.asarray(x))))
+        w1[name] = float(np.mean(w1_fn(jnp.asarray(x)[None], jnp.zeros((1, nd), a.dtype))))
         dps_draws[zeta] = x
         logger.info(
             "dps zeta=%g: mean error %.4f (MC se %.4f), W1 %.4f, %.2f s (incl. compile)",
@@ -352,7 +352,7 @@ def _contour(ax, post, lo, hi):
     sub = jd.MixturePosterior(
         post.weights, post.means[:, :2], post.covariances[:, :2, :2], post.log_evidence
     )
-    dens = np.exp(np.asarray(jax.vmap(sub.logpdf)(jnp.asarray(xx, post.means.dtype))))
+    dens = np.exp(np.asarray(jax.jit(jax.vmap(sub.logpdf))(jnp.asarray(xx, post.means.dtype))))
     # Levels at fixed fractions of the peak density (automatic levels would also draw the
     # far tails of negligible components).
     levels = float(dens.max()) * np.array([0.01, 0.05, 0.2, 0.5, 0.8])
