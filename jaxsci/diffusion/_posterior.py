@@ -376,7 +376,8 @@ class TDS(eqx.Module):
         data_std: s in the "pigdm" variance (the prior's scale), > 0.
         resampling: a scheme of `jaxsci.filters.RESAMPLING_SCHEMES`.
         ess_threshold: resample when ESS < ess_threshold * N, in [0, 1] (1: every step).
-        collapse_ess: the ESS (in particles) below which weights count as collapsed.
+        collapse_ess: the ESS (in particles) below which weights count as collapsed
+            (capped at N / 2).
     """
 
     observation: LinearGaussianObservation
@@ -539,7 +540,8 @@ def _run_smc(smc, denoiser, ts, x_T, keys, throw):
     final_ess = effective_sample_size(lw)
     min_ess = jnp.minimum(jnp.min(info["ess"]), final_ess)
     bad = ~jnp.isfinite(min_ess) | (jnp.sum(info["nonfinite"]) > 0) | (init_nonfinite > 0)
-    collapsed = bad | (min_ess < smc.collapse_ess)
+    # capped at N / 2 so that populations of one or two particles are not flagged by definition
+    collapsed = bad | (min_ess < jnp.minimum(smc.collapse_ess, n / 2))
     lw_norm = lw - jax.nn.logsumexp(lw)
     if throw:
         lw_norm = eqx.error_if(
