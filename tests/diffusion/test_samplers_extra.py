@@ -104,15 +104,15 @@ def _ddim_gaussian_moments(ts, eta, mean0, var0, mu, v):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("steps", [100, 1000])
-def test_ddim_eta_half_gaussian_moments(steps, x64):
-    """DDIM(eta = 0.5) on Gaussian data, logSNR-uniform grids, 4000 samples started from the
-    exact noised marginal at t_max: the sample mean / variances / covariance lie within 4
-    Monte-Carlo standard errors of the exact law of the discrete chain (computed in NumPy).
-    DDIM is first order, so the chain's variance is biased by about -2.8/steps relative
-    (0.057 of the variance at 100 steps, 5 standard errors); at 1000 steps the bias is below
-    0.3 standard errors (asserted) and the samples are also checked against the target
-    N(a mu, a^2 v + s^2) at t_min."""
+def test_ddim_eta_half_gaussian_moments(x64):
+    """DDIM(eta = 0.5) on Gaussian data, 1000 logSNR-uniform steps, 4000 samples started
+    from the exact noised marginal at t_max: the sample mean / variances / covariance lie
+    within 4 Monte-Carlo standard errors of the exact law of the discrete chain (computed in
+    NumPy) and of the target N(a mu, a^2 v + s^2) at t_min. DDIM is first order: the
+    chain's variance is biased by about -2.8/steps relative (0.057 of the variance at 100
+    steps, 5 standard errors); at 1000 steps the bias is below 0.3 standard errors
+    (asserted), so the target comparison tests the sampler, not the grid."""
+    steps = 1000
     sch = jd.VPLinear()
     grid = np.asarray(jd.time_grid(sch, steps, "logsnr_uniform"))
     n = 4000
@@ -122,11 +122,9 @@ def test_ddim_eta_half_gaussian_moments(steps, x64):
     target_mean, target_var = a0 * mu, a0**2 * v + s0**2
     chain_mean, chain_var = _ddim_gaussian_moments(grid, 0.5, a_T * mu, a_T**2 * v + s_T**2, mu, v)
     se_mean, se_var = np.sqrt(target_var / n), target_var * np.sqrt(2.0 / n)
-    wants = [(chain_mean, chain_var)]
-    if steps >= 1000:
-        assert np.all(np.abs(chain_mean - target_mean) < 0.3 * se_mean)
-        assert np.all(np.abs(chain_var - target_var) < 0.3 * se_var)
-        wants.append((target_mean, target_var))
+    assert np.all(np.abs(chain_mean - target_mean) < 0.3 * se_mean)
+    assert np.all(np.abs(chain_var - target_var) < 0.3 * se_var)
+    wants = [(chain_mean, chain_var), (target_mean, target_var)]
 
     k0, k1 = jax.random.split(jax.random.key(21))
     x_T = GAUSS.sample(k0, n, a_T, s_T)
