@@ -242,10 +242,16 @@ def posterior(
         )
         for name in StepInfo._fields
     }
-    # Compilation is the first chunk's excess over the median later chunk; each chunk's time
-    # is split between warmup and sampling by its share of steps of each phase.
-    steady = np.median(seconds[1:]) if len(seconds) > 1 else 0.0
-    compile_seconds = max(seconds[0] - steady, 0.0)
+    # Compilation is the first chunk's excess over what its steps take in later chunks (the
+    # median time per active step; the last chunk may be partly skipped steps); each chunk's
+    # time is split between warmup and sampling by its share of steps of each phase.
+    n_active = [min((i + 1) * chunk_size, total) - i * chunk_size for i in range(n_chunks)]
+    per_step = (
+        float(np.median([sec / n for sec, n in zip(seconds[1:], n_active[1:], strict=True)]))
+        if n_chunks > 1
+        else 0.0
+    )
+    compile_seconds = max(seconds[0] - per_step * n_active[0], 0.0)
     seconds[0] -= compile_seconds
     warmup_seconds = sampling_seconds = 0.0
     for i, sec in enumerate(seconds):
