@@ -46,6 +46,7 @@ def test_shipped_posterior_configs():
     assert "posterior" in PIPELINES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_runs(config, tmp_path, capsys):
     out = tmp_path / "run"
