@@ -271,7 +271,7 @@ def nfe_to_reach(nfes, errs, target):
     return float("nan")
 
 
-def run_dim(dim, batch, sweep, names, repeats, seed=0):
+def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0):
     print(f"\n=== d = {dim}, batch {batch}, load {_timing.load_average()} ===", flush=True)
     mix = make_mixture(dim, seed)
     abar = train_abar()
@@ -303,7 +303,7 @@ def run_dim(dim, batch, sweep, names, repeats, seed=0):
         r["nfe"] = list(sweep)
         r["max_abs_diff"] = []
         r["timing"] = {}
-        diags = DIAGNOSTICS.get(name, [])
+        diags = DIAGNOSTICS.get(name, []) if diagnostics else []
         for tag, _ in diags:
             r[f"jaxsci[{tag}]"] = {"rms": [], "median": []}
         for nfe in sweep:
@@ -421,20 +421,23 @@ def main():
     p.add_argument("--batch-2d", type=int, default=512)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--only", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    p.add_argument("--no-diagnostics", action="store_true", help="skip the patched variants")
     p.add_argument("--quick", action="store_true", help="smoke test: few NFEs, small batch")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     sweep = SWEEP
     if args.quick:
         sweep, args.batch, args.batch_2d, args.repeats = (5, 10, 20, 50), 16, 64, 1
-        args.dim = min(args.dim, 256)
+        args.dim, args.no_diagnostics = min(args.dim, 256), True
     torch.set_num_threads(1)
     machine = _timing.machine_summary()
     print("machine:", machine)
     print(f"torch {torch.__version__} threads {torch.get_num_threads()}; float64 both sides")
     out = {"machine": machine, "args": vars(args), "results": {}}
     for dim, batch in ((2, args.batch_2d), (args.dim, args.batch)):
-        out["results"][dim] = run_dim(dim, batch, sweep, args.only, args.repeats)
+        out["results"][dim] = run_dim(
+            dim, batch, sweep, args.only, args.repeats, not args.no_diagnostics
+        )
     _timing.finish(out, args.json)
 
 
