@@ -180,6 +180,14 @@ class AbstractSampler(eqx.Module):
     sampling near the data end (Lu et al. 2022b, section 5; the 15-step threshold is the
     one diffusers uses). It never applies to grids of 15 steps or more, so asymptotic
     orders are untouched; set it False for order studies on short grids.
+    `lower_order_final="always"` caps the final steps on every grid, as diffusers' UniPC
+    does. Use it on time-uniform ("trailing") grids. There the last step is much longer
+    in lambda than the others (at 20 steps of diffusers' linear-beta schedule, h = 2.85
+    against 0.67 for the step before), and a high-order extrapolation overshoots. On such
+    grids it makes DPM-Solver++(2M/3M) and UniPC 4-35x more accurate at 20-50 NFE (see
+    `benchmarks/RESULTS_diffusion.md`). It bounds the asymptotic global order by 2 (the
+    first-order final step has local error O(h^2)), so keep the default on logSNR-uniform
+    grids, whose last step is not special.
 
     `warmup` (multistep exponential samplers): "lower_order" (default; the published
     methods and diffusers) starts with orders 1, 2, ... while the history is short, so the
@@ -191,6 +199,11 @@ class AbstractSampler(eqx.Module):
     """
 
     order: eqx.AbstractVar[int]
+
+    def __check_init__(self):
+        lof = getattr(self, "lower_order_final", False)
+        if not (lof is True or lof is False or lof == "always"):
+            raise ValueError(f"`lower_order_final` must be True, False or 'always', got {lof!r}.")
 
     @property
     def multistep(self) -> bool:

@@ -48,11 +48,19 @@ _D2_WEIGHT = 2.0
 WARMUPS = ("lower_order", "singlestep")
 
 
+def lower_order_final_applies(lower_order_final: bool | str, n_steps: int) -> bool:
+    """Whether the final steps' order is capped on a grid of `n_steps` steps: always for
+    "always", below `LOWER_ORDER_FINAL_STEPS` steps for True, never for False."""
+    if isinstance(lower_order_final, str):
+        return lower_order_final == "always"
+    return bool(lower_order_final) and n_steps < LOWER_ORDER_FINAL_STEPS
+
+
 def _effective_order(order, i, n_steps, lower_order_final, history_limited):
     q = jnp.asarray(order)
     if history_limited:
         q = jnp.minimum(q, i + 1)
-    if lower_order_final and n_steps < LOWER_ORDER_FINAL_STEPS:
+    if lower_order_final_applies(lower_order_final, n_steps):
         q = jnp.minimum(q, n_steps - i)
     return q
 
@@ -199,7 +207,7 @@ class DPMSolver(AbstractSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
 
     def __check_init__(self):
         _check_order("DPMSolver", self.order, (1, 2, 3))
@@ -256,7 +264,7 @@ class DPMSolverPP2S(AbstractSampler):
     x_t = (s_t/s_s) x_s + a_t h phi_1(-h) D. Two model evaluations per step.
     """
 
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
 
     @property
     def order(self) -> int:
@@ -322,7 +330,7 @@ class DPMSolverPPMultistep(AbstractSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
     warmup: str = eqx.field(default="lower_order", static=True)
 
     def __check_init__(self):
@@ -388,7 +396,7 @@ class SDEDPMSolverPP2M(AbstractSampler):
     `lower_order_final`) drops D1. One model evaluation per step; needs a key.
     """
 
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
 
     @property
     def order(self) -> int:
@@ -455,7 +463,7 @@ class DEIS(AbstractSampler):
 
     tab_order: int = eqx.field(default=2, static=True)
     basis: str = eqx.field(default="lambda", static=True)
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
     warmup: str = eqx.field(default="lower_order", static=True)
 
     def __check_init__(self):
@@ -560,7 +568,7 @@ class UniPC(AbstractSampler):
 
     predictor_order: int = eqx.field(default=2, static=True)
     variant: str = eqx.field(default="bh2", static=True)
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
     warmup: str = eqx.field(default="lower_order", static=True)
 
     def __check_init__(self):

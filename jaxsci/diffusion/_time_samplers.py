@@ -40,7 +40,7 @@ class Heun(AbstractSampler):
     v(t_{i+1}, x~))/2. Two evaluations per step; under `lower_order_final` the final
     steps of short grids are Euler steps (Karras et al. take an Euler step into sigma = 0)."""
 
-    lower_order_final: bool = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = eqx.field(default=True, static=True)
 
     @property
     def order(self) -> int:

@@ -575,3 +575,27 @@ def test_ddim_eta_above_one_refused():
     with pytest.raises(ValueError, match=r"`eta` must be in \[0, 1\].*got 1.5"):
         jd.DDIM(eta=1.5)
     jd.DDIM(eta=1)  # the DDPM end of the family is accepted
+
+
+@pytest.mark.parametrize("name", ["dpmpp_3m", "deis_3"])
+def test_lower_order_final_always_applies_on_long_grids(name, x64):
+    """`lower_order_final="always"` caps the final steps on a 16-step grid too (where True
+    does not): the last step is the first-order step and the one before the two-point
+    second-order step, against the NumPy references."""
+    _, first, second = LOF_CASES[name]
+    if name == "dpmpp_3m":
+        sampler = jd.DPMSolverPPMultistep(3, lower_order_final="always")
+    else:
+        sampler = jd.DEIS(3, lower_order_final="always")
+    n = 16
+    x_T = MIX.sample(jax.random.key(4), 2, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+    grid, traj, _ = _trajectory(sampler, n, x_T)
+    _check_step(traj, grid, n - 1, first)
+    _check_step(traj, grid, n - 2, second, prev=True)
+
+
+def test_lower_order_final_values():
+    for bad in ("sometimes", 2, None):
+        with pytest.raises(ValueError, match="lower_order_final"):
+            jd.UniPC(2, lower_order_final=bad)
+    assert jd.DPMSolverPPMultistep(2, lower_order_final="always").lower_order_final == "always"
