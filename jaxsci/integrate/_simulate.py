@@ -221,7 +221,6 @@ def simulate(
         y0 = y0.astype(float)
     dynamics.check_state(y0, "y0")
     ts = _check_ts(ts)
-    t0_given = t0
     if t0 is None:
         t0 = ts[0]
     t_end = ts[-1]
@@ -247,20 +246,17 @@ def simulate(
             raise ValueError(
                 f"`dt0` is required for the fixed-step solver {type(solver).__name__}."
             )
-        elif (
-            _is_concrete(ts) and (t0_given is None or _is_concrete(t0_given)) and _is_concrete(dt0)
-        ):
-            # the grid from concrete values (under jit, indexing a closed-over `ts` is traced)
-            ts_np = np.asarray(ts)
-            t0_np = ts_np[0] if t0_given is None else np.asarray(t0_given)
-            grid = _step_grid(t0_np, ts_np[-1], dt0, ts_np, np.dtype(ts.dtype))
+        elif _is_concrete(ts) and _is_concrete(t0) and _is_concrete(t_end) and _is_concrete(dt0):
+            # (under jit even a closed-over `ts` gives traced `ts[0]`/`ts[-1]`: the branch
+            # below, built with NumPy, is for eager calls; traced times take constant steps)
+            grid = _step_grid(t0, t_end, dt0, ts, np.dtype(ts.dtype))
             if max_steps is None:
                 max_steps = len(grid)
             if isinstance(adjoint, diffrax.BacksolveAdjoint):
                 # diffrax's backward (adjoint) solve reuses the controller, and a StepTo
                 # grid cannot be walked backwards; constant steps can, and land on the
                 # save times when those lie on the grid t0 + k dt0.
-                if not _on_uniform_grid(t0_np, ts_np[-1], dt0, ts_np):
+                if not _on_uniform_grid(t0, t_end, dt0, ts):
                     raise ValueError(
                         "`adjoint=BacksolveAdjoint()` with a fixed-step solver needs every "
                         "save time in `ts` on the grid t0 + k * dt0; pick `dt0` to divide "
