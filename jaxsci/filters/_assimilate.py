@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from .. import _random
 from .._custom_types import Array, Bool, Float, Key
 from ._base import (
     AbstractEnsembleFilter,
@@ -99,7 +98,7 @@ def _run_filter(
         ens = forecast(ens, ta)
         if noise_factor is not None:
             key_a, key_q = jax.random.split(key_k)
-            noise = _random.normal(key_q, ens.shape, dtype=dtype)
+            noise = jax.random.normal(key_q, ens.shape, dtype=dtype)
             ens = ens + noise @ noise_factor
         else:
             key_a = key_k
@@ -274,7 +273,7 @@ def _assimilate(
 
     _, truth = jax.lax.scan(truth_step, x0, jnp.arange(1, n_cycles + 1))
     ys = synthetic_observations(key_obs, obs_op, truth)
-    init = x0 + init_std * _random.normal(key_init, (ensemble_size, x0.shape[0]), dtype=dtype)
+    init = x0 + init_std * jax.random.normal(key_init, (ensemble_size, x0.shape[0]), dtype=dtype)
     res = _run_filter(
         key_filter,
         flow,

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
-from .. import _random
 from .._custom_types import Array, Float, Key
 from ._base import (
     AbstractEnsembleFilter,
@@ -52,7 +51,7 @@ def random_mean_preserving_rotation(
     m = np.eye(n)
     m[:, 0] = 1.0
     b = jnp.asarray(np.linalg.qr(m)[0][:, 1:], dtype=dtype)
-    g = _random.normal(key, (n - 1, n - 1), dtype=dtype)
+    g = jax.random.normal(key, (n - 1, n - 1), dtype=dtype)
     q, r = jnp.linalg.qr(g)
     o = q * jnp.sign(jnp.diag(r))[None, :]
     return jnp.full((n, n), 1.0 / n, dtype=dtype) + b @ o @ b.T
@@ -102,7 +101,7 @@ class EnKF(AbstractEnsembleFilter):
         check_analysis_inputs(ensemble, y_obs, obs_op)
         n = ensemble.shape[0]
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        z = _random.normal(key, (n, obs_op.obs_dim), dtype=ensemble.dtype)
+        z = jax.random.normal(key, (n, obs_op.obs_dim), dtype=ensemble.dtype)
         z = z - jnp.mean(z, axis=0)
         # whitened innovation of member i: L^{-1}(y + L z_i - h(E_i)) = dw - Yw_i + z_i
         innov = s.innovation[None, :] - s.obs_anomalies + z

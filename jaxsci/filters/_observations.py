@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from .. import _random
 from .._custom_types import Array, ArrayLike, Float, Int, Key
 
 
@@ -87,7 +86,7 @@ class AbstractObservation(eqx.Module):
 
     def sample(self, key: Key, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
         """A noisy observation h(x) + L z, z ~ N(0, I)."""
-        z = _random.normal(key, (self.obs_dim,), dtype=x.dtype)
+        z = jax.random.normal(key, (self.obs_dim,), dtype=x.dtype)
         return self(x) + self.noise_chol.astype(x.dtype) @ z
 
     def log_likelihood(self, y: Float[Array, " obs"], x: Float[Array, " dim"]) -> Float[Array, ""]:

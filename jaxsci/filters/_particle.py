@@ -4,7 +4,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .. import _random
 from .._custom_types import Array, Float
 from ._base import AbstractParticleFilter, check_analysis_inputs
 from ._observations import AbstractObservation
@@ -106,10 +105,10 @@ class BootstrapPF(AbstractParticleFilter):
         if n > dim:  # a dim x dim square root of the covariance is cheaper than z @ c12
             lam, v = jnp.linalg.eigh(c12.T @ c12)
             root = (v * jnp.sqrt(jnp.maximum(lam, 0.0))) @ v.T
-            z = _random.normal(key_jit, (n, dim), dtype=dtype)
+            z = jax.random.normal(key_jit, (n, dim), dtype=dtype)
             jitter = z @ root
         else:
-            jitter = _random.normal(key_jit, (n, n), dtype=dtype) @ c12
+            jitter = jax.random.normal(key_jit, (n, n), dtype=dtype) @ c12
         if self.jitter_duplicates_only:
             jitter = jnp.where(_is_duplicate(idx)[:, None], jitter, 0.0)
         resampled = resampled + h * jitter

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from .. import _random
 from .._custom_types import Array, Float, Int, Key
 
 
@@ -24,19 +23,19 @@ def _inverse_cdf(weights, u):
 
 def multinomial(key: Key, weights: Float[Array, " n"], num_samples: int) -> Int[Array, " m"]:
     """Independent draws from Categorical(w)."""
-    u = _random.uniform(key, (num_samples,), dtype=weights.dtype)
+    u = jax.random.uniform(key, (num_samples,), dtype=weights.dtype)
     return _inverse_cdf(weights, u)
 
 
 def stratified(key: Key, weights: Float[Array, " n"], num_samples: int) -> Int[Array, " m"]:
     """One uniform per stratum: u_j = (j + U_j) / m (Kitagawa 1996)."""
-    u = jnp.arange(num_samples) + _random.uniform(key, (num_samples,), dtype=weights.dtype)
+    u = jnp.arange(num_samples) + jax.random.uniform(key, (num_samples,), dtype=weights.dtype)
     return _inverse_cdf(weights, u / num_samples)
 
 
 def systematic(key: Key, weights: Float[Array, " n"], num_samples: int) -> Int[Array, " m"]:
     """One uniform shared by all strata: u_j = (j + U) / m (Carpenter et al. 1999)."""
-    u = jnp.arange(num_samples) + _random.uniform(key, (), dtype=weights.dtype)
+    u = jnp.arange(num_samples) + jax.random.uniform(key, (), dtype=weights.dtype)
     return _inverse_cdf(weights, u / num_samples)
 
 
