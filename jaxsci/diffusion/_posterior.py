@@ -240,7 +240,7 @@ class DPS(AbstractSampler):
     Arguments:
         observation: the `LinearGaussianObservation`.
         zeta: the step-size scale zeta' (>= 0; 0 gives the unconditional DDIM sampler).
-        eta: DDIM stochasticity (>= 0; 1 = ancestral).
+        eta: DDIM stochasticity in [0, 1] (1 = ancestral).
         whiten: whiten the residual by the noise Cholesky factor.
     """
 
@@ -255,8 +255,9 @@ class DPS(AbstractSampler):
             math.isfinite(self.zeta) and self.zeta >= 0
         ):
             raise ValueError(f"DPS: `zeta` must be finite and >= 0, got {self.zeta}.")
-        if isinstance(self.eta, (int, float)) and not self.eta >= 0:
-            raise ValueError(f"DPS: `eta` must be >= 0, got {self.eta}.")
+        if isinstance(self.eta, (int, float)) and not 0 <= self.eta <= 1:
+            # as in DDIM: eta > 1 makes the noise std exceed sigma on coarse steps (NaN)
+            raise ValueError(f"DPS: `eta` must be in [0, 1], got {self.eta}.")
 
     @property
     def order(self) -> int:

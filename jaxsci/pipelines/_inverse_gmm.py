@@ -100,7 +100,9 @@ class DiffusionSection:
     schedule: str = option("vp_linear", choices=tuple(jd.SCHEDULES), help="noise schedule")
     grid: str = option("logsnr_uniform", choices=jd.GRIDS, help="time grid")
     steps: int = option(100, ge=1, help="grid steps (one model evaluation + VJP each)")
-    eta: float = option(1.0, gt=0.0, help="DDIM stochasticity of both samplers (1: ancestral)")
+    eta: float = option(
+        1.0, gt=0.0, le=1.0, help="DDIM stochasticity of both samplers (1: ancestral)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

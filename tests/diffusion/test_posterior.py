@@ -370,3 +370,11 @@ def test_bad_inputs_name_the_argument():
     post = jd.exact_posterior(jd.GaussianMixture(W, MU, VAR), obs)
     with pytest.raises(ValueError, match="`samples` must have shape \\(n, 2\\)"):
         jd.marginal_wasserstein1(post, jnp.zeros((5, 3)))
+
+
+def test_dps_eta_above_one_refused():
+    # eta > 1 makes the DDIM noise std exceed sigma on coarse steps (NaN); refused by name
+    obs = jd.LinearGaussianObservation(np.eye(2), np.zeros(2), 0.5)
+    with pytest.raises(ValueError, match="`eta` must be in"):
+        jd.DPS(obs, eta=1.5)
+    jd.DPS(obs, eta=1.0)
