@@ -77,6 +77,26 @@ def _save(fig: Figure, path: Path, dpi: int) -> None:
 # ---------------------------------------------------------------------------- gmm_samplers
 
 
+def check_mixture_section(section, min_dim: int) -> None:
+    """Config checks of a Gaussian-mixture section (`weights`, `means`, `variances`): K
+    positive weights, K rows of equal length d >= `min_dim` for means and variances, positive
+    variances. Errors name the key."""
+    k = len(section.weights)
+    if k == 0 or any(w <= 0 for w in section.weights):
+        raise ConfigError("weights", f"expected positive weights, got {section.weights}")
+    for name in ("means", "variances"):
+        rows = getattr(section, name)
+        if len(rows) != k or len({len(r) for r in rows}) != 1 or len(rows[0]) < min_dim:
+            raise ConfigError(
+                name,
+                f"expected {k} rows (one per weight) of equal length d >= {min_dim}, got {rows}",
+            )
+    if len(section.means[0]) != len(section.variances[0]):
+        raise ConfigError("variances", "expected rows of the length of the means' rows")
+    if any(v <= 0 for row in section.variances for v in row):
+        raise ConfigError("variances", "expected positive variances")
+
+
 @dataclasses.dataclass(frozen=True)
 class MixtureSection:
     weights: list[float] = option(factory=lambda: [0.3, 0.7], help="component weights (K)")
@@ -88,19 +108,7 @@ class MixtureSection:
     )
 
     def __post_init__(self):
-        k = len(self.weights)
-        if k == 0 or any(w <= 0 for w in self.weights):
-            raise ConfigError("weights", f"expected positive weights, got {self.weights}")
-        for name in ("means", "variances"):
-            rows = getattr(self, name)
-            if len(rows) != k or len({len(r) for r in rows}) != 1 or not rows[0]:
-                raise ConfigError(
-                    name, f"expected {k} rows of equal length d >= 1 (one per weight), got {rows}"
-                )
-        if len(self.means[0]) != len(self.variances[0]):
-            raise ConfigError("variances", "expected rows of the length of the means' rows")
-        if any(v <= 0 for row in self.variances for v in row):
-            raise ConfigError("variances", "expected positive variances")
+        check_mixture_section(self, min_dim=1)
 
 
 @dataclasses.dataclass(frozen=True)

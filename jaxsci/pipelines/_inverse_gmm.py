@@ -36,6 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import diffusion as jd, filters
+from ._diffusion import check_mixture_section
 from ._schema import ConfigError, option, section
 
 DESCRIPTION = "posterior sampling y = A x + noise, mixture prior: DPS vs twisted SMC vs exact"
@@ -57,19 +58,7 @@ class PriorSection:
     )
 
     def __post_init__(self):
-        k = len(self.weights)
-        if k == 0 or any(w <= 0 for w in self.weights):
-            raise ConfigError("weights", f"expected positive weights, got {self.weights}")
-        for name in ("means", "variances"):
-            rows = getattr(self, name)
-            if len(rows) != k or len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
-                raise ConfigError(
-                    name, f"expected {k} rows (one per weight) of equal length d >= 2, got {rows}"
-                )
-        if len(self.means[0]) != len(self.variances[0]):
-            raise ConfigError("variances", "expected rows of the length of the means' rows")
-        if any(v <= 0 for row in self.variances for v in row):
-            raise ConfigError("variances", "expected positive variances")
+        check_mixture_section(self, min_dim=2)
 
 
 @dataclasses.dataclass(frozen=True)
