@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..integrate import phi_functions
-from ._base import AbstractSampler, SamplerState, grid_arrays
+from ._base import AbstractSampler, GridArrays, SamplerState, grid_arrays
 
 # lower_order_final applies to grids shorter than this (diffusers' threshold).
 LOWER_ORDER_FINAL_STEPS = 15
@@ -90,6 +90,15 @@ def _switch(q, branches, *operands):
 def _check_order(name, order, allowed):
     if isinstance(order, (int, np.integer)) and order not in allowed:
         raise ValueError(f"{name}: `order` must be one of {list(allowed)}, got {order}.")
+
+
+def ddim_transition(g: GridArrays, i, x0, eps, eta):
+    """Mean and noise std c of the DDIM(eta) step from grid point i to i + 1 given the
+    predictions (x0, eps) at (t_i, x): mean = alpha_{i+1} x0 + sqrt(sigma_{i+1}^2 - c^2) eps,
+    c = eta sigma_{i+1} sqrt(1 - e^{-2h}), h = lambda_{i+1} - lambda_i (see `DDIM`)."""
+    h = g.lam[i + 1] - g.lam[i]
+    c = jnp.asarray(eta, x0.dtype) * g.sigma[i + 1] * jnp.sqrt(-jnp.expm1(-2.0 * h))
+    return g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps, c
 
 
 def _key_normal(key, x):
@@ -177,9 +186,7 @@ class DDIM(AbstractSampler):
     def step(self, key, state, denoiser):
         g, i, x = state.grid, state.i, state.x
         x0, eps = denoiser.predict(g.t[i], x)
-        h = g.lam[i + 1] - g.lam[i]
-        c = self.eta * g.sigma[i + 1] * jnp.sqrt(-jnp.expm1(-2.0 * h))
-        x_new = g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps
+        x_new, c = ddim_transition(g, i, x0, eps, self.eta)
         if self.stochastic:
             x_new = x_new + c * _key_normal(key, x)
         return state._replace(x=x_new, i=i + 1), {"nfe": jnp.asarray(1)}

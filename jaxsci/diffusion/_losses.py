@@ -138,6 +138,22 @@ def _sample_times(kind, key, n, schedule, t_min, t_max, dtype):
     return t, weight
 
 
+def _noised_batch(loss, batch, key, owner: str):
+    """The data batch x0, times t ~ `loss.time_sampling` with their importance weights iw,
+    noise eps ~ N(0, I) and the noised x_t = alpha_t x0 + sigma_t eps (one t per example)."""
+    x0 = _data_batch(batch, owner)
+    if key is None:
+        raise TypeError(f"{owner} draws times and noise and needs `key` (a jax.random.key).")
+    n = x0.shape[0]
+    k_t, k_eps = jax.random.split(key)
+    sch = loss.schedule
+    t, iw = _sample_times(loss.time_sampling, k_t, n, sch, loss.t_min, loss.t_max, x0.dtype)
+    eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
+    shape = (n,) + (1,) * (x0.ndim - 1)
+    x_t = sch.alpha(t).reshape(shape) * x0 + sch.sigma(t).reshape(shape) * eps
+    return x0, t, iw, eps, x_t
+
+
 class DenoisingScoreMatching(AbstractLoss):
     r"""Denoising score matching with eps / x0 / v targets and weightings (see the module
     docstring for the objective, its weightings and references).
@@ -229,19 +245,8 @@ class DenoisingScoreMatching(AbstractLoss):
         self, model: Callable, batch: Float[Array, "batch ..."], *, key: Key | None = None
     ) -> tuple[Float[Array, ""], dict[str, Array]]:
         owner = "DenoisingScoreMatching"
-        x0 = _data_batch(batch, owner)
-        if key is None:
-            raise TypeError(f"{owner} draws times and noise and needs `key` (a jax.random.key).")
-        n = x0.shape[0]
-        k_t, k_eps = jax.random.split(key)
-        t, iw = _sample_times(
-            self.time_sampling, k_t, n, self.schedule, self.t_min, self.t_max, x0.dtype
-        )
-        eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
+        x0, t, iw, eps, x_t = _noised_batch(self, batch, key, owner)
         sch = self.schedule
-        a = sch.alpha(t).reshape((n,) + (1,) * (x0.ndim - 1))
-        s = sch.sigma(t).reshape((n,) + (1,) * (x0.ndim - 1))
-        x_t = a * x0 + s * eps
         out = jax.vmap(model)(t, x_t)
         _check_output(out, x_t, owner)
 
@@ -305,19 +310,9 @@ class FlowMatching(AbstractLoss):
         self, model: Callable, batch: Float[Array, "batch ..."], *, key: Key | None = None
     ) -> tuple[Float[Array, ""], dict[str, Array]]:
         owner = "FlowMatching"
-        x0 = _data_batch(batch, owner)
-        if key is None:
-            raise TypeError(f"{owner} draws times and noise and needs `key` (a jax.random.key).")
-        n = x0.shape[0]
-        k_t, k_eps = jax.random.split(key)
-        t, _ = _sample_times(
-            self.time_sampling, k_t, n, self.schedule, self.t_min, self.t_max, x0.dtype
-        )
-        eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
+        x0, t, _, eps, x_t = _noised_batch(self, batch, key, owner)
         sch = self.schedule
-        shape = (n,) + (1,) * (x0.ndim - 1)
-        a, s = sch.alpha(t).reshape(shape), sch.sigma(t).reshape(shape)
-        x_t = a * x0 + s * eps
+        shape = (x0.shape[0],) + (1,) * (x0.ndim - 1)
         if isinstance(sch, RectifiedFlow):
             # alpha' = -1, sigma' = 1 exactly; the generic derivative through log sigma is
             # 0 * inf at t = 0.

@@ -183,3 +183,13 @@ class Denoiser(eqx.Module):
         """Probability-flow ODE velocity dx/dt = f(t) x - sigma_t lambda_t' eps."""
         sch = self.schedule
         return sch.d_log_alpha(t) * x - sch.sigma(t) * sch.d_lambda(t) * self.eps(t, x)
+
+
+def as_denoiser(model, schedule: AbstractSchedule, parameterization: str) -> Denoiser:
+    """`model` itself when it is a `Denoiser` (its own schedule and parameterisation win),
+    else `Denoiser(model, schedule, parameterization)`: the model argument of the
+    samplers' drivers."""
+    if isinstance(model, Denoiser):
+        return model
+    check_parameterization(parameterization)
+    return Denoiser(model, schedule, parameterization)

@@ -44,9 +44,10 @@ from jax.core import Tracer
 from .._custom_types import Array, Bool, Float, Int, Key
 from ..filters._resampling import RESAMPLING_SCHEMES, effective_sample_size
 from ._base import AbstractSampler, AbstractSchedule, GridArrays, SamplerState, grid_arrays
+from ._exponential import ddim_transition
 from ._grids import check_grid
 from ._mixture import GaussianMixture
-from ._parameterization import Denoiser, check_parameterization
+from ._parameterization import as_denoiser
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -289,9 +290,7 @@ class DPS(AbstractSampler):
 
         (sq, (x0, eps)), grad = jax.value_and_grad(sq_residual, has_aux=True)(x)
         norm = jnp.sqrt(sq)
-        h = g.lam[i + 1] - g.lam[i]
-        c = self.eta * g.sigma[i + 1] * jnp.sqrt(-jnp.expm1(-2.0 * h))
-        x_new = g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps
+        x_new, c = ddim_transition(g, i, x0, eps, self.eta)
         if self.stochastic:
             if key is None:
                 raise ValueError("DPS with eta > 0 is stochastic: pass `key`.")
@@ -462,9 +461,7 @@ class TDS(eqx.Module):
         lw = jnp.where(do, jnp.zeros_like(state.log_weights), state.log_weights)
 
         # 2. Twisted proposal around the DDIM(eta) mean.
-        h = g.lam[i + 1] - g.lam[i]
-        c = jnp.asarray(self.eta, dtype) * g.sigma[i + 1] * jnp.sqrt(-jnp.expm1(-2.0 * h))
-        mu = g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps
+        mu, c = ddim_transition(g, i, x0, eps, self.eta)
         z = jax.random.normal(key_prop, x.shape, dtype)
         x_new = mu + c**2 * grad + c * z
 
@@ -596,11 +593,7 @@ def smc_sample(
         or num_particles < 1
     ):
         raise ValueError(f"`num_particles` must be an integer >= 1, got {num_particles!r}.")
-    if isinstance(model, Denoiser):
-        denoiser = model
-    else:
-        check_parameterization(parameterization)
-        denoiser = Denoiser(model, schedule, parameterization)
+    denoiser = as_denoiser(model, schedule, parameterization)
     ts = check_grid(denoiser.schedule, grid)
     obs = smc.observation
     key_init, key_steps = jax.random.split(key)

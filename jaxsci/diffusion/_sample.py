@@ -18,7 +18,7 @@ from ._exponential import (
     UniPC,
 )
 from ._grids import check_grid
-from ._parameterization import Denoiser, check_parameterization
+from ._parameterization import as_denoiser
 from ._probability_flow import ProbabilityFlowODE
 from ._time_samplers import Euler, EulerMaruyama, Heun, PredictorCorrector
 
@@ -85,11 +85,7 @@ def sample(
     """
     if not isinstance(sampler, AbstractSampler):
         raise TypeError(f"`sampler` must be an AbstractSampler, got {type(sampler).__name__}.")
-    if isinstance(model, Denoiser):
-        denoiser = model
-    else:
-        check_parameterization(parameterization)
-        denoiser = Denoiser(model, schedule, parameterization)
+    denoiser = as_denoiser(model, schedule, parameterization)
     ts = check_grid(denoiser.schedule, grid)
     n = ts.shape[0] - 1
     sampler.check_steps(n)
