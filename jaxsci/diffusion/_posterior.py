@@ -370,7 +370,7 @@ class TDS(eqx.Module):
 
     Arguments:
         observation: the `LinearGaussianObservation`.
-        eta: the base chain's DDIM stochasticity, > 0 (the importance weights need a
+        eta: the base chain's DDIM stochasticity in (0, 1] (the importance weights need a
             transition density).
         twist_variance: "pigdm" (default) or "none".
         data_std: s in the "pigdm" variance (the prior's scale), > 0.
@@ -390,9 +390,10 @@ class TDS(eqx.Module):
 
     def __check_init__(self):
         _check_observation(self.observation)
-        if isinstance(self.eta, (int, float)) and not (math.isfinite(self.eta) and self.eta > 0):
+        if isinstance(self.eta, (int, float)) and not 0 < self.eta <= 1:
             raise ValueError(
-                f"TDS: `eta` must be > 0 (the weights need a transition density), got {self.eta}."
+                f"TDS: `eta` must be > 0 and <= 1 (the weights need a transition density; above "
+                f"1 the DDIM noise std exceeds sigma), got {self.eta}."
             )
         if self.twist_variance not in TWIST_VARIANCES:
             raise ValueError(

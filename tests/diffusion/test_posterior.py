@@ -378,3 +378,5 @@ def test_dps_eta_above_one_refused():
     with pytest.raises(ValueError, match="`eta` must be in"):
         jd.DPS(obs, eta=1.5)
     jd.DPS(obs, eta=1.0)
+    with pytest.raises(ValueError, match="TDS: `eta` must be > 0 and <= 1"):
+        jd.TDS(obs, eta=1.5)
