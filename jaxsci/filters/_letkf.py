@@ -18,8 +18,9 @@ class LETKF(AbstractEnsembleFilter):
     anomalies and innovation are multiplied by sqrt(rho_ij), rho the Gaspari-Cohn taper with
     half-width 1.82 * `loc_rad` (taper < 1e-3 counts as outside), then the symmetric-square-root
     ETKF update (w_i, T_i) is applied to column i of the ensemble. All domains are one `vmap`
-    (a batch of N x N eigendecompositions), not a Python loop. The taper matrix is
-    precomputed here from the observation locations.
+    (a batch of N x N inverse square roots by Newton-Schulz iteration, see
+    `inv_sqrt_shifted`), not a Python loop. The taper matrix is precomputed here from the
+    observation locations.
 
     Arguments:
         loc_rad: localisation radius in grid units (DAPPER's `loc_rad`); `inf` gives the ETKF.
