@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsci.dynamics import KuramotoSivashinsky, Lorenz63, Lorenz96
+from jaxsci.dynamics import AbstractDynamics, KuramotoSivashinsky, Lorenz63, Lorenz96
 from jaxsci.integrate import Flow
+from jaxsci.integrate._flow import _ignores_time
 
 
 @pytest.mark.parametrize("t0", [0.0, 3.7])
@@ -79,3 +80,44 @@ def test_window_vmaps_and_jits():
     np.testing.assert_allclose(
         f(ens, 1.0), jax.vmap(lambda y: flow(y, 1.0, 1.05))(ens), rtol=1e-5, atol=1e-5
     )
+
+
+class _ForcedDecay(AbstractDynamics):
+    """dy/dt = -y + sin(t): not autonomous, so the window must start at the given t0."""
+
+    @property
+    def state_shape(self):
+        return (2,)
+
+    def vector_field(self, t, y, args):
+        return -y + jnp.sin(t)
+
+
+def test_window_non_autonomous_model_uses_t0(x64):
+    flow = Flow(_ForcedDecay(), 0.01)
+    y0 = jnp.array([1.0, -2.0])
+    got = flow.window(0.5)(y0, 3.7)
+    np.testing.assert_allclose(got, flow(y0, 3.7, 4.2), rtol=1e-12, atol=1e-12)
+    # exact solution y(t) = sin/cos forcing response + decaying transient, to RK4 accuracy
+    t0, t1 = 3.7, 4.2
+    particular = lambda t: (jnp.sin(t) - jnp.cos(t)) / 2  # noqa: E731
+    exact = particular(t1) + (y0 - particular(t0)) * np.exp(-(t1 - t0))
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-9)
+    assert np.max(np.abs(np.asarray(flow.window(0.5)(y0, 0.0) - got))) > 0.1
+
+
+def test_ignores_time_detection():
+    y = jnp.zeros(8)
+    assert _ignores_time(Lorenz96(8, 8.0), diffrax.Tsit5(), y, None)
+    assert not _ignores_time(_ForcedDecay(), diffrax.Tsit5(), jnp.zeros(2), None)
+    ks = KuramotoSivashinsky(length=22.0, num_points=32)
+    assert _ignores_time(ks, Flow(ks, 0.05).solver, jnp.zeros(32), None)
+
+
+def test_window_autonomous_step_does_not_depend_on_t0_float32():
+    """Float32: the step size is the constant h, not (t0 + h) - t0 with t0's rounding, so the
+    window from t0 = 1000 is bit-identical to the window from 0."""
+    flow = Flow(Lorenz96(40, 8.0), 0.05)
+    ens = 8.0 + jax.random.normal(jax.random.key(0), (5, 40))
+    f = jax.jit(jax.vmap(flow.window(0.05), in_axes=(0, None)))
+    np.testing.assert_array_equal(np.asarray(f(ens, 1000.0)), np.asarray(f(ens, 0.0)))
