@@ -4,10 +4,10 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .._custom_types import Array, Float
+from .._custom_types import Array, Float, Int
 from ._base import AbstractEnsembleFilter, check_analysis_inputs, ensemble_stats
 from ._ensemble_filters import symmetric_sqrt_transform
-from ._localization import sqrt_taper_matrix
+from ._localization import local_observations, sqrt_taper_matrix
 from ._observations import AbstractObservation
 
 
@@ -19,8 +19,11 @@ class LETKF(AbstractEnsembleFilter):
     half-width 1.82 * `loc_rad` (taper < 1e-3 counts as outside), then the symmetric-square-root
     ETKF update (w_i, T_i) is applied to column i of the ensemble. All domains are one `vmap`
     (a batch of N x N inverse square roots by Newton-Schulz iteration, see
-    `inv_sqrt_shifted`), not a Python loop. The taper matrix is precomputed here from the
-    observation locations.
+    `inv_sqrt_shifted`), not a Python loop. Each domain gathers only the observations inside
+    its taper (`local_obs`, padded to the largest count with zero taper), precomputed here
+    from the observation locations, so an analysis costs O(dim x local obs), not O(dim x obs).
+    When a domain sees more than half of all observations the dense (dim, obs) taper is used
+    instead (`local_obs` is None): the gather would cost more than it saves.
 
     Arguments:
         loc_rad: localisation radius in grid units (DAPPER's `loc_rad`); `inf` gives the ETKF.
@@ -30,8 +33,10 @@ class LETKF(AbstractEnsembleFilter):
         periodic: whether distances wrap around (False: a line).
     """
 
-    sqrt_taper: Float[Array, "dim obs"]
+    local_obs: Int[Array, "dim k"] | None
+    local_sqrt_taper: Float[Array, "dim k"]
     loc_rad: float = eqx.field(static=True)
+    obs_dim: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -55,21 +60,35 @@ class LETKF(AbstractEnsembleFilter):
         if periodic:
             length = float(dim) if domain_length is None else float(domain_length)
         self.loc_rad = float(loc_rad)
-        self.sqrt_taper = sqrt_taper_matrix(locs, np.asarray(obs_op.locations), loc_rad, length)
+        self.obs_dim = obs_op.obs_dim
+        obs_locs = np.asarray(obs_op.locations)
+        idx, taper = local_observations(locs, obs_locs, loc_rad, length)
+        if 2 * idx.shape[1] > obs_op.obs_dim:
+            # most observations are local to every domain: the dense taper is cheaper than a
+            # gather (L96 with loc_rad 4 sees 29 of 40: 58 vs 64 us per cycle on one core)
+            idx, taper = None, sqrt_taper_matrix(locs, obs_locs, loc_rad, length)
+        self.local_obs, self.local_sqrt_taper = idx, taper
 
     def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
         check_analysis_inputs(ensemble, y_obs, obs_op)
-        if self.sqrt_taper.shape != (obs_op.state_dim, obs_op.obs_dim):
+        built = (self.local_sqrt_taper.shape[0], self.obs_dim)
+        if built != (obs_op.state_dim, obs_op.obs_dim):
             raise ValueError(
                 f"`obs_op` has dims (state {obs_op.state_dim}, obs {obs_op.obs_dim}) but this "
-                f"LETKF was built for {self.sqrt_taper.shape}."
+                f"LETKF was built for {built}."
             )
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        taper = self.sqrt_taper.astype(ensemble.dtype)
+        taper = self.local_sqrt_taper.astype(ensemble.dtype)
 
-        def local(sqrt_rho, mean_i, a_i):
-            w, t = symmetric_sqrt_transform(s.obs_anomalies * sqrt_rho, s.innovation * sqrt_rho)
+        def local(idx, sqrt_rho, mean_i, a_i):
+            yw, dw = s.obs_anomalies, s.innovation
+            if idx is not None:
+                yw, dw = yw[:, idx], dw[idx]
+            w, t = symmetric_sqrt_transform(yw * sqrt_rho, dw * sqrt_rho)
             return mean_i + (w + t) @ a_i
 
-        columns = jax.vmap(local, in_axes=(0, 0, 1))(taper, s.mean, s.anomalies)
+        idx_axis = None if self.local_obs is None else 0
+        columns = jax.vmap(local, in_axes=(idx_axis, 0, 0, 1))(
+            self.local_obs, taper, s.mean, s.anomalies
+        )
         return columns.T, {}
