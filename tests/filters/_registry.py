@@ -20,6 +20,8 @@ ENSEMBLE_FILTERS = {
     "DEnKF": lambda o: F.DEnKF(),
     "SerialEnSRF": lambda o: F.SerialEnSRF(),
     "LETKF": lambda o: F.LETKF(2.0, o),
+    # 3 of the 8 observations per domain: the gathered-local-observations path
+    "LETKF-local": lambda o: F.LETKF(0.5, o),
     "Inflation(ETKF)": lambda o: F.Inflation(F.ETKF(), 1.05),
     "RTPS(EnKF)": lambda o: F.RTPS(F.EnKF(), 0.5),
     "RTPP(DEnKF)": lambda o: F.RTPP(F.DEnKF(), 0.5),
