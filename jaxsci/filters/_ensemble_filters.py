@@ -75,11 +75,11 @@ def inv_sqrt_shifted(a: Float[Array, "n n"], shift: float) -> Float[Array, "n n"
     LETKF cycle; the iteration is batched matrix products. Non-finite input, or no
     convergence within 100 steps, returns NaN (which the filters report as divergence).
 
-    Derivatives: the JVP is exact to first order, dF = V (K o (V^T da V)) V^T with
-    V diag(lam) V^T = a and the divided differences K_ij = -1 / (r_i r_j (r_i + r_j)),
-    r = sqrt(lam), which stay finite for repeated eigenvalues. Second derivatives
-    differentiate `eigh`'s eigenvectors and are NaN or wrong where eigenvalues repeat (for
-    the ETKF: fewer than N - 1 observations); they are not supported.
+    Derivatives of every order are exact, also where eigenvalues repeat (for the ETKF: fewer
+    than N - 1 observations): the tangent solves X dX + dX X = -X^2 da X^2 (X = a^{-1/2})
+    by `lax.custom_linear_solve` with an eigendecomposition inside the solve only, which
+    gives dF = V (K o (V^T da V)) V^T, K_ij = -1 / (r_i r_j (r_i + r_j)), r = sqrt(lam),
+    without ever differentiating `eigh`'s eigenvectors.
     """
     n = a.shape[-1]
     eye = jnp.eye(n, dtype=a.dtype)
@@ -107,11 +107,27 @@ def inv_sqrt_shifted(a: Float[Array, "n n"], shift: float) -> Float[Array, "n n"
 
 @inv_sqrt_shifted.defjvp
 def _inv_sqrt_shifted_jvp(shift, primals, tangents):
+    # X = a^{-1/2} satisfies X^2 = a^{-1}, so its tangent solves the Sylvester equation
+    # X dX + dX X = -X^2 da X^2. The operator D -> X D + D X is smooth in X and self-adjoint,
+    # and `custom_linear_solve` differentiates the solution implicitly through it: the
+    # eigendecomposition inside `solve` (where the operator is diagonal, with entries
+    # 1/r_i + 1/r_j) is never differentiated, so derivatives of every order stay exact
+    # when eigenvalues repeat.
     (a,), (da,) = primals, tangents
-    lam, v = jnp.linalg.eigh(a)
+    x = inv_sqrt_shifted(a, shift)
+    x2 = x @ x
+    lam, v = jnp.linalg.eigh(jax.lax.stop_gradient(a))
     r = jnp.sqrt(lam)
-    k = -1.0 / (r[:, None] * r[None, :] * (r[:, None] + r[None, :]))
-    return inv_sqrt_shifted(a, shift), v @ (k * (v.T @ da @ v)) @ v.T
+    inverse_diagonal = r[:, None] * r[None, :] / (r[:, None] + r[None, :])
+
+    def sylvester(d):
+        return x @ d + d @ x
+
+    def solve(_, b):
+        return v @ ((v.T @ b @ v) * inverse_diagonal) @ v.T
+
+    dx = jax.lax.custom_linear_solve(sylvester, -(x2 @ da @ x2), solve, symmetric=True)
+    return x, dx
 
 
 def symmetric_sqrt_transform(yw: Float[Array, "ens obs"], dw: Float[Array, " obs"]):

@@ -139,3 +139,43 @@ def test_gradient_with_repeated_eigenvalues(x64):
     h = 1e-6
     fd = (loss(jnp.asarray(yw + h * direction)) - loss(jnp.asarray(yw - h * direction))) / (2 * h)
     assert abs(float(jnp.sum(g * direction)) - float(fd)) <= 1e-7 * max(1.0, abs(float(fd)))
+
+
+def test_second_derivatives_with_repeated_eigenvalues(x64):
+    """Two observations, seven members (eigenvalue 6 five times). Nested JVPs against a
+    four-point central difference, and a Hessian-vector product (forward over reverse, as
+    `jax.hessian` and `inference.laplace` do) of a whole ETKF transform against central
+    differences of its gradient. Differentiating `eigh`'s eigenvectors gave NaN here."""
+    rng = np.random.default_rng(0)
+    yw, a = _gram(rng, 7, 2, 1.0)
+    e1, e2 = rng.normal(size=(2, 7, 7))
+    e1, e2 = e1 + e1.T, e2 + e2.T
+    f = lambda m: inv_sqrt_shifted(m, 6.0)  # noqa: E731
+
+    def d1(m):
+        return jax.jvp(f, (m,), (jnp.asarray(e2),))[1]
+
+    d2 = np.asarray(jax.jvp(d1, (jnp.asarray(a),), (jnp.asarray(e1),))[1])
+    g = lambda m: np.asarray(f(jnp.asarray(m)))  # noqa: E731
+    h = 1e-4
+    fd2 = (
+        g(a + h * e1 + h * e2)
+        - g(a + h * e1 - h * e2)
+        - g(a - h * e1 + h * e2)
+        + g(a - h * e1 - h * e2)
+    ) / (4 * h * h)
+    assert np.max(np.abs(d2 - fd2)) <= 1e-6 * np.max(np.abs(fd2))
+
+    dw = jnp.asarray(rng.normal(size=2))
+
+    def loss(y):
+        w, t = symmetric_sqrt_transform(y, dw)
+        return jnp.sum(jnp.sin(w)) + jnp.sum(jnp.sin(t))
+
+    direction = jnp.asarray(rng.normal(size=yw.shape))
+    hvp = np.asarray(jax.jvp(jax.grad(loss), (jnp.asarray(yw),), (direction,))[1])
+    grad = jax.grad(loss)
+    h = 1e-5
+    fd = (np.asarray(grad(yw + h * direction)) - np.asarray(grad(yw - h * direction))) / (2 * h)
+    assert np.all(np.isfinite(hvp))
+    assert np.max(np.abs(hvp - fd)) <= 1e-6 * max(1.0, np.max(np.abs(fd)))
