@@ -101,6 +101,21 @@ def ddim_transition(g: GridArrays, i, x0, eps, eta):
     return g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps, c
 
 
+def check_ddim_eta(eta, who: str) -> None:
+    """Raise unless a Python-number `eta` is in [0, 1]: above 1, c exceeds sigma_{i+1} on
+    coarse steps (eta^2 (1 - e^{-2h}) > 1) and the DDIM mean's sqrt(sigma^2 - c^2) is NaN."""
+    if isinstance(eta, (int, float)) and not 0 <= eta <= 1:
+        raise ValueError(
+            f"{who}: `eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's ancestral "
+            f"variance; above 1 the noise std exceeds sigma), got {eta}."
+        )
+
+
+def ddim_is_stochastic(eta) -> bool:
+    """Whether a DDIM(eta) step draws noise (False only for a Python-number 0)."""
+    return not (isinstance(eta, (int, float)) and eta == 0)
+
+
 def _key_normal(key, x):
     return jax.random.normal(key, jnp.shape(x), dtype=x.dtype)
 
@@ -163,13 +178,7 @@ class DDIM(AbstractSampler):
     eta: float = 0.0
 
     def __check_init__(self):
-        # eta > 1 makes c exceed sigma_t on coarse steps (eta^2 (1 - e^{-2h}) > 1), so
-        # sqrt(sigma_t^2 - c^2) would be NaN: the DDIM family is eta in [0, 1].
-        if isinstance(self.eta, (int, float)) and not 0 <= self.eta <= 1:
-            raise ValueError(
-                f"DDIM: `eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's ancestral "
-                f"variance), got {self.eta}."
-            )
+        check_ddim_eta(self.eta, "DDIM")
 
     @property
     def order(self) -> int:
@@ -177,7 +186,7 @@ class DDIM(AbstractSampler):
 
     @property
     def stochastic(self) -> bool:
-        return not (isinstance(self.eta, (int, float)) and self.eta == 0)
+        return ddim_is_stochastic(self.eta)
 
     def init(self, denoiser, ts, x_T):
         g = grid_arrays(denoiser.schedule, ts)

@@ -44,7 +44,7 @@ from jax.core import Tracer
 from .._custom_types import Array, Bool, Float, Int, Key
 from ..filters._resampling import RESAMPLING_SCHEMES, effective_sample_size
 from ._base import AbstractSampler, AbstractSchedule, GridArrays, SamplerState, grid_arrays
-from ._exponential import ddim_transition
+from ._exponential import check_ddim_eta, ddim_is_stochastic, ddim_transition
 from ._grids import check_grid
 from ._mixture import GaussianMixture
 from ._parameterization import as_denoiser
@@ -256,9 +256,7 @@ class DPS(AbstractSampler):
             math.isfinite(self.zeta) and self.zeta >= 0
         ):
             raise ValueError(f"DPS: `zeta` must be finite and >= 0, got {self.zeta}.")
-        if isinstance(self.eta, (int, float)) and not 0 <= self.eta <= 1:
-            # as in DDIM: eta > 1 makes the noise std exceed sigma on coarse steps (NaN)
-            raise ValueError(f"DPS: `eta` must be in [0, 1], got {self.eta}.")
+        check_ddim_eta(self.eta, "DPS")
 
     @property
     def order(self) -> int:
@@ -266,7 +264,7 @@ class DPS(AbstractSampler):
 
     @property
     def stochastic(self) -> bool:
-        return not (isinstance(self.eta, (int, float)) and self.eta == 0)
+        return ddim_is_stochastic(self.eta)
 
     def init(self, denoiser, ts, x_T):
         self.observation.check_state(x_T, "x_T")
