@@ -39,6 +39,8 @@ from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from .. import diffusion as jd, train
 from ..nn import ScoreMLP
+from . import _plots
+from ._plots import PlotSection
 from ._schema import ConfigError, option, section
 
 logger = logging.getLogger("jaxsci.pipelines.diffusion")
@@ -67,11 +69,6 @@ def _sampler_kwargs(name: str, lower_order_final: bool, warmup: str) -> dict:
     if "warmup" in fields:
         kw["warmup"] = warmup
     return kw
-
-
-def _save(fig: Figure, path: Path, dpi: int) -> None:
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    logger.info("plot %s", path.name)
 
 
 # ---------------------------------------------------------------------------- gmm_samplers
@@ -118,12 +115,6 @@ class ReferenceSection:
 
 
 @dataclasses.dataclass(frozen=True)
-class GMMPlotSection:
-    enabled: bool = option(True, help="write PNG plots")
-    dpi: int = option(120, ge=50, le=600)
-
-
-@dataclasses.dataclass(frozen=True)
 class GMMSamplersConfig:
     """Schema of the `gmm_samplers` pipeline."""
 
@@ -141,7 +132,7 @@ class GMMSamplersConfig:
     warmup: str = option("lower_order", choices=("lower_order", "singlestep"))
     seed: int = option(0, ge=0, help="PRNG seed of the initial noise")
     reference: ReferenceSection = section(ReferenceSection)
-    plot: GMMPlotSection = section(GMMPlotSection)
+    plot: PlotSection = section(PlotSection)
 
     def __post_init__(self):
         known = _deterministic_samplers()
@@ -250,7 +241,9 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
         reference=np.asarray(ref),
     )
     if config.plot.enabled:
-        _save(_gmm_figure(config, rms, med, used), run_dir / "error_vs_nfe.png", config.plot.dpi)
+        _plots._save(
+            _gmm_figure(config, rms, med, used), run_dir / "error_vs_nfe.png", config.plot.dpi
+        )
     return {
         "error_rms": rms,
         "error_median": med,
@@ -404,7 +397,7 @@ class TrainDiffusionConfig:
     training: DiffusionTrainingSection = section(DiffusionTrainingSection)
     sampling: SamplingSection = section(SamplingSection)
     mmd: MMDSection = section(MMDSection)
-    plot: GMMPlotSection = section(GMMPlotSection)
+    plot: PlotSection = section(PlotSection)
 
     def __post_init__(self):
         if self.training.batch_size > self.data.num_train:
@@ -575,7 +568,7 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
             f"{d.name}: {lc.kind} ({param}), {sc.sampler} {sc.steps} steps; "
             f"MMD$^2$ {value:.2g} (floor {floor:.2g})",
         )
-        _save(fig, run_dir / "samples.png", config.plot.dpi)
+        _plots._save(fig, run_dir / "samples.png", config.plot.dpi)
     return {
         "mmd2": value,
         "mmd2_floor": floor,

@@ -69,6 +69,7 @@ from matplotlib.figure import Figure
 from .. import discovery, filters, integrate
 from . import _plots
 from ._models import build_model, params_schema, params_section
+from ._plots import PlotSection
 from ._schema import ConfigError, option, section, to_dict
 from ._simulate import SOLVERS
 
@@ -216,12 +217,6 @@ class ForecastSection:
         None, gt=0.0, help="lambda_max of the truth (null: estimate it)"
     )
     lyapunov_intervals: int = option(1000, ge=10, help="averaging time units of the estimate")
-
-
-@dataclasses.dataclass(frozen=True)
-class PlotSection:
-    enabled: bool = option(True, help="write PNG plots")
-    dpi: int = option(120, ge=50, le=600)
 
 
 @dataclasses.dataclass(frozen=True)

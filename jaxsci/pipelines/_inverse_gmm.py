@@ -36,6 +36,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import diffusion as jd, filters
+from . import _plots
 from ._diffusion import check_mixture_section
 from ._schema import ConfigError, option, section
 
@@ -313,12 +314,12 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
     arrays.update({f"dps_zeta={z:g}": v for z, v in dps_draws.items()})
     np.savez(run_dir / "samples.npz", **arrays)
     if config.plot.enabled:
-        _save(
+        _plots._save(
             _samples_figure(post, smc_draws, dps_draws, exact_ref, config),
             run_dir / "samples.png",
             config.plot.dpi,
         )
-        _save(
+        _plots._save(
             _error_figure(config, error_mean, error_se, w1, exact_w1),
             run_dir / "error_vs_particles.png",
             config.plot.dpi,
@@ -341,11 +342,6 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
 
 
 # ---------------------------------------------------------------------------------- plots
-
-
-def _save(fig: Figure, path: Path, dpi: int) -> None:
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    logger.info("plot %s", path.name)
 
 
 def _contour(ax, post, lo, hi):

@@ -4,6 +4,8 @@ truth/analysis/error panels (assimilate), written as PNGs.
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI backend).
 """
 
+import dataclasses
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +17,18 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from .. import dynamics
+from ._schema import option
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotSection:
+    """The `plot:` section of pipelines whose plots take no options beyond these two."""
+
+    enabled: bool = option(True, help="write PNG plots")
+    dpi: int = option(120, ge=50, le=600)
+
 
 _LABELS = {
     "Lorenz63": ("x", "y", "z"),
@@ -45,6 +59,7 @@ def title(name: str, params: Mapping[str, Any], solver: str, dt: float) -> str:
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    logger.info("plot %s", path.name)
     return path
 
 
