@@ -76,11 +76,12 @@ def local_observations(
 ):
     """For each state location (local domain), the observations inside its taper.
 
-    Returns (indices, sqrt_taper), both (dim, k) with k the largest number of observations any
-    domain sees (at least 1): row i lists the observations with nonzero taper for domain i,
-    padded with index 0 and taper 0 (a padded entry contributes exactly nothing). Equal in
-    value to the dense `sqrt_taper_matrix`, at O(dim k) instead of O(dim obs) per analysis;
-    built in chunks of `chunk` domains, so the dense matrix is never held.
+    Returns NumPy arrays (indices, sqrt_taper), both (dim, k) with k the largest number of
+    observations any domain sees (at least 1): row i lists the observations with nonzero
+    taper for domain i, padded with index 0 and taper 0 (a padded entry contributes exactly
+    nothing). Equal in value to the dense `sqrt_taper_matrix`, at O(dim k) instead of
+    O(dim obs) per analysis; built in chunks of `chunk` domains, so the dense matrix is never
+    held.
     """
     locs = np.asarray(state_locations, dtype=np.float64)
     obs = np.asarray(obs_locations, dtype=np.float64)
@@ -93,4 +94,4 @@ def local_observations(
     tapers = np.zeros((len(rows), k))
     for i, (idx, r) in enumerate(rows):
         indices[i, : idx.size], tapers[i, : idx.size] = idx, r
-    return jnp.asarray(indices), jnp.asarray(tapers, dtype=jnp.result_type(float))
+    return indices, tapers
