@@ -1,4 +1,5 @@
-"""Integration: `simulate` over diffrax, exponential integrators, flows, ensembles, Lyapunov."""
+"""Integration: `simulate` over diffrax, exponential integrators, flows, `rollout`, ensembles,
+Lyapunov exponents."""
 
 from ._ensemble import ensemble as ensemble
 from ._etdrk import (
@@ -12,6 +13,7 @@ from ._flow import Flow as Flow
 from ._lyapunov import LyapunovResult as LyapunovResult, lyapunov_exponents as lyapunov_exponents
 from ._phi import phi as phi, phi_functions as phi_functions
 from ._rk4 import RK4 as RK4
+from ._rollout import rollout as rollout
 from ._simulate import (
     Trajectory as Trajectory,
     default_solver as default_solver,

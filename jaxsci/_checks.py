@@ -1,0 +1,203 @@
+"""Argument validation shared by every public constructor and entry point.
+
+One home for the checks that name the offending argument: a `ValueError` (or `TypeError` for
+a wrong kind of object) whose message starts with the argument's name in backticks and says
+what was expected and what was given. Checks on values look only at concrete values: under
+`jit`/`vmap`/`grad` a traced value cannot be inspected, so it is let through (the numerical
+code then reports a non-finite result, never a silent number; use `eqx.error_if` for checks
+that must hold under tracing).
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_choice",
+    "check_finite",
+    "check_int",
+    "check_key",
+    "check_ndim",
+    "check_pair",
+    "check_positive",
+    "check_probability",
+    "check_range",
+    "check_shape",
+    "concrete",
+    "finite_float",
+    "is_concrete",
+]
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether `x` holds no tracer (its values can be read on the host)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+
+
+def concrete(x: Any) -> np.ndarray | None:
+    """`x` as a float64 NumPy array, or None when it is traced or not numeric (checks skip)."""
+    if not is_concrete(x):
+        return None
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """`value` as a Python int in [minimum, maximum]; bools and floats are refused.
+
+    Raises:
+        TypeError: naming `name` when `value` is not an integer.
+        ValueError: naming `name` when it is out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}).")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"`{name}` must be an integer <= {maximum}, got {value}.")
+    return int(value)
+
+
+def check_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints, each >= `minimum`, as a pair."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 2:
+            raise ValueError(f"`{name}` must be an integer or a pair of integers, got {value!r}.")
+        return check_int(f"{name}[0]", value[0], minimum), check_int(
+            f"{name}[1]", value[1], minimum
+        )
+    v = check_int(name, value, minimum)
+    return v, v
+
+
+def check_range(
+    name: str,
+    value: Any,
+    lower: float | None = None,
+    upper: float | None = None,
+    *,
+    lower_open: bool = False,
+    upper_open: bool = False,
+) -> None:
+    """Raise a ValueError naming `name` unless every entry of a concrete `value` is finite and
+    within [lower, upper] (an open end with `lower_open` / `upper_open`; None: unbounded).
+    NaN is always refused. Traced values pass."""
+    arr = concrete(value)
+    if arr is None:
+        return
+    ok = np.all(np.isfinite(arr))
+    if lower is not None:
+        ok = ok and bool(np.all(arr > lower) if lower_open else np.all(arr >= lower))
+    if upper is not None:
+        ok = ok and bool(np.all(arr < upper) if upper_open else np.all(arr <= upper))
+    if not ok:
+        lo = "-inf" if lower is None else f"{lower:g}"
+        hi = "inf" if upper is None else f"{upper:g}"
+        interval = f"{'(' if lower_open or lower is None else '['}{lo}, {hi}"
+        interval += ")" if upper_open or upper is None else "]"
+        got = arr.tolist() if arr.size <= 8 else f"an array with range [{arr.min()}, {arr.max()}]"
+        raise ValueError(f"`{name}` must be finite and in {interval}, got {got}.")
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
+    """Raise a ValueError naming `name` unless a concrete `value` is finite and > 0 (>= 0 with
+    `allow_zero`). Traced values pass: the integrators then report a non-finite result."""
+    arr = concrete(value)
+    if arr is None:
+        return
+    bad = np.any(arr < 0) if allow_zero else np.any(arr <= 0)
+    if bad or not np.all(np.isfinite(arr)):
+        want = "non-negative" if allow_zero else "positive"
+        got = arr.tolist() if arr.size <= 8 else f"an array with range [{arr.min()}, {arr.max()}]"
+        raise ValueError(f"`{name}` must be finite and {want}, got {got}.")
+
+
+def check_probability(name: str, value: Any) -> None:
+    """A concrete `value` in [0, 1] (e.g. RTPS/RTPP factors, thresholds as fractions)."""
+    check_range(name, value, 0.0, 1.0)
+
+
+def check_finite(name: str, value: Any) -> None:
+    """Raise a ValueError naming `name` if a concrete `value` holds NaN or inf."""
+    arr = concrete(value)
+    if arr is not None and not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` contains non-finite values (NaN or inf).")
+
+
+def check_shape(name: str, x: Any, expected: Sequence[int | None], what: str | None = None) -> None:
+    """Raise a ValueError naming `name` unless `x.shape` matches `expected` (None: any size).
+
+    `what` describes the expected layout, e.g. "(channels, n) = (3, n)"; by default the shape
+    itself, with `*` for free sizes.
+    """
+    shape = tuple(jnp.shape(x))
+    ok = len(shape) == len(expected) and all(
+        e is None or s == e for s, e in zip(shape, expected, strict=True)
+    )
+    if not ok:
+        want = what or "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise ValueError(f"`{name}` has shape {shape}, expected {want}.")
+
+
+def check_ndim(name: str, x: Any, ndim: int, what: str | None = None) -> None:
+    """Raise a ValueError naming `name` unless `x` has `ndim` dimensions."""
+    shape = tuple(jnp.shape(x))
+    if len(shape) != ndim:
+        raise ValueError(
+            f"`{name}` must have {ndim} dimension(s){f' {what}' if what else ''}, got shape "
+            f"{shape}."
+        )
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
+    """`value` if it is one of `choices`, else a ValueError naming `name` and listing them."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}.")
+    return value
+
+
+def check_key(name: str, key: Any) -> jax.Array:
+    """A single typed PRNG key (`jax.random.key(seed)`); a raw uint32 (2,) key is wrapped."""
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"`{name}` must be a single PRNG key, got shape {key.shape}.")
+        return key
+    if is_concrete(key) and key is not None:
+        arr = np.asarray(key)
+        if arr.dtype == np.uint32 and arr.shape == (2,):
+            return jax.random.wrap_key_data(jnp.asarray(arr))
+    raise TypeError(
+        f"`{name}` must be a PRNG key (jax.random.key(seed)), got {type(key).__name__} {key!r}."
+    )
+
+
+def as_float_array(name: str, x: Any) -> jax.Array:
+    """`x` as a JAX array with a floating dtype (integers and bools become the default float);
+    complex or non-numeric input is a TypeError naming `name`."""
+    try:
+        arr = jnp.asarray(x)
+    except TypeError as err:
+        raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__}.") from err
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"`{name}` must be real, got dtype {arr.dtype}.")
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        arr = arr.astype(jnp.result_type(float))
+    return arr
+
+
+def finite_float(name: str, value: Any) -> float:
+    """A concrete finite Python float, else a ValueError naming `name`."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`{name}` must be a number, got {value!r}.") from err
+    if not math.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {v}.")
+    return v

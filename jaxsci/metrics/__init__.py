@@ -1,0 +1,5 @@
+"""Metrics of experiments: forecast skill, sample quality and convergence orders.
+
+Plain functions of arrays (NumPy or JAX), shared by the pipelines, the examples and the
+benchmarks; each says which paper or peer it follows.
+"""
