@@ -7,6 +7,8 @@ library terms (`CorrectedModel`), model-error samples and their designs
 forecast skill (`normalised_error`, `valid_time`).
 """
 
+# forecast skill lives in `jaxsci.metrics`; re-exported for the discovery examples
+from ..metrics import normalised_error as normalised_error, valid_time as valid_time
 from ._base import (
     AbstractSparseRegression as AbstractSparseRegression,
     NormalEquations as NormalEquations,
@@ -26,7 +28,6 @@ from ._library import (
     parse_term as parse_term,
     term_name as term_name,
 )
-from ._metrics import normalised_error as normalised_error, valid_time as valid_time
 from ._rvm import RVM as RVM
 from ._samples import (
     instantaneous_design as instantaneous_design,
