@@ -13,6 +13,8 @@ from ._fno import FNO1d as FNO1d, FNO2d as FNO2d
 from ._mlp import MLP as MLP
 from ._score import ScoreMLP as ScoreMLP
 from ._spectral import SpectralConv1d as SpectralConv1d, SpectralConv2d as SpectralConv2d
+from ._stepper import Stepper as Stepper
+from ._stochastic import LocalStochastic as LocalStochastic, sample_ensemble as sample_ensemble
 from ._unet import (
     ScoreUNet1d as ScoreUNet1d,
     ScoreUNet2d as ScoreUNet2d,

@@ -1,0 +1,33 @@
+"""Conformance cases of the learned forecasters (`Stepper`, `LocalStochastic`), in the format
+of `_registry.CASES` (merged there with `CASES.update(FORECASTER_CASES)`)."""
+
+import jax
+
+import jaxsci.nn as nn
+
+from ._registry import Case, fno_params, mlp_params
+
+
+def _normal(key, shape):
+    return jax.random.normal(key, shape)
+
+
+FORECASTER_CASES = {
+    "Stepper": Case(  # residual FNO stepper on a (1, n) field
+        make=lambda k: nn.Stepper(nn.FNO1d(1, 1, 4, 3, 1, key=k, grid=False, projection_width=4)),
+        inputs=lambda k, r: (_normal(k, (1, (16, 24)[r])),),
+        out_shape=lambda u: u.shape,
+        params=fno_params(1, 4, [3], 4, 1, dims=1),
+    ),
+    "LocalStochastic": Case(  # one member per call; the key is an input
+        make=lambda k: nn.LocalStochastic(2, 3, 8, 2, mean=0.5, scale=2.0, key=k),
+        inputs=lambda k, r: (_normal(k, ((10, 17)[r],)), jax.random.fold_in(k, 1)),
+        out_shape=lambda x, key: x.shape,
+        params=mlp_params(2 * 2 + 1 + 3, 1, 8, 2) + 2,  # + the buffers mean and scale
+        call=lambda m, x, key: m(x, key=key),
+        buffers=("mean", "scale"),
+    ),
+}
+
+# (index of the argument given a spurious leading batch axis, the name its error must use)
+FORECASTER_BAD_INPUT = {"Stepper": (0, "x"), "LocalStochastic": (0, "x")}
