@@ -10,6 +10,7 @@ from . import (
     integrate as integrate,
     losses as losses,
     nn as nn,
+    spectral as spectral,
     train as train,
 )
 from .filters import assimilate as assimilate, run_filter as run_filter

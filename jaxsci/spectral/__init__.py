@@ -1,0 +1,4 @@
+"""Low-level numerics on periodic domains: the spectral grid shared by the semilinear PDE
+models, the discovery term library, Sobolev norms and Gaussian random fields."""
+
+from ._grid import PeriodicGrid as PeriodicGrid
