@@ -4,8 +4,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..dynamics import AbstractSemilinear
+from ..spectral import PeriodicGrid
 from ._library import SpectralLibrary
 
 
@@ -26,10 +27,9 @@ class CorrectedModel(AbstractSemilinear):
     model (and a `Flow` of it) with respect to them.
 
     Arguments:
-        model: the base model, an `AbstractSemilinear` whose state is the field on the
-            library's grid and whose spectral state is its `rfft` (as for
-            `KuramotoSivashinsky` and `Burgers`).
-        library: the term library (its grid must match the model's).
+        model: the base model, an `AbstractSemilinear` on a 1-D grid (as
+            `KuramotoSivashinsky` and `Burgers`); the corrected model declares the same grid.
+        library: the term library (its grid must have the model's points and length).
         coefficients: xi, one per library term (default zeros).
     """
 
@@ -37,7 +37,12 @@ class CorrectedModel(AbstractSemilinear):
     library: SpectralLibrary
     coefficients: Float[Array, " term"]
 
-    def __init__(self, model: AbstractSemilinear, library: SpectralLibrary, coefficients=None):
+    def __init__(
+        self,
+        model: AbstractSemilinear,
+        library: SpectralLibrary,
+        coefficients: Float[ArrayLike, " term"] | None = None,
+    ):
         if not isinstance(model, AbstractSemilinear):
             raise TypeError(
                 f"`model` must be a semilinear spectral model (AbstractSemilinear), got "
@@ -45,15 +50,15 @@ class CorrectedModel(AbstractSemilinear):
             )
         if not isinstance(library, SpectralLibrary):
             raise TypeError(f"`library` must be a SpectralLibrary, got {type(library).__name__}.")
-        if tuple(model.state_shape) != (library.num_points,):
+        grid = model.grid
+        if grid.shape != library.grid.shape:
             raise ValueError(
-                f"`model` has state shape {tuple(model.state_shape)}, but `library` is built on "
-                f"a grid of {library.num_points} points."
+                f"`model` has a grid of shape {grid.shape}, but `library` is built on a grid of "
+                f"{library.num_points} points."
             )
-        length = getattr(model, "length", None)
-        if length is not None and abs(float(length) - library.length) > 1e-9 * library.length:
+        if abs(grid.length - library.length) > 1e-9 * library.length:
             raise ValueError(
-                f"`model` has domain length {length}, but `library` was built for length "
+                f"`model` has domain length {grid.length}, but `library` was built for length "
                 f"{library.length}."
             )
         spectral = jax.eval_shape(model.linear_operator)
@@ -75,30 +80,25 @@ class CorrectedModel(AbstractSemilinear):
         self.coefficients = coefficients
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return self.model.state_shape
 
-    def linear_operator(self):
+    @property
+    def grid(self) -> PeriodicGrid:
+        """The model's grid."""
+        return self.model.grid
+
+    def linear_operator(self) -> SpectralState:
         return self.model.linear_operator() + self.library.linear_symbol(self.coefficients)
 
-    def nonlinear(self, t: ScalarLike, y_hat, args: PyTree = None):
+    def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree = None) -> SpectralState:
         extra = self.library.nonlinear_spectral(self.coefficients, y_hat)
         return self.model.nonlinear(t, y_hat, args) + extra.astype(y_hat.dtype)
 
-    def to_spectral(self, y):
-        return self.model.to_spectral(y)
-
-    def from_spectral(self, y_hat):
-        return self.model.from_spectral(y_hat)
-
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         return self.model.default_initial_state(key)
 
-    @property
-    def grid(self):
-        return getattr(self.model, "grid", None)
-
-    def with_coefficients(self, coefficients) -> "CorrectedModel":
+    def with_coefficients(self, coefficients: Float[ArrayLike, " term"]) -> "CorrectedModel":
         """The same model and library with other coefficients."""
         return eqx.tree_at(
             lambda m: m.coefficients,

@@ -6,8 +6,9 @@ Terms are named the way they are written: products of factors `u`, `u_x`, `u_xx`
 each with an optional integer power, e.g. "u", "u_xxxx", "u*u_x", "u^2", "u_x^2",
 "u^2*u_xx", and "1" for a constant. Derivatives are spectral: the n-th derivative has the
 Fourier symbol (i k)^n, k = 2 pi m / length, with the Nyquist mode of odd derivatives set to
-zero (it has no sign; Trefethen 2000, "Spectral Methods in MATLAB", ch. 3), the convention
-of `jaxsci.dynamics.KuramotoSivashinsky`.
+zero (it has no sign; Trefethen 2000, "Spectral Methods in MATLAB", ch. 3): the symbols of
+`jaxsci.spectral.PeriodicGrid.derivative`, the grid `jaxsci.dynamics.KuramotoSivashinsky`
+declares.
 
 Linear terms (one factor to the first power: u, u_x, u_xx, ...) are diagonal in Fourier
 space, so a corrected model puts them into the stiff linear operator of an exponential
@@ -25,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Complex, Float
+from ..spectral import PeriodicGrid
+from ..spectral._grid import check_even_grid
 
 # one factor: u, u_x, u_xx, ... with an optional power ^p
 _FACTOR = re.compile(r"^u(?:_(x+))?(?:\^([0-9]+))?$")
@@ -83,7 +86,9 @@ class SpectralLibrary(eqx.Module):
 
     `library(u)` evaluates every term on one field and returns the (num_points, terms)
     block of a design matrix; `jax.vmap` it over snapshots. `linear_symbol` and
-    `nonlinear_spectral` give the same terms in Fourier space for `CorrectedModel`.
+    `nonlinear_spectral` give the same terms in Fourier space for `CorrectedModel`. The
+    grid arguments make `grid`, a `PeriodicGrid` (the library of a model `m` is
+    `SpectralLibrary(terms, m.length, m.num_points, m.dealias)`).
 
     Arguments:
         terms: term names (see the module docstring), e.g. `DEFAULT_TERMS`. Names are
@@ -124,15 +129,15 @@ class SpectralLibrary(eqx.Module):
                     f"{name!r}."
                 )
             seen[name] = given
-        if int(num_points) < 4 or int(num_points) % 2:
-            raise ValueError(f"`num_points` must be an even integer >= 4, got {num_points}.")
-        if not float(length) > 0:
-            raise ValueError(f"`length` must be positive, got {length}.")
+        self.num_points, self.length = check_even_grid(num_points, length)
         self.names = names
         self.factors = factors
-        self.length = float(length)
-        self.num_points = int(num_points)
         self.dealias = bool(dealias)
+
+    @property
+    def grid(self) -> PeriodicGrid:
+        """The periodic grid the terms are evaluated on."""
+        return PeriodicGrid(self.num_points, self.length, dealias=self.dealias)
 
     @property
     def num_terms(self) -> int:
@@ -147,23 +152,9 @@ class SpectralLibrary(eqx.Module):
     def max_order(self) -> int:
         return max((o for f in self.factors for o, _ in f), default=0)
 
-    def _wavenumbers(self) -> np.ndarray:
-        n = self.num_points
-        return 2 * np.pi / self.length * np.fft.rfftfreq(n, 1.0 / n)
-
     def derivative_symbol(self, order: int) -> np.ndarray:
         """(i k)^order on the rfft modes (a NumPy constant); Nyquist zero for odd orders."""
-        k = self._wavenumbers()
-        if order % 2:
-            k = k.copy()
-            k[-1] = 0.0
-        return (1j * k) ** order
-
-    def _mask(self) -> np.ndarray:
-        n = self.num_points
-        if not self.dealias:
-            return np.ones(n // 2 + 1, dtype=bool)
-        return np.abs(np.fft.rfftfreq(n, 1.0 / n)) < n / 3.0
+        return self.grid.derivative(order)
 
     def _check_field(self, u):
         if jnp.shape(u) != (self.num_points,):
@@ -178,8 +169,7 @@ class SpectralLibrary(eqx.Module):
         """The term values on the grid (None for linear terms when `nonlinear_only`); with
         `project=False` the nonlinear products are left unprojected (the caller projects
         their linear combination once: projection is linear)."""
-        n = self.num_points
-        mask = self._mask()
+        grid = self.grid
         linear_orders = {
             f[0][0] for f, lin in zip(self.factors, self.is_linear, strict=True) if lin
         }
@@ -188,24 +178,21 @@ class SpectralLibrary(eqx.Module):
         }
         if nonlinear_only:
             linear_orders = set()
-        full = {
-            o: jnp.fft.irfft(self.derivative_symbol(o) * u_hat, n=n) for o in sorted(linear_orders)
-        }
-        masked_hat = jnp.where(mask, u_hat, 0)
+        full = {o: grid.from_spectral(grid.derivative(o) * u_hat) for o in sorted(linear_orders)}
+        masked_hat = grid.dealiased(u_hat)
         resolved = {
-            o: jnp.fft.irfft(self.derivative_symbol(o) * masked_hat, n=n)
-            for o in sorted(product_orders)
+            o: grid.from_spectral(grid.derivative(o) * masked_hat) for o in sorted(product_orders)
         }
         columns = []
         for factors, linear in zip(self.factors, self.is_linear, strict=True):
             if linear:
                 columns.append(None if nonlinear_only else full[factors[0][0]])
                 continue
-            value = jnp.ones(n, dtype=u_hat.real.dtype)
+            value = jnp.ones(grid.shape, dtype=u_hat.real.dtype)
             for order, power in factors:
                 value = value * resolved[order] ** power
             if self.dealias and factors and project:
-                value = jnp.fft.irfft(jnp.where(mask, jnp.fft.rfft(value), 0), n=n)
+                value = grid.from_spectral(grid.dealiased(grid.to_spectral(value)))
             columns.append(value)
         return columns
 
@@ -213,27 +200,26 @@ class SpectralLibrary(eqx.Module):
         """The library evaluated on one field: column j is theta_j(u) on the grid."""
         u = jnp.asarray(u)
         self._check_field(u)
-        return jnp.stack(self._evaluate(jnp.fft.rfft(u)), axis=-1).astype(u.dtype)
+        return jnp.stack(self._evaluate(self.grid.to_spectral(u)), axis=-1).astype(u.dtype)
 
     def linear_symbol(self, coefficients: Float[Array, " term"]) -> Complex[Array, " mode"]:
         """sum_j xi_j (i k)^{n_j} over the linear terms: their part of a linear operator."""
         total = jnp.zeros(self.num_points // 2 + 1, dtype=jnp.result_type(coefficients, 1j))
         for j, (factors, linear) in enumerate(zip(self.factors, self.is_linear, strict=True)):
             if linear:
-                total = total + coefficients[j] * self.derivative_symbol(factors[0][0])
+                total = total + coefficients[j] * self.grid.derivative(factors[0][0])
         return total
 
     def nonlinear_spectral(
         self, coefficients: Float[Array, " term"], u_hat: Complex[Array, " mode"]
     ) -> Complex[Array, " mode"]:
         """rfft of sum_j xi_j theta_j(u) over the nonlinear terms, from u's rfft `u_hat`."""
-        n = self.num_points
         if all(self.is_linear):
             return jnp.zeros_like(u_hat)
         columns = self._evaluate(u_hat, nonlinear_only=True, project=False)
-        total = jnp.zeros(n, dtype=u_hat.real.dtype)
+        total = jnp.zeros(self.grid.shape, dtype=u_hat.real.dtype)
         for j, linear in enumerate(self.is_linear):
             if not linear:
                 total = total + coefficients[j] * columns[j]
         # one de-aliasing projection of the sum (constant terms sit in mode 0, kept)
-        return jnp.where(self._mask(), jnp.fft.rfft(total), 0)
+        return self.grid.dealiased(self.grid.to_spectral(total))

@@ -3,30 +3,15 @@
 import abc
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
-import numpy as np
 
+from .._checks import check_finite, check_positive
 from .._custom_types import Array, PyTree, ScalarLike, SpectralState, State
+from ..spectral import PeriodicGrid
 
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
-    """Raise a ValueError naming `name` if a concrete `value` is not positive.
-
-    Traced values (under jit/vmap/grad) cannot be inspected and are let through; the
-    integrators report a non-finite trajectory instead.
-    """
-    if not _is_concrete(value):
-        return
-    arr = np.asarray(value)
-    bad = np.any(arr < 0) if allow_zero else np.any(arr <= 0)
-    if bad or not np.all(np.isfinite(arr)):
-        want = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"`{name}` must be finite and {want}, got {arr.tolist()}.")
+# `check_positive` was defined here before `jaxsci._checks`; the re-export keeps
+# `from jaxsci.dynamics._base import check_positive` working for code not yet moved.
+__all__ = ["AbstractDynamics", "AbstractSDE", "AbstractSemilinear", "check_positive"]
 
 
 class AbstractDynamics(eqx.Module):
@@ -57,8 +42,7 @@ class AbstractDynamics(eqx.Module):
                 f"`{name}` has shape {shape}, but {type(self).__name__} expects a state of "
                 f"shape {tuple(self.state_shape)}."
             )
-        if _is_concrete(y) and not bool(np.all(np.isfinite(np.asarray(y)))):
-            raise ValueError(f"`{name}` contains non-finite values (NaN or inf).")
+        check_finite(name, y)
 
 
 class AbstractSDE(AbstractDynamics):
@@ -70,14 +54,17 @@ class AbstractSDE(AbstractDynamics):
 
 
 class AbstractSemilinear(AbstractDynamics):
-    """A stiff PDE u_t = L u + N(u) on a periodic grid, L diagonal in Fourier space.
+    r"""A stiff PDE u_t = L u + N(u) on a periodic grid, L diagonal in Fourier space.
 
-    Subclasses give `linear_operator()` (the Fourier symbol of L, shaped like the
-    spectral state) and `nonlinear(t, u_hat, args)` (N in spectral space). The state
-    seen by integrators and users is the real field on the grid; `to_spectral` and
-    `from_spectral` convert. `vector_field` is derived, so any diffrax solver works;
-    the exponential integrators in `jaxsci.integrate` use the split directly.
+    A model declares its `grid` (a `jaxsci.spectral.PeriodicGrid`) and gives
+    `linear_operator()` (the Fourier symbol of L on the grid's real-FFT layout) and
+    `nonlinear(t, u_hat, args)` (N in spectral space). The state seen by integrators and
+    users is the real field on the grid; `to_spectral` / `from_spectral` are the grid's real
+    FFT and its inverse. `vector_field` is derived, so any diffrax solver works; the
+    exponential integrators in `jaxsci.integrate` use the split directly.
     """
+
+    grid: eqx.AbstractVar[PeriodicGrid]
 
     @abc.abstractmethod
     def linear_operator(self) -> SpectralState:
@@ -87,13 +74,13 @@ class AbstractSemilinear(AbstractDynamics):
     def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree) -> SpectralState:
         """Nonlinear part N(u) in spectral space."""
 
-    @abc.abstractmethod
     def to_spectral(self, y: State) -> SpectralState:
-        """Grid values -> Fourier coefficients."""
+        """Grid values -> Fourier coefficients (`grid.to_spectral`, a real FFT)."""
+        return self.grid.to_spectral(y)
 
-    @abc.abstractmethod
     def from_spectral(self, y_hat: SpectralState) -> State:
-        """Fourier coefficients -> grid values."""
+        """Fourier coefficients -> grid values (`grid.from_spectral`)."""
+        return self.grid.from_spectral(y_hat)
 
     def vector_field(self, t: ScalarLike, y: State, args: PyTree) -> State:
         y_hat = self.to_spectral(y)

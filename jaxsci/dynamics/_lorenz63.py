@@ -1,7 +1,9 @@
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
-from ._base import AbstractDynamics, check_positive
+from .._checks import check_positive
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
+from ._base import AbstractDynamics
 
 
 class Lorenz63(AbstractDynamics):
@@ -16,7 +18,12 @@ class Lorenz63(AbstractDynamics):
     rho: Float[Array, ""]
     beta: Float[Array, ""]
 
-    def __init__(self, sigma=10.0, rho=28.0, beta=8.0 / 3.0):
+    def __init__(
+        self,
+        sigma: Real[ArrayLike, ""] = 10.0,
+        rho: Real[ArrayLike, ""] = 28.0,
+        beta: Real[ArrayLike, ""] = 8.0 / 3.0,
+    ):
         self.sigma = jnp.asarray(sigma, dtype=float)
         self.rho = jnp.asarray(rho, dtype=float)
         self.beta = jnp.asarray(beta, dtype=float)
@@ -26,14 +33,16 @@ class Lorenz63(AbstractDynamics):
         check_positive("beta", self.beta)
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return (3,)
 
-    def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None):
+    def vector_field(
+        self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None
+    ) -> Float[Array, "3"]:
         x, yy, z = y[0], y[1], y[2]
         return jnp.stack([self.sigma * (yy - x), x * (self.rho - z) - yy, x * yy - self.beta * z])
 
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         # A point on the attractor for the classic parameters (as used by DAPPER's L63 setup).
         return jnp.array([1.509, -1.531, 25.46])
 

@@ -1,7 +1,9 @@
 import equinox as eqx
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
+from .._checks import check_int
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 
 
@@ -28,20 +30,20 @@ class Lorenz96(AbstractDynamics):
     forcing: Float[Array, ""]
     n: int = eqx.field(static=True)
 
-    def __init__(self, n: int = 40, forcing=8.0):
-        if int(n) < 4:
-            raise ValueError(f"`n` must be at least 4 for Lorenz-96, got {n}.")
-        self.n = int(n)
+    def __init__(self, n: int = 40, forcing: Real[ArrayLike, ""] = 8.0):
+        self.n = check_int("n", n, minimum=4)
         self.forcing = jnp.asarray(forcing, dtype=float)
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return (self.n,)
 
-    def vector_field(self, t: ScalarLike, y: Float[Array, " n"], args: PyTree = None):
+    def vector_field(
+        self, t: ScalarLike, y: Float[Array, " n"], args: PyTree = None
+    ) -> Float[Array, " n"]:
         ahead, back2, back1 = cyclic_shifts(y, (1, -2, -1))
         return (ahead - back2) * back1 - y + self.forcing
 
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         # The rest state x_i = F is unstable; a small bump on one site starts the chaos.
         return jnp.full((self.n,), self.forcing).at[0].add(0.01)

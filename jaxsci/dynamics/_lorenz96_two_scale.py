@@ -1,7 +1,9 @@
 import equinox as eqx
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
+from .._checks import check_int
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 from ._lorenz96 import cyclic_shifts
 
@@ -27,24 +29,25 @@ class Lorenz96TwoScale(AbstractDynamics):
         self,
         k: int = 8,
         j: int = 32,
-        forcing=10.0,
-        coupling=1.0,
-        time_scale=10.0,
-        amplitude_scale=10.0,
+        forcing: Real[ArrayLike, ""] = 10.0,
+        coupling: Real[ArrayLike, ""] = 1.0,
+        time_scale: Real[ArrayLike, ""] = 10.0,
+        amplitude_scale: Real[ArrayLike, ""] = 10.0,
     ):
-        if int(k) < 4 or int(j) < 1:
-            raise ValueError(f"need `k` >= 4 and `j` >= 1, got k={k}, j={j}.")
-        self.k, self.j = int(k), int(j)
+        self.k = check_int("k", k, minimum=4)
+        self.j = check_int("j", j, minimum=1)
         self.forcing = jnp.asarray(forcing, dtype=float)
         self.coupling = jnp.asarray(coupling, dtype=float)
         self.time_scale = jnp.asarray(time_scale, dtype=float)
         self.amplitude_scale = jnp.asarray(amplitude_scale, dtype=float)
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return (self.k + self.k * self.j,)
 
-    def vector_field(self, t: ScalarLike, y: Float[Array, " n"], args: PyTree = None):
+    def vector_field(
+        self, t: ScalarLike, y: Float[Array, " n"], args: PyTree = None
+    ) -> Float[Array, " n"]:
         x, fast = y[: self.k], y[self.k :]
         h, c, b = self.coupling, self.time_scale, self.amplitude_scale
         fast_sum = fast.reshape(self.k, self.j).sum(axis=1)
@@ -56,7 +59,7 @@ class Lorenz96TwoScale(AbstractDynamics):
         dfast = dfast - c * fast + h * c / b * jnp.repeat(x, self.j)
         return jnp.concatenate([dx, dfast])
 
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         x = jnp.full((self.k,), self.forcing).at[0].add(0.01)
         # Small deterministic fast-variable pattern (no key needed, reproducible).
         fast = 0.01 * jnp.sin(jnp.arange(self.k * self.j) * 0.7)

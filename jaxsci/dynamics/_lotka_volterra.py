@@ -1,7 +1,9 @@
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
-from ._base import AbstractDynamics, check_positive
+from .._checks import check_positive
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
+from ._base import AbstractDynamics
 
 
 class LotkaVolterra(AbstractDynamics):
@@ -16,24 +18,34 @@ class LotkaVolterra(AbstractDynamics):
     gamma: Float[Array, ""]
     delta: Float[Array, ""]
 
-    def __init__(self, alpha=0.55, beta=0.028, gamma=0.80, delta=0.024):
+    def __init__(
+        self,
+        alpha: Real[ArrayLike, ""] = 0.55,
+        beta: Real[ArrayLike, ""] = 0.028,
+        gamma: Real[ArrayLike, ""] = 0.80,
+        delta: Real[ArrayLike, ""] = 0.024,
+    ):
         self.alpha = jnp.asarray(alpha, dtype=float)
         self.beta = jnp.asarray(beta, dtype=float)
         self.gamma = jnp.asarray(gamma, dtype=float)
         self.delta = jnp.asarray(delta, dtype=float)
 
     def __check_init__(self):
-        for name in ("alpha", "beta", "gamma", "delta"):
-            check_positive(name, getattr(self, name))
+        check_positive("alpha", self.alpha)
+        check_positive("beta", self.beta)
+        check_positive("gamma", self.gamma)
+        check_positive("delta", self.delta)
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return (2,)
 
-    def vector_field(self, t: ScalarLike, y: Float[Array, "2"], args: PyTree = None):
+    def vector_field(
+        self, t: ScalarLike, y: Float[Array, "2"], args: PyTree = None
+    ) -> Float[Array, "2"]:
         u, v = y[0], y[1]
         return jnp.stack([(self.alpha - self.beta * v) * u, (-self.gamma + self.delta * u) * v])
 
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         # Hudson's Bay 1900 pelts (thousands): hare 30, lynx 4.
         return jnp.array([30.0, 4.0])

@@ -1,7 +1,9 @@
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
-from ._base import AbstractDynamics, AbstractSDE, check_positive
+from .._checks import check_positive
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
+from ._base import AbstractDynamics, AbstractSDE
 
 
 class AdditiveNoise(AbstractSDE):
@@ -14,7 +16,7 @@ class AdditiveNoise(AbstractSDE):
     dynamics: AbstractDynamics
     sigma: Float[Array, "..."]
 
-    def __init__(self, dynamics: AbstractDynamics, sigma=1.0):
+    def __init__(self, dynamics: AbstractDynamics, sigma: Real[ArrayLike, "..."] = 1.0):
         self.dynamics = dynamics
         self.sigma = jnp.asarray(sigma, dtype=float)
 
@@ -22,14 +24,14 @@ class AdditiveNoise(AbstractSDE):
         check_positive("sigma", self.sigma, allow_zero=True)
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return self.dynamics.state_shape
 
-    def vector_field(self, t: ScalarLike, y, args: PyTree = None):
+    def vector_field(self, t: ScalarLike, y: State, args: PyTree = None) -> State:
         return self.dynamics.vector_field(t, y, args)
 
-    def diffusion(self, t: ScalarLike, y, args: PyTree = None):
+    def diffusion(self, t: ScalarLike, y: State, args: PyTree = None) -> State:
         return jnp.broadcast_to(self.sigma, y.shape).astype(y.dtype)
 
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         return self.dynamics.default_initial_state(key)

@@ -1,7 +1,9 @@
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float, PyTree, ScalarLike
-from ._base import AbstractDynamics, check_positive
+from .._checks import check_positive
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
+from ._base import AbstractDynamics
 
 
 class SIR(AbstractDynamics):
@@ -15,24 +17,32 @@ class SIR(AbstractDynamics):
     gamma: Float[Array, ""]
     population: Float[Array, ""]
 
-    def __init__(self, beta=0.3, gamma=0.1, population=1.0):
+    def __init__(
+        self,
+        beta: Real[ArrayLike, ""] = 0.3,
+        gamma: Real[ArrayLike, ""] = 0.1,
+        population: Real[ArrayLike, ""] = 1.0,
+    ):
         self.beta = jnp.asarray(beta, dtype=float)
         self.gamma = jnp.asarray(gamma, dtype=float)
         self.population = jnp.asarray(population, dtype=float)
 
     def __check_init__(self):
-        for name in ("beta", "gamma", "population"):
-            check_positive(name, getattr(self, name))
+        check_positive("beta", self.beta)
+        check_positive("gamma", self.gamma)
+        check_positive("population", self.population)
 
     @property
-    def state_shape(self):
+    def state_shape(self) -> tuple[int, ...]:
         return (3,)
 
-    def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None):
+    def vector_field(
+        self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None
+    ) -> Float[Array, "3"]:
         s, i = y[0], y[1]
         infection = self.beta * s * i / self.population
         recovery = self.gamma * i
         return jnp.stack([-infection, infection - recovery, recovery])
 
-    def default_initial_state(self, key=None):
+    def default_initial_state(self, key: Array | None = None) -> State:
         return jnp.array([0.99, 0.01, 0.0]) * self.population

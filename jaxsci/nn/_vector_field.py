@@ -9,12 +9,19 @@ import jax.numpy as jnp
 
 from .._custom_types import Array, PyTree, ScalarLike, SpectralState, State
 from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
+from ..spectral import PeriodicGrid
+from ._mlp import MLP
+
+_NETWORK_SHAPE_DOC = """network_shape: the input shape of the network when it differs from the
+            state's (same number of entries), e.g. `(1, n)` for an `FNO` or `UNet` on
+            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
+            output back to the state's shape. Default: the state's shape."""
 
 
-def _infer_state_shape(network) -> tuple[int, ...] | None:
-    in_size = getattr(network, "in_size", None)
-    if isinstance(in_size, int) and getattr(network, "out_size", None) == in_size:
-        return (in_size,)
+def _infer_state_shape(network: Callable) -> tuple[int, ...] | None:
+    """`(size,)` for an `MLP` from and to vectors of one size; None otherwise."""
+    if isinstance(network, MLP) and network.in_size == network.out_size:
+        return (network.in_size,)
     return None
 
 
@@ -56,7 +63,7 @@ def _check_output(name: str, network, state_shape, time_dependent: bool, network
         raise ValueError(
             f"`{name}` cannot be called as {call} on an input of shape {in_shape}: {err}"
         ) from err
-    shape = tuple(getattr(out, "shape", ()))
+    shape = tuple(out.shape) if isinstance(out, jax.ShapeDtypeStruct) else None
     if shape != in_shape:
         raise ValueError(
             f"`{name}` maps an input of shape {in_shape} to shape {shape}; a vector field "
@@ -81,10 +88,7 @@ class NeuralVectorField(AbstractDynamics):
             out_size, required otherwise.
         time_dependent: call the network as `network(t, y)` (e.g. a `ScoreMLP`-style
             time-conditioned network) instead of `network(y)`.
-        network_shape: the input shape of the network when it differs from the
-            state's (same number of entries), e.g. `(1, n)` for an `FNO1d` or `UNet1d` on
-            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
-            output back to the state's shape. Default: the state's shape.
+        NETWORK_SHAPE
     """
 
     network: Callable
@@ -160,10 +164,7 @@ class HybridVectorField(AbstractDynamics):
         closure: `closure(y)` (or `closure(t, y)` when `time_dependent`) returning an array
             of its input's shape.
         time_dependent: call the closure with the time.
-        network_shape: the input shape of the network when it differs from the
-            state's (same number of entries), e.g. `(1, n)` for an `FNO1d` or `UNet1d` on
-            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
-            output back to the state's shape. Default: the state's shape.
+        NETWORK_SHAPE
     """
 
     physics: AbstractDynamics
@@ -207,15 +208,9 @@ class HybridSemilinear(AbstractSemilinear):
     `jaxsci.simulate` for semilinear models) treat the stiff linear part exactly, as for
     the physics alone.
 
-    Arguments:
-        physics: an `AbstractSemilinear` model (Kuramoto-Sivashinsky, Burgers, ...).
-        closure: `closure(u)` (or `closure(t, u)`) on the grid state, returning its input's
-            shape.
-        time_dependent: call the closure with the time.
-        network_shape: the input shape of the network when it differs from the
-            state's (same number of entries), e.g. `(1, n)` for an `FNO1d` or `UNet1d` on
-            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
-            output back to the state's shape. Default: the state's shape.
+    Arguments: as `HybridVectorField`, with `physics` an `AbstractSemilinear` model
+    (Kuramoto-Sivashinsky, Burgers, ...) and `closure` acting on its grid state. The
+    hybrid declares the physics' grid.
     """
 
     physics: AbstractSemilinear
@@ -241,19 +236,21 @@ class HybridSemilinear(AbstractSemilinear):
     def state_shape(self) -> tuple[int, ...]:
         return tuple(self.physics.state_shape)
 
+    @property
+    def grid(self) -> PeriodicGrid:
+        return self.physics.grid
+
     def linear_operator(self) -> SpectralState:
         return self.physics.linear_operator()
 
     def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree) -> SpectralState:
-        u = self.physics.from_spectral(y_hat)
+        u = self.from_spectral(y_hat)
         c = _apply(self.closure, t, u, self.time_dependent, self.network_shape)
-        return self.physics.nonlinear(t, y_hat, args) + self.physics.to_spectral(c)
-
-    def to_spectral(self, y: State) -> SpectralState:
-        return self.physics.to_spectral(y)
-
-    def from_spectral(self, y_hat: SpectralState) -> State:
-        return self.physics.from_spectral(y_hat)
+        return self.physics.nonlinear(t, y_hat, args) + self.to_spectral(c)
 
     def default_initial_state(self, key: Array | None = None) -> State:
         return self.physics.default_initial_state(key)
+
+
+for _cls in (NeuralVectorField, HybridVectorField):
+    _cls.__doc__ = (_cls.__doc__ or "").replace("NETWORK_SHAPE", _NETWORK_SHAPE_DOC)
