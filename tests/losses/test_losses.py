@@ -156,6 +156,24 @@ def test_rollout_loss_of_a_linear_model(x64):
     assert float(g.a) == pytest.approx(dg, rel=1e-10)
 
 
+def test_rollout_loss_step_weights_are_an_array_field():
+    # a vmap over weightings equals one loss per weighting
+    rng = np.random.default_rng(7)
+    u0 = jnp.asarray(rng.normal(size=(3, 6)))
+    targets = jnp.asarray(rng.normal(size=(3, 2, 6)))
+    model = Linear(jnp.asarray(0.7))
+    weights = jnp.array([[1.0, 0.0], [1.0, 1.0], [0.5, 2.0]])
+    base = losses.RolloutLoss(2, step_weights=(1.0, 1.0))
+
+    def value(w):
+        return eqx.tree_at(lambda loss: loss.step_weights, base, w)(model, (u0, targets))[0]
+
+    swept = jax.vmap(value)(weights)
+    for i, w in enumerate(weights):
+        loop = losses.RolloutLoss(2, step_weights=tuple(np.asarray(w)))(model, (u0, targets))[0]
+        np.testing.assert_allclose(swept[i], loop, rtol=1e-6)
+
+
 def test_rollout_loss_shape_errors():
     u0 = jnp.zeros((4, 10))
     with pytest.raises(ValueError, match=r"targets must have shape \(B, K >= 3, \*state\)"):
