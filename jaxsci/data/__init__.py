@@ -4,6 +4,7 @@ Lorenz-96 trajectories."""
 
 from ._cache import cached as cached
 from ._grf import GaussianRandomField as GaussianRandomField
+from ._pairs import noisy_input_pairs as noisy_input_pairs, rollout_windows as rollout_windows
 from ._simulated import (
     burgers_dataset as burgers_dataset,
     ks_trajectories as ks_trajectories,
