@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_int, check_positive, finite_float
 from .._custom_types import Array, Float, Key
+from ..spectral import PeriodicGrid
 
 
 class GaussianRandomField(eqx.Module):
@@ -31,6 +33,9 @@ class GaussianRandomField(eqx.Module):
     sqrt(lambda_k) and transformed back. Modes with some |k_i| = n_i / 2 (the Nyquist modes
     of an even grid) are left out, so a sample is the grid restriction of a band-limited
     field whose modes satisfy |k_i| < n_i / 2. `zero_mean` also leaves out k = 0.
+
+    The measure's parameters are static: they fix the eigenvalues, which are NumPy
+    constants folded into the sampler, and key the cached data sets built from it.
     """
 
     shape: tuple[int, ...] = eqx.field(static=True)
@@ -51,40 +56,41 @@ class GaussianRandomField(eqx.Module):
         zero_mean: bool = False,
     ):
         if isinstance(shape, int | np.integer):
-            self.shape = (int(shape),)
+            self.shape = (check_int("shape", shape, minimum=2),)
         else:
-            self.shape = tuple(int(n) for n in shape)
-        self.length = float(length)
-        self.alpha = float(alpha)
-        self.tau = float(tau)
-        self.sigma = float(sigma)
+            self.shape = tuple(check_int(f"shape[{i}]", n, minimum=2) for i, n in enumerate(shape))
+            if not self.shape:
+                raise ValueError("`shape` must be grid sizes >= 2, got ().")
+        self.length = finite_float("length", length)
+        self.alpha = finite_float("alpha", alpha)
+        self.tau = finite_float("tau", tau)
+        self.sigma = finite_float("sigma", sigma)
         self.zero_mean = bool(zero_mean)
 
     def __check_init__(self):
-        if not self.shape or any(n < 2 for n in self.shape):
-            raise ValueError(f"`shape` must be grid sizes >= 2, got {self.shape}.")
-        for name in ("length", "tau", "sigma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
-        if not self.alpha > 0:
-            raise ValueError(f"`alpha` must be positive, got {self.alpha}.")
+        check_positive("length", self.length)
+        check_positive("alpha", self.alpha)
+        check_positive("tau", self.tau)
+        check_positive("sigma", self.sigma)
+
+    @property
+    def grid(self) -> PeriodicGrid:
+        """The periodic grid the field is sampled on."""
+        return PeriodicGrid(self.shape, self.length)
 
     def wavenumbers(self) -> list[np.ndarray]:
         """Integer wavenumbers k_i on the `rfftn` grid (one array per axis, broadcast)."""
-        axes = [np.fft.fftfreq(n, 1.0 / n) for n in self.shape[:-1]]
-        axes.append(np.fft.rfftfreq(self.shape[-1], 1.0 / self.shape[-1]))
-        return list(np.meshgrid(*axes, indexing="ij"))
+        return list(self.grid.mode_numbers())
 
     def eigenvalues(self) -> np.ndarray:
         """lambda_k on the `rfftn` grid, 0 on the modes left out (Nyquist, and k = 0 with
         `zero_mean`)."""
         ks = self.wavenumbers()
-        kappa2 = sum((2 * np.pi / self.length * k) ** 2 for k in ks)
+        kappa2 = self.grid.squared_wavenumber()
         lam = self.sigma**2 * (kappa2 + self.tau**2) ** (-self.alpha)
         keep = np.ones(lam.shape, dtype=bool)
         for k, n in zip(ks, self.shape, strict=True):
-            if n % 2 == 0:
-                keep &= np.abs(k) != n // 2
+            keep &= 2 * np.abs(k) != n  # the Nyquist mode of an even axis
         if self.zero_mean:
             keep &= sum(np.abs(k) for k in ks) > 0
         return np.where(keep, lam, 0.0)
@@ -94,15 +100,13 @@ class GaussianRandomField(eqx.Module):
         (a direct sum, for tests and plots)."""
         r = np.asarray(displacement, dtype=np.float64)
         d = len(self.shape)
-        axes = [np.fft.fftfreq(n, 1.0 / n) for n in self.shape]
-        ks = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
+        ks = np.stack(self.grid.mode_numbers(full=True), axis=-1).reshape(-1, d)
         kappa = 2 * np.pi / self.length * ks
         kappa2 = np.sum(kappa**2, axis=-1)
         lam = self.sigma**2 * (kappa2 + self.tau**2) ** (-self.alpha)
         keep = np.ones(len(ks), dtype=bool)
         for i, n in enumerate(self.shape):
-            if n % 2 == 0:
-                keep &= np.abs(ks[:, i]) != n // 2
+            keep &= 2 * np.abs(ks[:, i]) != n
         if self.zero_mean:
             keep &= np.any(ks != 0, axis=1)
         phase = r.reshape(-1, d) @ kappa[keep].T

@@ -5,8 +5,10 @@ from collections.abc import Callable, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float
+from .._checks import check_ndim, check_positive
+from .._custom_types import Array, ArrayLike, Float
 from ._base import AbstractLoss
 from ._scores import check_same_shape
 
@@ -20,8 +22,7 @@ def derivative(f: Callable, x: Float[Array, " d"], axes: Sequence[int]) -> Array
     x = (x, t), u_t = derivative(u, p, (1,)) and u_xx = derivative(u, p, (0, 0)).
     """
     x = jnp.asarray(x)
-    if x.ndim != 1:
-        raise ValueError(f"`x` must be one point of shape (d,), got shape {x.shape}.")
+    check_ndim("x", x, 1, "(one point of shape (d,))")
     for a in axes:
         if not 0 <= int(a) < x.shape[0]:
             raise ValueError(
@@ -69,40 +70,41 @@ class PINNLoss(AbstractLoss):
 
     with the weights held constant in the gradient (stop-gradient), so a later slab is only
     fitted once the residual before it is small. aux reports each term and min_i w_i.
+
+    The weights and epsilon are array fields (sweep them with `vmap`); whether the loss is
+    causal (`causal_epsilon` given) is static, since it fixes the collocation layout.
     """
 
     residual: Callable
-    boundary_weight: float = eqx.field(static=True)
-    initial_weight: float = eqx.field(static=True)
-    causal_epsilon: float | None = eqx.field(static=True)
+    boundary_weight: Float[Array, ""]
+    initial_weight: Float[Array, ""]
+    causal_epsilon: Float[Array, ""]
+    causal: bool = eqx.field(static=True)
 
     def __init__(
         self,
         residual: Callable,
         *,
-        boundary_weight: float = 1.0,
-        initial_weight: float = 1.0,
-        causal_epsilon: float | None = None,
+        boundary_weight: Real[ArrayLike, ""] = 1.0,
+        initial_weight: Real[ArrayLike, ""] = 1.0,
+        causal_epsilon: Real[ArrayLike, ""] | None = None,
     ):
         if not callable(residual):
             raise TypeError(f"`residual` must be callable residual(u, point), got {residual!r}.")
         self.residual = residual
-        self.boundary_weight = float(boundary_weight)
-        self.initial_weight = float(initial_weight)
-        self.causal_epsilon = None if causal_epsilon is None else float(causal_epsilon)
+        self.boundary_weight = jnp.asarray(boundary_weight, dtype=float)
+        self.initial_weight = jnp.asarray(initial_weight, dtype=float)
+        self.causal = causal_epsilon is not None
+        self.causal_epsilon = jnp.asarray(0.0 if causal_epsilon is None else causal_epsilon, float)
 
     def __check_init__(self):
-        if self.boundary_weight < 0 or self.initial_weight < 0:
-            raise ValueError(
-                "`boundary_weight` and `initial_weight` must be >= 0, got "
-                f"{self.boundary_weight} and {self.initial_weight}."
-            )
-        if self.causal_epsilon is not None and not self.causal_epsilon >= 0:
-            raise ValueError(f"`causal_epsilon` must be >= 0, got {self.causal_epsilon}.")
+        check_positive("boundary_weight", self.boundary_weight, allow_zero=True)
+        check_positive("initial_weight", self.initial_weight, allow_zero=True)
+        check_positive("causal_epsilon", self.causal_epsilon, allow_zero=True)
 
     def causal_weights(self, slab_losses: Float[Array, " N_t"]) -> Float[Array, " N_t"]:
         """w_i = exp(-eps sum_{k<i} L_r(t_k)) (no gradient flows through the weights)."""
-        eps = 0.0 if self.causal_epsilon is None else self.causal_epsilon
+        eps = self.causal_epsilon
         before = jnp.cumsum(slab_losses) - slab_losses
         return jax.lax.stop_gradient(jnp.exp(-eps * before))
 
@@ -118,7 +120,7 @@ class PINNLoss(AbstractLoss):
         if unknown:
             raise ValueError(f"`batch` has unknown keys {sorted(unknown)} for PINNLoss.")
         pts = jnp.asarray(batch["collocation"])
-        causal = self.causal_epsilon is not None
+        causal = self.causal
         if causal and pts.ndim != 3:
             raise ValueError(
                 "with `causal_epsilon`, batch['collocation'] must be time slabs of shape "

@@ -4,8 +4,10 @@ import math
 
 import equinox as eqx
 import jax.numpy as jnp
+from jaxtyping import Real
 
-from .._custom_types import Array, Float
+from .._checks import check_int, check_positive, finite_float
+from .._custom_types import Array, ArrayLike, Float
 from ._base import AbstractRegressionLoss
 from ._scores import relative_l2, sobolev_norm
 
@@ -42,9 +44,12 @@ class SobolevLoss(AbstractRegressionLoss):
     the H^{-1} loss of Spectral-Refiner (Cao et al. 2024) for mean-zero fields; see
     `sobolev_norm` for the k = 0 mode. With `relative=True` each example's error norm is
     divided by its target's norm (the H^s analogue of `RelativeL2Loss`, not squared).
+
+    The order `s` is an array field (sweep it with `vmap`); the grid's `length` and
+    `spatial_dims` and the flags are static structure.
     """
 
-    s: float = eqx.field(static=True)
+    s: Float[Array, ""]
     length: float = eqx.field(static=True)
     spatial_dims: int = eqx.field(static=True)
     seminorm: bool = eqx.field(static=True)
@@ -52,24 +57,19 @@ class SobolevLoss(AbstractRegressionLoss):
 
     def __init__(
         self,
-        s: float,
+        s: Real[ArrayLike, ""],
         *,
         length: float = 1.0,
         spatial_dims: int = 1,
         seminorm: bool = False,
         relative: bool = False,
     ):
-        self.s = float(s)
-        self.length = float(length)
-        self.spatial_dims = int(spatial_dims)
+        self.s = jnp.asarray(s, dtype=float)
+        self.length = finite_float("length", length)
+        check_positive("length", self.length)
+        self.spatial_dims = check_int("spatial_dims", spatial_dims)
         self.seminorm = bool(seminorm)
         self.relative = bool(relative)
-
-    def __check_init__(self):
-        if not self.length > 0:
-            raise ValueError(f"`length` must be positive, got {self.length}.")
-        if self.spatial_dims < 1:
-            raise ValueError(f"`spatial_dims` must be >= 1, got {self.spatial_dims}.")
 
     def error(self, pred: Float[Array, "..."], target: Float[Array, "..."]) -> Float[Array, ""]:
         if pred.ndim < self.spatial_dims:

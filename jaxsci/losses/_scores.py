@@ -10,11 +10,14 @@ members are drawn from.
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from .._checks import check_int, check_probability
 from .._custom_types import Array, ArrayLike, Float
+from ..spectral import PeriodicGrid
 
 
 def check_same_shape(a, b, name_a: str, name_b: str) -> None:
@@ -106,8 +109,7 @@ def crps_almost_fair(
     degenerate members while keeping the bias O((1 - alpha)/M). Lang et al. train with
     alpha = 0.95. alpha = 1 gives `crps_fair`, alpha = 0 `crps_ensemble`.
     """
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
+    check_probability("alpha", alpha)
     ensemble, obs = jnp.asarray(ensemble), jnp.asarray(obs)
     check_ensemble(ensemble, obs, 2)
     m = ensemble.shape[0]
@@ -187,35 +189,38 @@ def relative_l2(pred: Float[ArrayLike, "..."], target: Float[ArrayLike, "..."]) 
 
 
 def sobolev_weights(
-    grid_shape: tuple[int, ...], s: float, *, length: float = 1.0, seminorm: bool = False
-) -> np.ndarray:
+    grid_shape: tuple[int, ...],
+    s: float | Float[Array, ""],
+    *,
+    length: float = 1.0,
+    seminorm: bool = False,
+) -> Float[np.ndarray | Array, "*modes"]:
     r"""The Fourier weights w_s(k) of `sobolev_norm` on the `rfftn` grid of `grid_shape`.
 
-    Angular wavenumbers kappa = 2 pi k / length; w_s = (1 + |kappa|^2)^s, or |kappa|^{2 s} with
-    the k = 0 weight set to 0 when `seminorm`. The last (half-spectrum) axis carries a factor 2
-    for the modes whose conjugate twin is not stored (0 < k < n/2), so that
-    sum_k w |rfftn(u)|^2 equals the full-spectrum sum.
+    Angular wavenumbers kappa = 2 pi k / length (`jaxsci.spectral.PeriodicGrid`);
+    w_s = (1 + |kappa|^2)^s, or |kappa|^{2 s} with the k = 0 weight set to 0 when `seminorm`.
+    The last (half-spectrum) axis carries a factor 2 for the modes whose conjugate twin is
+    not stored (0 < k < n/2), so that sum_k w |rfftn(u)|^2 equals the full-spectrum sum.
+
+    A Python or NumPy number `s` gives a NumPy array (a constant under `jit`); a JAX array
+    `s` (e.g. a traced `SobolevLoss.s`) gives a JAX array, so `s` can be swept with `vmap`.
     """
-    d = len(grid_shape)
-    axes = [np.fft.fftfreq(n, 1.0 / n) for n in grid_shape[:-1]]
-    axes.append(np.fft.rfftfreq(grid_shape[-1], 1.0 / grid_shape[-1]))
-    ks = np.meshgrid(*axes, indexing="ij")
-    kappa2 = sum((2 * np.pi / length * k) ** 2 for k in ks)
+    grid = PeriodicGrid(grid_shape, length)
+    xp = np if isinstance(s, int | float | np.number) else jnp
+    kappa2 = grid.squared_wavenumber()
     if seminorm:
         safe = np.where(kappa2 > 0, kappa2, 1.0)
-        w = np.where(kappa2 > 0, safe**s, 0.0)
+        w = xp.where(kappa2 > 0, safe**s, 0.0)
     else:
         w = (1.0 + kappa2) ** s
-    n_last = grid_shape[-1]
-    last = np.arange(n_last // 2 + 1)
-    twin = np.where((last > 0) & (2 * last != n_last), 2.0, 1.0)
-    w = w * twin.reshape((1,) * (d - 1) + (-1,))
-    return w
+    last = grid.mode_numbers()[-1]
+    twin = np.where((last > 0) & (2 * last != grid.shape[-1]), 2.0, 1.0)
+    return w * twin
 
 
 def sobolev_norm(
     u: Float[ArrayLike, "..."],
-    s: float,
+    s: float | Float[Array, ""],
     *,
     length: float = 1.0,
     spatial_dims: int = 1,
@@ -239,16 +244,19 @@ def sobolev_norm(
     dropped (weight 0): for s < 0 this is the H^{-s}-dual norm of mean-zero fields (a
     constant offset is invisible to it), for s > 0 the usual seminorm |u|_{H^s}.
 
+    `s` may be a JAX array (traced, or swept with `vmap`); see `sobolev_weights`.
+
     Returns the norm (not squared).
     """
     u = jnp.asarray(u)
-    d = int(spatial_dims)
-    if d < 1 or u.ndim < d:
+    d = check_int("spatial_dims", spatial_dims, minimum=1, maximum=max(u.ndim, 1))
+    if u.ndim < d:
         raise ValueError(
             f"`spatial_dims` must be between 1 and u.ndim = {u.ndim}, got {spatial_dims}."
         )
     grid = tuple(u.shape[u.ndim - d :])
-    w = sobolev_weights(grid, float(s), length=float(length), seminorm=seminorm)
+    s = s if isinstance(s, jax.Array) else float(s)
+    w = sobolev_weights(grid, s, length=float(length), seminorm=seminorm)
     n_total = math.prod(grid)
     uh = jnp.fft.rfftn(u, axes=tuple(range(u.ndim - d, u.ndim)))
     power = (uh.real**2 + uh.imag**2) / n_total**2

@@ -45,7 +45,7 @@ def test_grf_fno_burgers_defaults_and_zero_mean():
     assert lam[0] == pytest.approx(1.0)
     u = np.asarray(data.GaussianRandomField((8, 8), zero_mean=True)(jax.random.key(1)))
     assert abs(u.mean()) < 1e-6 * np.abs(u).max()
-    with pytest.raises(ValueError, match="`tau` must be positive"):
+    with pytest.raises(ValueError, match="`tau` must be finite and positive"):
         data.GaussianRandomField(8, tau=0.0)
 
 

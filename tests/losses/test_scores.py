@@ -2,6 +2,7 @@
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -235,7 +236,33 @@ def test_shape_mismatches_name_the_arguments():
         losses.gaussian_nll(jnp.zeros(3), jnp.ones(4), jnp.zeros(3))
     with pytest.raises(ValueError, match="`pred` has shape .* `target` has shape"):
         losses.relative_l2(jnp.zeros(3), jnp.zeros((3, 1)))
-    with pytest.raises(ValueError, match="`alpha` must lie in"):
+    with pytest.raises(ValueError, match=r"`alpha` must be finite and in \[0, 1\]"):
         losses.crps_almost_fair(jnp.zeros((3, 2)), jnp.zeros(2), alpha=1.5)
     with pytest.raises(ValueError, match="`spatial_dims`"):
         losses.sobolev_norm(jnp.zeros(4), 1.0, spatial_dims=2)
+
+
+def test_sobolev_order_can_be_swept_with_vmap(x64):
+    """A JAX-array order s (traced under vmap) gives the norms of the NumPy-constant path,
+    and `SobolevLoss.s` is an array field, so a vmap over losses sweeps it."""
+    rng = np.random.default_rng(3)
+    u = jnp.asarray(rng.normal(size=(2, 12, 10)))
+    orders = jnp.asarray([-1.0, 0.0, 0.5, 2.0])
+    for seminorm in (False, True):
+        swept = jax.vmap(
+            lambda s, seminorm=seminorm: losses.sobolev_norm(
+                u, s, length=3.0, spatial_dims=2, seminorm=seminorm
+            )
+        )(orders)
+        ref = [
+            float(losses.sobolev_norm(u, float(s), length=3.0, spatial_dims=2, seminorm=seminorm))
+            for s in orders
+        ]
+        np.testing.assert_allclose(np.asarray(swept), ref, rtol=1e-12)
+    sweep = eqx.filter_vmap(lambda s: losses.SobolevLoss(s, length=3.0, spatial_dims=2))(orders)
+    norms = eqx.filter_vmap(lambda loss: loss.norm(u[0]))(sweep)
+    np.testing.assert_allclose(
+        np.asarray(norms),
+        [float(losses.sobolev_norm(u[0], float(s), length=3.0, spatial_dims=2)) for s in orders],
+        rtol=1e-12,
+    )
