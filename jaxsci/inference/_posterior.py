@@ -22,38 +22,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import Tracer
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from .._checks import check_int, check_key
 from .._custom_types import Array, Key
+from .._sharding import shard_batch, unpad_batch
 from ._init import _fold, initial_positions
 from ._result import PosteriorResult
 from ._samplers import AbstractSampler, StepInfo, WarmupStage, as_sampler, warmup_schedule
 from ._target import AbstractTarget, make_target, safe_logdensity
 
 logger = logging.getLogger("jaxsci.inference")
-
-
-def _check_key(key) -> Key:
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"`key` must be a single PRNG key, got shape {key.shape}.")
-        return key
-    arr = np.asarray(key) if not isinstance(key, Tracer) else None
-    if arr is not None and arr.dtype == np.uint32 and arr.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(arr))
-    raise TypeError(
-        f"`key` must be a PRNG key (jax.random.key(seed)), got {type(key).__name__} {key!r}."
-    )
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return int(value)
 
 
 def _kernel(sampler: AbstractSampler, target: AbstractTarget, num_warmup: int):
@@ -85,24 +64,6 @@ def _run_chunk(sampler, target, num_warmup: int, states, chain_keys, steps, stag
         return jax.lax.cond(act, lambda s: one(s, t, stage), skip, states)
 
     return jax.lax.scan(body, states, (steps, stages, active))
-
-
-def _sharding(devices: Sequence[Any] | None, num_chains: int) -> NamedSharding | None:
-    devices = list(jax.devices() if devices is None else devices)
-    if not devices:
-        raise ValueError("`devices` is empty.")
-    n = max(d for d in range(1, len(devices) + 1) if num_chains % d == 0)
-    if n < len(devices):
-        logger.info(
-            "%d chains over %d devices: using %d device(s) (chains must divide evenly)",
-            num_chains,
-            len(devices),
-            n,
-        )
-    if n == 1 and devices[0] == jax.devices()[0]:
-        return None
-    mesh = Mesh(np.asarray(devices[:n]), ("chain",))
-    return NamedSharding(mesh, PartitionSpec("chain"))
 
 
 def posterior(
@@ -144,48 +105,30 @@ def posterior(
         constraints, shapes, prior: for a log-density, see `LogDensity`.
         progress_bar: show a tqdm bar (updated per chunk).
         chunk_size: steps per compiled chunk (progress granularity).
-        devices: devices for the chain axis (default all); chains must divide evenly, else
-            the largest dividing number of devices is used.
+        devices: devices for the chain axis (default all). Chains that do not divide
+            evenly are padded with copies of the last chain, so that every device is used;
+            the copies are dropped from the result.
 
     Returns:
         A `PosteriorResult`.
     """
-    key = _check_key(key)
-    num_chains = _check_int(num_chains, "num_chains", 1)
-    num_warmup = _check_int(num_warmup, "num_warmup", 0)
-    num_samples = _check_int(num_samples, "num_samples", 1)
-    chunk_size = _check_int(chunk_size, "chunk_size", 1)
+    key = check_key("key", key)
+    num_chains = check_int("num_chains", num_chains, 1)
+    num_warmup = check_int("num_warmup", num_warmup, 0)
+    num_samples = check_int("num_samples", num_samples, 1)
+    chunk_size = check_int("chunk_size", chunk_size, 1)
     sampler = as_sampler(sampler)
-    target = make_target(
-        model,
-        constraints=constraints,
-        shapes=shapes,
-        prior=prior,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-    )
+    target = make_target(model, constraints, shapes, prior, model_args, model_kwargs)
     # Kernels that take the warmup schedule per step (blackjax) do not depend on num_warmup:
     # build them with 0, so that runs of any length share one compiled chunk.
     build_warmup = num_warmup if sampler.needs_num_warmup else 0
     key_init, key_kernel, key_run = jax.random.split(key, 3)
     u0, lp0, grad0 = initial_positions(target, key_init, num_chains, init)
-    sharding = _sharding(devices, num_chains)
-
-    def place(tree):
-        if sharding is None:
-            return tree
-        return jax.tree_util.tree_map(
-            lambda a: jax.device_put(a, sharding) if eqx.is_array(a) and a.ndim >= 1 else a, tree
-        )
-
-    chain_keys = place(_fold(key_run, num_chains))
-    states = _init_states(
-        sampler,
-        target,
-        build_warmup,
-        place(_fold(key_kernel, num_chains)),
-        *(place(jnp.asarray(a)) for a in (u0, lp0, grad0)),
+    # The chain axis over all devices, padded by copies of the last chain (dropped below).
+    (chain_keys, kernel_keys, *start), _ = shard_batch(
+        (_fold(key_run, num_chains), _fold(key_kernel, num_chains), u0, lp0, grad0), devices
     )
+    states = _init_states(sampler, target, build_warmup, kernel_keys, *map(jnp.asarray, start))
     stages = warmup_schedule(num_warmup, num_samples)
     total = num_warmup + num_samples
     n_chunks = math.ceil(total / chunk_size)
@@ -219,7 +162,8 @@ def posterior(
                 WarmupStage(*(jnp.asarray(s[sl]) for s in schedule)),
                 jnp.asarray(active[sl]),
             )
-            pos, info = jax.device_get((pos, info))
+            # (steps, chains, ...): keep the real chains
+            pos, info = unpad_batch(jax.device_get((pos, info)), num_chains, axis=1)
             seconds.append(time.perf_counter() - t)
             positions.append(np.asarray(pos))
             infos.append(info)
@@ -242,9 +186,40 @@ def posterior(
         )
         for name in StepInfo._fields
     }
-    # Compilation is the first chunk's excess over what its steps take in later chunks (the
-    # median time per active step; the last chunk may be partly skipped steps); each chunk's
-    # time is split between warmup and sampling by its share of steps of each phase.
+    compile_seconds, warmup_seconds, sampling_seconds = _phase_seconds(
+        seconds, chunk_size, num_warmup, total
+    )
+    draws = jax.device_get(_constrain(target, jnp.asarray(pos[:, num_warmup:])))
+    step_size, imm = unpad_batch(
+        jax.device_get(_adapted(sampler, target, build_warmup, states)), num_chains
+    )
+    return PosteriorResult(
+        draws={k: np.asarray(v) for k, v in draws.items()},
+        unconstrained=pos[:, num_warmup:],
+        sample_stats={k: v[:, num_warmup:] for k, v in stats.items()},
+        warmup_stats={k: v[:, :num_warmup] for k, v in stats.items()},
+        step_size=np.asarray(step_size),
+        inverse_mass_matrix=np.asarray(imm),
+        init=np.asarray(u0),
+        compile_seconds=compile_seconds,
+        warmup_seconds=warmup_seconds,
+        sampling_seconds=sampling_seconds,
+        target=target,
+        sampler=sampler,
+    )
+
+
+def _phase_seconds(
+    seconds: list[float], chunk_size: int, num_warmup: int, total: int
+) -> tuple[float, float, float]:
+    """(compile, warmup, sampling) seconds from the wall time of each chunk.
+
+    Compilation is the first chunk's excess over what its steps take in later chunks (the
+    median time per active step; the last chunk may be partly skipped steps); each chunk's
+    time is split between warmup and sampling by its share of steps of each phase.
+    """
+    seconds = list(seconds)
+    n_chunks = len(seconds)
     n_active = [min((i + 1) * chunk_size, total) - i * chunk_size for i in range(n_chunks)]
     per_step = (
         float(np.median([sec / n for sec, n in zip(seconds[1:], n_active[1:], strict=True)]))
@@ -259,22 +234,7 @@ def posterior(
         n_warm = max(0, min(hi, num_warmup) - lo)
         warmup_seconds += sec * n_warm / (hi - lo)
         sampling_seconds += sec * (hi - lo - n_warm) / (hi - lo)
-    draws = jax.device_get(_constrain(target, jnp.asarray(pos[:, num_warmup:])))
-    step_size, imm = _adapted(sampler, states)
-    return PosteriorResult(
-        draws={k: np.asarray(v) for k, v in draws.items()},
-        unconstrained=pos[:, num_warmup:],
-        sample_stats={k: v[:, num_warmup:] for k, v in stats.items()},
-        warmup_stats={k: v[:, :num_warmup] for k, v in stats.items()},
-        step_size=step_size,
-        inverse_mass_matrix=imm,
-        init=np.asarray(u0),
-        compile_seconds=float(compile_seconds),
-        warmup_seconds=float(warmup_seconds),
-        sampling_seconds=float(sampling_seconds),
-        target=target,
-        sampler=sampler,
-    )
+    return float(compile_seconds), float(warmup_seconds), float(sampling_seconds)
 
 
 @eqx.filter_jit
@@ -282,9 +242,7 @@ def _constrain(target: AbstractTarget, u: Array) -> dict[str, Array]:
     return jax.vmap(jax.vmap(target.constrain))(u)
 
 
-def _adapted(sampler: AbstractSampler, states) -> tuple[np.ndarray, np.ndarray]:
-    """(chains,) step sizes and inverse mass matrices after warmup."""
-    if hasattr(states, "inverse_mass_matrix"):  # blackjax NUTS / HMC state
-        return np.asarray(states.step_size), np.asarray(states.inverse_mass_matrix)
-    adapt = states.adapt_state  # numpyro HMCState
-    return np.asarray(adapt.step_size), np.asarray(adapt.inverse_mass_matrix)
+@eqx.filter_jit
+def _adapted(sampler: AbstractSampler, target: AbstractTarget, num_warmup: int, states):
+    """(chains,) step sizes and (chains, dim[, dim]) inverse mass matrices of the states."""
+    return jax.vmap(_kernel(sampler, target, num_warmup).adapted)(states)

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import as_float_array, check_int, check_range
 from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key
 
 # Stan's default divergence threshold: a transition whose energy error exceeds 1000 is divergent.
@@ -71,11 +72,13 @@ class StepInfo(NamedTuple):
 
 class Kernel(NamedTuple):
     """One chain's `init(key, u, logdensity, grad) -> state` (log-density and gradient at u
-    precomputed), `step(key, state, stage) -> (state, StepInfo)` and `position(state) -> u`."""
+    precomputed), `step(key, state, stage) -> (state, StepInfo)`, `position(state) -> u` and
+    `adapted(state) -> (step_size, inverse_mass_matrix)` (the warmup's current choices)."""
 
     init: Callable[[Key, Array, Array, Array], Any]
     step: Callable[[Key, Any, WarmupStage], tuple[Any, StepInfo]]
     position: Callable[[Any], Array]
+    adapted: Callable[[Any], tuple[Array, Array]]
 
 
 def warmup_schedule(num_warmup: int, num_samples: int) -> WarmupStage:
@@ -116,11 +119,26 @@ class AbstractSampler(eqx.Module):
         """The kernel for `logdensity_fn` on R^dim with `num_warmup` warmup steps."""
 
 
-def _check_common(target_accept, name_dense, dense_mass) -> None:
-    if not isinstance(dense_mass, bool):
-        raise TypeError(f"`{name_dense}` must be a bool, got {dense_mass!r}.")
-    if not 0.0 < float(target_accept) < 1.0:
-        raise ValueError(f"`target_accept` must be in (0, 1), got {target_accept!r}.")
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool, got {value!r}.")
+    return value
+
+
+def _target_accept(value: ArrayLike) -> Float[Array, ""]:
+    """The dual-averaging target acceptance as a float array in (0, 1) (an array field, so
+    a batch of samplers can be built with `eqx.filter_vmap` over it)."""
+    check_range("target_accept", value, 0.0, 1.0, lower_open=True, upper_open=True)
+    return as_float_array("target_accept", value)
+
+
+def _nuts_settings(dense_mass: Any, target_accept: ArrayLike, max_tree_depth: Any) -> tuple:
+    """Checked (dense_mass, target_accept, max_tree_depth) of a NUTS sampler."""
+    return (
+        _check_bool("dense_mass", dense_mass),
+        _target_accept(target_accept),
+        check_int("max_tree_depth", max_tree_depth, 1, 20),
+    )
 
 
 class _BlackjaxState(NamedTuple):
@@ -131,9 +149,9 @@ class _BlackjaxState(NamedTuple):
     inverse_mass_matrix: Array
 
 
-def _blackjax_kernel(transition: Callable, logdensity_fn, dense_mass, target_accept) -> tuple:
-    """init and step for a blackjax transition `transition(key, hmc_state, step_size, imm)`,
-    with the Stan warmup."""
+def _blackjax_kernel(transition: Callable, dense_mass: bool, target_accept: Array) -> Kernel:
+    """The kernel of a blackjax transition `transition(key, hmc_state, step_size, imm)`, with
+    the Stan warmup."""
     import blackjax
     from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
     from blackjax.adaptation.step_size import dual_averaging_adaptation
@@ -185,7 +203,12 @@ def _blackjax_kernel(transition: Callable, logdensity_fn, dense_mass, target_acc
         )
         return new, stats
 
-    return init, step
+    return Kernel(
+        init,
+        step,
+        lambda s: s.hmc.position,
+        lambda s: (s.step_size, s.inverse_mass_matrix),
+    )
 
 
 class NUTS(AbstractSampler):
@@ -199,18 +222,18 @@ class NUTS(AbstractSampler):
     """
 
     dense_mass: bool = eqx.field(static=True)
-    target_accept: float = eqx.field(static=True)
+    target_accept: Float[Array, ""]
     max_tree_depth: int = eqx.field(static=True)
 
     def __init__(
-        self, *, dense_mass: bool = False, target_accept: float = 0.8, max_tree_depth: int = 10
+        self,
+        *,
+        dense_mass: bool = False,
+        target_accept: float | Float[ArrayLike, ""] = 0.8,
+        max_tree_depth: int = 10,
     ):
-        _check_common(target_accept, "dense_mass", dense_mass)
-        if not isinstance(max_tree_depth, int) or not 1 <= max_tree_depth <= 20:
-            raise ValueError(f"`max_tree_depth` must be an int in [1, 20], got {max_tree_depth!r}.")
-        self.dense_mass = dense_mass
-        self.target_accept = float(target_accept)
-        self.max_tree_depth = max_tree_depth
+        settings = _nuts_settings(dense_mass, target_accept, max_tree_depth)
+        self.dense_mass, self.target_accept, self.max_tree_depth = settings
 
     @property
     def stat_names(self):
@@ -227,10 +250,7 @@ class NUTS(AbstractSampler):
             )
             return new, info, info.num_trajectory_expansions
 
-        init, step = _blackjax_kernel(
-            transition, logdensity_fn, self.dense_mass, self.target_accept
-        )
-        return Kernel(init, step, lambda s: s.hmc.position)
+        return _blackjax_kernel(transition, self.dense_mass, self.target_accept)
 
 
 class HMC(AbstractSampler):
@@ -251,7 +271,7 @@ class HMC(AbstractSampler):
     num_integration_steps: int = eqx.field(static=True)
     jitter: bool = eqx.field(static=True)
     dense_mass: bool = eqx.field(static=True)
-    target_accept: float = eqx.field(static=True)
+    target_accept: Float[Array, ""]
 
     def __init__(
         self,
@@ -259,19 +279,12 @@ class HMC(AbstractSampler):
         num_integration_steps: int = 16,
         jitter: bool = True,
         dense_mass: bool = False,
-        target_accept: float = 0.8,
+        target_accept: float | Float[ArrayLike, ""] = 0.8,
     ):
-        _check_common(target_accept, "dense_mass", dense_mass)
-        if not isinstance(num_integration_steps, int) or num_integration_steps < 1:
-            raise ValueError(
-                f"`num_integration_steps` must be a positive int, got {num_integration_steps!r}."
-            )
-        if not isinstance(jitter, bool):
-            raise TypeError(f"`jitter` must be a bool, got {jitter!r}.")
-        self.num_integration_steps = num_integration_steps
-        self.jitter = jitter
-        self.dense_mass = dense_mass
-        self.target_accept = float(target_accept)
+        self.num_integration_steps = check_int("num_integration_steps", num_integration_steps)
+        self.jitter = _check_bool("jitter", jitter)
+        self.dense_mass = _check_bool("dense_mass", dense_mass)
+        self.target_accept = _target_accept(target_accept)
 
     @property
     def stat_names(self):
@@ -290,10 +303,7 @@ class HMC(AbstractSampler):
             new, info = kernel(key, hmc, logdensity_fn, step_size, imm, num)
             return new, info, 0
 
-        init, step = _blackjax_kernel(
-            transition, logdensity_fn, self.dense_mass, self.target_accept
-        )
-        return Kernel(init, step, lambda s: s.hmc.position)
+        return _blackjax_kernel(transition, self.dense_mass, self.target_accept)
 
 
 class NumpyroNUTS(AbstractSampler):
@@ -304,19 +314,19 @@ class NumpyroNUTS(AbstractSampler):
     """
 
     dense_mass: bool = eqx.field(static=True)
-    target_accept: float = eqx.field(static=True)
+    target_accept: Float[Array, ""]
     max_tree_depth: int = eqx.field(static=True)
     needs_num_warmup: ClassVar[bool] = True
 
     def __init__(
-        self, *, dense_mass: bool = False, target_accept: float = 0.8, max_tree_depth: int = 10
+        self,
+        *,
+        dense_mass: bool = False,
+        target_accept: float | Float[ArrayLike, ""] = 0.8,
+        max_tree_depth: int = 10,
     ):
-        _check_common(target_accept, "dense_mass", dense_mass)
-        if not isinstance(max_tree_depth, int) or not 1 <= max_tree_depth <= 20:
-            raise ValueError(f"`max_tree_depth` must be an int in [1, 20], got {max_tree_depth!r}.")
-        self.dense_mass = dense_mass
-        self.target_accept = float(target_accept)
-        self.max_tree_depth = max_tree_depth
+        settings = _nuts_settings(dense_mass, target_accept, max_tree_depth)
+        self.dense_mass, self.target_accept, self.max_tree_depth = settings
 
     @property
     def stat_names(self):
@@ -359,7 +369,10 @@ class NumpyroNUTS(AbstractSampler):
             )
             return new, stats
 
-        return Kernel(init, step, lambda s: s.z)
+        def adapted(state):
+            return state.adapt_state.step_size, state.adapt_state.inverse_mass_matrix
+
+        return Kernel(init, step, lambda s: s.z, adapted)
 
 
 #: Sampler names accepted by `posterior(sampler=...)` and the pipeline.

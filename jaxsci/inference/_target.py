@@ -411,7 +411,6 @@ def safe_logdensity(target: AbstractTarget, u: Float[Array, " dim"]) -> Float[Ar
 
 def make_target(
     model: AbstractTarget | Callable,
-    *,
     constraints: Mapping[str, Any] | None = None,
     shapes: Mapping[str, tuple[int, ...]] | None = None,
     prior: Mapping[str, Any] | None = None,

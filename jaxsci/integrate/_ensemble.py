@@ -4,24 +4,8 @@ from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-
-def _batch_size(args, in_axes):
-    sizes = set()
-    for a, ax in zip(args, in_axes, strict=True):
-        if ax is None:
-            continue
-        for leaf in jax.tree_util.tree_leaves(eqx.filter(a, eqx.is_array)):
-            sizes.add(leaf.shape[0])
-    if len(sizes) != 1:
-        raise ValueError(
-            f"ensemble: the batched arguments (in_axes=0) must share one leading batch size, "
-            f"got sizes {sorted(sizes)}."
-        )
-    return sizes.pop()
+from .._sharding import batch_size, shard_batch, unpad_batch
 
 
 def ensemble(
@@ -36,9 +20,10 @@ def ensemble(
     of a batched model (build one with `eqx.filter_vmap` over the constructor), and
     `ensemble(fn)(y0s)` over a batch of initial states. Arguments with axis 0 are split
     along their leading axis across `devices` (default `jax.devices()`) with a 1-D
-    `jax.sharding.Mesh`, the same code path as multi-host JAX; a batch that does not
-    divide evenly is padded by repeating its last member, and the padding is dropped from
-    the result. Outputs are stacked along axis 0. The call is jitted.
+    `jax.sharding.Mesh`, the same code path as multi-host JAX (`jaxsci._sharding`); a batch
+    that does not divide evenly is padded by repeating its last member, so that every device
+    is used, and the padding is dropped from the result. Outputs are stacked along axis 0.
+    The call is jitted.
 
     Arguments:
         fn: a function of one member.
@@ -58,30 +43,13 @@ def ensemble(
         for ax in axes:
             if ax not in (0, None):
                 raise ValueError(f"ensemble: `in_axes` entries must be 0 or None, got {ax}.")
-        batch = _batch_size(args, axes)
-        devs = list(jax.devices() if devices is None else devices)
-        ndev = len(devs)
-        pad = (-batch) % ndev
-
-        def prep(a):
-            if pad:
-                a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0)
-            if ndev > 1:
-                mesh = Mesh(np.asarray(devs), ("batch",))
-                a = jax.device_put(a, NamedSharding(mesh, PartitionSpec("batch")))
-            return a
-
-        args = tuple(
-            a
-            if ax is None
-            else jax.tree_util.tree_map(lambda x: prep(x) if eqx.is_array(x) else x, a)
-            for a, ax in zip(args, axes, strict=True)
-        )
+        batched = tuple(a for a, ax in zip(args, axes, strict=True) if ax == 0)
+        batch_size(batched, "ensemble: the batched arguments (in_axes=0)")
+        placed, size = shard_batch(batched, devices)
+        it = iter(placed)
+        args = tuple(a if ax is None else next(it) for a, ax in zip(args, axes, strict=True))
         if axes not in jitted:
             jitted[axes] = eqx.filter_jit(eqx.filter_vmap(fn, in_axes=axes))
-        out = jitted[axes](*args)
-        if pad:
-            out = jax.tree_util.tree_map(lambda x: x[:batch] if eqx.is_array(x) else x, out)
-        return out
+        return unpad_batch(jitted[axes](*args), size)
 
     return wrapped

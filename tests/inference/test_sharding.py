@@ -5,7 +5,9 @@ holds one chain. The sharded run is the same computation as the single-device ru
 chain's key depends only on the run key and its index): their first transitions agree to float
 rounding (a different per-device batch shape changes XLA's rounding, and MCMC trajectories
 amplify rounding differences over many steps, so later draws agree only in distribution), it
-repeats exactly, and its draws have the target's mean.
+repeats exactly, and its draws have the target's mean. 3 and 6 chains, which do not divide
+the 4 devices, still use all 4 (padded with copies of the last chain, dropped from the
+result) and give the single-device numbers.
 """
 
 import json
@@ -42,13 +44,26 @@ SCRIPT = textwrap.dedent(
     sharded = inference.posterior(target, **kwargs)
     single = inference.posterior(target, devices=jax.devices()[:1], **kwargs)
     again = inference.posterior(target, **kwargs)
-    # 3 chains over 4 devices: the largest number of devices that divides the chains
-    three = len(_posterior._sharding(None, 3).device_set)
     first = lambda r: r.warmup_stats["lp"][:, :5]
+    placements_first = list(placements)
+    # chains that do not divide the devices: padded to 4 and 8 over all 4 devices
+    uneven = {}
+    for n in (3, 6):
+        short = {**kwargs, "num_chains": n, "num_warmup": 10, "num_samples": 10}
+        del placements[:]
+        padded = inference.posterior(target, **short)
+        devices_used = sorted(set(placements))
+        alone = inference.posterior(target, devices=jax.devices()[:1], **short)
+        uneven[n] = {
+            "devices": devices_used,
+            "shapes": [list(padded.draws["x"].shape), list(padded.step_size.shape),
+                       list(padded.warmup_stats["lp"].shape)],
+            "vs_single": float(np.max(np.abs(first(padded) - first(alone)))),
+        }
     print(json.dumps({
-        "placements": placements,
+        "placements": placements_first,
         "first_vs_single": float(np.max(np.abs(first(sharded) - first(single)))),
-        "three": three,
+        "uneven": uneven,
         "repeat": float(np.max(np.abs(again.draws["x"] - sharded.draws["x"]))),
         "mean": sharded.draws["x"].mean(axis=(0, 1)).tolist(),
         "mcse": [v["mcse_mean"] for v in sharded.summary().values()],
@@ -70,8 +85,12 @@ def test_chains_sharded_over_four_host_devices():
     # 4 chains over 4 devices, then a single-device run, then the sharded run again
     assert res["placements"][:n_chunks] == [4] * n_chunks
     assert res["placements"][n_chunks : 2 * n_chunks] == [1] * n_chunks
-    assert res["three"] == 3
     assert res["first_vs_single"] < 1e-4
+    for n, run in res["uneven"].items():
+        chains = int(n)  # padded to 4 and 8 chains, every device used, none dropped
+        assert run["devices"] == [4], (n, run)
+        assert run["shapes"] == [[chains, 10, 2], [chains], [chains, 10]], (n, run)
+        assert run["vs_single"] < 1e-4, (n, run)
     assert res["repeat"] == 0.0
     for m, ref, se in zip(res["mean"], [1.0, -2.0], res["mcse"], strict=True):
         assert abs(m - ref) < 4 * se

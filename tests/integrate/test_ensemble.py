@@ -29,8 +29,8 @@ _SCRIPT = textwrap.dedent(
         return simulate(model, y0, ts, solver=RK4(), dt0=0.05).ys
 
     base = Lorenz96(n=12)
-    # 7 initial states and 6 models: neither divides the 4 devices.
-    y0s = base.default_initial_state() + 0.1 * jax.random.normal(jax.random.key(0), (7, 12))
+    # 3 initial states and 6 models: neither divides the 4 devices (padded to 4 and 8).
+    y0s = base.default_initial_state() + 0.1 * jax.random.normal(jax.random.key(0), (3, 12))
     models = eqx.filter_vmap(lambda f: Lorenz96(n=12, forcing=f))(jnp.linspace(6.0, 10.0, 6))
     one = [jax.devices()[0]]
     out = {}
@@ -40,6 +40,7 @@ _SCRIPT = textwrap.dedent(
             models, base.default_initial_state())
     sharded = ensemble(lambda y0: run(base, y0))(y0s)
     print("NUM_SHARD_DEVICES", len(sharded.sharding.device_set))
+    assert out["states4"].shape == (3, 5, 12) and out["models4"].shape == (6, 5, 12)
     np.savez(__import__("sys").argv[1], **{k: np.asarray(v) for k, v in out.items()})
     """
 )
@@ -62,7 +63,7 @@ def test_ensemble_one_vs_four_devices(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NUM_SHARD_DEVICES 4" in proc.stdout
     out = np.load(out_file)
-    assert out["states1"].shape == (7, 5, 12)
+    assert out["states1"].shape == (3, 5, 12)
     assert out["models1"].shape == (6, 5, 12)
     # Same float32 programme, different batch split: agreement to a few ulp.
     np.testing.assert_allclose(out["states4"], out["states1"], rtol=1e-5, atol=1e-5)
