@@ -3,8 +3,11 @@
 Spectral term libraries on periodic grids (`SpectralLibrary`), a semilinear model plus
 library terms (`CorrectedModel`), model-error samples and their designs
 (`model_error_samples`, `instantaneous_design`, `integrated_design`), sparse regression
-(`RVM`, `STLSQ`, `HorseshoeRegression`), the whole regression step (`fit_model_error`) and
-forecast skill (`normalised_error`, `valid_time`).
+(`RVM`, `STLSQ`, `HorseshoeRegression`), the whole regression step (`fit_model_error`), the
+MEDIDA loop from noisy observations through the EnKF (`discover_model_error`, `EnKFPasses`,
+the sample kinds `InstrumentalPairs`, `ObservationPairs`, `AnalysisPairs`), the true model
+error of a twin experiment (`true_coefficients`) and forecast skill (`normalised_error`,
+`valid_time`, from `jaxsci.metrics`).
 """
 
 # forecast skill lives in `jaxsci.metrics`; re-exported for the discovery examples
@@ -16,6 +19,12 @@ from ._base import (
     normal_equations as normal_equations,
 )
 from ._corrected import CorrectedModel as CorrectedModel
+from ._driver import (
+    DiscoveryInfo as DiscoveryInfo,
+    EnKFPasses as EnKFPasses,
+    ModelErrorDiscovery as ModelErrorDiscovery,
+    discover_model_error as discover_model_error,
+)
 from ._fit import (
     DESIGNS as DESIGNS,
     ModelErrorFit as ModelErrorFit,
@@ -28,6 +37,12 @@ from ._library import (
     parse_term as parse_term,
     term_name as term_name,
 )
+from ._pairs import (
+    AbstractSamplePairs as AbstractSamplePairs,
+    AnalysisPairs as AnalysisPairs,
+    InstrumentalPairs as InstrumentalPairs,
+    ObservationPairs as ObservationPairs,
+)
 from ._rvm import RVM as RVM
 from ._samples import (
     instantaneous_design as instantaneous_design,
@@ -35,3 +50,4 @@ from ._samples import (
     model_error_samples as model_error_samples,
 )
 from ._stlsq import STLSQ as STLSQ
+from ._truth import TrueCoefficients as TrueCoefficients, true_coefficients as true_coefficients

@@ -1,55 +1,26 @@
 r"""Pipeline `discover`: find a model's missing physics from sporadic, noisy observations.
 
-The MEDIDA workflow (Mojgani, Chattopadhyay & Hassanzadeh 2022, Chaos 32, 061105), built
-only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`, `jaxsci.filters`,
-`jaxsci.discovery`):
+A twin experiment around `jaxsci.discovery.discover_model_error` (MEDIDA: Mojgani,
+Chattopadhyay & Hassanzadeh 2022, Chaos 32, 061105; the algorithm, its two biases and the
+sample kinds are documented there and in `jaxsci.discovery`):
 
 1. a "true" system -- the model class with changed parameters (for Kuramoto-Sivashinsky: a
    changed u_xx coefficient `alpha`, an added dispersion u_xxx, an added growth c u, a
-   changed nonlinear coefficient `lam`) -- and the imperfect model (the configured one);
+   changed nonlinear coefficient `lam`) -- and the imperfect model (the configured one),
+   run with `jaxsci.integrate.rollout`;
 2. observations of the truth every `observations.interval`, noise-free or with Gaussian
-   noise of std `observations.noise` x the truth's std;
-3. if noisy, the stochastic EnKF run with the (corrected) model gives analysis states;
-4. model-error samples from consecutive states, (x_{k+1} - Phi_M(x_k)) / Delta;
-5. a spectral library of candidate terms;
-6. sparse regression (RVM by default) selects the terms and their coefficients (with the
-   "integrated" design the regressors are the sensitivities of the model step to each
-   term, which removes the O(Delta) bias of sporadic observations; see
-   `jaxsci.discovery`);
-7. the corrected model (model + discovered terms) is run against the truth.
+   noise of std `observations.noise` x the truth's std (`filters.synthetic_observations`);
+3. the discovery: with noise, `filter.passes` EnKF + regression passes (`EnKFPasses`: the
+   first pass's filter from `filter.inflation`/`filter.rtps`, the later ones' from
+   `filter.inflation_corrected`/`filter.rtps_corrected`, samples `filter.samples`), the
+   library `library.terms`, the regression `regression.method`;
+4. the true coefficients (`discovery.true_coefficients`) to score against;
+5. forecasts of truth, model and corrected model from `forecast.count` truth states after
+   the observation window, for `forecast.horizon` Lyapunov times: the normalised error and
+   its valid time (`jaxsci.metrics`, first E > `forecast.threshold`) in Lyapunov times
+   1/lambda_max of the truth (`integrate.lyapunov_exponents` unless given).
 
-With noisy observations the EnKF enters in two ways, and steps 3-6 are repeated
-`filter.passes` times, each pass running the EnKF with the model corrected by the previous
-one. Two biases shape the design (`filter.samples`):
-
-* an EnKF run with an imperfect model lags the truth: with a gain K < 1 its analysis keeps
-  a fraction (1 - K) of the model's forecast error, so samples from analyses are biased by
-  roughly (1 - K) e (the iteration over passes then converges like (K - 1)^p). The first
-  pass therefore runs the imperfect model with heavy inflation and RTPS (`filter.inflation`,
-  `filter.rtps`): a high gain, analyses close to the observations, little lag.
-* noisy start states put their noise both in the target (through the forecast) and in
-  the regressors, which biases least squares (errors in variables) by about sigma^2 /
-  Delta: spurious u and u^3 terms at 5% noise. With the corrected model the EnKF can run
-  with moderate inflation (`filter.inflation_corrected`, `filter.rtps_corrected`), and
-  its forecast (background) mean is an accurate state estimate whose error is independent
-  of the noise of the current and next observations: an instrumental variable.
-
-`samples: instrumental` (default) uses (y_{k+1} - Phi(y_k)) / Delta with the regressors at
-the background mean x^f_k in every pass after the first, and `observation` samples in the
-first (whose imperfect-model background is no instrument). `observation` uses
-(y_{k+1} - Phi(x^a_k)) / Delta with regressors at the analysis x^a_k; `analysis` uses
-(x^a_{k+1} - Phi(x^a_k)) / Delta, MEDIDA's definition.
-
-The true coefficients are those of the library expansion of the truth's vector field minus
-the model's, f_T(u) - f_M(u) = sum_j xi_j theta_j(u), fitted by least squares on truth
-states (exact when the difference lies in the library's span; the residual is reported).
-
-Forecast skill: from `forecast.count` truth states after the observation window, truth,
-model and corrected model are integrated for `forecast.horizon` Lyapunov times; the
-normalised error E(t) = RMS(forecast - truth) / RMS(truth) gives the valid time (first
-E > `forecast.threshold`) in Lyapunov times 1/lambda_max of the truth (estimated with
-`jaxsci.integrate.lyapunov_exponents` unless given). `metrics.json` holds exactly the keys
-below; timings and the rest go to `diagnostics.json`.
+`metrics.json` holds exactly the keys below; timings and the rest go to `diagnostics.json`.
 """
 
 import dataclasses
@@ -57,6 +28,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +39,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import discovery, filters, integrate
+from ..metrics import normalised_error, valid_time
 from . import _plots
 from ._models import build_model, params_schema, params_section
 from ._plots import PlotSection
@@ -283,26 +256,6 @@ def truth_params(config: DiscoverConfig) -> dict:
     return params
 
 
-def true_coefficients(truth, model, library, states) -> tuple[np.ndarray, float]:
-    """xi with f_T(u) - f_M(u) = sum_j xi_j theta_j(u) by least squares on `states`, and the
-    relative RMS residual of that fit (0 when the difference lies in the library's span)."""
-    diff = jax.vmap(lambda u: truth.vector_field(0.0, u, None) - model.vector_field(0.0, u, None))
-    target = np.asarray(diff(states), dtype=np.float64).reshape(-1)
-    design = np.asarray(jax.vmap(library)(states), dtype=np.float64)
-    design = design.reshape(-1, library.num_terms)
-    scale = np.sqrt(np.mean(design**2, axis=0))
-    scale = np.where(scale > 0, scale, 1.0)
-    xi, *_ = np.linalg.lstsq(design / scale, target, rcond=None)
-    xi = xi / scale
-    norm = np.sqrt(np.mean(target**2))
-    residual = np.sqrt(np.mean((design @ xi - target) ** 2)) / norm if norm > 0 else 0.0
-    # contributions below 1e-4 of the model error's RMS are float32 rounding of the vector
-    # fields, not terms of the truth
-    contribution = np.abs(xi) * np.sqrt(np.mean(design**2, axis=0))
-    xi = np.where(contribution > 1e-4 * max(norm, 1e-30), xi, 0.0)
-    return xi, float(residual)
-
-
 def _regression(cfg: RegressionSection) -> discovery.AbstractSparseRegression:
     if cfg.method == "rvm":
         return discovery.RVM(max_iterations=cfg.max_iterations, tolerance=cfg.tolerance)
@@ -311,13 +264,26 @@ def _regression(cfg: RegressionSection) -> discovery.AbstractSparseRegression:
     return discovery.HorseshoeRegression(num_warmup=cfg.num_warmup, num_samples=cfg.num_samples)
 
 
+#: `filter.samples` -> the sample kind.
+SAMPLES: dict[str, Callable[[], discovery.AbstractSamplePairs]] = {
+    "instrumental": discovery.InstrumentalPairs,
+    "observation": discovery.ObservationPairs,
+    "analysis": discovery.AnalysisPairs,
+}
+
+
+def _enkf(inflation: float, rtps: float) -> filters.AbstractEnsembleFilter:
+    return filters.Inflation(filters.RTPS(filters.EnKF(), rtps), inflation)
+
+
 class _Timer:
-    """Wall and CPU (process) time per phase (simulation, assimilation, regression), compile
-    included. On a shared machine the CPU time is the steadier figure."""
+    """Wall and CPU (process) time per phase, compile included. On a shared machine the CPU
+    time is the steadier figure; the discovery's wall time is split into assimilation and
+    regression by `DiscoveryInfo`, its CPU time is one figure."""
 
     def __init__(self):
         self.seconds = {"simulation": 0.0, "assimilation": 0.0, "regression": 0.0}
-        self.cpu_seconds = dict(self.seconds)
+        self.cpu_seconds = {"simulation": 0.0, "discovery": 0.0}
 
     def start(self) -> tuple[float, float]:
         return time.perf_counter(), time.process_time()
@@ -326,21 +292,19 @@ class _Timer:
         self.seconds[phase] += time.perf_counter() - since[0]
         self.cpu_seconds[phase] += time.process_time() - since[1]
 
+    def add_discovery(self, since: tuple[float, float], info: discovery.DiscoveryInfo) -> None:
+        self.seconds["assimilation"] += info.assimilation_seconds
+        self.seconds["regression"] += info.regression_seconds
+        self.cpu_seconds["discovery"] += time.process_time() - since[1]
+
 
 @eqx.filter_jit
 def _trajectories(flow, starts, interval: float, count: int):
     """From each of `starts` (batch, dim): the start and `count` - 1 further states every
-    `interval`, (batch, count, dim). One compiled function per (flow structure, count)."""
-
-    def one(x):
-        def step(x, _):
-            y = flow(x, 0.0, interval)
-            return y, y
-
-        _, ys = jax.lax.scan(step, x, None, length=count - 1)
-        return jnp.concatenate([x[None], ys])
-
-    return jax.vmap(one)(starts)
+    `interval`, (batch, count, dim)."""
+    return jax.vmap(
+        lambda x: integrate.rollout(flow, x, count - 1, dt=interval, include_initial=True)
+    )(starts)
 
 
 def run(config: DiscoverConfig, run_dir: Path) -> dict:
@@ -385,15 +349,29 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     std = float(jnp.std(observed_truth))
     sigma = ocfg.noise * std
     idx = np.arange(0, model.num_points, ocfg.every_kth)
+    assimilation = None
     if sigma > 0:
         obs_op = filters.IndexObservation(model.num_points, idx, noise_cov=sigma**2)
         observations = filters.synthetic_observations(key_obs, obs_op, observed_truth)
+        # the first pass runs the imperfect model, which needs heavy inflation to keep
+        # track of the truth; later passes run the corrected model, nearly perfect
+        first = jnp.zeros(model.num_points).at[idx].set(observations[0])
+        noise = jax.random.normal(key_init, (fcfg.ensemble_size, model.num_points))
+        assimilation = discovery.EnKFPasses(
+            obs_op,
+            _enkf(fcfg.inflation_corrected, fcfg.rtps_corrected),
+            first + fcfg.initial_spread * sigma * noise,
+            first_filter=_enkf(fcfg.inflation, fcfg.rtps),
+            passes=fcfg.passes,
+            burn_in=fcfg.burn_in,
+            samples=SAMPLES[fcfg.samples](),
+        )
     else:
-        obs_op = None
         observations = observed_truth
-    xi_true, outside = true_coefficients(
+    true = discovery.true_coefficients(
         truth, model, library, observed_truth[:: max(1, ocfg.count // 200)]
     )
+    xi_true, outside = true.coefficients, true.residual
     coef_true = {n: float(c) for n, c in zip(library.names, xi_true, strict=True) if c != 0.0}
     timer.add("simulation", t)
     logger.info(
@@ -414,101 +392,39 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
         )
 
     # --- 3-6. (EnKF +) samples + sparse regression ---------------------------------------
-    regression = _regression(config.regression)
-    lcfg = config.library
-    xi = jnp.zeros(library.num_terms)
-    analysis = None
-    passes = fcfg.passes if sigma > 0 else 1
-    history, rmse_a = [], []
-    for p in range(passes):
-        if sigma > 0:
-            t = timer.start()
-            corrected = discovery.CorrectedModel(model, library, xi)
-            flow = integrate.Flow(corrected, dt, solver, max_steps=_MAX_FLOW_STEPS)
-            n = fcfg.ensemble_size
-            spread = fcfg.initial_spread * sigma
-            first = jnp.zeros(model.num_points).at[idx].set(observations[0])
-            ens0 = first + spread * jax.random.normal(key_init, (n, model.num_points))
-            # the first pass runs the imperfect model, which needs heavy inflation to keep
-            # track of the truth; later passes run the corrected model, nearly perfect
-            infl, rtps = (
-                (fcfg.inflation, fcfg.rtps)
-                if p == 0
-                else (fcfg.inflation_corrected, fcfg.rtps_corrected)
-            )
-            filt = filters.Inflation(filters.RTPS(filters.EnKF(), rtps), infl)
-            assert obs_op is not None  # noisy observations have an observation operator
-            res = filters.run_filter(
-                key_filter,
-                flow,
-                obs_op,
-                filt,
-                ens0,
-                observations[1:],
-                dt=interval,
-                compute_likelihood=False,
-            )
-            analysis = jnp.concatenate([first[None], res.mean_a])
-            jax.block_until_ready(analysis)
-            timer.add("assimilation", t)
-            if not bool(jnp.all(res.finite)):
-                raise ValueError(
-                    "the EnKF diverged (non-finite analysis); increase filter.inflation or "
-                    "filter.ensemble_size"
-                )
-            background = jnp.concatenate([first[None], res.mean_f])
-            b = fcfg.burn_in
-            rmse_a.append(float(jnp.sqrt(jnp.mean((analysis[b:] - observed_truth[b:]) ** 2))))
-            rmse_f = float(jnp.sqrt(jnp.mean((background[b:] - observed_truth[b:]) ** 2)))
-            kind = fcfg.samples
-            if kind == "instrumental" and p == 0:
-                kind = "observation"  # the imperfect model's background is no instrument
-            design_states = None
-            if kind == "analysis":
-                starts, ends = analysis[b:-1], analysis[b + 1 :]
-            elif kind == "observation":
-                starts, ends = analysis[b:-1], observations[b + 1 :]
-            else:
-                starts, ends = observations[b:-1], observations[b + 1 :]
-                design_states = background[b:-1]
-            logger.info(
-                "pass %d: EnKF analysis rmse %.3g, background rmse %.3g (%.2f, %.2f x noise "
-                "std); %s samples",
-                p + 1,
-                rmse_a[-1],
-                rmse_f,
-                rmse_a[-1] / sigma,
-                rmse_f / sigma,
-                kind,
-            )
-        else:
-            starts, ends, design_states = observations[:-1], observations[1:], None
-        t = timer.start()
-        fit = discovery.fit_model_error(
-            regression,
+    t = timer.start()
+    try:
+        found_all = discovery.discover_model_error(
             model,
             library,
-            starts,
-            ends,
+            _regression(config.regression),
+            observations,
             interval,
             dt=dt,
             solver=solver,
-            design=lcfg.design,
-            refinements=lcfg.refinements,
-            coefficients=xi,
-            design_states=design_states,
-            key=jax.random.fold_in(key_reg, p),
+            design=config.library.design,
+            refinements=config.library.refinements,
+            assimilation=assimilation,
+            truth=observed_truth,
+            key=key_filter,
+            regression_key=key_reg,
         )
-        jax.block_until_ready(fit.coefficients)
-        timer.add("regression", t)
-        xi = fit.coefficients
-        history.append(np.asarray(xi))
-        logger.info("pass %d: found %s", p + 1, _fmt(fit.terms()))
+    except ValueError as err:
+        if "diverged" in str(err):
+            raise ValueError(f"{err} (filter.inflation, filter.ensemble_size)") from err
+        raise
+    info = found_all.info
+    timer.add_discovery(t, info)
+    fit = found_all.fit
+    if sigma > 0:
+        logger.info(
+            "EnKF analysis rmse per pass %s x the noise std",
+            np.array2string(np.asarray(info.analysis_rmse) / sigma, precision=3),
+        )
 
     # --- 7. forecasts of truth, model, corrected model -----------------------------------
     t = timer.start()
-    corrected = fit.corrected(model, library)
-    flow_corrected = integrate.Flow(corrected, dt, solver, max_steps=_MAX_FLOW_STEPS)
+    flow_corrected = integrate.Flow(found_all.corrected, dt, solver, max_steps=_MAX_FLOW_STEPS)
     lam = fc.lyapunov_exponent
     if lam is None:
         lyap = integrate.lyapunov_exponents(
@@ -534,10 +450,10 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     corrected_fc = _trajectories(flow_corrected, verify, interval, steps)
     lead = interval * np.arange(steps)
     scale = float(jnp.sqrt(jnp.mean(truth_fc**2)))
-    err_model = np.asarray(discovery.normalised_error(model_fc, truth_fc, scale))
-    err_corrected = np.asarray(discovery.normalised_error(corrected_fc, truth_fc, scale))
-    vt_model = discovery.valid_time(err_model, lead, fc.threshold) * lam
-    vt_corrected = discovery.valid_time(err_corrected, lead, fc.threshold) * lam
+    err_model = np.asarray(normalised_error(model_fc, truth_fc, scale))
+    err_corrected = np.asarray(normalised_error(corrected_fc, truth_fc, scale))
+    vt_model = valid_time(err_model, lead, fc.threshold) * lam
+    vt_corrected = valid_time(err_corrected, lead, fc.threshold) * lam
     timer.add("simulation", t)
 
     # --- metrics ------------------------------------------------------------------------
@@ -567,9 +483,9 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
         "lyapunov_time": 1.0 / lam,
         "truth_std": std,
         "noise_std": sigma,
-        "n_samples": int(starts.shape[0] * starts.shape[1]),
-        "analysis_rmse_per_pass": rmse_a,
-        "coefficients_per_pass": [h.tolist() for h in history],
+        "n_samples": info.num_samples,
+        "analysis_rmse_per_pass": np.asarray(info.analysis_rmse).tolist(),
+        "coefficients_per_pass": np.asarray(found_all.coefficients).tolist(),
         "truth_outside_library": outside,
         "regression_iterations": int(fit.regression.num_iterations),
         "regression_converged": bool(fit.regression.converged),
@@ -590,6 +506,7 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
         metrics["valid_time_corrected"],
         fc.horizon,
     )
+    analysis = found_all.analysis
     np.savez_compressed(
         run_dir / "discovery.npz",
         names=np.asarray(library.names),
@@ -606,7 +523,7 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     )
     if config.plot.enabled:
         heading = _heading(config, coef_true, sigma, std)
-        paths = _plot_all(
+        _plot_all(
             model,
             library,
             fit,
@@ -621,8 +538,6 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
             run_dir,
             config.plot.dpi,
         )
-        for path in paths:
-            logger.info("plot %s", path.name)
     diagnostics["seconds"]["total"] = time.perf_counter() - start
     (run_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2) + "\n")
     logger.info(
@@ -687,7 +602,7 @@ def _plot_all(
 
 def _hovmoller(model, lead, fields, heading) -> Figure:
     truth, plain, corrected = fields
-    xs = np.asarray(model.grid)
+    xs = model.grid.coordinates()[0]
     scale = _plots._field_norm(np.concatenate([truth.ravel(), plain.ravel(), corrected.ravel()]))
     fig = Figure(figsize=(10, 8.4), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)

@@ -113,14 +113,14 @@ def plot_trajectory(
 
 
 def _field_1d(model, ts, ys, heading) -> Figure:
-    grid = getattr(model, "grid", None)
-    if grid is not None:
-        xs, xlabel = np.asarray(grid), "x"
+    field = isinstance(model, dynamics.AbstractSemilinear) and model.grid.ndim == 1
+    if field:
+        xs, xlabel = model.grid.coordinates()[0], "x"
     else:
         xs, xlabel = np.arange(ys.shape[1]), "site i"
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    _hovmoller(ax, ts, xs, ys, xlabel, "$u(x, t)$" if grid is not None else "$x_i(t)$", fig)
+    _hovmoller(ax, ts, xs, ys, xlabel, "$u(x, t)$" if field else "$x_i(t)$", fig)
     ax.set_title(f"{heading}  (Hovmöller diagram)", fontsize=10)
     return fig
 

@@ -6,12 +6,10 @@ truth with changed parameters differs from the standard model (all 1, no extras)
 """
 
 import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxsci.dynamics import KuramotoSivashinsky
-from jaxsci.integrate import Flow
+from jaxsci.integrate import Flow, rollout
 
 # L = 16 pi: chaotic for every case below (leading Lyapunov exponents ~0.02-0.1), where at
 # L = 22 a u_xxx or damping term of this size makes the dynamics (nearly) periodic and the
@@ -28,14 +26,10 @@ CASES = {
 
 @eqx.filter_jit
 def _run(flow, x, interval, n_spin, count):
-    x = jax.lax.fori_loop(0, n_spin, lambda i, x: flow(x, 0.0, interval), x)
-
-    def step(x, _):
-        y = flow(x, 0.0, interval)
-        return y, y
-
-    _, ys = jax.lax.scan(step, x, None, length=count - 1)
-    return jnp.concatenate([x[None], ys])
+    """`count` states every `interval` after `n_spin` intervals from x (`integrate.rollout`)."""
+    if n_spin:
+        x = rollout(flow, x, n_spin, dt=interval)[-1]
+    return rollout(flow, x, count - 1, dt=interval, include_initial=True)
 
 
 def truth_states(changes, interval, count, spinup=100.0):
