@@ -4,8 +4,9 @@
 numpyro model (`NumpyroModel`) with blackjax NUTS/HMC or numpyro NUTS, several chains vmapped
 and sharded over devices; `solve_ode` puts a `jaxsci.dynamics` model inside a likelihood with a
 failed solve turned into a rejected proposal; `map_estimate` and `laplace` are the fast
-baseline and an initialiser; `rhat`, `ess_bulk`, `ess_tail`, `mcse_mean`, `mcse_sd` and
-`summary` are the convergence diagnostics of Vehtari et al. (2021).
+baseline and an initialiser, both on one L-BFGS (`minimize_lbfgs`); `rhat`, `ess_bulk`,
+`ess_tail`, `mcse_mean`, `mcse_sd` and `summary` are the convergence diagnostics of Vehtari et
+al. (2021).
 """
 
 from ._constraints import (
@@ -24,6 +25,7 @@ from ._diagnostics import (
     summary as summary,
 )
 from ._init import INIT_STRATEGIES as INIT_STRATEGIES
+from ._lbfgs import LBFGSResult as LBFGSResult, minimize_lbfgs as minimize_lbfgs
 from ._optimize import (
     LaplaceResult as LaplaceResult,
     MAPResult as MAPResult,

@@ -11,11 +11,11 @@ not trap chains in a negligible mode; starts that ended in a lower mode are logg
 
 Being only a start, it is made cheap. Every model evaluation here (validity of random starts,
 the optimiser, the Hessian, the sampler's initial log-density and gradient) goes through one
-compiled, vmapped value-and-gradient on a fixed batch of rows (`Evaluator`): compiling an ODE
-model's gradient costs seconds, running it a fraction of a millisecond. The optimiser is a
-NumPy L-BFGS driven from Python (optax's, with its line search inside `jit`, compiles the model
-several times over) and the Hessian is central differences of that gradient; `map_estimate`
-and `laplace` give the accurate mode and the exact Hessian.
+compiled program, the L-BFGS of `minimize_lbfgs` vmapped over a fixed batch of rows
+(`Evaluator`; with `max_steps=0` it returns log p and its gradient at the rows): compiling
+an ODE model's gradient costs seconds, running it a fraction of a millisecond. The Hessian
+is central differences of that gradient; `map_estimate` and `laplace` give the accurate mode
+and the exact Hessian.
 """
 
 import logging
@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Key
+from .._sharding import pad_batch, unpad_batch
+from ._lbfgs import LBFGSResult, minimize_lbfgs
 from ._target import AbstractTarget, safe_logdensity
 
 logger = logging.getLogger("jaxsci.inference")
@@ -38,14 +40,11 @@ INIT_STRATEGIES = ("map", "prior_median", "prior_draw", "uniform")
 _INIT_ATTEMPTS = 100
 # `init='map'`: at least this many optimisation starts (a Lotka-Volterra start drawn from the
 # prior reaches the main mode ~60% of the time, so 8 starts all miss it with probability
-# ~1e-3);
-# L-BFGS memory, iteration cap, gradient tolerance and backtracking halvings per iteration;
-# the relative central-difference step of the Hessian.
+# ~1e-3); the L-BFGS iteration cap and gradient tolerance; the relative central-difference
+# step of the Hessian.
 _MIN_STARTS = 8
-_LBFGS_MEMORY = 10
 _LBFGS_STEPS = 300
 _GTOL = 1e-3
-_BACKTRACKS = 30
 _FD_STEP = 1e-2
 # Two optima count as different modes when their log-densities differ by more than this.
 _MODE_GAP = 1.0
@@ -56,31 +55,69 @@ def _fold(key: Key, n: int) -> Key:
 
 
 @eqx.filter_jit
+def _maximize(target: AbstractTarget, u0, max_steps, gtol) -> LBFGSResult:
+    """`minimize_lbfgs` of -log p from every row of u0 (rows, dim); `max_steps` and `gtol`
+    are arrays, so one compiled program serves evaluation (max_steps = 0) and optimisation."""
+
+    def one(u):
+        return minimize_lbfgs(
+            lambda v: -safe_logdensity(target, v), u, max_steps=max_steps, gtol=gtol
+        )
+
+    return jax.vmap(one)(u0)
+
+
+@eqx.filter_jit
 def _value_and_grad(target: AbstractTarget, u):
     return jax.vmap(jax.value_and_grad(lambda v: safe_logdensity(target, v)))(u)
 
 
 class Evaluator:
-    """log p and its gradient at any number of points, through one compiled function on
-    batches of `batch` rows (the last batch padded by repeating a row)."""
+    """log p and its gradient, or L-BFGS maxima, from any number of points, on batches of
+    `batch` rows (the last batch padded by repeating a row), through one compiled program:
+    `_maximize` when `optimize` (evaluation is its `max_steps=0`), else a vmapped
+    value-and-gradient (which compiles faster)."""
 
-    def __init__(self, target: AbstractTarget, batch: int):
+    def __init__(self, target: AbstractTarget, batch: int, optimize: bool = False):
         self.target = target
         self.batch = batch
+        self.optimize = optimize
+
+    def _batches(self, fn, u: np.ndarray) -> tuple[np.ndarray, ...]:
+        """`fn(rows)` over padded batches of the rows of `u`, concatenated (padding dropped)."""
+        u = np.asarray(u)
+        parts = []
+        for i in range(0, u.shape[0], self.batch):
+            rows, real = pad_batch(u[i : i + self.batch], self.batch)
+            parts.append(unpad_batch(jax.device_get(fn(jnp.asarray(rows))), real))
+        return tuple(np.concatenate(a) for a in zip(*parts, strict=True))
+
+    def maximize(
+        self, u: np.ndarray, max_steps: int = 0, gtol: float = _GTOL
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The L-BFGS maxima of log p from the rows of `u` (after at most `max_steps`
+        iterations; 0: `u` itself), and log p and its gradient there."""
+        if not self.optimize:
+            raise ValueError("this Evaluator was built without `optimize`.")
+
+        def fn(rows):
+            res = _maximize(
+                self.target,
+                rows,
+                jnp.asarray(max_steps, jnp.int32),
+                jnp.asarray(gtol, rows.dtype),
+            )
+            return res.x, -res.value, -res.grad
+
+        x, lp, grad = self._batches(fn, u)
+        return x, lp, grad
 
     def __call__(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        u = np.asarray(u)
-        n = u.shape[0]
-        lps, grads = [], []
-        for i in range(0, n, self.batch):
-            rows = u[i : i + self.batch]
-            pad = self.batch - rows.shape[0]
-            if pad:
-                rows = np.concatenate([rows, np.repeat(rows[-1:], pad, axis=0)])
-            lp, g = _value_and_grad(self.target, jnp.asarray(rows))
-            lps.append(np.asarray(lp)[: self.batch - pad])
-            grads.append(np.asarray(g)[: self.batch - pad])
-        return np.concatenate(lps), np.concatenate(grads)
+        """log p and its gradient at the rows of `u`."""
+        if self.optimize:
+            return self.maximize(u)[1:]
+        lp, grad = self._batches(lambda rows: _value_and_grad(self.target, rows), u)
+        return lp, grad
 
 
 @eqx.filter_jit
@@ -117,78 +154,6 @@ def _random_starts(evaluate: Evaluator, key: Key, num: int, strategy: str) -> np
     return u
 
 
-def _lbfgs(evaluate: Evaluator, u0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximise log p from every row of u0 at once: L-BFGS (Nocedal and Wright 2006, Alg. 7.4,
-    memory `_LBFGS_MEMORY`) with Armijo backtracking, every trial point of every start
-    evaluated in one batched call. A start stops when |grad| <= `_GTOL` or log p changes by
-    less than float resolution. Returns the final points and log-densities."""
-    x = np.array(u0, dtype=np.float64)
-    n, d = x.shape
-    lp, g = evaluate(x.astype(u0.dtype))
-    f, g = -lp.astype(np.float64), -g.astype(np.float64)
-    mem_s = np.zeros((n, _LBFGS_MEMORY, d))
-    mem_y = np.zeros((n, _LBFGS_MEMORY, d))
-    count = np.zeros(n, dtype=int)
-    done = ~np.isfinite(f)
-    ftol = 10 * np.finfo(u0.dtype).eps
-    for _ in range(_LBFGS_STEPS):
-        if done.all():
-            break
-        p = np.zeros_like(x)
-        for i in np.flatnonzero(~done):
-            p[i] = -_two_loop(g[i], mem_s[i, : count[i]], mem_y[i, : count[i]])
-            if not g[i] @ p[i] < 0:  # not a descent direction: restart from steepest descent
-                p[i], count[i] = -g[i], 0
-        first = count == 0
-        alpha = np.where(
-            first, np.minimum(1.0, 1.0 / np.maximum(np.linalg.norm(g, axis=1), 1e-12)), 1.0
-        )
-        accepted = done.copy()
-        x_new, f_new, g_new = x.copy(), f.copy(), g.copy()
-        for _ in range(_BACKTRACKS):
-            trial = ~accepted
-            if not trial.any():
-                break
-            xt = x + alpha[:, None] * p
-            lp_t, g_t = evaluate(xt.astype(u0.dtype))
-            ft = -lp_t.astype(np.float64)
-            ok = trial & np.isfinite(ft) & (ft <= f + 1e-4 * alpha * np.sum(g * p, axis=1))
-            x_new[ok], f_new[ok], g_new[ok] = xt[ok], ft[ok], -g_t[ok].astype(np.float64)
-            accepted |= ok
-            alpha = np.where(accepted, alpha, 0.5 * alpha)
-        stalled = ~accepted
-        step_s, step_y = x_new - x, g_new - g
-        curv = np.sum(step_s * step_y, axis=1)
-        for i in np.flatnonzero(accepted & ~done & (curv > 1e-12)):
-            if count[i] == _LBFGS_MEMORY:
-                mem_s[i, :-1], mem_y[i, :-1] = mem_s[i, 1:].copy(), mem_y[i, 1:].copy()
-                count[i] -= 1
-            mem_s[i, count[i]], mem_y[i, count[i]] = step_s[i], step_y[i]
-            count[i] += 1
-        change = np.abs(f - f_new)
-        x, f, g = x_new, f_new, g_new
-        small = np.linalg.norm(g, axis=1) <= _GTOL
-        done |= stalled | small | (change <= ftol * (1 + np.abs(f)))
-    return x.astype(u0.dtype), -f
-
-
-def _two_loop(g: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """H g for the L-BFGS inverse-Hessian approximation from pairs (s, y), oldest first."""
-    q = g.copy()
-    k = s.shape[0]
-    rho = 1.0 / np.sum(s * y, axis=1) if k else np.zeros(0)
-    a = np.zeros(k)
-    for i in range(k - 1, -1, -1):
-        a[i] = rho[i] * (s[i] @ q)
-        q -= a[i] * y[i]
-    gamma = (s[-1] @ y[-1]) / (y[-1] @ y[-1]) if k else 1.0
-    r = gamma * q
-    for i in range(k):
-        b = rho[i] * (y[i] @ r)
-        r += (a[i] - b) * s[i]
-    return r
-
-
 def _fd_hessian(evaluate: Evaluator, u: np.ndarray) -> np.ndarray:
     """Hessian of log p at u by central differences of the gradient (symmetrised)."""
     h = _FD_STEP * np.maximum(1.0, np.abs(u))
@@ -206,10 +171,16 @@ def _map_starts(evaluate: Evaluator, key: Key, num: int) -> np.ndarray:
         starts = _random_starts(evaluate, key_starts, n_opt, "prior_draw")
     except _NoPrior:
         starts = _random_starts(evaluate, key_starts, n_opt, "uniform")
-    u_opt, lp_opt = _lbfgs(evaluate, starts)
+    u_opt, lp_opt, g_opt = evaluate.maximize(starts, _LBFGS_STEPS)
     if not np.any(np.isfinite(lp_opt)):
         raise ValueError("`init='map'`: every optimisation ended at a non-finite log-density.")
-    best = int(np.argmax(lp_opt))
+    lp_opt = np.where(np.isfinite(lp_opt), lp_opt, -np.inf)
+    # Optima whose log-densities agree to float resolution (the optimiser's own stopping
+    # tolerance) are the same mode as far as log p can tell: the best estimate of it is the
+    # one with the smallest gradient.
+    top = float(np.max(lp_opt))
+    tied = lp_opt >= top - 10 * np.finfo(lp_opt.dtype).eps * (1 + abs(top))
+    best = int(np.argmin(np.where(tied, np.linalg.norm(g_opt, axis=1), np.inf)))
     lower = np.flatnonzero(lp_opt < lp_opt[best] - _MODE_GAP)
     if lower.size:
         logger.warning(
@@ -217,8 +188,8 @@ def _map_starts(evaluate: Evaluator, key: Key, num: int) -> np.ndarray:
             "the chains start around the best one",
             lower.size,
             n_opt,
-            np.round(np.sort(lp_opt[lower]), 2).tolist(),
-            lp_opt[best],
+            np.round(np.sort(lp_opt[lower]).astype(np.float64), 2).tolist(),
+            float(lp_opt[best]),
         )
     mode = u_opt[best]
     precision = -_fd_hessian(evaluate, mode)
@@ -238,8 +209,16 @@ def _map_starts(evaluate: Evaluator, key: Key, num: int) -> np.ndarray:
     return u
 
 
+def _is_map(init: Any) -> bool:
+    return isinstance(init, str) and init == "map"
+
+
 def initial_positions(
-    target: AbstractTarget, key: Key, num_chains: int, init: Any
+    target: AbstractTarget,
+    key: Key,
+    num_chains: int,
+    init: Any,
+    evaluate: Evaluator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(num_chains, dim) unconstrained starting points with finite log-density, and the
     log-density (num_chains,) and its gradient (num_chains, dim) there.
@@ -248,10 +227,17 @@ def initial_positions(
         init: 'map', 'prior_median', 'prior_draw', 'uniform', a dict of constrained
             parameter values (every chain), a `MAPResult` (its mode) / `LaplaceResult`
             (draws from it), or an array (num_chains, dim) of unconstrained starts.
+        evaluate: the `Evaluator` to use (default: one of its own; 'map' needs one built
+            with `optimize=True`).
     """
     from ._optimize import LaplaceResult, MAPResult
 
-    evaluate = Evaluator(target, max(num_chains, _MIN_STARTS))
+    if evaluate is None:
+        # One batch size per call, so that everything below runs one compiled program.
+        if _is_map(init):
+            evaluate = Evaluator(target, max(num_chains, _MIN_STARTS), optimize=True)
+        else:
+            evaluate = Evaluator(target, num_chains)
     if isinstance(init, str):
         if init not in INIT_STRATEGIES:
             raise ValueError(

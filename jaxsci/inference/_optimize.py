@@ -1,7 +1,8 @@
 """MAP and Laplace: the fast baseline, and a starting point for MCMC.
 
 Both work in the sampler's unconstrained space u (Jacobian included), where the posterior is
-closest to Gaussian. `map_estimate` maximises log p(u) with L-BFGS (optax, zoom line search);
+closest to Gaussian. `map_estimate` maximises log p(u) with L-BFGS (`minimize_lbfgs`: optax's
+direction, Armijo backtracking; the program that evaluates the start runs it);
 `laplace` adds the Gaussian approximation N(u*, (-H)^{-1}) with H the Hessian of log p at the
 mode (Laplace's method; e.g. Gelman et al., Bayesian Data Analysis, 3rd ed., sec. 4.1; Stan's
 `laplace` method uses the same unconstrained-space construction). The Hessian is
@@ -16,9 +17,10 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import optax
 
+from .._checks import check_int, check_positive
 from .._custom_types import Array, Bool, Float, Int, Key
+from ._init import Evaluator, _maximize, initial_positions
 from ._target import AbstractTarget, make_target, safe_logdensity
 
 
@@ -66,53 +68,6 @@ class LaplaceResult(eqx.Module):
         return jax.vmap(self.map.target.constrain)(self.sample_unconstrained(key, num))
 
 
-def _lbfgs_one(target: AbstractTarget, u0, max_steps: int, gtol: float):
-    """L-BFGS on -log p from u0: stop at |grad| <= gtol, at `max_steps`, or when an iteration
-    no longer changes -log p by more than float resolution (float32 stalls above any small
-    gtol)."""
-
-    def f(u):
-        return -safe_logdensity(target, u)
-
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(f)
-    ftol = 10 * jnp.finfo(u0.dtype).eps
-
-    def cond(carry):
-        _, _, i, gnorm, change, value = carry
-        moving = (gnorm > gtol) & (change > ftol * (1 + jnp.abs(value)))
-        return (i < max_steps) & ((i < 2) | moving)
-
-    def body(carry):
-        u, state, i, _, _, old = carry
-        value, grad = value_and_grad(u, state=state)
-        updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=f)
-        change = jnp.abs(old - value)
-        return optax.apply_updates(u, updates), state, i + 1, jnp.linalg.norm(grad), change, value
-
-    inf = jnp.asarray(jnp.inf, u0.dtype)
-    init = (u0, opt.init(u0), jnp.asarray(0), inf, inf, inf)
-    u, _, i, _, _, _ = jax.lax.while_loop(cond, body, init)
-    value, grad = jax.value_and_grad(f)(u)
-    return u, -value, jnp.linalg.norm(grad), i
-
-
-@eqx.filter_jit
-def _lbfgs(target: AbstractTarget, u0, max_steps: int, gtol: float):
-    """`_lbfgs_one` vmapped over starts u0 (starts, dim)."""
-    return jax.vmap(lambda u: _lbfgs_one(target, u, max_steps, gtol))(u0)
-
-
-def _resolve_start(target: AbstractTarget, key: Key | None, init) -> Array:
-    from ._init import initial_positions
-
-    if isinstance(init, str) and init == "map":
-        raise ValueError("`init='map'` is not a start for map_estimate; use 'uniform', ...")
-    if key is None:
-        key = jax.random.key(0)
-    return jnp.asarray(initial_positions(target, key, 1, init)[0][0])
-
-
 def map_estimate(
     model: AbstractTarget | Callable,
     *,
@@ -135,29 +90,26 @@ def map_estimate(
         max_steps: L-BFGS iteration cap; tol: stop when |grad log p| <= tol (or when an
             iteration no longer changes log p beyond float resolution).
     """
-    if not isinstance(max_steps, int) or max_steps < 1:
-        raise ValueError(f"`max_steps` must be a positive int, got {max_steps!r}.")
-    if not float(tol) > 0:
-        raise ValueError(f"`tol` must be positive, got {tol!r}.")
-    target = make_target(
-        model,
-        constraints=constraints,
-        shapes=shapes,
-        prior=prior,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-    )
-    u0 = _resolve_start(target, key, init)
-    u, lp, gnorm, steps = jax.tree_util.tree_map(
-        lambda a: a[0], _lbfgs(target, u0[None], max_steps, float(tol))
+    max_steps = check_int("max_steps", max_steps, 1)
+    check_positive("tol", tol)
+    target = make_target(model, constraints, shapes, prior, model_args, model_kwargs)
+    if isinstance(init, str) and init == "map":
+        raise ValueError("`init='map'` is not a start for map_estimate; use 'uniform', ...")
+    # One compiled program (a batch of one row) evaluates the start and optimises from it.
+    evaluate = Evaluator(target, 1, optimize=True)
+    key = jax.random.key(0) if key is None else key
+    u0 = jnp.asarray(initial_positions(target, key, 1, init, evaluate)[0])
+    res = jax.tree_util.tree_map(
+        lambda a: a[0],
+        _maximize(target, u0, jnp.asarray(max_steps, jnp.int32), jnp.asarray(tol, u0.dtype)),
     )
     return MAPResult(
-        params=target.constrain(u),
-        unconstrained=u,
-        logdensity=lp,
-        grad_norm=gnorm,
-        num_steps=steps,
-        converged=gnorm <= tol,
+        params=target.constrain(res.x),
+        unconstrained=res.x,
+        logdensity=-res.value,
+        grad_norm=jnp.linalg.norm(res.grad),
+        num_steps=res.num_steps,
+        converged=res.converged,
         target=target,
     )
 
