@@ -34,10 +34,17 @@ from ._optimize import (
 )
 from ._posterior import posterior as posterior
 from ._problems import (
+    PosteriordbCheck as PosteriordbCheck,
+    PosteriorProblem as PosteriorProblem,
+    PredictiveCurves as PredictiveCurves,
     hudson_lynx_hare as hudson_lynx_hare,
     lorenz63_posterior as lorenz63_posterior,
+    lorenz63_problem as lorenz63_problem,
     lotka_volterra_model as lotka_volterra_model,
+    lotka_volterra_problem as lotka_volterra_problem,
+    posteriordb_check as posteriordb_check,
     posteriordb_reference as posteriordb_reference,
+    thinned_draws as thinned_draws,
 )
 from ._result import PosteriorResult as PosteriorResult
 from ._samplers import (

@@ -5,21 +5,28 @@
   it, as a numpyro model whose ODE is `jaxsci.dynamics.LotkaVolterra` solved by `solve_ode`.
 - `lorenz63_posterior`: Lorenz-63 (sigma, rho, beta) from noisy, sparse observations of a
   trajectory, as a `LogDensity` with log-normal priors.
+- `lotka_volterra_problem`, `lorenz63_problem`: each as a `PosteriorProblem`, the target
+  with its data, its posterior-predictive simulation and ODE curves of posterior draws.
 """
 
 import functools
 import json
+import math
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import diffrax
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float
+from .._checks import check_int, check_positive
+from .._custom_types import Array, Float, Key
 from ..dynamics import Lorenz63, LotkaVolterra
+from ._result import PosteriorResult
 from ._simulator import ODESolution, log_likelihood, observe, solve_ode
-from ._target import LogDensity
+from ._target import AbstractTarget, LogDensity, NumpyroModel
 
 POSTERIORDB_LV = "hudson_lynx_hare-lotka_volterra"
 #: Stan's `ode_rk45` tolerances in the posteriordb model.
@@ -265,3 +272,246 @@ def lorenz63_simulate(params: dict[str, Array], y0: Array, ts: Array, **kwargs) 
     """The Lorenz-63 trajectory at `ts` for `params` (posterior predictive helper)."""
     model = Lorenz63(params["sigma"], params["rho"], params["beta"])  # pyright: ignore[reportArgumentType]
     return solve_ode(model, y0, ts, t0=0.0, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Posterior problems with their data and predictive simulation (what an experiment samples,
+# checks and plots).
+
+
+class PredictiveCurves(NamedTuple):
+    """ODE solutions of posterior draws on a fine time grid (for plots of the fit).
+
+    Attributes:
+        times: the fine grid from t = 0, (fine,).
+        paths: the observed components of the solutions, (draws, fine, observed).
+    """
+
+    times: np.ndarray
+    paths: np.ndarray
+
+
+class PosteriorProblem(NamedTuple):
+    """A posterior of simulator parameters with its data and its predictive simulation.
+
+    Attributes:
+        name: a short name.
+        target: the posterior (`LogDensity` or `NumpyroModel`) for `posterior`.
+        observed: name -> observed array (the `observed_data` of `to_arviz`).
+        obs_times: the observation times, (T,).
+        obs_values: the observations at them, (T, observed).
+        labels: a label per observed component.
+        predictive: `(key, result) -> name -> (chains, draws, ...)` posterior-predictive
+            simulations of the observations (one per draw).
+        curves: `(result) -> PredictiveCurves` of about `max_draws` draws spread over all
+            chains (`thinned_draws`).
+        truth: the true parameters of a twin experiment, or None.
+        reference: a reference summary (posteriordb), or None.
+    """
+
+    name: str
+    target: AbstractTarget
+    observed: dict[str, np.ndarray]
+    obs_times: np.ndarray
+    obs_values: np.ndarray
+    labels: tuple[str, ...]
+    predictive: Callable[[Any, PosteriorResult], dict[str, np.ndarray]]
+    curves: Callable[[PosteriorResult], PredictiveCurves]
+    truth: dict[str, float] | None = None
+    reference: dict[str, dict[str, float]] | None = None
+
+
+def thinned_draws(result: PosteriorResult, max_draws: int = 400) -> dict[str, Array]:
+    """About `max_draws` posterior draws spread evenly over all chains (flattened), per
+    parameter: name -> (draws, *shape)."""
+    max_draws = check_int("max_draws", max_draws)
+    flat = {
+        k: v.reshape(-1, *v.shape[2:])
+        for k, v in result.draws.items()
+        if k in result.parameter_names
+    }
+    n = next(iter(flat.values())).shape[0]
+    idx = np.linspace(0, n - 1, min(n, max_draws)).astype(int)
+    return {k: jnp.asarray(v[idx]) for k, v in flat.items()}
+
+
+def lotka_volterra_problem(max_draws: int = 400, **solve: Any) -> PosteriorProblem:
+    """posteriordb's `hudson_lynx_hare-lotka_volterra` as a `PosteriorProblem`.
+
+    The target is `lotka_volterra_model` on `hudson_lynx_hare()` with posteriordb's reference
+    summary. `solve` sets its ODE solve (`lotka_volterra_model`'s keywords: `rtol`, `atol`,
+    `max_steps`, `sensitivity`, `solver`, `dt0`; default Stan's rk45 tolerances). The
+    predictive simulates (y_init, y) from the model; the curves solve each thinned draw
+    from its z_init at rtol = atol = 1e-6 on 201 times over the 20 years.
+    """
+    data = hudson_lynx_hare()
+    kwargs = {"rtol": LV_RTOL, "atol": LV_ATOL, "max_steps": LV_MAX_STEPS, **solve}
+    target = NumpyroModel(lotka_volterra_model, (data["ts"], data["y_init"], data["y"]), kwargs)
+    fine = np.linspace(0.0, data["ts"][-1], 201)
+
+    def predictive(key, result):
+        pred = result.posterior_predictive(key, None, data["ts"], None, None, **kwargs)
+        return {"y_init": pred["y_init"], "y": pred["y"]}
+
+    def curves(result):
+        params = thinned_draws(result, max_draws)
+
+        def curve(theta, z_init):
+            dyn = LotkaVolterra(theta[0], theta[1], theta[2], theta[3])
+            return solve_ode(dyn, z_init, jnp.asarray(fine[1:]), t0=0.0, rtol=1e-6, atol=1e-6).ys
+
+        paths = jax.jit(jax.vmap(curve))(params["theta"], params["z_init"])
+        paths = np.concatenate(
+            [np.broadcast_to(params["z_init"][:, None], (len(paths), 1, 2)), paths], 1
+        )
+        return PredictiveCurves(fine, np.asarray(paths))
+
+    return PosteriorProblem(
+        name="lotka_volterra",
+        target=target,
+        observed={"y_init": data["y_init"], "y": data["y"]},
+        obs_times=np.concatenate([[0.0], data["ts"]]),
+        obs_values=np.concatenate([data["y_init"][None], data["y"]]),
+        labels=("hare (thousands)", "lynx (thousands)"),
+        predictive=predictive,
+        curves=curves,
+        reference=posteriordb_reference(),
+    )
+
+
+def lorenz63_problem(
+    key: Key,
+    *,
+    sigma: float = 10.0,
+    rho: float = 28.0,
+    beta: float = 8.0 / 3.0,
+    obs_interval: float = 0.1,
+    num_obs: int = 20,
+    observed: tuple[int, ...] = (0, 2),
+    noise_std: float = 1.0,
+    prior_loc: tuple[float, float, float] = (8.0, 25.0, 2.0),
+    prior_scale: tuple[float, float, float] = (0.3, 0.3, 0.3),
+    max_draws: int = 400,
+    **solve: Any,
+) -> PosteriorProblem:
+    """A Lorenz-63 twin experiment: (sigma, rho, beta) from noisy observations of some
+    components at `num_obs` times `obs_interval` apart, from the model's default initial
+    state (known) at t = 0.
+
+    The data: the trajectory of the true parameters solved at rtol = atol = 1e-9, its
+    `observed` components plus N(0, noise_std^2) noise drawn from `key`. The target:
+    `lorenz63_posterior` with log-normal priors (`prior_loc` medians, `prior_scale`
+    log-scales) and the solve `solve` (`lorenz63_posterior`'s keywords; default
+    Dormand-Prince at rtol = atol = 1e-6, 4096 steps). The predictive re-simulates the noisy
+    observations per draw; the curves solve thinned draws on 401 times.
+
+    Raises:
+        ValueError: if the true parameters do not give a finite solve, or bad arguments.
+    """
+    kwargs = {"rtol": 1e-6, "atol": 1e-6, "max_steps": 4096, **solve}
+    check_positive("obs_interval", obs_interval)
+    check_positive("noise_std", noise_std)
+    num_obs = check_int("num_obs", num_obs)
+    y0 = Lorenz63().default_initial_state()
+    ts = obs_interval * np.arange(1, num_obs + 1)
+    index = np.asarray(observed)
+    clean = solve_ode(Lorenz63(sigma, rho, beta), y0, jnp.asarray(ts), t0=0.0, rtol=1e-9, atol=1e-9)
+    if not bool(clean.ok):
+        raise ValueError(
+            f"the true parameters (sigma, rho, beta) = {(sigma, rho, beta)} do not give a "
+            "finite solve."
+        )
+    noise = noise_std * np.asarray(jax.random.normal(key, (len(ts), len(index))))
+    y_obs = np.asarray(clean.ys)[:, index] + noise
+    target = lorenz63_posterior(
+        jnp.asarray(ts),
+        y0,
+        jnp.asarray(y_obs),
+        observed=tuple(observed),
+        noise_std=noise_std,
+        prior_loc=prior_loc,
+        prior_scale=prior_scale,
+        **kwargs,
+    )
+    plain = {k: v for k, v in kwargs.items() if k != "sensitivity"}
+    fine = np.linspace(0.0, ts[-1], 401)
+
+    def simulate(key, params):
+        sol = lorenz63_simulate(params, y0, jnp.asarray(ts), **plain)
+        ys = sol.ys[:, index]
+        return {"y": ys + noise_std * jax.random.normal(key, ys.shape, ys.dtype)}
+
+    def predictive(key, result):
+        return result.posterior_predictive(key, simulate)
+
+    def curves(result):
+        params = thinned_draws(result, max_draws)
+
+        def curve(sigma, rho, beta):
+            model = Lorenz63(sigma, rho, beta)
+            return solve_ode(model, y0, jnp.asarray(fine[1:]), t0=0.0, **plain).ys
+
+        paths = jax.jit(jax.vmap(curve))(params["sigma"], params["rho"], params["beta"])
+        paths = np.concatenate([np.broadcast_to(np.asarray(y0), (len(paths), 1, 3)), paths], 1)
+        return PredictiveCurves(fine, np.asarray(paths)[:, :, index])
+
+    return PosteriorProblem(
+        name="lorenz63",
+        target=target,
+        observed={"y": y_obs},
+        obs_times=ts,
+        obs_values=y_obs,
+        labels=tuple(("x", "y", "z")[i] for i in observed),
+        predictive=predictive,
+        curves=curves,
+        truth={"sigma": sigma, "rho": rho, "beta": beta},
+    )
+
+
+class PosteriordbCheck(NamedTuple):
+    """A posterior summary against posteriordb's reference (`posteriordb_check`).
+
+    Attributes:
+        z: (mean - mean_ref) / sd_ref per parameter element.
+        sd_ratio: sd / sd_ref per parameter element.
+        max_abs_z: the largest |z|.
+        max_mcse_z: the largest |mean - mean_ref| / sqrt(mcse^2 + mcse_ref^2).
+        passes: whether every rule below holds.
+    """
+
+    z: dict[str, float]
+    sd_ratio: dict[str, float]
+    max_abs_z: float
+    max_mcse_z: float
+    passes: bool
+
+
+def posteriordb_check(
+    summary: dict[str, dict[str, float]], reference: dict[str, dict[str, float]]
+) -> PosteriordbCheck:
+    """posteriordb's acceptance rule for a posterior summary (`summary()`'s output).
+
+    Every reference parameter element must have |z| < 0.25 with z = (mean - mean_ref) /
+    sd_ref, an sd ratio in [0.8, 1.25], |mean - mean_ref| / sqrt(mcse^2 + mcse_ref^2) < 4,
+    R-hat < 1.01 and bulk and tail ESS > 400 (the reference from `posteriordb_reference`).
+    """
+    z = {k: (summary[k]["mean"] - r["mean"]) / r["sd"] for k, r in reference.items()}
+    ratio = {k: summary[k]["sd"] / r["sd"] for k, r in reference.items()}
+    mcse_z = {
+        k: abs(summary[k]["mean"] - r["mean"]) / math.hypot(summary[k]["mcse_mean"], r["mcse_mean"])
+        for k, r in reference.items()
+    }
+    passes = (
+        all(abs(v) < 0.25 for v in z.values())
+        and all(0.8 <= v <= 1.25 for v in ratio.values())
+        and all(v < 4 for v in mcse_z.values())
+        and all(summary[k]["rhat"] < 1.01 for k in reference)
+        and all(min(summary[k]["ess_bulk"], summary[k]["ess_tail"]) > 400 for k in reference)
+    )
+    return PosteriordbCheck(
+        z=z,
+        sd_ratio=ratio,
+        max_abs_z=max(abs(v) for v in z.values()),
+        max_mcse_z=max(mcse_z.values()),
+        passes=bool(passes),
+    )

@@ -19,19 +19,17 @@ sampling wall time, compilation excluded; `compile_seconds` and `wall_seconds` a
 
 import dataclasses
 import logging
-import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import diffrax
 import jax
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import dynamics, inference, integrate
+from .. import inference, integrate
+from . import _plots
 from ._schema import ConfigError, option, section
 
 DESCRIPTION = "posterior of simulator parameters: NUTS/HMC through diffrax; diagnostics, plots"
@@ -173,8 +171,9 @@ def make_sampler(cfg: SamplerSection) -> inference.AbstractSampler:
     )
 
 
-def _solve_kwargs(cfg: SolverSection, defaults: dict) -> dict:
-    out = dict(defaults)
+def _solve_kwargs(cfg: SolverSection) -> dict:
+    """The solver section as keywords of the problem's ODE solve (None: the problem's)."""
+    out = {}
     for key in ("rtol", "atol", "max_steps"):
         if getattr(cfg, key) is not None:
             out[key] = getattr(cfg, key)
@@ -184,141 +183,37 @@ def _solve_kwargs(cfg: SolverSection, defaults: dict) -> dict:
     return out
 
 
-@dataclasses.dataclass
-class _Problem:
-    """What the pipeline needs of a problem: the target, the data, and predictive simulation
-    `predictive(key, result, curves) -> (dict of (chains, draws, ...) arrays, (fine times,
-    ODE paths of some draws, or None when `curves` is False))`."""
-
-    name: str
-    target: inference.AbstractTarget
-    observed: dict[str, np.ndarray]
-    predictive: Callable
-    obs_times: np.ndarray
-    obs_values: np.ndarray
-    labels: tuple[str, ...]
-    truth: dict[str, float] | None = None
-    reference: dict | None = None
-
-
-def _lotka_volterra(cfg: PosteriorConfig) -> _Problem:
-    data = inference.hudson_lynx_hare()
-    kwargs = _solve_kwargs(
-        cfg.solver, {"rtol": 1e-5, "atol": 1e-3, "max_steps": 1000}
-    )  # posteriordb: Stan's rk45 at rtol 1e-5, atol 1e-3
-    target = inference.NumpyroModel(
-        inference.lotka_volterra_model, (data["ts"], data["y_init"], data["y"]), kwargs
-    )
-    fine = np.linspace(0.0, data["ts"][-1], 201)
-
-    def predictive(key, result, curves):
-        pred = result.posterior_predictive(key, None, data["ts"], None, None, **kwargs)
-        pred = {"y_init": pred["y_init"], "y": pred["y"]}
-        if not curves:
-            return pred, (None, None)
-        params = _thinned(result)
-
-        def curve(theta, z_init):
-            dyn = dynamics.LotkaVolterra(theta[0], theta[1], theta[2], theta[3])
-            return inference.solve_ode(
-                dyn, z_init, jnp.asarray(fine[1:]), t0=0.0, rtol=1e-6, atol=1e-6
-            ).ys
-
-        paths = jax.jit(jax.vmap(curve))(params["theta"], params["z_init"])
-        paths = np.concatenate(
-            [np.broadcast_to(params["z_init"][:, None], (len(paths), 1, 2)), paths], 1
-        )
-        return pred, (fine, np.asarray(paths))
-
-    return _Problem(
-        name="lotka_volterra",
-        target=target,
-        observed={"y_init": data["y_init"], "y": data["y"]},
-        predictive=predictive,
-        obs_times=np.concatenate([[0.0], data["ts"]]),
-        obs_values=np.concatenate([data["y_init"][None], data["y"]]),
-        labels=("hare (thousands)", "lynx (thousands)"),
-        reference=inference.posteriordb_reference(),
-    )
-
-
-def _lorenz63(cfg: PosteriorConfig) -> _Problem:
+def make_problem(cfg: PosteriorConfig) -> inference.PosteriorProblem:
+    """The configured `inference.PosteriorProblem` (its data, target and predictive)."""
+    if cfg.problem.name == "lotka_volterra":
+        # posteriordb's solve (Stan's rk45 at rtol 1e-5, atol 1e-3) unless configured
+        return inference.lotka_volterra_problem(_PREDICTIVE_DRAWS, **_solve_kwargs(cfg.solver))
     s: Lorenz63Section = cfg.problem.settings
-    kwargs = _solve_kwargs(cfg.solver, {"rtol": 1e-6, "atol": 1e-6, "max_steps": 4096})
-    truth = {"sigma": s.sigma, "rho": s.rho, "beta": s.beta}
-    y0 = dynamics.Lorenz63().default_initial_state()
-    ts = s.obs_interval * np.arange(1, s.num_obs + 1)
-    observed = np.asarray(s.observed)
-    clean = inference.solve_ode(
-        dynamics.Lorenz63(s.sigma, s.rho, s.beta), y0, jnp.asarray(ts), t0=0.0, rtol=1e-9, atol=1e-9
-    )
-    if not bool(clean.ok):
-        raise ConfigError("problem.settings", "the true parameters do not give a finite solve")
-    noise = s.noise_std * np.asarray(
-        jax.random.normal(jax.random.key(s.data_seed), (len(ts), len(observed)))
-    )
-    y_obs = np.asarray(clean.ys)[:, observed] + noise
-    solve = {k: v for k, v in kwargs.items() if k != "sensitivity"}
-    target = inference.lorenz63_posterior(
-        jnp.asarray(ts),
-        y0,
-        jnp.asarray(y_obs),
-        observed=tuple(s.observed),
-        noise_std=s.noise_std,
-        prior_loc=(s.prior_loc[0], s.prior_loc[1], s.prior_loc[2]),
-        prior_scale=(s.prior_scale[0], s.prior_scale[1], s.prior_scale[2]),
-        **kwargs,
-    )
-    fine = np.linspace(0.0, ts[-1], 401)
-
-    def simulate(key, params):
-        model = dynamics.Lorenz63(params["sigma"], params["rho"], params["beta"])
-        sol = inference.solve_ode(model, y0, jnp.asarray(ts), t0=0.0, **solve)
-        ys = sol.ys[:, observed]
-        return {"y": ys + s.noise_std * jax.random.normal(key, ys.shape, ys.dtype)}
-
-    def predictive(key, result, curves):
-        pred = result.posterior_predictive(key, simulate)
-        if not curves:
-            return pred, (None, None)
-        params = _thinned(result)
-
-        def curve(sigma, rho, beta):
-            model = dynamics.Lorenz63(sigma, rho, beta)
-            return inference.solve_ode(model, y0, jnp.asarray(fine[1:]), t0=0.0, **solve).ys
-
-        paths = jax.jit(jax.vmap(curve))(params["sigma"], params["rho"], params["beta"])
-        paths = np.concatenate([np.broadcast_to(np.asarray(y0), (len(paths), 1, 3)), paths], 1)
-        return pred, (fine, np.asarray(paths)[:, :, observed])
-
-    return _Problem(
-        name="lorenz63",
-        target=target,
-        observed={"y": y_obs},
-        predictive=predictive,
-        obs_times=ts,
-        obs_values=y_obs,
-        labels=tuple(("x", "y", "z")[i] for i in s.observed),
-        truth=truth,
-    )
-
-
-def _thinned(result: inference.PosteriorResult) -> dict[str, jax.Array]:
-    """About `_PREDICTIVE_DRAWS` draws spread evenly over all chains."""
-    flat = {
-        k: v.reshape(-1, *v.shape[2:])
-        for k, v in result.draws.items()
-        if k in result.parameter_names
-    }
-    n = next(iter(flat.values())).shape[0]
-    idx = np.linspace(0, n - 1, min(n, _PREDICTIVE_DRAWS)).astype(int)
-    return {k: jnp.asarray(v[idx]) for k, v in flat.items()}
+    try:
+        return inference.lorenz63_problem(
+            jax.random.key(s.data_seed),
+            sigma=s.sigma,
+            rho=s.rho,
+            beta=s.beta,
+            obs_interval=s.obs_interval,
+            num_obs=s.num_obs,
+            observed=tuple(s.observed),
+            noise_std=s.noise_std,
+            prior_loc=(s.prior_loc[0], s.prior_loc[1], s.prior_loc[2]),
+            prior_scale=(s.prior_scale[0], s.prior_scale[1], s.prior_scale[2]),
+            max_draws=_PREDICTIVE_DRAWS,
+            **_solve_kwargs(cfg.solver),
+        )
+    except ValueError as err:
+        if "true parameters" in str(err):
+            raise ConfigError("problem.settings", str(err)) from None
+        raise
 
 
 def run(config: PosteriorConfig, run_dir: Path) -> dict:
     """Sample the posterior; save the InferenceData, summary and plots; return the metrics."""
     start = time.perf_counter()
-    problem = _lorenz63(config) if config.problem.name == "lorenz63" else _lotka_volterra(config)
+    problem = make_problem(config)
     sc = config.sampler
     sampler = make_sampler(sc)
     logger.info(
@@ -369,14 +264,14 @@ def run(config: PosteriorConfig, run_dir: Path) -> dict:
         / max(result.seconds, 1e-9),
     }
     if problem.reference is not None:
-        metrics["posteriordb"] = _compare_posteriordb(summary, problem.reference)
+        metrics["posteriordb"] = inference.posteriordb_check(summary, problem.reference)._asdict()
         logger.info("posteriordb %s", metrics["posteriordb"])
     if problem.truth is not None:
         metrics["truth_in_90"] = {
             k: bool(summary[k]["q5"] <= v <= summary[k]["q95"]) for k, v in problem.truth.items()
         }
 
-    predictive, (fine, paths) = problem.predictive(key_pred, result, config.plot.enabled)
+    predictive = problem.predictive(key_pred, result)
     idata = result.to_arviz(posterior_predictive=predictive, observed_data=problem.observed)
     idata.to_netcdf(str(run_dir / "posterior.nc"))
 
@@ -385,57 +280,25 @@ def run(config: PosteriorConfig, run_dir: Path) -> dict:
             f"{problem.name}: {type(sampler).__name__}, "
             f"{sc.num_chains} chains x {sc.num_samples} draws"
         )
-        for path in (
-            _save(_trace_plot(result, heading), run_dir / "trace.png", config.plot.dpi),
-            _save(
-                _pair_plot(result, heading, config.plot.pair_max, problem.truth),
-                run_dir / "pair.png",
-                config.plot.dpi,
-            ),
-            _save(
-                _predictive_plot(problem, predictive, fine, paths, heading),
-                run_dir / "posterior_predictive.png",
-                config.plot.dpi,
-            ),
-        ):
-            logger.info("plot %s", path.name)
+        dpi = config.plot.dpi
+        _plots._save(_trace_plot(result, heading), run_dir / "trace.png", dpi)
+        _plots._save(
+            _pair_plot(result, heading, config.plot.pair_max, problem.truth),
+            run_dir / "pair.png",
+            dpi,
+        )
+        _plots._save(
+            _predictive_plot(problem, predictive, problem.curves(result), heading),
+            run_dir / "posterior_predictive.png",
+            dpi,
+        )
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
-
-
-def _compare_posteriordb(summary: dict, reference: dict) -> dict:
-    """The posteriordb rule: |z| < 0.25 with z = (mean - mean_ref) / sd_ref, sd ratio in
-    [0.8, 1.25], |mean - mean_ref| / sqrt(mcse^2 + mcse_ref^2) < 4, R-hat < 1.01, ESS > 400."""
-    z = {k: (summary[k]["mean"] - r["mean"]) / r["sd"] for k, r in reference.items()}
-    ratio = {k: summary[k]["sd"] / r["sd"] for k, r in reference.items()}
-    mcse_z = {
-        k: abs(summary[k]["mean"] - r["mean"]) / math.hypot(summary[k]["mcse_mean"], r["mcse_mean"])
-        for k, r in reference.items()
-    }
-    passes = (
-        all(abs(v) < 0.25 for v in z.values())
-        and all(0.8 <= v <= 1.25 for v in ratio.values())
-        and all(v < 4 for v in mcse_z.values())
-        and all(summary[k]["rhat"] < 1.01 for k in reference)
-        and all(min(summary[k]["ess_bulk"], summary[k]["ess_tail"]) > 400 for k in reference)
-    )
-    return {
-        "z": z,
-        "sd_ratio": ratio,
-        "max_abs_z": max(abs(v) for v in z.values()),
-        "max_mcse_z": max(mcse_z.values()),
-        "passes": bool(passes),
-    }
 
 
 # ------------------------------------------------------------------------------------------
 # Plots (matplotlib Figure objects, no pyplot state).
 # ------------------------------------------------------------------------------------------
-
-
-def _save(fig: Figure, path: Path, dpi: int) -> Path:
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
 
 
 def _elements(result: inference.PosteriorResult) -> list[tuple[str, np.ndarray]]:
@@ -509,7 +372,8 @@ def _pair_plot(result, heading: str, pair_max: int, truth: dict | None) -> Figur
     return fig
 
 
-def _predictive_plot(problem, predictive, fine, paths, heading: str) -> Figure:
+def _predictive_plot(problem, predictive, curves, heading: str) -> Figure:
+    fine, paths = curves
     d = problem.obs_values.shape[1]
     fig = Figure(figsize=(11, 2.8 * d + 0.6), layout="constrained")
     axes = fig.subplots(d, 1, sharex=True, squeeze=False)[:, 0]
