@@ -57,8 +57,11 @@ def batch_size(tree: PyTree, what: str = "`batch`") -> int:
         ValueError: naming `what` (e.g. "`data`") when a leaf is a scalar or the leading
             sizes differ.
     """
+    leaves = _batched_leaves(tree)
+    if not leaves:
+        raise ValueError(f"{what} has no arrays.")
     sizes = set()
-    for leaf in _batched_leaves(tree):
+    for leaf in leaves:
         if leaf.ndim == 0:
             raise ValueError(f"{what} has a scalar array; every array needs a batch axis.")
         sizes.add(leaf.shape[0])

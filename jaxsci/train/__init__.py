@@ -1,5 +1,12 @@
-"""Training: `fit` (optax minibatch loop with validation, EMA, clipping, early stopping and
-atomic, bit-for-bit resumable checkpoints) and `evaluate`."""
+"""Training: the pure step (`TrainState`, `train_init`, `train_step` with its `TrainInfo`),
+`fit` (a minibatch driver over it with validation, EMA, clipping, early stopping and atomic,
+bit-for-bit resumable checkpoints) and `evaluate`."""
 
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
 from ._fit import evaluate as evaluate, fit as fit
+from ._step import (
+    TrainInfo as TrainInfo,
+    TrainState as TrainState,
+    train_init as train_init,
+    train_step as train_step,
+)

@@ -1,6 +1,6 @@
 """Atomic training checkpoints: one `.npz` file holding arrays, history and metadata.
 
-The array state (model parameters, optimiser state, EMA and best weights) is written with
+The array state (the `TrainState`'s arrays and the best weights) is written with
 `equinox.tree_serialise_leaves` into a byte blob; the history (per-step and per-evaluation
 arrays) and a JSON metadata record (step, PRNG key data, early-stopping counters) go next
 to it in the same `.npz`. The file is first written to a temporary name in the same
@@ -19,7 +19,9 @@ import equinox as eqx
 import numpy as np
 
 CHECKPOINT_NAME = "checkpoint.npz"
-FORMAT_VERSION = 1
+# 2: the state is (TrainState, best parameters) without PRNG keys (1: a tuple of params,
+# optimizer state, EMA and best parameters).
+FORMAT_VERSION = 2
 
 
 def checkpoint_path(directory: str | Path) -> Path:

@@ -1,12 +1,12 @@
 r"""`fit`: minibatch training of an equinox model with optax, reproducible and resumable.
 
-Determinism by construction. Every random choice is a pure function of `key` and the
-global step: epoch e shuffles the data with the permutation of
-`fold_in(data_key, e)`, step s draws its batch from that permutation and passes
-`fold_in(loss_key, s)` to the loss. The update steps run inside one jitted
-`lax.fori_loop` whose bounds are arguments, so a run cut into chunks at any steps (epoch
-ends, checkpoints, a kill and a resume) executes the same compiled step on the same
-inputs and reproduces the uninterrupted run bit for bit.
+A driver over `train_init` / `train_step` (`_step.py`). Determinism by construction: every
+random choice is a pure function of `key` and the global step: epoch e shuffles the data
+with the permutation of `fold_in(data_key, e)`, step s draws its batch from that permutation
+and its loss key from `state.key` and s. The update steps run inside one compiled
+`lax.fori_loop` over `train_step` whose bounds are arguments, so a run cut into chunks
+at any steps (epoch ends, checkpoints, a kill and a resume) executes the same compiled step
+on the same inputs and reproduces the uninterrupted run bit for bit.
 """
 
 import functools
@@ -25,68 +25,34 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
+from .._sharding import batch_size as _batch_size
 from ._checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from ._step import (
+    DATA,
+    VAL,
+    TrainInfo,
+    TrainState,
+    split_loss_output,
+    train_init,
+    train_step,
+)
 
 logger = logging.getLogger("jaxsci.train")
 
-# Salts for jax.random.fold_in: the data order, the loss's randomness and validation draw
-# from independent streams of the one `key`.
-_DATA, _LOSS, _VAL = 0, 1, 2
-
 
 def _leading_size(tree: PyTree, name: str) -> int:
-    leaves = jax.tree.leaves(tree)
-    if not leaves:
-        raise ValueError(f"`{name}` has no arrays.")
-    sizes = set()
-    for leaf in leaves:
-        shape = np.shape(leaf)
-        if len(shape) == 0:
-            raise ValueError(
-                f"`{name}` has a scalar leaf; every array needs a leading example axis."
-            )
-        sizes.add(shape[0])
-    if len(sizes) != 1:
-        raise ValueError(
-            f"`{name}` arrays must share the leading (example) axis, got sizes {sorted(sizes)}."
-        )
-    return sizes.pop()
+    return _batch_size(tree, f"`{name}` arrays")
 
 
 def _as_arrays(tree: PyTree) -> PyTree:
     return jax.tree.map(jnp.asarray, tree)
 
 
-def _split_loss_output(out):
-    if isinstance(out, tuple) and len(out) == 2:
-        return out
-    return out, {}
-
-
-def _aux_names(aux) -> list[str]:
-    """Names of the scalar entries of a loss's aux dict (nested dicts joined with '/')."""
-    if not isinstance(aux, dict):
-        return []
-    names = []
-    for k, v in aux.items():
-        if isinstance(v, dict):
-            names += [f"{k}/{n}" for n in _aux_names(v)]
-        elif hasattr(v, "shape") and tuple(v.shape) == ():
-            names.append(str(k))
-    return names
-
-
-def _aux_value(aux, name: str):
-    for part in name.split("/"):
-        aux = aux[part]
-    return aux
-
-
-def _conj_complex(tree):
-    # jax.grad of a real loss in a complex parameter z returns conj(dL/dz*)-style cotangents
-    # (df/dx - i df/dy); gradient descent needs df/dx + i df/dy, the conjugate.
-    return jax.tree.map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, tree)
+@eqx.filter_jit
+def _eval_batch(model, loss: Callable, batch: PyTree, key: Key | None):
+    return split_loss_output(loss(model, batch, key=key))[0]
 
 
 def evaluate(
@@ -95,16 +61,7 @@ def evaluate(
     """The loss on `data` in batches of `batch_size` (the last one smaller), as the mean over
     batches weighted by their sizes, i.e. the per-example mean for losses that average
     over the batch. Batch i gets `fold_in(key, i)` (`key` None: no key is passed)."""
-    _check_positive_int("batch_size", batch_size)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    def fn(p, batch, k):
-        return _eval_batch(p, batch, k, static=_static(static), loss=_static(loss))
-
-    return _evaluate(fn, params, data, batch_size, key)
-
-
-def _evaluate(fn, params, data, batch_size, key) -> float:
+    check_int("batch_size", batch_size)
     n = _leading_size(data, "data")
     data = _as_arrays(data)
     total = 0.0
@@ -112,35 +69,8 @@ def _evaluate(fn, params, data, batch_size, key) -> float:
         stop = min(n, start + batch_size)
         batch = jax.tree.map(lambda a, start=start, stop=stop: a[start:stop], data)
         k = None if key is None else jax.random.fold_in(key, i)
-        total += float(fn(params, batch, k)) * (stop - start)
+        total += float(_eval_batch(model, loss, batch, k)) * (stop - start)
     return total / n
-
-
-class _ById:
-    """Wraps an unhashable static value so `jax.jit` can key on its identity instead."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __hash__(self):
-        return id(self.value)
-
-    def __eq__(self, other):
-        return isinstance(other, _ById) and other.value is self.value
-
-
-def _static(value):
-    """`value` itself when hashable (so equal models/losses/optimisers across `fit` calls share
-    compiled code), else an identity wrapper."""
-    try:
-        hash(value)
-        return value
-    except TypeError:
-        return _ById(value)
-
-
-def _unwrap(value):
-    return value.value if isinstance(value, _ById) else value
 
 
 @functools.lru_cache(maxsize=32)
@@ -152,69 +82,27 @@ def _with_clipping(optimizer, clip_norm):
     return optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("static", "loss", "tx", "ema", "spe", "aux_names"),
-    donate_argnums=(0, 1, 2),
-)
-def _chunk(
-    params,
-    opt_state,
-    ema_params,
-    data,
-    perm,
-    loss_key,
-    step0,
-    pos0,
-    pos1,
-    *,
-    static,
-    loss,
-    tx,
-    ema,
-    spe,
-    aux_names,
-):
-    """Steps at positions pos0 <= pos < pos1 of the epoch whose batches are `perm` (spe, B);
-    the global step of position pos is step0 + pos - pos0. Returns the new state and the
-    per-step records (spe, 2 + len(aux_names)), NaN outside [pos0, pos1)."""
-    static, loss, tx = _unwrap(static), _unwrap(loss), _unwrap(tx)
+@eqx.filter_jit(donate="all-except-first")
+def _train_chunk(fixed, state: TrainState) -> tuple[TrainState, TrainInfo]:
+    """`train_step`s at positions pos0 <= pos < pos1 of the epoch whose batches are `perm`
+    (spe, B). The state is donated (its buffers are reused); `fixed` = (data, perm, loss,
+    optimizer, ema, records, pos0, pos1) is not. Returns the new state and the per-step
+    records, shaped like `records` ((spe,) arrays), NaN outside [pos0, pos1)."""
+    data, perm, loss, optimizer, ema, records, pos0, pos1 = fixed
 
-    def loss_of(p, batch, k):
-        return _split_loss_output(loss(eqx.combine(p, static), batch, key=k))
-
-    grad_fn = jax.value_and_grad(loss_of, has_aux=True)
+    arrays, static = eqx.partition(state, eqx.is_array)  # a loop carries arrays only
 
     def body(pos, carry):
-        params, opt_state, ema_params, rec = carry
-        step = step0 + (pos - pos0)
-        idx = perm[pos]
-        batch = jax.tree.map(lambda a: jnp.take(a, idx, axis=0), data)
-        (value, aux), grads = grad_fn(params, batch, jax.random.fold_in(loss_key, step))
-        grads = _conj_complex(grads)
-        gnorm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        if ema is not None:
-            # Warm-up of the decay (as TensorFlow's ExponentialMovingAverage with
-            # num_updates): early averages do not cling to the initial weights.
-            t = step.astype(rec.dtype)
-            d = jnp.minimum(ema, (1.0 + t) / (10.0 + t))
-            ema_params = jax.tree.map(
-                lambda e, p: (d * e + (1 - d) * p).astype(p.dtype), ema_params, params
-            )
-        row = [value, gnorm] + [_aux_value(aux, nm) for nm in aux_names]
-        row = jnp.stack([jnp.real(r).astype(rec.dtype) for r in row])
-        return params, opt_state, ema_params, rec.at[pos].set(row)
+        arrays, rec = carry
+        batch = jax.tree.map(lambda a: jnp.take(a, perm[pos], axis=0), data)
+        new, info = train_step(
+            eqx.combine(arrays, static), batch, loss=loss, optimizer=optimizer, ema=ema
+        )
+        rec = jax.tree.map(lambda r, v: r.at[pos].set(jnp.real(v).astype(r.dtype)), rec, info)
+        return eqx.filter(new, eqx.is_array), rec
 
-    rec = jnp.full((spe, 2 + len(aux_names)), jnp.nan, jnp.result_type(float))
-    return jax.lax.fori_loop(pos0, pos1, body, (params, opt_state, ema_params, rec))
-
-
-@functools.partial(jax.jit, static_argnames=("static", "loss"))
-def _eval_batch(params, batch, k, *, static, loss):
-    value, _ = _split_loss_output(_unwrap(loss)(eqx.combine(params, _unwrap(static)), batch, key=k))
-    return value
+    arrays, records = jax.lax.fori_loop(pos0, pos1, body, (arrays, records))
+    return eqx.combine(arrays, static), records
 
 
 @functools.partial(jax.jit, static_argnames=("n", "spe", "batch_size"))
@@ -223,40 +111,65 @@ def _epoch_perm(data_key, epoch, *, n, spe, batch_size):
     return perm[: spe * batch_size].reshape(spe, batch_size)
 
 
-class _Run:
-    """The compiled pieces of one `fit` call (shared with earlier calls through jit's cache)."""
+def _is_key(a) -> bool:
+    return eqx.is_array(a) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
 
-    def __init__(self, static, loss, tx, ema: float | None, steps_per_epoch, aux_names):
-        self.static, self.loss = static, loss
-        self.statics = dict(
-            static=_static(static),
-            loss=_static(loss),
-            tx=_static(tx),
-            ema=ema,
-            spe=steps_per_epoch,
-            aux_names=tuple(aux_names),
-        )
+
+class _Run:
+    """One `fit` call's settings and bookkeeping: the compiled chunk, the history, the
+    evaluations and the early-stopping record."""
+
+    def __init__(self, loss, val_data, val_batch_size, val_key, patience, min_delta):
+        self.loss, self.val_data = loss, val_data
+        self.val_batch_size, self.val_key = val_batch_size, val_key
+        self.patience, self.min_delta = patience, min_delta
         self.compiled = None
         self.compile_seconds = 0.0
+        self.t_start = time.perf_counter()
 
-    def run(self, *args):
+    def chunk(self, fixed, state):
         if self.compiled is None:
             t = time.perf_counter()
-            self.compiled = _chunk.lower(*args, **self.statics).compile()
+            self.compiled = _train_chunk.lower(fixed, state).compile()
             self.compile_seconds = time.perf_counter() - t
-        return self.compiled(*args)
+        return self.compiled(fixed, state)
 
-    def eval_fn(self, params, batch, k):
-        return _eval_batch(
-            params, batch, k, static=self.statics["static"], loss=self.statics["loss"]
-        )
-
-
-def _check_positive_int(name: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    def end_of_epoch(self, state, best, step, epoch, hist, evals, meta, partial):
+        """Record an evaluation at `step`; update the early-stopping state at full epoch ends
+        (a `partial` epoch, where `num_steps` ends a run mid-epoch, is only recorded).
+        Returns the best model so far."""
+        prev = int(evals["eval_step"][-1]) if evals["eval_step"] else 0
+        losses_since = hist["loss"][prev:step]
+        train_loss = float(np.mean(losses_since)) if losses_since else math.nan
+        current = state.model if state.ema_model is None else state.ema_model
+        val = math.nan
+        if self.val_data is not None:
+            val = evaluate(
+                current,
+                self.loss,
+                self.val_data,
+                batch_size=self.val_batch_size,
+                key=self.val_key,
+            )
+        evals["eval_step"].append(step)
+        evals["epoch"].append(epoch)
+        evals["train_loss"].append(train_loss)
+        evals["val_loss"].append(val)
+        evals["wall_seconds"].append(time.perf_counter() - self.t_start)
+        logger.debug("step %d epoch %d train %.4g val %.4g", step, epoch, train_loss, val)
+        if self.patience is not None and not partial:
+            if val < meta["best_val"] - self.min_delta:
+                meta["best_val"], meta["best_step"], meta["bad_evals"] = val, step, 0
+                best = jax.tree.map(jnp.copy, eqx.filter(current, eqx.is_inexact_array))
+            else:
+                meta["bad_evals"] += 1
+                if meta["bad_evals"] >= self.patience:
+                    meta["stopped"] = (
+                        f"early stopping at step {step}: no validation improvement in "
+                        f"{self.patience} evaluations (best {meta['best_val']:.4g} at step "
+                        f"{meta['best_step']})"
+                    )
+        return best
 
 
 def fit(
@@ -329,22 +242,27 @@ def fit(
         raise TypeError(
             f"`optimizer` must be an optax.GradientTransformation, got {type(optimizer).__name__}."
         )
+    key = check_key("key", key)
     if not callable(loss):
         raise TypeError(f"`loss` must be callable loss(model, batch, *, key), got {loss!r}.")
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("val_batch_size", val_batch_size, allow_none=True)
-    _check_positive_int("checkpoint_every", checkpoint_every, allow_none=True)
-    _check_positive_int("early_stopping", early_stopping, allow_none=True)
+    check_int("batch_size", batch_size)
+    for name, value in (
+        ("val_batch_size", val_batch_size),
+        ("checkpoint_every", checkpoint_every),
+        ("early_stopping", early_stopping),
+    ):
+        if value is not None:
+            check_int(name, value)
     if (num_steps is None) == (epochs is None):
         raise ValueError(
             f"give exactly one of `num_steps` and `epochs`, got num_steps={num_steps!r}, "
             f"epochs={epochs!r}."
         )
-    _check_positive_int("num_steps" if epochs is None else "epochs", num_steps or epochs)
-    if ema is not None and not 0.0 < float(ema) < 1.0:
-        raise ValueError(f"`ema` must be a decay in (0, 1), got {ema!r}.")
-    if clip_norm is not None and not float(clip_norm) > 0:
-        raise ValueError(f"`clip_norm` must be positive, got {clip_norm!r}.")
+    check_int("num_steps" if epochs is None else "epochs", num_steps or epochs)
+    if ema is not None:
+        check_range("ema", ema, 0.0, 1.0, lower_open=True, upper_open=True)
+    if clip_norm is not None:
+        check_positive("clip_norm", clip_norm)
     if early_stopping is not None and val_data is None:
         raise ValueError("`early_stopping` needs `val_data` to monitor.")
     n = _leading_size(data, "data")
@@ -361,37 +279,38 @@ def fit(
     val_data = None if val_data is None else _as_arrays(val_data)
     spe = n // batch_size
     total = int(num_steps) if num_steps is not None else int(epochs or 0) * spe
-    val_bs = val_batch_size or batch_size
 
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    # Fresh buffers: the update step donates (reuses) them, and the caller's model must
-    # stay valid; EMA and best weights start as separate copies for the same reason.
-    params = jax.tree.map(jnp.copy, params)
     clip = None if clip_norm is None else float(clip_norm)
     try:
         tx = _with_clipping(optimizer, clip)
     except TypeError:  # an unhashable transformation: no caching
         tx = _with_clipping.__wrapped__(optimizer, clip)
-    data_key = jax.random.fold_in(key, _DATA)
-    loss_key = jax.random.fold_in(key, _LOSS)
-    val_key = jax.random.fold_in(key, _VAL)
+    # Fresh buffers: the compiled steps donate (reuse) the state's, and the caller's model
+    # must stay valid.
+    state = train_init(
+        jax.tree.map(lambda a: jnp.copy(a) if eqx.is_array(a) else a, model),
+        tx,
+        key=jnp.copy(key),  # the state is donated: keep the caller's key valid
+        ema=ema is not None,
+    )
+    best = (
+        None
+        if early_stopping is None
+        else jax.tree.map(jnp.copy, eqx.filter(model, eqx.is_inexact_array))
+    )
+    ema_decay = None if ema is None else jnp.asarray(float(ema), jnp.result_type(float))
+    data_key = jax.random.fold_in(key, DATA)
+    val_key = jax.random.fold_in(key, VAL)
 
+    # The per-step records: shaped like one step's TrainInfo, one entry per epoch position.
     sample = jax.tree.map(lambda a: a[:batch_size], data)
-    aux_shape = jax.eval_shape(
-        lambda p, b, k: _split_loss_output(loss(eqx.combine(p, static), b, key=k))[1],
-        params,
-        sample,
-        loss_key,
+    info_shape = eqx.filter_eval_shape(
+        lambda s, b: train_step(s, b, loss=loss, optimizer=tx, ema=ema_decay)[1], state, sample
     )
-    aux_names = _aux_names(aux_shape)
+    aux_names = list(info_shape.aux)
+    nan = jnp.full((spe,), jnp.nan, jnp.result_type(float))
+    records = TrainInfo(loss=nan, grad_norm=nan, aux={name: nan for name in aux_names})
 
-    # The training state: (params, opt_state, ema_params, best_params).
-    state = (
-        params,
-        tx.init(params),
-        None if ema is None else jax.tree.map(jnp.copy, params),
-        None if early_stopping is None else jax.tree.map(jnp.copy, params),
-    )
     key_data = np.asarray(jax.random.key_data(key)).tolist()
     meta = {
         "step": 0,
@@ -416,7 +335,7 @@ def fit(
         name: [] for name in ("eval_step", "epoch", "train_loss", "val_loss", "wall_seconds")
     }
     if checkpoint_dir is not None and checkpoint_path(checkpoint_dir).is_file():
-        state, saved, meta = _resume(checkpoint_dir, state, meta)
+        (state, best), saved, meta = _resume(checkpoint_dir, (state, best), meta)
         for name in hist:
             hist[name] = list(saved.get(name, []))
         for name in evals:
@@ -430,17 +349,17 @@ def fit(
         logger.info("resumed from %s at step %d", checkpoint_dir, meta["step"])
     start_step = step = int(meta["step"])
 
-    run = _Run(static, loss, tx, None if ema is None else float(ema), spe, aux_names)
-
-    def epoch_perm(e):
-        return _epoch_perm(data_key, np.int32(e), n=n, spe=spe, batch_size=batch_size)
-
+    run = _Run(loss, val_data, val_batch_size or batch_size, val_key, early_stopping, min_delta)
     train_seconds = 0.0
-    t_start = time.perf_counter()
 
     def save():
         if checkpoint_dir is not None:
-            save_checkpoint(checkpoint_dir, state, {**hist, **evals}, {**meta, "step": step})
+            save_checkpoint(
+                checkpoint_dir,
+                _saved_arrays((state, best)),
+                {**hist, **evals},
+                {**meta, "step": step},
+            )
 
     bar = tqdm(
         total=total,
@@ -454,44 +373,34 @@ def fit(
         while step < total and not meta["stopped"]:
             epoch = step // spe
             epoch_end = min((epoch + 1) * spe, total)
-            perm = epoch_perm(epoch)
+            perm = _epoch_perm(data_key, np.int32(epoch), n=n, spe=spe, batch_size=batch_size)
+            fixed = (data, perm, loss, tx, ema_decay, records)
             while step < epoch_end:
                 stop = epoch_end
                 if checkpoint_every is not None:
                     stop = min(stop, (step // checkpoint_every + 1) * checkpoint_every)
-                p, o, e, b = state
-                args = (
-                    p,
-                    o,
-                    e,
-                    data,
-                    perm,
-                    loss_key,
-                    np.int32(step),
-                    np.int32(step - epoch * spe),
-                    np.int32(stop - epoch * spe),
-                )
+                pos0, pos1 = step - epoch * spe, stop - epoch * spe
                 t = time.perf_counter()
-                p, o, e, rec = run.run(*args)
-                rec = np.asarray(rec)[step - epoch * spe : stop - epoch * spe]
+                state, rec = run.chunk((*fixed, np.int32(pos0), np.int32(pos1)), state)
+                rec = jax.tree.map(lambda a, sl=slice(pos0, pos1): np.asarray(a)[sl], rec)
                 train_seconds += time.perf_counter() - t
-                state = (p, o, e, b)
-                for j, name in enumerate(hist):
-                    hist[name].extend(rec[:, j].tolist())
-                bad = ~np.isfinite(rec[:, 0])
+                columns = [rec.loss, rec.grad_norm, *(rec.aux[a] for a in aux_names)]
+                for name, column in zip(hist, columns, strict=True):
+                    hist[name].extend(column.tolist())
+                bad = ~np.isfinite(rec.loss)
                 if bad.any():
                     where = step + int(np.argmax(bad))
                     msg = f"the loss became non-finite at step {where}"
                     if throw:
                         raise FloatingPointError(
-                            f"fit: {msg} (loss {rec[int(np.argmax(bad)), 0]}); lower the "
+                            f"fit: {msg} (loss {rec.loss[int(np.argmax(bad))]}); lower the "
                             "learning rate, clip gradients (`clip_norm`) or check the data. "
                             "Pass throw=False to stop and return instead."
                         )
                     meta["stopped"] = msg
                 step = stop
-                bar.update(len(rec))
-                bar.set_postfix(loss=f"{rec[-1, 0]:.4g}")
+                bar.update(len(rec.loss))
+                bar.set_postfix(loss=f"{rec.loss[-1]:.4g}")
                 if meta["stopped"]:
                     break
                 if (
@@ -502,31 +411,17 @@ def fit(
                     save()
             if meta["stopped"]:
                 break
-            state = _end_of_epoch(
-                state,
-                step,
-                epoch,
-                hist,
-                evals,
-                meta,
-                run,
-                val_data,
-                val_bs,
-                val_key,
-                early_stopping,
-                min_delta,
-                t_start,
-                partial=step % spe != 0,
+            best = run.end_of_epoch(
+                state, best, step, epoch, hist, evals, meta, partial=step % spe != 0
             )
             if evals["val_loss"] and np.isfinite(evals["val_loss"][-1]):
                 bar.set_postfix(
                     loss=f"{evals['train_loss'][-1]:.4g}", val=f"{evals['val_loss'][-1]:.4g}"
                 )
             save()
-    p, o, e, b = state
-    final = e if ema is not None else p
+    final = state.model if ema is None else state.ema_model
     if early_stopping is not None and restore_best and meta["best_step"] >= 0:
-        final = b
+        final = eqx.combine(best, final)
     history: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in hist.items()}
     history.update(
         eval_step=np.asarray(evals["eval_step"], dtype=np.int64),
@@ -542,11 +437,18 @@ def fit(
     )
     done = step - start_step
     history["steps_per_second"] = done / history["train_seconds"] if done else 0.0
-    return eqx.combine(final, static), history
+    return final, history
 
 
-def _resume(directory, like_state, meta):
-    """Load the checkpoint in `directory` after checking that it belongs to this run."""
+def _saved_arrays(tree: PyTree) -> PyTree:
+    """The arrays of a training state that a checkpoint holds: all but PRNG keys (the run
+    key is in the checkpoint's metadata, and the resuming call must give the same one)."""
+    return eqx.filter(tree, lambda a: eqx.is_array(a) and not _is_key(a))
+
+
+def _resume(directory, like, meta):
+    """Load the checkpoint in `directory` after checking that it belongs to this run; the
+    state `like` gives the structure, and the parts a checkpoint does not hold."""
     with np.load(checkpoint_path(directory)) as raw:
         saved_meta = json.loads(str(raw["meta"]))
     for name in ("key", "num_examples", "batch_size", "state_options"):
@@ -559,51 +461,6 @@ def _resume(directory, like_state, meta):
                 f"{name} is {saved_meta.get(name)!r}, this call's `{arg}` gives "
                 f"{meta[name]!r}. Use a new folder, or the same arguments to resume."
             )
-    state, saved, saved_meta = load_checkpoint(directory, like_state)
+    arrays, saved, saved_meta = load_checkpoint(directory, _saved_arrays(like))
+    state = eqx.combine(arrays, like)
     return state, saved, {**meta, **{k: saved_meta[k] for k in meta if k in saved_meta}}
-
-
-def _end_of_epoch(
-    state,
-    step,
-    epoch,
-    hist,
-    evals,
-    meta,
-    run,
-    val_data,
-    val_bs,
-    val_key,
-    patience,
-    min_delta,
-    t_start,
-    partial,
-):
-    """Record an evaluation at `step`; update the early-stopping state at full epoch ends (a
-    `partial` epoch, where `num_steps` ends a run mid-epoch, is only recorded)."""
-    prev = int(evals["eval_step"][-1]) if evals["eval_step"] else 0
-    losses_since = hist["loss"][prev:step]
-    train_loss = float(np.mean(losses_since)) if losses_since else math.nan
-    p, o, e, b = state
-    current = e if e is not None else p
-    val = math.nan
-    if val_data is not None:
-        val = _evaluate(run.eval_fn, current, val_data, val_bs, val_key)
-    evals["eval_step"].append(step)
-    evals["epoch"].append(epoch)
-    evals["train_loss"].append(train_loss)
-    evals["val_loss"].append(val)
-    evals["wall_seconds"].append(time.perf_counter() - t_start)
-    logger.debug("step %d epoch %d train %.4g val %.4g", step, epoch, train_loss, val)
-    if patience is not None and not partial:
-        if val < meta["best_val"] - min_delta:
-            meta["best_val"], meta["best_step"], meta["bad_evals"] = val, step, 0
-            b = jax.tree.map(jnp.copy, current)
-        else:
-            meta["bad_evals"] += 1
-            if meta["bad_evals"] >= patience:
-                meta["stopped"] = (
-                    f"early stopping at step {step}: no validation improvement in {patience} "
-                    f"evaluations (best {meta['best_val']:.4g} at step {meta['best_step']})"
-                )
-    return (p, o, e, b)
