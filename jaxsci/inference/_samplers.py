@@ -132,13 +132,9 @@ def _target_accept(value: ArrayLike) -> Float[Array, ""]:
     return as_float_array("target_accept", value)
 
 
-def _nuts_settings(dense_mass: Any, target_accept: ArrayLike, max_tree_depth: Any) -> tuple:
-    """Checked (dense_mass, target_accept, max_tree_depth) of a NUTS sampler."""
-    return (
-        _check_bool("dense_mass", dense_mass),
-        _target_accept(target_accept),
-        check_int("max_tree_depth", max_tree_depth, 1, 20),
-    )
+def _check_nuts(dense_mass: Any, max_tree_depth: Any) -> None:
+    _check_bool("dense_mass", dense_mass)
+    check_int("max_tree_depth", max_tree_depth, 1, 20)
 
 
 class _BlackjaxState(NamedTuple):
@@ -221,19 +217,12 @@ class NUTS(AbstractSampler):
         max_tree_depth: at most 2^max_tree_depth - 1 leapfrog steps per transition (Stan: 10).
     """
 
-    dense_mass: bool = eqx.field(static=True)
-    target_accept: Float[Array, ""]
-    max_tree_depth: int = eqx.field(static=True)
+    dense_mass: bool = eqx.field(default=False, static=True, kw_only=True)
+    target_accept: Float[Array, ""] = eqx.field(default=0.8, converter=_target_accept, kw_only=True)
+    max_tree_depth: int = eqx.field(default=10, static=True, kw_only=True)
 
-    def __init__(
-        self,
-        *,
-        dense_mass: bool = False,
-        target_accept: float | Float[ArrayLike, ""] = 0.8,
-        max_tree_depth: int = 10,
-    ):
-        settings = _nuts_settings(dense_mass, target_accept, max_tree_depth)
-        self.dense_mass, self.target_accept, self.max_tree_depth = settings
+    def __check_init__(self):
+        _check_nuts(self.dense_mass, self.max_tree_depth)
 
     @property
     def stat_names(self):
@@ -268,23 +257,15 @@ class HMC(AbstractSampler):
         dense_mass, target_accept: as `NUTS` (Stan's static HMC default target is 0.8 too).
     """
 
-    num_integration_steps: int = eqx.field(static=True)
-    jitter: bool = eqx.field(static=True)
-    dense_mass: bool = eqx.field(static=True)
-    target_accept: Float[Array, ""]
+    num_integration_steps: int = eqx.field(default=16, static=True, kw_only=True)
+    jitter: bool = eqx.field(default=True, static=True, kw_only=True)
+    dense_mass: bool = eqx.field(default=False, static=True, kw_only=True)
+    target_accept: Float[Array, ""] = eqx.field(default=0.8, converter=_target_accept, kw_only=True)
 
-    def __init__(
-        self,
-        *,
-        num_integration_steps: int = 16,
-        jitter: bool = True,
-        dense_mass: bool = False,
-        target_accept: float | Float[ArrayLike, ""] = 0.8,
-    ):
-        self.num_integration_steps = check_int("num_integration_steps", num_integration_steps)
-        self.jitter = _check_bool("jitter", jitter)
-        self.dense_mass = _check_bool("dense_mass", dense_mass)
-        self.target_accept = _target_accept(target_accept)
+    def __check_init__(self):
+        check_int("num_integration_steps", self.num_integration_steps)
+        _check_bool("jitter", self.jitter)
+        _check_bool("dense_mass", self.dense_mass)
 
     @property
     def stat_names(self):
@@ -313,20 +294,13 @@ class NumpyroNUTS(AbstractSampler):
     The tree depth reported is floor(log2(n_steps)) + 1, numpyro's own conversion.
     """
 
-    dense_mass: bool = eqx.field(static=True)
-    target_accept: Float[Array, ""]
-    max_tree_depth: int = eqx.field(static=True)
+    dense_mass: bool = eqx.field(default=False, static=True, kw_only=True)
+    target_accept: Float[Array, ""] = eqx.field(default=0.8, converter=_target_accept, kw_only=True)
+    max_tree_depth: int = eqx.field(default=10, static=True, kw_only=True)
     needs_num_warmup: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        *,
-        dense_mass: bool = False,
-        target_accept: float | Float[ArrayLike, ""] = 0.8,
-        max_tree_depth: int = 10,
-    ):
-        settings = _nuts_settings(dense_mass, target_accept, max_tree_depth)
-        self.dense_mass, self.target_accept, self.max_tree_depth = settings
+    def __check_init__(self):
+        _check_nuts(self.dense_mass, self.max_tree_depth)
 
     @property
     def stat_names(self):
