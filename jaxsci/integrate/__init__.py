@@ -1,6 +1,10 @@
 """Integration: `simulate` over diffrax, exponential integrators, flows, `rollout`, ensembles,
 Lyapunov exponents."""
 
+from ._chunked import (
+    ChunkedSimulation as ChunkedSimulation,
+    simulate_chunked as simulate_chunked,
+)
 from ._ensemble import ensemble as ensemble
 from ._etdrk import (
     ETDRK1 as ETDRK1,

@@ -1,10 +1,9 @@
 """Pipeline `simulate`: integrate a zoo model, plot it, and optionally its Lyapunov exponents.
 
-Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`). The trajectory is
-integrated in chunks of equal length with one compiled `simulate` call, so a progress bar
-can follow it and compilation is timed apart from the run. Each chunk restarts the clock at
-zero: every zoo model is autonomous (its vector field does not depend on t), so only the
-state carries over; the saved times are labelled t0, t0 + save_every, ..., t1.
+Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`): the trajectory is
+`integrate.simulate_chunked` (equal compiled chunks, so a progress bar can follow it and
+compilation is timed apart from the run; the saved times are labelled t0, t0 + save_every,
+..., t1), the exponents `integrate.lyapunov_exponents`.
 """
 
 import dataclasses
@@ -15,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from .. import integrate
 from . import _plots
@@ -170,13 +167,6 @@ def _initial_state(config: SimulateConfig, model) -> jax.Array:
     return y0
 
 
-def _chunk_plan(span: float, every: float, chunks: int) -> tuple[int, int, int]:
-    """(number of saves after t0, saves per chunk, number of chunks)."""
-    n_saves = max(1, round(span / every))
-    per_chunk = math.ceil(n_saves / chunks)
-    return n_saves, per_chunk, math.ceil(n_saves / per_chunk)
-
-
 def run(config: SimulateConfig, run_dir: Path) -> dict:
     """Integrate, save `trajectory.npz` and plots, estimate Lyapunov exponents if asked."""
     start = time.perf_counter()
@@ -184,102 +174,64 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
     cfg = config.integrate
     solver = make_solver(cfg.solver, model)
     every = cfg.dt if cfg.save_every is None else cfg.save_every
-    span = cfg.t1 - cfg.t0
-    n_saves, per_chunk, n_chunks = _chunk_plan(span, every, cfg.chunks)
-    if not math.isclose(n_saves * every, span, rel_tol=1e-6):
-        logger.warning(
-            "save_every=%g does not divide t1 - t0 = %g; saving every %g",
-            every,
-            span,
-            span / n_saves,
-        )
-        every = span / n_saves
-    controller = diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol) if cfg.adaptive else None
-    max_steps = None if not cfg.adaptive else 16**5
     params = to_dict(config.model.params)
     logger.info("model %s %s, state shape %s", config.model.name, params, tuple(model.state_shape))
+    sim = integrate.simulate_chunked(
+        model,
+        _initial_state(config, model),
+        cfg.t1 - cfg.t0,
+        every,
+        chunks=cfg.chunks,
+        t0=cfg.t0,
+        spinup=cfg.spinup,
+        solver=solver,
+        dt0=cfg.dt,
+        stepsize_controller=(
+            diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol) if cfg.adaptive else None
+        ),
+        max_steps=16**5 if cfg.adaptive else None,
+        progress=True,
+        description=f"simulate {config.model.name}",
+    )
+    if sim.every != every:
+        logger.warning(
+            "save_every=%g does not divide t1 - t0 = %g; saved every %g",
+            every,
+            cfg.t1 - cfg.t0,
+            sim.every,
+        )
+    ts, ys = sim.ts, sim.ys
+    np.savez_compressed(run_dir / "trajectory.npz", ts=ts, ys=ys)
     logger.info(
-        "solver %s, dt=%g, t=[%g, %g], spinup %g, saving every %g (%d saves in %d chunks)",
+        "solver %s, dt=%g, t=[%g, %g], spin-up %g (%d steps, %.2f s with compile), "
+        "%d saves every %g",
         type(solver).__name__,
         cfg.dt,
         cfg.t0,
         cfg.t1,
         cfg.spinup,
-        every,
-        n_saves + 1,
-        n_chunks,
+        sim.num_steps_spinup,
+        sim.spinup_seconds,
+        ys.shape[0],
+        sim.every,
     )
-
-    def advance(y0, ts):
-        traj = integrate.simulate(
-            model,
-            y0,
-            ts,
-            solver=solver,
-            dt0=cfg.dt,
-            stepsize_controller=controller,
-            max_steps=max_steps,
-        )
-        return traj.ys, traj.num_steps
-
-    y0 = _initial_state(config, model)
-    chunk_ts = jnp.asarray(every * np.arange(per_chunk + 1), dtype=y0.dtype)
-    # eqx.filter_jit (not AOT-compiled jax.jit) so that a blow-up raises simulate's own
-    # message. Compilation is timed as the first chunk's excess over the later chunks.
-    chunk = eqx.filter_jit(lambda y: advance(y, chunk_ts))
-    n_steps_spinup, spinup_seconds = 0, 0.0
-    if cfg.spinup > 0:
-        spin_ts = jnp.asarray([0.0, cfg.spinup], dtype=y0.dtype)
-        t = time.perf_counter()
-        ys, steps = eqx.filter_jit(lambda y: advance(y, spin_ts))(y0)
-        y0, n_steps_spinup = ys[-1], int(steps)
-        spinup_seconds = time.perf_counter() - t
-        logger.info(
-            "spin-up: %g time units in %d steps (%.2f s with compile)",
-            cfg.spinup,
-            n_steps_spinup,
-            spinup_seconds,
-        )
-    pieces, n_steps, y, seconds = [np.asarray(y0)[None]], 0, y0, []
-    bar = tqdm(
-        total=round(span, 6),
-        desc=f"simulate {config.model.name}",
-        unit="t",
-        leave=False,
-        disable=None,
-    )
-    with bar:
-        for _ in range(n_chunks):
-            t = time.perf_counter()
-            ys, steps = chunk(y)
-            y = ys[-1]
-            pieces.append(np.asarray(ys[1:]))
-            seconds.append(time.perf_counter() - t)
-            n_steps += int(steps)
-            bar.update(round(per_chunk * every, 6))
-    steady = float(np.median(seconds[1:])) if len(seconds) > 1 else 0.0
-    compile_seconds = max(seconds[0] - steady, 0.0)
-    run_seconds = sum(seconds) - compile_seconds
-    ys = np.concatenate(pieces)[: n_saves + 1]
-    ts = cfg.t0 + every * np.arange(n_saves + 1)
-    np.savez_compressed(run_dir / "trajectory.npz", ts=ts, ys=ys)
     logger.info(
         "integrated %d steps in %.2f s (+ %.2f s compile)",
-        n_steps,
-        run_seconds,
-        compile_seconds,
+        sim.num_steps,
+        sim.run_seconds,
+        sim.compile_seconds,
     )
 
     metrics: dict[str, Any] = {
         "model": config.model.name,
         "solver": type(solver).__name__,
-        "n_steps": n_steps,
-        "n_steps_spinup": n_steps_spinup,
+        "n_steps": sim.num_steps,
+        "n_steps_spinup": sim.num_steps_spinup,
         "n_saves": int(ys.shape[0]),
-        "compile_seconds": compile_seconds,
-        "run_seconds": run_seconds,
-        "spinup_seconds": spinup_seconds,
-        "steps_per_second": n_steps / max(run_seconds, 1e-9),
+        "compile_seconds": sim.compile_seconds,
+        "run_seconds": sim.run_seconds,
+        "spinup_seconds": sim.spinup_seconds,
+        "steps_per_second": sim.num_steps / max(sim.run_seconds, 1e-9),
         "state_mean": float(ys.mean()),
         "state_std": float(ys.std()),
         "state_min": float(ys.min()),
@@ -294,11 +246,9 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
 
     if config.plot.enabled:
         title = _plots.title(config.model.name, params, type(solver).__name__, cfg.dt)
-        for path in _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot):
-            logger.info("plot %s", path.name)
+        _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)  # (each logged)
         if lyap is not None:
-            path = _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
-            logger.info("plot %s", path.name)
+            _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from jaxsci.pipelines import load_config, resolve, run_config
-from jaxsci.pipelines._simulate import _chunk_plan
 
 
 def _write(tmp_path, text):
@@ -72,11 +71,3 @@ def test_save_every_larger_than_span():
                 "integrate": {"t1": 1.0, "save_every": 2.0},
             }
         )
-
-
-@pytest.mark.parametrize("span, every, chunks", [(10, 1, 3), (400, 0.5, 20), (1, 1, 20)])
-def test_chunk_plan_covers_the_run(span, every, chunks):
-    n_saves, per_chunk, n_chunks = _chunk_plan(span, every, chunks)
-    assert n_saves == round(span / every)
-    assert n_chunks <= chunks and per_chunk * n_chunks >= n_saves
-    assert per_chunk * (n_chunks - 1) < n_saves
