@@ -1,5 +1,5 @@
-r"""One FNO training step (forward, backward, Adam update) on CPU: jaxsci's `nn.FNO1d` /
-`nn.FNO2d` against neuraloperator's `FNO` (PyTorch), same architecture, batch and optimiser.
+r"""One FNO training step (forward, backward, Adam update) on CPU: jaxsci's `nn.FNO` (1-D
+and 2-D) against neuraloperator's `FNO` (PyTorch), same architecture, batch and optimiser.
 
 This isolates the network's cost from data handling; `bench_fno_neuraloperator.py` times
 whole training runs on Burgers data. Architecture on both sides: Li et al. (2021)'s FNO,
@@ -117,8 +117,7 @@ def run_case(dims, n, width, modes, depth, batch, steps, repeats, ablation=()):
     target = np.roll(u, 3, axis=-1)
 
     # jaxsci
-    cls = nn.FNO1d if dims == 1 else nn.FNO2d
-    model = cls(1, 1, width, modes, depth, key=jax.random.key(0))
+    model = nn.FNO(dims, 1, 1, width, modes, depth, key=jax.random.key(0))
     opt = optax.adam(1e-3)
     state = opt.init(eqx.filter(model, eqx.is_inexact_array))
 

@@ -80,10 +80,6 @@ class CorrectedModel(AbstractSemilinear):
         self.coefficients = coefficients
 
     @property
-    def state_shape(self) -> tuple[int, ...]:
-        return self.model.state_shape
-
-    @property
     def grid(self) -> PeriodicGrid:
         """The model's grid."""
         return self.model.grid

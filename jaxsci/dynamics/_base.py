@@ -66,6 +66,11 @@ class AbstractSemilinear(AbstractDynamics):
 
     grid: eqx.AbstractVar[PeriodicGrid]
 
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """The grid's shape: the state is the field on the grid."""
+        return self.grid.shape
+
     @abc.abstractmethod
     def linear_operator(self) -> SpectralState:
         """Fourier symbol of the linear part, shaped like `to_spectral(y)`."""

@@ -35,16 +35,12 @@ class Burgers(AbstractSemilinear):
         self.nu = jnp.asarray(nu, dtype=float)
         self.dealias = bool(dealias)
 
-    def __check_init__(self):
-        check_positive("nu", self.nu)
-
-    @property
-    def state_shape(self) -> tuple[int, ...]:
-        return (self.num_points,)
-
     @property
     def grid(self) -> PeriodicGrid:
         return PeriodicGrid(self.num_points, self.length, dealias=self.dealias)
+
+    def __check_init__(self):
+        check_positive("nu", self.nu)
 
     def linear_operator(self) -> SpectralState:
         (k,) = self.grid.wavenumbers()

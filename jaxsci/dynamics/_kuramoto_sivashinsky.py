@@ -56,10 +56,6 @@ class KuramotoSivashinsky(AbstractSemilinear):
         check_positive("nu", self.nu)
 
     @property
-    def state_shape(self) -> tuple[int, ...]:
-        return (self.num_points,)
-
-    @property
     def grid(self) -> PeriodicGrid:
         return PeriodicGrid(self.num_points, self.length, dealias=self.dealias)
 

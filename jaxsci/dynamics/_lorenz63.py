@@ -36,9 +36,7 @@ class Lorenz63(AbstractDynamics):
     def state_shape(self) -> tuple[int, ...]:
         return (3,)
 
-    def vector_field(
-        self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None
-    ) -> Float[Array, "3"]:
+    def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None) -> State:
         x, yy, z = y[0], y[1], y[2]
         return jnp.stack([self.sigma * (yy - x), x * (self.rho - z) - yy, x * yy - self.beta * z])
 

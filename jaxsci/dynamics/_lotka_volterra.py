@@ -40,9 +40,7 @@ class LotkaVolterra(AbstractDynamics):
     def state_shape(self) -> tuple[int, ...]:
         return (2,)
 
-    def vector_field(
-        self, t: ScalarLike, y: Float[Array, "2"], args: PyTree = None
-    ) -> Float[Array, "2"]:
+    def vector_field(self, t: ScalarLike, y: Float[Array, "2"], args: PyTree = None) -> State:
         u, v = y[0], y[1]
         return jnp.stack([(self.alpha - self.beta * v) * u, (-self.gamma + self.delta * u) * v])
 

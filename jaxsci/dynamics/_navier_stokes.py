@@ -53,10 +53,6 @@ class NavierStokes2D(AbstractSemilinear):
         check_positive("drag", self.drag, allow_zero=True)
 
     @property
-    def state_shape(self) -> tuple[int, ...]:
-        return (self.num_points, self.num_points)
-
-    @property
     def grid(self) -> PeriodicGrid:
         return PeriodicGrid((self.num_points, self.num_points), self.length, dealias=self.dealias)
 

@@ -36,9 +36,7 @@ class SIR(AbstractDynamics):
     def state_shape(self) -> tuple[int, ...]:
         return (3,)
 
-    def vector_field(
-        self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None
-    ) -> Float[Array, "3"]:
+    def vector_field(self, t: ScalarLike, y: Float[Array, "3"], args: PyTree = None) -> State:
         s, i = y[0], y[1]
         infection = self.beta * s * i / self.population
         recovery = self.gamma * i

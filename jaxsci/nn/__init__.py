@@ -2,6 +2,10 @@
 and networks as dynamics models. Equinox modules acting on one example (channels-first
 fields); batch with `jax.vmap`."""
 
+from collections.abc import Callable
+
+import equinox as eqx
+
 from ._base import (
     AbstractNetwork as AbstractNetwork,
     AbstractTimeConditioned as AbstractTimeConditioned,
@@ -9,15 +13,21 @@ from ._base import (
 )
 from ._deeponet import DeepONet as DeepONet
 from ._embedding import SinusoidalEmbedding as SinusoidalEmbedding
-from ._fno import FNO1d as FNO1d, FNO2d as FNO2d
+from ._fno import FNO as FNO, FNO1d as FNO1d, FNO2d as FNO2d
 from ._mlp import MLP as MLP
 from ._score import ScoreMLP as ScoreMLP
-from ._spectral import SpectralConv1d as SpectralConv1d, SpectralConv2d as SpectralConv2d
+from ._spectral import (
+    SpectralConv as SpectralConv,
+    SpectralConv1d as SpectralConv1d,
+    SpectralConv2d as SpectralConv2d,
+)
 from ._stepper import Stepper as Stepper
 from ._stochastic import LocalStochastic as LocalStochastic, sample_ensemble as sample_ensemble
 from ._unet import (
+    ScoreUNet as ScoreUNet,
     ScoreUNet1d as ScoreUNet1d,
     ScoreUNet2d as ScoreUNet2d,
+    UNet as UNet,
     UNet1d as UNet1d,
     UNet2d as UNet2d,
 )
@@ -27,15 +37,19 @@ from ._vector_field import (
     NeuralVectorField as NeuralVectorField,
 )
 
-#: Every network class by name (layers and dynamics wrappers excluded), for configs.
-NETWORKS: dict[str, type] = {
+#: Every network constructor by name (layers and dynamics wrappers excluded), for configs:
+#: the classes and the fixed-dimension constructors (`FNO1d` is `FNO` with d = 1, ...).
+NETWORKS: dict[str, Callable[..., eqx.Module]] = {
     "MLP": MLP,
+    "FNO": FNO,
     "FNO1d": FNO1d,
     "FNO2d": FNO2d,
+    "UNet": UNet,
     "UNet1d": UNet1d,
     "UNet2d": UNet2d,
     "DeepONet": DeepONet,
     "ScoreMLP": ScoreMLP,
+    "ScoreUNet": ScoreUNet,
     "ScoreUNet1d": ScoreUNet1d,
     "ScoreUNet2d": ScoreUNet2d,
 }

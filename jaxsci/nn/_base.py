@@ -1,14 +1,28 @@
-"""Abstract bases of the model zoo and the shape/argument checks every network shares."""
+"""Abstract bases of the model zoo and the one-example shape check every network shares."""
 
 import abc
 from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from .._checks import as_float_array, check_int, check_pair, check_shape
 from .._custom_types import Array, Float, PyTree, ScalarLike
+
+# `check_int`, `check_pair` and `check_shape` were defined here before `jaxsci._checks`; the
+# re-exports keep `from jaxsci.nn._base import check_shape` (etc.) working.
+__all__ = [
+    "AbstractNetwork",
+    "AbstractTimeConditioned",
+    "as_float",
+    "check_example",
+    "check_int",
+    "check_pair",
+    "check_shape",
+    "count_params",
+]
 
 
 class AbstractNetwork(eqx.Module):
@@ -46,46 +60,17 @@ def count_params(model: PyTree) -> int:
     return int(sum(np.size(leaf) for leaf in leaves))
 
 
-def check_int(name: str, value, minimum: int = 1) -> int:
-    """`value` as an int >= `minimum`, else a ValueError naming `name` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}.")
-    return int(value)
-
-
-def check_pair(name: str, value, minimum: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints, each >= `minimum`, as a pair."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 2:
-            raise ValueError(f"`{name}` must be an integer or a pair of integers, got {value!r}.")
-        return check_int(f"{name}[0]", value[0], minimum), check_int(
-            f"{name}[1]", value[1], minimum
-        )
-    v = check_int(name, value, minimum)
-    return v, v
-
-
-def check_shape(name: str, x, expected: Sequence[int | None], what: str) -> None:
-    """Raise a ValueError naming `name` unless `x.shape` matches `expected` (None = any size).
-
-    `what` describes the expected layout, e.g. "(in_channels, n) = (3, n)".
-    """
-    shape = tuple(jnp.shape(x))
-    ok = len(shape) == len(expected) and all(
-        e is None or s == e for s, e in zip(shape, expected, strict=True)
+def check_example(name: str, x: Any, expected: Sequence[int | None], what: str) -> None:
+    """`jaxsci._checks.check_shape` for the one example a network takes: the error names
+    `name`, the shape got and `what` was expected, and says to vmap over a batch."""
+    check_shape(
+        name,
+        x,
+        expected,
+        f"{what}; batch with jax.vmap outside the network (one example in)",
     )
-    if not ok:
-        raise ValueError(
-            f"`{name}` has shape {shape}, expected {what}; batch with jax.vmap outside "
-            "the network (one example in)."
-        )
 
 
-def as_float(x) -> Array:
+def as_float(x: Any) -> Array:
     """`x` as a JAX array with a floating dtype (integers become the default float)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        x = x.astype(float)
-    return x
+    return as_float_array("x", x)

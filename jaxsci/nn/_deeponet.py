@@ -6,8 +6,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_int
 from .._custom_types import Array, Float, Key
-from ._base import AbstractNetwork, check_int, check_shape
+from ._base import AbstractNetwork, check_example
 from ._init import default_float, subkey
 from ._mlp import MLP
 
@@ -77,8 +78,8 @@ class DeepONet(AbstractNetwork):
     def __call__(
         self, u_sensors: Float[Array, " branch_in"], y_query: Float[Array, " trunk_in"]
     ) -> Float[Array, ""]:
-        check_shape(
+        check_example(
             "u_sensors", u_sensors, (self.branch_in,), f"(branch_in,) = ({self.branch_in},)"
         )
-        check_shape("y_query", y_query, (self.trunk_in,), f"(trunk_in,) = ({self.trunk_in},)")
+        check_example("y_query", y_query, (self.trunk_in,), f"(trunk_in,) = ({self.trunk_in},)")
         return jnp.dot(self.branch(u_sensors), self.trunk(y_query)) + self.bias

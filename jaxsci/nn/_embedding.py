@@ -1,13 +1,12 @@
 """Sinusoidal embeddings of a scalar time or noise level."""
 
-import math
-
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import as_float_array, check_int, check_positive, check_range
 from .._custom_types import Array, Float, ScalarLike
-from ._base import as_float, check_int, check_shape
+from ._base import check_example
 
 
 class SinusoidalEmbedding(eqx.Module):
@@ -35,12 +34,10 @@ class SinusoidalEmbedding(eqx.Module):
         self.dim = check_int("dim", dim, minimum=2)
         if self.dim % 2:
             raise ValueError(f"`dim` must be even, got {dim}.")
+        check_positive("scale", scale)
+        check_range("max_period", max_period, 1.0, lower_open=True)
         self.scale = float(scale)
         self.max_period = float(max_period)
-        if not (math.isfinite(self.scale) and self.scale > 0):
-            raise ValueError(f"`scale` must be finite and positive, got {scale}.")
-        if not (math.isfinite(self.max_period) and self.max_period > 1):
-            raise ValueError(f"`max_period` must be finite and > 1, got {max_period}.")
 
     def frequencies(self) -> np.ndarray:
         """The h = dim / 2 angular frequencies w_j (a numpy constant)."""
@@ -48,7 +45,7 @@ class SinusoidalEmbedding(eqx.Module):
         return self.max_period ** (-np.arange(half) / half)
 
     def __call__(self, t: ScalarLike) -> Float[Array, " dim"]:
-        t = as_float(t)
-        check_shape("t", t, (), "a scalar ()")
+        t = as_float_array("t", t)
+        check_example("t", t, (), "a scalar ()")
         arg = (self.scale * t) * jnp.asarray(self.frequencies(), t.dtype)
         return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)])

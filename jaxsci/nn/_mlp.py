@@ -1,16 +1,16 @@
 """Multilayer perceptron with optional random Fourier features."""
 
-import math
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_int, check_positive
 from .._custom_types import Array, Float, Key
-from ._base import AbstractNetwork, check_int, check_shape
+from ._base import AbstractNetwork, check_example
 from ._init import normal, subkey
-from ._layers import Linear
+from ._layers import linear
 
 
 def _identity(x):
@@ -45,8 +45,8 @@ class MLP(AbstractNetwork):
         depth >= 1:  d w + w + (depth - 1)(w^2 + w) + w out + out
         plus the buffer B: m in_size entries (counted by `count_params`, never trained).
 
-    Initialisation: each linear layer U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's and
-    equinox's default).
+    The layers are `eqx.nn.Linear`, initialised U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (PyTorch's and equinox's default).
 
     Arguments:
         in_size, out_size: input and output sizes.
@@ -59,7 +59,7 @@ class MLP(AbstractNetwork):
         key: PRNG key.
     """
 
-    layers: tuple[Linear, ...]
+    layers: tuple[eqx.nn.Linear, ...]
     fourier_matrix: Float[Array, "features in_size"] | None
     activation: Callable[[Array], Array]
     final_activation: Callable[[Array], Array]
@@ -92,16 +92,13 @@ class MLP(AbstractNetwork):
             d0 = self.in_size
         else:
             m = check_int("fourier_features", fourier_features)
+            check_positive("fourier_scale", fourier_scale)
             scale = float(fourier_scale)
-            if not (math.isfinite(scale) and scale > 0):
-                raise ValueError(
-                    f"`fourier_scale` must be finite and positive, got {fourier_scale}."
-                )
             self.fourier_matrix = normal(subkey(key, 0), (m, self.in_size), scale)
             d0 = 2 * m
         sizes = [d0] + [self.width_size] * self.depth + [self.out_size]
         self.layers = tuple(
-            Linear(a, b, key=subkey(key, 1 + i))
+            linear(a, b, key=subkey(key, 1 + i))
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
         )
 
@@ -114,7 +111,7 @@ class MLP(AbstractNetwork):
         return jnp.concatenate([jnp.cos(z), jnp.sin(z)])
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, " out_size"]:
-        check_shape("x", x, (self.in_size,), f"(in_size,) = ({self.in_size},)")
+        check_example("x", x, (self.in_size,), f"(in_size,) = ({self.in_size},)")
         h = self.features(x)
         for layer in self.layers[:-1]:
             h = self.activation(layer(h))

@@ -6,8 +6,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import as_float_array, check_int
 from .._custom_types import Array, Float, Key, ScalarLike
-from ._base import AbstractTimeConditioned, as_float, check_int, check_shape
+from ._base import AbstractTimeConditioned, check_example
 from ._embedding import SinusoidalEmbedding
 from ._mlp import MLP
 
@@ -65,8 +66,8 @@ class ScoreMLP(AbstractTimeConditioned):
         )
 
     def __call__(self, t: ScalarLike, x: Float[Array, " data_dim"]) -> Float[Array, " data_dim"]:
-        check_shape("x", x, (self.data_dim,), f"(data_dim,) = ({self.data_dim},)")
-        t = as_float(t)
-        check_shape("t", t, (), "a scalar ()")
+        check_example("x", x, (self.data_dim,), f"(data_dim,) = ({self.data_dim},)")
+        t = as_float_array("t", t)
+        check_example("t", t, (), "a scalar ()")
         e = self.embedding(t).astype(x.dtype)
         return self.mlp(jnp.concatenate([x, e]))

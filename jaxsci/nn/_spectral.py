@@ -1,15 +1,18 @@
-"""Spectral convolutions: the Fourier layers of the Fourier neural operator."""
+"""The spectral convolution: the Fourier layer of the Fourier neural operator, on periodic
+grids of any dimension."""
 
 import functools
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_choice, check_int
 from .._custom_types import Array, Float, Key
-from ._base import check_int, check_pair, check_shape
+from ._base import check_example
 from ._init import subkey, uniform
 
 
@@ -21,12 +24,7 @@ def _init_weights(key, shape):
 
 _TRANSFORMS = ("auto", "fft", "dft")
 _HIGHEST = jax.lax.Precision.HIGHEST
-
-
-def _check_transform(transform: str) -> str:
-    if transform not in _TRANSFORMS:
-        raise ValueError(f"`transform` must be one of {_TRANSFORMS}, got {transform!r}.")
-    return transform
+_SPATIAL = ("n",), ("h", "w"), ("d", "h", "w")  # axis names in shape errors, by dimension
 
 
 def _use_dft(transform: str, n: int, m: int) -> bool:
@@ -77,6 +75,18 @@ def _complex_dft_rows(n: int, m: int, dtype: str):
     return np.cos(ang).astype(dtype), (-np.sin(ang)).astype(dtype)
 
 
+def check_modes(name: str, modes, num_spatial_dims: int) -> tuple[int, ...]:
+    """An int (every axis) or one int >= 1 per spatial axis, as a tuple."""
+    if isinstance(modes, Sequence) and not isinstance(modes, str):
+        if len(modes) != num_spatial_dims:
+            raise ValueError(
+                f"`{name}` must be an integer or {num_spatial_dims} integers (one per spatial "
+                f"axis), got {modes!r}."
+            )
+        return tuple(check_int(f"{name}[{i}]", m) for i, m in enumerate(modes))
+    return (check_int(name, modes),) * num_spatial_dims
+
+
 def _mix(xr, xi, wr, wi, spec: str):
     """(xr + i xi) times (wr + i wi) summed over input channels, in real arithmetic."""
     yr = jnp.einsum(spec, xr, wr) - jnp.einsum(spec, xi, wi)
@@ -84,170 +94,180 @@ def _mix(xr, xi, wr, wi, spec: str):
     return yr, yi
 
 
-class SpectralConv1d(eqx.Module):
-    r"""Fourier layer of the FNO on a periodic 1-D grid (Li et al. 2021, ICLR, eq. (4)).
+class SpectralConv(eqx.Module):
+    r"""Fourier layer of the FNO on a periodic grid of 1, 2 or 3 dimensions (Li et al. 2021,
+    ICLR, eq. (4)).
 
-        (K v)_o = IDFT( sum_i R_{i o k} DFT(v_i)_k  for k < modes;  0 for k >= modes )
+        (K v)_o = IFFT( sum_i R_{i o k} FFT(v_i)_k  for kept k;  0 otherwise )
 
-    The real FFT of each input channel is truncated to its lowest `modes` wavenumbers,
-    mixed across channels by a complex weight per kept mode, zero-padded and transformed
-    back. Equivalently, a circular convolution with a band-limited kernel learned in
-    Fourier space. Resolution independent: the weights are indexed by wavenumber, so the
-    layer applies to any grid size n; where n // 2 + 1 < `modes` only the n // 2 + 1
-    wavenumbers the grid carries are used.
+    The real FFT of each input channel (`jnp.fft.rfftn` over the spatial axes) is truncated
+    to its lowest wavenumbers, mixed across channels by a complex weight per kept mode,
+    zero-padded and transformed back: a circular convolution with a band-limited kernel
+    learned in Fourier space. Kept wavenumbers: 0 <= k_d < modes_d on the last (real-FFT)
+    axis and |k_i| < modes_i on the others (the rows k_i = 0..modes_i - 1 and
+    -modes_i..-1 of the full FFT axis, the "lower" and "upper" blocks of Li et al.'s 2-D
+    code), stored in that order: rows [0, modes_i) for k_i >= 0, then [modes_i, 2 modes_i)
+    for k_i = -modes_i..-1.
 
-    The complex weights are stored as two real arrays `weight_real`, `weight_imag` of shape
-    `(in_channels, out_channels, modes)` (R = weight_real + i weight_imag), so gradients
-    are ordinary real gradients and any optax optimiser (weight decay, clipping, Adam's
-    moments) treats them correctly. Parameter count: `2 * in_channels * out_channels *
-    modes` (no bias, as in Li et al.). Initialisation: Li et al.'s, U[0, 1) / (in * out)
-    for real and imaginary parts.
+    Resolution independent: the weights are indexed by wavenumber, so the layer applies to
+    any grid; where an axis of n points carries fewer wavenumbers (n // 2 on a full axis,
+    n // 2 + 1 on the last) only those are used.
 
-    The truncated transforms are computed either with `jnp.fft` (O(n log n)) or as
-    products with the m kept rows of the DFT matrix (O(n m), faster on CPU for few modes);
-    `transform` chooses ("auto": the product when modes <= 5 log2(n)). Same map either way.
+    Weights: `weight_real`, `weight_imag` (R = weight_real + i weight_imag), real arrays of
+    shape `(in_channels, out_channels, 2 modes_1, ..., 2 modes_{d-1}, modes_d)`, so gradients
+    are ordinary real gradients and any optax optimiser treats them correctly. Parameter
+    count: `2 * in * out * 2^(d-1) * modes_1 * ... * modes_d` (no bias, as in Li et al.).
+    Initialisation: Li et al.'s, U[0, 1) / (in * out) for real and imaginary parts.
+
+    The truncated transforms are computed with `jnp.fft` (O(n log n)) or as products with
+    the kept rows of the DFT matrices (O(n m) per axis, faster on CPU for few modes):
+    `transform` chooses ("auto": the products when modes <= 5 log2(n) on every axis; a real
+    DFT along the last axis, complex DFT rows along the others). Same map either way.
 
     Arguments:
+        num_spatial_dims: d, the number of spatial axes (1, 2 or 3).
         in_channels, out_channels: channel counts.
-        modes: number of kept Fourier modes k = 0, ..., modes - 1.
+        modes: kept modes per axis, an int (every axis) or d ints.
         key: PRNG key.
         transform: "auto" (default), "fft" or "dft".
     """
 
-    weight_real: Float[Array, "in_channels out_channels modes"]
-    weight_imag: Float[Array, "in_channels out_channels modes"]
+    weight_real: Float[Array, " in_channels out_channels *modes"]
+    weight_imag: Float[Array, " in_channels out_channels *modes"]
     in_channels: int = eqx.field(static=True)
     out_channels: int = eqx.field(static=True)
-    modes: int = eqx.field(static=True)
+    modes: tuple[int, ...] = eqx.field(static=True)
     transform: str = eqx.field(static=True)
 
     def __init__(
-        self, in_channels: int, out_channels: int, modes: int, *, key: Key, transform: str = "auto"
+        self,
+        num_spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        modes: int | Sequence[int],
+        *,
+        key: Key,
+        transform: str = "auto",
     ):
+        d = check_int("num_spatial_dims", num_spatial_dims, maximum=3)
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = check_int("out_channels", out_channels)
-        self.modes = check_int("modes", modes)
-        self.transform = _check_transform(transform)
+        self.modes = check_modes("modes", modes, d)
+        self.transform = check_choice("transform", transform, _TRANSFORMS)
         self.weight_real, self.weight_imag = _init_weights(
-            key, (self.in_channels, self.out_channels, self.modes)
+            key, (self.in_channels, self.out_channels) + self.stored_modes
         )
 
     def __check_init__(self):
-        want = (self.in_channels, self.out_channels, self.modes)
-        for name in ("weight_real", "weight_imag"):
-            if tuple(getattr(self, name).shape) != want:
-                raise ValueError(
-                    f"`{name}` has shape {getattr(self, name).shape}, expected {want}."
-                )
+        want = (self.in_channels, self.out_channels) + self.stored_modes
+        for name, weight in (("weight_real", self.weight_real), ("weight_imag", self.weight_imag)):
+            if tuple(weight.shape) != want:
+                raise ValueError(f"`{name}` has shape {weight.shape}, expected {want}.")
 
-    def __call__(self, x: Float[Array, "in_channels n"]) -> Float[Array, "out_channels n"]:
-        check_shape("x", x, (self.in_channels, None), f"(in_channels, n) = ({self.in_channels}, n)")
-        n = x.shape[-1]
-        m = min(self.modes, n // 2 + 1)
-        wr, wi = self.weight_real[..., :m], self.weight_imag[..., :m]
-        if _use_dft(self.transform, n, m):
-            forward, inverse = _real_dft(n, m, np.dtype(x.dtype).name)
-            z = jnp.matmul(x, forward, precision=_HIGHEST)
-            yr, yi = _mix(z[:, :m], z[:, m:], wr.astype(x.dtype), wi.astype(x.dtype), "im,iom->om")
-            return jnp.matmul(jnp.concatenate([yr, yi], axis=1), inverse, precision=_HIGHEST)
-        x_hat = jnp.fft.rfft(x, axis=-1)[:, :m]
-        w = jax.lax.complex(wr, wi).astype(x_hat.dtype)
-        y_hat = jnp.einsum("im,iom->om", x_hat, w)
-        return jnp.fft.irfft(y_hat, n=n, axis=-1).astype(x.dtype)
+    @property
+    def num_spatial_dims(self) -> int:
+        return len(self.modes)
 
+    @property
+    def stored_modes(self) -> tuple[int, ...]:
+        """The weights' mode axes: 2 modes_i on the full-FFT axes, modes_d on the last."""
+        return tuple(2 * m for m in self.modes[:-1]) + self.modes[-1:]
 
-class SpectralConv2d(eqx.Module):
-    r"""Fourier layer of the FNO on a periodic 2-D grid (Li et al. 2021, ICLR, eq. (4)).
-
-    As `SpectralConv1d` with a 2-D real FFT over `(h, w)`. The kept wavenumbers are
-    |k_x| < modes_x (the rows k_x = 0, ..., modes_x - 1 and k_x = -modes_x, ..., -1 of the
-    full FFT axis) and k_y = 0, ..., modes_y - 1 (the real-FFT axis): the "lower" and
-    "upper" blocks of Li et al.'s reference code. The two blocks are stored as one array,
-    rows `[0, modes_x)` for k_x >= 0 and rows `[modes_x, 2 modes_x)` for k_x = -modes_x..-1.
-
-    Weights: `weight_real`, `weight_imag` of shape `(in_channels, out_channels,
-    2 * modes_x, modes_y)`; parameter count `2 * in * out * 2 * modes_x * modes_y`.
-    Resolution independent; on a grid with h // 2 < modes_x (or w // 2 + 1 < modes_y)
-    only the wavenumbers the grid carries are used.
-
-    `transform` as in `SpectralConv1d`; "dft" uses products with the kept rows of the DFT
-    matrices along both axes (a real DFT along w, a complex one along h).
-
-    Arguments:
-        in_channels, out_channels: channel counts.
-        modes: `modes_x` and `modes_y`, an int (both) or a pair.
-        key: PRNG key.
-        transform: "auto" (default), "fft" or "dft".
-    """
-
-    weight_real: Float[Array, "in_channels out_channels two_modes_x modes_y"]
-    weight_imag: Float[Array, "in_channels out_channels two_modes_x modes_y"]
-    in_channels: int = eqx.field(static=True)
-    out_channels: int = eqx.field(static=True)
-    modes: tuple[int, int] = eqx.field(static=True)
-    transform: str = eqx.field(static=True)
-
-    def __init__(
-        self, in_channels: int, out_channels: int, modes, *, key: Key, transform: str = "auto"
-    ):
-        self.in_channels = check_int("in_channels", in_channels)
-        self.out_channels = check_int("out_channels", out_channels)
-        self.modes = check_pair("modes", modes)
-        self.transform = _check_transform(transform)
-        mx, my = self.modes
-        self.weight_real, self.weight_imag = _init_weights(
-            key, (self.in_channels, self.out_channels, 2 * mx, my)
-        )
-
-    def __check_init__(self):
-        mx, my = self.modes
-        want = (self.in_channels, self.out_channels, 2 * mx, my)
-        for name in ("weight_real", "weight_imag"):
-            if tuple(getattr(self, name).shape) != want:
-                raise ValueError(
-                    f"`{name}` has shape {getattr(self, name).shape}, expected {want}."
-                )
-
-    def __call__(self, x: Float[Array, "in_channels h w"]) -> Float[Array, "out_channels h w"]:
-        check_shape(
+    def __call__(
+        self, x: Float[Array, " in_channels *spatial"]
+    ) -> Float[Array, " out_channels *spatial"]:
+        d = self.num_spatial_dims
+        names = _SPATIAL[d - 1]
+        check_example(
             "x",
             x,
-            (self.in_channels, None, None),
-            f"(in_channels, h, w) = ({self.in_channels}, h, w)",
+            (self.in_channels,) + (None,) * d,
+            f"(in_channels, {', '.join(names)}) = ({self.in_channels}, {', '.join(names)})",
         )
-        h, w = x.shape[-2:]
-        mx_all, my_all = self.modes
-        mx = min(mx_all, h // 2)
-        my = min(my_all, w // 2 + 1)
-        wr = _kept_rows(self.weight_real, mx, mx_all, my).astype(x.dtype)
-        wi = _kept_rows(self.weight_imag, mx, mx_all, my).astype(x.dtype)
-        if _use_dft(self.transform, w, my) and _use_dft(self.transform, h, mx):
-            return self._call_dft(x, wr, wi, mx, my)
-        x_hat = jnp.fft.rfft2(x, axes=(-2, -1))
-        blocks = jnp.concatenate([x_hat[:, :mx, :my], x_hat[:, h - mx :, :my]], axis=1)
-        y = jnp.einsum("ixy,ioxy->oxy", blocks, jax.lax.complex(wr, wi).astype(blocks.dtype))
-        zeros = jnp.zeros((self.out_channels, h - 2 * mx, my), y.dtype)
-        y_hat = jnp.concatenate([y[:, :mx], zeros, y[:, mx:]], axis=1)
-        return jnp.fft.irfft2(y_hat, s=(h, w), axes=(-2, -1)).astype(x.dtype)
-
-    def _call_dft(self, x, wr, wi, mx: int, my: int):
-        """The same map with truncated DFT matrices: a real DFT along w, then the 2 mx kept
-        rows of the complex DFT along h; the inverse in reverse order."""
-        h, w = x.shape[-2:]
-        dtype = np.dtype(x.dtype).name
-        forward_w, inverse_w = _real_dft(w, my, dtype)
-        cos_h, sin_h = _complex_dft_rows(h, mx, dtype)  # e^{-i k j 2 pi / h} = cos + i sin
-        z = jnp.matmul(x, forward_w, precision=_HIGHEST)  # (c, h, 2 my)
-        zr, zi = z[..., :my], z[..., my:]
-        ar, ai = _mix(zr, zi, cos_h, sin_h, "chy,kh->cky")  # (c, 2 mx, my)
-        yr, yi = _mix(ar, ai, wr, wi, "ixy,ioxy->oxy")
-        # inverse along h: (1/h) sum_k e^{+i k j 2 pi / h} y_k, conj of the forward rows
-        br, bi = _mix(yr, yi, cos_h / h, -sin_h / h, "oky,kh->ohy")
-        return jnp.matmul(jnp.concatenate([br, bi], axis=-1), inverse_w, precision=_HIGHEST)
+        spatial = x.shape[1:]
+        # the wavenumbers this grid carries: |k| < n // 2 on full axes, k <= n // 2 on the last
+        kept = tuple(min(m, n // 2) for m, n in zip(self.modes[:-1], spatial[:-1], strict=True))
+        kept += (min(self.modes[-1], spatial[-1] // 2 + 1),)
+        wr = _kept_weights(self.weight_real, kept, self.modes).astype(x.dtype)
+        wi = _kept_weights(self.weight_imag, kept, self.modes).astype(x.dtype)
+        if all(_use_dft(self.transform, n, m) for n, m in zip(spatial, kept, strict=True)):
+            return _dft_conv(x, wr, wi, kept)
+        return _fft_conv(x, wr, wi, kept)
 
 
-def _kept_rows(weight, mx: int, mx_all: int, my: int):
-    """The weight rows of the wavenumbers |k_x| < mx (all of them when mx == mx_all)."""
-    if mx == mx_all:
-        return weight[..., :my]
-    return jnp.concatenate([weight[:, :, :mx, :my], weight[:, :, 2 * mx_all - mx :, :my]], axis=2)
+def _kept_weights(weight, kept: tuple[int, ...], modes: tuple[int, ...]):
+    """The weight entries of the kept wavenumbers (all of them when nothing is cut)."""
+    for axis, (m, m_all) in enumerate(zip(kept[:-1], modes[:-1], strict=True)):
+        if m < m_all:
+            a = 2 + axis
+            lower = jax.lax.slice_in_dim(weight, 0, m, axis=a)
+            upper = jax.lax.slice_in_dim(weight, 2 * m_all - m, 2 * m_all, axis=a)
+            weight = jnp.concatenate([lower, upper], axis=a)
+    return weight[..., : kept[-1]]
+
+
+def _fft_conv(x, wr, wi, kept: tuple[int, ...]):
+    """The layer with `jnp.fft`: gather the kept blocks of rfftn(x), mix, scatter back."""
+    d = len(kept)
+    spatial = x.shape[1:]
+    axes = tuple(range(1, d + 1))
+    x_hat = jnp.fft.rfftn(x, axes=axes)[..., : kept[-1]]
+    for axis, (m, n) in enumerate(zip(kept[:-1], spatial[:-1], strict=True)):
+        a = 1 + axis
+        lower = jax.lax.slice_in_dim(x_hat, 0, m, axis=a)
+        upper = jax.lax.slice_in_dim(x_hat, n - m, n, axis=a)
+        x_hat = jnp.concatenate([lower, upper], axis=a)
+    letters = "xyz"[:d]
+    w = jax.lax.complex(wr, wi).astype(x_hat.dtype)
+    y = jnp.einsum(f"i{letters},io{letters}->o{letters}", x_hat, w)
+    for axis, (m, n) in enumerate(zip(kept[:-1], spatial[:-1], strict=True)):
+        a = 1 + axis
+        pad_shape = y.shape[:a] + (n - 2 * m,) + y.shape[a + 1 :]
+        lower = jax.lax.slice_in_dim(y, 0, m, axis=a)
+        upper = jax.lax.slice_in_dim(y, m, 2 * m, axis=a)
+        y = jnp.concatenate([lower, jnp.zeros(pad_shape, y.dtype), upper], axis=a)
+    return jnp.fft.irfftn(y, s=spatial, axes=axes).astype(x.dtype)
+
+
+def _dft_conv(x, wr, wi, kept: tuple[int, ...]):
+    """The layer with truncated DFT matrices: a real DFT along the last axis, then the
+    2 m_i kept rows of the complex DFT along each other axis; the inverse in reverse."""
+    d = len(kept)
+    spatial = x.shape[1:]
+    dtype = np.dtype(x.dtype).name
+    forward, inverse = _real_dft(spatial[-1], kept[-1], dtype)
+    rows = [_complex_dft_rows(n, m, dtype) for n, m in zip(spatial[:-1], kept[:-1], strict=True)]
+    z = jnp.matmul(x, forward, precision=_HIGHEST)  # (c, n_1, ..., n_{d-1}, 2 m_d)
+    zr, zi = z[..., : kept[-1]], z[..., kept[-1] :]
+    grid = "pq"[: d - 1] + "y"  # the data axes; "k" is a contracted DFT row
+    for axis, (cos, sin) in enumerate(rows):  # e^{-i k j 2 pi / n} = cos + i sin
+        out = grid[:axis] + "k" + grid[axis + 1 :]
+        zr, zi = _mix(zr, zi, cos, sin, f"c{grid},k{grid[axis]}->c{out}")
+    yr, yi = _mix(zr, zi, wr, wi, f"i{grid},io{grid}->o{grid}")
+    for axis in reversed(range(d - 1)):
+        # inverse along this axis: (1/n) sum_k e^{+i k j 2 pi / n} y_k, conj of the forward rows
+        cos, sin = rows[axis]
+        n = spatial[axis]
+        inp = grid[:axis] + "k" + grid[axis + 1 :]
+        yr, yi = _mix(yr, yi, cos / n, -sin / n, f"o{inp},k{grid[axis]}->o{grid}")
+    return jnp.matmul(jnp.concatenate([yr, yi], axis=-1), inverse, precision=_HIGHEST)
+
+
+def SpectralConv1d(
+    in_channels: int, out_channels: int, modes: int, *, key: Key, transform: str = "auto"
+) -> SpectralConv:
+    """`SpectralConv(1, in_channels, out_channels, modes, ...)` on `(in_channels, n)`."""
+    return SpectralConv(1, in_channels, out_channels, modes, key=key, transform=transform)
+
+
+def SpectralConv2d(
+    in_channels: int,
+    out_channels: int,
+    modes: int | Sequence[int],
+    *,
+    key: Key,
+    transform: str = "auto",
+) -> SpectralConv:
+    """`SpectralConv(2, in_channels, out_channels, modes, ...)` on `(in_channels, h, w)`;
+    `modes` is `modes_x` and `modes_y`, an int (both) or a pair."""
+    return SpectralConv(2, in_channels, out_channels, modes, key=key, transform=transform)

@@ -1,4 +1,5 @@
-"""U-Nets with periodic (circular) padding, optionally conditioned on a time."""
+"""U-Nets with periodic (circular) padding on grids of 1, 2 or 3 dimensions, optionally
+conditioned on a time."""
 
 import math
 from collections.abc import Callable, Sequence
@@ -7,11 +8,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import as_float_array, check_int
 from .._custom_types import Array, Float, Key, ScalarLike
-from ._base import AbstractNetwork, AbstractTimeConditioned, as_float, check_int, check_shape
+from ._base import AbstractNetwork, AbstractTimeConditioned, check_example
 from ._embedding import SinusoidalEmbedding
 from ._init import subkey
-from ._layers import Conv, Down, GroupNorm, Linear, Up
+from ._layers import Upsample, circular_conv, downsample, group_norm, linear
 
 
 def _groups(channels: int) -> int:
@@ -29,20 +31,22 @@ class _ResBlock(eqx.Module):
     channel) and skip a 1x1 convolution when the channel count changes.
     """
 
-    norm1: GroupNorm
-    conv1: Conv
-    emb: Linear | None
-    norm2: GroupNorm
-    conv2: Conv
-    skip: Conv | None
+    norm1: eqx.nn.GroupNorm
+    conv1: eqx.nn.Conv
+    emb: eqx.nn.Linear | None
+    norm2: eqx.nn.GroupNorm
+    conv2: eqx.nn.Conv
+    skip: eqx.nn.Conv | None
 
     def __init__(self, dims, c_in, c_out, emb_dim, key):
-        self.norm1 = GroupNorm(c_in, _groups(c_in))
-        self.conv1 = Conv(dims, c_in, c_out, 3, key=subkey(key, 0))
-        self.emb = None if emb_dim is None else Linear(emb_dim, 2 * c_out, key=subkey(key, 1))
-        self.norm2 = GroupNorm(c_out, _groups(c_out))
-        self.conv2 = Conv(dims, c_out, c_out, 3, key=subkey(key, 2))
-        self.skip = None if c_in == c_out else Conv(dims, c_in, c_out, 1, key=subkey(key, 3))
+        self.norm1 = group_norm(c_in, _groups(c_in))
+        self.conv1 = circular_conv(dims, c_in, c_out, 3, key=subkey(key, 0))
+        self.emb = None if emb_dim is None else linear(emb_dim, 2 * c_out, key=subkey(key, 1))
+        self.norm2 = group_norm(c_out, _groups(c_out))
+        self.conv2 = circular_conv(dims, c_out, c_out, 3, key=subkey(key, 2))
+        self.skip = (
+            None if c_in == c_out else circular_conv(dims, c_in, c_out, 1, key=subkey(key, 3))
+        )
 
     def __call__(self, x, emb, act):
         h = self.norm2(self.conv1(act(self.norm1(x))))
@@ -57,16 +61,16 @@ class _ResBlock(eqx.Module):
 
 
 class _UNet(eqx.Module):
-    """The U-Net shared by `UNet1d/2d` and `ScoreUNet1d/2d` (see `UNet1d` for the layout)."""
+    """The U-Net body shared by `UNet` and `ScoreUNet` (see `UNet` for the layout)."""
 
-    in_conv: Conv
+    in_conv: eqx.nn.Conv
     down_blocks: tuple[tuple[_ResBlock, ...], ...]
-    downsample: tuple[Down, ...]
+    downsample: tuple[eqx.nn.Conv, ...]
     mid_blocks: tuple[_ResBlock, ...]
-    upsample: tuple[Up, ...]
+    upsample: tuple[Upsample, ...]
     up_blocks: tuple[tuple[_ResBlock, ...], ...]
-    out_norm: GroupNorm
-    out_conv: Conv
+    out_norm: eqx.nn.GroupNorm
+    out_conv: eqx.nn.Conv
     activation: Callable[[Array], Array]
     dims: int = eqx.field(static=True)
     in_channels: int = eqx.field(static=True)
@@ -84,7 +88,7 @@ class _UNet(eqx.Module):
         activation,
         key,
     ):
-        self.dims = dims
+        self.dims = check_int("num_spatial_dims", dims, maximum=3)
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = check_int("out_channels", out_channels)
         hidden = check_int("hidden_channels", hidden_channels)
@@ -104,19 +108,19 @@ class _UNet(eqx.Module):
         def key_():
             return subkey(key, next(counter))
 
-        self.in_conv = Conv(dims, self.in_channels, chans[0], 3, key=key_())
+        self.in_conv = circular_conv(dims, self.in_channels, chans[0], 3, key=key_())
         self.down_blocks = tuple(
             tuple(_ResBlock(dims, chans[lev], chans[lev], emb_dim, key_()) for _ in range(blocks))
             for lev in range(levels)
         )
         self.downsample = tuple(
-            Down(dims, chans[lev], chans[lev + 1], key=key_()) for lev in range(levels)
+            downsample(dims, chans[lev], chans[lev + 1], key=key_()) for lev in range(levels)
         )
         self.mid_blocks = tuple(
             _ResBlock(dims, chans[-1], chans[-1], emb_dim, key_()) for _ in range(blocks)
         )
         self.upsample = tuple(
-            Up(dims, chans[lev + 1], chans[lev], key=key_()) for lev in range(levels)
+            Upsample(dims, chans[lev + 1], chans[lev], key=key_()) for lev in range(levels)
         )
         self.up_blocks = tuple(
             tuple(
@@ -127,20 +131,20 @@ class _UNet(eqx.Module):
             )
             for lev in range(levels)
         )
-        self.out_norm = GroupNorm(chans[0], _groups(chans[0]))
-        self.out_conv = Conv(dims, chans[0], self.out_channels, 1, key=key_())
+        self.out_norm = group_norm(chans[0], _groups(chans[0]))
+        self.out_conv = circular_conv(dims, chans[0], self.out_channels, 1, key=key_())
 
     @property
     def levels(self) -> int:
         return len(self.downsample)
 
     def check_input(self, x):
-        check_shape(
+        names = ", ".join(("n",) if self.dims == 1 else ("d", "h", "w")[3 - self.dims :])
+        check_example(
             "x",
             x,
             (self.in_channels,) + (None,) * self.dims,
-            f"(in_channels, {'h, w' if self.dims == 2 else 'n'}) with "
-            f"in_channels = {self.in_channels}",
+            f"(in_channels, {names}) with in_channels = {self.in_channels}",
         )
         factor = 2**self.levels
         if any(s % factor for s in x.shape[1:]):
@@ -197,13 +201,31 @@ _LAYOUT = r"""
 """
 
 
-class UNet1d(AbstractNetwork):
+class _TimeMLP(eqx.Module):
+    """t -> SinusoidalEmbedding(d) -> Linear(d, 4 d) -> act -> Linear(4 d, 4 d) (DDPM)."""
+
+    embedding: SinusoidalEmbedding
+    linear1: eqx.nn.Linear
+    linear2: eqx.nn.Linear
+
+    def __init__(self, dim, scale, key):
+        self.embedding = SinusoidalEmbedding(dim, scale=scale)
+        self.linear1 = linear(self.embedding.dim, 4 * self.embedding.dim, key=subkey(key, 0))
+        self.linear2 = linear(4 * self.embedding.dim, 4 * self.embedding.dim, key=subkey(key, 1))
+
+    def __call__(self, t, act):
+        return self.linear2(act(self.linear1(self.embedding(t))))
+
+
+class UNet(AbstractNetwork):
     __doc__ = (
-        r"""U-Net on a periodic 1-D grid, `(in_channels, n)` -> `(out_channels, n)`.
+        r"""U-Net on a periodic grid of d = 1, 2 or 3 dimensions, `(in_channels, *spatial)` ->
+    `(out_channels, *spatial)`. Layers: `eqx.nn.Conv` (circular padding), `eqx.nn.GroupNorm`.
 """
         + _LAYOUT
         + r"""
     Arguments:
+        num_spatial_dims: d, the number of spatial axes.
         in_channels, out_channels: channels of the input and output fields.
         hidden_channels: c_0 / m_0, the base channel count.
         channel_multipliers: m_0, ..., m_L (default (1, 2, 4): two down-samplings).
@@ -217,6 +239,7 @@ class UNet1d(AbstractNetwork):
 
     def __init__(
         self,
+        num_spatial_dims: int,
         in_channels: int,
         out_channels: int,
         hidden_channels: int = 32,
@@ -227,7 +250,7 @@ class UNet1d(AbstractNetwork):
         activation: Callable[[Array], Array] = jax.nn.gelu,
     ):
         self.net = _UNet(
-            1,
+            num_spatial_dims,
             in_channels,
             out_channels,
             hidden_channels,
@@ -242,69 +265,11 @@ class UNet1d(AbstractNetwork):
     def levels(self) -> int:
         return self.net.levels
 
-    def __call__(self, x: Float[Array, "in_channels n"]) -> Float[Array, "out_channels n"]:
+    def __call__(
+        self, x: Float[Array, " in_channels *spatial"]
+    ) -> Float[Array, " out_channels *spatial"]:
         self.net.check_input(x)
         return self.net(x, None)
-
-
-class UNet2d(AbstractNetwork):
-    __doc__ = (
-        r"""U-Net on a periodic 2-D grid, `(in_channels, h, w)` -> `(out_channels, h, w)`.
-"""
-        + _LAYOUT
-        + r"""
-    Arguments: as `UNet1d`.
-    """
-    )
-
-    net: _UNet
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        hidden_channels: int = 32,
-        channel_multipliers: Sequence[int] = (1, 2, 4),
-        *,
-        key: Key,
-        blocks_per_level: int = 1,
-        activation: Callable[[Array], Array] = jax.nn.gelu,
-    ):
-        self.net = _UNet(
-            2,
-            in_channels,
-            out_channels,
-            hidden_channels,
-            channel_multipliers,
-            blocks_per_level,
-            None,
-            activation,
-            key,
-        )
-
-    @property
-    def levels(self) -> int:
-        return self.net.levels
-
-    def __call__(self, x: Float[Array, "in_channels h w"]) -> Float[Array, "out_channels h w"]:
-        self.net.check_input(x)
-        return self.net(x, None)
-
-
-class _TimeMLP(eqx.Module):
-    """t -> SinusoidalEmbedding(d) -> Linear(d, 4 d) -> act -> Linear(4 d, 4 d) (DDPM)."""
-
-    embedding: SinusoidalEmbedding
-    linear1: Linear
-    linear2: Linear
-
-    def __init__(self, dim, scale, key):
-        self.embedding = SinusoidalEmbedding(dim, scale=scale)
-        self.linear1 = Linear(self.embedding.dim, 4 * self.embedding.dim, key=subkey(key, 0))
-        self.linear2 = Linear(4 * self.embedding.dim, 4 * self.embedding.dim, key=subkey(key, 1))
-
-    def __call__(self, t, act):
-        return self.linear2(act(self.linear1(self.embedding(t))))
 
 
 _SCORE = r"""
@@ -319,16 +284,18 @@ _SCORE = r"""
 """
 
 
-class ScoreUNet1d(AbstractTimeConditioned):
+class ScoreUNet(AbstractTimeConditioned):
     __doc__ = (
-        r"""Time-conditioned U-Net on a periodic 1-D grid: `(t, x)` -> a field shaped like x.
+        r"""Time-conditioned U-Net on a periodic grid of d = 1, 2 or 3 dimensions: `(t, x)` -> a
+    field shaped like x.
 """
         + _SCORE
         + _LAYOUT
         + r"""
     Arguments:
+        num_spatial_dims: d, the number of spatial axes.
         channels: channels of x (and of the output).
-        hidden_channels, channel_multipliers, blocks_per_level, activation: as `UNet1d`
+        hidden_channels, channel_multipliers, blocks_per_level, activation: as `UNet`
             (activation default SiLU, the DDPM choice).
         time_embedding_dim: d, the sinusoidal embedding size (even).
         time_scale: multiplies t before the embedding (1000 for t in [0, 1]).
@@ -341,6 +308,7 @@ class ScoreUNet1d(AbstractTimeConditioned):
 
     def __init__(
         self,
+        num_spatial_dims: int,
         channels: int,
         hidden_channels: int = 32,
         channel_multipliers: Sequence[int] = (1, 2, 4),
@@ -353,57 +321,7 @@ class ScoreUNet1d(AbstractTimeConditioned):
     ):
         self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, subkey(key, 0))
         self.net = _UNet(
-            1,
-            channels,
-            channels,
-            hidden_channels,
-            channel_multipliers,
-            blocks_per_level,
-            4 * self.time_mlp.embedding.dim,
-            activation,
-            subkey(key, 1),
-        )
-
-    @property
-    def levels(self) -> int:
-        return self.net.levels
-
-    def __call__(self, t: ScalarLike, x: Float[Array, "channels n"]) -> Float[Array, "channels n"]:
-        self.net.check_input(x)
-        t = as_float(t)
-        check_shape("t", t, (), "a scalar ()")
-        return self.net(x, self.time_mlp(t, self.net.activation))
-
-
-class ScoreUNet2d(AbstractTimeConditioned):
-    __doc__ = (
-        r"""Time-conditioned U-Net on a periodic 2-D grid: `(t, x)` -> a field shaped like x.
-"""
-        + _SCORE
-        + _LAYOUT
-        + r"""
-    Arguments: as `ScoreUNet1d`.
-    """
-    )
-
-    net: _UNet
-    time_mlp: _TimeMLP
-
-    def __init__(
-        self,
-        channels: int,
-        hidden_channels: int = 32,
-        channel_multipliers: Sequence[int] = (1, 2, 4),
-        time_embedding_dim: int = 32,
-        *,
-        key: Key,
-        blocks_per_level: int = 1,
-        activation: Callable[[Array], Array] = jax.nn.silu,
-        time_scale: float = 1000.0,
-    ):
-        self.time_mlp = _TimeMLP(time_embedding_dim, time_scale, subkey(key, 0))
-        self.net = _UNet(
-            2,
+            num_spatial_dims,
             channels,
             channels,
             hidden_channels,
@@ -419,9 +337,32 @@ class ScoreUNet2d(AbstractTimeConditioned):
         return self.net.levels
 
     def __call__(
-        self, t: ScalarLike, x: Float[Array, "channels h w"]
-    ) -> Float[Array, "channels h w"]:
+        self, t: ScalarLike, x: Float[Array, " channels *spatial"]
+    ) -> Float[Array, " channels *spatial"]:
         self.net.check_input(x)
-        t = as_float(t)
-        check_shape("t", t, (), "a scalar ()")
+        t = as_float_array("t", t)
+        check_example("t", t, (), "a scalar ()")
         return self.net(x, self.time_mlp(t, self.net.activation))
+
+
+def UNet1d(*args, key: Key, **kwargs) -> UNet:
+    """`UNet(1, *args, key=key, **kwargs)`: the U-Net on a periodic 1-D grid, arguments
+    `(in_channels, out_channels, hidden_channels, channel_multipliers)` and the keywords of
+    `UNet`; `(in_channels, n)` -> `(out_channels, n)`."""
+    return UNet(1, *args, key=key, **kwargs)
+
+
+def UNet2d(*args, key: Key, **kwargs) -> UNet:
+    """`UNet(2, *args, key=key, **kwargs)`: the U-Net on a periodic 2-D grid,
+    `(in_channels, h, w)` -> `(out_channels, h, w)`."""
+    return UNet(2, *args, key=key, **kwargs)
+
+
+def ScoreUNet1d(channels: int, *args, key: Key, **kwargs) -> ScoreUNet:
+    """`ScoreUNet(1, channels, ...)`: the time-conditioned U-Net on `(channels, n)`."""
+    return ScoreUNet(1, channels, *args, key=key, **kwargs)
+
+
+def ScoreUNet2d(channels: int, *args, key: Key, **kwargs) -> ScoreUNet:
+    """`ScoreUNet(2, channels, ...)`: the time-conditioned U-Net on `(channels, h, w)`."""
+    return ScoreUNet(2, channels, *args, key=key, **kwargs)

@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Callable
+from typing import cast
 
 import equinox as eqx
 import jax
@@ -190,9 +191,12 @@ class HybridVectorField(AbstractDynamics):
     def state_shape(self) -> tuple[int, ...]:
         return tuple(self.physics.state_shape)
 
+    def closure_term(self, t: ScalarLike, y: State) -> State:
+        """c_theta(y) (or c_theta(t, y)), in the state's shape."""
+        return _apply(self.closure, t, y, self.time_dependent, self.network_shape)
+
     def vector_field(self, t: ScalarLike, y: State, args: PyTree = None) -> State:
-        c = _apply(self.closure, t, y, self.time_dependent, self.network_shape)
-        return self.physics.vector_field(t, y, args) + c
+        return self.physics.vector_field(t, y, args) + self.closure_term(t, y)
 
     def default_initial_state(self, key: Array | None = None) -> State:
         return self.physics.default_initial_state(key)
@@ -206,17 +210,15 @@ class HybridSemilinear(AbstractSemilinear):
     The closure joins the nonlinear part (in spectral space, N~(u_hat) = N(u_hat) +
     F[c_theta(F^{-1} u_hat)]), so the exponential integrators (ETDRK4, the default of
     `jaxsci.simulate` for semilinear models) treat the stiff linear part exactly, as for
-    the physics alone.
+    the physics alone. Composition: it wraps the `HybridVectorField` of the same physics and
+    closure (its `hybrid` field) and splits it; `physics` and `closure` read through it.
 
     Arguments: as `HybridVectorField`, with `physics` an `AbstractSemilinear` model
     (Kuramoto-Sivashinsky, Burgers, ...) and `closure` acting on its grid state. The
     hybrid declares the physics' grid.
     """
 
-    physics: AbstractSemilinear
-    closure: Callable
-    time_dependent: bool = eqx.field(static=True)
-    network_shape: tuple[int, ...] | None = eqx.field(static=True)
+    hybrid: HybridVectorField
 
     def __init__(
         self,
@@ -227,14 +229,17 @@ class HybridSemilinear(AbstractSemilinear):
         network_shape: tuple[int, ...] | None = None,
     ):
         _check_physics(physics, AbstractSemilinear)
-        self.time_dependent = bool(time_dependent)
-        self.network_shape = _check_closure(closure, physics, self.time_dependent, network_shape)
-        self.physics = physics
-        self.closure = closure
+        self.hybrid = HybridVectorField(
+            physics, closure, time_dependent=time_dependent, network_shape=network_shape
+        )
 
     @property
-    def state_shape(self) -> tuple[int, ...]:
-        return tuple(self.physics.state_shape)
+    def physics(self) -> AbstractSemilinear:
+        return cast(AbstractSemilinear, self.hybrid.physics)  # checked in __init__
+
+    @property
+    def closure(self) -> Callable:
+        return self.hybrid.closure
 
     @property
     def grid(self) -> PeriodicGrid:
@@ -244,9 +249,8 @@ class HybridSemilinear(AbstractSemilinear):
         return self.physics.linear_operator()
 
     def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree) -> SpectralState:
-        u = self.from_spectral(y_hat)
-        c = _apply(self.closure, t, u, self.time_dependent, self.network_shape)
-        return self.physics.nonlinear(t, y_hat, args) + self.to_spectral(c)
+        correction = self.hybrid.closure_term(t, self.from_spectral(y_hat))
+        return self.physics.nonlinear(t, y_hat, args) + self.to_spectral(correction)
 
     def default_initial_state(self, key: Array | None = None) -> State:
         return self.physics.default_initial_state(key)

@@ -6,6 +6,7 @@ written out here independently of the implementation.
 """
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -21,13 +22,19 @@ def mlp_params(d_in, d_out, width, depth):
     return d_in * width + width + (depth - 1) * (width**2 + width) + width * d_out + d_out
 
 
+def spectral_modes(m, dims):
+    """M = 2^(d-1) m_1 ... m_d, the kept modes of `SpectralConv`'s docstring."""
+    if dims == 1:
+        return m if isinstance(m, int) else m[0]
+    return 2 ** (dims - 1) * math.prod(m)
+
+
 def fno_params(c0, width, layer_modes, proj, out, *, dims):
-    """The FNO formula of `FNO1d`/`FNO2d`'s docstrings; `layer_modes` per layer."""
+    """The FNO formula of `FNO`'s docstring; `layer_modes` per layer."""
     lift = c0 * width + width
     layers = 0
     for m in layer_modes:
-        kept = m if dims == 1 else 2 * m[0] * m[1]
-        layers += 2 * width * width * kept + width * width + width
+        layers += 2 * width * width * spectral_modes(m, dims) + width * width + width
     return lift + layers + width * proj + proj + proj * out + out
 
 
@@ -100,6 +107,12 @@ CASES = {
         inputs=lambda k, r: (_normal(k, (2, *((12, 16), (24, 20))[r])),),
         out_shape=lambda x: (3, *x.shape[1:]),
         params=2 * 2 * 3 * 2 * 3 * 4,
+    ),
+    "SpectralConv3d": Case(
+        make=lambda k: nn.SpectralConv(3, 2, 2, (2, 3, 2), key=k),
+        inputs=lambda k, r: (_normal(k, (2, *((6, 8, 4), (8, 6, 6))[r])),),
+        out_shape=lambda x: (2, *x.shape[1:]),
+        params=2 * 2 * 2 * spectral_modes((2, 3, 2), 3),
     ),
     "FNO1d": Case(  # two-layer lifting, all modes of a 16-point grid in the last layer
         make=lambda k: nn.FNO1d(
@@ -183,3 +196,10 @@ CASES = {
         call=lambda m, t, y: m.vector_field(t, y, None),
     ),
 }
+
+
+# The learned forecasters of `jaxsci.nn` (`Stepper`, `LocalStochastic`) keep their cases in
+# their own file; merged here so that the suite covers every exported network.
+from ._registry_forecasters import FORECASTER_CASES  # noqa: E402
+
+CASES.update(FORECASTER_CASES)

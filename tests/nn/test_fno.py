@@ -80,7 +80,7 @@ def test_fno2d_is_resolution_consistent():
 def test_last_modes_keeps_every_mode_of_the_training_grid():
     n = 32
     model = nn.FNO1d(1, 1, 4, 5, 3, key=jax.random.key(0), last_modes=n // 2 + 1)
-    assert [layer.modes for layer in model.spectral] == [5, 5, n // 2 + 1]
+    assert [layer.modes for layer in model.spectral] == [(5,), (5,), (n // 2 + 1,)]
     assert model.depth == 3
     model2 = nn.FNO2d(1, 1, 4, (3, 2), 2, key=jax.random.key(0), last_modes=(8, 9))
     assert [layer.modes for layer in model2.spectral] == [(3, 2), (8, 9)]

@@ -119,6 +119,28 @@ def test_2d_equals_direct_circular_convolution(transform):
 
 
 @pytest.mark.parametrize("transform", TRANSFORMS)
+def test_3d_equals_the_numpy_fourier_multiplier(transform):
+    """3-D, modes (2, 3, 2) on an 8 x 10 x 6 grid: the weights placed at k_1 in {0, 1, -2,
+    -1}, k_2 in {0, 1, 2, -3, -2, -1}, k_3 in {0, 1} of numpy.fft.rfftn's layout, multiplied
+    and summed over input channels, numpy.fft.irfftn back."""
+    shape, modes = (8, 10, 6), (2, 3, 2)
+    layer = nn.SpectralConv(3, 2, 3, modes, key=jax.random.key(1), transform=transform)
+    rng = np.random.default_rng(2)
+    wr, wi = rng.normal(size=(2, 2, 3, 4, 6, 2))
+    layer = _set(layer, wr, wi)
+    rows = [np.r_[0:m, n - m : n] for m, n in zip(modes[:2], shape[:2], strict=True)]
+    spectrum = np.zeros((2, 3, 8, 10, 4), complex)
+    spectrum[np.ix_(range(2), range(3), rows[0], rows[1], range(2))] = wr + 1j * wi
+    u = rng.normal(size=(2, *shape))
+    u_hat = np.fft.rfftn(u, axes=(1, 2, 3))
+    expected = np.fft.irfftn(
+        np.einsum("iabc,ioabc->oabc", u_hat, spectrum), s=shape, axes=(1, 2, 3)
+    )
+    out = np.asarray(layer(jnp.asarray(u, jnp.float32)))
+    np.testing.assert_allclose(out, expected, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
 def test_band_limited_input_is_resolution_consistent(transform):
     """A field with wavenumbers < modes sampled on n and 2n points: the outputs agree at
     the shared points (the layer is one operator on functions, not a grid map)."""

@@ -11,7 +11,7 @@ import pytest
 import jaxsci
 import jaxsci.dynamics as dyn
 import jaxsci.nn as nn
-from jaxsci.nn._layers import Linear
+from jaxsci.nn._layers import linear
 
 
 @pytest.mark.slow
@@ -46,7 +46,7 @@ def test_hybrid_with_the_missing_term_as_closure_is_the_full_model():
     Lorenz-63 with sigma = 12: equal vector fields at random states (integration through
     `simulate` is checked by the neural-ODE and semilinear tests, gradients of physics and
     closure parameters by the conformance suite)."""
-    closure = Linear(3, 3, key=jax.random.key(0))
+    closure = linear(3, 3, key=jax.random.key(0))
     weight = jnp.zeros((3, 3)).at[0, 0].set(-2.0).at[0, 1].set(2.0)
     closure = eqx.tree_at(lambda m: (m.weight, m.bias), closure, (weight, jnp.zeros(3)))
     hybrid = nn.HybridVectorField(dyn.Lorenz63(sigma=10.0), closure)
