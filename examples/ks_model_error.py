@@ -17,6 +17,8 @@ To use it on your own problem, change the four marked places:
   3. `observe()`: your observations every `INTERVAL` on the model's grid (here a synthetic
      truth with a changed u_xx coefficient stands in for reality) and their noise std;
   4. the EnKF settings (ensemble size, inflation) for your model's error growth.
+`discovery.discover_model_error` runs the passes; see examples/compose_medida.py for a
+model class of your own.
 Writes `ks_model_error.png` (coefficients with error bars; forecast error) to --out.
 """
 
@@ -30,8 +32,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import jaxsci
-from jaxsci import discovery, filters
+from jaxsci import discovery, filters, metrics
 from jaxsci.dynamics import KuramotoSivashinsky
+from jaxsci.integrate import rollout
 
 LENGTH, POINTS = 16 * np.pi, 64  # a chaotic KS domain (leading Lyapunov exponent ~0.1)
 DT = 0.25  # ETDRK4 step
@@ -49,19 +52,8 @@ def observe(key, count: int, noise: float):
     truth = KuramotoSivashinsky(LENGTH, POINTS, alpha=1.1)
     flow = jaxsci.Flow(truth, DT)
     x = truth.default_initial_state() + 0.01 * jax.random.normal(key, (POINTS,))
-
-    @jax.jit
-    def run(x):
-        x = jax.lax.fori_loop(0, 150, lambda i, x: flow(x, 0.0, INTERVAL), x)  # spin-up
-
-        def step(x, _):
-            y = flow(x, 0.0, INTERVAL)
-            return y, y
-
-        _, xs = jax.lax.scan(step, x, None, length=count - 1)
-        return jnp.concatenate([x[None], xs])
-
-    states = run(x)
+    x = jax.jit(lambda x: rollout(flow, x, 150, dt=INTERVAL)[-1])(x)  # spin-up
+    states = jax.jit(lambda x: rollout(flow, x, count - 1, dt=INTERVAL, include_initial=True))(x)
     sigma = noise * float(jnp.std(states))
     ys = states + sigma * jax.random.normal(jax.random.fold_in(key, 1), states.shape)
     return ys, sigma, truth, states
@@ -75,51 +67,36 @@ def main(fast: bool, out: Path) -> dict:
     ys, sigma, truth, true_states = observe(key, count, noise=0.05)
     obs_op = filters.IndexObservation(POINTS, noise_cov=sigma**2)
 
-    xi = jnp.zeros(library.num_terms)
-    burn = 20  # EnKF spin-up cycles left out of the samples
-    for p in range(passes):
-        # (4) EnKF with the model corrected by the previous pass (the plain model at first).
-        # The imperfect model needs heavy inflation (a high gain, so the analyses do not lag
-        # the truth); the corrected one runs with moderate inflation and gives an accurate
-        # background (forecast) mean.
-        corrected = discovery.CorrectedModel(model, library, xi)
-        infl, rtps = (1.1, 0.9) if p == 0 else (1.2, 0.5)
-        ensemble = ys[0] + sigma * jax.random.normal(jax.random.fold_in(key, 2), (32, POINTS))
-        result = jaxsci.run_filter(
-            jax.random.fold_in(key, 3),
-            jaxsci.Flow(corrected, DT),
-            obs_op,
-            filters.Inflation(filters.RTPS(filters.EnKF(), rtps), infl),
-            ensemble,
-            ys[1:],
-            dt=INTERVAL,
-            compute_likelihood=False,
-        )
-        analysis = jnp.concatenate([ys[:1], result.mean_a])
-        background = jnp.concatenate([ys[:1], result.mean_f])
-        # model-error samples (next observation - the model's one-step forecast) regressed
-        # on the sensitivities of a model step to each term, linearised about xi. Pass 1
-        # forecasts from the analyses; later passes from the observations, with the
-        # regressors at the background mean, whose error is independent of the observation
-        # noise (no errors-in-variables bias).
-        if p == 0:
-            starts, design_states = analysis[burn:-1], None
-        else:
-            starts, design_states = ys[burn:-1], background[burn:-1]
-        fit = discovery.fit_model_error(
-            discovery.RVM(),
-            model,
-            library,
-            starts,
-            ys[burn + 1 :],
-            INTERVAL,
-            dt=DT,
-            coefficients=xi,
-            design_states=design_states,
-            refinements=1,
-        )
-        xi = fit.coefficients
-        print(f"pass {p + 1}: found {fit.terms()}")
+    # (4) the EnKF of each pass runs the model corrected by the previous pass (the plain
+    # model at first). The imperfect model needs heavy inflation (a high gain, so the
+    # analyses do not lag the truth); the corrected one runs with moderate inflation and
+    # gives an accurate background (forecast) mean. Samples: next observation minus the
+    # model's one-step forecast, regressed on the sensitivities of a model step to each
+    # term; pass 1 forecasts from the analyses, later passes from the observations with the
+    # regressors at the background mean (no errors-in-variables bias): InstrumentalPairs.
+    assimilation = discovery.EnKFPasses(
+        obs_op,
+        filters.Inflation(filters.RTPS(filters.EnKF(), 0.5), 1.2),
+        ys[0] + sigma * jax.random.normal(jax.random.fold_in(key, 2), (32, POINTS)),
+        first_filter=filters.Inflation(filters.RTPS(filters.EnKF(), 0.9), 1.1),
+        passes=passes,
+        burn_in=20,  # EnKF spin-up cycles left out of the samples
+        samples=discovery.InstrumentalPairs(),
+    )
+    result = discovery.discover_model_error(
+        model,
+        library,
+        discovery.RVM(),
+        ys,
+        INTERVAL,
+        dt=DT,
+        refinements=1,
+        assimilation=assimilation,
+        key=jax.random.fold_in(key, 3),
+    )
+    fit = result.fit
+    for p, xi in enumerate(np.asarray(result.coefficients)):
+        print(f"pass {p + 1}: {dict(zip(library.names, np.round(xi, 5), strict=True))}")
 
     found = fit.terms()
     std = dict(zip(library.names, np.asarray(fit.std), strict=True))
@@ -134,22 +111,14 @@ def main(fast: bool, out: Path) -> dict:
     @eqx.filter_jit
     def forecast(dynamics):  # one compiled function per model structure
         flow = jaxsci.Flow(dynamics, DT)
-
-        def one(x):
-            def step(x, _):
-                y = flow(x, 0.0, INTERVAL)
-                return y, y
-
-            return jax.lax.scan(step, x, None, length=steps)[1]
-
-        return jax.vmap(one)(starts)
+        return jax.vmap(lambda x: rollout(flow, x, steps, dt=INTERVAL))(starts)
 
     reference = forecast(truth)
     lead = lam * INTERVAL * np.arange(1, steps + 1)
     errors, valid = {}, {}
     for name, dyn in (("model", model), ("corrected", fit.corrected(model, library))):
-        errors[name] = np.asarray(discovery.normalised_error(forecast(dyn), reference))
-        valid[name] = float(np.mean(discovery.valid_time(errors[name], lead, 0.5)))
+        errors[name] = np.asarray(metrics.normalised_error(forecast(dyn), reference))
+        valid[name] = float(np.mean(metrics.valid_time(errors[name], lead, 0.5)))
     print(
         f"valid time (Lyapunov times): model {valid['model']:.2f}, "
         f"corrected {valid['corrected']:.2f}"

@@ -21,7 +21,7 @@ import optax
 
 from jaxsci import filters as F
 from jaxsci.dynamics import Lorenz96
-from jaxsci.integrate import Flow
+from jaxsci.integrate import Flow, rollout
 
 DT = 0.05
 DIM = 40
@@ -32,13 +32,8 @@ def make_data(key, n_cycles: int):
     """Truth on the attractor (50 time units of spin-up) and noisy observations of it."""
     flow = Flow(Lorenz96(DIM, TRUE_FORCING), DT)
     x = Lorenz96(DIM, TRUE_FORCING).default_initial_state()
-    x0 = jax.jit(lambda x: jax.lax.fori_loop(0, 1000, lambda i, x: flow(x, 0.0, DT), x))(x)
-
-    def step(x, _):
-        x = flow(x, 0.0, DT)
-        return x, x
-
-    _, truth = jax.lax.scan(step, x0, None, length=n_cycles)
+    x0 = jax.jit(lambda x: rollout(flow, x, 1000, dt=DT)[-1])(x)
+    truth = jax.jit(lambda x: rollout(flow, x, n_cycles, dt=DT))(x0)
     obs_op = F.IndexObservation(DIM, noise_cov=1.0)
     return x0, obs_op, F.synthetic_observations(key, obs_op, truth)
 
