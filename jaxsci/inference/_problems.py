@@ -101,13 +101,7 @@ def lotka_volterra_model(
     ts: Float[Array, " N"],
     y_init: Float[Array, "2"] | None = None,
     y: Float[Array, "N 2"] | None = None,
-    *,
-    sensitivity: Any = "forward",
-    rtol: float = LV_RTOL,
-    atol: float = LV_ATOL,
-    max_steps: int = LV_MAX_STEPS,
-    solver: diffrax.AbstractSolver | None = None,
-    dt0: float | None = None,
+    **solve: Any,
 ) -> None:
     """posteriordb `hudson_lynx_hare-lotka_volterra` as a numpyro model.
 
@@ -120,12 +114,12 @@ def lotka_volterra_model(
     Arguments:
         ts: (N,) observation times after t = 0.
         y_init: (2,) observed initial pelts; y: (N, 2) observed pelts.
-        sensitivity, rtol, atol, max_steps, solver, dt0: of the ODE solve (`solve_ode`).
-            The default is posteriordb's: Dormand-Prince at rtol 1e-5, atol 1e-3 (Stan's
-            rk45). A cheaper alternative of similar or better accuracy is classic RK4 with
-            fixed steps, `solver=jaxsci.integrate.RK4(), dt0=0.25`: over posterior draws its
-            log-likelihood is closer to a 1e-12-tolerance solve than Stan's tolerances are
-            (benchmarks/bench_posterior_lv.py prints both errors).
+        solve: the ODE solve's keywords (`lv_solve`'s: sensitivity, rtol, atol, max_steps,
+            solver, dt0). The default is posteriordb's: Dormand-Prince at rtol 1e-5, atol
+            1e-3 (Stan's rk45). A cheaper alternative of similar or better accuracy is
+            classic RK4 with fixed steps, `solver=jaxsci.integrate.RK4(), dt0=0.25`: over
+            posterior draws its log-likelihood is closer to a 1e-12-tolerance solve than
+            Stan's tolerances are (benchmarks/bench_posterior_lv.py prints both errors).
     """
     import numpyro
     import numpyro.distributions as dist
@@ -147,17 +141,7 @@ def lotka_volterra_model(
     )
     z_init = numpyro.sample("z_init", dist.LogNormal(jnp.log(10.0), 1.0).expand([2]))
     sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
-    sol = lv_solve(
-        jnp.asarray(theta),
-        jnp.asarray(z_init),
-        ts,
-        sensitivity=sensitivity,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        solver=solver,
-        dt0=dt0,
-    )
+    sol = lv_solve(jnp.asarray(theta), jnp.asarray(z_init), ts, **solve)
     numpyro.sample("y_init", dist.LogNormal(jnp.log(z_init), sigma), obs=y_init)
     observe("y", sol, lambda ys: dist.LogNormal(jnp.log(ys), sigma), obs=y)
 
@@ -166,40 +150,13 @@ def lotka_volterra_model(
 L63_PARAMS = ("sigma", "rho", "beta")
 
 
-def _l63_logdensity(
-    params,
-    *,
-    ts,
-    y0,
-    y_obs,
-    observed,
-    noise_std,
-    prior_loc,
-    prior_scale,
-    rtol,
-    atol,
-    max_steps,
-    sensitivity,
-    solver,
-    dt0,
-):
+def _l63_logdensity(params, *, ts, y0, y_obs, observed, noise_std, prior_loc, prior_scale, solve):
     import numpyro.distributions as dist
 
     lp = 0.0
     for name, loc, scale in zip(L63_PARAMS, prior_loc, prior_scale, strict=True):
         lp += dist.LogNormal(jnp.log(loc), scale).log_prob(params[name])
-    sol = solve_ode(
-        Lorenz63(params["sigma"], params["rho"], params["beta"]),  # pyright: ignore[reportArgumentType]
-        y0,
-        ts,
-        t0=0.0,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        sensitivity=sensitivity,
-        solver=solver,
-        dt0=dt0,
-    )
+    sol = lorenz63_simulate(params, y0, ts, **solve)
     idx = jnp.asarray(observed)
     return lp + log_likelihood(sol, lambda ys: dist.Normal(ys[:, idx], noise_std), y_obs)
 
@@ -254,12 +211,14 @@ def lorenz63_posterior(
         noise_std=float(noise_std),
         prior_loc=tuple(float(v) for v in prior_loc),
         prior_scale=tuple(float(v) for v in prior_scale),
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        sensitivity=sensitivity,
-        solver=solver,
-        dt0=dt0,
+        solve={
+            "rtol": rtol,
+            "atol": atol,
+            "max_steps": max_steps,
+            "sensitivity": sensitivity,
+            "solver": solver,
+            "dt0": dt0,
+        },
     )
     prior = {
         name: dist.LogNormal(jnp.log(loc), scale)
