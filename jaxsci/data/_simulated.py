@@ -8,7 +8,6 @@ come back as NumPy float32 arrays (host memory); with `path` they are cached to 
 (see `cached`).
 """
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -16,21 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import dynamics, integrate
+from .._checks import check_int, check_positive, finite_float
 from .._custom_types import Key
 from ._cache import cached
 from ._grf import GaussianRandomField
 
 
-def _check_count(name: str, value, least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
-    return int(value)
-
-
-def _check_positive(name: str, value) -> float:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
-    return float(value)
+def _positive(name: str, value) -> float:
+    """A finite positive Python float, else a ValueError naming `name`."""
+    value = finite_float(name, value)
+    check_positive(name, value)
+    return value
 
 
 def _map_keys(fn: Callable, key: Key, num: int, chunk_size: int) -> np.ndarray:
@@ -93,9 +88,9 @@ def burgers_dataset(
     Returns:
         (u0, u1), each (num_samples, num_points), float32.
     """
-    num_samples = _check_count("num_samples", num_samples)
-    num_points = _check_count("num_points", num_points, 4)
-    nu, t1, dt = _check_positive("nu", nu), _check_positive("t1", t1), _check_positive("dt", dt)
+    num_samples = check_int("num_samples", num_samples)
+    num_points = check_int("num_points", num_points, 4)
+    nu, t1, dt = _positive("nu", nu), _positive("t1", t1), _positive("dt", dt)
     grf = GaussianRandomField(num_points, zero_mean=True) if grf is None else grf
     if grf.shape != (num_points,) or grf.length != 1.0:
         raise ValueError(
@@ -147,11 +142,10 @@ def ks_trajectories(
     Returns:
         (num_trajectories, num_steps + 1, num_points), float32.
     """
-    n_traj = _check_count("num_trajectories", num_trajectories)
-    n_steps = _check_count("num_steps", num_steps)
-    save_every, dt = _check_positive("save_every", save_every), _check_positive("dt", dt)
-    if not (isinstance(spinup, int | float) and spinup >= 0):
-        raise ValueError(f"`spinup` must be >= 0, got {spinup!r}.")
+    n_traj = check_int("num_trajectories", num_trajectories)
+    n_steps = check_int("num_steps", num_steps)
+    save_every, dt = _positive("save_every", save_every), _positive("dt", dt)
+    check_positive("spinup", finite_float("spinup", spinup), allow_zero=True)
     model = dynamics.KuramotoSivashinsky(length=length, num_points=num_points)
     x = np.arange(num_points) * length / num_points
     modes = np.arange(1, 5)
@@ -212,9 +206,9 @@ def navier_stokes_trajectories(
     Returns:
         (num_trajectories, num_steps + 1, num_points, num_points), float32.
     """
-    n_traj = _check_count("num_trajectories", num_trajectories)
-    n_steps = _check_count("num_steps", num_steps)
-    save_every, dt = _check_positive("save_every", save_every), _check_positive("dt", dt)
+    n_traj = check_int("num_trajectories", num_trajectories)
+    n_steps = check_int("num_steps", num_steps)
+    save_every, dt = _positive("save_every", save_every), _positive("dt", dt)
     if grf is None:
         grf = GaussianRandomField(
             (num_points, num_points),
@@ -280,9 +274,9 @@ def lorenz96_trajectories(
     Returns:
         (num_trajectories, num_steps + 1, n), float32.
     """
-    n_traj = _check_count("num_trajectories", num_trajectories)
-    n_steps = _check_count("num_steps", num_steps)
-    save_every, dt = _check_positive("save_every", save_every), _check_positive("dt", dt)
+    n_traj = check_int("num_trajectories", num_trajectories)
+    n_steps = check_int("num_steps", num_steps)
+    save_every, dt = _positive("save_every", save_every), _positive("dt", dt)
     model = dynamics.Lorenz96(n=n, forcing=forcing)
     ts = jnp.asarray(_save_times(float(spinup), save_every, n_steps))
 

@@ -29,32 +29,48 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from diffrax._term import WrapTerm  # not exported; the wrapper every diffeqsolve term gets
 
 from ._phi import phi_functions
 from ._terms import SemilinearTerm
 
 
-def _semilinear(terms):
-    """The model inside diffrax's term wrappers, and the direction of integration.
+def _semilinear(terms) -> tuple:
+    """The model inside diffrax's term wrapper, and the direction of integration.
 
-    diffrax integrates t1 < t0 by solving in the reversed time s = -t, wrapping the term in
-    a `WrapTerm` with direction -1; physical time is then direction * s and the physical
-    step is direction * (s1 - s0).
+    `diffrax.diffeqsolve` wraps every term in a `WrapTerm` carrying the direction of
+    integration: t1 < t0 is solved in the reversed time s = -t, with direction -1; physical
+    time is then direction * s and the physical step is direction * (s1 - s0). (A solver
+    called directly gets the bare `SemilinearTerm`, direction 1.)
     """
-    direction = 1
-    while not isinstance(terms, SemilinearTerm):
-        if not hasattr(terms, "term"):
-            raise ValueError(f"ETDRK solvers need a SemilinearTerm, got {type(terms).__name__}.")
-        # diffrax's (private) WrapTerm carries the direction; other wrappers have none.
-        direction = direction * getattr(terms, "direction", 1)
-        terms = terms.term
-    return terms.dynamics, direction
+    if isinstance(terms, WrapTerm) and isinstance(terms.term, SemilinearTerm):
+        return terms.term.dynamics, terms.direction
+    if isinstance(terms, SemilinearTerm):
+        return terms.dynamics, 1
+    raise ValueError(f"ETDRK solvers need a SemilinearTerm, got {type(terms).__name__}.")
 
 
 def _same_step(h, h0, t0, t1):
     eps = jnp.finfo(jnp.result_type(h)).eps
     scale = jnp.maximum(jnp.maximum(jnp.abs(t0), jnp.abs(t1)), jnp.abs(h0))
     return jnp.abs(h - h0) <= 8 * eps * scale
+
+
+def _third_order_pieces(lin, h) -> tuple:
+    """e^{hL/2}, (h/2) phi_1(hL/2), e^{hL}, h phi_1, h (phi_1 - 3 phi_2 + 4 phi_3),
+    h (phi_2 - 2 phi_3), h (4 phi_3 - phi_2) (phi at hL): the coefficients ETDRK3 and ETDRK4
+    are made of."""
+    e2, p1_half = phi_functions(0.5 * h * lin, 1)
+    e, p1, p2, p3 = phi_functions(h * lin, 3)
+    return (
+        e2,
+        0.5 * h * p1_half,
+        e,
+        h * p1,
+        h * (p1 - 3 * p2 + 4 * p3),
+        h * (p2 - 2 * p3),
+        h * (4 * p3 - p2),
+    )
 
 
 class AbstractETDRK(diffrax.AbstractSolver):
@@ -153,17 +169,8 @@ class ETDRK3(AbstractETDRK):
         return 3
 
     def coefficients(self, lin, h):
-        e2, p1_half = phi_functions(0.5 * h * lin, 1)
-        e, p1, p2, p3 = phi_functions(h * lin, 3)
-        return (
-            e2,
-            0.5 * h * p1_half,
-            e,
-            h * p1,
-            h * (p1 - 3 * p2 + 4 * p3),
-            h * 4 * (p2 - 2 * p3),
-            h * (4 * p3 - p2),
-        )
+        e2, q, e, hp1, f1, g, f3 = _third_order_pieces(lin, h)
+        return e2, q, e, hp1, f1, 4 * g, f3
 
     def spectral_step(self, dyn, t0, h, u, args, coeffs):
         e2, q, e, hp1, f1, f2, f3 = coeffs
@@ -184,16 +191,8 @@ class ETDRK4(AbstractETDRK):
         return 4
 
     def coefficients(self, lin, h):
-        e2, p1_half = phi_functions(0.5 * h * lin, 1)
-        e, p1, p2, p3 = phi_functions(h * lin, 3)
-        return (
-            e2,
-            0.5 * h * p1_half,
-            e,
-            h * (p1 - 3 * p2 + 4 * p3),
-            h * 2 * (p2 - 2 * p3),
-            h * (4 * p3 - p2),
-        )
+        e2, q, e, _, f1, g, f3 = _third_order_pieces(lin, h)
+        return e2, q, e, f1, 2 * g, f3
 
     def spectral_step(self, dyn, t0, h, u, args, coeffs):
         e2, q, e, f1, f2, f3 = coeffs

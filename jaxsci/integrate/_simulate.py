@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from .._checks import check_finite, check_positive, concrete, is_concrete
 from .._custom_types import Array, Bool, Float, Int, Key, PyTree
 from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
 from ._etdrk import ETDRK4, AbstractETDRK, _same_step
@@ -98,26 +99,15 @@ def make_terms(dynamics, solver, t0, t1, dt0, key, y_struct):
     return diffrax.MultiTerm(drift, noise)
 
 
-def _is_concrete(x):
-    try:
-        np.asarray(x)
-        return True
-    except jax.errors.TracerArrayConversionError:
-        return False
-    except jax.errors.ConcretizationTypeError:
-        return False
-
-
 def _check_ts(ts):
     ts = jnp.asarray(ts)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise ValueError(f"`ts` must be a 1-D array of save times, got shape {ts.shape}.")
-    if _is_concrete(ts):
-        t = np.asarray(ts)
-        if not np.all(np.isfinite(t)):
-            raise ValueError("`ts` contains non-finite values.")
-        if np.any(np.diff(t) <= 0):
-            raise ValueError("`ts` must be strictly increasing.")
+    check_finite("ts", ts)
+    t = concrete(ts)
+    if t is not None and np.any(np.diff(t) <= 0):
+        got = t.tolist() if t.size <= 8 else f"{t.size} times"
+        raise ValueError(f"`ts` must be strictly increasing, got {got}.")
     return ts
 
 
@@ -225,8 +215,8 @@ def simulate(
         t0 = ts[0]
     t_end = ts[-1]
     solver = default_solver(dynamics) if solver is None else solver
-    if dt0 is not None and _is_concrete(dt0) and not float(dt0) > 0:
-        raise ValueError(f"`dt0` must be positive, got {dt0}.")
+    if dt0 is not None:
+        check_positive("dt0", dt0)
 
     if saveat is None:
         saveat = diffrax.SaveAt(ts=ts)
@@ -246,7 +236,7 @@ def simulate(
             raise ValueError(
                 f"`dt0` is required for the fixed-step solver {type(solver).__name__}."
             )
-        elif _is_concrete(ts) and _is_concrete(t0) and _is_concrete(t_end) and _is_concrete(dt0):
+        elif is_concrete(ts) and is_concrete(t0) and is_concrete(t_end) and is_concrete(dt0):
             # (under jit even a closed-over `ts` gives traced `ts[0]`/`ts[-1]`: the branch
             # below, built with NumPy, is for eager calls; traced times take constant steps)
             grid = _step_grid(t0, t_end, dt0, ts, np.dtype(ts.dtype))
