@@ -46,7 +46,7 @@ class LBFGSResult(NamedTuple):
 
     x: the final point; value, grad: the objective and its gradient there.
     num_steps: accepted iterations; num_evals: value-and-gradient evaluations.
-    converged: |grad| <= gtol at x.
+    converged: the objective is finite and |grad| <= gtol at x.
     stalled: the line search found no decrease in `max_backtracks` halvings (at float
         resolution near an optimum, or the objective is not finite around x).
     """
@@ -183,6 +183,6 @@ def minimize_lbfgs(
         grad=c.grad,
         num_steps=c.num_steps,
         num_evals=c.num_evals,
-        converged=jnp.linalg.norm(c.grad) <= gtol,
+        converged=jnp.isfinite(c.value) & (jnp.linalg.norm(c.grad) <= gtol),
         stalled=c.stalled,
     )
