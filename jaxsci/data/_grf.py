@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_positive, finite_float
-from .._custom_types import Array, Float, Key
+from .._custom_types import Array, ArrayLike, Float, Key
 from ..spectral import PeriodicGrid
 
 
@@ -95,7 +95,7 @@ class GaussianRandomField(eqx.Module):
             keep &= sum(np.abs(k) for k in ks) > 0
         return np.where(keep, lam, 0.0)
 
-    def covariance(self, displacement: Float[Array, "... d"]) -> np.ndarray:
+    def covariance(self, displacement: Float[ArrayLike, "... d"]) -> Float[np.ndarray, "..."]:
         """C(r) = length^{-d} sum_k lambda_k cos(kappa . r) over the modes that are sampled
         (a direct sum, for tests and plots)."""
         r = np.asarray(displacement, dtype=np.float64)

@@ -63,7 +63,7 @@ def _pair_sum(ensemble):
 
 
 def crps_ensemble(
-    ensemble: Float[Array, "M ..."], obs: Float[ArrayLike, "..."]
+    ensemble: Float[ArrayLike, "M ..."], obs: Float[ArrayLike, "..."]
 ) -> Float[Array, "..."]:
     r"""CRPS of the empirical distribution of an ensemble, elementwise.
 
@@ -81,7 +81,9 @@ def crps_ensemble(
     return _abs_dev(ensemble, obs) - _pair_sum(ensemble) / (2.0 * m * m)
 
 
-def crps_fair(ensemble: Float[Array, "M ..."], obs: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
+def crps_fair(
+    ensemble: Float[ArrayLike, "M ..."], obs: Float[ArrayLike, "..."]
+) -> Float[Array, "..."]:
     r"""Fair (unbiased) ensemble CRPS, elementwise (Ferro 2014; Zamo & Naveau 2018).
 
         fCRPS(x, y) = (1/M) sum_i |x_i - y| - 1/(2 M (M - 1)) sum_{i != j} |x_i - x_j|.
@@ -96,7 +98,7 @@ def crps_fair(ensemble: Float[Array, "M ..."], obs: Float[ArrayLike, "..."]) -> 
 
 
 def crps_almost_fair(
-    ensemble: Float[Array, "M ..."], obs: Float[ArrayLike, "..."], alpha: float = 0.95
+    ensemble: Float[ArrayLike, "M ..."], obs: Float[ArrayLike, "..."], alpha: float = 0.95
 ) -> Float[Array, "..."]:
     r"""Almost-fair CRPS of AIFS-CRPS (Lang et al. 2024, arXiv:2412.15832), elementwise.
 
@@ -139,7 +141,7 @@ def _safe_norm(diff):
 
 
 def energy_score(
-    ensemble: Float[Array, "M ..."], obs: Float[ArrayLike, "..."], *, fair: bool = False
+    ensemble: Float[ArrayLike, "M ..."], obs: Float[ArrayLike, "..."], *, fair: bool = False
 ) -> Float[Array, ""]:
     r"""Energy score of an ensemble for a vector observation (Gneiting & Raftery 2007, eq. 22).
 
