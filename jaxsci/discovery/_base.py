@@ -10,7 +10,7 @@ conditioning of G and make thresholds depend on units.
 """
 
 import abc
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -199,6 +199,17 @@ def _fit_design(regression, design, target, key):
 
 
 @eqx.filter_jit
+def hyperparameter(value: Any) -> Array:
+    """A regression hyperparameter as a scalar float array field (so a `vmap` over a sweep of
+    values works)."""
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def optional_hyperparameter(value: Any) -> Array | None:
+    """`hyperparameter`, with None kept (a default chosen at fit time)."""
+    return None if value is None else hyperparameter(value)
+
+
 def fit_normal_jit(regression, ne, key):
     """`regression.fit_normal(ne, key)` in one compiled call (jittable methods)."""
     return regression.fit_normal(ne, key)

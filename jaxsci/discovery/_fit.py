@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_choice, check_finite, check_int, check_positive
 from .._custom_types import Array, Bool, Float, Key
 from ..dynamics import AbstractSemilinear
 from ._base import (
@@ -145,10 +146,8 @@ def fit_model_error(
             f"`regression` must be an AbstractSparseRegression (RVM, STLSQ, ...), got "
             f"{type(regression).__name__}."
         )
-    if design not in DESIGNS:
-        raise ValueError(f"`design` must be one of {DESIGNS}, got {design!r}.")
-    if int(refinements) < 0:
-        raise ValueError(f"`refinements` must be >= 0, got {refinements}.")
+    check_choice("design", design, DESIGNS)
+    refinements = check_int("refinements", refinements, minimum=0)
     starts = jnp.asarray(starts)
     ends = jnp.asarray(ends, dtype=starts.dtype)
     if starts.ndim != 2 or ends.shape != starts.shape:
@@ -161,11 +160,9 @@ def fit_model_error(
             f"{starts.shape[0]} state pairs of dimension {starts.shape[1]} give fewer samples "
             f"({starts.shape[0] * starts.shape[1]}) than library terms ({library.num_terms})."
         )
-    for name, arr in (("starts", starts), ("ends", ends)):
-        if not np.all(np.isfinite(np.asarray(arr))):
-            raise ValueError(f"`{name}` contains non-finite values (NaN or inf).")
-    if not float(interval) > 0:
-        raise ValueError(f"`interval` must be positive, got {interval}.")
+    check_finite("starts", starts)
+    check_finite("ends", ends)
+    check_positive("interval", interval)
     interval = float(interval)
     corrected = CorrectedModel(model, library, coefficients)
     xi = corrected.coefficients
@@ -180,8 +177,7 @@ def fit_model_error(
             raise ValueError(
                 f"`design_states` has shape {design_states.shape}, wanted {starts.shape}."
             )
-        if not np.all(np.isfinite(np.asarray(design_states))):
-            raise ValueError("`design_states` contains non-finite values (NaN or inf).")
+        check_finite("design_states", design_states)
     where = starts if design_states is None else design_states
 
     # every term must be finite on the states (a non-finite column would also poison the

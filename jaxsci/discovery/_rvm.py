@@ -33,8 +33,16 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._custom_types import Key
-from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, rescale
+from .._checks import check_int, check_positive, check_range
+from .._custom_types import Array, Float, Key
+from ._base import (
+    AbstractSparseRegression,
+    NormalEquations,
+    SparseRegressionResult,
+    hyperparameter,
+    optional_hyperparameter,
+    rescale,
+)
 
 
 class _State(eqx.Module):
@@ -112,20 +120,22 @@ class RVM(AbstractSparseRegression):
             100 eps of the dtype (1.2e-5 in float32, 2.2e-14 in float64). Noise-free data
             then sit on the floor, which is what makes exact-data fits well posed.
         normalize: rescale columns and target to unit RMS before fitting (recommended).
+
+    `tolerance` and `noise_floor` are array fields (a `vmap` over them works).
     """
 
+    tolerance: Float[Array, ""] = eqx.field(default=1e-4, converter=hyperparameter)
+    noise_floor: Float[Array, ""] | None = eqx.field(
+        default=None, converter=optional_hyperparameter
+    )
     max_iterations: int = eqx.field(static=True, default=500)
-    tolerance: float = eqx.field(static=True, default=1e-4)
-    noise_floor: float | None = eqx.field(static=True, default=None)
     normalize: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
-        if int(self.max_iterations) < 1:
-            raise ValueError(f"`max_iterations` must be >= 1, got {self.max_iterations}.")
-        if not float(self.tolerance) > 0:
-            raise ValueError(f"`tolerance` must be positive, got {self.tolerance}.")
-        if self.noise_floor is not None and not 0 < float(self.noise_floor) < 1:
-            raise ValueError(f"`noise_floor` must be in (0, 1), got {self.noise_floor}.")
+        check_int("max_iterations", self.max_iterations)
+        check_positive("tolerance", self.tolerance)
+        if self.noise_floor is not None:
+            check_range("noise_floor", self.noise_floor, 0.0, 1.0, lower_open=True, upper_open=True)
 
     def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
         del key

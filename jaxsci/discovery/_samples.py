@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_ndim, check_positive, check_shape
 from .._custom_types import Array, Float
 from ..integrate import AbstractETDRK, Flow, default_step_solver
 from ._corrected import CorrectedModel
@@ -45,16 +46,14 @@ from ._library import SpectralLibrary
 
 def _check_states(states, name="states"):
     states = jnp.asarray(states)
-    if states.ndim != 2 or states.shape[0] < 2:
-        raise ValueError(
-            f"`{name}` must be (time, dim) with at least two times, got shape {states.shape}."
-        )
+    check_ndim(name, states, 2, "(time, dim)")
+    if states.shape[0] < 2:
+        raise ValueError(f"`{name}` must have at least two times, got shape {states.shape}.")
     return states
 
 
 def _check_interval(interval):
-    if not float(interval) > 0:
-        raise ValueError(f"`interval` must be positive, got {interval}.")
+    check_positive("interval", interval)
     return float(interval)
 
 
@@ -93,8 +92,7 @@ def instantaneous_design(
 ) -> Float[Array, "time dim term"]:
     """theta(x_k) for every state: the library evaluated on each snapshot (MEDIDA's design)."""
     states = jnp.asarray(states)
-    if states.ndim != 2:
-        raise ValueError(f"`states` must be (time, dim), got shape {states.shape}.")
+    check_ndim("states", states, 2, "(time, dim)")
     return _library_on(library, states)
 
 
@@ -188,16 +186,13 @@ def integrated_design(
     if not isinstance(model, CorrectedModel):
         raise TypeError(f"`model` must be a CorrectedModel, got {type(model).__name__}.")
     states = jnp.asarray(states)
-    if states.ndim != 2:
-        raise ValueError(f"`states` must be (time, dim), got shape {states.shape}.")
+    check_ndim("states", states, 2, "(time, dim)")
     interval = _check_interval(interval)
-    if not float(dt) > 0:
-        raise ValueError(f"`dt` must be positive, got {dt}.")
+    check_positive("dt", dt)
     if times is None:
         times = jnp.zeros(states.shape[0], dtype=states.dtype)
     times = jnp.asarray(times, dtype=states.dtype)
-    if times.shape != (states.shape[0],):
-        raise ValueError(f"`times` has shape {times.shape}, wanted ({states.shape[0]},).")
+    check_shape("times", times, (states.shape[0],))
     batch = int(max(1, min(batch_size, states.shape[0])))
     pieces = []
     for i in range(0, states.shape[0], batch):

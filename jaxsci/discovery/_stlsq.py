@@ -11,8 +11,15 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._custom_types import Key
-from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, rescale
+from .._checks import check_int, check_positive
+from .._custom_types import Array, Float, Key
+from ._base import (
+    AbstractSparseRegression,
+    NormalEquations,
+    SparseRegressionResult,
+    hyperparameter,
+    rescale,
+)
 
 
 def _masked_solve(gram, moment, active, ridge):
@@ -48,20 +55,19 @@ class STLSQ(AbstractSparseRegression):
             PySINDy's STLSQ `alpha`; 0 is plain least squares.
         normalize: threshold in normalised units (recommended); False thresholds raw
             coefficients as in the original paper.
+
+    `threshold` and `ridge` are array fields: a `vmap` over thresholds fits a whole sweep.
     """
 
-    threshold: float = eqx.field(static=True, default=0.05)
+    threshold: Float[Array, ""] = eqx.field(default=0.05, converter=hyperparameter)
+    ridge: Float[Array, ""] = eqx.field(default=0.0, converter=hyperparameter)
     max_iterations: int = eqx.field(static=True, default=10)
-    ridge: float = eqx.field(static=True, default=0.0)
     normalize: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
-        if not float(self.threshold) >= 0:
-            raise ValueError(f"`threshold` must be >= 0, got {self.threshold}.")
-        if int(self.max_iterations) < 1:
-            raise ValueError(f"`max_iterations` must be >= 1, got {self.max_iterations}.")
-        if not float(self.ridge) >= 0:
-            raise ValueError(f"`ridge` must be >= 0, got {self.ridge}.")
+        check_positive("threshold", self.threshold, allow_zero=True)
+        check_int("max_iterations", self.max_iterations)
+        check_positive("ridge", self.ridge, allow_zero=True)
 
     def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
         del key

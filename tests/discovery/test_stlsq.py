@@ -61,3 +61,18 @@ def test_stlsq_jit_matches_eager():
     np.testing.assert_array_equal(eager.active, jitted.active)
     np.testing.assert_allclose(eager.coefficients, jitted.coefficients, rtol=1e-5)
     assert bool(eager.converged)
+
+
+def test_threshold_sweep_is_one_vmap():
+    # the threshold is an array field: a sweep is one vmapped fit, equal to one fit each
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(200, 5)), jnp.float32)
+    y = x @ jnp.asarray([1.0, 0.0, -0.5, 0.0, 0.01]) + 0.01 * jnp.asarray(rng.normal(size=200))
+    ne = normal_equations(x, y)
+    thresholds = jnp.asarray([0.0, 0.005, 0.05, 0.5])
+    swept = jax.vmap(lambda t: STLSQ(threshold=t).fit_normal(ne))(thresholds)
+    for i, t in enumerate(np.asarray(thresholds)):
+        one = STLSQ(threshold=float(t)).fit_normal(ne)
+        np.testing.assert_array_equal(np.asarray(swept.active[i]), np.asarray(one.active))
+        np.testing.assert_allclose(swept.coefficients[i], one.coefficients, rtol=1e-5, atol=1e-7)
+    assert [int(a.sum()) for a in np.asarray(swept.active)] == [5, 3, 2, 1]
