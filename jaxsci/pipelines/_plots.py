@@ -112,12 +112,15 @@ def plot_trajectory(
     return [_save(_ode(name, ts, ys, labels, heading), run_dir / "timeseries.png", dpi)]
 
 
+def _space_axis(model, size: int) -> tuple[np.ndarray, str, bool]:
+    """(positions, label, is a field): the grid of a 1-D spectral model, else site numbers."""
+    if isinstance(model, dynamics.AbstractSemilinear) and model.grid.ndim == 1:
+        return model.grid.coordinates()[0], "x", True
+    return np.arange(size), "site i", False
+
+
 def _field_1d(model, ts, ys, heading) -> Figure:
-    field = isinstance(model, dynamics.AbstractSemilinear) and model.grid.ndim == 1
-    if field:
-        xs, xlabel = model.grid.coordinates()[0], "x"
-    else:
-        xs, xlabel = np.arange(ys.shape[1]), "site i"
+    xs, xlabel, field = _space_axis(model, ys.shape[1])
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax = fig.add_subplot()
     _hovmoller(ax, ts, xs, ys, xlabel, "$u(x, t)$" if field else "$x_i(t)$", fig)
@@ -339,11 +342,8 @@ def _rmse_spread(series, metrics, burn_in, noise_std, heading) -> Figure:
 
 def _assimilation_hovmoller(model, window, heading) -> Figure:
     ts, truth, mean = window["times"], window["truth"], window["mean_a"]
-    grid = getattr(model, "grid", None)
-    if grid is not None:
-        xs, xlabel, symbol = np.asarray(grid), "x", "u"
-    else:
-        xs, xlabel, symbol = np.arange(truth.shape[1]), "site i", "x_i"
+    xs, xlabel, field = _space_axis(model, truth.shape[1])
+    symbol = "u" if field else "x_i"
     finite = np.isfinite(mean)
     both = np.concatenate([truth.ravel(), mean[finite]])
     scale = _field_norm(both)

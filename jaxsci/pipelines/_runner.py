@@ -10,6 +10,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
+import numpy as np
 import yaml
 
 from ._registry import PIPELINES, Pipeline
@@ -154,7 +156,7 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
+    if isinstance(value, np.ndarray | np.generic | jax.Array):
         return _jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
