@@ -1,0 +1,168 @@
+"""The abstract observation model y = h(x) + r, r ~ N(0, R), and its noise covariance."""
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import check_finite, check_positive, is_concrete
+from .._custom_types import Array, Float, Key
+
+
+def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
+    """(R, L, L^{-1}, diagonal) of `GaussianNoise`."""
+    if noise_cov is not None and noise_std is not None:
+        raise ValueError("give at most one of `noise_cov` and `noise_std`, got both.")
+    is_std = noise_std is not None
+    name = "noise_std" if is_std else "noise_cov"
+    value = noise_std if is_std else (1.0 if noise_cov is None else noise_cov)
+    shape = tuple(np.shape(value))
+    dtype = jnp.result_type(float)
+    concrete = is_concrete(value)
+    xp: Any = np if concrete else jnp
+    if len(shape) > (1 if is_std else 2):
+        want = f"a scalar or shape ({obs_dim},)" + ("" if is_std else f" or ({obs_dim}, {obs_dim})")
+        raise ValueError(f"`{name}` has shape {shape}, expected {want}.")
+    if len(shape) <= 1:
+        if shape not in ((), (obs_dim,)):
+            raise ValueError(
+                f"`{name}` has shape {shape}; a diagonal covariance needs shape ({obs_dim},)."
+            )
+        check_positive(name, value)
+        v = xp.broadcast_to(xp.asarray(value, dtype=np.float64 if concrete else dtype), (obs_dim,))
+        std = v if is_std else xp.sqrt(v)
+        cov = v**2 if is_std else v
+        mats = (xp.diag(cov), xp.diag(std), xp.diag(1.0 / std))
+        return (*(jnp.asarray(m, dtype=dtype) for m in mats), True)
+    if shape != (obs_dim, obs_dim):
+        raise ValueError(f"`{name}` has shape {shape}, expected ({obs_dim}, {obs_dim}).")
+    if not concrete:
+        cov = jnp.asarray(value, dtype=dtype)
+        chol = jnp.linalg.cholesky(cov)
+        eye = jnp.eye(obs_dim, dtype=dtype)
+        inv_chol = jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+        return cov, chol, inv_chol, False
+    cov = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-12):
+        raise ValueError(f"`{name}` must be a finite symmetric matrix.")
+    try:
+        chol = np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError as err:
+        raise ValueError(
+            f"`{name}` is not positive-definite (its Cholesky factorisation failed)."
+        ) from err
+    diagonal = bool(np.count_nonzero(cov - np.diag(np.diag(cov))) == 0)
+    mats = (cov, chol, np.linalg.inv(chol))
+    return (*(jnp.asarray(m, dtype=dtype) for m in mats), diagonal)
+
+
+class GaussianNoise(eqx.Module):
+    """Observation error r ~ N(0, R): R (`cov`), its lower Cholesky factor L (`chol`,
+    R = L L^T), L^{-1} (`inv_chol`, the whitening map) and whether R is `diagonal`.
+
+    R is given by at most one of `noise_cov` (a scalar s: R = s I; a vector: diagonal R; an
+    (obs, obs) symmetric positive-definite matrix) and `noise_std` (a scalar or an (obs,)
+    vector of standard deviations: L = diag(noise_std)); neither gives R = I. Concrete
+    values are checked (a ValueError names the argument) and factored in float64 with NumPy;
+    traced values (a `vmap` over noise levels) are factored with JAX, unchecked. The
+    matrices have the default float dtype.
+
+    Arguments:
+        obs_dim: the number of observed values.
+        noise_cov: R, as above.
+        noise_std: instead of `noise_cov`, the standard deviation(s).
+    """
+
+    cov: Float[Array, "obs obs"]
+    chol: Float[Array, "obs obs"]
+    inv_chol: Float[Array, "obs obs"]
+    diagonal: bool = eqx.field(static=True)
+
+    def __init__(self, obs_dim: int, noise_cov: Any = None, *, noise_std: Any = None):
+        self.cov, self.chol, self.inv_chol, self.diagonal = _factor(obs_dim, noise_cov, noise_std)
+
+
+class AbstractObservation(eqx.Module):
+    """An observation model y = h(x) + r with Gaussian error r ~ N(0, R).
+
+    Concrete classes hold `noise` (a `GaussianNoise`: R, its Cholesky factor L and L^{-1},
+    read as `noise_cov`, `noise_chol`, `noise_inv_chol`), `state_dim` and `locations`
+    (positions of the observations on the model grid, for localisation; None when the
+    observation has no position), and implement `__call__(x) -> h(x)` on one state. One type
+    serves the filters (`jaxsci.filters`) and posterior sampling with a diffusion prior
+    (`jaxsci.diffusion`).
+    """
+
+    noise: eqx.AbstractVar[GaussianNoise]
+    state_dim: eqx.AbstractVar[int]
+    locations: eqx.AbstractVar[Float[Array, " obs"] | None]
+
+    @abc.abstractmethod
+    def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
+        """The noise-free observation h(x) of one state."""
+
+    @property
+    def obs_dim(self) -> int:
+        """The number of observed values."""
+        return self.noise.cov.shape[0]
+
+    @property
+    def noise_cov(self) -> Float[Array, "obs obs"]:
+        """R."""
+        return self.noise.cov
+
+    @property
+    def noise_chol(self) -> Float[Array, "obs obs"]:
+        """L, the lower Cholesky factor of R."""
+        return self.noise.chol
+
+    @property
+    def noise_inv_chol(self) -> Float[Array, "obs obs"]:
+        """L^{-1}, the whitening map."""
+        return self.noise.inv_chol
+
+    @property
+    def diagonal(self) -> bool:
+        """Whether R is diagonal."""
+        return self.noise.diagonal
+
+    def whiten(self, v: Float[Array, "*batch obs"]) -> Float[Array, "*batch obs"]:
+        """L^{-1} v along the last axis: whitened residuals have identity error covariance."""
+        if self.diagonal:
+            return v * jnp.diag(self.noise_inv_chol)
+        return v @ self.noise_inv_chol.T
+
+    def log_det_noise_cov(self) -> Float[Array, ""]:
+        """log det R."""
+        return 2.0 * jnp.sum(jnp.log(jnp.diag(self.noise_chol)))
+
+    def sample(self, key: Key, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
+        """A noisy observation h(x) + L z, z ~ N(0, I)."""
+        z = jax.random.normal(key, (self.obs_dim,), dtype=x.dtype)
+        return self(x) + self.noise_chol.astype(x.dtype) @ z
+
+    def log_likelihood(self, y: Float[Array, " obs"], x: Float[Array, " dim"]) -> Float[Array, ""]:
+        """log N(y; h(x), R)."""
+        r = self.whiten(y - self(x))
+        p = self.obs_dim
+        return -0.5 * (jnp.sum(r**2) + self.log_det_noise_cov() + p * jnp.log(2 * jnp.pi))
+
+    def check_state(self, x: Any, name: str = "ensemble") -> None:
+        """Raise a ValueError naming `name` if the last axis of `x` is not `state_dim`."""
+        if jnp.ndim(x) < 1 or jnp.shape(x)[-1] != self.state_dim:
+            raise ValueError(
+                f"`{name}` has shape {tuple(jnp.shape(x))}, but the observation operator expects "
+                f"states of dimension {self.state_dim} on the last axis."
+            )
+
+    def check_observation(self, y: Any, name: str = "y_obs") -> None:
+        """Raise a ValueError naming `name` on a wrong last dimension or non-finite values."""
+        if jnp.ndim(y) < 1 or jnp.shape(y)[-1] != self.obs_dim:
+            raise ValueError(
+                f"`{name}` has shape {tuple(jnp.shape(y))}, but the observation operator has "
+                f"obs dimension {self.obs_dim} (last axis)."
+            )
+        check_finite(name, y)

@@ -1,0 +1,57 @@
+"""Observing a subset of the state variables: h(x) = x[indices]."""
+
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import check_int
+from .._custom_types import Array, Float, Int
+from ._base import AbstractObservation, GaussianNoise
+
+
+class IndexObservation(AbstractObservation):
+    """h(x) = x[indices]: observe a subset of state variables (all of them by default).
+
+    `locations` are the indices themselves, so LETKF can localise on a 1-D grid.
+
+    Arguments:
+        state_dim: dimension of the state.
+        indices: observed indices (default: all).
+        noise_cov: R as a scalar, a vector (diagonal) or a full matrix.
+        noise_std: instead of `noise_cov`, the error standard deviation(s). Neither: R = I.
+    """
+
+    indices: Int[Array, " obs"]
+    noise: GaussianNoise
+    state_dim: int = eqx.field(static=True)
+    locations: Float[Array, " obs"]
+
+    def __init__(
+        self, state_dim: int, indices: Any = None, noise_cov: Any = None, *, noise_std: Any = None
+    ):
+        state_dim = check_int("state_dim", state_dim, 1)
+        idx = np.arange(state_dim) if indices is None else np.asarray(indices, dtype=np.int64)
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= state_dim:
+            raise ValueError(
+                f"`indices` must be a non-empty 1-D array of integers in [0, {state_dim}), "
+                f"got {idx.tolist()}."
+            )
+        self.indices = jnp.asarray(idx, dtype=jnp.int32)
+        self.noise = GaussianNoise(idx.size, noise_cov, noise_std=noise_std)
+        self.state_dim = state_dim
+        self.locations = jnp.asarray(idx, dtype=jnp.result_type(float))
+
+    def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
+        return x[self.indices]
+
+
+def every_kth(
+    state_dim: int, k: int, noise_cov: Any = None, offset: int = 0, *, noise_std: Any = None
+) -> IndexObservation:
+    """Observe every `k`-th state variable starting at `offset`."""
+    k = check_int("k", k, 1)
+    offset = check_int("offset", offset, 0)
+    indices = np.arange(offset, check_int("state_dim", state_dim, 1), k)
+    return IndexObservation(state_dim, indices, noise_cov, noise_std=noise_std)

@@ -1,0 +1,49 @@
+"""A nonlinear observation h(x) = fn(x) given by a user callable."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from .._checks import check_int
+from .._custom_types import Array, ArrayLike, Float
+from ._base import AbstractObservation, GaussianNoise
+
+
+class NonlinearObservation(AbstractObservation):
+    """h(x) = fn(x) for a user callable (e.g. x**2, |x|, a radiative transfer model).
+
+    Arguments:
+        fn: maps one state of shape (state_dim,) to (obs_dim,); must be jax-traceable.
+        state_dim, obs_dim: dimensions.
+        noise_cov: R as a scalar, a vector (diagonal) or a full matrix.
+        noise_std: instead of `noise_cov`, the error standard deviation(s). Neither: R = I.
+        locations: optional positions of the observations (for LETKF).
+    """
+
+    fn: Callable = eqx.field(static=True)
+    noise: GaussianNoise
+    state_dim: int = eqx.field(static=True)
+    locations: Float[Array, " obs"] | None
+
+    def __init__(
+        self,
+        fn: Callable,
+        state_dim: int,
+        obs_dim: int,
+        noise_cov: Any = None,
+        locations: Float[ArrayLike, " obs"] | None = None,
+        *,
+        noise_std: Any = None,
+    ):
+        if not callable(fn):
+            raise TypeError(f"`fn` must be a callable x -> h(x), got {type(fn).__name__}.")
+        self.fn = fn
+        self.noise = GaussianNoise(check_int("obs_dim", obs_dim, 1), noise_cov, noise_std=noise_std)
+        self.state_dim = check_int("state_dim", state_dim, 1)
+        dtype = jnp.result_type(float)
+        self.locations = None if locations is None else jnp.asarray(locations, dtype=dtype)
+
+    def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
+        return self.fn(x)

@@ -1,0 +1,135 @@
+"""Observation models: one registry (index, matrix, matrix-free, nonlinear), the noise
+arguments, the Gram matrix, log-likelihoods against SciPy-style references, named errors."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsci import observations as O
+
+DIM = 5
+MATRIX = np.array(
+    [[1.0, 0.5, 0.0, 0.0, -1.0], [0.0, 2.0, 0.0, 1.0, 0.0], [0.3, 0.0, 0.0, 0.0, 1.0]]
+)
+COV = np.array([[0.5, 0.1, 0.0], [0.1, 1.0, 0.2], [0.0, 0.2, 0.8]])
+
+
+def _matrix_free(x):
+    return jnp.asarray(MATRIX, dtype=x.dtype) @ x
+
+
+OBSERVATIONS = {
+    "index": lambda: O.IndexObservation(DIM, [0, 2, 4], noise_cov=[0.5, 1.0, 2.0]),
+    "every_kth": lambda: O.every_kth(DIM, 2, noise_std=0.7),
+    "matrix": lambda: O.LinearObservation(MATRIX, noise_cov=COV, locations=[0.0, 1.0, 4.0]),
+    "matrix-free": lambda: O.LinearObservation(_matrix_free, COV, dim=DIM),
+    "nonlinear": lambda: O.NonlinearObservation(lambda x: x[:3] ** 2, DIM, 3, noise_std=0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(OBSERVATIONS))
+def test_contract(name):
+    o = OBSERVATIONS[name]()
+    assert isinstance(o, O.AbstractObservation) and o.state_dim == DIM
+    x = jnp.linspace(-1.0, 1.0, DIM)
+    hx = o(x)
+    assert hx.shape == (o.obs_dim,) and hx.dtype == x.dtype
+    r = o.noise_cov
+    np.testing.assert_allclose(o.noise_chol @ o.noise_chol.T, r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(o.noise_inv_chol @ o.noise_chol, np.eye(o.obs_dim), atol=1e-5)
+    y = hx + 0.3
+    ref = jax.scipy.stats.multivariate_normal.logpdf(y, hx, r)
+    np.testing.assert_allclose(o.log_likelihood(y, x), ref, rtol=1e-5)
+    np.testing.assert_allclose(O.gaussian_log_density(y - hx, o.noise_chol), ref, rtol=1e-5)
+    np.testing.assert_allclose(eqx.filter_jit(o.log_likelihood)(y, x), ref, rtol=1e-5)
+    xs = jnp.stack([x, 2 * x, -x])
+    np.testing.assert_allclose(jax.vmap(o)(xs)[1], o(2 * x), rtol=1e-6)
+    ys = O.synthetic_observations(jax.random.key(0), o, xs)
+    assert ys.shape == (3, o.obs_dim) and bool(jnp.all(jnp.isfinite(ys)))
+    g = jax.grad(o.log_likelihood, argnums=1)(y, x)
+    assert bool(jnp.all(jnp.isfinite(g)))
+
+
+def test_matrix_free_equals_matrix(x64):
+    """A linear callable with `dim` is the same observation model as its matrix: h(x), the
+    Gram matrix H H^T (from the columns H e_j), `matrix()` and the likelihood."""
+    dense = O.LinearObservation(MATRIX, noise_std=[0.5, 1.0, 0.8])
+    free = O.LinearObservation(_matrix_free, noise_std=[0.5, 1.0, 0.8], dim=DIM)
+    x = jnp.arange(DIM, dtype=jnp.float64)
+    np.testing.assert_allclose(free(x), dense(x), rtol=1e-14)
+    np.testing.assert_allclose(free.gram, MATRIX @ MATRIX.T, rtol=1e-14)
+    np.testing.assert_allclose(dense.gram, MATRIX @ MATRIX.T, rtol=1e-14)
+    np.testing.assert_allclose(free.matrix(), MATRIX, rtol=1e-14)
+    np.testing.assert_array_equal(dense.matrix(), MATRIX)
+    y = jnp.array([0.1, -0.2, 0.3])
+    np.testing.assert_allclose(free.log_likelihood(y, x), dense.log_likelihood(y, x), rtol=1e-14)
+
+
+def test_noise_arguments(x64):
+    """noise_std s is noise_cov s^2 (scalar or per observation); a full covariance keeps its
+    correlations; neither gives R = I; a diagonal R is flagged `diagonal`."""
+    by_std = O.IndexObservation(4, noise_std=[0.5, 1.0, 2.0, 3.0])
+    by_cov = O.IndexObservation(4, noise_cov=[0.25, 1.0, 4.0, 9.0])
+    for a, b in zip(
+        (by_std.noise_cov, by_std.noise_chol, by_std.noise_inv_chol),
+        (by_cov.noise_cov, by_cov.noise_chol, by_cov.noise_inv_chol),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-15)
+    assert by_std.diagonal and by_cov.diagonal
+    np.testing.assert_array_equal(O.IndexObservation(3).noise_cov, np.eye(3))
+    np.testing.assert_allclose(O.every_kth(6, 2, noise_std=0.5).noise_chol, 0.5 * np.eye(3))
+    full = O.LinearObservation(MATRIX, noise_cov=COV)
+    assert not full.diagonal
+    np.testing.assert_allclose(full.noise_chol, np.linalg.cholesky(COV), rtol=1e-14)
+    assert O.LinearObservation(MATRIX, noise_cov=np.diag([1.0, 2.0, 3.0])).diagonal
+
+
+def test_noise_is_sweepable_under_vmap():
+    """A traced noise level (a vmapped sweep) gives the same model as concrete values."""
+    stds = jnp.array([0.5, 1.0, 2.0])
+    x, y = jnp.ones(DIM), jnp.zeros(3)
+
+    def loglik(std):
+        return O.LinearObservation(MATRIX, noise_std=std).log_likelihood(y, x)
+
+    def loglik_cov(cov):
+        return O.LinearObservation(MATRIX, noise_cov=cov).log_likelihood(y, x)
+
+    swept = jax.vmap(loglik)(stds)
+    swept_cov = jax.vmap(loglik_cov)(jnp.stack([s**2 * jnp.asarray(COV) for s in stds]))
+    for i, s in enumerate(np.asarray(stds)):
+        np.testing.assert_allclose(swept[i], loglik(float(s)), rtol=1e-5)
+        np.testing.assert_allclose(swept_cov[i], loglik_cov(s**2 * COV), rtol=1e-5)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="noise_cov"):
+        O.LinearObservation(np.eye(2), noise_cov=[[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError, match="noise_cov"):
+        O.IndexObservation(3, noise_cov=[1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="noise_std"):
+        O.IndexObservation(3, noise_std=-1.0)
+    with pytest.raises(ValueError, match="noise_std"):
+        O.IndexObservation(3, noise_std=np.eye(3))
+    with pytest.raises(ValueError, match="at most one"):
+        O.IndexObservation(3, noise_cov=1.0, noise_std=1.0)
+    with pytest.raises(ValueError, match="dim"):
+        O.LinearObservation(_matrix_free)
+    with pytest.raises(ValueError, match="dim"):
+        O.LinearObservation(MATRIX, dim=4)
+    with pytest.raises(ValueError, match="operator"):
+        O.LinearObservation(_matrix_free, dim=4)  # (3, 5) @ (4,) fails
+    with pytest.raises(ValueError, match="operator"):
+        O.LinearObservation(np.ones(3))
+    with pytest.raises(ValueError, match="k"):
+        O.every_kth(6, 0)
+    with pytest.raises(TypeError, match="state_dim"):
+        O.IndexObservation(4.5)
+    o = O.IndexObservation(4, [0, 2])
+    with pytest.raises(ValueError, match="y_obs"):
+        o.check_observation(jnp.array([0.0, jnp.nan]))
+    with pytest.raises(ValueError, match="truth"):
+        O.synthetic_observations(jax.random.key(0), o, jnp.zeros((3, 5)))
