@@ -91,11 +91,11 @@ def main():
         class NoAnalysis(F.AbstractEnsembleFilter):
             draw: bool = eqx.field(static=True, default=False)
 
-            def analysis(self, key, ensemble, y_obs, obs_op):
+            def update(self, key, ensemble, y_obs, obs_op):
                 if self.draw:
                     z = jax.random.normal(key, ensemble.shape, dtype=ensemble.dtype)
-                    return ensemble + 1e-3 * (z - z.mean(axis=0)), {}
-                return ensemble, {}
+                    return ensemble + 1e-3 * (z - z.mean(axis=0))
+                return ensemble
 
         obs_op = F.IndexObservation(40, noise_cov=1.0)
         cycles = 1400

@@ -151,7 +151,7 @@ def main():
             l63_hmm,
             args.l63_cycles,
             lambda: da.PartFilt(N=100, NER=0.3, reg=2.4),
-            lambda: F.BootstrapPF("systematic", 0.3, reg=2.4),
+            lambda: F.BootstrapPF(F.systematic, 0.3, reg=2.4),
             100,
             "L63",
         ),

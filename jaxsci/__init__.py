@@ -10,6 +10,8 @@ from . import (
     integrate as integrate,
     losses as losses,
     nn as nn,
+    observations as observations,
+    smc as smc,
     spectral as spectral,
     train as train,
 )

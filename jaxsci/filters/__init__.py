@@ -1,5 +1,28 @@
-"""Data assimilation: observation models, the EnKF family, LETKF, particle filters, Kalman."""
+"""Data assimilation: the EnKF family, LETKF, particle filters, Kalman, and the drivers.
 
+Every filter is an `AbstractFilter` over one `FilterState` (ensemble, log-weights). The
+observation models come from `jaxsci.observations`, the weighted-particle layer (resampling,
+ESS, the SMC step) from `jaxsci.smc`; both are re-exported here.
+"""
+
+from ..observations import (
+    AbstractObservation as AbstractObservation,
+    IndexObservation as IndexObservation,
+    LinearObservation as LinearObservation,
+    NonlinearObservation as NonlinearObservation,
+    every_kth as every_kth,
+    synthetic_observations as synthetic_observations,
+)
+from ..smc import (
+    Resampler as Resampler,
+    SoftResampler as SoftResampler,
+    StopGradientResampler as StopGradientResampler,
+    effective_sample_size as effective_sample_size,
+    multinomial as multinomial,
+    residual as residual,
+    stratified as stratified,
+    systematic as systematic,
+)
 from ._assimilate import (
     AssimilationResult as AssimilationResult,
     FilterResult as FilterResult,
@@ -8,8 +31,10 @@ from ._assimilate import (
 )
 from ._base import (
     AbstractEnsembleFilter as AbstractEnsembleFilter,
+    AbstractFilter as AbstractFilter,
     AbstractParticleFilter as AbstractParticleFilter,
-    ensemble_log_likelihood as ensemble_log_likelihood,
+    FilterInfo as FilterInfo,
+    FilterState as FilterState,
 )
 from ._ensemble_filters import (
     ETKF as ETKF,
@@ -18,7 +43,12 @@ from ._ensemble_filters import (
     SerialEnSRF as SerialEnSRF,
     random_mean_preserving_rotation as random_mean_preserving_rotation,
 )
-from ._inflation import RTPP as RTPP, RTPS as RTPS, Inflation as Inflation
+from ._inflation import (
+    RTPP as RTPP,
+    RTPS as RTPS,
+    AbstractRelaxation as AbstractRelaxation,
+    Inflation as Inflation,
+)
 from ._kalman import (
     KalmanResult as KalmanResult,
     kalman_filter as kalman_filter,
@@ -27,20 +57,9 @@ from ._kalman import (
 from ._letkf import LETKF as LETKF
 from ._likelihood import log_likelihood as log_likelihood
 from ._localization import gaspari_cohn as gaspari_cohn
-from ._observations import (
-    AbstractObservation as AbstractObservation,
-    IndexObservation as IndexObservation,
-    LinearObservation as LinearObservation,
-    NonlinearObservation as NonlinearObservation,
-    every_kth as every_kth,
-    synthetic_observations as synthetic_observations,
-)
-from ._particle import BootstrapPF as BootstrapPF, particle_mean as particle_mean
-from ._resampling import (
-    RESAMPLING_SCHEMES as RESAMPLING_SCHEMES,
-    effective_sample_size as effective_sample_size,
-    multinomial as multinomial,
-    residual as residual,
-    stratified as stratified,
-    systematic as systematic,
+from ._particle import BootstrapPF as BootstrapPF
+from ._resampling import RESAMPLING_SCHEMES as RESAMPLING_SCHEMES
+from ._statistics import (
+    ensemble_log_likelihood as ensemble_log_likelihood,
+    particle_mean as particle_mean,
 )

@@ -6,18 +6,13 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.core import Tracer
 
-from .._custom_types import Array, Bool, Float, Key
-from ._base import (
-    AbstractEnsembleFilter,
-    AbstractParticleFilter,
-    check_ensemble,
-    ensemble_log_likelihood,
-)
-from ._observations import AbstractObservation, synthetic_observations
-from ._particle import particle_mean, unbiased_weighting
+from .._checks import check_finite, check_int, check_ndim, check_positive, finite_float
+from .._custom_types import Array, ArrayLike, Bool, Float, Key
+from ..integrate import Flow, rollout
+from ..observations import AbstractObservation, synthetic_observations
+from ._base import AbstractFilter, Ensemble, FilterState
+from ._statistics import check_ensemble
 
 # `flow(y, t0, t1)`: e.g. a `jaxsci.integrate.Flow`, or any jax-traceable model step.
 FlowFn = Callable[[Float[Array, " dim"], float, float], Float[Array, " dim"]]
@@ -28,14 +23,17 @@ class FilterResult(eqx.Module):
 
     Attributes:
         mean_f, mean_a: forecast and analysis (weighted) ensemble means, (K, dim).
-        spread_f, spread_a: sqrt of the state-averaged ensemble variance (ddof 1), (K,).
-        log_likelihood: log p(y_k | y_{1:k-1}): the Gaussian ensemble estimate
-            log N(y_k; mean h(E_f), Y Y^T/(N-1) + R) for ensemble Kalman filters, the particle
-            estimate log sum_i w_i p(y_k | x_i) for particle filters, (K,).
+        spread_f, spread_a: sqrt of the state-averaged ensemble variance (ddof 1; the
+            unbiased weighted variance for particle filters), (K,).
+        log_likelihood: log p(y_k | y_{1:k-1}) as the filter estimates it (`FilterInfo`):
+            the Gaussian ensemble estimate log N(y_k; mean h(E_f), Y Y^T/(N-1) + R) for
+            ensemble Kalman filters, the particle estimate log sum_i w_i p(y_k | x_i) for
+            particle filters; NaN when not computed, (K,).
         ess: effective sample size before resampling (N for ensemble Kalman filters), (K,).
         finite: whether every analysis member is finite, (K,).
         ensembles: analysis ensembles (K, N, dim) when asked for, else None.
-        log_weights: particle log-weights (K, N) when ensembles are stored for a PF, else None.
+        log_weights: their log-weights (K, N) (uniform for ensemble Kalman filters) when
+            ensembles are stored, else None.
     """
 
     mean_f: Float[Array, "time dim"]
@@ -49,97 +47,59 @@ class FilterResult(eqx.Module):
     log_weights: Float[Array, "time ens"] | None
 
 
-def _window_map(flow, length):
+def _window_map(flow: FlowFn, length: float) -> Callable:
     """`(y, t0) -> flow(y, t0, t0 + length)`; a `jaxsci.integrate.Flow` supplies a faster map
     for a window length fixed at trace time (`Flow.window`)."""
-    window = getattr(flow, "window", None)
-    if callable(window):
-        return window(length)
+    if isinstance(flow, Flow):
+        return flow.window(length)
     return lambda y, t0: flow(y, t0, t0 + length)
 
 
-def _weighted_stats(ens, log_w):
-    # the weighted mean, and the spread from the unbiased weighted variance (the cloud's
-    # unweighted spread when the weights are degenerate, instead of 0/0)
-    cw, ub = unbiased_weighting(jax.nn.softmax(log_w))
-    var = ub * (cw @ (ens - cw @ ens) ** 2)
-    return particle_mean(ens, log_w), jnp.sqrt(jnp.mean(var))
-
-
-def _plain_stats(ens, log_w):
-    return jnp.mean(ens, axis=0), jnp.sqrt(jnp.mean(jnp.var(ens, axis=0, ddof=1)))
-
-
-def _run_filter(
-    key,
-    flow,
-    obs_op,
-    filter,
-    initial_ensemble,
-    observations,
-    t0,
-    dt,
-    process_noise_chol,
-    store_ensembles,
-    compute_likelihood=True,
-):
-    n = initial_ensemble.shape[0]
-    is_pf = isinstance(filter, AbstractParticleFilter)
-    dtype = initial_ensemble.dtype
+def _run_filter(key, flow, obs_op, filter, ensemble, ys, t0, dt, noise_chol, store, likelihood):
+    """`run_filter` after its checks (positional, for `eqx.filter_jit` and `assimilate`)."""
+    dtype = ensemble.dtype
     forecast = jax.vmap(_window_map(flow, dt), in_axes=(0, None))
-    uniform = jnp.full((n,), -jnp.log(n), dtype=dtype)
-    keys = jax.random.split(key, observations.shape[0])
-    noise_factor = None if process_noise_chol is None else process_noise_chol.T.astype(dtype)
+    keys = jax.random.split(key, ys.shape[0])
+    noise_factor = None if noise_chol is None else noise_chol.T.astype(dtype)
 
-    def cycle(carry, xs):
-        ens, log_w = carry
+    def cycle(state: FilterState, xs):
         k, y, key_k = xs
-        ta = t0 + (k - 1) * dt
-        ens = forecast(ens, ta)
+        ens = forecast(state.ensemble, t0 + (k - 1) * dt)
         if noise_factor is not None:
             key_a, key_q = jax.random.split(key_k)
-            noise = jax.random.normal(key_q, ens.shape, dtype=dtype)
-            ens = ens + noise @ noise_factor
+            ens = ens + jax.random.normal(key_q, ens.shape, dtype=dtype) @ noise_factor
         else:
             key_a = key_k
-        stats = _weighted_stats if is_pf else _plain_stats
-        mean_f, spread_f = stats(ens, log_w)
-        if is_pf:
-            ens, log_w, info = filter.analysis(key_a, ens, log_w, y, obs_op)
-            loglik, ess = info["log_evidence"], info["ess"]
-        else:
-            if compute_likelihood:
-                loglik = ensemble_log_likelihood(ens, y, obs_op)
-            else:
-                loglik = jnp.asarray(jnp.nan, dtype=dtype)
-            ens, _ = filter.analysis(key_a, ens, y, obs_op)
-            ess = jnp.asarray(n, dtype=dtype)
-        mean_a, spread_a = stats(ens, log_w)
+        state = FilterState(ens, state.log_weights)
+        mean_f, spread_f = filter.statistics(state)
+        state, info = filter.analysis(key_a, state, y, obs_op)
+        mean_a, spread_a = filter.statistics(state)
+        nan = jnp.asarray(jnp.nan, dtype=dtype)
         out: dict[str, Any] = dict(
             mean_f=mean_f,
             mean_a=mean_a,
             spread_f=spread_f,
             spread_a=spread_a,
-            log_likelihood=loglik,
-            ess=ess,
-            finite=jnp.all(jnp.isfinite(ens)),
+            log_likelihood=info.log_likelihood if likelihood else nan,
+            ess=info.ess,
+            finite=jnp.all(jnp.isfinite(state.ensemble)),
+            ensembles=state.ensemble if store else None,
+            log_weights=state.log_weights if store else None,
         )
-        if store_ensembles:
-            out["ensembles"] = ens
-            out["log_weights"] = log_w if is_pf else None
-        return (ens, log_w), out
+        return state, out
 
-    steps = jnp.arange(1, observations.shape[0] + 1)
-    _, out = jax.lax.scan(cycle, (initial_ensemble, uniform), (steps, observations, keys))
-    out.setdefault("ensembles", None)
-    out.setdefault("log_weights", None)
+    steps = jnp.arange(1, ys.shape[0] + 1)
+    _, out = jax.lax.scan(cycle, filter.init(ensemble), (steps, ys, keys))
     return FilterResult(**out)
 
 
-def _check_filter(filter):
-    if not isinstance(filter, AbstractEnsembleFilter | AbstractParticleFilter):
-        raise ValueError(
-            f"`filter` must be an AbstractEnsembleFilter or AbstractParticleFilter, got "
+_run_filter_jit = eqx.filter_jit(_run_filter)
+
+
+def _check_filter(filter) -> None:
+    if not isinstance(filter, AbstractFilter):
+        raise TypeError(
+            f"`filter` must be an AbstractFilter (an ensemble Kalman or particle filter), got "
             f"{type(filter).__name__}."
         )
 
@@ -148,8 +108,8 @@ def run_filter(
     key: Key,
     flow: FlowFn,
     obs_op: AbstractObservation,
-    filter: AbstractEnsembleFilter | AbstractParticleFilter,
-    initial_ensemble: Float[Array, "ens dim"],
+    filter: AbstractFilter,
+    initial_ensemble: Ensemble,
     observations: Float[Array, "time obs"],
     *,
     t0: float = 0.0,
@@ -170,37 +130,22 @@ def run_filter(
         flow: the model step `flow(y, t0, t1)`.
         obs_op: the observation model.
         filter: an ensemble Kalman filter or a particle filter.
-        initial_ensemble: members at t0, (N >= 2, dim).
+        initial_ensemble: members at t0, (N >= 2, dim), equally weighted.
         observations: (K, obs).
         dt: time between observations.
         process_noise_chol: optional Cholesky factor of additive model noise per cycle.
-        store_ensembles: keep every analysis ensemble (memory K N dim).
-        compute_likelihood: compute the Gaussian ensemble log-likelihood per cycle (ensemble
-            Kalman filters; NaN when off). Particle filters always report theirs.
+        store_ensembles: keep every analysis ensemble and its log-weights (memory K N dim).
+        compute_likelihood: report the filter's per-cycle log-likelihood (`FilterInfo`;
+            NaN when off, and the ensemble Kalman filters' Gaussian likelihood is then not
+            computed).
     """
     _check_filter(filter)
     check_ensemble(initial_ensemble, obs_op, "initial_ensemble")
     obs_op.check_observation(observations, "observations")
-    if jnp.ndim(observations) != 2:
-        raise ValueError(f"`observations` must be (time, obs), got {jnp.shape(observations)}.")
-    if not float(dt) > 0:
-        raise ValueError(f"`dt` must be positive, got {dt}.")
-    return _run_filter_jit(
-        key,
-        flow,
-        obs_op,
-        filter,
-        initial_ensemble,
-        observations,
-        t0,
-        float(dt),
-        process_noise_chol,
-        bool(store_ensembles),
-        bool(compute_likelihood),
-    )
-
-
-_run_filter_jit = eqx.filter_jit(_run_filter)
+    check_ndim("observations", observations, 2, "(time, obs)")
+    check_positive("dt", dt)
+    options = (t0, float(dt), process_noise_chol, bool(store_ensembles), bool(compute_likelihood))
+    return _run_filter_jit(key, flow, obs_op, filter, initial_ensemble, observations, *options)
 
 
 class AssimilationResult(eqx.Module):
@@ -245,47 +190,17 @@ class AssimilationResult(eqx.Module):
         }
 
 
-def _assimilate(
-    key,
-    flow,
-    obs_op,
-    filter,
-    x0,
-    n_cycles,
-    dt,
-    ensemble_size,
-    init_std,
-    burn_in,
-    store_ensembles,
-    divergence_threshold,
-    process_noise_chol,
-    compute_likelihood,
-):
+def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *options):
+    """`assimilate` after its checks (positional, for `eqx.filter_jit`)."""
+    init_std, burn_in, store, divergence_threshold, noise_chol, likelihood = options
     key_obs, key_init, key_filter = jax.random.split(key, 3)
     dtype = x0.dtype
     times = (jnp.arange(1, n_cycles + 1) * dt).astype(dtype)
-
-    advance = _window_map(flow, dt)
-
-    def truth_step(x, k):
-        x = advance(x, (k - 1) * dt)
-        return x, x
-
-    _, truth = jax.lax.scan(truth_step, x0, jnp.arange(1, n_cycles + 1))
+    truth = rollout(flow, x0, n_cycles, dt=dt)
     ys = synthetic_observations(key_obs, obs_op, truth)
     init = x0 + init_std * jax.random.normal(key_init, (ensemble_size, x0.shape[0]), dtype=dtype)
     res = _run_filter(
-        key_filter,
-        flow,
-        obs_op,
-        filter,
-        init,
-        ys,
-        0.0,
-        dt,
-        process_noise_chol,
-        store_ensembles,
-        compute_likelihood,
+        key_filter, flow, obs_op, filter, init, ys, 0.0, dt, noise_chol, store, likelihood
     )
     rmse_f = jnp.sqrt(jnp.mean((res.mean_f - truth) ** 2, axis=-1))
     rmse_a = jnp.sqrt(jnp.mean((res.mean_a - truth) ** 2, axis=-1))
@@ -325,8 +240,8 @@ def assimilate(
     key: Key,
     flow: FlowFn,
     obs_op: AbstractObservation,
-    filter: AbstractEnsembleFilter | AbstractParticleFilter,
-    x0: Float[Array, " dim"],
+    filter: AbstractFilter,
+    x0: Float[ArrayLike, " dim"],
     *,
     n_cycles: int,
     dt: float,
@@ -341,9 +256,10 @@ def assimilate(
     """Twin experiment: truth run, synthetic observations, and the filter over them.
 
     The truth starts at `x0` (no observation at t = 0) and is advanced with `flow` over
-    `n_cycles` windows of length `dt`; y_k = h(x_k) + r_k. The initial ensemble is
-    N(x0, init_std^2 I) (DAPPER's Sakov & Oke 2008 setup uses init_std^2 = 0.001). Then
-    `run_filter`. Only means, spreads and scalars are stored unless `store_ensembles`.
+    `n_cycles` windows of length `dt` (`jaxsci.integrate.rollout`); y_k = h(x_k) + r_k. The
+    initial ensemble is N(x0, init_std^2 I) (DAPPER's Sakov & Oke 2008 setup uses
+    init_std^2 = 0.001). Then `run_filter`. Only means, spreads and scalars are stored unless
+    `store_ensembles`.
 
     Pure and jitted; `jax.vmap` it over keys (seeds) and over array fields of `filter`
     (e.g. `Inflation(ETKF(), factor)`) to run a whole sweep as one compiled call.
@@ -356,38 +272,32 @@ def assimilate(
         x0: initial truth.
         n_cycles, dt: number and length of assimilation windows.
         ensemble_size: members N (>= 2).
-        init_std: standard deviation of the initial ensemble around x0.
+        init_std: standard deviation (>= 0) of the initial ensemble around x0.
         burn_in: time before which cycles are left out of `rmse_a_mean` (t_k > burn_in kept).
         store_ensembles: also return all analysis ensembles.
-        divergence_threshold: rmse above which a run counts as diverged (default 2 x the
-            RMS observation-error standard deviation).
+        divergence_threshold: rmse (> 0) above which a run counts as diverged (default 2 x
+            the RMS observation-error standard deviation).
         process_noise_chol: optional additive model noise for the filter's forecast.
-        compute_likelihood: also compute the per-cycle Gaussian ensemble log-likelihood.
+        compute_likelihood: also compute the per-cycle log-likelihood.
     """
     _check_filter(filter)
     x0 = jnp.asarray(x0)
     obs_op.check_state(x0, "x0")
-    if not isinstance(x0, Tracer) and not np.all(np.isfinite(np.asarray(x0))):
-        raise ValueError("`x0` contains non-finite values (NaN or inf).")
-    if int(ensemble_size) < 2:
-        raise ValueError(f"`ensemble_size` must be at least 2, got {ensemble_size}.")
-    if int(n_cycles) < 1:
-        raise ValueError(f"`n_cycles` must be at least 1, got {n_cycles}.")
-    if not float(dt) > 0:
-        raise ValueError(f"`dt` must be positive, got {dt}.")
-    return _assimilate_jit(
-        key,
-        flow,
-        obs_op,
-        filter,
-        x0,
-        int(n_cycles),
-        float(dt),
-        int(ensemble_size),
+    check_finite("x0", x0)
+    ensemble_size = check_int("ensemble_size", ensemble_size, 2)
+    n_cycles = check_int("n_cycles", n_cycles, 1)
+    check_positive("dt", dt)
+    check_positive("init_std", init_std, allow_zero=True)
+    if divergence_threshold is not None:
+        check_positive("divergence_threshold", divergence_threshold)
+    options = (
         float(init_std),
-        float(burn_in),
+        finite_float("burn_in", burn_in),
         bool(store_ensembles),
         divergence_threshold,
         process_noise_chol,
         bool(compute_likelihood),
+    )
+    return _assimilate_jit(
+        key, flow, obs_op, filter, x0, n_cycles, float(dt), ensemble_size, *options
     )

@@ -1,142 +1,119 @@
-"""Abstract filters and the shared ensemble algebra (anomalies, whitening, likelihood)."""
+"""The filter state, the analysis info, and the abstract filters (ensemble and particle)."""
 
 import abc
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float, Key
-from ._observations import AbstractObservation
+from .._custom_types import Array, Bool, Float, Int, Key
+from ..observations import AbstractObservation
+from ._statistics import (
+    check_analysis_inputs,
+    ensemble_log_likelihood,
+    mean_and_spread,
+    weighted_mean_and_spread,
+)
+
+#: A forecast or analysis ensemble (members, state dimension) and one observation vector.
+Ensemble: TypeAlias = Float[Array, "ens dim"]
+ObsVector: TypeAlias = Float[Array, " obs"]
 
 
-def check_ensemble(ensemble, obs_op: AbstractObservation, name: str = "ensemble") -> None:
-    """Raise a ValueError naming `name` unless `ensemble` is (members >= 2, state_dim)."""
-    shape = tuple(jnp.shape(ensemble))
-    if len(shape) != 2:
-        raise ValueError(f"`{name}` must have shape (members, dim), got {shape}.")
-    if shape[0] < 2:
-        raise ValueError(
-            f"`{name}` has {shape[0]} member(s); ensemble filters need at least 2 (shape {shape})."
+class FilterState(NamedTuple):
+    """A weighted ensemble: the state of every filter between analyses.
+
+    Attributes:
+        ensemble: members or particles, (ens, dim).
+        log_weights: normalised log-weights (logsumexp = 0), (ens,); ensemble Kalman
+            filters keep them uniform (-log N).
+    """
+
+    ensemble: Float[Array, "ens dim"]
+    log_weights: Float[Array, " ens"]
+
+
+class FilterInfo(NamedTuple):
+    """Diagnostics of one analysis.
+
+    Attributes:
+        log_likelihood: the filter's estimate of log p(y_k | y_{1:k-1}): the Gaussian
+            ensemble likelihood log N(y_k; mean h(E_f), Y Y^T/(N-1) + R) for ensemble Kalman
+            filters, the particle estimate log sum_i w_i p(y_k | x_i) for particle filters.
+        ess: the effective sample size before resampling (N for ensemble Kalman filters).
+        resampled: whether the particles were resampled (False for ensemble Kalman filters).
+        num_nonfinite: members whose log-weight was NaN and was set to -inf (particle filters).
+    """
+
+    log_likelihood: Float[Array, ""]
+    ess: Float[Array, ""]
+    resampled: Bool[Array, ""]
+    num_nonfinite: Int[Array, ""]
+
+
+class AbstractFilter(eqx.Module):
+    """A filter: `state = filter.init(ensemble)`, then per observation
+    `state, info = filter.analysis(key, state, y_obs, obs_op)` and
+    `mean, spread = filter.statistics(state)`.
+
+    The analysis acts on one `FilterState` and one observation vector (vmap outside for
+    batches of experiments). Filters never raise under jit: a failed analysis gives
+    non-finite members, which `assimilate` reports as divergence.
+    """
+
+    def init(self, ensemble: Float[Array, "ens dim"]) -> FilterState:
+        """The state of an initial ensemble: equal weights."""
+        n = ensemble.shape[0]
+        return FilterState(ensemble, jnp.full((n,), -jnp.log(n), dtype=ensemble.dtype))
+
+    @abc.abstractmethod
+    def analysis(
+        self, key: Key, state: FilterState, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> tuple[FilterState, FilterInfo]:
+        """Update a forecast state with the observation `y_obs`."""
+
+    @abc.abstractmethod
+    def statistics(self, state: FilterState) -> tuple[Float[Array, " dim"], Float[Array, ""]]:
+        """The state's mean and spread (sqrt of the variable-averaged variance)."""
+
+
+class AbstractEnsembleFilter(AbstractFilter):
+    """An ensemble Kalman-type filter: `update(key, ensemble, y_obs, obs_op) -> ensemble`
+    moves the (equally weighted) members; `analysis` wraps it with the input checks and the
+    Gaussian ensemble likelihood of the forecast (`ensemble_log_likelihood`; not computed
+    when unused under `jit`), and keeps the uniform weights.
+    """
+
+    @abc.abstractmethod
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
+        """The analysis ensemble of a forecast ensemble (members, dim) and `y_obs`."""
+
+    def analysis(
+        self, key: Key, state: FilterState, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> tuple[FilterState, FilterInfo]:
+        forecast = state.ensemble
+        check_analysis_inputs(forecast, y_obs, obs_op)
+        analysis = self.update(key, forecast, y_obs, obs_op)
+        info = FilterInfo(
+            log_likelihood=ensemble_log_likelihood(forecast, y_obs, obs_op),
+            ess=jnp.asarray(forecast.shape[0], dtype=forecast.dtype),
+            resampled=jnp.asarray(False),
+            num_nonfinite=jnp.zeros((), jnp.int32),
         )
-    obs_op.check_state(ensemble, name)
+        return FilterState(analysis, state.log_weights), info
+
+    def statistics(self, state: FilterState) -> tuple[Float[Array, " dim"], Float[Array, ""]]:
+        return mean_and_spread(state.ensemble)
 
 
-class EnsembleStats(NamedTuple):
-    """Forecast statistics in the form every ensemble analysis needs.
-
-    mean (dim), anomalies A = E - mean (members, dim), whitened observation anomalies
-    Yw = L^{-1}(h(E) - mean h(E)) (members, obs), whitened innovation dw = L^{-1}(y - mean h(E)),
+class AbstractParticleFilter(AbstractFilter):
+    """A weighted-particle filter (built on `jaxsci.smc`): `analysis` reweights and possibly
+    resamples; `log_weights` are normalised on output, `info.log_likelihood` is the log of
+    the incremental evidence estimate and `info.ess` the ESS before resampling. Statistics
+    are weighted: the weighted mean and the spread of the unbiased weighted variance.
     """
 
-    mean: Float[Array, " dim"]
-    anomalies: Float[Array, "ens dim"]
-    obs_anomalies: Float[Array, "ens obs"]
-    innovation: Float[Array, " obs"]
-
-
-def ensemble_stats(ensemble, y_obs, obs_op: AbstractObservation) -> EnsembleStats:
-    """Means, anomalies and whitened observation-space quantities of a forecast ensemble."""
-    mean = jnp.mean(ensemble, axis=0)
-    hx = jax.vmap(obs_op)(ensemble)
-    hmean = jnp.mean(hx, axis=0)
-    return EnsembleStats(
-        mean=mean,
-        anomalies=ensemble - mean,
-        obs_anomalies=obs_op.whiten(hx - hmean),
-        innovation=obs_op.whiten(y_obs - hmean),
-    )
-
-
-def use_ensemble_space(yw: Float[Array, "ens obs"]) -> bool:
-    """Work with N x N systems when the ensemble is no larger than the number of observations
-    (P x P systems otherwise); a static choice on shapes, as DAPPER makes it."""
-    return yw.shape[0] <= yw.shape[1]
-
-
-def gram_cholesky_ens(yw: Float[Array, "ens obs"]) -> Float[Array, "ens ens"]:
-    """Lower Cholesky factor of Yw Yw^T + (N-1) I (ensemble space)."""
-    n = yw.shape[0]
-    return jnp.linalg.cholesky(yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype))
-
-
-def gram_cholesky_obs(yw: Float[Array, "ens obs"]) -> Float[Array, "obs obs"]:
-    """Lower Cholesky factor of Yw^T Yw + (N-1) I (observation space)."""
-    n, p = yw.shape
-    return jnp.linalg.cholesky(yw.T @ yw + (n - 1) * jnp.eye(p, dtype=yw.dtype))
-
-
-def ensemble_log_likelihood(
-    ensemble: Float[Array, "ens dim"], y_obs: Float[Array, " obs"], obs_op: AbstractObservation
-) -> Float[Array, ""]:
-    r"""Gaussian log-likelihood log N(y; h̄, Y Y^T/(N-1) + R) of one observation under a forecast
-    ensemble, computed in ensemble space.
-
-    With whitened anomalies Yw (N x P) and innovation d, S_w = I + Yw^T Yw/(N-1). The matrix
-    determinant lemma gives log det S_w = log det(I_N + Yw Yw^T/(N-1)) and Woodbury gives
-    d^T S_w^{-1} d = d^T d - d^T Yw^T (Yw Yw^T + (N-1) I)^{-1} Yw d, so the cost is O(N^2 P)
-    instead of O(P^3) (when N <= P; otherwise S_w is factored directly).
-    log det S = log det S_w + log det R.
-    """
-    s = ensemble_stats(ensemble, y_obs, obs_op)
-    n = ensemble.shape[0]
-    yw, d = s.obs_anomalies, s.innovation
-    p = obs_op.obs_dim
-    if use_ensemble_space(yw):
-        chol = gram_cholesky_ens(yw)
-        u = jax.scipy.linalg.solve_triangular(chol, yw @ d, lower=True)
-        maha = jnp.sum(d**2) - jnp.sum(u**2)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - n * jnp.log(n - 1.0)
-    else:  # fewer observations than members: factor (N-1) S_w = Yw^T Yw + (N-1) I
-        chol = gram_cholesky_obs(yw)
-        u = jax.scipy.linalg.solve_triangular(chol, d, lower=True)
-        maha = (n - 1.0) * jnp.sum(u**2)
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(chol))) - p * jnp.log(n - 1.0)
-    return -0.5 * (maha + logdet + obs_op.log_det_noise_cov() + p * jnp.log(2 * jnp.pi))
-
-
-class AbstractEnsembleFilter(eqx.Module):
-    """An ensemble analysis step: `analysis(key, ensemble, y_obs, obs_op) -> (ensemble, info)`.
-
-    Ensembles are (members, dim) arrays; the analysis acts on one ensemble and one observation
-    vector (vmap outside for batches of experiments). `info` is a dict of arrays (possibly
-    empty). Filters never raise under jit: a failed analysis gives non-finite members, which
-    `assimilate` reports as divergence.
-    """
-
-    @abc.abstractmethod
-    def analysis(
-        self,
-        key: Key,
-        ensemble: Float[Array, "ens dim"],
-        y_obs: Float[Array, " obs"],
-        obs_op: AbstractObservation,
-    ) -> tuple[Float[Array, "ens dim"], dict]:
-        """Update a forecast ensemble with the observation `y_obs`."""
-
-
-class AbstractParticleFilter(eqx.Module):
-    """A weighted-particle analysis step on log-weights:
-    `analysis(key, particles, log_weights, y_obs, obs_op) -> (particles, log_weights, info)`.
-
-    `log_weights` are normalised (logsumexp = 0) on output; `info` holds at least `ess`
-    (effective sample size before resampling) and `log_evidence` (the log of the incremental
-    marginal likelihood estimate p(y_k | y_{1:k-1})).
-    """
-
-    @abc.abstractmethod
-    def analysis(
-        self,
-        key: Key,
-        particles: Float[Array, "ens dim"],
-        log_weights: Float[Array, " ens"],
-        y_obs: Float[Array, " obs"],
-        obs_op: AbstractObservation,
-    ) -> tuple[Float[Array, "ens dim"], Float[Array, " ens"], dict]:
-        """Reweight (and possibly resample) particles with the observation `y_obs`."""
-
-
-def check_analysis_inputs(ensemble, y_obs, obs_op) -> None:
-    check_ensemble(ensemble, obs_op)
-    obs_op.check_observation(y_obs)
+    def statistics(self, state: FilterState) -> tuple[Float[Array, " dim"], Float[Array, ""]]:
+        return weighted_mean_and_spread(state.ensemble, state.log_weights)

@@ -18,15 +18,9 @@ import jax.scipy.linalg as jsl
 import numpy as np
 
 from .._custom_types import Array, Float, Key
-from ._base import (
-    AbstractEnsembleFilter,
-    check_analysis_inputs,
-    ensemble_stats,
-    gram_cholesky_ens,
-    gram_cholesky_obs,
-    use_ensemble_space,
-)
-from ._observations import AbstractObservation
+from ..observations import AbstractObservation
+from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
+from ._statistics import ensemble_stats, gram_cholesky_ens, gram_cholesky_obs, use_ensemble_space
 
 
 def _cho_solve_ens(yw: Float[Array, "ens obs"], rhs: Float[Array, "ens k"]):
@@ -168,8 +162,9 @@ class EnKF(AbstractEnsembleFilter):
     K = A^T Yw (Yw^T Yw + (N-1) I)^{-1} L^{-1}, written in ensemble space.
     """
 
-    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
-        check_analysis_inputs(ensemble, y_obs, obs_op)
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
         n = ensemble.shape[0]
         s = ensemble_stats(ensemble, y_obs, obs_op)
         z = jax.random.normal(key, (n, obs_op.obs_dim), dtype=ensemble.dtype)
@@ -178,8 +173,8 @@ class EnKF(AbstractEnsembleFilter):
         innov = s.innovation[None, :] - s.obs_anomalies + z
         yw, a = s.obs_anomalies, s.anomalies
         if use_ensemble_space(yw):
-            return ensemble + _cho_solve_ens(yw, yw @ innov.T).T @ a, {}
-        return ensemble + innov @ _cho_solve_obs(yw, yw.T @ a), {}
+            return ensemble + _cho_solve_ens(yw, yw @ innov.T).T @ a
+        return ensemble + innov @ _cho_solve_obs(yw, yw.T @ a)
 
 
 class ETKF(AbstractEnsembleFilter):
@@ -194,8 +189,9 @@ class ETKF(AbstractEnsembleFilter):
 
     rotate: bool = eqx.field(static=True, default=False)
 
-    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
-        check_analysis_inputs(ensemble, y_obs, obs_op)
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
         s = ensemble_stats(ensemble, y_obs, obs_op)
         yw, a = s.obs_anomalies, s.anomalies
         if use_ensemble_space(yw):
@@ -206,7 +202,7 @@ class ETKF(AbstractEnsembleFilter):
         if self.rotate:
             q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
             anomalies = q @ anomalies
-        return s.mean + w @ s.anomalies + anomalies, {}
+        return s.mean + w @ s.anomalies + anomalies
 
 
 class DEnKF(AbstractEnsembleFilter):
@@ -215,20 +211,21 @@ class DEnKF(AbstractEnsembleFilter):
     that needs only a linear solve (so it differentiates smoothly).
     """
 
-    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
-        check_analysis_inputs(ensemble, y_obs, obs_op)
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        yw, a = s.obs_anomalies, s.anomalies
+        yw, a, dw = s.obs_anomalies, s.anomalies, s.innovation
         if use_ensemble_space(yw):
-            rhs = jnp.concatenate([(yw @ s.innovation)[:, None], yw @ yw.T], axis=1)
+            rhs = jnp.concatenate([(yw @ dw)[:, None], yw @ yw.T], axis=1)
             sol = _cho_solve_ens(yw, rhs)
             mean = s.mean + sol[:, 0] @ a
             anomalies = a - 0.5 * sol[:, 1:].T @ a
         else:
             gain_t = _cho_solve_obs(yw, yw.T @ a)  # K_w^T, (obs, dim)
-            mean = s.mean + s.innovation @ gain_t
+            mean = s.mean + dw @ gain_t
             anomalies = a - 0.5 * yw @ gain_t
-        return mean + anomalies, {}
+        return mean + anomalies
 
 
 class SerialEnSRF(AbstractEnsembleFilter):
@@ -241,8 +238,9 @@ class SerialEnSRF(AbstractEnsembleFilter):
     Z -= alpha Yw_j k^T with alpha = 1 / (1 + sqrt(1/(s+1))). Equals the ETKF for linear h.
     """
 
-    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
-        check_analysis_inputs(ensemble, y_obs, obs_op)
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
         n, m = ensemble.shape
         s = ensemble_stats(ensemble, y_obs, obs_op)
         y_w = obs_op.whiten(y_obs)
@@ -261,4 +259,4 @@ class SerialEnSRF(AbstractEnsembleFilter):
             return (mean, z), None
 
         (mean, z), _ = jax.lax.scan(body, (mean0, z0), jnp.arange(obs_op.obs_dim))
-        return mean[:m] + z[:, :m], {}
+        return mean[:m] + z[:, :m]

@@ -1,61 +1,88 @@
-"""Covariance inflation and relaxation, as wrappers around any ensemble analysis."""
+"""Covariance inflation and relaxation, as wrappers around any ensemble update."""
 
+import abc
+
+import equinox as eqx
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float
-from ._base import AbstractEnsembleFilter
+from .._checks import check_positive, check_probability
+from .._custom_types import Key, Scalar
+from ..observations import AbstractObservation
+from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
 
 
-class Inflation(AbstractEnsembleFilter):
+def _as_float(x) -> Scalar:
+    return jnp.asarray(x, dtype=jnp.result_type(float))
+
+
+class AbstractRelaxation(AbstractEnsembleFilter):
+    """A wrapper that runs `filter`'s update, then adjusts its analysis anomalies with
+    `relax(forecast, analysis)`. Its parameters are array fields, so sweeps vmap over them."""
+
+    filter: eqx.AbstractVar[AbstractEnsembleFilter]
+
+    def __check_init__(self):
+        if not isinstance(self.filter, AbstractEnsembleFilter):
+            raise TypeError(
+                "`filter` must be an AbstractEnsembleFilter (e.g. EnKF()), got "
+                f"{type(self.filter).__name__}."
+            )
+
+    @abc.abstractmethod
+    def relax(self, forecast: Ensemble, analysis: Ensemble) -> Ensemble:
+        """The adjusted analysis ensemble."""
+
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
+        return self.relax(ensemble, self.filter.update(key, ensemble, y_obs, obs_op))
+
+
+class Inflation(AbstractRelaxation):
     """Multiplicative inflation of the analysis anomalies: A_a <- `factor` * A_a (DAPPER's
-    `infl`, Anderson & Anderson 1999). `factor` is an array field, so sweeps vmap over it."""
+    `infl`, Anderson & Anderson 1999), `factor` finite and > 0."""
 
     filter: AbstractEnsembleFilter
-    factor: Float[Array, ""]
+    factor: Scalar = eqx.field(default=1.0, converter=_as_float)
 
-    def __init__(self, filter: AbstractEnsembleFilter, factor=1.0):
-        self.filter = filter
-        self.factor = jnp.asarray(factor, dtype=jnp.result_type(float))
+    def __check_init__(self):
+        check_positive("factor", self.factor)
 
-    def analysis(self, key, ensemble, y_obs, obs_op):
-        ens, info = self.filter.analysis(key, ensemble, y_obs, obs_op)
-        mean = jnp.mean(ens, axis=0)
-        return mean + self.factor.astype(ens.dtype) * (ens - mean), info
+    def relax(self, forecast: Ensemble, analysis: Ensemble) -> Ensemble:
+        mean = jnp.mean(analysis, axis=0)
+        return mean + self.factor.astype(analysis.dtype) * (analysis - mean)
 
 
-class RTPS(AbstractEnsembleFilter):
+class RTPS(AbstractRelaxation):
     """Relaxation to prior spread (Whitaker & Hamill 2012): per variable,
-    A_a <- A_a * (1 + alpha (sigma_f - sigma_a) / sigma_a)."""
+    A_a <- A_a * (1 + alpha (sigma_f - sigma_a) / sigma_a), `alpha` in [0, 1]."""
 
     filter: AbstractEnsembleFilter
-    alpha: Float[Array, ""]
+    alpha: Scalar = eqx.field(default=0.5, converter=_as_float)
 
-    def __init__(self, filter: AbstractEnsembleFilter, alpha=0.5):
-        self.filter = filter
-        self.alpha = jnp.asarray(alpha, dtype=jnp.result_type(float))
+    def __check_init__(self):
+        check_probability("alpha", self.alpha)
 
-    def analysis(self, key, ensemble, y_obs, obs_op):
-        ens, info = self.filter.analysis(key, ensemble, y_obs, obs_op)
-        mean = jnp.mean(ens, axis=0)
-        sig_f = jnp.std(ensemble, axis=0, ddof=1)
-        sig_a = jnp.std(ens, axis=0, ddof=1)
-        scale = 1.0 + self.alpha.astype(ens.dtype) * (sig_f - sig_a) / sig_a
-        return mean + (ens - mean) * scale, info
+    def relax(self, forecast: Ensemble, analysis: Ensemble) -> Ensemble:
+        sig_f = jnp.std(forecast, axis=0, ddof=1)
+        sig_a = jnp.std(analysis, axis=0, ddof=1)
+        scale = 1.0 + self.alpha.astype(analysis.dtype) * (sig_f - sig_a) / sig_a
+        mean = jnp.mean(analysis, axis=0)
+        return mean + (analysis - mean) * scale
 
 
-class RTPP(AbstractEnsembleFilter):
-    """Relaxation to prior perturbations (Zhang et al. 2004): A_a <- (1-alpha) A_a + alpha A_f."""
+class RTPP(AbstractRelaxation):
+    """Relaxation to prior perturbations (Zhang et al. 2004): A_a <- (1-alpha) A_a + alpha A_f,
+    `alpha` in [0, 1]."""
 
     filter: AbstractEnsembleFilter
-    alpha: Float[Array, ""]
+    alpha: Scalar = eqx.field(default=0.5, converter=_as_float)
 
-    def __init__(self, filter: AbstractEnsembleFilter, alpha=0.5):
-        self.filter = filter
-        self.alpha = jnp.asarray(alpha, dtype=jnp.result_type(float))
+    def __check_init__(self):
+        check_probability("alpha", self.alpha)
 
-    def analysis(self, key, ensemble, y_obs, obs_op):
-        ens, info = self.filter.analysis(key, ensemble, y_obs, obs_op)
-        mean = jnp.mean(ens, axis=0)
-        a = self.alpha.astype(ens.dtype)
-        prior = ensemble - jnp.mean(ensemble, axis=0)
-        return mean + (1 - a) * (ens - mean) + a * prior, info
+    def relax(self, forecast: Ensemble, analysis: Ensemble) -> Ensemble:
+        a = self.alpha.astype(analysis.dtype)
+        prior = forecast - jnp.mean(forecast, axis=0)
+        mean = jnp.mean(analysis, axis=0)
+        return mean + (1 - a) * (analysis - mean) + a * prior

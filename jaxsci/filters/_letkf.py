@@ -5,11 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, Int
-from ._base import AbstractEnsembleFilter, check_analysis_inputs, ensemble_stats
+from .._custom_types import Array, Float, Int, Key
+from ..observations import AbstractObservation
+from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
 from ._ensemble_filters import symmetric_sqrt_transform
 from ._localization import local_observations
-from ._observations import AbstractObservation
+from ._statistics import ensemble_stats
 
 
 class LETKF(AbstractEnsembleFilter):
@@ -75,8 +76,9 @@ class LETKF(AbstractEnsembleFilter):
             self.local_obs = jnp.asarray(idx)
         self.local_sqrt_taper = jnp.asarray(taper, dtype=jnp.result_type(float))
 
-    def analysis(self, key, ensemble, y_obs, obs_op: AbstractObservation):
-        check_analysis_inputs(ensemble, y_obs, obs_op)
+    def update(
+        self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
+    ) -> Ensemble:
         built = (self.local_sqrt_taper.shape[0], self.obs_dim)
         if built != (obs_op.state_dim, obs_op.obs_dim):
             raise ValueError(
@@ -97,4 +99,4 @@ class LETKF(AbstractEnsembleFilter):
         columns = jax.vmap(local, in_axes=(idx_axis, 0, 0, 1))(
             self.local_obs, taper, s.mean, s.anomalies
         )
-        return columns.T, {}
+        return columns.T

@@ -1,16 +1,16 @@
 """Filter-based log-likelihoods of observations, differentiable in the model's parameters."""
 
 from .._custom_types import Array, Float, Key
+from ..observations import AbstractObservation
 from ._assimilate import FlowFn, run_filter
-from ._base import AbstractEnsembleFilter, AbstractParticleFilter
-from ._observations import AbstractObservation
+from ._base import AbstractFilter
 
 
 def log_likelihood(
     key: Key,
     flow: FlowFn,
     obs_op: AbstractObservation,
-    filter: AbstractEnsembleFilter | AbstractParticleFilter,
+    filter: AbstractFilter,
     initial_ensemble: Float[Array, "ens dim"],
     observations: Float[Array, "time obs"],
     *,
@@ -26,7 +26,9 @@ def log_likelihood(
     unbiased evidence estimate. Differentiate with `eqx.filter_grad` with respect to the
     parameters inside `flow` (an `eqx.Module`, e.g. `jaxsci.integrate.Flow`), with the key
     fixed (common random numbers). Use a filter whose analysis is smooth (EnKF, DEnKF; ETKF
-    and LETKF differentiate through an eigendecomposition) or `BootstrapPF(differentiable=True)`.
+    and LETKF through their inverse square root) or a particle filter with
+    differentiable resampling (`BootstrapPF(differentiable=True)`, or a
+    `jaxsci.smc.SoftResampler`).
     """
     res = run_filter(
         key,

@@ -1,8 +1,8 @@
-"""Registry of every filter implementation, for the conformance suite."""
+"""Registry of every filter implementation (all `AbstractFilter`s), for the conformance suite."""
 
 import numpy as np
 
-from jaxsci import filters as F
+from jaxsci import filters as F, smc
 
 DIM = 8
 OBS_INDICES = np.arange(DIM)  # P = 8 >= N = 5: eigenvalues of the transforms are distinct
@@ -13,7 +13,8 @@ def obs_op():
     return F.IndexObservation(DIM, OBS_INDICES, noise_cov=np.linspace(0.5, 1.5, DIM))
 
 
-ENSEMBLE_FILTERS = {
+# name -> builder taking the observation operator (LETKF precomputes its tapers from it)
+FILTERS = {
     "EnKF": lambda o: F.EnKF(),
     "ETKF": lambda o: F.ETKF(),
     "ETKF-rot": lambda o: F.ETKF(rotate=True),
@@ -25,11 +26,9 @@ ENSEMBLE_FILTERS = {
     "Inflation(ETKF)": lambda o: F.Inflation(F.ETKF(), 1.05),
     "RTPS(EnKF)": lambda o: F.RTPS(F.EnKF(), 0.5),
     "RTPP(DEnKF)": lambda o: F.RTPP(F.DEnKF(), 0.5),
-}
-
-PARTICLE_FILTERS = {
-    "PF-systematic": F.BootstrapPF("systematic", 0.5, reg=1.0),
-    "PF-multinomial-always": F.BootstrapPF("multinomial", 1.0),
-    "PF-residual-diff": F.BootstrapPF("residual", 1.0, reg=0.5, differentiable=True),
-    "PF-stratified": F.BootstrapPF("stratified", 0.9),
+    "PF-systematic": lambda o: F.BootstrapPF(smc.systematic, 0.5, reg=1.0),
+    "PF-multinomial-always": lambda o: F.BootstrapPF(smc.multinomial, 1.0),
+    "PF-residual-diff": lambda o: F.BootstrapPF(smc.residual, 1.0, reg=0.5, differentiable=True),
+    "PF-stratified": lambda o: F.BootstrapPF(smc.stratified, 0.9),
+    "PF-soft": lambda o: F.BootstrapPF(smc.SoftResampler(smc.systematic, 0.5), 1.0),
 }

@@ -21,7 +21,8 @@ def test_outputs_and_rmse_definition():
     )
     k = KW["n_cycles"]
     assert res.truth.shape == (k, 12) and res.observations.shape == (k, 6)
-    assert res.filter.ensembles.shape == (k, 8, 12) and res.filter.log_weights is None
+    assert res.filter.ensembles.shape == (k, 8, 12) and res.filter.log_weights.shape == (k, 8)
+    np.testing.assert_allclose(res.filter.log_weights, np.full((k, 8), -np.log(8.0)), rtol=1e-6)
     np.testing.assert_allclose(res.filter.mean_a, res.filter.ensembles.mean(axis=1), atol=1e-5)
     # rmse_a: RMS over components at each analysis time, then the plain average over
     # analysis times after the burn-in (t_k = k dt > 0.5), not the root of an averaged MSE

@@ -23,9 +23,9 @@ def test_observation_dimension_mismatch():
     o = F.IndexObservation(4, [0, 2])
     ens = jnp.ones((5, 4)) + jnp.arange(5.0)[:, None]
     with pytest.raises(ValueError, match="y_obs"):
-        F.ETKF().analysis(jax.random.key(0), ens, jnp.zeros(3), o)
+        F.ETKF().analysis(jax.random.key(0), F.ETKF().init(ens), jnp.zeros(3), o)
     with pytest.raises(ValueError, match="ensemble"):
-        F.ETKF().analysis(jax.random.key(0), jnp.ones((5, 3)), jnp.zeros(2), o)
+        F.ETKF().analysis(jax.random.key(0), F.ETKF().init(jnp.ones((5, 3))), jnp.zeros(2), o)
     with pytest.raises(ValueError, match="observations"):
         F.run_filter(
             jax.random.key(0), lambda x, a, b: x, o, F.EnKF(), ens, jnp.zeros((3, 5)), dt=1.0
@@ -37,7 +37,7 @@ def test_observation_dimension_mismatch():
 def test_ensemble_size_below_two():
     o = F.IndexObservation(4)
     with pytest.raises(ValueError, match="ensemble"):
-        F.EnKF().analysis(jax.random.key(0), jnp.ones((1, 4)), jnp.zeros(4), o)
+        F.EnKF().analysis(jax.random.key(0), F.EnKF().init(jnp.ones((1, 4))), jnp.zeros(4), o)
     with pytest.raises(ValueError, match="ensemble_size"):
         F.assimilate(
             jax.random.key(0),
@@ -56,7 +56,7 @@ def test_nan_observations():
     ens = jax.random.normal(jax.random.key(0), (5, 4))
     y = jnp.array([0.0, jnp.nan, 1.0, 2.0])
     with pytest.raises(ValueError, match="y_obs"):
-        F.ETKF().analysis(jax.random.key(0), ens, y, o)
+        F.ETKF().analysis(jax.random.key(0), F.ETKF().init(ens), y, o)
     with pytest.raises(ValueError, match="observations"):
         F.run_filter(jax.random.key(0), lambda x, a, b: x, o, F.EnKF(), ens, y[None], dt=1.0)
 
@@ -106,3 +106,53 @@ def test_filter_divergence_is_flagged():
     assert bool(res.diverged), float(res.rmse_a_mean)
     assert float(res.rmse_a_mean) > 2.0
     assert bool(jnp.any(res.diverged_cycles))
+
+
+def test_hyperparameters_are_checked_by_name():
+    """Inflation finite and > 0, relaxation factors and the ESS threshold in [0, 1], jitter and
+    initial spread >= 0; resampling is a function or a resampler, not a string."""
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="factor"):
+            F.Inflation(F.ETKF(), bad)
+    for wrapper in (F.RTPS, F.RTPP):
+        for bad in (-0.1, 1.5, np.nan):
+            with pytest.raises(ValueError, match="alpha"):
+                wrapper(F.EnKF(), bad)
+    with pytest.raises(TypeError, match="filter"):
+        F.Inflation(F.BootstrapPF(), 1.1)
+    with pytest.raises(ValueError, match="ess_threshold"):
+        F.BootstrapPF(F.systematic, 1.5)
+    with pytest.raises(ValueError, match="reg"):
+        F.BootstrapPF(reg=-1.0)
+    with pytest.raises(TypeError, match="resampling"):
+        F.BootstrapPF("systematic")
+    with pytest.raises(ValueError, match="differentiable"):
+        F.BootstrapPF(F.SoftResampler(), differentiable=True)
+    o = F.IndexObservation(4)
+    kw = dict(n_cycles=3, dt=1.0, ensemble_size=5)
+    with pytest.raises(ValueError, match="init_std"):
+        F.assimilate(
+            jax.random.key(0), lambda x, a, b: x, o, F.ETKF(), jnp.ones(4), init_std=-1.0, **kw
+        )
+    with pytest.raises(ValueError, match="x0"):
+        F.assimilate(jax.random.key(0), lambda x, a, b: x, o, F.ETKF(), jnp.full(4, np.nan), **kw)
+    with pytest.raises(ValueError, match="dt"):
+        F.run_filter(
+            jax.random.key(0),
+            lambda x, a, b: x,
+            o,
+            F.EnKF(),
+            jnp.eye(5, 4),
+            jnp.zeros((2, 4)),
+            dt=0.0,
+        )
+    with pytest.raises(TypeError, match="filter"):
+        F.run_filter(
+            jax.random.key(0),
+            lambda x, a, b: x,
+            o,
+            F.SoftResampler(),
+            jnp.eye(5, 4),
+            jnp.zeros((2, 4)),
+            dt=1.0,
+        )

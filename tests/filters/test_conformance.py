@@ -1,4 +1,5 @@
-"""Conformance of every ensemble filter in the registry: the analysis contract, jit == no-jit,
+"""Conformance of every filter in the registry (ensemble Kalman and particle filters under one
+`AbstractFilter`): the analysis contract on `FilterState`/`FilterInfo`, jit == no-jit,
 vmap == loop, finite gradients, and no recompilation for new values of the same shapes."""
 
 import equinox as eqx
@@ -7,9 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ._registry import DIM, ENSEMBLE_FILTERS, N_MEMBERS, PARTICLE_FILTERS, obs_op
+from jaxsci import filters as F
 
-NAMES = list(ENSEMBLE_FILTERS)
+from ._registry import DIM, FILTERS, N_MEMBERS, obs_op
+
+NAMES = list(FILTERS)
 
 
 def _inputs(seed=0):
@@ -19,44 +22,76 @@ def _inputs(seed=0):
     return ens, y
 
 
+def _state(filt, ens, seed=None):
+    """Equal weights, or (seed given) random normalised log-weights for weighted filters."""
+    state = filt.init(ens)
+    if seed is None or isinstance(filt, F.AbstractEnsembleFilter):
+        return state
+    lw = 0.5 * jax.random.normal(jax.random.key(seed), (N_MEMBERS,))
+    return F.FilterState(ens, lw - jax.nn.logsumexp(lw))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_contract_jit_vmap(name):
     o = obs_op()
-    filt = ENSEMBLE_FILTERS[name](o)
+    filt = FILTERS[name](o)
+    assert isinstance(filt, F.AbstractFilter)
     ens, y = _inputs()
     key = jax.random.key(7)
-    out, info = filt.analysis(key, ens, y, o)
-    assert out.shape == ens.shape and out.dtype == ens.dtype
-    assert isinstance(info, dict)
-    assert bool(jnp.all(jnp.isfinite(out)))
-    # the analysis mean moves towards the observation (every variable is observed)
-    assert float(jnp.sum((out.mean(0) - y) ** 2)) < float(jnp.sum((ens.mean(0) - y) ** 2))
+    state = _state(filt, ens, seed=11)
+    out, info = filt.analysis(key, state, y, o)
+    assert isinstance(out, F.FilterState) and isinstance(info, F.FilterInfo)
+    assert out.ensemble.shape == ens.shape and out.ensemble.dtype == ens.dtype
+    assert out.log_weights.shape == (N_MEMBERS,) and out.log_weights.dtype == ens.dtype
+    np.testing.assert_allclose(jax.nn.logsumexp(out.log_weights), 0.0, atol=1e-5)
+    assert bool(jnp.all(jnp.isfinite(out.ensemble)))
+    assert np.isfinite(float(info.log_likelihood))
+    assert 1.0 - 1e-4 <= float(info.ess) <= N_MEMBERS + 1e-4
+    assert info.resampled.dtype == jnp.bool_ and int(info.num_nonfinite) == 0
+    if isinstance(filt, F.AbstractEnsembleFilter):
+        np.testing.assert_array_equal(out.log_weights, state.log_weights)
+        assert float(info.ess) == N_MEMBERS and not bool(info.resampled)
+        # the analysis mean moves towards the observation (every variable is observed)
+        mean_f, _ = filt.statistics(state)
+        mean_a, _ = filt.statistics(out)
+        assert float(jnp.sum((mean_a - y) ** 2)) < float(jnp.sum((mean_f - y) ** 2))
 
-    jitted, _ = eqx.filter_jit(filt.analysis)(key, ens, y, o)
-    np.testing.assert_allclose(jitted, out, rtol=1e-5, atol=1e-5)
+    j_out, j_info = eqx.filter_jit(filt.analysis)(key, state, y, o)
+    np.testing.assert_allclose(j_out.ensemble, out.ensemble, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(j_out.log_weights, out.log_weights, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(j_info.log_likelihood, info.log_likelihood, rtol=1e-5)
 
-    ens_b = jnp.stack([_inputs(s)[0] for s in range(3)])
+    states = [_state(filt, _inputs(s)[0], seed=s) for s in range(3)]
+    batch = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
     y_b = jnp.stack([_inputs(s)[1] for s in range(3)])
     keys = jax.random.split(key, 3)
-    batched, _ = jax.vmap(lambda k, e, yy: filt.analysis(k, e, yy, o))(keys, ens_b, y_b)
+    b_out, b_info = jax.vmap(lambda k, s, yy: filt.analysis(k, s, yy, o))(keys, batch, y_b)
     for i in range(3):
-        single, _ = filt.analysis(keys[i], ens_b[i], y_b[i], o)
-        np.testing.assert_allclose(batched[i], single, rtol=1e-4, atol=1e-4)
+        single, s_info = filt.analysis(keys[i], states[i], y_b[i], o)
+        np.testing.assert_allclose(b_out.ensemble[i], single.ensemble, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(b_out.log_weights[i], single.log_weights, atol=1e-5)
+        np.testing.assert_allclose(b_info.log_likelihood[i], s_info.log_likelihood, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_finite_gradients(name):
     o = obs_op()
-    filt = ENSEMBLE_FILTERS[name](o)
+    filt = FILTERS[name](o)
     ens, y = _inputs()
 
-    def loss(e, yy):
-        out, _ = filt.analysis(jax.random.key(1), e, yy, o)
-        return jnp.sum(out**2)
+    def members(e, yy):
+        out, _ = filt.analysis(jax.random.key(1), filt.init(e), yy, o)
+        return jnp.sum(out.ensemble**2)
 
-    g_e, g_y = jax.grad(loss, argnums=(0, 1))(ens, y)
-    assert bool(jnp.all(jnp.isfinite(g_e))) and bool(jnp.all(jnp.isfinite(g_y)))
+    def log_likelihood(e, yy):
+        return filt.analysis(jax.random.key(1), filt.init(e), yy, o)[1].log_likelihood
+
+    for loss in (members, log_likelihood):
+        g_e, g_y = jax.grad(loss, argnums=(0, 1))(ens, y)
+        assert bool(jnp.all(jnp.isfinite(g_e))) and bool(jnp.all(jnp.isfinite(g_y)))
     assert float(jnp.max(jnp.abs(g_y))) > 0
+    if isinstance(filt, F.AbstractEnsembleFilter):  # the members move smoothly with y
+        assert float(jnp.max(jnp.abs(jax.grad(members, argnums=1)(ens, y)))) > 0
 
 
 def _new_values(tree, s):
@@ -69,66 +104,18 @@ def _new_values(tree, s):
 @pytest.mark.parametrize("name", NAMES)
 def test_no_recompilation(name):
     """The filter and the observation operator are jit arguments, rebuilt with new values of
-    their array fields (inflation factors, LETKF tapers, R) on every call: one trace."""
+    their array fields (inflation factors, LETKF tapers, ESS thresholds, jitter scales, R) on
+    every call: one trace."""
     traces = []
 
     @eqx.filter_jit
-    def step(filt, o, key, e, yy):
+    def step(filt, o, key, state, yy):
         traces.append(None)
-        return filt.analysis(key, e, yy, o)[0]
+        return filt.analysis(key, state, yy, o)[0]
 
     for s in range(3):
         o = _new_values(obs_op(), s)
-        filt = _new_values(ENSEMBLE_FILTERS[name](obs_op()), s)
+        filt = _new_values(FILTERS[name](obs_op()), s)
         ens, y = _inputs(s)
-        step(filt, o, jax.random.key(s), ens, y)
+        step(filt, o, jax.random.key(s), _state(filt, ens, seed=s), y)
     assert len(traces) == 1
-
-
-@pytest.mark.parametrize("name", list(PARTICLE_FILTERS))
-def test_particle_filter_no_recompilation(name):
-    """As above for particle filters: new `ess_threshold`/`reg` values, one trace."""
-    traces = []
-
-    @eqx.filter_jit
-    def step(pf, o, key, e, lw, yy):
-        traces.append(None)
-        return pf.analysis(key, e, lw, yy, o)[0]
-
-    log_w = jnp.full((N_MEMBERS,), -jnp.log(N_MEMBERS))
-    for s in range(3):
-        ens, y = _inputs(s)
-        pf = _new_values(PARTICLE_FILTERS[name], s)
-        step(pf, _new_values(obs_op(), s), jax.random.key(s), ens, log_w, y)
-    assert len(traces) == 1
-
-
-@pytest.mark.parametrize("name", list(PARTICLE_FILTERS))
-def test_particle_filter_contract(name):
-    o = obs_op()
-    pf = PARTICLE_FILTERS[name]
-    ens, y = _inputs()
-    log_w = jnp.full((N_MEMBERS,), -jnp.log(N_MEMBERS))
-    key = jax.random.key(3)
-    parts, lw, info = pf.analysis(key, ens, log_w, y, o)
-    assert parts.shape == ens.shape and lw.shape == log_w.shape
-    np.testing.assert_allclose(jax.nn.logsumexp(lw), 0.0, atol=1e-5)
-    assert set(info) >= {"ess", "log_evidence", "resampled"}
-    assert 1.0 - 1e-4 <= float(info["ess"]) <= N_MEMBERS + 1e-4
-    j_parts, j_lw, _ = eqx.filter_jit(pf.analysis)(key, ens, log_w, y, o)
-    np.testing.assert_allclose(j_parts, parts, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(j_lw, lw, rtol=1e-5, atol=1e-5)
-    keys = jax.random.split(key, 2)
-    ens_b = jnp.stack([ens, ens + 1.0])
-    b_parts, _, b_info = jax.vmap(lambda k, e: pf.analysis(k, e, log_w, y, o))(keys, ens_b)
-    for i in range(2):
-        s_parts, _, s_info = pf.analysis(keys[i], ens_b[i], log_w, y, o)
-        np.testing.assert_allclose(b_parts[i], s_parts, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(b_info["log_evidence"][i], s_info["log_evidence"], rtol=1e-5)
-
-    def loss(e, yy):
-        _, _, inf = pf.analysis(key, e, log_w, yy, o)
-        return inf["log_evidence"]
-
-    g_e, g_y = jax.grad(loss, argnums=(0, 1))(ens, y)
-    assert bool(jnp.all(jnp.isfinite(g_e))) and bool(jnp.all(jnp.isfinite(g_y)))

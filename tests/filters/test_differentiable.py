@@ -68,7 +68,7 @@ def test_pf_gradient_estimate_is_consistent(x64):
     theta0 = jnp.float64(0.95)
     ll_exact = float(exact_ll(theta0))
     g_exact = float(jax.grad(exact_ll)(theta0))
-    pf = F.BootstrapPF("systematic", ess_threshold=1.0, differentiable=True)
+    pf = F.BootstrapPF(F.systematic, ess_threshold=1.0, differentiable=True)
     chol_q = jnp.asarray(np.linalg.cholesky(q))
 
     def one(key):

@@ -71,9 +71,9 @@ def test_etkf_ensrf_letkf_agree_exactly(x64):
     ens = jax.random.normal(jax.random.key(0), (5, 6), dtype=jnp.float64) * 2.0 + 1.0
     y = jnp.array([0.3, -1.0, 2.0, 0.5])
     key = jax.random.key(1)
-    e_etkf, _ = F.ETKF().analysis(key, ens, y, obs_op)
-    e_letkf, _ = F.LETKF(np.inf, obs_op).analysis(key, ens, y, obs_op)
-    e_srf, _ = F.SerialEnSRF().analysis(key, ens, y, obs_op)
+    e_etkf = F.ETKF().update(key, ens, y, obs_op)
+    e_letkf = F.LETKF(np.inf, obs_op).update(key, ens, y, obs_op)
+    e_srf = F.SerialEnSRF().update(key, ens, y, obs_op)
     np.testing.assert_allclose(e_letkf, e_etkf, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(e_srf.mean(0), e_etkf.mean(0), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(jnp.cov(e_srf.T), jnp.cov(e_etkf.T), rtol=1e-9, atol=1e-10)
@@ -113,7 +113,7 @@ def test_ensemble_and_observation_space_forms_agree(x64, space):
     mean_ref = m + k @ (y - OBS_MATRIX @ m)
     cov_ref = (np.eye(3) - k @ OBS_MATRIX) @ p
     for filt in (F.ETKF(), F.DEnKF()):
-        e, _ = filt.analysis(jax.random.key(0), ens, y, obs_op)
+        e = filt.update(jax.random.key(0), ens, y, obs_op)
         np.testing.assert_allclose(e.mean(0), mean_ref, rtol=1e-10, atol=1e-10)
         if isinstance(filt, F.ETKF):
             np.testing.assert_allclose(jnp.cov(e.T), cov_ref, rtol=1e-9, atol=1e-10)

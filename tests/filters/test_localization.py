@@ -66,7 +66,7 @@ def test_domain_without_observations_keeps_its_prior():
     letkf = F.LETKF(2.0, obs_op, periodic=False)
     ens = jax.random.normal(jax.random.key(0), (6, dim))
     y = jnp.ones(3)
-    out, _ = letkf.analysis(jax.random.key(1), ens, y, obs_op)
+    out = letkf.update(jax.random.key(1), ens, y, obs_op)
     np.testing.assert_allclose(
         np.asarray(out[:, 20:]), np.asarray(ens[:, 20:]), rtol=1e-6, atol=1e-6
     )
@@ -89,7 +89,7 @@ def test_letkf_gathered_local_observations_equal_dense_taper(x64):
     )
     ens = jax.random.normal(jax.random.key(2), (8, dim), dtype=jnp.float64)
     y = jax.random.normal(jax.random.key(3), (30,), dtype=jnp.float64)
-    a, _ = letkf.analysis(jax.random.key(4), ens, y, obs_op)
-    b, _ = dense.analysis(jax.random.key(4), ens, y, obs_op)
+    a = letkf.update(jax.random.key(4), ens, y, obs_op)
+    b = dense.update(jax.random.key(4), ens, y, obs_op)
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-12)
     assert np.max(np.abs(np.asarray(a - ens))) > 1e-2

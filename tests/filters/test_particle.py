@@ -1,54 +1,24 @@
-"""Resampling schemes and the bootstrap particle filter (statistical tests, fixed seeds)."""
+"""The bootstrap particle filter (statistical tests, fixed seeds); the resampling schemes and the
+SMC step it is built on are tested in tests/smc."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsci import filters as F
+from jaxsci import filters as F, smc
 
 from ._linear import exact, linear_flow, make_problem, sample_ensemble
 
 
-@pytest.mark.parametrize("scheme", sorted(F.RESAMPLING_SCHEMES))
-@pytest.mark.parametrize("num_samples", [50, 7])
-def test_expected_offspring(scheme, num_samples):
-    """E[#offspring of i] = m w_i: average counts over 4000 replicates, z-score against the
-    Monte-Carlo standard error (replicate sd / sqrt(4000)) per index."""
-    resample = F.RESAMPLING_SCHEMES[scheme]
-    w = jax.random.dirichlet(jax.random.key(0), jnp.ones(10))
-    reps = 4000
-    keys = jax.random.split(jax.random.key(1), reps)
-    idx = jax.vmap(lambda k: resample(k, w, num_samples))(keys)
-    assert idx.shape == (reps, num_samples) and idx.dtype == jnp.int32
-    assert int(idx.min()) >= 0 and int(idx.max()) < 10
-    counts = np.asarray(jax.vmap(lambda i: jnp.bincount(i, length=10))(idx), dtype=np.float64)
-    assert np.all(counts.sum(axis=1) == num_samples)
-    expected = num_samples * np.asarray(w, dtype=np.float64)
-    mcse = counts.std(axis=0, ddof=1) / np.sqrt(reps)
-    # low-variance schemes can have zero variance where m w_i is (almost) an integer
-    err = np.abs(counts.mean(axis=0) - expected)
-    assert np.all(err <= 4.5 * mcse + 1e-3 * num_samples / reps), (scheme, err, mcse)
-    if scheme == "systematic":  # every count is floor(m w_i) or ceil(m w_i)
-        assert np.all(np.abs(counts - expected) < 1.0 + 1e-4)
-    if scheme == "residual":  # at least the floor(m w_i) deterministic copies
-        assert np.all(counts >= np.floor(expected + 1e-4))
-
-
-def test_resampling_degenerate_and_uniform_weights():
-    w = jnp.zeros(5).at[3].set(1.0)
-    for scheme, fn in F.RESAMPLING_SCHEMES.items():
-        np.testing.assert_array_equal(fn(jax.random.key(0), w, 6), np.full(6, 3), err_msg=scheme)
-    u = jnp.ones(4)
-    for scheme in ("systematic", "stratified", "residual"):
-        idx = F.RESAMPLING_SCHEMES[scheme](jax.random.key(0), u, 8)
-        np.testing.assert_array_equal(jnp.bincount(idx, length=4), np.full(4, 2), err_msg=scheme)
-
-
 @pytest.mark.parametrize(
     "pf",
-    [F.BootstrapPF("systematic", ess_threshold=0.5), F.BootstrapPF("multinomial", 1.0)],
-    ids=["systematic-adaptive", "multinomial-always"],
+    [
+        F.BootstrapPF(F.systematic, ess_threshold=0.5),
+        F.BootstrapPF(F.multinomial, 1.0),
+        F.BootstrapPF(F.SoftResampler(F.stratified, 0.5), 1.0),
+    ],
+    ids=["systematic-adaptive", "multinomial-always", "soft-always"],
 )
 def test_log_likelihood_estimate_is_unbiased(x64, pf):
     """The particle estimate Z_hat of p(y_{1:K}) is unbiased (its log is not: E log Z_hat <
@@ -95,7 +65,7 @@ def test_pf_tracks_lorenz63():
     flow = Flow(model, 0.01)
     obs_op = F.IndexObservation(3, noise_cov=2.0)
     x0 = jnp.array([1.509, -1.531, 25.46])
-    pf = F.BootstrapPF("systematic", ess_threshold=0.5, reg=2.4)
+    pf = F.BootstrapPF(F.systematic, ess_threshold=0.5, reg=2.4)
     res = F.assimilate(
         jax.random.key(0),
         flow,
@@ -124,9 +94,10 @@ def test_jitter_survives_degenerate_weights():
     particles = jax.random.normal(jax.random.key(3), (n, dim))
     obs = F.IndexObservation(dim, noise_cov=1e-6)
     y = particles[7]  # the observation sits on particle 7: its weight is ~1, all others ~0
-    pf = F.BootstrapPF("systematic", ess_threshold=1.0, reg=1.0)
-    new, log_w, info = pf.analysis(jax.random.key(4), particles, jnp.zeros(n), y, obs)
-    assert float(info["ess"]) < 1.0 + 1e-3
+    pf = F.BootstrapPF(F.systematic, ess_threshold=1.0, reg=1.0)
+    state = F.FilterState(particles, jnp.zeros(n))
+    (new, log_w), info = pf.analysis(jax.random.key(4), state, y, obs)
+    assert float(info.ess) < 1.0 + 1e-3 and bool(info.resampled)
     spread = jnp.std(new, axis=0)
     assert bool(jnp.all(spread > 0.1 * jnp.std(particles, axis=0)))
     on_survivor = jnp.all(new == particles[7], axis=1)
@@ -144,7 +115,7 @@ def test_spread_is_finite_when_weights_collapse_without_resampling():
 
     model = Lorenz63()
     obs = F.IndexObservation(3, noise_cov=1e-8)
-    pf = F.BootstrapPF("systematic", ess_threshold=0.0)
+    pf = F.BootstrapPF(F.systematic, ess_threshold=0.0)
     res = F.assimilate(
         jax.random.key(0),
         Flow(model, 0.01),
@@ -160,3 +131,15 @@ def test_spread_is_finite_when_weights_collapse_without_resampling():
     assert ess[-1] < 1.0 + 1e-3  # the weights have collapsed
     assert np.all(np.isfinite(np.asarray(res.filter.spread_a)))
     assert float(res.filter.spread_a[-1]) > 0.1
+
+
+def test_filters_compatibility_path():
+    """`jaxsci.filters` re-exports the schemes and keeps the name table that diffusion's TDS
+    still reads."""
+    schemes = (smc.multinomial, smc.stratified, smc.systematic, smc.residual)
+    assert F.RESAMPLING_SCHEMES == {fn.__name__: fn for fn in schemes}
+    assert F.systematic is smc.systematic and F.effective_sample_size is smc.effective_sample_size
+    from jaxsci.filters._resampling import RESAMPLING_SCHEMES, effective_sample_size
+
+    assert RESAMPLING_SCHEMES is F.RESAMPLING_SCHEMES
+    assert effective_sample_size is smc.effective_sample_size

@@ -83,7 +83,7 @@ def test_etkf_analysis_gradient_matches_central_differences(x64):
     direction = jnp.asarray(rng.normal(size=(5, 6)))
 
     def loss(e):
-        out, _ = F.ETKF().analysis(jax.random.key(0), e, y, obs_op)
+        out = F.ETKF().update(jax.random.key(0), e, y, obs_op)
         return jnp.sum(jnp.sin(out))
 
     g = jax.grad(loss)(ens)
