@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import filters, integrate
+from .. import filters, integrate, smc
 from . import _plots
 from ._models import MODELS, build_model, params_section
 from ._schema import ConfigError, option, section, to_dict
@@ -38,6 +38,10 @@ logger = logging.getLogger("jaxsci.pipelines.assimilate")
 ASSIMILATION_MODELS = tuple(n for n in MODELS if n != "NavierStokes2D")
 
 METHODS = ("enkf", "etkf", "denkf", "ensrf", "letkf", "pf")
+#: `filter.resampling` names -> the resampling schemes of `jaxsci.smc`.
+RESAMPLING_SCHEMES = {
+    fn.__name__: fn for fn in (smc.systematic, smc.stratified, smc.multinomial, smc.residual)
+}
 _METHOD_NAMES = {
     "enkf": "EnKF",
     "etkf": "ETKF",
@@ -91,7 +95,7 @@ class FilterSection:
         None, gt=0.0, help="letkf: localisation radius in grid units (DAPPER loc_rad)"
     )
     resampling: str = option(
-        "systematic", choices=tuple(filters.RESAMPLING_SCHEMES), help="pf: resampling scheme"
+        "systematic", choices=tuple(RESAMPLING_SCHEMES), help="pf: resampling scheme"
     )
     ess_threshold: float = option(
         0.5, ge=0.0, le=1.0, help="pf: resample when ESS <= threshold * N (DAPPER NER)"
@@ -203,11 +207,11 @@ def observed_indices(cfg: ObservationsSection, dim: int) -> np.ndarray:
     return np.arange(cfg.offset, dim, cfg.every_kth)
 
 
-def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractEnsembleFilter | Any:
+def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractFilter:
     """The analysis scheme of `cfg`, with its relaxation and inflation wrappers."""
     if cfg.method == "pf":
         return filters.BootstrapPF(
-            resampling=cfg.resampling, ess_threshold=cfg.ess_threshold, reg=cfg.jitter
+            RESAMPLING_SCHEMES[cfg.resampling], ess_threshold=cfg.ess_threshold, reg=cfg.jitter
         )
     base = {
         "enkf": lambda: filters.EnKF(),
@@ -247,11 +251,12 @@ def filter_label(cfg: FilterSection) -> str:
 
 
 def _spun_up_state(model, flow, interval: float, spinup: float) -> jax.Array:
+    """The model's default state advanced over `spinup` (whole observation intervals)."""
     x = jnp.asarray(model.default_initial_state())
     n = math.ceil(spinup / interval - 1e-9) if spinup > 0 else 0
     if n == 0:
         return x
-    return jax.jit(lambda x: jax.lax.fori_loop(0, n, lambda i, x: flow(x, 0.0, interval), x))(x)
+    return jax.jit(lambda x: integrate.rollout(flow, x, n, dt=interval)[-1])(x)
 
 
 def run(config: AssimilateConfig, run_dir: Path) -> dict:
