@@ -2,6 +2,7 @@
 
 import diffrax
 
+from .._custom_types import PyTree, ScalarLike, State
 from ..dynamics import AbstractSemilinear
 
 
@@ -10,16 +11,17 @@ class SemilinearTerm(diffrax.AbstractTerm):
 
     To ordinary diffrax solvers it is just the full vector field; the exponential
     integrators (`ETDRK1`..`ETDRK4`) read `dynamics.linear_operator()` and
-    `dynamics.nonlinear(...)` from it.
+    `dynamics.nonlinear(...)` from it, and the spectral transforms from the grid the model
+    declares (`dynamics.to_spectral` / `from_spectral`).
     """
 
     dynamics: AbstractSemilinear
 
-    def vf(self, t, y, args):
+    def vf(self, t: ScalarLike, y: State, args: PyTree) -> State:
         return self.dynamics.vector_field(t, y, args)
 
-    def contr(self, t0, t1, **kwargs):
+    def contr(self, t0: ScalarLike, t1: ScalarLike, **kwargs) -> ScalarLike:
         return t1 - t0
 
-    def prod(self, vf, control):
+    def prod(self, vf: State, control: ScalarLike) -> State:
         return control * vf
