@@ -11,3 +11,4 @@ from ._simulated import (
     lorenz96_trajectories as lorenz96_trajectories,
     navier_stokes_trajectories as navier_stokes_trajectories,
 )
+from ._toy import ring as ring, two_moons as two_moons

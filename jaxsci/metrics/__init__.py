@@ -4,4 +4,6 @@ Plain functions of arrays (NumPy or JAX), shared by the pipelines, the examples 
 benchmarks; each says which paper or peer it follows.
 """
 
+from ._convergence import fit_convergence_order as fit_convergence_order
 from ._forecast import normalised_error as normalised_error, valid_time as valid_time
+from ._sample_quality import mmd2 as mmd2
