@@ -1,6 +1,6 @@
 """The learned forecasters: `Stepper` (residual and plain), `LocalStochastic` (against a
 hand-written site update, its stencil, its buffers) and `sample_ensemble`; the conformance
-cases of `_registry_forecasters` run through the shared suite once `_registry` merges them."""
+cases of `_registry_forecasters` run through the shared suite (merged in `_registry`)."""
 
 import equinox as eqx
 import jax
@@ -11,7 +11,7 @@ import pytest
 import jaxsci.nn as nn
 from jaxsci.integrate import rollout
 
-from ._registry_forecasters import FORECASTER_CASES
+from ._registry import FORECASTER_CASES  # (imported through _registry, which merges them)
 
 
 def _fno(key, n_modes=3):
