@@ -26,8 +26,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Key as Keys
 
-from .._custom_types import Key
+from .._custom_types import Array, Key
 from .._sharding import pad_batch, unpad_batch
 from ._lbfgs import LBFGSResult, minimize_lbfgs
 from ._target import AbstractTarget, safe_logdensity
@@ -50,7 +51,8 @@ _FD_STEP = 1e-2
 _MODE_GAP = 1.0
 
 
-def _fold(key: Key, n: int) -> Key:
+def _fold(key: Key, n: int) -> Keys[Array, " n"]:
+    """n keys fold_in(key, i), i < n."""
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n))
 
 
@@ -121,7 +123,7 @@ class Evaluator:
 
 
 @eqx.filter_jit
-def _prior_positions(target: AbstractTarget, keys: Key, strategy: str):
+def _prior_positions(target: AbstractTarget, keys: Keys[Array, " n"], strategy: str):
     return jax.vmap(lambda k: target.init_position(k, strategy))(keys)
 
 

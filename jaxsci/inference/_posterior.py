@@ -9,7 +9,9 @@ fold_in(fold_in(key, c), t): a chain's draws do not depend on the chunking, on t
 count or on how many other chains run, up to floating-point rounding (a different batch shape
 per device can change XLA's rounding, which an MCMC trajectory amplifies over many steps).
 The chain axis is sharded over `devices` with `jax.sharding` (GSPMD), the path multi-host
-JAX uses; a single device is the same code.
+JAX uses, through `jaxsci._sharding`: chains that do not divide the devices are padded with
+copies of the last chain (dropped from the result), so no device is left out; a single
+device is the same code.
 """
 
 import logging
@@ -29,7 +31,7 @@ from .._custom_types import Array, Key
 from .._sharding import shard_batch, unpad_batch
 from ._init import _fold, initial_positions
 from ._result import PosteriorResult
-from ._samplers import AbstractSampler, StepInfo, WarmupStage, as_sampler, warmup_schedule
+from ._samplers import AbstractSampler, WarmupStage, as_sampler, warmup_schedule
 from ._target import AbstractTarget, make_target, safe_logdensity
 
 logger = logging.getLogger("jaxsci.inference")
@@ -180,12 +182,7 @@ def posterior(
             bar.update(kept.stop)
     # (steps, chains, ...) -> (chains, steps, ...)
     pos = np.concatenate(positions)[:total].swapaxes(0, 1)
-    stats = {
-        name: np.concatenate([np.asarray(getattr(info, name)) for info in infos])[:total].swapaxes(
-            0, 1
-        )
-        for name in StepInfo._fields
-    }
+    stats = jax.tree.map(lambda *a: np.concatenate(a)[:total].swapaxes(0, 1), *infos)._asdict()
     compile_seconds, warmup_seconds, sampling_seconds = _phase_seconds(
         seconds, chunk_size, num_warmup, total
     )

@@ -40,7 +40,7 @@ class ChunkedSimulation(NamedTuple):
     spinup_seconds: float
 
 
-def _chunk_plan(span: float, every: float, chunks: int) -> tuple[int, int, int]:
+def _chunk_plan(span: float | int, every: float | int, chunks: int) -> tuple[int, int, int]:
     """(number of saves after t0, saves per chunk, number of chunks) for `span` saved every
     `every` in at most `chunks` equal chunks (the last chunk may run past the span)."""
     n_saves = max(1, round(span / every))

@@ -10,7 +10,7 @@ import lineax as lx
 import numpy as np
 
 from .._checks import check_finite, check_positive, concrete, is_concrete
-from .._custom_types import Array, Bool, Float, Int, Key, PyTree
+from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key, PyTree
 from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
 from ._etdrk import ETDRK4, AbstractETDRK, _same_step
 from ._rk4 import RK4
@@ -161,16 +161,16 @@ def _uniform_steps(grid) -> bool:
 
 def simulate(
     dynamics: AbstractDynamics,
-    y0: Float[Array, "..."],
-    ts: Float[Array, " T"],
+    y0: Float[ArrayLike, "..."],
+    ts: Float[ArrayLike, " T"],
     *,
     solver: diffrax.AbstractSolver | None = None,
-    dt0: float | None = None,
-    t0: float | None = None,
+    dt0: float | Float[ArrayLike, ""] | None = None,
+    t0: float | Float[ArrayLike, ""] | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    rtol: float = DEFAULT_RTOL,
-    atol: float = DEFAULT_ATOL,
+    rtol: float | Float[ArrayLike, ""] = DEFAULT_RTOL,
+    atol: float | Float[ArrayLike, ""] = DEFAULT_ATOL,
     max_steps: int | None = None,
     args: PyTree = None,
     key: Key | None = None,
