@@ -28,7 +28,7 @@ not finite is rejected (a failed ODE solve is +inf).
 """
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -118,6 +118,7 @@ def minimize_lbfgs(
         """The L-BFGS direction at x and the updated memory; steepest descent (scaled as a
         first step) in the rare case that rounding makes it no direction of descent."""
         update, memory = opt.update(grad, memory, x)
+        update = cast(Array, update)  # the parameters are one array, and so is the update
         descent = jnp.vdot(grad, update) > 0
         steepest = grad * jnp.minimum(1.0, 1.0 / jnp.linalg.norm(grad))
         return -jnp.where(descent, update, steepest), memory
@@ -168,7 +169,7 @@ def minimize_lbfgs(
         grad=jnp.zeros_like(x0),
         direction=jnp.zeros_like(x0),
         alpha=jnp.ones((), dtype),
-        memory=opt.init(x0),
+        memory=cast(optax.ScaleByLBFGSState, opt.init(x0)),
         num_steps=jnp.zeros((), jnp.int32),
         num_evals=jnp.zeros((), jnp.int32),
         backtracks=jnp.zeros((), jnp.int32),

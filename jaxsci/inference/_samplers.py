@@ -152,7 +152,9 @@ def _blackjax_kernel(transition: Callable, dense_mass: bool, target_accept: Arra
     from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
     from blackjax.adaptation.step_size import dual_averaging_adaptation
 
-    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+    da_init, da_update, da_final = dual_averaging_adaptation(
+        target_accept  # pyright: ignore[reportArgumentType]  (annotated float; any scalar works)
+    )
     mm_init, mm_update, mm_final = mass_matrix_adaptation(not dense_mass)
 
     def init(key, u, lp, grad):
@@ -318,7 +320,8 @@ class NumpyroNUTS(AbstractSampler):
                 ParamInfo(u, -lp, -grad),
                 num_warmup,
                 dense_mass=self.dense_mass,
-                target_accept_prob=self.target_accept,
+                # annotated float by numpyro; a scalar array works (arithmetic only)
+                target_accept_prob=self.target_accept,  # pyright: ignore[reportArgumentType]
                 max_tree_depth=self.max_tree_depth,
                 rng_key=key,
             )

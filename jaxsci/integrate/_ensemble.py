@@ -1,9 +1,9 @@
 """`ensemble`: vmap a function over a batch and shard the batch over devices."""
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import equinox as eqx
-import jax
 
 from .._sharding import batch_size, shard_batch, unpad_batch
 
@@ -12,7 +12,7 @@ def ensemble(
     fn: Callable,
     *,
     in_axes: Sequence[int | None] | int = 0,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[Any] | None = None,
 ) -> Callable:
     """Batch `fn` over the leading axis of its batched arguments, sharded over devices.
 
@@ -28,7 +28,7 @@ def ensemble(
     Arguments:
         fn: a function of one member.
         in_axes: per positional argument, 0 (batched) or None (shared); an int applies to all.
-        devices: the devices to shard over.
+        devices: the devices (`jax.Device`) to shard over.
     """
     jitted = {}
 

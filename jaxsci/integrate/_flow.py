@@ -2,6 +2,7 @@
 
 import dataclasses
 from collections.abc import Callable
+from typing import cast
 
 import diffrax
 import equinox as eqx
@@ -68,7 +69,7 @@ class Flow(eqx.Module):
             throw=False,
         )
         bad = sol.result != diffrax.RESULTS.successful
-        return jnp.where(bad, jnp.nan, sol.ys[0])
+        return jnp.where(bad, jnp.nan, cast(Array, sol.ys)[0])  # SaveAt(t1=True): an array
 
     def window(self, length: float) -> Callable[..., Float[Array, "..."]]:
         """The map `(y, t0) -> self(y, t0, t0 + length)` for a window length known at trace time.

@@ -1,6 +1,7 @@
 """`simulate`: integrate a jaxsci model with `diffrax.diffeqsolve`."""
 
 import dataclasses
+from typing import cast
 
 import diffrax
 import equinox as eqx
@@ -165,12 +166,12 @@ def simulate(
     ts: Float[ArrayLike, " T"],
     *,
     solver: diffrax.AbstractSolver | None = None,
-    dt0: float | Float[ArrayLike, ""] | None = None,
-    t0: float | Float[ArrayLike, ""] | None = None,
+    dt0: float | Float[Array, ""] | None = None,
+    t0: float | Float[Array, ""] | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     stepsize_controller: diffrax.AbstractStepSizeController | None = None,
-    rtol: float | Float[ArrayLike, ""] = DEFAULT_RTOL,
-    atol: float | Float[ArrayLike, ""] = DEFAULT_ATOL,
+    rtol: float | Float[Array, ""] = DEFAULT_RTOL,
+    atol: float | Float[Array, ""] = DEFAULT_ATOL,
     max_steps: int | None = None,
     args: PyTree = None,
     key: Key | None = None,
@@ -289,9 +290,10 @@ def simulate(
         throw=False,
         progress_meter=progress_meter or diffrax.NoProgressMeter(),
     )
-    ys = sol.ys
+    # (arrays: every SaveAt allowed here saves something)
+    ts_saved, ys = cast(Array, sol.ts), cast(Array, sol.ys)
     # Only real saves count: SaveAt(steps=True) pads unused slots (time inf) with inf.
-    saved = jnp.isfinite(sol.ts).reshape(sol.ts.shape + (1,) * (ys.ndim - sol.ts.ndim))
+    saved = jnp.isfinite(ts_saved).reshape(ts_saved.shape + (1,) * (ys.ndim - ts_saved.ndim))
     finite = jnp.all(jnp.isfinite(ys) | ~saved)
     ok = (sol.result == diffrax.RESULTS.successful) & finite
     if throw:
@@ -316,7 +318,7 @@ def simulate(
         )
     stats = sol.stats
     return Trajectory(
-        ts=sol.ts,
+        ts=ts_saved,
         ys=ys,
         num_steps=stats["num_steps"],
         num_accepted_steps=stats["num_accepted_steps"],
