@@ -105,10 +105,8 @@ def warmup_schedule(num_warmup: int, num_samples: int) -> WarmupStage:
 class AbstractSampler(eqx.Module):
     """A gradient-based MCMC transition with warmup, on one chain in R^dim."""
 
-    @property
-    @abc.abstractmethod
-    def stat_names(self) -> tuple[str, ...]:
-        """The `StepInfo` fields this sampler fills (others are placeholders)."""
+    #: The `StepInfo` fields this sampler fills (others are placeholders).
+    stat_names: ClassVar[tuple[str, ...]] = StepInfo._fields
 
     #: Whether `build` needs the number of warmup steps (numpyro's kernel counts them itself;
     #: blackjax kernels here follow the per-step `WarmupStage` instead).
@@ -226,10 +224,6 @@ class NUTS(AbstractSampler):
     def __check_init__(self):
         _check_nuts(self.dense_mass, self.max_tree_depth)
 
-    @property
-    def stat_names(self):
-        return StepInfo._fields
-
     def build(self, logdensity_fn, dim, num_warmup):
         import blackjax
 
@@ -269,9 +263,7 @@ class HMC(AbstractSampler):
         _check_bool("jitter", self.jitter)
         _check_bool("dense_mass", self.dense_mass)
 
-    @property
-    def stat_names(self):
-        return tuple(n for n in StepInfo._fields if n != "tree_depth")
+    stat_names: ClassVar[tuple[str, ...]] = tuple(n for n in StepInfo._fields if n != "tree_depth")
 
     def build(self, logdensity_fn, dim, num_warmup):
         import blackjax
@@ -303,10 +295,6 @@ class NumpyroNUTS(AbstractSampler):
 
     def __check_init__(self):
         _check_nuts(self.dense_mass, self.max_tree_depth)
-
-    @property
-    def stat_names(self):
-        return StepInfo._fields
 
     def build(self, logdensity_fn, dim, num_warmup):
         from numpyro.infer.hmc import hmc
