@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._custom_types import Array, Float
+from .._custom_types import Array, ArrayLike, Float
 
 
 class KalmanResult(NamedTuple):
@@ -27,13 +27,13 @@ def _check_square(name, a, n):
 
 
 def kalman_filter(
-    transition: Float[Array, "dim dim"],
-    transition_cov: Float[Array, "dim dim"],
-    obs_matrix: Float[Array, "obs dim"],
-    obs_cov: Float[Array, "obs obs"],
-    mean0: Float[Array, " dim"],
-    cov0: Float[Array, "dim dim"],
-    observations: Float[Array, "time obs"],
+    transition: Float[ArrayLike, "dim dim"],
+    transition_cov: Float[ArrayLike, "dim dim"],
+    obs_matrix: Float[ArrayLike, "obs dim"],
+    obs_cov: Float[ArrayLike, "obs obs"],
+    mean0: Float[ArrayLike, " dim"],
+    cov0: Float[ArrayLike, "dim dim"],
+    observations: Float[ArrayLike, "time obs"],
 ) -> KalmanResult:
     """Kalman (1960) filter for x_k = F x_{k-1} + q_k, y_k = H x_k + r_k, k = 1..K,
     q ~ N(0, Q), r ~ N(0, R), x_0 ~ N(m0, P0) (no observation at k = 0, as in `assimilate`).
@@ -77,7 +77,7 @@ def kalman_filter(
 
 
 def rts_smoother(
-    transition: Float[Array, "dim dim"], result: KalmanResult
+    transition: Float[ArrayLike, "dim dim"], result: KalmanResult
 ) -> tuple[Float[Array, "time dim"], Float[Array, "time dim dim"]]:
     """Rauch, Tung & Striebel (1965) smoother on the output of `kalman_filter`.
 

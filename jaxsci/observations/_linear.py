@@ -1,6 +1,6 @@
 """A linear observation h(x) = H x, with H a matrix or a matrix-free linear map."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -21,7 +21,8 @@ class LinearObservation(AbstractObservation):
     from its `dim` columns H e_j; `matrix()` gives H itself.
 
     Arguments:
-        operator: H, an (obs, dim) matrix or a linear callable.
+        operator: H, an (obs, dim) matrix (array or nested sequence; another shape is a
+            ValueError naming `operator`) or a linear callable.
         noise_cov: R as a scalar (R = s I), a vector (diagonal) or a full matrix.
         noise_std: instead of `noise_cov`, the error standard deviation(s), a scalar or an
             (obs,) vector (R = diag(noise_std^2)). Neither: R = I.
@@ -37,12 +38,12 @@ class LinearObservation(AbstractObservation):
 
     def __init__(
         self,
-        operator: Float[ArrayLike, "obs dim"] | Callable,
+        operator: Float[ArrayLike, "..."] | Sequence[Sequence[float]] | Callable,
         noise_cov: Any = None,
         *,
         noise_std: Any = None,
         dim: int | None = None,
-        locations: Float[ArrayLike, " obs"] | None = None,
+        locations: Float[ArrayLike, " obs"] | Sequence[float] | None = None,
     ):
         dtype = jnp.result_type(float)
         if callable(operator):

@@ -1,6 +1,6 @@
 """A nonlinear observation h(x) = fn(x) given by a user callable."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -33,7 +33,7 @@ class NonlinearObservation(AbstractObservation):
         state_dim: int,
         obs_dim: int,
         noise_cov: Any = None,
-        locations: Float[ArrayLike, " obs"] | None = None,
+        locations: Float[ArrayLike, " obs"] | Sequence[float] | None = None,
         *,
         noise_std: Any = None,
     ):
