@@ -4,9 +4,10 @@ and error norms they are built from (plain functions of arrays)."""
 from ._base import AbstractLoss as AbstractLoss, AbstractRegressionLoss as AbstractRegressionLoss
 from ._pinn import PINNLoss as PINNLoss, derivative as derivative
 from ._probabilistic import (
-    CRPS_KINDS as CRPS_KINDS,
+    AlmostFairCRPS as AlmostFairCRPS,
     CRPSLoss as CRPSLoss,
     EnergyScoreLoss as EnergyScoreLoss,
+    EnsembleScore as EnsembleScore,
     GaussianNLLLoss as GaussianNLLLoss,
 )
 from ._regression import (

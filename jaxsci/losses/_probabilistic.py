@@ -1,20 +1,44 @@
-"""Probabilistic losses: ensemble CRPS (standard, fair, almost fair), energy score, Gaussian NLL."""
+"""Probabilistic losses: ensemble CRPS (any elementwise ensemble score), energy score, Gaussian
+NLL."""
+
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_int, check_positive, check_probability
+from .._custom_types import Array, Float
 from ._base import AbstractLoss, batch_pair, example_keys
 from ._scores import (
     check_same_shape,
     crps_almost_fair,
-    crps_ensemble,
     crps_fair,
     energy_score,
     gaussian_nll,
 )
 
-CRPS_KINDS = ("fair", "almost_fair", "standard")
+
+def _float_array(value) -> Array:
+    return jnp.asarray(value, float)
+
+
+#: An elementwise ensemble score `(ensemble (M, ...), obs (...)) -> (...)`, e.g. `crps_fair`.
+EnsembleScore = Callable[[Array, Array], Array]
+
+
+class AlmostFairCRPS(eqx.Module):
+    """`crps_almost_fair` with its `alpha` as an array field (so a sweep over alpha is one
+    `vmap`): the score `CRPSLoss` uses for AIFS-CRPS training (Lang et al. 2024, alpha =
+    0.95). alpha = 1 is `crps_fair`, alpha = 0 `crps_ensemble`."""
+
+    alpha: Float[Array, ""] = eqx.field(converter=_float_array, default=0.95)
+
+    def __check_init__(self):
+        check_probability("alpha", self.alpha)
+
+    def __call__(self, ensemble: Array, obs: Array) -> Array:
+        return crps_almost_fair(ensemble, obs, self.alpha)
 
 
 def _members(model, inputs, targets, key, size: int, name: str):
@@ -42,45 +66,29 @@ class CRPSLoss(AbstractLoss):
 
     The model draws one sample per call, `model(x, key=k)` (noise injected inside, as in
     AIFS-CRPS, Lang et al. 2024); `ensemble_size` members per example are drawn with
-    independent keys and scored against the target with `kind`:
+    independent keys and scored against the target with `score`, an elementwise ensemble
+    score `(ensemble, obs) -> values`:
 
-    * "fair": `crps_fair`, unbiased for the CRPS of the model's distribution (the right
-      training target for a small ensemble, Leutbecher 2019);
-    * "almost_fair": `crps_almost_fair` with `alpha` (Lang et al. use 0.95);
-    * "standard": `crps_ensemble`, the CRPS of the members' empirical distribution (its
-      minimiser is under-dispersed by the (1 + 1/M) bias, so not advised for training).
+    * `crps_fair` (the default): unbiased for the CRPS of the model's distribution (the
+      right training target for a small ensemble, Leutbecher 2019); needs M >= 2;
+    * `AlmostFairCRPS(alpha)`: `crps_almost_fair` (Lang et al. use alpha = 0.95);
+    * `crps_ensemble`: the CRPS of the members' empirical distribution (its minimiser is
+      under-dispersed by the (1 + 1/M) bias, so not advised for training).
 
     `batch` is (inputs, targets); aux reports the mean ensemble spread.
     """
 
     ensemble_size: int = eqx.field(static=True)
-    kind: str = eqx.field(static=True)
-    alpha: float = eqx.field(static=True)
+    score: EnsembleScore = crps_fair
 
-    def __init__(self, ensemble_size: int, kind: str = "fair", alpha: float = 0.95):
-        self.ensemble_size = int(ensemble_size)
-        self.kind = str(kind)
-        self.alpha = float(alpha)
-
-    def __check_init__(self):
-        if self.kind not in CRPS_KINDS:
-            raise ValueError(f"`kind` must be one of {list(CRPS_KINDS)}, got {self.kind!r}.")
-        least = 1 if self.kind == "standard" else 2
-        if self.ensemble_size < least:
-            raise ValueError(
-                f"`ensemble_size` must be >= {least} for kind {self.kind!r}, "
-                f"got {self.ensemble_size}."
+    def __init__(self, ensemble_size: int, score: EnsembleScore = crps_fair):
+        self.ensemble_size = check_int("ensemble_size", ensemble_size, 1)
+        if not callable(score):
+            raise TypeError(
+                "`score` must be an elementwise ensemble score (ensemble, obs) -> values such "
+                f"as losses.crps_fair or losses.AlmostFairCRPS(0.95), got {score!r}."
             )
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"`alpha` must lie in [0, 1], got {self.alpha}.")
-
-    def score(self, ensemble, obs):
-        """The elementwise score of one ensemble (M, *shape) against `obs`."""
-        if self.kind == "fair":
-            return crps_fair(ensemble, obs)
-        if self.kind == "almost_fair":
-            return crps_almost_fair(ensemble, obs, self.alpha)
-        return crps_ensemble(ensemble, obs)
+        self.score = score
 
     def __call__(self, model, batch, *, key=None):
         inputs, targets = batch_pair(batch)
@@ -119,41 +127,36 @@ class EnergyScoreLoss(AbstractLoss):
 class GaussianNLLLoss(AbstractLoss):
     r"""Gaussian negative log-likelihood of a mean-variance model, averaged over everything.
 
-    The model returns a pair `(mean, v)` for one input, both shaped like the target; `v` is
-    the log-variance (`parameterisation="log_variance"`, the default: unconstrained and
-    stable) or the variance itself (`"variance"`). Elementwise
-    0.5 [log(2 pi sigma^2) + (y - mu)^2 / sigma^2] (`losses.gaussian_nll`), plus a floor
-    `min_variance` on sigma^2 that keeps a collapsing variance finite.
+    The model returns a pair `(mean, v)` for one input, both shaped like the target, and
+    `to_variance(v)` is the variance: `jnp.exp` (the default: v is the log-variance,
+    unconstrained and stable), `jax.nn.softplus`, or the identity for a model that outputs
+    the variance itself. Elementwise 0.5 [log(2 pi sigma^2) + (y - mu)^2 / sigma^2]
+    (`losses.gaussian_nll`), plus a floor `min_variance` on sigma^2 (an array field) that
+    keeps a collapsing variance finite.
     """
 
-    parameterisation: str = eqx.field(static=True)
-    min_variance: float = eqx.field(static=True)
-
-    def __init__(self, parameterisation: str = "log_variance", min_variance: float = 1e-6):
-        self.parameterisation = str(parameterisation)
-        self.min_variance = float(min_variance)
+    to_variance: Callable[[Array], Array] = jnp.exp
+    min_variance: Float[Array, ""] = eqx.field(converter=_float_array, default=1e-6)
 
     def __check_init__(self):
-        if self.parameterisation not in ("log_variance", "variance"):
-            raise ValueError(
-                "`parameterisation` must be 'log_variance' or 'variance', "
-                f"got {self.parameterisation!r}."
+        if not callable(self.to_variance):
+            raise TypeError(
+                "`to_variance` must be a function v -> variance such as jnp.exp, got "
+                f"{self.to_variance!r}."
             )
-        if not self.min_variance >= 0:
-            raise ValueError(f"`min_variance` must be >= 0, got {self.min_variance}.")
+        check_positive("min_variance", self.min_variance, allow_zero=True)
 
     def __call__(self, model, batch, *, key=None):
         inputs, targets = batch_pair(batch)
         out = jax.vmap(model)(inputs)
         if not isinstance(out, tuple | list) or len(out) != 2:
             raise TypeError(
-                "GaussianNLLLoss needs a model that returns a pair (mean, log_variance) or "
-                f"(mean, variance); got {type(out).__name__}."
+                "GaussianNLLLoss needs a model that returns a pair (mean, v), v mapped to the "
+                f"variance by `to_variance`; got {type(out).__name__}."
             )
         mean, v = out
         check_same_shape(mean, targets, "model mean (batched)", "batch targets")
-        check_same_shape(v, targets, f"model {self.parameterisation} (batched)", "batch targets")
-        var = jnp.exp(v) if self.parameterisation == "log_variance" else v
-        var = jnp.maximum(var, self.min_variance)
+        check_same_shape(v, targets, "model variance output (batched)", "batch targets")
+        var = jnp.maximum(self.to_variance(v), self.min_variance)
         value = jnp.mean(gaussian_nll(mean, var, targets))
         return value, {"loss": value, "mean_std": jnp.mean(jnp.sqrt(var))}

@@ -98,7 +98,9 @@ def crps_fair(
 
 
 def crps_almost_fair(
-    ensemble: Float[ArrayLike, "M ..."], obs: Float[ArrayLike, "..."], alpha: float = 0.95
+    ensemble: Float[ArrayLike, "M ..."],
+    obs: Float[ArrayLike, "..."],
+    alpha: float | Float[ArrayLike, ""] = 0.95,
 ) -> Float[Array, "..."]:
     r"""Almost-fair CRPS of AIFS-CRPS (Lang et al. 2024, arXiv:2412.15832), elementwise.
 
@@ -115,7 +117,7 @@ def crps_almost_fair(
     ensemble, obs = jnp.asarray(ensemble), jnp.asarray(obs)
     check_ensemble(ensemble, obs, 2)
     m = ensemble.shape[0]
-    eps = (1.0 - float(alpha)) / m
+    eps = (1.0 - jnp.asarray(alpha, ensemble.dtype)) / m  # alpha may be traced (a sweep)
     return _abs_dev(ensemble, obs) - (1.0 - eps) * _pair_sum(ensemble) / (2.0 * m * (m - 1))
 
 

@@ -54,9 +54,20 @@ class EnsembleModel:
     seed: int = option(1, ge=0)
 
 
+#: `loss.kind` names of the config -> the ensemble scores of `jaxsci.losses`.
+CRPS_KINDS = ("fair", "almost_fair", "standard")
+
+
+def crps_score(kind: str, alpha: float) -> losses.EnsembleScore:
+    """The `CRPSLoss` score of a config's `kind` ("almost_fair" uses `alpha`)."""
+    if kind == "almost_fair":
+        return losses.AlmostFairCRPS(alpha)
+    return {"fair": losses.crps_fair, "standard": losses.crps_ensemble}[kind]
+
+
 @dataclasses.dataclass(frozen=True)
 class CRPSSection:
-    kind: str = option("fair", choices=losses.CRPS_KINDS, help="CRPS estimator")
+    kind: str = option("fair", choices=CRPS_KINDS, help="CRPS estimator")
     ensemble_size: int = option(8, ge=2, help="members drawn per example in training")
     alpha: float = option(0.95, ge=0.0, le=1.0, help="almost_fair: the AIFS-CRPS alpha")
 
@@ -109,7 +120,7 @@ def run(config, run_dir: Path) -> dict:
         scale=scale,
         key=jax.random.key(m.seed),
     )
-    loss = losses.CRPSLoss(lc.ensemble_size, kind=lc.kind, alpha=lc.alpha)
+    loss = losses.CRPSLoss(lc.ensemble_size, crps_score(lc.kind, lc.alpha))
     model, history, wall = fit(config.training, model, loss, (x_train, y_train), run_dir)
 
     keys = jax.random.split(jax.random.key(config.training.seed + 1), len(x_test))

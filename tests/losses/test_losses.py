@@ -86,7 +86,7 @@ def test_crps_loss_expectation_is_the_gaussian_crps(x64):
     x = jnp.asarray(rng.normal(size=(4000, 64)))
     y = jnp.asarray(rng.normal(size=(4000, 64)))
     model = GaussianSampler(jnp.asarray(0.8))
-    loss = losses.CRPSLoss(ensemble_size=4, kind="fair")
+    loss = losses.CRPSLoss(ensemble_size=4)
     per_example = jax.jit(jax.vmap(lambda xi, yi, k: loss(model, (xi[None], yi[None]), key=k)[0]))(
         x, y, jax.random.split(jax.random.key(0), 4000)
     )
@@ -98,17 +98,41 @@ def test_crps_loss_expectation_is_the_gaussian_crps(x64):
     assert np.isfinite(float(value)) and 0.3 < float(aux["spread"]) < 1.5
 
 
-def test_ensemble_losses_need_a_key():
+def test_ensemble_losses_need_a_key(own_checks):
     x, y = _data(3, (4, 6))
     model = GaussianSampler(jnp.asarray(1.0))
     with pytest.raises(TypeError, match="CRPSLoss draws random members and needs `key`"):
         losses.CRPSLoss(4)(model, (x, y))
     with pytest.raises(TypeError, match="EnergyScoreLoss"):
         losses.EnergyScoreLoss(4)(model, (x, y))
-    with pytest.raises(ValueError, match="`kind` must be one of"):
-        losses.CRPSLoss(4, kind="unfair")
-    with pytest.raises(ValueError, match="`ensemble_size` must be >= 2"):
-        losses.CRPSLoss(1)
+    with pytest.raises(TypeError, match="`score` must be an elementwise ensemble score"):
+        losses.CRPSLoss(4, score="unfair")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="`ensemble_size` must be an integer >= 1"):
+        losses.CRPSLoss(0)
+    with pytest.raises(ValueError, match="1 member.*needs at least 2"):  # the fair CRPS
+        losses.CRPSLoss(1)(model, (x, y), key=jax.random.key(0))
+    losses.CRPSLoss(1, losses.crps_ensemble)(model, (x, y), key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`alpha` must be finite and in \\[0, 1\\]"):
+        losses.AlmostFairCRPS(1.5)
+
+
+def test_crps_scores_are_objects_and_alpha_is_sweepable(x64):
+    """The score is a function or a module; AlmostFairCRPS's alpha is an array field: a vmap
+    over alpha equals the loop, alpha = 1 is the fair CRPS and alpha = 0 the standard one."""
+    x, y = _data(6, (5, 4))
+    model = GaussianSampler(jnp.asarray(0.7))
+    key = jax.random.key(3)
+
+    def value(score):
+        return losses.CRPSLoss(6, score)(model, (x, y), key=key)[0]
+
+    alphas = jnp.asarray([0.0, 0.5, 0.95, 1.0])
+    swept = jax.vmap(lambda a: value(losses.AlmostFairCRPS(a)))(alphas)
+    looped = [float(value(losses.AlmostFairCRPS(float(a)))) for a in alphas]
+    np.testing.assert_allclose(swept, looped, rtol=1e-12)
+    assert float(swept[0]) == pytest.approx(float(value(losses.crps_ensemble)), rel=1e-12)
+    assert float(swept[-1]) == pytest.approx(float(value(losses.crps_fair)), rel=1e-12)
+    assert float(swept[0]) > float(swept[-1])  # the standard CRPS carries the 1/M bias
 
 
 def test_energy_score_loss_matches_function(x64):
@@ -126,7 +150,7 @@ def test_energy_score_loss_matches_function(x64):
     assert float(value) == pytest.approx(ref, rel=1e-12)
 
 
-def test_gaussian_nll_loss_matches_scipy(x64):
+def test_gaussian_nll_loss_matches_scipy(x64, own_checks):
     x, y = _data(5, (6, 3))
     value, aux = losses.GaussianNLLLoss()(MeanLogVar(jnp.asarray(math.log(0.3))), (x, y))
     ref = -stats.norm.logpdf(np.asarray(y), 2 * np.asarray(x), math.sqrt(0.3)).mean()
@@ -134,6 +158,14 @@ def test_gaussian_nll_loss_matches_scipy(x64):
     assert float(aux["mean_std"]) == pytest.approx(math.sqrt(0.3), rel=1e-12)
     with pytest.raises(TypeError, match="returns a pair"):
         losses.GaussianNLLLoss()(Linear(jnp.asarray(1.0)), (x, y))
+    # A model of the variance itself: the identity as `to_variance`, the same NLL.
+    var_model = MeanLogVar(jnp.asarray(0.3))
+    value_var, _ = losses.GaussianNLLLoss(lambda v: v)(var_model, (x, y))
+    assert float(value_var) == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(TypeError, match="`to_variance` must be a function"):
+        losses.GaussianNLLLoss("variance")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="`min_variance`"):
+        losses.GaussianNLLLoss(min_variance=-1.0)
 
 
 def test_rollout_loss_of_a_linear_model(x64):
@@ -174,7 +206,7 @@ def test_rollout_loss_step_weights_are_an_array_field():
         np.testing.assert_allclose(swept[i], loop, rtol=1e-6)
 
 
-def test_rollout_loss_shape_errors():
+def test_rollout_loss_shape_errors(own_checks):
     u0 = jnp.zeros((4, 10))
     with pytest.raises(ValueError, match=r"targets must have shape \(B, K >= 3, \*state\)"):
         losses.RolloutLoss(3)(Linear(jnp.asarray(1.0)), (u0, jnp.zeros((4, 2, 10))))

@@ -34,7 +34,7 @@ def problem():
     x = jax.random.normal(kx, (96, 4))
     y = jnp.tanh(x[:, :3] * 1.5) + 0.1 * jax.random.normal(ky, (96, 3))
     model = NoisyMLP(km)
-    loss = losses.CRPSLoss(ensemble_size=4, kind="fair")
+    loss = losses.CRPSLoss(ensemble_size=4)
     schedule = optax.exponential_decay(3e-3, transition_steps=7, decay_rate=0.9)
     return model, loss, (x[:80], y[:80]), (x[80:], y[80:]), optax.adam(schedule)
 
