@@ -15,6 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer  # pyright: ignore[reportPrivateImportUsage]
 
 __all__ = [
     "as_float_array",
@@ -36,7 +37,7 @@ __all__ = [
 
 def is_concrete(x: Any) -> bool:
     """Whether `x` holds no tracer (its values can be read on the host)."""
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
+    return not any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
 def concrete(x: Any) -> np.ndarray | None:

@@ -1,6 +1,7 @@
 """`rollout`: the one loop that applies a model step repeatedly (learned or simulated)."""
 
 from collections.abc import Callable
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -53,49 +54,33 @@ def rollout(
     """
     n = check_int("num_steps", num_steps, 0 if include_initial else 1)
     y0 = jnp.asarray(y0)
+    t_start = jnp.asarray(t0, dtype=jnp.result_type(float))
     if dt is None:
         if args is not None:
             raise ValueError("`args` is for flows (`dt` given); an autoregressive step takes y.")
-        if key is None:
-
-            def body(y, _):
-                nxt = step(y)
-                return nxt, nxt
-
-            xs = None
-        else:
-
-            def body(y, k):
-                nxt = step(y, key=k)
-                return nxt, nxt
-
-            xs = jax.random.split(key, n) if n else None
+        xs = jax.random.split(key, n) if key is not None and n else None
     else:
         if key is not None:
             raise ValueError("`key` is for stochastic autoregressive steps (`dt=None`).")
         if not float(dt) > 0:
             raise ValueError(f"`dt` must be positive, got {dt}.")
-        if isinstance(step, Flow):
-            advance = step.window(float(dt))
-
-            def window(y, ta):
-                return advance(y, ta, args=args)
-        elif args is None:
-
-            def window(y, ta):
-                return step(y, ta, ta + dt)
-        else:
-
-            def window(y, ta):
-                return step(y, ta, ta + dt, args=args)
-
-        t0 = jnp.asarray(t0, dtype=jnp.result_type(float))
-
-        def body(y, k):
-            nxt = window(y, t0 + k * dt)
-            return nxt, nxt
-
         xs = jnp.arange(n)
+    flow_window = step.window(float(dt)) if isinstance(step, Flow) and dt is not None else None
+    extra = {} if args is None else {"args": args}
+    step_fn = cast(Callable[..., Array], step)
+
+    def advance_one(y, x):
+        if dt is None:  # autoregressive: x is a key or None
+            return step_fn(y) if key is None else step_fn(y, key=x)
+        ta = t_start + x * dt
+        if flow_window is not None:
+            return flow_window(y, ta, args=args)
+        return step_fn(y, ta, ta + dt, **extra)
+
+    def body(y, x):
+        nxt = advance_one(y, x)
+        return nxt, nxt
+
     if n == 0:
         return y0[None]
     _, ys = jax.lax.scan(body, y0, xs, length=n)

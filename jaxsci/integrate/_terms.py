@@ -21,7 +21,7 @@ class SemilinearTerm(diffrax.AbstractTerm):
         return self.dynamics.vector_field(t, y, args)
 
     def contr(self, t0: ScalarLike, t1: ScalarLike, **kwargs) -> ScalarLike:
-        return t1 - t0
+        return t1 - t0  # pyright: ignore[reportOperatorIssue] - diffrax passes arrays
 
     def prod(self, vf: State, control: ScalarLike) -> State:
-        return control * vf
+        return control * vf  # pyright: ignore[reportReturnType] - an Array here

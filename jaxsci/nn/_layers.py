@@ -12,6 +12,7 @@ about 0.7 s per convolution on CPU), so building a U-Net stays fast.
 """
 
 import functools
+from typing import TypeVar
 
 import equinox as eqx
 import jax
@@ -23,18 +24,21 @@ from .._custom_types import Array, Float, Key
 from ..spectral import PeriodicGrid
 from ._init import default_float, fan_in_uniform, subkey
 
+_Layer = TypeVar("_Layer", eqx.nn.Linear, eqx.nn.Conv)
+
 
 @functools.lru_cache(maxsize=256)
-def _shell(cls: type, *args, **kwargs) -> eqx.Module:
+def _shell(cls: type[_Layer], *args, **kwargs) -> _Layer:
     """`cls(*args, key=..., **kwargs)` with `jax.ShapeDtypeStruct` leaves: equinox's own
     initialisation is only traced (`eqx.filter_eval_shape`), never run, once per layer
     configuration (equinox layers are immutable, so the shell can be shared)."""
     return eqx.filter_eval_shape(lambda k: cls(*args, key=k, **kwargs), jax.random.key(0))
 
 
-def _with_fan_in_init(shell: eqx.Module, fan_in: int, key: Key) -> eqx.Module:
+def _with_fan_in_init(shell: _Layer, fan_in: int, key: Key) -> _Layer:
     """The equinox layer `shell` with its `weight` and `bias` drawn U(+-1/sqrt(fan_in)) from
     the pool of `_init` (subkeys 0 and 1 of `key`)."""
+    assert shell.bias is not None  # every layer here is built with use_bias=True
     weight = fan_in_uniform(subkey(key, 0), shell.weight.shape, fan_in)
     bias = fan_in_uniform(subkey(key, 1), shell.bias.shape, fan_in)
     return eqx.tree_at(lambda m: (m.weight, m.bias), shell, (weight, bias))

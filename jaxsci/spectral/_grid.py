@@ -144,6 +144,7 @@ class PeriodicGrid(eqx.Module):
             k = odd[i] if o % 2 else even[i]
             factor = (1j * k) ** o
             symbol = factor if symbol is None else symbol * factor
+        assert symbol is not None  # ndim >= 1
         return symbol
 
     def laplacian(self) -> np.ndarray:
