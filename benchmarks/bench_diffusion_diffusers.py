@@ -10,12 +10,13 @@ Pairs (jaxsci <-> diffusers 0.42.1, CPU torch 2.13.0):
   dpmpp_2m   DPMSolverPPMultistep(2)      DPMSolverMultistepScheduler(solver_order=2,
                                           algorithm_type="dpmsolver++")  (midpoint form)
   dpmpp_3m   DPMSolverPPMultistep(3)      ... solver_order=3
-  deis_1     DEIS(tab_order=1)            DEISMultistepScheduler(solver_order=2)
-  deis_2     DEIS(tab_order=2)            DEISMultistepScheduler(solver_order=3)
-  unipc_2    UniPC(2, "bh2")              UniPCMultistepScheduler(solver_order=2, bh2)
-  unipc_3    UniPC(3, "bh2")              UniPCMultistepScheduler(solver_order=3, bh2)
-(diffusers' DEIS `solver_order` counts the model outputs it interpolates, so its order k is
-jaxsci's tAB order k - 1; both use Lagrange polynomials in log(sigma/alpha) = -lambda.)
+  deis_2     DEIS(order=2)                DEISMultistepScheduler(solver_order=2)
+  deis_3     DEIS(order=3)                DEISMultistepScheduler(solver_order=3)
+  unipc_2    UniPC(order=2, variant="bh2") UniPCMultistepScheduler(solver_order=2, bh2)
+  unipc_3    UniPC(order=3, variant="bh2") UniPCMultistepScheduler(solver_order=3, bh2)
+(jaxsci's `order` is diffusers' `solver_order`: DEIS of order k interpolates k model outputs
+(tAB k-1); both use Lagrange polynomials in log(sigma/alpha) = -lambda. Results files
+written before this naming call these two DEIS pairs deis_1 and deis_2.)
 jaxsci samplers run with their defaults (lower_order_final=True, warmup="lower_order").
 
 One discrete-time schedule on both sides. diffusers' DDPM schedule: 1000 training steps,
@@ -120,22 +121,22 @@ PAIRS = {
             **COMMON, solver_order=3, algorithm_type="dpmsolver++", final_sigmas_type="sigma_min"
         ),
     ),
-    "deis_1": (
-        lambda: jd.DEIS(tab_order=1),
+    "deis_2": (
+        lambda: jd.DEIS(order=2),
         lambda: DEISMultistepScheduler(**COMMON, solver_order=2),
     ),
-    "deis_2": (
-        lambda: jd.DEIS(tab_order=2),
+    "deis_3": (
+        lambda: jd.DEIS(order=3),
         lambda: DEISMultistepScheduler(**COMMON, solver_order=3),
     ),
     "unipc_2": (
-        lambda: jd.UniPC(2, "bh2"),
+        lambda: jd.UniPC(order=2, variant="bh2"),
         lambda: UniPCMultistepScheduler(
             **COMMON, solver_order=2, solver_type="bh2", final_sigmas_type="sigma_min"
         ),
     ),
     "unipc_3": (
-        lambda: jd.UniPC(3, "bh2"),
+        lambda: jd.UniPC(order=3, variant="bh2"),
         lambda: UniPCMultistepScheduler(
             **COMMON, solver_order=3, solver_type="bh2", final_sigmas_type="sigma_min"
         ),

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxsci.diffusion as jd
+from jaxsci.observations import LinearObservation
 
 
 def main(argv=None) -> None:
@@ -37,13 +38,13 @@ def main(argv=None) -> None:
     prior = jd.GaussianMixture(
         [0.4, 0.3, 0.2, 0.1], [[-2, -2], [2, 2], [-2, 2], [2, -2]], [[0.3, 0.3]] * 4
     )
-    obs = jd.LinearGaussianObservation(jnp.array([[1.0, 1.0]]), jnp.array([0.3]), 0.5)
-    post = jd.exact_posterior(prior, obs)
+    obs, y = LinearObservation(jnp.array([[1.0, 1.0]]), noise_std=0.5), jnp.array([0.3])
+    post = jd.exact_posterior(prior, obs, y)
     exact_mean = np.asarray(post.mean())
     p_left = float(post.marginal_cdf(0, jnp.array([0.0]))[0])
     sch = jd.VPLinear()
     model = prior.eps_model(sch)
-    tds = jd.TDS(obs, data_std=2.0)
+    tds = jd.TDS(obs, y, twist=jd.PiGDMTwist(data_std=2.0))
     r = args.repeats
     print(
         f"exact: mean {exact_mean.round(4)}, P(x0<0) {p_left:.4f}, log p(y) "

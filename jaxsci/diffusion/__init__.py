@@ -1,10 +1,11 @@
-"""Diffusion and flow models: schedules, parameterisations, time grids and samplers."""
+"""Diffusion and flow models: schedules, parameterisations, time grids, training losses,
+samplers and posterior sampling. Every choice is an object (a schedule, a parameterisation,
+a grid spacing, a weighting, a law of training times, a twist); the string names of the
+configs live in `jaxsci.pipelines`."""
 
 from ._base import (
-    AbstractSampler as AbstractSampler,
     AbstractSchedule as AbstractSchedule,
-    GridArrays as GridArrays,
-    SamplerState as SamplerState,
+    newton_t_from_lambda as newton_t_from_lambda,
 )
 from ._exponential import (
     DDIM as DDIM,
@@ -15,60 +16,82 @@ from ._exponential import (
     SDEDPMSolverPP2M as SDEDPMSolverPP2M,
     UniPC as UniPC,
 )
-from ._grids import GRIDS as GRIDS, check_grid as check_grid, time_grid as time_grid
-from ._losses import (
-    DSM_TARGETS as DSM_TARGETS,
-    TIME_SAMPLINGS as TIME_SAMPLINGS,
-    WEIGHTINGS as WEIGHTINGS,
-    DenoisingScoreMatching as DenoisingScoreMatching,
-    FlowMatching as FlowMatching,
+from ._grids import (
+    AbstractSpacing as AbstractSpacing,
+    Karras as Karras,
+    LogSNRUniform as LogSNRUniform,
+    TimeQuadratic as TimeQuadratic,
+    TimeUniform as TimeUniform,
+    check_grid as check_grid,
+    time_grid as time_grid,
 )
+from ._losses import DenoisingScoreMatching as DenoisingScoreMatching, FlowMatching as FlowMatching
 from ._mixture import GaussianMixture as GaussianMixture
 from ._parameterization import (
-    PARAMETERIZATIONS as PARAMETERIZATIONS,
+    AbstractParameterization as AbstractParameterization,
     ClassifierFreeGuidance as ClassifierFreeGuidance,
     Denoiser as Denoiser,
     DynamicThreshold as DynamicThreshold,
+    EpsPrediction as EpsPrediction,
+    FlowPrediction as FlowPrediction,
+    ScorePrediction as ScorePrediction,
+    VPrediction as VPrediction,
+    X0Prediction as X0Prediction,
     convert as convert,
-    from_x0_eps as from_x0_eps,
-    to_x0_eps as to_x0_eps,
 )
 from ._posterior import (
     DPS as DPS,
     TDS as TDS,
-    TWIST_VARIANCES as TWIST_VARIANCES,
-    LinearGaussianObservation as LinearGaussianObservation,
+    AbstractTwist as AbstractTwist,
+    DPSInfo as DPSInfo,
     MixturePosterior as MixturePosterior,
+    PiGDMTwist as PiGDMTwist,
+    PlainTwist as PlainTwist,
     SMCResult as SMCResult,
     SMCState as SMCState,
+    TDSInfo as TDSInfo,
     exact_posterior as exact_posterior,
     marginal_wasserstein1 as marginal_wasserstein1,
     smc_sample as smc_sample,
 )
 from ._probability_flow import (
     LogLikelihood as LogLikelihood,
+    ODEStepInfo as ODEStepInfo,
     ProbabilityFlowODE as ProbabilityFlowODE,
     log_likelihood as log_likelihood,
 )
-from ._sample import (
-    SAMPLERS as SAMPLERS,
-    SampleResult as SampleResult,
-    get_sampler as get_sampler,
-    sample as sample,
+from ._sample import SampleResult as SampleResult, sample as sample
+from ._sampler import (
+    AbstractSampler as AbstractSampler,
+    GridArrays as GridArrays,
+    SamplerState as SamplerState,
+    StepInfo as StepInfo,
 )
 from ._schedules import (
     EDM as EDM,
-    SCHEDULES as SCHEDULES,
     VE as VE,
     RectifiedFlow as RectifiedFlow,
     SubVP as SubVP,
     VPCosine as VPCosine,
     VPLinear as VPLinear,
-    get_schedule as get_schedule,
 )
-from ._time_samplers import (
+from ._time_steppers import (
     Euler as Euler,
     EulerMaruyama as EulerMaruyama,
     Heun as Heun,
     PredictorCorrector as PredictorCorrector,
+)
+from ._training_times import (
+    AbstractTimeSampler as AbstractTimeSampler,
+    LogSNRTimes as LogSNRTimes,
+    StratifiedTimes as StratifiedTimes,
+    UniformTimes as UniformTimes,
+)
+from ._weightings import (
+    AbstractWeighting as AbstractWeighting,
+    LikelihoodWeighting as LikelihoodWeighting,
+    MinSNRWeighting as MinSNRWeighting,
+    SNRWeighting as SNRWeighting,
+    UniformWeighting as UniformWeighting,
+    target_scale as target_scale,
 )

@@ -27,14 +27,31 @@ Variable orders are `lax.switch` branches, so the step is jit/vmap/grad friendly
 """
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_choice, check_range
+from .._custom_types import Array, Float, Int, Key
 from ..integrate import phi_functions
-from ._base import AbstractSampler, GridArrays, SamplerState, grid_arrays
+from ._base import RealLike
+from ._parameterization import Denoiser
+from ._sampler import (
+    AbstractMultistepSampler,
+    AbstractSinglestepSampler,
+    GridArrays,
+    SamplerState,
+    StepInfo,
+    grid_arrays,
+    lower_order_final_field,
+    step_info,
+)
+
+Grid = Float[Array, " n1"]
+Example = Float[Array, "*shape"]
 
 # lower_order_final applies to grids shorter than this (diffusers' threshold).
 LOWER_ORDER_FINAL_STEPS = 15
@@ -65,8 +82,8 @@ def _effective_order(order, i, n_steps, lower_order_final, history_limited):
     return q
 
 
-def _n_steps(state: SamplerState) -> int:
-    return state.grid.t.shape[0] - 1
+def _n_steps(g: GridArrays) -> int:
+    return g.t.shape[0] - 1
 
 
 def _push(buf, new):
@@ -87,12 +104,16 @@ def _switch(q, branches, *operands):
     return jax.lax.switch(jnp.clip(q - 1, 0, len(branches) - 1), branches, *operands)
 
 
-def _check_order(name, order, allowed):
-    if isinstance(order, (int, np.integer)) and order not in allowed:
-        raise ValueError(f"{name}: `order` must be one of {list(allowed)}, got {order}.")
+def _check_structure(order, allowed_orders, warmup=None) -> None:
+    """The checks shared by the exponential samplers' static options."""
+    check_choice("order", order, allowed_orders)
+    if warmup is not None:
+        check_choice("warmup", warmup, WARMUPS)
 
 
-def ddim_transition(g: GridArrays, i, x0, eps, eta):
+def ddim_transition(
+    g: GridArrays, i: Int[Array, ""], x0: Example, eps: Example, eta: RealLike
+) -> tuple[Example, Float[Array, ""]]:
     """Mean and noise std c of the DDIM(eta) step from grid point i to i + 1 given the
     predictions (x0, eps) at (t_i, x): mean = alpha_{i+1} x0 + sqrt(sigma_{i+1}^2 - c^2) eps,
     c = eta sigma_{i+1} sqrt(1 - e^{-2h}), h = lambda_{i+1} - lambda_i (see `DDIM`)."""
@@ -101,17 +122,14 @@ def ddim_transition(g: GridArrays, i, x0, eps, eta):
     return g.alpha[i + 1] * x0 + jnp.sqrt(g.sigma[i + 1] ** 2 - c**2) * eps, c
 
 
-def check_ddim_eta(eta, who: str) -> None:
-    """Raise unless a Python-number `eta` is in [0, 1]: above 1, c exceeds sigma_{i+1} on
-    coarse steps (eta^2 (1 - e^{-2h}) > 1) and the DDIM mean's sqrt(sigma^2 - c^2) is NaN."""
-    if isinstance(eta, (int, float)) and not 0 <= eta <= 1:
-        raise ValueError(
-            f"{who}: `eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's ancestral "
-            f"variance; above 1 the noise std exceeds sigma), got {eta}."
-        )
+def check_ddim_eta(eta) -> None:
+    """Raise unless a concrete `eta` is in [0, 1] (0: deterministic DDIM, 1: DDPM's
+    ancestral variance). Above 1, c exceeds sigma_{i+1} on coarse steps
+    (eta^2 (1 - e^{-2h}) > 1) and the DDIM mean's sqrt(sigma^2 - c^2) is NaN."""
+    check_range("eta", eta, 0.0, 1.0)
 
 
-def ddim_is_stochastic(eta) -> bool:
+def ddim_is_stochastic(eta: RealLike) -> bool:
     """Whether a DDIM(eta) step draws noise (False only for a Python-number 0)."""
     return not (isinstance(eta, (int, float)) and eta == 0)
 
@@ -142,11 +160,6 @@ def _dpm_solver_3_step(denoiser, g, i, x, e_s):
     return (a_t / a_s) * x - s_t * h * p1 * e_s - (s_t / r2) * h * p2 * d2
 
 
-def _check_warmup(name, warmup):
-    if warmup not in WARMUPS:
-        raise ValueError(f"{name}: `warmup` must be one of {list(WARMUPS)}, got {warmup!r}.")
-
-
 def _warmup_step(denoiser, g, i, x, e_s, multistep_fn, n_points, warmup):
     """Dispatch between the multistep update and, while the history holds fewer than
     `n_points` outputs and `warmup == "singlestep"`, a DPM-Solver-3 step from the
@@ -164,7 +177,7 @@ def _warmup_step(denoiser, g, i, x, e_s, multistep_fn, n_points, warmup):
 # DDIM
 
 
-class DDIM(AbstractSampler):
+class DDIM(AbstractSinglestepSampler):
     r"""DDIM (Song, Meng & Ermon 2021), 0 <= eta <= 1.
 
     x_t = alpha_t x0 + sqrt(sigma_t^2 - c^2) eps + c z, c = eta sigma_t sqrt(1 - e^{-2h}),
@@ -175,37 +188,31 @@ class DDIM(AbstractSampler):
     form (SDE-DPM-Solver++1). One model evaluation per step.
     """
 
-    eta: float = 0.0
+    eta: RealLike = 0.0
+
+    order: ClassVar[int] = 1
+    nfe_per_step: ClassVar[int] = 1
 
     def __check_init__(self):
-        check_ddim_eta(self.eta, "DDIM")
-
-    @property
-    def order(self) -> int:
-        return 1
+        check_ddim_eta(self.eta)
 
     @property
     def stochastic(self) -> bool:
         return ddim_is_stochastic(self.eta)
 
-    def init(self, denoiser, ts, x_T):
-        g = grid_arrays(denoiser.schedule, ts)
-        return SamplerState(x_T, jnp.asarray(0), g, None)
-
-    def step(self, key, state, denoiser):
-        g, i, x = state.grid, state.i, state.x
+    def update(self, key, g, i, x, denoiser):
         x0, eps = denoiser.predict(g.t[i], x)
         x_new, c = ddim_transition(g, i, x0, eps, self.eta)
         if self.stochastic:
             x_new = x_new + c * _key_normal(key, x)
-        return state._replace(x=x_new, i=i + 1), {"nfe": jnp.asarray(1)}
+        return x_new, 1
 
 
 # ---------------------------------------------------------------------------------------
 # DPM-Solver (singlestep, noise prediction)
 
 
-class DPMSolver(AbstractSampler):
+class DPMSolver(AbstractSinglestepSampler):
     r"""DPM-Solver-1/2/3, singlestep, noise prediction (Lu et al. 2022, Algorithms 1, 4, 5).
 
     With phi_k = phi_k(h) and phi-evaluations at intermediate points lambda_s + r h
@@ -223,21 +230,18 @@ class DPMSolver(AbstractSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
+
+    stochastic: ClassVar[bool] = False
 
     def __check_init__(self):
-        _check_order("DPMSolver", self.order, (1, 2, 3))
+        _check_structure(self.order, (1, 2, 3))
 
     @property
     def nfe_per_step(self) -> int:
         return self.order
 
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
-
-    def step(self, key, state, denoiser):
-        del key
-        g, i, x = state.grid, state.i, state.x
+    def update(self, key, g, i, x, denoiser):
         sch = denoiser.schedule
         lam_s, lam_t = g.lam[i], g.lam[i + 1]
         h = lam_t - lam_s
@@ -263,16 +267,15 @@ class DPMSolver(AbstractSampler):
         def third(x):
             return _dpm_solver_3_step(denoiser, g, i, x, e_s)
 
-        q = _effective_order(self.order, i, _n_steps(state), self.lower_order_final, False)
-        x_new = _switch(q, [first, second, third][: self.order], x)
-        return state._replace(x=x_new, i=i + 1), {"nfe": q}
+        q = _effective_order(self.order, i, _n_steps(g), self.lower_order_final, False)
+        return _switch(q, [first, second, third][: self.order], x), q
 
 
 # ---------------------------------------------------------------------------------------
 # DPM-Solver++ (data prediction)
 
 
-class DPMSolverPP2S(AbstractSampler):
+class DPMSolverPP2S(AbstractSinglestepSampler):
     r"""DPM-Solver++(2S), singlestep second order, data prediction (Lu et al. 2022b, Alg. 1).
 
     With r = 1/2: u = (s_u/s_s) x_s + a_u r h phi_1(-r h) m_s, m_u = x0(u),
@@ -280,22 +283,13 @@ class DPMSolverPP2S(AbstractSampler):
     x_t = (s_t/s_s) x_s + a_t h phi_1(-h) D. Two model evaluations per step.
     """
 
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
 
-    @property
-    def order(self) -> int:
-        return 2
+    order: ClassVar[int] = 2
+    stochastic: ClassVar[bool] = False
+    nfe_per_step: ClassVar[int] = 2
 
-    @property
-    def nfe_per_step(self) -> int:
-        return 2
-
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
-
-    def step(self, key, state, denoiser):
-        del key
-        g, i, x = state.grid, state.i, state.x
+    def update(self, key, g, i, x, denoiser):
         sch = denoiser.schedule
         r = 0.5
         h = g.lam[i + 1] - g.lam[i]
@@ -315,11 +309,11 @@ class DPMSolverPP2S(AbstractSampler):
             d = (1.0 - 1.0 / (2 * r)) * m_s + m_u / (2 * r)
             return (s_t / s_s) * x + a_t * h * p1 * d
 
-        q = _effective_order(2, i, _n_steps(state), self.lower_order_final, False)
-        return state._replace(x=_switch(q, [first, second], x), i=i + 1), {"nfe": q}
+        q = _effective_order(2, i, _n_steps(g), self.lower_order_final, False)
+        return _switch(q, [first, second], x), q
 
 
-class DPMSolverPPMultistep(AbstractSampler):
+class DPMSolverPPMultistep(AbstractMultistepSampler):
     r"""DPM-Solver++(2M) and a third-order DPM-Solver++(3M), multistep, data prediction.
 
     (Lu et al. 2022b, Algorithm 2 for 2M; the 3M coefficients are derived here.) Model
@@ -346,22 +340,25 @@ class DPMSolverPPMultistep(AbstractSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
     warmup: str = eqx.field(default="lower_order", static=True)
 
+    stochastic: ClassVar[bool] = False
+
     def __check_init__(self):
-        _check_order("DPMSolverPPMultistep", self.order, (2, 3))
-        _check_warmup("DPMSolverPPMultistep", self.warmup)
+        _check_structure(self.order, (2, 3), self.warmup)
 
     @property
-    def multistep(self) -> bool:
-        return True
+    def convergence_order(self) -> int:
+        return self.order
 
-    def init(self, denoiser, ts, x_T):
+    def init(self, denoiser: Denoiser, ts: Grid, x_T: Example) -> SamplerState:
         g = grid_arrays(denoiser.schedule, ts)
         return SamplerState(x_T, jnp.asarray(0), g, _history_init(x_T, g.lam[0], self.order))
 
-    def step(self, key, state, denoiser):
+    def step(
+        self, key: Key | None, state: SamplerState, denoiser: Denoiser
+    ) -> tuple[SamplerState, StepInfo]:
         del key
         g, i, x = state.grid, state.i, state.x
         ms, lams = state.history
@@ -388,7 +385,7 @@ class DPMSolverPPMultistep(AbstractSampler):
             d2 = (d1_0 - d1_1) / (r0 + r1)
             return ratio * x + a_t * h * (p1 * ms[0] + p2 * d1 + _D2_WEIGHT * p3 * d2)
 
-        q = _effective_order(self.order, i, _n_steps(state), self.lower_order_final, True)
+        q = _effective_order(self.order, i, _n_steps(g), self.lower_order_final, True)
         e_s = (x - g.alpha[i] * ms[0]) / g.sigma[i]
         x_new, nfe = _warmup_step(
             denoiser,
@@ -400,10 +397,10 @@ class DPMSolverPPMultistep(AbstractSampler):
             self.order,
             self.warmup,
         )
-        return SamplerState(x_new, i + 1, g, (ms, lams)), {"nfe": nfe}
+        return SamplerState(x_new, i + 1, g, (ms, lams)), step_info(nfe)
 
 
-class SDEDPMSolverPP2M(AbstractSampler):
+class SDEDPMSolverPP2M(AbstractMultistepSampler):
     r"""SDE-DPM-Solver++(2M) (Lu et al. 2022b, appendix; the "midpoint" form).
 
     The reverse SDE in data form is solved exactly in its linear and noise parts:
@@ -412,32 +409,26 @@ class SDEDPMSolverPP2M(AbstractSampler):
     `lower_order_final`) drops D1. One model evaluation per step; needs a key.
     """
 
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
 
-    @property
-    def order(self) -> int:
-        return 2
+    order: ClassVar[int] = 2
+    convergence_order: ClassVar[int] = 2
+    stochastic: ClassVar[bool] = True
 
-    @property
-    def multistep(self) -> bool:
-        return True
-
-    @property
-    def stochastic(self) -> bool:
-        return True
-
-    def init(self, denoiser, ts, x_T):
+    def init(self, denoiser: Denoiser, ts: Grid, x_T: Example) -> SamplerState:
         g = grid_arrays(denoiser.schedule, ts)
         return SamplerState(x_T, jnp.asarray(0), g, _history_init(x_T, g.lam[0], 2))
 
-    def step(self, key, state, denoiser):
+    def step(
+        self, key: Key | None, state: SamplerState, denoiser: Denoiser
+    ) -> tuple[SamplerState, StepInfo]:
         g, i, x = state.grid, state.i, state.x
         ms, lams = state.history
         ms = _push(ms, denoiser.x0(g.t[i], x))
         lams = _push(lams, g.lam[i])
         h = g.lam[i + 1] - lams[0]
         one_m = -jnp.expm1(-2.0 * h)
-        q = _effective_order(2, i, _n_steps(state), self.lower_order_final, True)
+        q = _effective_order(2, i, _n_steps(g), self.lower_order_final, True)
         d1 = (ms[0] - ms[1]) * h / (lams[0] - lams[1])
         d = ms[0] + jnp.where(q >= 2, 0.5, 0.0) * d1
         x_new = (
@@ -445,7 +436,7 @@ class SDEDPMSolverPP2M(AbstractSampler):
             + g.alpha[i + 1] * one_m * d
             + g.sigma[i + 1] * jnp.sqrt(one_m) * _key_normal(key, x)
         )
-        return SamplerState(x_new, i + 1, g, (ms, lams)), {"nfe": jnp.asarray(1)}
+        return SamplerState(x_new, i + 1, g, (ms, lams)), step_info(1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,13 +449,20 @@ class SDEDPMSolverPP2M(AbstractSampler):
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
-class DEIS(AbstractSampler):
+class DEIS(AbstractMultistepSampler):
     r"""DEIS with Adams-Bashforth exponential-integrator coefficients (Zhang & Chen 2023).
 
     "tAB r" fits the polynomial of degree r through the noise predictions at the current
     and r previous grid points, eps(tau) ~ sum_l eps_l l_l(tau), and integrates the
     exact semilinear solution x_t/alpha_t = x_s/alpha_s + int_s^t eps d(sigma/alpha) with
     it: x_t = (a_t/a_s) x_s + sum_l c_l eps_l. Global order r + 1 (r = 0 is DDIM).
+
+    `order` = r + 1 is the number of noise predictions the update combines and the global
+    order: the naming of the DEIS paper's "DEIS-k" and of diffusers' `solver_order` (its
+    second-order update interpolates two outputs, its third-order one three). So
+    `DEIS(order=1)` is DDIM (tAB0), `DEIS(order=2)` tAB1, `DEIS(order=3)` tAB2 (third
+    order, the default) and `DEIS(order=4)` tAB3 (fourth order; with `warmup="singlestep"`
+    to show it asymptotically).
 
     basis = "lambda" (default): Lagrange polynomials in lambda; with u = (lambda -
     lambda_s)/h and the monomial coefficients C[k, l] of l_l(u) (inverse Vandermonde),
@@ -473,32 +471,27 @@ class DEIS(AbstractSampler):
     basis = "t": the paper's tAB, Lagrange polynomials in t; c_l = a_t int_s^t
     rho'(tau) l_l(tau) dtau (rho = sigma/alpha) by 16-point Gauss-Legendre quadrature.
 
-    The coefficient table (steps x (r+1)) is computed once in `init`, warm-up and
+    The coefficient table (steps x order) is computed once in `init`, warm-up and
     `lower_order_final` rows included; a step is a weighted sum.
     """
 
-    tab_order: int = eqx.field(default=2, static=True)
+    order: int = eqx.field(default=3, static=True)
     basis: str = eqx.field(default="lambda", static=True)
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
     warmup: str = eqx.field(default="lower_order", static=True)
 
+    stochastic: ClassVar[bool] = False
+
     def __check_init__(self):
-        if self.tab_order not in (1, 2, 3):
-            raise ValueError(f"DEIS: `tab_order` must be 1, 2 or 3, got {self.tab_order}.")
-        if self.basis not in ("lambda", "t"):
-            raise ValueError(f"DEIS: `basis` must be 'lambda' or 't', got {self.basis!r}.")
-        _check_warmup("DEIS", self.warmup)
+        _check_structure(self.order, (1, 2, 3, 4), self.warmup)
+        check_choice("basis", self.basis, ("lambda", "t"))
 
     @property
-    def order(self) -> int:
-        return self.tab_order + 1
-
-    @property
-    def multistep(self) -> bool:
-        return True
+    def convergence_order(self) -> int:
+        return self.order
 
     def _row(self, g, i, n, sch):
-        k_max = self.tab_order + 1
+        k_max = self.order
         # Node j is grid point i - j (j < q); missing history is never selected by q.
         idx = jnp.maximum(i - jnp.arange(k_max), 0)
         h = g.lam[i + 1] - g.lam[i]
@@ -534,14 +527,16 @@ class DEIS(AbstractSampler):
         q = _effective_order(k_max, i, n, self.lower_order_final, True)
         return _switch(q, [branch(q) for q in range(1, k_max + 1)])
 
-    def init(self, denoiser, ts, x_T):
+    def init(self, denoiser: Denoiser, ts: Grid, x_T: Example) -> SamplerState:
         g = grid_arrays(denoiser.schedule, ts)
         n = g.t.shape[0] - 1
         table = jax.vmap(lambda i: self._row(g, i, n, denoiser.schedule))(jnp.arange(n))
-        ms, _ = _history_init(x_T, g.lam[0], self.tab_order + 1)
+        ms, _ = _history_init(x_T, g.lam[0], self.order)
         return SamplerState(x_T, jnp.asarray(0), g, (ms, table))
 
-    def step(self, key, state, denoiser):
+    def step(
+        self, key: Key | None, state: SamplerState, denoiser: Denoiser
+    ) -> tuple[SamplerState, StepInfo]:
         del key
         g, i, x = state.grid, state.i, state.x
         ms, table = state.history
@@ -554,17 +549,17 @@ class DEIS(AbstractSampler):
             x,
             ms[0],
             lambda x: (g.alpha[i + 1] / g.alpha[i]) * x + jnp.tensordot(c, ms, axes=1),
-            self.tab_order + 1,
+            self.order,
             self.warmup,
         )
-        return SamplerState(x_new, i + 1, g, (ms, table)), {"nfe": nfe}
+        return SamplerState(x_new, i + 1, g, (ms, table)), step_info(nfe)
 
 
 # ---------------------------------------------------------------------------------------
 # UniPC
 
 
-class UniPC(AbstractSampler):
+class UniPC(AbstractMultistepSampler):
     r"""UniPC: unified predictor-corrector, data prediction (Zhao et al. 2023).
 
     Predictor UniP-p from x_s with m_0 = x0(x_s) and p - 1 earlier outputs m_k at
@@ -579,34 +574,30 @@ class UniPC(AbstractSampler):
         x_t = (s_t/s_s) x_s + a_t h phi_1(hh) m_0 - a_t B(h) (sum_k rho^c_k D_k + rho^c_p D).
     m_t (at the uncorrected x~_t) is the next step's m_0, so UniPC costs one evaluation
     per step; the last step is not corrected (it would need one more evaluation).
-    Order p + 1.
+
+    `order` = p is UniPC-p, diffusers' `solver_order`; the global order of accuracy
+    (`convergence_order`) is p + 1 thanks to the corrector (Zhao et al. 2023, Theorem 3.1;
+    diffusers: "the effective order of accuracy is solver_order + 1 due to the UniC").
     """
 
-    predictor_order: int = eqx.field(default=2, static=True)
+    order: int = eqx.field(default=2, static=True)
     variant: str = eqx.field(default="bh2", static=True)
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
     warmup: str = eqx.field(default="lower_order", static=True)
 
+    stochastic: ClassVar[bool] = False
+
     def __check_init__(self):
-        if self.predictor_order not in (1, 2, 3):
-            raise ValueError(
-                f"UniPC: `predictor_order` must be 1, 2 or 3, got {self.predictor_order}."
-            )
-        if self.variant not in ("bh1", "bh2"):
-            raise ValueError(f"UniPC: `variant` must be 'bh1' or 'bh2', got {self.variant!r}.")
-        _check_warmup("UniPC", self.warmup)
+        _check_structure(self.order, (1, 2, 3), self.warmup)
+        check_choice("variant", self.variant, ("bh1", "bh2"))
 
     @property
-    def order(self) -> int:
-        return self.predictor_order + 1
+    def convergence_order(self) -> int:
+        return self.order + 1
 
-    @property
-    def multistep(self) -> bool:
-        return True
-
-    def init(self, denoiser, ts, x_T):
+    def init(self, denoiser: Denoiser, ts: Grid, x_T: Example) -> SamplerState:
         g = grid_arrays(denoiser.schedule, ts)
-        p = self.predictor_order
+        p = self.order
         ms, lams = _history_init(x_T, g.lam[0], p)
         return SamplerState(x_T, jnp.asarray(0), g, (ms, lams, x_T, jnp.asarray(1)))
 
@@ -639,11 +630,13 @@ class UniPC(AbstractSampler):
         corr = sum(rho[k] * ds[k] for k in range(len(ds)))
         return base - a_t * b_h * corr
 
-    def step(self, key, state, denoiser):
+    def step(
+        self, key: Key | None, state: SamplerState, denoiser: Denoiser
+    ) -> tuple[SamplerState, StepInfo]:
         del key
         g, i, x_pred = state.grid, state.i, state.x
         ms, lams, x_base, q_prev = state.history
-        p = self.predictor_order
+        p = self.order
         m_new = denoiser.x0(g.t[i], x_pred)
         # Corrector for the previous step (i - 1 -> i), skipped at i = 0.
         corrected = _switch(
@@ -658,7 +651,7 @@ class UniPC(AbstractSampler):
         # q_prev = 0 marks a singlestep warm-up step, which is not corrected.
         x_base = jnp.where((i > 0) & (q_prev > 0), corrected, x_pred)
         ms, lams = _push(ms, m_new), _push(lams, g.lam[i])
-        q = _effective_order(p, i, _n_steps(state), self.lower_order_final, True)
+        q = _effective_order(p, i, _n_steps(g), self.lower_order_final, True)
 
         def predictor(x):
             branches = [
@@ -673,4 +666,4 @@ class UniPC(AbstractSampler):
         x_next, nfe = _warmup_step(denoiser, g, i, x_base, e_s, predictor, p, self.warmup)
         if self.warmup == "singlestep":
             q = jnp.where(i + 1 < p, 0, q)
-        return SamplerState(x_next, i + 1, g, (ms, lams, x_base, q)), {"nfe": nfe}
+        return SamplerState(x_next, i + 1, g, (ms, lams, x_base, q)), step_info(nfe)

@@ -7,47 +7,22 @@ time of the schedule, x shaped like an example) and returns an array shaped like
 
 **Denoising score matching** (Vincent 2011; Ho et al. 2020; Song et al. 2021). For each
 example draw t and eps ~ N(0, I), form x_t = alpha_t x0 + sigma_t eps and regress the
-model's prediction of the target F in {eps, x0, v} onto its true value:
+model's prediction of the target F (any parameterisation: eps, x0, v, score, flow) onto
+its true value:
 
     L = E_t E_{x0, eps} [ w(t) mean_j (F_hat(t, x_t) - F)_j^2 ],   t ~ U[t_min, t_max],
 
 F_hat being the model output converted to the target space exactly (any model
-parameterisation, see `jaxsci.diffusion.convert`). At fixed (t, x_t) the three targets
-differ by a factor: with d = eps_hat - eps,
+parameterisation, see `jaxsci.diffusion.convert`). At fixed (t, x_t) the targets differ by
+a factor: with d = eps_hat - eps,
 
     x0_hat - x0 = -(sigma/alpha) d,   v_hat - v = ((alpha^2 + sigma^2)/alpha) d,
 
-so each weighting is a weight on the eps-space error times c_F(t) = (F-error / eps-error)^2.
-Weightings:
-
-* ``"uniform"``: w = 1 in the target space (Ho et al. 2020's "simple" loss for eps;
-  the x0 loss of Karras et al. without their weight; the v loss of Salimans & Ho 2022).
-* ``"snr"``: w = SNR(t) = alpha^2 / sigma^2 in the target space.
-* ``"min_snr"``: Min-SNR-gamma (Hang et al. 2023, "Efficient diffusion training via
-  Min-SNR weighting strategy", eq. 10): the x0-space weight min(SNR, gamma), i.e. in eps
-  space min(SNR, gamma)/SNR and for v min(SNR, gamma)/(SNR + 1) on VP schedules (their
-  table); here the exact factor for any schedule. gamma = 5 is the paper's default.
-* ``"likelihood"``: the weight g(t)^2 on the score error ||s_hat - s||^2 (Song, Durkan,
-  Murray & Ermon 2021, "Maximum likelihood training of score-based diffusion models",
-  theorem 1): the eps-space weight g^2/sigma^2 = -2 lambda'(t). With the per-example sum
-  over coordinates (multiply the mean by the number of elements), (t_max - t_min)/2 times L
-  is, up to a constant that does not depend on the model (denoising vs explicit score
-  matching, Vincent 2011), the score-matching term of their bound on the KL divergence
-  from the data to the model; it applies to every schedule here,
-  since g(t)^2 = -2 sigma_t^2 lambda'(t) is defined by the marginals.
-
-`"min_snr"` and `"likelihood"` are weights on the objective itself, so their loss value is
-the same for the three targets (only the regressed quantity changes); `"uniform"` and
-`"snr"` are weights in the target space.
-
-**Time sampling.** `"uniform"` draws t ~ U[t_min, t_max]. `"logsnr"` draws
-lambda ~ U[lambda(t_max), lambda(t_min)] and t = t(lambda), and multiplies each term by the
-importance weight (lambda(t_min) - lambda(t_max)) / ((t_max - t_min) |lambda'(t)|), so the
-objective is the same and only its variance changes (Kingma et al. 2021 argue for sampling
-in lambda; with the likelihood weighting the weighted integrand is then constant in t
-apart from the error itself). `"stratified"` draws the batch's times on a stratified grid
-(t_b = t_min + (b + u_b)/B (t_max - t_min), shuffled), the low-discrepancy sampler of
-Kingma et al. 2021, unbiased for the same objective.
+so each weighting is a weight on the eps-space error times c_F(t) = (F-error / eps-error)^2
+(`jaxsci.diffusion.target_scale`). The weightings are objects (`UniformWeighting`,
+`SNRWeighting`, `MinSNRWeighting`, `LikelihoodWeighting`; see their module), and so are
+the laws of the training times (`UniformTimes`, `LogSNRTimes`, `StratifiedTimes`: the
+same objective with different variance).
 
 **Flow matching** (Lipman et al. 2023; Liu et al. 2023, rectified flow): on the interpolant
 x_t = alpha_t x0 + sigma_t eps of a schedule (default `RectifiedFlow`: alpha = 1 - t,
@@ -57,7 +32,7 @@ velocity u = alpha'_t x0 + sigma'_t eps (= eps - x0 for the rectified flow):
     L = E_t E [ mean_j (u_hat(t, x_t) - u)_j^2 ],   t ~ U[t_min, t_max].
 
 The minimiser is the marginal velocity E[u | x_t], the probability-flow velocity of the
-process, so a trained model samples with `Denoiser(model, schedule, "flow")`.
+process, so a trained model samples with `Denoiser(model, schedule, FlowPrediction())`.
 
 **EMA of the weights** is not part of a loss: `jaxsci.train.fit(..., ema=0.999)` keeps an
 exponential moving average (with the warm-up decay min(ema, (1 + t)/(10 + t))) and returns
@@ -67,36 +42,40 @@ use 0.9999; small 2-D models 0.99-0.999).
 
 from collections.abc import Callable
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .._custom_types import Array, Float, Key
+from .._checks import concrete
+from .._custom_types import Array, Float, Key, PyTree
 from ..losses import AbstractLoss
-from ._base import AbstractSchedule
-from ._parameterization import check_parameterization, from_x0_eps, to_x0_eps
+from ._base import AbstractSchedule, RealLike, check_schedule
+from ._parameterization import AbstractParameterization, EpsPrediction, check_parameterization
 from ._schedules import RectifiedFlow
-
-DSM_TARGETS = ("eps", "x0", "v")
-WEIGHTINGS = ("uniform", "snr", "min_snr", "likelihood")
-TIME_SAMPLINGS = ("uniform", "logsnr", "stratified")
+from ._training_times import AbstractTimeSampler, UniformTimes
+from ._weightings import AbstractWeighting, UniformWeighting, target_scale
 
 
-def _check_choice(value, name: str, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"Unknown `{name}` {value!r}; expected one of {list(choices)}.")
-
-
-def _time_range(schedule, t_min, t_max, owner: str) -> tuple[float, float]:
+def _time_range(schedule, t_min, t_max) -> tuple[RealLike, RealLike]:
     lo = schedule.t_min if t_min is None else t_min
     hi = schedule.t_max if t_max is None else t_max
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and not lo < hi:
-        raise ValueError(f"{owner}: need t_min < t_max, got t_min={lo}, t_max={hi}.")
+    lo_c, hi_c = concrete(lo), concrete(hi)
+    if lo_c is not None and hi_c is not None and not lo_c < hi_c:
+        raise ValueError(f"need `t_min` < `t_max`, got t_min={lo}, t_max={hi}.")
     return lo, hi
 
 
+def _check_time_sampling(time_sampling, schedule, t_min, t_max) -> None:
+    if not isinstance(time_sampling, AbstractTimeSampler):
+        raise TypeError(
+            "`time_sampling` must be an AbstractTimeSampler (UniformTimes(), LogSNRTimes() or "
+            f"StratifiedTimes()), got {time_sampling!r}."
+        )
+    time_sampling.check_range(schedule, t_min, t_max)
+
+
 def _data_batch(batch, owner: str) -> Array:
-    if not (isinstance(batch, jax.Array) or hasattr(batch, "__array__")):
+    if not isinstance(batch, (jax.Array, np.ndarray)):
         raise TypeError(
             f"{owner}: `batch` must be an array of data examples with a leading batch axis, "
             f"got {type(batch).__name__}."
@@ -112,62 +91,46 @@ def _data_batch(batch, owner: str) -> Array:
     return x0
 
 
-def _check_output(out, x, owner: str) -> None:
-    if jnp.shape(out) != jnp.shape(x):
-        raise ValueError(
-            f"{owner}: the model returned shape {tuple(jnp.shape(out))} for x of shape "
-            f"{tuple(jnp.shape(x))}; it must return an array shaped like x."
-        )
-
-
-def _sample_times(kind, key, n, schedule, t_min, t_max, dtype):
-    """Times (n,) and importance weights (n,) making E[w f(t)] = E_{t~U}[f(t)]."""
-    u = jax.random.uniform(key, (n,), dtype=dtype)
-    span = t_max - t_min
-    if kind == "uniform":
-        return t_min + span * u, jnp.ones((n,), dtype)
-    if kind == "stratified":
-        k_perm = jax.random.fold_in(key, 1)
-        strata = jax.random.permutation(k_perm, n).astype(dtype)
-        return t_min + span * (strata + u) / n, jnp.ones((n,), dtype)
-    lam_hi = schedule.lambda_(jnp.asarray(t_min, dtype))
-    lam_lo = schedule.lambda_(jnp.asarray(t_max, dtype))
-    t = schedule.t_from_lambda(lam_lo + u * (lam_hi - lam_lo))
-    t = jnp.clip(t, t_min, t_max)
-    weight = (lam_hi - lam_lo) / (span * jnp.abs(schedule.d_lambda(t)))
-    return t, weight
-
-
-def _noised_batch(loss, batch, key, owner: str):
+def _noised_batch(loss, model, batch, key, owner: str):
     """The data batch x0, times t ~ `loss.time_sampling` with their importance weights iw,
-    noise eps ~ N(0, I) and the noised x_t = alpha_t x0 + sigma_t eps (one t per example)."""
+    noise eps ~ N(0, I), the noised x_t = alpha_t x0 + sigma_t eps (one t per example) and
+    the model's outputs at (t, x_t)."""
     x0 = _data_batch(batch, owner)
     if key is None:
         raise TypeError(f"{owner} draws times and noise and needs `key` (a jax.random.key).")
     n = x0.shape[0]
     k_t, k_eps = jax.random.split(key)
     sch = loss.schedule
-    t, iw = _sample_times(loss.time_sampling, k_t, n, sch, loss.t_min, loss.t_max, x0.dtype)
+    t, iw = loss.time_sampling.sample(k_t, n, sch, loss.t_min, loss.t_max, x0.dtype)
     eps = jax.random.normal(k_eps, x0.shape, x0.dtype)
     shape = (n,) + (1,) * (x0.ndim - 1)
     x_t = sch.alpha(t).reshape(shape) * x0 + sch.sigma(t).reshape(shape) * eps
-    return x0, t, iw, eps, x_t
+    out = jax.vmap(model)(t, x_t)
+    if jnp.shape(out) != jnp.shape(x_t):
+        raise ValueError(
+            f"{owner}: the model returned shape {tuple(jnp.shape(out))} for x of shape "
+            f"{tuple(jnp.shape(x_t))}; it must return an array shaped like x."
+        )
+    return x0, t, iw, eps, x_t, out
+
+
+_EPS = EpsPrediction()
+_UNIFORM_WEIGHTING = UniformWeighting()
+_UNIFORM_TIMES = UniformTimes()
 
 
 class DenoisingScoreMatching(AbstractLoss):
-    r"""Denoising score matching with eps / x0 / v targets and weightings (see the module
-    docstring for the objective, its weightings and references).
+    r"""Denoising score matching with any target, weighting and law of the training times
+    (see the module docstring for the objective and references).
 
     Arguments:
         schedule: the noise schedule (alpha_t, sigma_t) the model is trained for.
-        parameterization: what the model outputs: "eps", "x0", "v", "score" or "flow"
-            (converted exactly to the target).
-        target: the regressed quantity, "eps", "x0" or "v" (default: the model's own
-            parameterisation when it is one of these, else "eps").
-        weighting: "uniform", "snr", "min_snr" or "likelihood".
-        gamma: the Min-SNR gamma (weighting "min_snr"; default 5, Hang et al. 2023).
-        time_sampling: "uniform", "logsnr" or "stratified" (same objective, different
-            variance).
+        parameterization: what the model outputs (default `EpsPrediction()`; converted
+            exactly to the target).
+        target: the regressed quantity, an `AbstractParameterization` (default: the
+            model's own parameterisation).
+        weighting: an `AbstractWeighting` (default `UniformWeighting()`).
+        time_sampling: an `AbstractTimeSampler` (default `UniformTimes()`).
         t_min, t_max: the training time range (default: the schedule's).
 
     `aux` has `loss` and `mse_eps`, the unweighted eps-space mean squared error (comparable
@@ -175,85 +138,59 @@ class DenoisingScoreMatching(AbstractLoss):
     """
 
     schedule: AbstractSchedule
-    parameterization: str = eqx.field(static=True)
-    target: str = eqx.field(static=True)
-    weighting: str = eqx.field(static=True)
-    gamma: float
-    time_sampling: str = eqx.field(static=True)
-    t_min: float
-    t_max: float
+    parameterization: AbstractParameterization
+    target: AbstractParameterization
+    weighting: AbstractWeighting
+    time_sampling: AbstractTimeSampler
+    t_min: RealLike
+    t_max: RealLike
 
     def __init__(
         self,
         schedule: AbstractSchedule,
-        parameterization: str = "eps",
-        target: str | None = None,
-        weighting: str = "uniform",
+        parameterization: AbstractParameterization = _EPS,
+        target: AbstractParameterization | None = None,
+        weighting: AbstractWeighting = _UNIFORM_WEIGHTING,
         *,
-        gamma: float = 5.0,
-        time_sampling: str = "uniform",
-        t_min: float | None = None,
-        t_max: float | None = None,
+        time_sampling: AbstractTimeSampler = _UNIFORM_TIMES,
+        t_min: RealLike | None = None,
+        t_max: RealLike | None = None,
     ):
-        if not isinstance(schedule, AbstractSchedule):
-            raise TypeError(
-                f"DenoisingScoreMatching: `schedule` must be an AbstractSchedule, got "
-                f"{type(schedule).__name__}."
-            )
+        check_schedule(schedule)
         check_parameterization(parameterization)
-        if target is None:
-            target = parameterization if parameterization in DSM_TARGETS else "eps"
-        _check_choice(target, "target", DSM_TARGETS)
-        _check_choice(weighting, "weighting", WEIGHTINGS)
-        _check_choice(time_sampling, "time_sampling", TIME_SAMPLINGS)
-        if isinstance(gamma, (int, float)) and not gamma > 0:
-            raise ValueError(f"DenoisingScoreMatching: `gamma` must be > 0, got {gamma}.")
+        target = parameterization if target is None else check_parameterization(target, "target")
+        if not isinstance(weighting, AbstractWeighting):
+            raise TypeError(
+                "`weighting` must be an AbstractWeighting (UniformWeighting(), SNRWeighting(), "
+                f"MinSNRWeighting(gamma) or LikelihoodWeighting()), got {weighting!r}."
+            )
         self.schedule = schedule
         self.parameterization = parameterization
         self.target = target
         self.weighting = weighting
-        self.gamma = gamma
+        self.t_min, self.t_max = _time_range(schedule, t_min, t_max)
+        _check_time_sampling(time_sampling, schedule, self.t_min, self.t_max)
         self.time_sampling = time_sampling
-        self.t_min, self.t_max = _time_range(schedule, t_min, t_max, "DenoisingScoreMatching")
 
-    def target_factor(self, t):
+    def target_factor(self, t: Float[Array, "*t"]) -> Float[Array, "*t"]:
         """c_F(t) = (F-space error / eps-space error)^2 at fixed (t, x) for the target F."""
-        a, s = self.schedule.alpha(t), self.schedule.sigma(t)
-        if self.target == "eps":
-            return jnp.ones_like(a)
-        if self.target == "x0":
-            return (s / a) ** 2
-        return ((a**2 + s**2) / a) ** 2
+        return target_scale(self.target, t, self.schedule) ** 2
 
-    def weight(self, t):
+    def weight(self, t: Float[Array, "*t"]) -> Float[Array, "*t"]:
         """w(t), the weight on the squared target-space error at time t."""
-        sch = self.schedule
-        a, s = sch.alpha(t), sch.sigma(t)
-        snr = (a / s) ** 2
-        if self.weighting == "uniform":
-            return jnp.ones_like(snr)
-        if self.weighting == "snr":
-            return snr
-        # Objective-level weights W on the eps-space error, divided by c_F.
-        if self.weighting == "min_snr":
-            eps_weight = jnp.minimum(snr, self.gamma) / snr
-        else:
-            eps_weight = -2.0 * sch.d_lambda(t)  # g^2 / sigma^2
-        return eps_weight / self.target_factor(t)
+        return self.weighting.weight(t, self.schedule, self.target_factor(t))
 
     def __call__(
-        self, model: Callable, batch: Float[Array, "batch ..."], *, key: Key | None = None
+        self, model: Callable, batch: PyTree, *, key: Key | None = None
     ) -> tuple[Float[Array, ""], dict[str, Array]]:
         owner = "DenoisingScoreMatching"
-        x0, t, iw, eps, x_t = _noised_batch(self, batch, key, owner)
+        x0, t, iw, eps, x_t, out = _noised_batch(self, model, batch, key, owner)
         sch = self.schedule
-        out = jax.vmap(model)(t, x_t)
-        _check_output(out, x_t, owner)
 
         def errors(out1, x1, t1, x01, eps1):
-            x0_hat, eps_hat = to_x0_eps(self.parameterization, out1, x1, t1, sch)
-            pred = from_x0_eps(self.target, x0_hat, eps_hat, t1, sch)
-            true = from_x0_eps(self.target, x01, eps1, t1, sch)
+            x0_hat, eps_hat = self.parameterization.to_x0_eps(out1, x1, t1, sch)
+            pred = self.target.from_x0_eps(x0_hat, eps_hat, t1, sch)
+            true = self.target.from_x0_eps(x01, eps1, t1, sch)
             return jnp.mean((pred - true) ** 2), jnp.mean((eps_hat - eps1) ** 2)
 
         err, mse_eps = jax.vmap(errors)(out, x_t, t, x0, eps)
@@ -268,49 +205,45 @@ class FlowMatching(AbstractLoss):
     x_t = alpha_t x0 + sigma_t eps and u = alpha'_t x0 + sigma'_t eps (module docstring).
     The default schedule is `RectifiedFlow(t_min=1e-3, t_max=1 - 1e-3)` trained on
     t in [0, 1] (the velocity eps - x0 is finite at both ends); sample the trained model
-    with `Denoiser(model, schedule, "flow")` (Euler / Heun, or any sampler on a range with
-    finite lambda).
+    with `Denoiser(model, schedule, FlowPrediction())` (Euler / Heun, or any sampler on a
+    range with finite lambda).
 
     Arguments:
         schedule: the interpolant (default `RectifiedFlow()`).
         t_min, t_max: the training time range (default [0, 1] for the rectified flow,
             else the schedule's).
-        time_sampling: "uniform" or "stratified".
+        time_sampling: an `AbstractTimeSampler` (default `UniformTimes()`; `LogSNRTimes`
+            needs a range with finite lambda at both ends, so not [0, 1]).
     """
 
     schedule: AbstractSchedule
-    t_min: float
-    t_max: float
-    time_sampling: str = eqx.field(static=True)
+    t_min: RealLike
+    t_max: RealLike
+    time_sampling: AbstractTimeSampler
 
     def __init__(
         self,
         schedule: AbstractSchedule | None = None,
         *,
-        t_min: float | None = None,
-        t_max: float | None = None,
-        time_sampling: str = "uniform",
+        t_min: RealLike | None = None,
+        t_max: RealLike | None = None,
+        time_sampling: AbstractTimeSampler = _UNIFORM_TIMES,
     ):
         if schedule is None:
             schedule = RectifiedFlow()
-        if not isinstance(schedule, AbstractSchedule):
-            raise TypeError(
-                f"FlowMatching: `schedule` must be an AbstractSchedule, got "
-                f"{type(schedule).__name__}."
-            )
-        _check_choice(time_sampling, "time_sampling", ("uniform", "stratified"))
+        check_schedule(schedule)
         if isinstance(schedule, RectifiedFlow):
             t_min = 0.0 if t_min is None else t_min
             t_max = 1.0 if t_max is None else t_max
         self.schedule = schedule
+        self.t_min, self.t_max = _time_range(schedule, t_min, t_max)
+        _check_time_sampling(time_sampling, schedule, self.t_min, self.t_max)
         self.time_sampling = time_sampling
-        self.t_min, self.t_max = _time_range(schedule, t_min, t_max, "FlowMatching")
 
     def __call__(
-        self, model: Callable, batch: Float[Array, "batch ..."], *, key: Key | None = None
+        self, model: Callable, batch: PyTree, *, key: Key | None = None
     ) -> tuple[Float[Array, ""], dict[str, Array]]:
-        owner = "FlowMatching"
-        x0, t, _, eps, x_t = _noised_batch(self, batch, key, owner)
+        x0, t, iw, eps, _, out = _noised_batch(self, model, batch, key, "FlowMatching")
         sch = self.schedule
         shape = (x0.shape[0],) + (1,) * (x0.ndim - 1)
         if isinstance(sch, RectifiedFlow):
@@ -320,8 +253,6 @@ class FlowMatching(AbstractLoss):
         else:
             da, ds = sch.d_alpha(t).reshape(shape), sch.d_sigma(t).reshape(shape)
             u = da * x0 + ds * eps
-        out = jax.vmap(model)(t, x_t)
-        _check_output(out, x_t, owner)
         err = jnp.mean((out - u) ** 2, axis=tuple(range(1, x0.ndim)))
-        value = jnp.mean(err)
+        value = jnp.mean(iw * err)
         return value, {"loss": value}

@@ -2,12 +2,12 @@ r"""Model parameterisations, exact conversions, and the denoiser wrapper.
 
 For x = alpha x0 + sigma eps (alpha, sigma at time t) a network may predict
 
-* ``"eps"``: the noise eps (Ho et al. 2020);
-* ``"x0"``: the data x0 (Karras et al. 2022's denoiser D);
-* ``"v"``: v = alpha eps - sigma x0 (Salimans & Ho 2022, for any schedule);
-* ``"score"``: grad log p_t(x) = -eps / sigma;
-* ``"flow"``: the flow velocity u = alpha' x0 + sigma' eps (flow matching, Lipman et al.
-  2023), which is also the probability-flow ODE velocity dx/dt.
+* `EpsPrediction`: the noise eps (Ho et al. 2020);
+* `X0Prediction`: the data x0 (Karras et al. 2022's denoiser D);
+* `VPrediction`: v = alpha eps - sigma x0 (Salimans & Ho 2022, for any schedule);
+* `ScorePrediction`: grad log p_t(x) = -eps / sigma;
+* `FlowPrediction`: the flow velocity u = alpha' x0 + sigma' eps (flow matching, Lipman
+  et al. 2023), which is also the probability-flow ODE velocity dx/dt.
 
 Given x every pair determines the others exactly:
 x0 = (x - sigma eps)/alpha; eps = (x - alpha x0)/sigma;
@@ -16,73 +16,128 @@ from the score: eps = -sigma s;
 from u: [alpha sigma; alpha' sigma'] [x0; eps] = [x; u], determinant
 alpha sigma' - sigma alpha' = -alpha sigma lambda' > 0, so
 x0 = (sigma' x - sigma u)/det, eps = (alpha u - alpha' x)/det.
+
+Every output is linear and homogeneous in (x0, eps) at fixed t (`from_x0_eps`), which the
+training losses use to convert an error in eps into an error in any output.
 """
 
+import abc
 from collections.abc import Callable
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_range, concrete
 from .._custom_types import Array, Float
-from ._base import AbstractSchedule
+from ._base import AbstractSchedule, RealLike, Times, check_schedule
 
-PARAMETERIZATIONS = ("eps", "x0", "v", "score", "flow")
-
-
-def check_parameterization(kind, name: str = "parameterization") -> str:
-    """Return `kind` when it is a known parameterisation, else raise a ValueError."""
-    if kind not in PARAMETERIZATIONS:
-        raise ValueError(f"Unknown `{name}` {kind!r}; expected one of {list(PARAMETERIZATIONS)}.")
-    return kind
+Example = Float[Array, "*shape"]
 
 
-def to_x0_eps(kind: str, output, x, t, schedule: AbstractSchedule):
-    """(x0, eps) implied by a model `output` of parameterisation `kind` at (t, x)."""
-    check_parameterization(kind)
-    a, s = schedule.alpha(t), schedule.sigma(t)
-    if kind == "eps":
-        eps = output
-        return (x - s * eps) / a, eps
-    if kind == "x0":
-        return output, (x - a * output) / s
-    if kind == "v":
+class AbstractParameterization(eqx.Module):
+    """What a model outputs, as a pair of exact maps to and from (x0, eps) at time t.
+
+    `to_x0_eps(output, x, t, schedule)` recovers the data and noise predictions from a
+    model output at (t, x); `from_x0_eps(x0, eps, t, schedule)` is the output a model of
+    this kind would give for them. Both act on one example (any shape) and a scalar t.
+    """
+
+    @abc.abstractmethod
+    def to_x0_eps(
+        self, output: Example, x: Example, t: Times, schedule: AbstractSchedule
+    ) -> tuple[Example, Example]:
+        """(x0, eps) implied by a model `output` at (t, x)."""
+
+    @abc.abstractmethod
+    def from_x0_eps(
+        self, x0: Example, eps: Example, t: Times, schedule: AbstractSchedule
+    ) -> Example:
+        """The output of this parameterisation for a given (x0, eps) at time t."""
+
+
+class EpsPrediction(AbstractParameterization):
+    """The model predicts the noise eps (Ho et al. 2020)."""
+
+    def to_x0_eps(self, output, x, t, schedule):
+        return (x - schedule.sigma(t) * output) / schedule.alpha(t), output
+
+    def from_x0_eps(self, x0, eps, t, schedule):
+        return eps
+
+
+class X0Prediction(AbstractParameterization):
+    """The model predicts the data x0 (the denoiser D of Karras et al. 2022)."""
+
+    def to_x0_eps(self, output, x, t, schedule):
+        return output, (x - schedule.alpha(t) * output) / schedule.sigma(t)
+
+    def from_x0_eps(self, x0, eps, t, schedule):
+        return x0
+
+
+class VPrediction(AbstractParameterization):
+    """The model predicts v = alpha eps - sigma x0 (Salimans & Ho 2022)."""
+
+    def to_x0_eps(self, output, x, t, schedule):
+        a, s = schedule.alpha(t), schedule.sigma(t)
         norm = a**2 + s**2
         return (a * x - s * output) / norm, (s * x + a * output) / norm
-    if kind == "score":
+
+    def from_x0_eps(self, x0, eps, t, schedule):
+        return schedule.alpha(t) * eps - schedule.sigma(t) * x0
+
+
+class ScorePrediction(AbstractParameterization):
+    """The model predicts the score grad log p_t(x) = -eps / sigma (Song et al. 2021)."""
+
+    def to_x0_eps(self, output, x, t, schedule):
+        s = schedule.sigma(t)
         eps = -s * output
-        return (x - s * eps) / a, eps
-    da, ds = schedule.d_alpha(t), schedule.d_sigma(t)
-    det = a * ds - s * da
-    return (ds * x - s * output) / det, (a * output - da * x) / det
+        return (x - s * eps) / schedule.alpha(t), eps
+
+    def from_x0_eps(self, x0, eps, t, schedule):
+        return -eps / schedule.sigma(t)
 
 
-def from_x0_eps(kind: str, x0, eps, t, schedule: AbstractSchedule):
-    """The output of parameterisation `kind` for a given (x0, eps) at time t."""
-    check_parameterization(kind)
-    a, s = schedule.alpha(t), schedule.sigma(t)
-    if kind == "eps":
-        return eps
-    if kind == "x0":
-        return x0
-    if kind == "v":
-        return a * eps - s * x0
-    if kind == "score":
-        return -eps / s
-    return schedule.d_alpha(t) * x0 + schedule.d_sigma(t) * eps
+class FlowPrediction(AbstractParameterization):
+    """The model predicts the flow velocity u = alpha' x0 + sigma' eps (Lipman et al. 2023),
+    the probability-flow ODE velocity."""
+
+    def to_x0_eps(self, output, x, t, schedule):
+        a, s = schedule.alpha(t), schedule.sigma(t)
+        da, ds = schedule.d_alpha(t), schedule.d_sigma(t)
+        det = a * ds - s * da
+        return (ds * x - s * output) / det, (a * output - da * x) / det
+
+    def from_x0_eps(self, x0, eps, t, schedule):
+        return schedule.d_alpha(t) * x0 + schedule.d_sigma(t) * eps
 
 
-def convert(output, *, source: str, target: str, x, t, schedule: AbstractSchedule):
+def check_parameterization(value, name: str = "parameterization") -> AbstractParameterization:
+    """`value` when it is an `AbstractParameterization`, else a TypeError naming `name`."""
+    if not isinstance(value, AbstractParameterization):
+        raise TypeError(
+            f"`{name}` must be an AbstractParameterization (EpsPrediction(), X0Prediction(), "
+            f"VPrediction(), ScorePrediction() or FlowPrediction()), got {value!r}."
+        )
+    return value
+
+
+def convert(
+    output: Example,
+    *,
+    source: AbstractParameterization,
+    target: AbstractParameterization,
+    x: Example,
+    t: Times,
+    schedule: AbstractSchedule,
+) -> Example:
     """Convert a model output between parameterisations (exact, see the module docstring)."""
     check_parameterization(source, "source")
     check_parameterization(target, "target")
-    x0, eps = to_x0_eps(source, output, x, t, schedule)
-    return from_x0_eps(target, x0, eps, t, schedule)
-
-
-def _is_number(x) -> bool:
-    """A concrete Python/NumPy real number (not bool, not an array that may be traced)."""
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+    x0, eps = source.to_x0_eps(output, x, t, schedule)
+    return target.from_x0_eps(x0, eps, t, schedule)
 
 
 class DynamicThreshold(eqx.Module):
@@ -90,20 +145,21 @@ class DynamicThreshold(eqx.Module):
 
     s = clip(quantile(|x0|, percentile), 1, max_value) per example, then
     x0 <- clip(x0, -s, s) / s. Defaults: the paper's percentile 0.995 and data range
-    [-1, 1]; `max_value` bounds s as diffusers' `sample_max_value` does.
+    [-1, 1]; `max_value` bounds s as diffusers' `sample_max_value` does. Both are array
+    fields (a vmap over them works).
     """
 
-    percentile: float = 0.995
-    max_value: float = float("inf")
+    percentile: RealLike = 0.995
+    max_value: RealLike = float("inf")
 
     def __check_init__(self):
-        # Python ints are numbers too (DynamicThreshold(1, 3) is valid; max_value=0 is not).
-        if _is_number(self.percentile) and not 0.0 < self.percentile <= 1.0:
-            raise ValueError(f"`percentile` must be in (0, 1], got {self.percentile}.")
-        if _is_number(self.max_value) and not self.max_value >= 1.0:
+        check_range("percentile", self.percentile, 0.0, 1.0, lower_open=True)
+        # max_value may be +inf (no bound): only NaN and values below 1 are refused.
+        value = concrete(self.max_value)
+        if value is not None and not np.all(value >= 1.0):
             raise ValueError(f"`max_value` must be >= 1, got {self.max_value}.")
 
-    def __call__(self, x0: Float[Array, "..."]) -> Float[Array, "..."]:
+    def __call__(self, x0: Example) -> Example:
         # jnp.quantile needs a floating q (an int percentile such as 1 would raise there).
         q = jnp.asarray(self.percentile, dtype=x0.dtype)
         s = jnp.quantile(jnp.abs(x0).ravel(), q)
@@ -122,11 +178,16 @@ class ClassifierFreeGuidance(eqx.Module):
 
     conditional: Callable
     unconditional: Callable
-    scale: float | Float[Array, ""]
+    scale: RealLike
 
-    def __call__(self, t, x):
+    def __call__(self, t: Times, x: Example) -> Example:
         u = self.unconditional(t, x)
         return u + self.scale * (self.conditional(t, x) - u)
+
+
+def _check_schedule(schedule) -> None:
+    if not isinstance(schedule, AbstractSchedule):
+        raise TypeError(f"`schedule` must be an AbstractSchedule, got {type(schedule).__name__}.")
 
 
 class Denoiser(eqx.Module):
@@ -140,23 +201,20 @@ class Denoiser(eqx.Module):
     Arguments:
         model: callable (t, x) -> array shaped like x, t a scalar time of `schedule`.
         schedule: the noise schedule the model was trained with.
-        parameterization: one of "eps", "x0", "v", "score", "flow".
+        parameterization: what the model outputs (default `EpsPrediction()`).
         threshold: optional `DynamicThreshold`.
     """
 
     model: Callable
     schedule: AbstractSchedule
-    parameterization: str = eqx.field(default="eps", static=True)
+    parameterization: AbstractParameterization = EpsPrediction()
     threshold: DynamicThreshold | None = None
 
     def __check_init__(self):
         check_parameterization(self.parameterization)
-        if not isinstance(self.schedule, AbstractSchedule):
-            raise TypeError(
-                f"`schedule` must be an AbstractSchedule, got {type(self.schedule).__name__}."
-            )
+        check_schedule(self.schedule)
 
-    def predict(self, t, x):
+    def predict(self, t: Times, x: Example) -> tuple[Example, Example]:
         """(x0, eps) at time t."""
         out = self.model(t, x)
         if jnp.shape(out) != jnp.shape(x):
@@ -164,32 +222,38 @@ class Denoiser(eqx.Module):
                 f"the model returned shape {jnp.shape(out)} for x of shape {jnp.shape(x)}; "
                 "a denoiser must return an array shaped like x."
             )
-        x0, eps = to_x0_eps(self.parameterization, out, x, t, self.schedule)
+        x0, eps = self.parameterization.to_x0_eps(out, x, t, self.schedule)
         if self.threshold is not None:
             x0 = self.threshold(x0)
             eps = (x - self.schedule.alpha(t) * x0) / self.schedule.sigma(t)
         return x0, eps
 
-    def x0(self, t, x):
+    def x0(self, t: Times, x: Example) -> Example:
+        """The data prediction E[x0 | x_t = x]."""
         return self.predict(t, x)[0]
 
-    def eps(self, t, x):
+    def eps(self, t: Times, x: Example) -> Example:
+        """The noise prediction E[eps | x_t = x]."""
         return self.predict(t, x)[1]
 
-    def score(self, t, x):
+    def score(self, t: Times, x: Example) -> Example:
+        """The score grad log p_t(x) = -eps / sigma_t."""
         return -self.eps(t, x) / self.schedule.sigma(t)
 
-    def velocity(self, t, x):
+    def velocity(self, t: Times, x: Example) -> Example:
         """Probability-flow ODE velocity dx/dt = f(t) x - sigma_t lambda_t' eps."""
         sch = self.schedule
         return sch.d_log_alpha(t) * x - sch.sigma(t) * sch.d_lambda(t) * self.eps(t, x)
 
 
-def as_denoiser(model, schedule: AbstractSchedule, parameterization: str) -> Denoiser:
+def as_denoiser(
+    model: "Callable | Denoiser",
+    schedule: AbstractSchedule,
+    parameterization: AbstractParameterization,
+) -> Denoiser:
     """`model` itself when it is a `Denoiser` (its own schedule and parameterisation win),
     else `Denoiser(model, schedule, parameterization)`: the model argument of the
     samplers' drivers."""
     if isinstance(model, Denoiser):
         return model
-    check_parameterization(parameterization)
-    return Denoiser(model, schedule, parameterization)
+    return Denoiser(model, schedule, check_parameterization(parameterization))

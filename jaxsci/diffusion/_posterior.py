@@ -3,8 +3,10 @@ r"""Posterior sampling for linear inverse problems with a diffusion prior.
 The problem: y = A x + e, e ~ N(0, R), with a diffusion model of the prior p(x) given as a
 denoiser (any parameterisation, see `Denoiser`). The pieces:
 
-* `LinearGaussianObservation`: the likelihood p(y | x) = N(y; A x, R) (A a matrix or a
-  linear callable; R from a noise std, per-coordinate stds or a full covariance).
+* The likelihood p(y | x) = N(y; A x, R) is an observation model of `jaxsci.observations`
+  (the type the filters use): a `LinearObservation` (A a matrix or a matrix-free linear
+  callable; R from a noise std, per-coordinate stds or a full covariance), or for DPS any
+  `AbstractObservation` (a nonlinear h(x)). The observed values `y` are passed beside it.
 * `DPS` (Chung et al. 2023, "Diffusion posterior sampling for general noisy inverse
   problems", Algorithm 1): a DDIM/ancestral step followed by a gradient step on
   ||y - A x0_hat(x_t)||^2 through the Tweedie denoiser x0_hat = E[x0 | x_t].
@@ -14,7 +16,8 @@ denoiser (any parameterisation, see `Denoiser`). The pieces:
 * `TDS` (Wu et al. 2023, "Practical and asymptotically exact conditional sampling in
   diffusion models", the twisted diffusion sampler) with the driver `smc_sample`: sequential
   Monte Carlo over the reverse chain with weighted particles, ESS-triggered resampling
-  (the schemes of `jaxsci.filters`) and a log-normaliser (evidence) estimate.
+  (a `jaxsci.smc` resampler and `jaxsci.smc.smc_step`), twisting functions `PiGDMTwist` or
+  `PlainTwist`, and a log-normaliser (evidence) estimate.
 * `exact_posterior`: for a `GaussianMixture` prior the posterior is again a Gaussian
   mixture (full covariances) with closed-form weights, means and covariances, and the
   evidence p(y) is a Gaussian-mixture density: the reference the tests and the
@@ -30,190 +33,85 @@ specific and awkward for matrix-free operators. TDS's exactness does not depend 
 its twisting functions are: they only change the variance of the weights.
 """
 
+import abc
 import math
 import warnings
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.core import Tracer
+from jaxtyping import Real, Shaped
 
-from .._custom_types import Array, Bool, Float, Int, Key
-from ..filters._resampling import RESAMPLING_SCHEMES, effective_sample_size
-from ._base import AbstractSampler, AbstractSchedule, GridArrays, SamplerState, grid_arrays
+from .._checks import (
+    as_float_array,
+    check_finite,
+    check_int,
+    check_key,
+    check_positive,
+    check_probability,
+    check_range,
+    is_concrete,
+)
+from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key
+from ..observations import (
+    AbstractObservation,
+    LinearObservation,
+    gaussian_log_density,
+)
+from ..smc import (
+    AbstractResampler,
+    Resampler,
+    ResamplingScheme,
+    effective_sample_size,
+    reweight,
+    smc_step,
+    systematic,
+)
+from ._base import AbstractSchedule, RealLike
 from ._exponential import check_ddim_eta, ddim_is_stochastic, ddim_transition
 from ._grids import check_grid
 from ._mixture import GaussianMixture
-from ._parameterization import as_denoiser
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _is_traced(x) -> bool:
-    return isinstance(x, Tracer)
-
-
-def _concrete(x):
-    """x as a NumPy float64 array, or None when it is traced (checks are then skipped)."""
-    if _is_traced(x):
-        return None
-    try:
-        return np.asarray(x, dtype=np.float64)
-    except Exception:  # noqa: BLE001 - anything not convertible is treated as traced
-        return None
-
+from ._parameterization import AbstractParameterization, Denoiser, EpsPrediction, as_denoiser
+from ._sampler import AbstractSampler, GridArrays, SamplerState, grid_arrays, initial_state
 
 # ---------------------------------------------------------------------------------------
-# The observation model
+# The observation model: one type with the filters (`jaxsci.observations`)
 
 
-class LinearGaussianObservation(eqx.Module):
-    r"""A linear observation with Gaussian noise: p(y | x) = N(y; A x, R).
-
-    Arguments:
-        operator: A, either an (m, d) matrix or a linear callable x (d,) -> (m,)
-            (matrix-free; then `dim` is required).
-        y: the observation, shape (m,).
-        noise_std: a positive scalar (R = noise_std^2 I) or positive (m,) stds
-            (R = diag(noise_std^2)). Give exactly one of `noise_std` and `noise_cov`.
-        noise_cov: a symmetric positive-definite (m, m) covariance R.
-        dim: d, the state dimension (required for a callable `operator`).
-
-    The Cholesky factor L of R (R = L L^T) is precomputed; for a callable operator the Gram
-    matrix A A^T is formed once from the d columns A e_j (needed by the twisting functions
-    of `TDS` and by `exact_posterior`).
-    """
-
-    operator: Float[Array, "m d"] | Callable
-    y: Float[Array, " m"]
-    noise_chol: Float[Array, "m m"]
-    gram: Float[Array, "m m"]
-    dim: int = eqx.field(static=True)
-
-    def __init__(self, operator, y, noise_std=None, *, noise_cov=None, dim=None):
-        y = jnp.asarray(y)
-        if not jnp.issubdtype(y.dtype, jnp.floating):
-            y = y.astype(jnp.result_type(float))
-        if y.ndim != 1 or y.shape[0] == 0:
-            raise ValueError(f"`y` must be a non-empty 1-D array (m,), got shape {y.shape}.")
-        m = y.shape[0]
-        if callable(operator) and not hasattr(operator, "shape"):
-            if not isinstance(dim, (int, np.integer)) or dim < 1:
-                raise ValueError(
-                    f"`dim` must be an integer >= 1 when `operator` is a callable, got {dim!r}."
-                )
-            try:
-                out = jax.eval_shape(operator, jax.ShapeDtypeStruct((int(dim),), y.dtype))
-            except Exception as err:  # noqa: BLE001 - re-raised with the argument named
-                raise ValueError(
-                    f"`operator` must map x of shape ({dim},) to shape ({m},); calling it "
-                    f"failed: {err}"
-                ) from err
-            if getattr(out, "shape", None) != (m,):
-                raise ValueError(
-                    f"`operator` maps x of shape ({dim},) to shape "
-                    f"{getattr(out, 'shape', out)}, but `y` has shape ({m},)."
-                )
-            self.operator = operator
-            self.dim = int(dim)
-            cols = jnp.asarray(jax.vmap(operator)(jnp.eye(self.dim, dtype=y.dtype)))  # A^T
-            self.gram = cols.T @ cols
-        else:
-            a = jnp.asarray(operator)
-            if a.ndim != 2 or a.shape[0] != m:
-                raise ValueError(
-                    f"`operator` must be an (m, d) matrix with m = len(y) = {m}, got shape "
-                    f"{a.shape}."
-                )
-            if dim is not None and dim != a.shape[1]:
-                raise ValueError(
-                    f"`dim` = {dim} does not match the operator's {a.shape[1]} columns."
-                )
-            a = a.astype(jnp.result_type(a.dtype, y.dtype, float))
-            self.operator = a
-            self.dim = int(a.shape[1])
-            self.gram = a @ a.T
-        if (noise_std is None) == (noise_cov is None):
-            raise ValueError("give exactly one of `noise_std` and `noise_cov`.")
-        dtype = jnp.result_type(y.dtype, float)
-        if noise_std is not None:
-            std = jnp.asarray(noise_std, dtype)
-            if std.ndim > 1 or (std.ndim == 1 and std.shape[0] != m):
-                raise ValueError(
-                    f"`noise_std` must be a scalar or of shape ({m},), got shape {std.shape}."
-                )
-            c = _concrete(std)
-            if c is not None and not (np.all(np.isfinite(c)) and np.all(c > 0)):
-                raise ValueError(f"`noise_std` must be finite and > 0, got {c}.")
-            self.noise_chol = jnp.diag(jnp.broadcast_to(std, (m,)))
-        else:
-            cov = jnp.asarray(noise_cov, dtype)
-            if cov.shape != (m, m):
-                raise ValueError(f"`noise_cov` must have shape ({m}, {m}), got {cov.shape}.")
-            c = _concrete(cov)
-            if c is not None:
-                if not np.allclose(c, c.T, rtol=1e-6, atol=1e-12 * np.abs(c).max()):
-                    raise ValueError("`noise_cov` must be symmetric.")
-                if not (np.all(np.isfinite(c)) and np.all(np.linalg.eigvalsh(c) > 0)):
-                    raise ValueError("`noise_cov` must be positive definite (finite).")
-            self.noise_chol = jnp.linalg.cholesky(cov)
-        self.y = y.astype(dtype)
-
-    @property
-    def num_obs(self) -> int:
-        return self.y.shape[0]
-
-    def apply(self, x: Float[Array, " d"]) -> Float[Array, " m"]:
-        """A x."""
-        op = self.operator
-        if isinstance(op, jax.Array):
-            return op @ x
-        return op(x)
-
-    def matrix(self) -> Float[Array, "m d"]:
-        """A as an (m, d) matrix (for a callable: its columns A e_j)."""
-        op = self.operator
-        if isinstance(op, jax.Array):
-            return op
-        return jnp.asarray(jax.vmap(op)(jnp.eye(self.dim, dtype=self.y.dtype))).T
-
-    def noise_cov(self) -> Float[Array, "m m"]:
-        """R = L L^T."""
-        return self.noise_chol @ self.noise_chol.T
-
-    def log_likelihood(self, x: Float[Array, " d"]) -> Float[Array, ""]:
-        """log N(y; A x, R)."""
-        return _gaussian_logpdf(self.y - self.apply(x), self.noise_chol)
-
-    def check_state(self, x, name: str = "x") -> None:
-        """Raise a ValueError unless `x` has the shape (..., d) this operator acts on."""
-        shape = jnp.shape(x)
-        if len(shape) < 1 or shape[-1] != self.dim:
-            raise ValueError(
-                f"`{name}` must have a trailing dimension d = {self.dim} (the operator's "
-                f"columns), got shape {shape}."
-            )
+def _y_field(y) -> Array:
+    return as_float_array("y", y)
 
 
-def _gaussian_logpdf(r, chol):
-    """log N(r; 0, L L^T) for lower-triangular L."""
-    z = jax.scipy.linalg.solve_triangular(chol, r, lower=True)
-    logdet = 2.0 * jnp.sum(jnp.log(jnp.abs(jnp.diagonal(chol))))
-    return -0.5 * (jnp.sum(z**2) + logdet + r.shape[0] * _LOG_2PI)
-
-
-def _check_observation(observation):
-    if not isinstance(observation, LinearGaussianObservation):
+def _check_observation(observation, y, *, linear: bool = False) -> None:
+    """Check the observation model and the observed values `y` (m,): a TypeError or
+    ValueError naming the argument."""
+    kind = LinearObservation if linear else AbstractObservation
+    if not isinstance(observation, kind):
         raise TypeError(
-            f"`observation` must be a LinearGaussianObservation, got {type(observation).__name__}."
+            f"`observation` must be a jaxsci.observations.{kind.__name__}, got "
+            f"{type(observation).__name__}."
         )
+    y = as_float_array("y", y)
+    if y.shape != (observation.obs_dim,):
+        raise ValueError(
+            f"`y` must have shape (m,) = ({observation.obs_dim},), the observation model's "
+            f"obs_dim, got {y.shape}."
+        )
+    check_finite("y", y)
 
 
 # ---------------------------------------------------------------------------------------
 # DPS
+
+
+class DPSInfo(NamedTuple):
+    """Per-step information of `DPS`: `nfe` (one model evaluation, with a vector-Jacobian
+    product) and `residual_norm`, ||y - A x0_hat|| (whitened with `whiten`)."""
+
+    nfe: Int[Array, ""]
+    residual_norm: Float[Array, ""]
 
 
 class DPS(AbstractSampler):
@@ -230,7 +128,8 @@ class DPS(AbstractSampler):
     model evaluation and one vector-Jacobian product per step). The step-size convention
     zeta / ||residual|| is the paper's (their zeta' in [0.1, 1] across tasks). As in the
     paper the residual is not whitened by the noise covariance; `whiten=True` uses
-    R^{-1/2}(y - A x0_hat) instead.
+    R^{-1/2}(y - A x0_hat) instead. The operator may be nonlinear (any
+    `AbstractObservation`, y = h(x) + e), as in the paper's nonlinear deblurring.
 
     **DPS is biased**: it approximates grad log p(y | x_t) by a rescaled
     grad log p(y | x0_hat(x_t)) (the noise level of the observation enters only through
@@ -239,51 +138,56 @@ class DPS(AbstractSampler):
     itself is wanted. Acts on one example; vmap outside (e.g. over keys and x_T).
 
     Arguments:
-        observation: the `LinearGaussianObservation`.
+        observation: the observation model (`jaxsci.observations`), e.g.
+            `LinearObservation(A, noise_std=s)`.
+        y: the observed values (m,).
         zeta: the step-size scale zeta' (>= 0; 0 gives the unconditional DDIM sampler).
         eta: DDIM stochasticity in [0, 1] (1 = ancestral).
         whiten: whiten the residual by the noise Cholesky factor.
     """
 
-    observation: LinearGaussianObservation
-    zeta: float | Float[Array, ""] = 1.0
-    eta: float = 1.0
+    observation: AbstractObservation
+    y: Float[Array, " m"] = eqx.field(converter=_y_field)
+    zeta: RealLike = 1.0
+    eta: RealLike = 1.0
     whiten: bool = eqx.field(default=False, static=True)
 
-    def __check_init__(self):
-        _check_observation(self.observation)
-        if isinstance(self.zeta, (int, float)) and not (
-            math.isfinite(self.zeta) and self.zeta >= 0
-        ):
-            raise ValueError(f"DPS: `zeta` must be finite and >= 0, got {self.zeta}.")
-        check_ddim_eta(self.eta, "DPS")
+    order: ClassVar[int] = 1
+    convergence_order: ClassVar[int] = 1
+    multistep: ClassVar[bool] = False
+    nfe_per_step: ClassVar[int] = 1
 
-    @property
-    def order(self) -> int:
-        return 1
+    def __check_init__(self):
+        _check_observation(self.observation, self.y)
+        check_positive("zeta", self.zeta, allow_zero=True)
+        check_ddim_eta(self.eta)
 
     @property
     def stochastic(self) -> bool:
         return ddim_is_stochastic(self.eta)
 
-    def init(self, denoiser, ts, x_T):
+    def init(
+        self, denoiser: Denoiser, ts: Float[Array, " n1"], x_T: Float[Array, " d"]
+    ) -> SamplerState:
         self.observation.check_state(x_T, "x_T")
         if jnp.ndim(x_T) != 1:
             raise ValueError(
-                f"DPS acts on one example: `x_T` must have shape ({self.observation.dim},), "
+                f"DPS acts on one example: `x_T` must have shape ({self.observation.state_dim},), "
                 f"got {jnp.shape(x_T)} (vmap over examples outside)."
             )
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
+        return initial_state(denoiser.schedule, ts, x_T)
 
-    def step(self, key, state, denoiser):
+    def step(
+        self, key: Key | None, state: SamplerState, denoiser: Denoiser
+    ) -> tuple[SamplerState, DPSInfo]:
         g, i, x = state.grid, state.i, state.x
         obs = self.observation
 
         def sq_residual(x):
             x0, eps = denoiser.predict(g.t[i], x)
-            r = obs.y - obs.apply(x0)
+            r = self.y.astype(x0.dtype) - obs(x0)
             if self.whiten:
-                r = jax.scipy.linalg.solve_triangular(obs.noise_chol, r, lower=True)
+                r = obs.whiten(r)
             return jnp.sum(r**2), (x0, eps)
 
         (sq, (x0, eps)), grad = jax.value_and_grad(sq_residual, has_aux=True)(x)
@@ -295,13 +199,64 @@ class DPS(AbstractSampler):
             x_new = x_new + c * jax.random.normal(key, jnp.shape(x), x.dtype)
         step_size = self.zeta / jnp.maximum(norm, jnp.finfo(x.dtype).tiny)
         x_new = x_new - step_size * grad
-        return state._replace(x=x_new, i=i + 1), {"nfe": jnp.asarray(1), "residual_norm": norm}
+        return state._replace(x=x_new, i=i + 1), DPSInfo(jnp.asarray(1), norm)
 
 
 # ---------------------------------------------------------------------------------------
 # TDS: twisted diffusion sampler (SMC)
 
-TWIST_VARIANCES = ("pigdm", "none")
+
+class AbstractTwist(eqx.Module):
+    r"""The twisting functions of `TDS`: p~_t(y | x_t) = N(y; A x0_hat(x_t), R + r_t^2 A A^T),
+    given by the Cholesky factor of their covariance at (alpha_t, sigma_t)."""
+
+    #: Whether the twist needs the Gram matrix A A^T (a `LinearObservation`).
+    linear: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def chol(
+        self,
+        observation: AbstractObservation,
+        alpha: Float[Array, ""],
+        sigma: Float[Array, ""],
+    ) -> Float[Array, "m m"]:
+        """Cholesky factor of R + r_t^2 A A^T (shared by all particles)."""
+
+
+class PlainTwist(AbstractTwist):
+    """r_t = 0: the twist p(y | x0_hat(x_t)) of Wu et al. (2023)."""
+
+    def chol(self, observation, alpha, sigma):
+        return observation.noise_chol
+
+
+class PiGDMTwist(AbstractTwist):
+    r"""r_t^2 = s^2 sigma_t^2 / (alpha_t^2 s^2 + sigma_t^2), the posterior variance of x0 | x_t
+    for N(0, s^2 I) data (Song et al. 2023, PiGDM); s = `data_std` (the prior's scale, > 0,
+    an array field). Needs a `LinearObservation` (its Gram matrix A A^T)."""
+
+    data_std: RealLike = 1.0
+    linear: ClassVar[bool] = True
+
+    def __check_init__(self):
+        check_positive("data_std", self.data_std)
+
+    def chol(self, observation, alpha, sigma):
+        assert isinstance(observation, LinearObservation)  # checked by TDS
+        s2 = jnp.asarray(self.data_std, sigma.dtype) ** 2
+        r2 = s2 * sigma**2 / (alpha**2 * s2 + sigma**2)
+        gram = observation.gram.astype(sigma.dtype)
+        return jnp.linalg.cholesky(observation.noise_cov.astype(sigma.dtype) + r2 * gram)
+
+
+class TDSInfo(NamedTuple):
+    """Per-step information of `TDS`: `ess` (before resampling), `resampled`, `nonfinite`
+    (NaN log-weights set to -inf) and `nfe` (one model evaluation with a VJP per particle)."""
+
+    ess: Float[Array, ""]
+    resampled: Bool[Array, ""]
+    nonfinite: Int[Array, ""]
+    nfe: Int[Array, ""]
 
 
 class SMCState(NamedTuple):
@@ -309,8 +264,8 @@ class SMCState(NamedTuple):
 
     x: particles at the current grid time (N, d); x0, eps: the denoiser's predictions at
     them (N, d); grad: grad_x log twist (N, d); log_twist: log p~_t(y | x) (N,);
-    log_weights: unnormalised log-weights since the last resampling (N,);
-    log_normalizer: the log-evidence accumulated at past resamplings; i: grid index.
+    log_weights: normalised log-weights (N,); log_normalizer: the log-evidence estimate
+    so far (the sum of the `smc_step`/`reweight` increments); i: grid index.
     """
 
     x: Float[Array, "N d"]
@@ -334,9 +289,10 @@ class TDS(eqx.Module):
 
         p~_t(y | x_t) = N(y; A x0_hat(x_t), R + r_t^2 A A^T),
 
-    where r_t^2 is `twist_variance`: "none" (r = 0, the paper's p(y | x0_hat)) or "pigdm"
-    (r_t^2 = s^2 sigma_t^2 / (alpha_t^2 s^2 + sigma_t^2), the posterior variance of x0 | x_t
-    for N(0, s^2 I) data, s = `data_std`; Song et al. 2023, PiGDM), and at the data end the
+    where r_t^2 is set by `twist`: `PlainTwist()` (r = 0, the paper's p(y | x0_hat)) or
+    `PiGDMTwist(data_std)` (r_t^2 = s^2 sigma_t^2 / (alpha_t^2 s^2 + sigma_t^2), the posterior
+    variance of x0 | x_t for N(0, s^2 I) data, s = `data_std`; Song et al. 2023, PiGDM),
+    and at the data end the
     exact likelihood p~_{t_min}(y | x) = p(y | x) (the final particles are read as data).
     Each step proposes from the twisted kernel
     q(x_s | x_t) = N(mu(x_t) + c^2 grad log p~_t(y | x_t), c^2 I) and multiplies the weights by
@@ -346,9 +302,10 @@ class TDS(eqx.Module):
 
     z the standard normal of the proposal, g the twist gradient. Particles start from
     x_T ~ N(0, prior_std^2 I) with weights p~_T(y | x_T). When the ESS falls below
-    `ess_threshold` N the particles are resampled (a scheme of `jaxsci.filters`) and the
-    mean weight enters the log-normaliser, an unbiased estimate (in Z, not log Z) of the
-    evidence p(y) under the chain's own prior (Del Moral 2004).
+    `ess_threshold` N the particles are resampled by `resampler`; each step is one
+    `jaxsci.smc.smc_step` (resample when the ESS is low) followed by `jaxsci.smc.reweight`,
+    and the product of the incremental normalisers is an unbiased estimate (in Z, not
+    log Z) of the evidence p(y) under the chain's own prior (Del Moral 2004).
 
     Asymptotically exact: for any twisting functions, as N grows the weighted particles
     converge to p_theta(x_0 | y) proportional to p_theta(x_0) p(y | x_0), p_theta the law of
@@ -367,97 +324,89 @@ class TDS(eqx.Module):
     counted); `smc_sample(..., throw=True)` raises then.
 
     Arguments:
-        observation: the `LinearGaussianObservation`.
+        observation: the observation model (`jaxsci.observations`): a `LinearObservation`
+            for `PiGDMTwist`, any `AbstractObservation` for `PlainTwist`.
+        y: the observed values (m,).
         eta: the base chain's DDIM stochasticity in (0, 1] (the importance weights need a
             transition density).
-        twist_variance: "pigdm" (default) or "none".
-        data_std: s in the "pigdm" variance (the prior's scale), > 0.
-        resampling: a scheme of `jaxsci.filters.RESAMPLING_SCHEMES`.
+        twist: an `AbstractTwist` (default `PiGDMTwist(data_std=1.0)`).
+        resampler: a `jaxsci.smc.AbstractResampler` (default `Resampler(systematic)`).
         ess_threshold: resample when ESS < ess_threshold * N, in [0, 1] (1: every step).
         collapse_ess: the ESS (in particles) below which weights count as collapsed
             (capped at N / 2).
     """
 
-    observation: LinearGaussianObservation
-    eta: float = 1.0
-    twist_variance: str = eqx.field(default="pigdm", static=True)
-    data_std: float = 1.0
-    resampling: str = eqx.field(default="systematic", static=True)
-    ess_threshold: float = 0.5
-    collapse_ess: float = 2.0
+    observation: AbstractObservation
+    y: Float[Array, " m"] = eqx.field(converter=_y_field)
+    eta: RealLike = 1.0
+    twist: AbstractTwist = PiGDMTwist()
+    resampler: AbstractResampler = Resampler()
+    ess_threshold: RealLike = 0.5
+    collapse_ess: RealLike = 2.0
 
     def __check_init__(self):
-        _check_observation(self.observation)
-        if isinstance(self.eta, (int, float)) and not 0 < self.eta <= 1:
-            raise ValueError(
-                f"TDS: `eta` must be > 0 and <= 1 (the weights need a transition density; above "
-                f"1 the DDIM noise std exceeds sigma), got {self.eta}."
+        _check_observation(self.observation, self.y)
+        # eta = 0 has no transition density for the weights; above 1 the DDIM noise std
+        # exceeds sigma.
+        check_range("eta", self.eta, 0.0, 1.0, lower_open=True)
+        if not isinstance(self.twist, AbstractTwist):
+            raise TypeError(
+                f"`twist` must be an AbstractTwist (PiGDMTwist(data_std) or PlainTwist()), "
+                f"got {self.twist!r}."
             )
-        if self.twist_variance not in TWIST_VARIANCES:
-            raise ValueError(
-                f"TDS: `twist_variance` must be one of {list(TWIST_VARIANCES)}, got "
-                f"{self.twist_variance!r}."
+        if self.twist.linear and not isinstance(self.observation, LinearObservation):
+            raise TypeError(
+                f"`twist` {type(self.twist).__name__} needs a LinearObservation (its Gram "
+                f"matrix), got `observation` {type(self.observation).__name__}; use PlainTwist()."
             )
-        if isinstance(self.data_std, (int, float)) and not self.data_std > 0:
-            raise ValueError(f"TDS: `data_std` must be > 0, got {self.data_std}.")
-        if self.resampling not in RESAMPLING_SCHEMES:
-            raise ValueError(
-                f"TDS: `resampling` must be one of {sorted(RESAMPLING_SCHEMES)}, got "
-                f"{self.resampling!r}."
+        if not isinstance(self.resampler, AbstractResampler):
+            raise TypeError(
+                "`resampler` must be a jaxsci.smc.AbstractResampler such as "
+                f"Resampler(systematic), got {self.resampler!r}."
             )
-        if isinstance(self.ess_threshold, (int, float)) and not 0 <= self.ess_threshold <= 1:
-            raise ValueError(f"TDS: `ess_threshold` must be in [0, 1], got {self.ess_threshold}.")
-        if isinstance(self.collapse_ess, (int, float)) and not self.collapse_ess >= 1:
-            raise ValueError(f"TDS: `collapse_ess` must be >= 1, got {self.collapse_ess}.")
-
-    def _twist_chol(self, alpha, sigma):
-        """Cholesky factor of the twist covariance R + r_t^2 A A^T (shared by all particles)."""
-        obs = self.observation
-        if self.twist_variance == "none":
-            return obs.noise_chol
-        s2 = jnp.asarray(self.data_std, obs.y.dtype) ** 2
-        r2 = s2 * sigma**2 / (alpha**2 * s2 + sigma**2)
-        return jnp.linalg.cholesky(obs.noise_cov() + r2 * obs.gram)
+        check_probability("ess_threshold", self.ess_threshold)
+        check_range("collapse_ess", self.collapse_ess, 1.0)
 
     def _twist_all(self, denoiser, g, i, x):
         """log p~_t(y | x), its gradient and the predictions (x0, eps) at every particle."""
         obs = self.observation
         t = g.t[i]
-        chol = self._twist_chol(g.alpha[i], g.sigma[i])
+        chol = self.twist.chol(obs, g.alpha[i], g.sigma[i])
 
         def log_twist(x):
             x0, eps = denoiser.predict(t, x)
-            return _gaussian_logpdf(obs.y - obs.apply(x0), chol), (x0, eps)
+            return gaussian_log_density(self.y.astype(x0.dtype) - obs(x0), chol), (x0, eps)
 
         (lt, (x0, eps)), grad = jax.vmap(jax.value_and_grad(log_twist, has_aux=True))(x)
         return lt, grad, x0, eps
 
-    def init(self, denoiser, ts, x_T: Float[Array, "N d"]) -> SMCState:
+    def init(
+        self, denoiser: Denoiser, ts: Float[Array, " n1"], x_T: Float[Array, "N d"]
+    ) -> SMCState:
         """Weighted particles at ts[0] from reference draws `x_T` (N, d): w = p~_T(y | x_T)."""
         g = grid_arrays(denoiser.schedule, ts)
         lt, grad, x0, eps = self._twist_all(denoiser, g, 0, x_T)
-        lw, _ = _sanitize(lt)
-        return SMCState(x_T, x0, eps, grad, lt, lw, jnp.zeros((), x_T.dtype), jnp.asarray(0), g)
+        n = x_T.shape[0]
+        lw, log_z, _ = reweight(jnp.full((n,), -math.log(n), x_T.dtype), lt)
+        return SMCState(x_T, x0, eps, grad, lt, lw, log_z, jnp.asarray(0), g)
 
-    def step(self, key: Key, state: SMCState, denoiser) -> tuple[SMCState, dict]:
+    def step(self, key: Key, state: SMCState, denoiser: Denoiser) -> tuple[SMCState, TDSInfo]:
         """Resample if the ESS is low, propose from the twisted kernel, reweight."""
         g, i = state.grid, state.i
-        n = state.x.shape[0]
         dtype = state.x.dtype
         key_res, key_prop = jax.random.split(key)
 
-        # 1. ESS-triggered resampling.
-        ess = effective_sample_size(state.log_weights)
-        do = ess < jnp.asarray(self.ess_threshold, dtype) * n
-        w = jax.nn.softmax(state.log_weights)
-        idx = RESAMPLING_SCHEMES[self.resampling](key_res, w, n)
-        idx = jnp.where(do, idx, jnp.arange(n, dtype=idx.dtype))
-        log_mean_w = jax.nn.logsumexp(state.log_weights) - math.log(n)
-        log_z = state.log_normalizer + jnp.where(do, log_mean_w, 0.0)
-        x, x0, eps, grad, lt = (
-            a[idx] for a in (state.x, state.x0, state.eps, state.grad, state.log_twist)
+        # 1. ESS-triggered resampling (of the particles with their predictions and twists).
+        population = (state.x, state.x0, state.eps, state.grad, state.log_twist)
+        (x, x0, eps, grad, lt), lw, res = smc_step(
+            key_res,
+            population,
+            state.log_weights,
+            None,
+            resampler=self.resampler,
+            ess_threshold=self.ess_threshold,
         )
-        lw = jnp.where(do, jnp.zeros_like(state.log_weights), state.log_weights)
+        log_z = state.log_normalizer + res.log_increment
 
         # 2. Twisted proposal around the DDIM(eta) mean.
         mu, c = ddim_transition(g, i, x0, eps, self.eta)
@@ -467,26 +416,18 @@ class TDS(eqx.Module):
         # 3. Twist at the new particles; the exact likelihood at the data end.
         lt_new, grad_new, x0_new, eps_new = self._twist_all(denoiser, g, i + 1, x_new)
         last = i + 1 == g.t.shape[0] - 1
-        loglik = jax.vmap(self.observation.log_likelihood)(x_new)
+        y = self.y.astype(dtype)
+        loglik = jax.vmap(lambda x: self.observation.log_likelihood(y, x))(x_new)
         lt_new = jnp.where(last, loglik, lt_new)
 
         # 4. Reweight: p(x_s|x_t) / q(x_s|x_t) = exp(-c z.g - c^2 |g|^2 / 2).
         log_ratio = -c * jnp.sum(z * grad, axis=-1) - 0.5 * c**2 * jnp.sum(grad**2, axis=-1)
-        lw, n_bad = _sanitize(lw + log_ratio + lt_new - lt)
-        new = SMCState(x_new, x0_new, eps_new, grad_new, lt_new, lw, log_z, i + 1, g)
-        info = {
-            "ess": ess,
-            "resampled": do,
-            "nonfinite": n_bad,
-            "nfe": jnp.asarray(1),
-        }
+        lw, log_increment, n_bad = reweight(lw, log_ratio + lt_new - lt)
+        new = SMCState(
+            x_new, x0_new, eps_new, grad_new, lt_new, lw, log_z + log_increment, i + 1, g
+        )
+        info = TDSInfo(ess=res.ess, resampled=res.resampled, nonfinite=n_bad, nfe=jnp.asarray(1))
         return new, info
-
-
-def _sanitize(log_w):
-    """NaN log-weights -> -inf (the particle is dropped), with their count."""
-    bad = jnp.isnan(log_w)
-    return jnp.where(bad, -jnp.inf, log_w), jnp.sum(bad)
 
 
 class SMCResult(NamedTuple):
@@ -495,8 +436,9 @@ class SMCResult(NamedTuple):
     particles: (N, d) at the data end; log_weights: (N,) normalised (logsumexp = 0);
     log_normalizer: estimate of log p(y) under the chain's prior; ess: the final ESS;
     min_ess: the smallest ESS over all steps and the end; collapsed: the weights collapsed
-    (ESS below `collapse_ess`, or NaN weights) at some step; info: per-step arrays (ess,
-    resampled, nonfinite, nfe); nfe: model evaluations per particle (each with a VJP).
+    (ESS below `collapse_ess`, or NaN weights) at some step; info: the per-step `TDSInfo`
+    (ess, resampled, nonfinite, nfe; leading steps axis); nfe: model evaluations per
+    particle (each with a VJP).
     """
 
     particles: Float[Array, "N d"]
@@ -505,7 +447,7 @@ class SMCResult(NamedTuple):
     ess: Float[Array, ""]
     min_ess: Float[Array, ""]
     collapsed: Bool[Array, ""]
-    info: dict
+    info: TDSInfo
     nfe: Int[Array, ""]
 
     def weights(self) -> Float[Array, " N"]:
@@ -516,14 +458,16 @@ class SMCResult(NamedTuple):
         """The weighted particle mean (the estimate of E[x | y])."""
         return self.weights() @ self.particles
 
-    def resample(self, key: Key, num_samples: int | None = None, scheme: str = "systematic"):
-        """Unweighted draws (indices from a `jaxsci.filters` resampling scheme)."""
-        if scheme not in RESAMPLING_SCHEMES:
-            raise ValueError(
-                f"`scheme` must be one of {sorted(RESAMPLING_SCHEMES)}, got {scheme!r}."
-            )
+    def resample(
+        self, key: Key, num_samples: int | None = None, scheme: ResamplingScheme = systematic
+    ) -> Float[Array, "M d"]:
+        """Unweighted draws (indices from a `jaxsci.smc` resampling scheme, default
+        `systematic`)."""
         n = self.particles.shape[0] if num_samples is None else num_samples
-        return self.particles[RESAMPLING_SCHEMES[scheme](key, self.weights(), n)]
+        return self.particles[scheme(key, self.weights(), n)]
+
+
+_EPS = EpsPrediction()
 
 
 @eqx.filter_jit
@@ -533,10 +477,10 @@ def _run_smc(smc, denoiser, ts, x_T, keys, throw):
     state, info = jax.lax.scan(lambda s, k: smc.step(k, s, denoiser), state, keys)
     n = x_T.shape[0]
     lw = state.log_weights
-    log_z = state.log_normalizer + jax.nn.logsumexp(lw) - math.log(n)
+    log_z = state.log_normalizer
     final_ess = effective_sample_size(lw)
-    min_ess = jnp.minimum(jnp.min(info["ess"]), final_ess)
-    bad = ~jnp.isfinite(min_ess) | (jnp.sum(info["nonfinite"]) > 0) | (init_nonfinite > 0)
+    min_ess = jnp.minimum(jnp.min(info.ess), final_ess)
+    bad = ~jnp.isfinite(min_ess) | (jnp.sum(info.nonfinite) > 0) | (init_nonfinite > 0)
     # capped at N / 2 so that populations of one or two particles are not flagged by definition
     collapsed = bad | (min_ess < jnp.minimum(smc.collapse_ess, n / 2))
     lw_norm = lw - jax.nn.logsumexp(lw)
@@ -545,22 +489,22 @@ def _run_smc(smc, denoiser, ts, x_T, keys, throw):
             lw_norm,
             collapsed,
             "TDS: the particle weights collapsed (ESS below `collapse_ess`, or NaN "
-            "log-weights); see SMCResult.info['ess'].",
+            "log-weights); see SMCResult.info.ess.",
         )
-    nfe = 1 + jnp.sum(info["nfe"])
+    nfe = 1 + jnp.sum(info.nfe)
     return SMCResult(state.x, lw_norm, log_z, final_ess, min_ess, collapsed, info, nfe)
 
 
 def smc_sample(
     smc: TDS,
-    model,
+    model: Callable | Denoiser,
     schedule: AbstractSchedule,
-    grid: Float[Array, " n1"],
+    grid: Real[ArrayLike, " n1"],
     num_particles: int,
     *,
     key: Key,
-    x_T: Float[Array, "N d"] | None = None,
-    parameterization: str = "eps",
+    x_T: Shaped[ArrayLike, "N d"] | None = None,
+    parameterization: AbstractParameterization = _EPS,
     throw: bool = False,
 ) -> SMCResult:
     """Run the SMC sampler `smc` over `grid` with `num_particles` particles.
@@ -579,32 +523,28 @@ def smc_sample(
         key: PRNG key (split into the initial draw and one key per step).
         x_T: optional initial particles (N, d) from the reference p(x_T) (default:
             prior_std * N(0, I)).
-        parameterization: "eps", "x0", "v", "score" or "flow".
+        parameterization: what the model outputs (default `EpsPrediction()`).
         throw: raise (via `eqx.error_if`) when the weights collapsed.
+
+    Returns:
+        An `SMCResult`.
     """
     if not isinstance(smc, TDS):
         raise TypeError(f"`smc` must be a TDS, got {type(smc).__name__}.")
-    if key is None:
-        raise ValueError("`key` is required: SMC proposes and resamples at random.")
-    if (
-        isinstance(num_particles, bool)
-        or not isinstance(num_particles, (int, np.integer))
-        or num_particles < 1
-    ):
-        raise ValueError(f"`num_particles` must be an integer >= 1, got {num_particles!r}.")
+    key = check_key("key", key)
+    num_particles = check_int("num_particles", num_particles, 1)
     denoiser = as_denoiser(model, schedule, parameterization)
     ts = check_grid(denoiser.schedule, grid)
-    obs = smc.observation
+    dim = smc.observation.state_dim
     key_init, key_steps = jax.random.split(key)
     if x_T is None:
         x_T = denoiser.schedule.prior_std() * jax.random.normal(
-            key_init, (num_particles, obs.dim), obs.y.dtype
+            key_init, (num_particles, dim), smc.y.dtype
         )
     x_T = jnp.asarray(x_T)
-    if x_T.shape != (num_particles, obs.dim):
+    if x_T.shape != (num_particles, dim):
         raise ValueError(
-            f"`x_T` must have shape (num_particles, d) = ({num_particles}, {obs.dim}), got "
-            f"{x_T.shape}."
+            f"`x_T` must have shape (num_particles, d) = ({num_particles}, {dim}), got {x_T.shape}."
         )
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise TypeError(f"`x_T` must be a floating array, got dtype {x_T.dtype}.")
@@ -612,7 +552,7 @@ def smc_sample(
     keys = jax.random.split(key_steps, ts.shape[0] - 1)
     result = _run_smc(smc, denoiser, ts, x_T, keys, throw)
     collapsed = result.collapsed
-    if not _is_traced(collapsed) and bool(collapsed):
+    if is_concrete(collapsed) and bool(collapsed):
         warnings.warn(
             f"TDS: the particle weights collapsed (min ESS {float(result.min_ess):.3g} of "
             f"{num_particles} particles, collapse_ess = {smc.collapse_ess}); the posterior "
@@ -645,7 +585,7 @@ class MixturePosterior(eqx.Module):
     def logpdf(self, x: Float[Array, " d"]) -> Float[Array, ""]:
         """log sum_k w_k N(x; m_k, C_k)."""
         chol = jnp.linalg.cholesky(self.covariances)
-        logk = jax.vmap(_gaussian_logpdf)(x[None, :] - self.means, chol)
+        logk = jax.vmap(gaussian_log_density)(x[None, :] - self.means, chol)
         return jax.nn.logsumexp(logk + jnp.log(self.weights))
 
     def sample(self, key: Key, n: int) -> Float[Array, "n d"]:
@@ -675,9 +615,12 @@ class MixturePosterior(eqx.Module):
 
 
 def exact_posterior(
-    prior: GaussianMixture, observation: LinearGaussianObservation
+    prior: GaussianMixture,
+    observation: LinearObservation,
+    y: Float[ArrayLike, " m"] | Sequence[float],
 ) -> MixturePosterior:
-    r"""The posterior of a Gaussian-mixture prior under y = A x + N(0, R).
+    r"""The posterior of a Gaussian-mixture prior given `y` = A x + N(0, R), A and R from the
+    `LinearObservation`.
 
     For p(x) = sum_k w_k N(mu_k, V_k) (V_k = diag(v_k)) the posterior is
     sum_k w'_k N(m_k, C_k) with, per component (the Kalman update),
@@ -690,15 +633,17 @@ def exact_posterior(
     """
     if not isinstance(prior, GaussianMixture):
         raise TypeError(f"`prior` must be a GaussianMixture, got {type(prior).__name__}.")
-    _check_observation(observation)
-    if prior.dim != observation.dim:
+    _check_observation(observation, y, linear=True)
+    if prior.dim != observation.state_dim:
         raise ValueError(
-            f"`prior` has dimension {prior.dim} but `observation` acts on d = {observation.dim}."
+            f"`prior` has dimension {prior.dim} but `observation` acts on d = "
+            f"{observation.state_dim}."
         )
-    dtype = jnp.result_type(prior.means.dtype, observation.y.dtype)
+    y = as_float_array("y", y)
+    dtype = jnp.result_type(prior.means.dtype, y.dtype)
     a = observation.matrix().astype(dtype)
-    r = observation.noise_cov().astype(dtype)
-    y = observation.y.astype(dtype)
+    r = observation.noise_cov.astype(dtype)
+    y = y.astype(dtype)
 
     def component(mu, v):
         av = a * v[None, :]  # A V
@@ -710,7 +655,7 @@ def exact_posterior(
         mean = mu + kt.T @ resid
         cov = jnp.diag(v) - av.T @ kt
         cov = 0.5 * (cov + cov.T)
-        return mean, cov, _gaussian_logpdf(resid, chol)
+        return mean, cov, gaussian_log_density(resid, chol)
 
     means, covs, logl = jax.vmap(component)(
         prior.means.astype(dtype), prior.variances.astype(dtype)

@@ -12,15 +12,27 @@ probe z per solve (Grathwohl et al. 2019, FFJORD), which is unbiased.
 """
 
 from collections.abc import Callable
+from typing import ClassVar, Literal, NamedTuple
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float, Key
-from ._base import AbstractSampler, SamplerState, grid_arrays
+from .._checks import check_choice, check_key
+from .._custom_types import Array, Bool, Float, Int, Key, PyTree
+from ._base import RealLike
 from ._parameterization import Denoiser
+from ._sampler import AbstractSampler, SamplerState, initial_state
+
+
+class ODEStepInfo(NamedTuple):
+    """Per-step information of `ProbabilityFlowODE`: `nfe` (vector-field evaluations),
+    `num_steps` (solver steps) and `failed` (the solve did not succeed)."""
+
+    nfe: Int[Array, ""]
+    num_steps: Int[Array, ""]
+    failed: Bool[Array, ""]
 
 
 class ProbabilityFlowODE(AbstractSampler):
@@ -28,9 +40,9 @@ class ProbabilityFlowODE(AbstractSampler):
 
     One `step` is a `diffrax.diffeqsolve` from ts[i] to ts[i+1]: with `rtol`/`atol`
     given, adaptive steps under a `PIDController` (use an embedded solver such as Tsit5 or
-    Dopri8); without, one solver step per grid interval. `info["nfe"]` counts vector-field
+    Dopri8); without, one solver step per grid interval. `info.nfe` counts vector-field
     evaluations (solver stages times steps, approximately for FSAL methods), and
-    `info["failed"]` is true when the solve did not succeed (`throw=False`).
+    `info.failed` is true when the solve did not succeed (`throw=False`).
 
     Arguments:
         solver: a diffrax ODE solver (default Tsit5).
@@ -40,28 +52,35 @@ class ProbabilityFlowODE(AbstractSampler):
     """
 
     solver: diffrax.AbstractSolver = diffrax.Tsit5()
-    rtol: float | None = None
-    atol: float | None = None
+    rtol: RealLike | None = None
+    atol: RealLike | None = None
     max_steps: int = eqx.field(default=4096, static=True)
     throw: bool = eqx.field(default=True, static=True)
+
+    # `order` is nominal: the accuracy is the diffrax solver's (adaptive: the tolerances).
+    order: ClassVar[int] = 1
+    convergence_order: ClassVar[int] = 1
+    multistep: ClassVar[bool] = False
+    stochastic: ClassVar[bool] = False
+    nfe_per_step: ClassVar[int] = 1
 
     def __check_init__(self):
         if (self.rtol is None) != (self.atol is None):
             raise ValueError("ProbabilityFlowODE: give both `rtol` and `atol`, or neither.")
 
-    @property
-    def order(self) -> int:
-        return 1
-
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
+    def init(
+        self, denoiser: Denoiser, ts: Float[Array, " n1"], x_T: Float[Array, "*shape"]
+    ) -> SamplerState:
+        return initial_state(denoiser.schedule, ts, x_T)
 
     def _controller(self):
-        if self.rtol is None:
+        if self.rtol is None or self.atol is None:  # both or neither (__check_init__)
             return diffrax.ConstantStepSize()
         return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
 
-    def step(self, key, state, denoiser):
+    def step(
+        self, key: Key | None, state: SamplerState, denoiser: Denoiser
+    ) -> tuple[SamplerState, ODEStepInfo]:
         del key
         g, i, x = state.grid, state.i, state.x
         t0, t1 = g.t[i], g.t[i + 1]
@@ -76,20 +95,27 @@ class ProbabilityFlowODE(AbstractSampler):
             max_steps=self.max_steps,
             throw=self.throw,
         )
-        x_new = sol.ys[-1]
+        x_new = _last(sol.ys)
         steps = sol.stats["num_steps"]
-        info = {
-            "nfe": steps * _stages(self.solver),
-            "num_steps": steps,
-            "failed": sol.result != diffrax.RESULTS.successful,
-        }
+        info = ODEStepInfo(
+            nfe=steps * _stages(self.solver),
+            num_steps=steps,
+            failed=sol.result != diffrax.RESULTS.successful,
+        )
         return state._replace(x=x_new, i=i + 1), info
 
 
-def _stages(solver) -> int:
-    tableau = getattr(solver, "tableau", None)
-    if tableau is not None:
-        return len(tableau.c) + 1
+def _last(ys: PyTree) -> PyTree:
+    """The last saved value of a diffrax solution's `ys` (saved at t1 only here)."""
+    return jax.tree_util.tree_map(lambda y: y[-1], ys)
+
+
+def _stages(solver: diffrax.AbstractSolver) -> int:
+    """Vector-field evaluations per step: the stages of a Runge-Kutta solver, else one."""
+    if isinstance(solver, diffrax.AbstractRungeKutta) and isinstance(
+        solver.tableau, diffrax.ButcherTableau
+    ):
+        return len(solver.tableau.c) + 1
     return 1
 
 
@@ -100,7 +126,7 @@ class LogLikelihood(eqx.Module):
     log_prob: Float[Array, ""]
     prior_log_prob: Float[Array, ""]
     divergence_integral: Float[Array, ""]
-    x_T: Float[Array, "..."]
+    x_T: Float[Array, "*shape"]
     num_steps: Array
     failed: Array
 
@@ -115,16 +141,16 @@ def _standard_normal_logpdf(std):
 
 def log_likelihood(
     denoiser: Denoiser,
-    x: Float[Array, "..."],
+    x: Float[Array, "*shape"],
     *,
-    method: str = "exact",
+    method: Literal["exact", "hutchinson"] = "exact",
     key: Key | None = None,
     solver: diffrax.AbstractSolver | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    rtol: RealLike = 1e-6,
+    atol: RealLike = 1e-6,
     prior_logpdf: Callable | None = None,
-    t_min: float | None = None,
-    t_max: float | None = None,
+    t_min: RealLike | None = None,
+    t_max: RealLike | None = None,
     max_steps: int = 16384,
     throw: bool = True,
 ) -> LogLikelihood:
@@ -141,8 +167,7 @@ def log_likelihood(
         t_min, t_max: the interval (default the schedule's).
         throw: raise on solver failure, else report `failed`.
     """
-    if method not in ("exact", "hutchinson"):
-        raise ValueError(f"`method` must be 'exact' or 'hutchinson', got {method!r}.")
+    check_choice("method", method, ("exact", "hutchinson"))
     if method == "hutchinson" and key is None:
         raise ValueError("`method='hutchinson'` needs a `key` for the probe vector.")
     sch = denoiser.schedule
@@ -166,7 +191,7 @@ def log_likelihood(
             return vs[0], jnp.trace(cols)
 
     else:
-        probe = jax.random.rademacher(key, flat.shape, dtype=flat.dtype)
+        probe = jax.random.rademacher(check_key("key", key), flat.shape, dtype=flat.dtype)
 
         def divergence(t, y):
             v, jz = jax.jvp(lambda z: v_flat(t, z), (y,), (probe,))
@@ -188,7 +213,7 @@ def log_likelihood(
         max_steps=max_steps,
         throw=throw,
     )
-    y_T, div_int = sol.ys[0][-1], sol.ys[1][-1]
+    y_T, div_int = _last(sol.ys)
     x_T = y_T.reshape(shape)
     prior = prior_logpdf(x_T)
     return LogLikelihood(

@@ -1,38 +1,33 @@
-"""The sampling driver and the sampler registry."""
+"""The sampling driver: a jitted scan of a sampler's steps over a time grid."""
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Real, Shaped
 
-from .._custom_types import Array, Float, Key
-from ._base import AbstractSampler, AbstractSchedule
-from ._exponential import (
-    DDIM,
-    DEIS,
-    DPMSolver,
-    DPMSolverPP2S,
-    DPMSolverPPMultistep,
-    SDEDPMSolverPP2M,
-    UniPC,
-)
+from .._custom_types import Array, ArrayLike, Float, Int, Key, PyTree
+from ._base import AbstractSchedule
 from ._grids import check_grid
-from ._parameterization import as_denoiser
-from ._probability_flow import ProbabilityFlowODE
-from ._time_samplers import Euler, EulerMaruyama, Heun, PredictorCorrector
+from ._parameterization import AbstractParameterization, Denoiser, EpsPrediction, as_denoiser
+from ._sampler import AbstractSampler
 
 
 class SampleResult(NamedTuple):
-    """x: the sample at the data end (or its x0 prediction with `denoise_final`);
-    trajectory: x at every grid time (steps+1, ...) when requested, else None;
-    info: per-step sampler info (arrays with a leading steps axis); nfe: total model
-    evaluations (scalar)."""
+    """Output of `sample`.
 
-    x: Float[Array, "..."]
-    trajectory: Float[Array, "n1 ..."] | None
-    info: dict
-    nfe: Array
+    x: the sample at the data end (or its x0 prediction with `denoise_final`);
+    trajectory: x at every grid time (steps+1, ...) when requested, else None;
+    info: the sampler's per-step info NamedTuple (`StepInfo`, `ODEStepInfo`, `DPSInfo`)
+    with a leading steps axis on every field; nfe: total model evaluations (scalar).
+    """
+
+    x: Float[Array, "*shape"]
+    trajectory: Float[Array, " n1 *shape"] | None
+    info: PyTree
+    nfe: Int[Array, ""]
 
 
 @eqx.filter_jit
@@ -45,24 +40,27 @@ def _run(sampler, denoiser, ts, x_T, keys, denoise_final, save_trajectory):
 
     state, (info, traj) = jax.lax.scan(body, state, keys)
     x = state.x
-    nfe = jnp.sum(info["nfe"])
+    nfe = jnp.sum(info.nfe)
     if denoise_final:
         x = denoiser.x0(ts[-1], x)
         nfe = nfe + 1
-    if save_trajectory:
+    if traj is not None:  # save_trajectory
         traj = jnp.concatenate([x_T[None], traj], axis=0)
     return SampleResult(x, traj, info, nfe)
 
 
+_EPS = EpsPrediction()
+
+
 def sample(
     sampler: AbstractSampler,
-    model,
+    model: Callable | Denoiser,
     schedule: AbstractSchedule,
-    grid: Float[Array, " n1"],
-    x_T: Float[Array, "..."],
+    grid: Real[ArrayLike, " n1"],
+    x_T: Shaped[ArrayLike, "*shape"],
     *,
     key: Key | None = None,
-    parameterization: str = "eps",
+    parameterization: AbstractParameterization = _EPS,
     denoise_final: bool = False,
     save_trajectory: bool = False,
 ) -> SampleResult:
@@ -72,16 +70,19 @@ def sample(
     model's parameters and (unchecked) traced grids.
 
     Arguments:
-        sampler: an `AbstractSampler` (see `SAMPLERS`).
+        sampler: an `AbstractSampler`.
         model: a callable (t, x) -> output of kind `parameterization`, or a `Denoiser`
             (then `parameterization` and `schedule` are taken from it).
         schedule: the noise schedule.
         grid: strictly decreasing times from the noise end to the data end (`time_grid`).
-        x_T: the initial noise, one example.
+        x_T: the initial noise, one example (a floating array; its dtype is kept).
         key: PRNG key, required by stochastic samplers (split once per step).
-        parameterization: "eps", "x0", "v", "score" or "flow".
+        parameterization: what the model outputs (default `EpsPrediction()`).
         denoise_final: return the x0 prediction at the last grid time (one more NFE).
         save_trajectory: also return x at every grid time.
+
+    Returns:
+        A `SampleResult`.
     """
     if not isinstance(sampler, AbstractSampler):
         raise TypeError(f"`sampler` must be an AbstractSampler, got {type(sampler).__name__}.")
@@ -100,35 +101,3 @@ def sample(
     else:
         keys = jax.random.split(key, n)
     return _run(sampler, denoiser, ts, x_T, keys, denoise_final, save_trajectory)
-
-
-SAMPLERS: dict[str, type[AbstractSampler] | tuple] = {
-    "ddim": (DDIM, {}),
-    "dpm_solver_1": (DPMSolver, {"order": 1}),
-    "dpm_solver_2": (DPMSolver, {"order": 2}),
-    "dpm_solver_3": (DPMSolver, {"order": 3}),
-    "dpmpp_2s": (DPMSolverPP2S, {}),
-    "dpmpp_2m": (DPMSolverPPMultistep, {"order": 2}),
-    "dpmpp_3m": (DPMSolverPPMultistep, {"order": 3}),
-    "sde_dpmpp_2m": (SDEDPMSolverPP2M, {}),
-    "deis_1": (DEIS, {"tab_order": 1}),
-    "deis_2": (DEIS, {"tab_order": 2}),
-    "deis_3": (DEIS, {"tab_order": 3}),
-    "unipc_1": (UniPC, {"predictor_order": 1}),
-    "unipc_2": (UniPC, {"predictor_order": 2}),
-    "unipc_3": (UniPC, {"predictor_order": 3}),
-    "euler": (Euler, {}),
-    "heun": (Heun, {}),
-    "euler_maruyama": (EulerMaruyama, {}),
-    "predictor_corrector": (PredictorCorrector, {}),
-    "probability_flow": (ProbabilityFlowODE, {}),
-}
-
-
-def get_sampler(name: str, **kwargs) -> AbstractSampler:
-    """The sampler registered under `name` (see `SAMPLERS`), with `kwargs` overriding its
-    defaults (e.g. `get_sampler("unipc_2", variant="bh1", lower_order_final=False)`)."""
-    if name not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}.")
-    cls, defaults = SAMPLERS[name]
-    return cls(**{**defaults, **kwargs})

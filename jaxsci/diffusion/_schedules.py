@@ -1,7 +1,7 @@
 r"""Noise schedules: VP (linear beta, cosine), sub-VP, VE, EDM/Karras and the rectified flow.
 
 All give log alpha_t and log sigma_t in closed form and a closed-form inverse t(lambda);
-the generic safeguarded-Newton inverse of `AbstractSchedule` remains for user schedules.
+the generic safeguarded-Newton inverse `newton_t_from_lambda` remains for user schedules.
 Stable forms used throughout: for VP schedules sigma^2 = 1 - alpha^2, so
 lambda = log alpha - log(-expm1(2 log alpha)) / 2 and, inversely,
 log alpha = -softplus(-2 lambda) / 2.
@@ -11,15 +11,17 @@ import math
 
 import jax.numpy as jnp
 
-from ._base import AbstractSchedule
+from .._checks import concrete
+from ._base import AbstractSchedule, RealLike, TimeArray, Times
 
 
-def _is_concrete(x) -> bool:
-    return isinstance(x, (int, float))
+def _numbers(*values) -> bool:
+    """Whether every value is concrete (checks on traced values are skipped)."""
+    return all(concrete(v) is not None for v in values)
 
 
 def _check_range(name: str, t_min, t_max, lower: float, upper: float | None, open_lower: bool):
-    if not (_is_concrete(t_min) and _is_concrete(t_max)):
+    if not _numbers(t_min, t_max):
         return
     if not t_min < t_max:
         raise ValueError(f"{name}: need t_min < t_max, got t_min={t_min}, t_max={t_max}.")
@@ -28,6 +30,17 @@ def _check_range(name: str, t_min, t_max, lower: float, upper: float | None, ope
         raise ValueError(f"{name}: t_min must be {op} {lower} (finite lambda), got {t_min}.")
     if upper is not None and t_max > upper:
         raise ValueError(f"{name}: t_max must be <= {upper}, got {t_max}.")
+
+
+def _check_linear_beta(name: str, beta_min, beta_max, t_min, t_max) -> None:
+    """The checks of a linear-beta schedule: 0 <= beta_min <= beta_max, beta_max > 0, and
+    0 < t_min < t_max."""
+    if _numbers(beta_min, beta_max) and not (0 <= beta_min <= beta_max and beta_max > 0):
+        raise ValueError(
+            f"{name}: need 0 <= beta_min <= beta_max, beta_max > 0; got "
+            f"beta_min={beta_min}, beta_max={beta_max}."
+        )
+    _check_range(name, t_min, t_max, 0.0, None, open_lower=True)
 
 
 def _vp_log_sigma(log_alpha):
@@ -61,31 +74,25 @@ class VPLinear(AbstractSchedule):
     for t given log alpha(lambda).
     """
 
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    t_min: float = 1e-3
-    t_max: float = 1.0
+    beta_min: RealLike = 0.1
+    beta_max: RealLike = 20.0
+    t_min: RealLike = 1e-3
+    t_max: RealLike = 1.0
 
     def __check_init__(self):
-        if _is_concrete(self.beta_min) and _is_concrete(self.beta_max):
-            if not (0 <= self.beta_min <= self.beta_max and self.beta_max > 0):
-                raise ValueError(
-                    f"VPLinear: need 0 <= beta_min <= beta_max, beta_max > 0; got "
-                    f"beta_min={self.beta_min}, beta_max={self.beta_max}."
-                )
-        _check_range("VPLinear", self.t_min, self.t_max, 0.0, None, open_lower=True)
+        _check_linear_beta("VPLinear", self.beta_min, self.beta_max, self.t_min, self.t_max)
 
-    def log_alpha(self, t):
+    def log_alpha(self, t: Times) -> TimeArray:
         return _linear_beta_log_alpha(t, self.beta_min, self.beta_max)
 
-    def log_sigma(self, t):
+    def log_sigma(self, t: Times) -> TimeArray:
         return _vp_log_sigma(self.log_alpha(t))
 
-    def t_from_lambda(self, lam):
+    def t_from_lambda(self, lam: Times) -> TimeArray:
         log_alpha = _vp_log_alpha_from_lambda(lam)
         return _linear_beta_t_from_log_alpha(log_alpha, self.beta_min, self.beta_max)
 
-    def beta(self, t):
+    def beta(self, t: Times) -> TimeArray:
         """beta(t) = g(t)^2 = -2 f(t)."""
         return self.beta_min + jnp.asarray(t) * (self.beta_max - self.beta_min)
 
@@ -100,26 +107,26 @@ class VPCosine(AbstractSchedule):
     Inverse: t = 2(1+s)/pi * arccos(alpha cos(s pi / (2(1+s)))) - s.
     """
 
-    s: float = 0.008
-    t_min: float = 1e-3
-    t_max: float = 0.9946
+    s: RealLike = 0.008
+    t_min: RealLike = 1e-3
+    t_max: RealLike = 0.9946
 
     def __check_init__(self):
-        if _is_concrete(self.s) and self.s <= 0:
+        if _numbers(self.s) and self.s <= 0:
             raise ValueError(f"VPCosine: s must be > 0, got {self.s}.")
         _check_range("VPCosine", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
 
     def _log_cos0(self):
         return math.log(math.cos(self.s / (1.0 + self.s) * math.pi / 2))
 
-    def log_alpha(self, t):
+    def log_alpha(self, t: Times) -> TimeArray:
         arg = (jnp.asarray(t) + self.s) / (1.0 + self.s) * (jnp.pi / 2)
         return jnp.log(jnp.cos(arg)) - self._log_cos0()
 
-    def log_sigma(self, t):
+    def log_sigma(self, t: Times) -> TimeArray:
         return _vp_log_sigma(self.log_alpha(t))
 
-    def t_from_lambda(self, lam):
+    def t_from_lambda(self, lam: Times) -> TimeArray:
         log_alpha = _vp_log_alpha_from_lambda(lam)
         return (
             2.0 * (1.0 + self.s) / jnp.pi * jnp.arccos(jnp.exp(log_alpha + self._log_cos0()))
@@ -136,27 +143,21 @@ class SubVP(AbstractSchedule):
     alpha = 2 / (e^{-lambda} + sqrt(e^{-2 lambda} + 4)), then the VP quadratic in t.
     """
 
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-    t_min: float = 1e-3
-    t_max: float = 1.0
+    beta_min: RealLike = 0.1
+    beta_max: RealLike = 20.0
+    t_min: RealLike = 1e-3
+    t_max: RealLike = 1.0
 
     def __check_init__(self):
-        if _is_concrete(self.beta_min) and _is_concrete(self.beta_max):
-            if not (0 <= self.beta_min <= self.beta_max and self.beta_max > 0):
-                raise ValueError(
-                    f"SubVP: need 0 <= beta_min <= beta_max, beta_max > 0; got "
-                    f"beta_min={self.beta_min}, beta_max={self.beta_max}."
-                )
-        _check_range("SubVP", self.t_min, self.t_max, 0.0, None, open_lower=True)
+        _check_linear_beta("SubVP", self.beta_min, self.beta_max, self.t_min, self.t_max)
 
-    def log_alpha(self, t):
+    def log_alpha(self, t: Times) -> TimeArray:
         return _linear_beta_log_alpha(t, self.beta_min, self.beta_max)
 
-    def log_sigma(self, t):
+    def log_sigma(self, t: Times) -> TimeArray:
         return jnp.log(-jnp.expm1(2.0 * self.log_alpha(t)))
 
-    def t_from_lambda(self, lam):
+    def t_from_lambda(self, lam: Times) -> TimeArray:
         lam = jnp.asarray(lam)
         # log alpha = log 2 - log(e^{-lam} + sqrt(e^{-2 lam} + 4)), written with logaddexp
         # so that neither large nor small lambda overflows.
@@ -174,13 +175,13 @@ class VE(AbstractSchedule):
     t = (-lambda - log sigma_min) / log(sigma_max / sigma_min).
     """
 
-    sigma_min: float = 0.01
-    sigma_max: float = 50.0
-    t_min: float = 0.0
-    t_max: float = 1.0
+    sigma_min: RealLike = 0.01
+    sigma_max: RealLike = 50.0
+    t_min: RealLike = 0.0
+    t_max: RealLike = 1.0
 
     def __check_init__(self):
-        if _is_concrete(self.sigma_min) and _is_concrete(self.sigma_max):
+        if _numbers(self.sigma_min, self.sigma_max):
             if not 0 < self.sigma_min < self.sigma_max:
                 raise ValueError(
                     f"VE: need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
@@ -188,14 +189,14 @@ class VE(AbstractSchedule):
                 )
         _check_range("VE", self.t_min, self.t_max, 0.0, None, open_lower=False)
 
-    def log_alpha(self, t):
+    def log_alpha(self, t: Times) -> TimeArray:
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
-    def log_sigma(self, t):
+    def log_sigma(self, t: Times) -> TimeArray:
         rate = math.log(self.sigma_max / self.sigma_min)
         return math.log(self.sigma_min) + jnp.asarray(t) * rate
 
-    def t_from_lambda(self, lam):
+    def t_from_lambda(self, lam: Times) -> TimeArray:
         rate = math.log(self.sigma_max / self.sigma_min)
         return (-jnp.asarray(lam) - math.log(self.sigma_min)) / rate
 
@@ -208,19 +209,19 @@ class EDM(AbstractSchedule):
     lambda = -log t, inverse t = e^{-lambda}.
     """
 
-    t_min: float = 0.002
-    t_max: float = 80.0
+    t_min: RealLike = 0.002
+    t_max: RealLike = 80.0
 
     def __check_init__(self):
         _check_range("EDM", self.t_min, self.t_max, 0.0, None, open_lower=True)
 
-    def log_alpha(self, t):
+    def log_alpha(self, t: Times) -> TimeArray:
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
-    def log_sigma(self, t):
+    def log_sigma(self, t: Times) -> TimeArray:
         return jnp.log(jnp.asarray(t, dtype=jnp.result_type(float)))
 
-    def t_from_lambda(self, lam):
+    def t_from_lambda(self, lam: Times) -> TimeArray:
         return jnp.exp(-jnp.asarray(lam))
 
 
@@ -235,34 +236,17 @@ class RectifiedFlow(AbstractSchedule):
     t_max = 1.
     """
 
-    t_min: float = 1e-3
-    t_max: float = 1.0 - 1e-3
+    t_min: RealLike = 1e-3
+    t_max: RealLike = 1.0 - 1e-3
 
     def __check_init__(self):
         _check_range("RectifiedFlow", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
 
-    def log_alpha(self, t):
+    def log_alpha(self, t: Times) -> TimeArray:
         return jnp.log1p(-jnp.asarray(t, dtype=jnp.result_type(float)))
 
-    def log_sigma(self, t):
+    def log_sigma(self, t: Times) -> TimeArray:
         return jnp.log(jnp.asarray(t, dtype=jnp.result_type(float)))
 
-    def t_from_lambda(self, lam):
+    def t_from_lambda(self, lam: Times) -> TimeArray:
         return 1.0 / (1.0 + jnp.exp(jnp.asarray(lam)))
-
-
-SCHEDULES: dict[str, type[AbstractSchedule]] = {
-    "vp_linear": VPLinear,
-    "vp_cosine": VPCosine,
-    "sub_vp": SubVP,
-    "ve": VE,
-    "edm": EDM,
-    "rectified_flow": RectifiedFlow,
-}
-
-
-def get_schedule(name: str, **kwargs) -> AbstractSchedule:
-    """The schedule registered under `name` (see `SCHEDULES`), built with `kwargs`."""
-    if name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}.")
-    return SCHEDULES[name](**kwargs)

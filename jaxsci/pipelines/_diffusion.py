@@ -1,6 +1,7 @@
 r"""Pipelines `gmm_samplers` and `train_diffusion`, built from `jaxsci.diffusion`.
 
-**gmm_samplers**: every deterministic sampler of `jaxsci.diffusion.SAMPLERS` at a list of
+**gmm_samplers**: every deterministic sampler of the registry (`_diffusion_names.SAMPLERS`,
+named as diffusers names its `solver_order`: `deis_3` is third order) at a list of
 NFE budgets on the exact-score `GaussianMixture` (no network error), in float64. The
 reference is a tight adaptive diffrax solve (Dopri8, rtol = atol = 1e-10 by default) of
 the probability-flow ODE from the same initial noise x_T ~ p_{t_max} (the exact noised
@@ -8,19 +9,21 @@ marginal), the harness of Lu et al. (2022, DPM-Solver, section 6). For each samp
 budget the grid has `steps = NFE // nfe_per_step` steps (singlestep methods spend
 `nfe_per_step` evaluations per step; multistep methods one); the NFE actually spent is
 measured and reported, and never exceeds the budget unless even one step (or the
-sampler's minimum number of steps) costs more. The fitted order is the least-squares slope
-of -log(error) against log(steps) (h ~ 1/steps), over all budgets: with budgets as small as
-5 it is pre-asymptotic, see `order_tail` (the last two budgets) too. Per-sample errors are
+sampler's minimum number of steps) costs more. The fitted order
+(`jaxsci.metrics.fit_convergence_order`) is the least-squares slope of -log(error) against
+log(steps) (h ~ 1/steps), over all budgets: with budgets as small as 5 it is
+pre-asymptotic, see `order_tail` (the last two budgets) too; `theory_order` is each
+sampler's `convergence_order`. Per-sample errors are
 RMS over coordinates; `error_rms` is their root mean square, `error_median` their median
 (few-step runs on mixtures are dominated by the samples that land in the wrong component).
 
-**train_diffusion**: train a `jaxsci.nn.ScoreMLP` on a 2-D dataset generated with JAX
-(two moons, or a ring of Gaussians) with denoising score matching (or conditional flow
+**train_diffusion**: train a `jaxsci.nn.ScoreMLP` on a 2-D dataset of `jaxsci.data`
+(`two_moons`, or a `ring` of Gaussians) with denoising score matching (or conditional flow
 matching), using `jaxsci.train.fit` with an EMA of the weights; sample with a chosen
-sampler; plot samples against held-out data; report the squared MMD (unbiased U-statistic,
-Gretton et al. 2012, eq. 3) with a sum of Gaussian kernels between samples and held-out
-data, and as its noise floor the MMD between two independent data samples of the same
-sizes.
+sampler; plot samples against held-out data; report the squared MMD
+(`jaxsci.metrics.mmd2`: unbiased U-statistic, Gretton et al. 2012, eq. 3, with a sum of
+Gaussian kernels) between samples and held-out data, and as its noise floor the MMD between
+two independent data samples of the same sizes.
 """
 
 import dataclasses
@@ -38,8 +41,20 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
 from .. import diffusion as jd, train
+from ..data import ring, two_moons
+from ..metrics import fit_convergence_order, mmd2
 from ..nn import ScoreMLP
 from . import _plots
+from ._diffusion_names import (
+    DSM_TARGETS,
+    PARAMETERIZATIONS,
+    SAMPLERS,
+    SCHEDULES,
+    SPACINGS,
+    TIME_SAMPLINGS,
+    WEIGHTINGS,
+    make_sampler,
+)
 from ._plots import PlotSection
 from ._schema import ConfigError, option, section
 
@@ -50,7 +65,7 @@ TRAIN_DESCRIPTION = "train a score network on 2-D data, sample, plot, MMD to hel
 
 
 def _deterministic_samplers() -> tuple[str, ...]:
-    return tuple(n for n in jd.SAMPLERS if not jd.get_sampler(n).stochastic)
+    return tuple(n for n in SAMPLERS if not make_sampler(n).stochastic)
 
 
 def _default_samplers() -> list[str]:
@@ -62,7 +77,7 @@ def _default_samplers() -> list[str]:
 
 def _sampler_kwargs(name: str, lower_order_final: bool, warmup: str) -> dict:
     """Options passed to a sampler that has them (`lower_order_final`, `warmup`)."""
-    fields = {f.name for f in dataclasses.fields(jd.get_sampler(name))}
+    fields = {f.name for f in dataclasses.fields(make_sampler(name))}
     kw = {}
     if "lower_order_final" in fields:
         kw["lower_order_final"] = lower_order_final
@@ -81,8 +96,7 @@ def check_mixture_section(section, min_dim: int) -> None:
     k = len(section.weights)
     if k == 0 or any(w <= 0 for w in section.weights):
         raise ConfigError("weights", f"expected positive weights, got {section.weights}")
-    for name in ("means", "variances"):
-        rows = getattr(section, name)
+    for name, rows in (("means", section.means), ("variances", section.variances)):
         if len(rows) != k or len({len(r) for r in rows}) != 1 or len(rows[0]) < min_dim:
             raise ConfigError(
                 name,
@@ -119,12 +133,11 @@ class GMMSamplersConfig:
     """Schema of the `gmm_samplers` pipeline."""
 
     mixture: MixtureSection = section(MixtureSection, help="the exact-score data")
-    schedule: str = option("vp_linear", choices=tuple(jd.SCHEDULES), help="noise schedule")
-    grid: str = option("logsnr_uniform", choices=jd.GRIDS, help="time grid")
+    schedule: str = option("vp_linear", choices=tuple(SCHEDULES), help="noise schedule")
+    grid: str = option("logsnr_uniform", choices=tuple(SPACINGS), help="time grid")
     samplers: list[str] = option(
         factory=_default_samplers,
-        help="deterministic samplers of jaxsci.diffusion.SAMPLERS (default: all but "
-        "probability_flow)",
+        help="deterministic samplers of the registry (default: all but probability_flow)",
     )
     nfe: list[int] = option(factory=lambda: [5, 10, 20, 50], help="NFE budgets (>= 2 of them)")
     num_samples: int = option(256, ge=1, help="initial noises (same for every sampler)")
@@ -138,7 +151,7 @@ class GMMSamplersConfig:
         known = _deterministic_samplers()
         for i, name in enumerate(self.samplers):
             if name not in known:
-                stoch = "" if name not in jd.SAMPLERS else " (stochastic samplers are not compared)"
+                stoch = "" if name not in SAMPLERS else " (stochastic samplers are not compared)"
                 raise ConfigError(
                     f"samplers[{i}]", f"expected one of {list(known)}, got {name!r}{stoch}"
                 )
@@ -151,26 +164,18 @@ class GMMSamplersConfig:
                 raise ConfigError(f"nfe[{i}]", f"expected a positive integer, got {n}")
 
 
-def _fit_order(steps, errors) -> float:
-    steps, errors = np.asarray(steps, float), np.asarray(errors, float)
-    ok = np.isfinite(errors) & (errors > 0)
-    if ok.sum() < 2 or len(set(steps[ok])) < 2:
-        return float("nan")
-    return float(-np.polyfit(np.log(steps[ok]), np.log(errors[ok]), 1)[0])
-
-
 def _run_sampler(sampler, denoiser, grid, x_T):
     out = jax.vmap(lambda x: jd.sample(sampler, denoiser, denoiser.schedule, grid, x))(x_T)
     return out.x, int(np.asarray(out.nfe)[0])
 
 
-def _budgeted(sampler, denoiser, kind, nfe, x_T):
+def _budgeted(sampler, denoiser, spacing, nfe, x_T):
     """Run with the most steps whose measured NFE fits the budget (see the module doc)."""
     sch = denoiser.schedule
     lo = sampler.min_steps()
     steps = max(lo, nfe // sampler.nfe_per_step)
     for _ in range(4):
-        x, used = _run_sampler(sampler, denoiser, jd.time_grid(sch, steps, kind), x_T)
+        x, used = _run_sampler(sampler, denoiser, jd.time_grid(sch, steps, spacing), x_T)
         if used <= nfe or steps == lo:
             return x, used, steps
         steps = max(lo, min(steps - 1, (steps * nfe) // used))
@@ -183,8 +188,8 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
     with jax.enable_x64(True):
         mc = config.mixture
         mix = jd.GaussianMixture(mc.weights, mc.means, mc.variances)
-        sch = jd.get_schedule(config.schedule)
-        denoiser = jd.Denoiser(mix.eps_model(sch), sch, "eps")
+        sch = SCHEDULES[config.schedule]()
+        denoiser = jd.Denoiser(mix.eps_model(sch), sch)
         t_max = jnp.asarray(sch.t_max, jnp.float64)
         a_T, s_T = float(sch.alpha(t_max)), float(sch.sigma(t_max))
         x_T = mix.sample(jax.random.key(config.seed), config.num_samples, a_T, s_T)
@@ -206,13 +211,13 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
         )
         rms, med, used, steps_of, theory = {}, {}, {}, {}, {}
         for name in config.samplers:
-            sampler = jd.get_sampler(
+            sampler = make_sampler(
                 name, **_sampler_kwargs(name, config.lower_order_final, config.warmup)
             )
-            theory[name] = None if name == "probability_flow" else int(sampler.order)
+            theory[name] = None if name == "probability_flow" else sampler.convergence_order
             rms[name], med[name], used[name], steps_of[name] = {}, {}, {}, {}
             for nfe in config.nfe:
-                x, n_used, steps = _budgeted(sampler, denoiser, config.grid, nfe, x_T)
+                x, n_used, steps = _budgeted(sampler, denoiser, SPACINGS[config.grid](), nfe, x_T)
                 e = np.sqrt(np.mean((np.asarray(x) - np.asarray(ref)) ** 2, axis=-1))
                 rms[name][nfe] = float(np.sqrt(np.mean(e**2)))
                 med[name][nfe] = float(np.median(e))
@@ -222,10 +227,15 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
                 name,
                 "  ".join(f"{rms[name][n]:.2e}@{used[name][n]}" for n in config.nfe),
             )
-    order = {n: _fit_order(list(steps_of[n].values()), list(rms[n].values())) for n in rms}
-    order_median = {n: _fit_order(list(steps_of[n].values()), list(med[n].values())) for n in med}
+    order = {
+        n: fit_convergence_order(list(steps_of[n].values()), list(rms[n].values())) for n in rms
+    }
+    order_median = {
+        n: fit_convergence_order(list(steps_of[n].values()), list(med[n].values())) for n in med
+    }
     order_tail = {
-        n: _fit_order(list(steps_of[n].values())[-2:], list(rms[n].values())[-2:]) for n in rms
+        n: fit_convergence_order(list(steps_of[n].values())[-2:], list(rms[n].values())[-2:])
+        for n in rms
     }
     table = _gmm_table(config, rms, med, used, order, order_tail, theory)
     (run_dir / "table.md").write_text(table + "\n")
@@ -308,7 +318,7 @@ DATASETS = ("two_moons", "ring")
 
 @dataclasses.dataclass(frozen=True)
 class DataSection:
-    name: str = option("two_moons", choices=DATASETS, help="2-D dataset (generated with JAX)")
+    name: str = option("two_moons", choices=DATASETS, help="2-D dataset (jaxsci.data)")
     num_train: int = option(8192, ge=2, help="training examples")
     num_test: int = option(2000, ge=2, help="held-out examples (MMD reference)")
     noise: float = option(0.05, ge=0.0, help="two_moons: noise std; ring: component std")
@@ -335,17 +345,19 @@ class LossSection:
     kind: str = option("dsm", choices=("dsm", "flow_matching"), help="training objective")
     schedule: str | None = option(
         None,
-        choices=tuple(jd.SCHEDULES),
+        choices=tuple(SCHEDULES),
         help="noise schedule / interpolant (default: vp_linear for dsm, rectified_flow for "
         "flow_matching)",
     )
     parameterization: str = option(
-        "eps", choices=jd.PARAMETERIZATIONS, help="dsm: what the network outputs"
+        "eps", choices=tuple(PARAMETERIZATIONS), help="dsm: what the network outputs"
     )
-    target: str | None = option(None, choices=jd.DSM_TARGETS, help="dsm: default = output kind")
-    weighting: str = option("uniform", choices=jd.WEIGHTINGS, help="dsm weighting")
+    target: str | None = option(
+        None, choices=DSM_TARGETS, help="dsm: default = output kind if eps/x0/v, else eps"
+    )
+    weighting: str = option("uniform", choices=tuple(WEIGHTINGS), help="dsm weighting")
     gamma: float = option(5.0, gt=0.0, help="min_snr: gamma")
-    time_sampling: str = option("uniform", choices=jd.TIME_SAMPLINGS)
+    time_sampling: str = option("uniform", choices=tuple(TIME_SAMPLINGS))
 
     def __post_init__(self):
         if self.kind == "flow_matching" and self.time_sampling == "logsnr":
@@ -368,9 +380,9 @@ class DiffusionTrainingSection:
 
 @dataclasses.dataclass(frozen=True)
 class SamplingSection:
-    sampler: str = option("dpmpp_2m", choices=tuple(jd.SAMPLERS), help="sampler name")
+    sampler: str = option("dpmpp_2m", choices=tuple(SAMPLERS), help="sampler name")
     steps: int = option(20, ge=1, help="grid steps")
-    grid: str = option("logsnr_uniform", choices=jd.GRIDS)
+    grid: str = option("logsnr_uniform", choices=tuple(SPACINGS))
     num_samples: int = option(2000, ge=2, help="generated samples")
     seed: int = option(2, ge=0, help="PRNG seed of the initial noise (and SDE noise)")
 
@@ -406,7 +418,7 @@ class TrainDiffusionConfig:
                 f"expected <= data.num_train = {self.data.num_train}, got "
                 f"{self.training.batch_size}",
             )
-        sampler = jd.get_sampler(self.sampling.sampler)
+        sampler = make_sampler(self.sampling.sampler)
         if self.sampling.steps < sampler.min_steps():
             raise ConfigError(
                 "sampling.steps",
@@ -415,47 +427,10 @@ class TrainDiffusionConfig:
             )
 
 
-def two_moons(key, n: int, noise: float):
-    """Two interleaved half circles (the layout of scikit-learn's make_moons), with the
-    angle drawn uniformly rather than on a grid, plus Gaussian noise of std `noise`."""
-    k_side, k_angle, k_noise = jax.random.split(key, 3)
-    upper = jax.random.bernoulli(k_side, 0.5, (n,))
-    theta = jnp.pi * jax.random.uniform(k_angle, (n,))
-    x = jnp.where(upper, jnp.cos(theta), 1.0 - jnp.cos(theta))
-    y = jnp.where(upper, jnp.sin(theta), 0.5 - jnp.sin(theta))
-    return jnp.stack([x, y], axis=1) + noise * jax.random.normal(k_noise, (n, 2))
-
-
-def ring(key, n: int, components: int, std: float):
-    """Equal-weight Gaussians of std `std` centred on the unit circle."""
-    k_comp, k_noise = jax.random.split(key)
-    comp = jax.random.randint(k_comp, (n,), 0, components)
-    angle = 2 * jnp.pi * comp / components
-    centres = jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1)
-    return centres + std * jax.random.normal(k_noise, (n, 2))
-
-
 def _dataset(d: DataSection, key, n):
     if d.name == "two_moons":
         return two_moons(key, n, d.noise)
     return ring(key, n, d.components, d.noise)
-
-
-def mmd2(x, y, bandwidths) -> float:
-    r"""Unbiased squared MMD (Gretton et al. 2012, eq. 3) with the kernel
-    k(a, b) = sum_h exp(-|a - b|^2 / (2 h^2)) over the bandwidths h."""
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    hs = jnp.asarray(bandwidths, x.dtype)
-
-    def gram(a, b):
-        d2 = jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
-        return jnp.sum(jnp.exp(-d2[..., None] / (2 * hs**2)), axis=-1)
-
-    m, n = x.shape[0], y.shape[0]
-    kxx, kyy, kxy = gram(x, x), gram(y, y), gram(x, y)
-    sxx = (jnp.sum(kxx) - jnp.trace(kxx)) / (m * (m - 1))
-    syy = (jnp.sum(kyy) - jnp.trace(kyy)) / (n * (n - 1))
-    return float(sxx + syy - 2 * jnp.mean(kxy))
 
 
 def _optimizer(t: DiffusionTrainingSection):
@@ -474,21 +449,27 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
     test_x = (_dataset(d, k_test, d.num_test) - mean) / std
     floor_x = (_dataset(d, k_floor, sc.num_samples) - mean) / std
 
+    time_sampling = TIME_SAMPLINGS[lc.time_sampling]()
     if lc.kind == "dsm":
-        schedule = jd.get_schedule(lc.schedule or "vp_linear")
+        schedule = SCHEDULES[lc.schedule or "vp_linear"]()
         param = lc.parameterization
+        target = lc.target or (param if param in DSM_TARGETS else "eps")
+        weighting = (
+            jd.MinSNRWeighting(lc.gamma)
+            if lc.weighting == "min_snr"
+            else WEIGHTINGS[lc.weighting]()
+        )
         loss = jd.DenoisingScoreMatching(
             schedule,
-            param,
-            lc.target,
-            lc.weighting,
-            gamma=lc.gamma,
-            time_sampling=lc.time_sampling,
+            PARAMETERIZATIONS[param](),
+            PARAMETERIZATIONS[target](),
+            weighting,
+            time_sampling=time_sampling,
         )
     else:
-        schedule = jd.get_schedule(lc.schedule or "rectified_flow")
+        schedule = SCHEDULES[lc.schedule or "rectified_flow"]()
         param = "flow"
-        loss = jd.FlowMatching(schedule, time_sampling=lc.time_sampling)
+        loss = jd.FlowMatching(schedule, time_sampling=time_sampling)
     k_net, k_fit = jax.random.split(jax.random.key(tc.seed))
     net = config.network
     model = ScoreMLP(
@@ -528,9 +509,9 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
         val_loss,
     )
 
-    sampler = jd.get_sampler(sc.sampler)
-    denoiser = jd.Denoiser(model, schedule, param)
-    grid = jd.time_grid(schedule, sc.steps, sc.grid)
+    sampler = make_sampler(sc.sampler)
+    denoiser = jd.Denoiser(model, schedule, PARAMETERIZATIONS[param]())
+    grid = jd.time_grid(schedule, sc.steps, SPACINGS[sc.grid]())
     k_noise, k_sde = jax.random.split(jax.random.key(sc.seed))
     x_T = schedule.prior_std() * jax.random.normal(k_noise, (sc.num_samples, 2))
     keys = jax.random.split(k_sde, sc.num_samples)
@@ -543,8 +524,8 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
         logger.warning("some samples are not finite; MMD uses the finite ones")
     good = samples[np.all(np.isfinite(samples), axis=1)]
     bw = config.mmd.bandwidths
-    value = mmd2(good, test_x, bw) if len(good) >= 2 else float("nan")
-    floor = mmd2(floor_x, test_x, bw)
+    value = float(mmd2(good, test_x, bw)) if len(good) >= 2 else float("nan")
+    floor = float(mmd2(floor_x, test_x, bw))
     logger.info(
         "%s, %d steps (%d NFE): MMD^2 to held-out data %.3g (noise floor %.3g, two data samples)",
         sc.sampler,

@@ -35,9 +35,13 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import diffusion as jd, filters
+from .. import diffusion as jd, smc
+from ..metrics import fit_convergence_order
+from ..observations import LinearObservation
 from . import _plots
+from ._assimilate import RESAMPLING_SCHEMES
 from ._diffusion import check_mixture_section
+from ._diffusion_names import SCHEDULES, SPACINGS, TWISTS, make_twist
 from ._schema import ConfigError, option, section
 
 DESCRIPTION = "posterior sampling y = A x + noise, mixture prior: DPS vs twisted SMC vs exact"
@@ -87,8 +91,8 @@ class ObservationSection:
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionSection:
-    schedule: str = option("vp_linear", choices=tuple(jd.SCHEDULES), help="noise schedule")
-    grid: str = option("logsnr_uniform", choices=jd.GRIDS, help="time grid")
+    schedule: str = option("vp_linear", choices=tuple(SCHEDULES), help="noise schedule")
+    grid: str = option("logsnr_uniform", choices=tuple(SPACINGS), help="time grid")
     steps: int = option(100, ge=1, help="grid steps (one model evaluation + VJP each)")
     eta: float = option(
         1.0, gt=0.0, le=1.0, help="DDIM stochasticity of both samplers (1: ancestral)"
@@ -101,10 +105,10 @@ class SMCSection:
         factory=lambda: [64, 256, 1024, 4096], help="particle counts (increasing)"
     )
     repeats: int = option(16, ge=2, help="independent SMC runs per count (for standard errors)")
-    twist_variance: str = option("pigdm", choices=jd.TWIST_VARIANCES, help="TDS twist")
+    twist_variance: str = option("pigdm", choices=TWISTS, help="TDS twist")
     data_std: float = option(2.0, gt=0.0, help="prior scale s of the pigdm twist")
     resampling: str = option(
-        "systematic", choices=tuple(filters.RESAMPLING_SCHEMES), help="resampling scheme"
+        "systematic", choices=tuple(RESAMPLING_SCHEMES), help="resampling scheme"
     )
     ess_threshold: float = option(0.5, ge=0.0, le=1.0, help="resample when ESS < threshold N")
 
@@ -180,10 +184,10 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
         y = a @ x_true + oc.noise_std * jax.random.normal(k2, (a.shape[0],), a.dtype)
     else:
         y = jnp.asarray(oc.y, a.dtype)
-    obs = jd.LinearGaussianObservation(a, y, oc.noise_std)
-    post = jax.jit(jd.exact_posterior)(prior, obs)  # one program, not op-by-op
-    sch = jd.get_schedule(dc.schedule)
-    grid = jd.time_grid(sch, dc.steps, dc.grid)
+    obs = LinearObservation(a, noise_std=oc.noise_std)
+    post = jax.jit(jd.exact_posterior)(prior, obs, y)  # one program, not op-by-op
+    sch = SCHEDULES[dc.schedule]()
+    grid = jd.time_grid(sch, dc.steps, SPACINGS[dc.grid]())
     model = prior.eps_model(sch)
     logger.info(
         "prior: %d components in d = %d; y = %s; exact posterior weights %s, mean %s, "
@@ -218,10 +222,10 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
     sc = config.smc
     tds = jd.TDS(
         obs,
+        y,
         eta=dc.eta,
-        twist_variance=sc.twist_variance,
-        data_std=sc.data_std,
-        resampling=sc.resampling,
+        twist=make_twist(sc.twist_variance, sc.data_std),
+        resampler=smc.Resampler(RESAMPLING_SCHEMES[sc.resampling]),
         ess_threshold=sc.ess_threshold,
     )
     for i, n in enumerate(sc.particles):
@@ -243,7 +247,7 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
             "log_normalizer_error": float(np.mean(log_z) - float(post.log_evidence)),
             "min_ess_median": float(np.median(np.asarray(res.min_ess))),
             "final_ess_median": float(np.median(np.asarray(res.ess))),
-            "resamplings_mean": float(np.mean(np.sum(np.asarray(res.info["resampled"]), -1))),
+            "resamplings_mean": float(np.mean(np.sum(np.asarray(res.info.resampled), -1))),
             "collapsed_runs": int(np.sum(np.asarray(res.collapsed))),
             "compile_seconds": t1 - t0,
             "seconds": seconds,
@@ -280,8 +284,8 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
 
     @jax.jit
     def dps_run(zeta, key):
-        # (pyright reads AbstractSampler's `order` AbstractVar as an __init__ field)
-        sampler = jd.DPS(observation=obs, zeta=zeta, eta=dc.eta)  # pyright: ignore[reportCallIssue]
+        # (pyright reads the AbstractVar `stochastic`, a property of DPS, as an __init__ field)
+        sampler = jd.DPS(observation=obs, y=y, zeta=zeta, eta=dc.eta)  # pyright: ignore[reportCallIssue]
         k1, k2 = jax.random.split(key)
         x_T = sch.prior_std() * jax.random.normal(k2, (nd, prior.dim), a.dtype)
         return jax.vmap(lambda k, x: jd.sample(sampler, model, sch, grid, x, key=k).x)(
@@ -308,7 +312,8 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
 
     counts = np.asarray(sc.particles, float)
     errs = np.asarray([error_mean[f"smc_{n}"] for n in sc.particles])
-    slope = float(np.polyfit(np.log(counts), np.log(errs), 1)[0]) if len(counts) > 1 else None
+    # the log-log slope of the error against N (-1/2 for Monte Carlo)
+    slope = -fit_convergence_order(counts, errs) if len(counts) > 1 else None
     exact_ref = np.asarray(post.sample(jax.random.fold_in(key_ref, 99), nd))
     arrays: dict[str, Any] = {"smc": smc_draws, "exact": exact_ref, "y": np.asarray(y)}
     arrays.update({f"dps_zeta={z:g}": v for z, v in dps_draws.items()})

@@ -91,9 +91,3 @@ def reference_pf_ode(mix: Mixture, x_T, t_max, t_min, rtol=1e-10):
         max_steps=100_000,
     )
     return sol.ys[-1]
-
-
-def fitted_order(n_steps, errors):
-    """Least-squares slope of -log(error) against log(steps)."""
-    slope = np.polyfit(np.log(np.asarray(n_steps, float)), np.log(np.asarray(errors)), 1)[0]
-    return -slope

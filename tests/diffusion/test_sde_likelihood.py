@@ -34,7 +34,7 @@ def test_sde_moments(sampler, steps):
     """Sample mean/variances/covariance within 4 Monte-Carlo standard errors of the exact
     marginal N(a mu, a^2 v + s^2) at t_min (fixed seed)."""
     sch = jd.VPLinear()
-    grid = jd.time_grid(sch, steps, "time_uniform")
+    grid = jd.time_grid(sch, steps, jd.TimeUniform())
     k0, k1 = jax.random.split(jax.random.key(3))
     x_T = jax.random.normal(k0, (N, 2))
     keys = jax.random.split(k1, N)
@@ -84,8 +84,8 @@ def test_log_likelihood_exact_and_hutchinson(x64):
 
 @pytest.mark.parametrize(
     "sampler",
-    [jd.DPMSolverPPMultistep(3), jd.DEIS(2), jd.UniPC(2), jd.DPMSolver(3), jd.DDIM()],
-    ids=["dpmpp_3m", "deis_2", "unipc_2", "dpm_solver_3", "ddim"],
+    [jd.DPMSolverPPMultistep(3), jd.DEIS(3), jd.UniPC(2), jd.DPMSolver(3), jd.DDIM()],
+    ids=["dpmpp_3m", "deis_3", "unipc_2", "dpm_solver_3", "ddim"],
 )
 def test_schedule_invariance(sampler, x64):
     """VP, VE and EDM run on the same lambda grid give the same x/alpha trajectory."""
@@ -105,20 +105,3 @@ def test_schedule_invariance(sampler, x64):
         trajs.append(res / a[None, :, None])
     np.testing.assert_allclose(trajs[1], trajs[0], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(trajs[2], trajs[0], rtol=1e-9, atol=1e-9)
-
-
-def test_jit_vmap_grad_all_samplers():
-    """Conformance over the registry: runs under vmap, finite gradients w.r.t. x_T,
-    denoise_final adds one NFE."""
-    sch = jd.VPLinear()
-    grid = jd.time_grid(sch, 6)
-    model = _model(MIX, sch)
-    for name in jd.SAMPLERS:
-        s = jd.get_sampler(name)
-        f = lambda x, s=s: jnp.sum(  # noqa: E731
-            jd.sample(s, model, sch, grid, x, key=jax.random.key(0)).x ** 2
-        )
-        g = jax.grad(f)(jnp.asarray([0.3, -0.2]))
-        assert np.all(np.isfinite(np.asarray(g))), name
-    r = jd.sample(jd.DDIM(), model, sch, grid, jnp.ones(2), denoise_final=True)
-    assert int(r.nfe) == 7

@@ -4,13 +4,12 @@ import json
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from cli_helpers import run_cli
 
+from jaxsci.metrics import mmd2
 from jaxsci.pipelines import load_config
-from jaxsci.pipelines._diffusion import mmd2, two_moons
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,27 +81,9 @@ def test_train_diffusion_matches_data_distribution(tmp_path, capsys):
     test = np.load(out / "samples.npz")["test"]
     test_std = (test - test.mean(0)) / test.std(0)
     prior = np.asarray(jax.random.normal(jax.random.key(0), (1000, 2)))
-    baseline = mmd2(prior, test_std, [0.05, 0.1, 0.2, 0.5, 1.0])
+    baseline = float(mmd2(prior, test_std, [0.05, 0.1, 0.2, 0.5, 1.0]))
     print("MMD^2", m["mmd2"], "floor", m["mmd2_floor"], "Gaussian baseline", baseline)
     assert m["mmd2"] < 0.1 * baseline
-
-
-def test_mmd_is_unbiased_and_separates():
-    """Unbiased: two samples of one distribution give MMD^2 near 0 (mean over 6 pairs within
-    4 standard errors); a shifted distribution gives a clearly positive value."""
-    keys = jax.random.split(jax.random.key(3), 12)
-    same = [
-        mmd2(two_moons(keys[2 * i], 300, 0.05), two_moons(keys[2 * i + 1], 300, 0.05), [0.2, 1.0])
-        for i in range(6)
-    ]
-    se = np.std(same, ddof=1) / np.sqrt(len(same))
-    assert abs(np.mean(same)) < 4 * se
-    shifted = mmd2(
-        two_moons(keys[0], 300, 0.05) + jnp.asarray([0.3, 0.0]),
-        two_moons(keys[1], 300, 0.05),
-        [0.2, 1.0],
-    )
-    assert shifted > 10 * max(se, 1e-4)
 
 
 def test_config_errors_name_the_key(tmp_path):

@@ -8,54 +8,43 @@ The probability-flow ODE is dx/dt = f(t) x - sigma_t lambda_t' eps(t, x) (see
 The reverse SDE is dx = [f x - g^2 score] dt + g dW-bar, with score = -eps/sigma.
 """
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._base import AbstractSampler, SamplerState, grid_arrays
+from .._checks import check_int, check_key, check_positive
+from ._base import RealLike
 from ._exponential import _effective_order, _key_normal, _n_steps, _switch
+from ._sampler import AbstractSinglestepSampler, lower_order_final_field
 
 
-class Euler(AbstractSampler):
+class Euler(AbstractSinglestepSampler):
     """Explicit Euler on the probability-flow ODE in t (Karras et al. 2022, Alg. 1 with
     the Heun correction removed). First order, one evaluation per step."""
 
-    @property
-    def order(self) -> int:
-        return 1
+    order: ClassVar[int] = 1
+    stochastic: ClassVar[bool] = False
+    nfe_per_step: ClassVar[int] = 1
 
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
-
-    def step(self, key, state, denoiser):
-        del key
-        g, i, x = state.grid, state.i, state.x
-        x_new = x + (g.t[i + 1] - g.t[i]) * denoiser.velocity(g.t[i], x)
-        return state._replace(x=x_new, i=i + 1), {"nfe": jnp.asarray(1)}
+    def update(self, key, g, i, x, denoiser):
+        return x + (g.t[i + 1] - g.t[i]) * denoiser.velocity(g.t[i], x), 1
 
 
-class Heun(AbstractSampler):
+class Heun(AbstractSinglestepSampler):
     """Heun's second-order method on the probability-flow ODE in t (Karras et al. 2022,
     Algorithm 1, deterministic): x~ = x + dt v(t_i, x), x' = x + dt (v(t_i, x) +
     v(t_{i+1}, x~))/2. Two evaluations per step; under `lower_order_final` the final
     steps of short grids are Euler steps (Karras et al. take an Euler step into sigma = 0)."""
 
-    lower_order_final: bool | str = eqx.field(default=True, static=True)
+    lower_order_final: bool | str = lower_order_final_field()
 
-    @property
-    def order(self) -> int:
-        return 2
+    order: ClassVar[int] = 2
+    stochastic: ClassVar[bool] = False
+    nfe_per_step: ClassVar[int] = 2
 
-    @property
-    def nfe_per_step(self) -> int:
-        return 2
-
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
-
-    def step(self, key, state, denoiser):
-        del key
-        g, i, x = state.grid, state.i, state.x
+    def update(self, key, g, i, x, denoiser):
         dt = g.t[i + 1] - g.t[i]
         v0 = denoiser.velocity(g.t[i], x)
 
@@ -66,8 +55,8 @@ class Heun(AbstractSampler):
             v1 = denoiser.velocity(g.t[i + 1], x + dt * v0)
             return x + 0.5 * dt * (v0 + v1)
 
-        q = _effective_order(2, i, _n_steps(state), self.lower_order_final, False)
-        return state._replace(x=_switch(q, [euler, heun], x), i=i + 1), {"nfe": q}
+        q = _effective_order(2, i, _n_steps(g), self.lower_order_final, False)
+        return _switch(q, [euler, heun], x), q
 
 
 def _reverse_sde_step(key, denoiser, t0, t1, x):
@@ -79,28 +68,19 @@ def _reverse_sde_step(key, denoiser, t0, t1, x):
     return x + drift * dt + jnp.sqrt(g2 * -dt) * _key_normal(key, x)
 
 
-class EulerMaruyama(AbstractSampler):
+class EulerMaruyama(AbstractSinglestepSampler):
     """Euler-Maruyama on the reverse SDE (Song et al. 2021, eq. 6):
     x' = x + [f x - g^2 score] dt + g sqrt(|dt|) z. Weak order 1; one evaluation per step."""
 
-    @property
-    def order(self) -> int:
-        return 1
+    order: ClassVar[int] = 1
+    stochastic: ClassVar[bool] = True
+    nfe_per_step: ClassVar[int] = 1
 
-    @property
-    def stochastic(self) -> bool:
-        return True
-
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
-
-    def step(self, key, state, denoiser):
-        g, i, x = state.grid, state.i, state.x
-        x_new = _reverse_sde_step(key, denoiser, g.t[i], g.t[i + 1], x)
-        return state._replace(x=x_new, i=i + 1), {"nfe": jnp.asarray(1)}
+    def update(self, key, g, i, x, denoiser):
+        return _reverse_sde_step(key, denoiser, g.t[i], g.t[i + 1], x), 1
 
 
-class PredictorCorrector(AbstractSampler):
+class PredictorCorrector(AbstractSinglestepSampler):
     r"""Predictor-corrector sampling (Song et al. 2021, Algorithm 1 with Algorithms 4/5).
 
     Predictor: an Euler-Maruyama step of the reverse SDE to t_{i+1}. Corrector:
@@ -113,35 +93,22 @@ class PredictorCorrector(AbstractSampler):
     1 + n_corrector evaluations per step. Langevin steps add a bias that shrinks with snr.
     """
 
-    snr: float = 0.16
+    snr: RealLike = 0.16
     n_corrector: int = eqx.field(default=1, static=True)
 
+    order: ClassVar[int] = 1
+    stochastic: ClassVar[bool] = True
+
     def __check_init__(self):
-        if isinstance(self.snr, (int, float)) and self.snr <= 0:
-            raise ValueError(f"PredictorCorrector: `snr` must be > 0, got {self.snr}.")
-        if self.n_corrector < 0:
-            raise ValueError(
-                f"PredictorCorrector: `n_corrector` must be >= 0, got {self.n_corrector}."
-            )
-
-    @property
-    def order(self) -> int:
-        return 1
-
-    @property
-    def stochastic(self) -> bool:
-        return True
+        check_positive("snr", self.snr)
+        check_int("n_corrector", self.n_corrector, 0)
 
     @property
     def nfe_per_step(self) -> int:
         return 1 + self.n_corrector
 
-    def init(self, denoiser, ts, x_T):
-        return SamplerState(x_T, jnp.asarray(0), grid_arrays(denoiser.schedule, ts), None)
-
-    def step(self, key, state, denoiser):
-        g, i, x = state.grid, state.i, state.x
-        keys = jax.random.split(key, 1 + self.n_corrector)
+    def update(self, key, g, i, x, denoiser):
+        keys = jax.random.split(check_key("key", key), 1 + self.n_corrector)
         x = _reverse_sde_step(keys[0], denoiser, g.t[i], g.t[i + 1], x)
         t = g.t[i + 1]
 
@@ -152,4 +119,4 @@ class PredictorCorrector(AbstractSampler):
             return x + e * score + jnp.sqrt(2.0 * e) * z, None
 
         x, _ = jax.lax.scan(langevin, x, keys[1:])
-        return state._replace(x=x, i=i + 1), {"nfe": jnp.asarray(1 + self.n_corrector)}
+        return x, 1 + self.n_corrector
