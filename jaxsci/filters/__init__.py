@@ -58,7 +58,6 @@ from ._letkf import LETKF as LETKF
 from ._likelihood import log_likelihood as log_likelihood
 from ._localization import gaspari_cohn as gaspari_cohn
 from ._particle import BootstrapPF as BootstrapPF
-from ._resampling import RESAMPLING_SCHEMES as RESAMPLING_SCHEMES
 from ._statistics import (
     ensemble_log_likelihood as ensemble_log_likelihood,
     particle_mean as particle_mean,

@@ -17,9 +17,6 @@ PIPELINES = Path(jaxsci.pipelines.__file__).parent
 MODULES = sorted(p for p in PIPELINES.glob("*.py"))
 LOOPS = {"scan", "fori_loop", "while_loop"}
 
-#: Temporary: modules still being thinned by their owners (remove when they are).
-ALLOWED: dict[str, set[str]] = {"_assimilate": {"lax.fori_loop"}}  # its `_spun_up_state`
-
 
 def _dotted(node: ast.AST) -> str:
     if isinstance(node, ast.Name):
@@ -78,9 +75,9 @@ def test_no_equinox_modules_and_no_loops_over_time(path):
         if inspect.isclass(obj) and obj.__module__ == module.__name__:
             if issubclass(obj, eqx.Module):  # also through a library base class
                 found.add(f"class {name}")
-    assert found <= ALLOWED.get(path.stem, set()), (
-        f"{path.name} defines equinox modules or loops over time: "
-        f"{sorted(found - ALLOWED.get(path.stem, set()))}; move them into the library"
+    assert not found, (
+        f"{path.name} defines equinox modules or loops over time: {sorted(found)}; "
+        "move them into the library"
     )
 
 
