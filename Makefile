@@ -26,9 +26,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/jaxsci run configs/quickstart.yaml --out runs/quickstart
 
-## test: install jaxsci[dev], lint with ruff, run the test suite
+## test: install jaxsci[dev]; ruff, pyright (basic) and the test suite under the jaxtyping
+## import hook (beartype; see addopts in pyproject.toml), with the 20 slowest tests reported
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check jaxsci tests examples benchmarks
+	$(BIN)/pyright jaxsci
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_positive
-from .._custom_types import Array, Float, Key
+from .._custom_types import Array, ArrayLike, Float, Key
 from ..dynamics import Lorenz63, LotkaVolterra
 from ._result import PosteriorResult
 from ._simulator import ODESolution, log_likelihood, observe, solve_ode
@@ -98,9 +98,9 @@ def lv_solve(
 
 
 def lotka_volterra_model(
-    ts: Float[Array, " N"],
-    y_init: Float[Array, "2"] | None = None,
-    y: Float[Array, "N 2"] | None = None,
+    ts: Float[ArrayLike, " N"],
+    y_init: Float[ArrayLike, "2"] | None = None,
+    y: Float[ArrayLike, "N 2"] | None = None,
     **solve: Any,
 ) -> None:
     """posteriordb `hudson_lynx_hare-lotka_volterra` as a numpyro model.

@@ -1,6 +1,6 @@
 """Multi-step (autoregressive) rollout loss for learned time steppers."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
@@ -46,7 +46,7 @@ class RolloutLoss(AbstractLoss):
         self,
         num_steps: int,
         base: AbstractRegressionLoss | None = None,
-        step_weights: Float[ArrayLike, " step"] | tuple[float, ...] | None = None,
+        step_weights: Float[ArrayLike, " step"] | Sequence[float | np.floating] | None = None,
     ):
         self.num_steps = check_int("num_steps", num_steps)
         self.base = MSELoss() if base is None else base

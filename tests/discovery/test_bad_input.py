@@ -66,7 +66,7 @@ def test_model_error_fit_names_the_overflowing_term(design):
         )
 
 
-def test_model_error_fit_argument_checks():
+def test_model_error_fit_argument_checks(own_checks):
     states = truth_states({}, 1.0, 4, spinup=10.0)
     model = KuramotoSivashinsky(L, N)
     lib = SpectralLibrary(["u", "u_xx"], L, N)

@@ -107,7 +107,7 @@ def test_true_coefficients_of_a_changed_parameter():
     assert outside.residual > 0.1
 
 
-def test_bad_input_is_named():
+def test_bad_input_is_named(own_checks):
     model, _, lib, _ = _setup()
     obs_op = filters.IndexObservation(N, np.arange(0, N, 2), noise_cov=0.01)
     ensemble = jnp.zeros((4, N))

@@ -157,7 +157,7 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUT))
-def test_batched_input_raises_a_value_error_naming_the_argument(name):
+def test_batched_input_raises_a_value_error_naming_the_argument(name, own_checks):
     """One example in: a batch passed without vmap is an error naming the argument and the
     shape it got. (The dynamics wrappers are checked by simulate/Flow through
     `check_state`, like every jaxsci model.)"""

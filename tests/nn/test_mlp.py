@@ -83,7 +83,7 @@ def test_mlp_on_coordinates_is_resolution_independent():
     np.testing.assert_allclose(np.asarray(fine[::2]), np.asarray(coarse), rtol=1e-6, atol=1e-6)
 
 
-def test_sinusoidal_embedding_matches_vaswani():
+def test_sinusoidal_embedding_matches_vaswani(own_checks):
     """e(t)[i] = sin(s t / P^{2i/d}), e(t)[d/2 + i] = cos(s t / P^{2i/d}) (Vaswani et al.'s
     PE(pos, 2i), PE(pos, 2i + 1), sines and cosines grouped)."""
     d, s, p = 16, 100.0, 10000.0
@@ -121,7 +121,7 @@ def test_deeponet_matches_the_formula():
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_bad_arguments_name_themselves():
+def test_bad_arguments_name_themselves(own_checks):
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="`fourier_scale`"):
         nn.MLP(2, 1, 8, 1, fourier_features=4, fourier_scale=0.0, key=key)

@@ -222,7 +222,7 @@ def test_optax_adam_recovers_a_fourier_multiplier():
     np.testing.assert_allclose(np.asarray(layer.weight_real[0, 0]), 0.0, atol=2e-3)
 
 
-def test_bad_arguments_name_themselves():
+def test_bad_arguments_name_themselves(own_checks):
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="`modes`"):
         nn.SpectralConv1d(2, 2, 0, key=key)

@@ -56,7 +56,7 @@ def test_parameter_count_with_several_blocks_per_level():
     assert nn.count_params(score) == expected
 
 
-def test_spatial_size_must_be_divisible_by_2_to_the_levels():
+def test_spatial_size_must_be_divisible_by_2_to_the_levels(own_checks):
     model = nn.UNet1d(1, 1, 4, (1, 2, 4), key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"`x` has spatial shape \(18,\).*2\*\*levels = 4"):
         model(jnp.ones((1, 18)))

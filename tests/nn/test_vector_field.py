@@ -94,7 +94,7 @@ def test_flow_integrates_a_time_dependent_network():
     assert isinstance(model, dyn.AbstractDynamics)
 
 
-def test_bad_arguments_name_themselves():
+def test_bad_arguments_name_themselves(own_checks):
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="`state_shape` is required"):
         nn.NeuralVectorField(nn.FNO1d(1, 1, 4, 3, 1, key=key))
