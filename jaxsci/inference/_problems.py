@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import diffrax
 import jax
@@ -143,7 +143,8 @@ def lotka_volterra_model(
     sigma = numpyro.sample("sigma", dist.LogNormal(-1.0, 1.0).expand([2]))
     sol = lv_solve(jnp.asarray(theta), jnp.asarray(z_init), ts, **solve)
     numpyro.sample("y_init", dist.LogNormal(jnp.log(z_init), sigma), obs=y_init)
-    observe("y", sol, lambda ys: dist.LogNormal(jnp.log(ys), sigma), obs=y)
+    obs = cast(Array | None, y)  # an array-like, read by numpyro as it is
+    observe("y", sol, lambda ys: dist.LogNormal(jnp.log(ys), sigma), obs=obs)
 
 
 #: Lorenz-63 parameter names, in `Lorenz63`'s order.
