@@ -86,7 +86,9 @@ def test_weighted_offspring_are_unbiased(name):
         a, new_lw, log_mass = r(key, log_w)
         return jnp.zeros(N).at[a].add(jnp.exp(new_lw + log_mass))
 
-    m = np.asarray(jax.vmap(mass)(jax.random.split(jax.random.key(4), 4000)), dtype=np.float64)
+    m = np.asarray(
+        jax.jit(jax.vmap(mass))(jax.random.split(jax.random.key(4), 4000)), dtype=np.float64
+    )
     mcse = m.std(axis=0, ddof=1) / np.sqrt(m.shape[0])
     err = np.abs(m.mean(axis=0) - np.asarray(jnp.exp(log_w)))
     assert np.all(err <= 4.5 * mcse + 1e-6), (name, err, mcse)
@@ -102,7 +104,8 @@ def test_gradients_through_resampling(x64):
     keys = jax.random.split(jax.random.key(5), 4000)
     grads = {}
     for name, r in RESAMPLERS.items():
-        g = jax.vmap(jax.grad(lambda t, k, r=r: _weighted_estimate(r, k, t), argnums=0), (None, 0))
+        grad = jax.grad(lambda t, k, r=r: _weighted_estimate(r, k, t), argnums=0)
+        g = jax.jit(jax.vmap(grad, (None, 0)))  # one compiled program, not op by op
         grads[name] = np.asarray(g(jnp.float64(THETA), keys))
     for name in ("stop-gradient", "soft-0"):
         mcse = grads[name].std(ddof=1) / np.sqrt(keys.shape[0])

@@ -22,7 +22,7 @@ def test_expected_offspring(scheme, num_samples):
     w = jax.random.dirichlet(jax.random.key(0), jnp.ones(10))
     reps = 4000
     keys = jax.random.split(jax.random.key(1), reps)
-    idx = jax.vmap(lambda k: resample(k, w, num_samples))(keys)
+    idx = jax.jit(jax.vmap(lambda k: resample(k, w, num_samples)))(keys)
     assert idx.shape == (reps, num_samples) and idx.dtype == jnp.int32
     assert int(idx.min()) >= 0 and int(idx.max()) < 10
     counts = np.asarray(jax.vmap(lambda i: jnp.bincount(i, length=10))(idx), dtype=np.float64)
@@ -54,7 +54,7 @@ def test_zero_weight_is_never_drawn(scheme):
     cumulative sum or a uniform of exactly 0 could reach them, and unnormalised weights."""
     w = jnp.array([0.0, 3.0, 1e-3, 0.0, 2.0, 0.0])
     keys = jax.random.split(jax.random.key(2), 2000)
-    idx = np.asarray(jax.vmap(lambda k: SCHEMES[scheme](k, w, 9))(keys))
+    idx = np.asarray(jax.jit(jax.vmap(lambda k: SCHEMES[scheme](k, w, 9)))(keys))
     assert set(np.unique(idx)) <= {1, 2, 4}
     # the last positive weight is drawn when the uniforms run past a cumulative sum below 1
     u = jnp.array([0.0, 0.5, 1.0 - 1e-7])
