@@ -11,7 +11,7 @@ def cyclic_shifts(y, offsets):
     """The periodic shifts y_{i+k} (for k in `offsets`) of a 1-D array.
 
     Built from one padded copy (ghost cells) rather than `jnp.roll`: under vmap XLA:CPU
-    compiles a padded slice about 3x faster than a roll (measured on Lorenz-96 ensembles,
+    compiles a padded slice into faster code than a roll (measured on Lorenz-96 ensembles,
     benchmarks/bench_l96_numpy.py).
     """
     n = y.shape[-1]

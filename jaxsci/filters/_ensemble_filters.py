@@ -65,7 +65,7 @@ def inv_sqrt_shifted(a: Float[Array, "n n"], shift: float) -> Float[Array, "n n"
     spread is 10-100x the observation error. The result is symmetrised.
 
     Why not `eigh`: on XLA:CPU a batch of small eigendecompositions is one LAPACK call per
-    matrix (about 3.7 us for 7 x 7), which made the eigendecompositions alone most of an
+    matrix, which made the eigendecompositions alone most of an
     LETKF cycle; the iteration is batched matrix products. Non-finite input, or no
     convergence within 100 steps, returns NaN (which the filters report as divergence).
 

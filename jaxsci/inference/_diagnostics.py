@@ -10,7 +10,7 @@ Draws are shaped `(chains, draws, *event)`; every diagnostic is computed separat
 event element and returned as a float64 NumPy array of shape `event`.
 
 Why NumPy and not JAX: diagnostics are host-side post-processing of finished draws. A jitted
-JAX version (commit 9ca4941) paid an XLA compile of seconds for every new draws shape, was
+JAX version paid an XLA compile for every new draws shape, was
 slower per element on CPU (XLA's CPU sort), computed in float32 unless the user enabled x64,
 and could not raise on bad draws inside jit anyway. This version accepts NumPy or JAX device
 arrays (copied to the host), always computes in float64 and needs no compilation. SciPy (a

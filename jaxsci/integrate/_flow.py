@@ -79,16 +79,16 @@ class Flow(eqx.Module):
         `RecursiveCheckpointAdjoint`, the n solver steps run as a `lax.scan` of fixed length
         over `solver.step` instead of `diffeqsolve`'s bounded while loop: the same solver and
         the same steps, without the per-step bookkeeping of the general loop (step-size
-        control, clipping to t1, saving, the checkpointed loop), which on a CPU cost about
-        1 us per step, as much as an RK4 step of Lorenz-63 itself. If the model ignores time
+        control, clipping to t1, saving, the checkpointed loop), which on a CPU cost as much
+        per step as an RK4 step of Lorenz-63 itself. If the model ignores time
         (its vector field, or the nonlinear part for ETDRK solvers, does not read `t`, as
         traced once), the window runs from 0 instead of t0: the flow map is the same, and the
         step size is then a constant. A step size computed at run time as (t0 + h) - t0 made
-        XLA:CPU recompute it inside every fused loop of the step, which ran the Lorenz-96
-        ensemble step 4x slower, and it carries the rounding of t0 (float32: about 1e-5 of h
-        at t0 = 10). Reverse mode differentiates
-        the scan directly (it stores the n steps). ETDRK coefficients are computed once per
-        window (all steps are equal). Otherwise this is `self(y, t0, t0 + length)`.
+        XLA:CPU recompute it inside every fused loop of the step, which made the Lorenz-96
+        ensemble step several times slower, and it carries the rounding of t0 (float32:
+        about 1e-5 of h at t0 = 10). Reverse mode differentiates the scan directly (it
+        stores the n steps). ETDRK coefficients are computed once per window (all steps are
+        equal). Otherwise this is `self(y, t0, t0 + length)`.
         A solver failure gives a NaN state, as `__call__` does.
         """
         length = float(length)

@@ -1,7 +1,7 @@
 """Parameter initialisation that is cheap to run eagerly.
 
-`jax.random.uniform(key, shape)` compiles one program per distinct shape (about 0.1-0.3 s
-each on CPU), which made building a small U-Net take several seconds. Here every draw
+`jax.random.uniform(key, shape)` compiles one program per distinct shape, which made
+building a small U-Net slow when run eagerly. Here every draw
 comes from a pool whose length is the next power of two (>= 64), so one compiled program
 serves every shape of similar size, and a concrete pool is cut to shape on the host
 (under `jit`/`vmap`, e.g. building an ensemble of models, it is sliced with jax ops).

@@ -7,8 +7,8 @@ up-sampling, and the grid-coordinate channels.
 Every layer acts on one channels-first example `(channels, *spatial)`. Weights follow
 equinox/PyTorch (weight (out, in, *kernel)) and are initialised U(-1/sqrt(fan_in),
 1/sqrt(fan_in)), fan_in = in * kernel volume, as equinox and PyTorch do; the draws come from
-`_init`'s shape-bucketed pool (equinox's own draws compile one program per weight shape,
-about 0.7 s per convolution on CPU), so building a U-Net stays fast.
+`_init`'s shape-bucketed pool (equinox's own draws compile one program per weight shape),
+so building a U-Net stays fast.
 """
 
 import functools
@@ -102,8 +102,8 @@ class Upsample(eqx.Module):
         y[o, 2 j + a] = sum_c W[c, o, a] x[c, j] + b[o]     (per axis, any number of axes).
 
     Written as one einsum: `eqx.nn.ConvTranspose` computes the same map as a convolution of
-    the zero-dilated input, 4-8x slower on XLA:CPU in a U-Net training step (measured for
-    1-D and 2-D, 16-64 channels). weight (in, out, 2, ..., 2), bias (out,):
+    the zero-dilated input, several times slower on XLA:CPU in a U-Net training step
+    (measured for 1-D and 2-D, 16-64 channels). weight (in, out, 2, ..., 2), bias (out,):
     `in * out * 2**dims + out` parameters.
     """
 
@@ -153,7 +153,7 @@ class Pointwise(eqx.Module):
         # the weight is then a batched product plus a sum over the batch, which XLA:CPU
         # computes without the two activation-sized transposes per layer (and the GELU
         # derivative recomputed inside them) that the merged form needs: the larger part of
-        # the FNO training speed-up recorded in benchmarks/RESULTS_nn.md. Values and
+        # the FNO training speed-up (benchmarks/RESULTS_nn.md). Values and
         # derivatives (forward mode included) are unchanged; the one visible difference is
         # that a NaN/inf anywhere in an example makes that example's whole output NaN.
         w = self.weight + jnp.zeros((), x.dtype) * x2[:1, :1]
