@@ -18,7 +18,7 @@ import math
 import operator
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _MISSING = dataclasses.MISSING
@@ -50,7 +50,7 @@ def option(
     default: Any = _MISSING,
     *,
     help: str = "",
-    choices: typing.Iterable | None = None,
+    choices: Iterable | None = None,
     gt: float | None = None,
     ge: float | None = None,
     lt: float | None = None,
@@ -103,7 +103,7 @@ def _type_name(tp) -> str:
     return str(tp)
 
 
-def did_you_mean(word: str, options: typing.Iterable[str], prefix: str = "") -> str:
+def did_you_mean(word: str, options: Iterable[str], prefix: str = "") -> str:
     """' (did you mean 'prefix.x'?)' for the closest x of `options`, or '' if none is close."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean '{_join(prefix, close[0])}'?)" if close else ""
