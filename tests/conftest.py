@@ -1,3 +1,4 @@
+import gc
 import os
 import shutil
 import tempfile
@@ -34,6 +35,16 @@ def pytest_unconfigure(config):
     if owned is not None and not hasattr(config, "workerinput"):
         shutil.rmtree(owned, ignore_errors=True)
         os.environ.pop(_CACHE_ENV, None)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """Drop JAX's in-memory caches of compiled programs and traces after each test module, so
+    that a worker's memory does not grow with every program the suite ever compiled; a
+    program needed again comes back from the session's persistent compilation cache."""
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
