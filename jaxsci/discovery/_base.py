@@ -198,7 +198,6 @@ def _fit_design(regression, design, target, key):
     return regression.fit_normal(normal_equations(design, target), key)
 
 
-@eqx.filter_jit
 def hyperparameter(value: Any) -> Array:
     """A regression hyperparameter as a scalar float array field (so a `vmap` over a sweep of
     values works)."""
@@ -210,6 +209,7 @@ def optional_hyperparameter(value: Any) -> Array | None:
     return None if value is None else hyperparameter(value)
 
 
+@eqx.filter_jit
 def fit_normal_jit(regression, ne, key):
     """`regression.fit_normal(ne, key)` in one compiled call (jittable methods)."""
     return regression.fit_normal(ne, key)
