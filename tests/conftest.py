@@ -58,7 +58,8 @@ def pytest_runtest_logreport(report):
     """With `JAXSCI_TEST_TIMINGS=path`, append each phase's duration as it ends (for profiling
     a suite that may be stopped before pytest's own `--durations` summary)."""
     path = os.environ.get("JAXSCI_TEST_TIMINGS")
-    if path:
+    # under xdist the controller sees every worker's reports: log there only, once each
+    if path and "PYTEST_XDIST_WORKER" not in os.environ:
         with open(path, "a") as f:
             f.write(f"{report.duration:.3f} {report.when} {report.nodeid}\n")
 

@@ -84,9 +84,9 @@ def _y_field(y) -> Array:
     return as_float_array("y", y)
 
 
-def _check_observation(observation, y, *, linear: bool = False) -> None:
-    """Check the observation model and the observed values `y` (m,): a TypeError or
-    ValueError naming the argument."""
+def _check_observation(observation, y, *, linear: bool = False) -> Array:
+    """Check the observation model and the observed values `y` (m,) (a TypeError or
+    ValueError naming the argument); return `y` as a floating array."""
     kind = LinearObservation if linear else AbstractObservation
     if not isinstance(observation, kind):
         raise TypeError(
@@ -100,6 +100,7 @@ def _check_observation(observation, y, *, linear: bool = False) -> None:
             f"obs_dim, got {y.shape}."
         )
     check_finite("y", y)
+    return y
 
 
 # ---------------------------------------------------------------------------------------
@@ -633,13 +634,12 @@ def exact_posterior(
     """
     if not isinstance(prior, GaussianMixture):
         raise TypeError(f"`prior` must be a GaussianMixture, got {type(prior).__name__}.")
-    _check_observation(observation, y, linear=True)
+    y = _check_observation(observation, y, linear=True)
     if prior.dim != observation.state_dim:
         raise ValueError(
             f"`prior` has dimension {prior.dim} but `observation` acts on d = "
             f"{observation.state_dim}."
         )
-    y = as_float_array("y", y)
     dtype = jnp.result_type(prior.means.dtype, y.dtype)
     a = observation.matrix().astype(dtype)
     r = observation.noise_cov.astype(dtype)
