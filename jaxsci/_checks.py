@@ -164,6 +164,15 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     return value
 
 
+def check_callable(name: str, value: Any, expected: str) -> Any:
+    """`value` if it is callable, else a TypeError naming `name` and what was `expected`
+    (e.g. "a resampling function (key, weights, num_samples) -> indices such as
+    jaxsci.smc.systematic")."""
+    if not callable(value):
+        raise TypeError(f"`{name}` must be {expected}; got {value!r}.")
+    return value
+
+
 def check_key(name: str, key: Any) -> jax.Array:
     """A single typed PRNG key (`jax.random.key(seed)`); a raw uint32 (2,) key is wrapped."""
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):

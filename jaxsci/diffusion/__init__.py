@@ -10,11 +10,19 @@ from ._base import (
 from ._exponential import (
     DDIM as DDIM,
     DEIS as DEIS,
+    DEISBasis as DEISBasis,
     DPMSolver as DPMSolver,
     DPMSolverPP2S as DPMSolverPP2S,
     DPMSolverPPMultistep as DPMSolverPPMultistep,
     SDEDPMSolverPP2M as SDEDPMSolverPP2M,
     UniPC as UniPC,
+    WarmupRule as WarmupRule,
+    deis_lambda_basis as deis_lambda_basis,
+    deis_t_basis as deis_t_basis,
+    lower_order_warmup as lower_order_warmup,
+    singlestep_warmup as singlestep_warmup,
+    unipc_bh1 as unipc_bh1,
+    unipc_bh2 as unipc_bh2,
 )
 from ._grids import (
     AbstractSpacing as AbstractSpacing,
@@ -62,6 +70,7 @@ from ._probability_flow import (
 )
 from ._sample import SampleResult as SampleResult, sample as sample
 from ._sampler import (
+    LOWER_ORDER_FINAL_STEPS as LOWER_ORDER_FINAL_STEPS,
     AbstractSampler as AbstractSampler,
     GridArrays as GridArrays,
     SamplerState as SamplerState,

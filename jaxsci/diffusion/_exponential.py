@@ -21,23 +21,25 @@ stiff PDEs). A method of order p replaces h^k m^{(k)} (k < p) by differences of 
 outputs (at earlier grid points: multistep; at intermediate points: singlestep).
 
 Multistep samplers keep the last model outputs and lambdas in `state.history`; they warm
-up with lower orders (the effective order at step i is at most i + 1 history points), and
-`lower_order_final` (see `AbstractSampler`) caps the order near the end of short grids.
+up with lower orders (the effective order at step i is at most i + 1 history points) or,
+with `warmup=singlestep_warmup`, DPM-Solver-3 steps, and `lower_order_final` (see
+`AbstractSampler`) caps the order near the end of short grids.
 Variable orders are `lax.switch` branches, so the step is jit/vmap/grad friendly.
 """
 
 import math
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_choice, check_range
-from .._custom_types import Array, Float, Int, Key
+from .._checks import check_callable, check_choice, check_range
+from .._custom_types import Array, Bool, Float, Int, Key
 from ..integrate import phi_functions
-from ._base import RealLike
+from ._base import AbstractSchedule, RealLike
 from ._parameterization import Denoiser
 from ._sampler import (
     AbstractMultistepSampler,
@@ -46,6 +48,8 @@ from ._sampler import (
     SamplerState,
     StepInfo,
     grid_arrays,
+    lower_order_final_applies,
+    lower_order_final_below_field,
     lower_order_final_field,
     step_info,
 )
@@ -53,31 +57,21 @@ from ._sampler import (
 Grid = Float[Array, " n1"]
 Example = Float[Array, "*shape"]
 
-# lower_order_final applies to grids shorter than this (diffusers' threshold).
-LOWER_ORDER_FINAL_STEPS = 15
-
 # Weight of D2 = h^2 x0''/2 + O(h^3) in DPM-Solver++(3M): the Taylor term h^3 phi_3 x0''
 # is 2 h phi_3 D2 (derivation in `DPMSolverPPMultistep`). The order test sets it to 1 (the
 # published weighting) to show that it makes the method second order.
 _D2_WEIGHT = 2.0
 
-# How multistep samplers start while their history is short (see `AbstractSampler`).
-WARMUPS = ("lower_order", "singlestep")
 
-
-def lower_order_final_applies(lower_order_final: bool | str, n_steps: int) -> bool:
-    """Whether the final steps' order is capped on a grid of `n_steps` steps: always for
-    "always", below `LOWER_ORDER_FINAL_STEPS` steps for True, never for False."""
-    if isinstance(lower_order_final, str):
-        return lower_order_final == "always"
-    return bool(lower_order_final) and n_steps < LOWER_ORDER_FINAL_STEPS
-
-
-def _effective_order(order, i, n_steps, lower_order_final, history_limited):
+def _effective_order(sampler, order, i, n_steps, history_limited):
+    """The order of step i: `order`, at most i + 1 (the history) when `history_limited`, and
+    at most n_steps - i where the sampler's `lower_order_final` applies."""
     q = jnp.asarray(order)
     if history_limited:
         q = jnp.minimum(q, i + 1)
-    if lower_order_final_applies(lower_order_final, n_steps):
+    if lower_order_final_applies(
+        sampler.lower_order_final, sampler.lower_order_final_below, n_steps
+    ):
         q = jnp.minimum(q, n_steps - i)
     return q
 
@@ -108,7 +102,11 @@ def _check_structure(order, allowed_orders, warmup=None) -> None:
     """The checks shared by the exponential samplers' static options."""
     check_choice("order", order, allowed_orders)
     if warmup is not None:
-        check_choice("warmup", warmup, WARMUPS)
+        check_callable(
+            "warmup",
+            warmup,
+            "a warm-up rule such as jaxsci.diffusion.lower_order_warmup or singlestep_warmup",
+        )
 
 
 def ddim_transition(
@@ -140,8 +138,7 @@ def _key_normal(key, x):
 
 def _dpm_solver_3_step(denoiser, g, i, x, e_s):
     """One DPM-Solver-3 step from grid point i to i + 1 given eps at (t_i, x) (local
-    error O(h^4)); see `DPMSolver`. Also the `warmup="singlestep"` step of multistep
-    samplers."""
+    error O(h^4)); see `DPMSolver`. Also the warm-up step of `singlestep_warmup`."""
     sch = denoiser.schedule
     lam_s = g.lam[i]
     h = g.lam[i + 1] - lam_s
@@ -160,17 +157,59 @@ def _dpm_solver_3_step(denoiser, g, i, x, e_s):
     return (a_t / a_s) * x - s_t * h * p1 * e_s - (s_t / r2) * h * p2 * d2
 
 
-def _warmup_step(denoiser, g, i, x, e_s, multistep_fn, n_points, warmup):
-    """Dispatch between the multistep update and, while the history holds fewer than
-    `n_points` outputs and `warmup == "singlestep"`, a DPM-Solver-3 step from the
-    already-evaluated eps `e_s`. Returns (x, nfe)."""
-    if warmup == "lower_order":
-        return multistep_fn(x), jnp.asarray(1)
+@runtime_checkable
+class WarmupRule(Protocol):
+    """How a multistep sampler takes a step (see `AbstractSampler`, `warmup`):
+    `(denoiser, grid, i, x, e_s, multistep_fn, n_points) -> (x_{i+1}, nfe, replaced)`.
+    `e_s` is the noise prediction at (t_i, x), already evaluated; `multistep_fn(x)` the
+    sampler's own update at its effective order; `n_points` the history the full-order
+    update needs; `replaced` whether this step was not the multistep update."""
+
+    def __call__(
+        self,
+        denoiser: Denoiser,
+        grid: GridArrays,
+        i: Int[Array, ""],
+        x: Example,
+        e_s: Example,
+        multistep_fn: Callable[[Example], Example],
+        n_points: int,
+    ) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]: ...
+
+
+def lower_order_warmup(
+    denoiser: Denoiser,
+    grid: GridArrays,
+    i: Int[Array, ""],
+    x: Example,
+    e_s: Example,
+    multistep_fn: Callable[[Example], Example],
+    n_points: int,
+) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]:
+    """The published warm-up (and diffusers'): every step is the multistep update, whose
+    effective order is limited by the history it has (orders 1, 2, ... at the first steps).
+    One model evaluation per step."""
+    del denoiser, grid, i, e_s, n_points
+    return multistep_fn(x), jnp.asarray(1), jnp.asarray(False)
+
+
+def singlestep_warmup(
+    denoiser: Denoiser,
+    grid: GridArrays,
+    i: Int[Array, ""],
+    x: Example,
+    e_s: Example,
+    multistep_fn: Callable[[Example], Example],
+    n_points: int,
+) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]:
+    """While the history holds fewer than `n_points` outputs, a DPM-Solver-3 step from the
+    already-evaluated `e_s` (local error O(h^4), three evaluations); then the multistep
+    update. Keeps the theoretical global order up to 4 (see `AbstractSampler`)."""
     warm = i + 1 < n_points
     x_new = jax.lax.cond(
-        warm, lambda x: _dpm_solver_3_step(denoiser, g, i, x, e_s), multistep_fn, x
+        warm, lambda x: _dpm_solver_3_step(denoiser, grid, i, x, e_s), multistep_fn, x
     )
-    return x_new, jnp.where(warm, 3, 1)
+    return x_new, jnp.where(warm, 3, 1), warm
 
 
 # ---------------------------------------------------------------------------------------
@@ -230,7 +269,8 @@ class DPMSolver(AbstractSinglestepSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    lower_order_final: bool | str = lower_order_final_field()
+    lower_order_final: bool = lower_order_final_field()
+    lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
 
@@ -267,7 +307,7 @@ class DPMSolver(AbstractSinglestepSampler):
         def third(x):
             return _dpm_solver_3_step(denoiser, g, i, x, e_s)
 
-        q = _effective_order(self.order, i, _n_steps(g), self.lower_order_final, False)
+        q = _effective_order(self, self.order, i, _n_steps(g), False)
         return _switch(q, [first, second, third][: self.order], x), q
 
 
@@ -283,7 +323,8 @@ class DPMSolverPP2S(AbstractSinglestepSampler):
     x_t = (s_t/s_s) x_s + a_t h phi_1(-h) D. Two model evaluations per step.
     """
 
-    lower_order_final: bool | str = lower_order_final_field()
+    lower_order_final: bool = lower_order_final_field()
+    lower_order_final_below: float = lower_order_final_below_field()
 
     order: ClassVar[int] = 2
     stochastic: ClassVar[bool] = False
@@ -309,7 +350,7 @@ class DPMSolverPP2S(AbstractSinglestepSampler):
             d = (1.0 - 1.0 / (2 * r)) * m_s + m_u / (2 * r)
             return (s_t / s_s) * x + a_t * h * p1 * d
 
-        q = _effective_order(2, i, _n_steps(g), self.lower_order_final, False)
+        q = _effective_order(self, 2, i, _n_steps(g), False)
         return _switch(q, [first, second], x), q
 
 
@@ -340,8 +381,9 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    lower_order_final: bool | str = lower_order_final_field()
-    warmup: str = eqx.field(default="lower_order", static=True)
+    lower_order_final: bool = lower_order_final_field()
+    warmup: WarmupRule = eqx.field(default=lower_order_warmup, static=True)
+    lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
 
@@ -385,9 +427,9 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
             d2 = (d1_0 - d1_1) / (r0 + r1)
             return ratio * x + a_t * h * (p1 * ms[0] + p2 * d1 + _D2_WEIGHT * p3 * d2)
 
-        q = _effective_order(self.order, i, _n_steps(g), self.lower_order_final, True)
+        q = _effective_order(self, self.order, i, _n_steps(g), True)
         e_s = (x - g.alpha[i] * ms[0]) / g.sigma[i]
-        x_new, nfe = _warmup_step(
+        x_new, nfe, _ = self.warmup(
             denoiser,
             g,
             i,
@@ -395,7 +437,6 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
             e_s,
             lambda x: _switch(q, [first, second, third][: self.order], x),
             self.order,
-            self.warmup,
         )
         return SamplerState(x_new, i + 1, g, (ms, lams)), step_info(nfe)
 
@@ -409,7 +450,8 @@ class SDEDPMSolverPP2M(AbstractMultistepSampler):
     `lower_order_final`) drops D1. One model evaluation per step; needs a key.
     """
 
-    lower_order_final: bool | str = lower_order_final_field()
+    lower_order_final: bool = lower_order_final_field()
+    lower_order_final_below: float = lower_order_final_below_field()
 
     order: ClassVar[int] = 2
     convergence_order: ClassVar[int] = 2
@@ -428,7 +470,7 @@ class SDEDPMSolverPP2M(AbstractMultistepSampler):
         lams = _push(lams, g.lam[i])
         h = g.lam[i + 1] - lams[0]
         one_m = -jnp.expm1(-2.0 * h)
-        q = _effective_order(2, i, _n_steps(g), self.lower_order_final, True)
+        q = _effective_order(self, 2, i, _n_steps(g), True)
         d1 = (ms[0] - ms[1]) * h / (lams[0] - lams[1])
         d = ms[0] + jnp.where(q >= 2, 0.5, 0.0) * d1
         x_new = (
@@ -449,6 +491,59 @@ class SDEDPMSolverPP2M(AbstractMultistepSampler):
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
+@runtime_checkable
+class DEISBasis(Protocol):
+    """The interpolation basis of a DEIS step (see `DEIS`): `(grid, i, nodes, schedule) ->
+    c`, the weights c_l of the noise predictions at grid points `nodes` (the current point
+    i first, then earlier ones) in the step from i to i + 1."""
+
+    def __call__(
+        self,
+        grid: GridArrays,
+        i: Int[Array, ""],
+        nodes: Int[Array, " q"],
+        schedule: AbstractSchedule,
+    ) -> Float[Array, " q"]: ...
+
+
+def deis_lambda_basis(
+    grid: GridArrays, i: Int[Array, ""], nodes: Int[Array, " q"], schedule: AbstractSchedule
+) -> Float[Array, " q"]:
+    """DEIS weights from Lagrange polynomials in lambda, integrated exactly with the
+    phi-functions (the default basis; see `DEIS`)."""
+    del schedule
+    q = nodes.shape[0]
+    h = grid.lam[i + 1] - grid.lam[i]
+    u = (grid.lam[nodes] - grid.lam[i]) / h
+    vand = u[:, None] ** jnp.arange(q)[None, :]
+    coef = jnp.linalg.inv(vand)  # coef[k, l]: u^k coefficient of l_l
+    phis = jnp.stack(phi_functions(h, q)[1:])  # phi_1..phi_q
+    fact = jnp.asarray([math.factorial(k) for k in range(q)], dtype=h.dtype)
+    return -grid.sigma[i + 1] * h * jnp.sum((fact * phis)[:, None] * coef, axis=0)
+
+
+def deis_t_basis(
+    grid: GridArrays, i: Int[Array, ""], nodes: Int[Array, " q"], schedule: AbstractSchedule
+) -> Float[Array, " q"]:
+    """DEIS weights from Lagrange polynomials in t (the paper's tAB), integrated against
+    d(sigma/alpha) by 16-point Gauss-Legendre quadrature (see `DEIS`)."""
+    q = nodes.shape[0]
+    dtype = grid.lam.dtype
+    t_nodes = grid.t[nodes]
+    t0, t1 = grid.t[i], grid.t[i + 1]
+    tau = 0.5 * (t1 + t0) + 0.5 * (t1 - t0) * jnp.asarray(_GL_NODES, dtype)
+    w = 0.5 * (t1 - t0) * jnp.asarray(_GL_WEIGHTS, dtype)
+    drho = -schedule.d_lambda(tau) * jnp.exp(-schedule.lambda_(tau))
+    basis = []
+    for m in range(q):
+        b = jnp.ones_like(tau)
+        for j in range(q):
+            if j != m:
+                b = b * (tau - t_nodes[j]) / (t_nodes[m] - t_nodes[j])
+        basis.append(b)
+    return grid.alpha[i + 1] * jnp.sum(w * drho * jnp.stack(basis), axis=1)
+
+
 class DEIS(AbstractMultistepSampler):
     r"""DEIS with Adams-Bashforth exponential-integrator coefficients (Zhang & Chen 2023).
 
@@ -461,30 +556,34 @@ class DEIS(AbstractMultistepSampler):
     order: the naming of the DEIS paper's "DEIS-k" and of diffusers' `solver_order` (its
     second-order update interpolates two outputs, its third-order one three). So
     `DEIS(order=1)` is DDIM (tAB0), `DEIS(order=2)` tAB1, `DEIS(order=3)` tAB2 (third
-    order, the default) and `DEIS(order=4)` tAB3 (fourth order; with `warmup="singlestep"`
-    to show it asymptotically).
+    order, the default) and `DEIS(order=4)` tAB3 (fourth order; with
+    `warmup=singlestep_warmup` to show it asymptotically).
 
-    basis = "lambda" (default): Lagrange polynomials in lambda; with u = (lambda -
+    `basis=deis_lambda_basis` (default): Lagrange polynomials in lambda; with u = (lambda -
     lambda_s)/h and the monomial coefficients C[k, l] of l_l(u) (inverse Vandermonde),
     int e^{-lambda} u^k dlambda over the step equals e^{-lambda_t} h k! phi_{k+1}(h), so
     c_l = -s_t h sum_k k! phi_{k+1}(h) C[k, l] exactly (phi from `jaxsci.integrate`).
-    basis = "t": the paper's tAB, Lagrange polynomials in t; c_l = a_t int_s^t
+    `basis=deis_t_basis`: the paper's tAB, Lagrange polynomials in t; c_l = a_t int_s^t
     rho'(tau) l_l(tau) dtau (rho = sigma/alpha) by 16-point Gauss-Legendre quadrature.
+    Any function with the `DEISBasis` signature can be passed.
 
     The coefficient table (steps x order) is computed once in `init`, warm-up and
     `lower_order_final` rows included; a step is a weighted sum.
     """
 
     order: int = eqx.field(default=3, static=True)
-    basis: str = eqx.field(default="lambda", static=True)
-    lower_order_final: bool | str = lower_order_final_field()
-    warmup: str = eqx.field(default="lower_order", static=True)
+    basis: DEISBasis = eqx.field(default=deis_lambda_basis, static=True)
+    lower_order_final: bool = lower_order_final_field()
+    warmup: WarmupRule = eqx.field(default=lower_order_warmup, static=True)
+    lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
 
     def __check_init__(self):
         _check_structure(self.order, (1, 2, 3, 4), self.warmup)
-        check_choice("basis", self.basis, ("lambda", "t"))
+        check_callable(
+            "basis", self.basis, "a DEIS basis such as jaxsci.diffusion.deis_lambda_basis"
+        )
 
     @property
     def convergence_order(self) -> int:
@@ -494,37 +593,15 @@ class DEIS(AbstractMultistepSampler):
         k_max = self.order
         # Node j is grid point i - j (j < q); missing history is never selected by q.
         idx = jnp.maximum(i - jnp.arange(k_max), 0)
-        h = g.lam[i + 1] - g.lam[i]
 
         def branch(q):
             def f():
-                if self.basis == "lambda":
-                    lam_nodes = g.lam[idx[:q]]
-                    u = (lam_nodes - g.lam[i]) / h
-                    vand = u[:, None] ** jnp.arange(q)[None, :]
-                    coef = jnp.linalg.inv(vand)  # coef[k, l]: u^k coefficient of l_l
-                    phis = jnp.stack(phi_functions(h, q)[1:])  # phi_1..phi_q
-                    fact = jnp.asarray([math.factorial(k) for k in range(q)], dtype=h.dtype)
-                    c = -g.sigma[i + 1] * h * jnp.sum((fact * phis)[:, None] * coef, axis=0)
-                else:
-                    t_nodes = g.t[idx[:q]]
-                    t0, t1 = g.t[i], g.t[i + 1]
-                    tau = 0.5 * (t1 + t0) + 0.5 * (t1 - t0) * jnp.asarray(_GL_NODES, h.dtype)
-                    w = 0.5 * (t1 - t0) * jnp.asarray(_GL_WEIGHTS, h.dtype)
-                    drho = -sch.d_lambda(tau) * jnp.exp(-sch.lambda_(tau))
-                    basis = []
-                    for m in range(q):
-                        b = jnp.ones_like(tau)
-                        for j in range(q):
-                            if j != m:
-                                b = b * (tau - t_nodes[j]) / (t_nodes[m] - t_nodes[j])
-                        basis.append(b)
-                    c = g.alpha[i + 1] * jnp.sum(w * drho * jnp.stack(basis), axis=1)
-                return jnp.zeros(k_max, h.dtype).at[:q].set(c)
+                c = self.basis(g, i, idx[:q], sch)
+                return jnp.zeros(k_max, g.lam.dtype).at[:q].set(c)
 
             return f
 
-        q = _effective_order(k_max, i, n, self.lower_order_final, True)
+        q = _effective_order(self, k_max, i, n, True)
         return _switch(q, [branch(q) for q in range(1, k_max + 1)])
 
     def init(self, denoiser: Denoiser, ts: Grid, x_T: Example) -> SamplerState:
@@ -542,7 +619,7 @@ class DEIS(AbstractMultistepSampler):
         ms, table = state.history
         ms = _push(ms, denoiser.eps(g.t[i], x))
         c = table[i]
-        x_new, nfe = _warmup_step(
+        x_new, nfe, _ = self.warmup(
             denoiser,
             g,
             i,
@@ -550,7 +627,6 @@ class DEIS(AbstractMultistepSampler):
             ms[0],
             lambda x: (g.alpha[i + 1] / g.alpha[i]) * x + jnp.tensordot(c, ms, axes=1),
             self.order,
-            self.warmup,
         )
         return SamplerState(x_new, i + 1, g, (ms, table)), step_info(nfe)
 
@@ -559,13 +635,24 @@ class DEIS(AbstractMultistepSampler):
 # UniPC
 
 
+def unipc_bh1(hh: Float[Array, ""]) -> Float[Array, ""]:
+    """UniPC's B(h) = hh (the "bh1" variant; hh = -h, h the step in lambda)."""
+    return hh
+
+
+def unipc_bh2(hh: Float[Array, ""]) -> Float[Array, ""]:
+    """UniPC's B(h) = e^{hh} - 1 (the "bh2" variant, UniPC's and diffusers' default)."""
+    return jnp.expm1(hh)
+
+
 class UniPC(AbstractMultistepSampler):
     r"""UniPC: unified predictor-corrector, data prediction (Zhao et al. 2023).
 
     Predictor UniP-p from x_s with m_0 = x0(x_s) and p - 1 earlier outputs m_k at
     lambda_k (r_k = (lambda_k - lambda_s)/h < 0, D_k = (m_k - m_0)/r_k), hh = -h:
         x~_t = (s_t/s_s) x_s + a_t h phi_1(hh) m_0 - a_t B(h) sum_k rho^p_k D_k,
-    B(h) = hh ("bh1") or e^{hh} - 1 ("bh2"). The rho solve the order conditions
+    B(h) = hh (`variant=unipc_bh1`) or e^{hh} - 1 (`unipc_bh2`, the default, as in
+    diffusers), or any function hh -> B(h) passed as `variant`. The rho solve the order conditions
     R rho = b with R[j, k] = r_k^j (j = 0..) and b_j = j! hh phi_{j+1}(hh)/B(h)
     (j = 1..; paper Theorem 3.1, here with the phi-functions of `jaxsci.integrate`);
     for p = 2 the paper takes rho^p = 1/2.
@@ -581,15 +668,20 @@ class UniPC(AbstractMultistepSampler):
     """
 
     order: int = eqx.field(default=2, static=True)
-    variant: str = eqx.field(default="bh2", static=True)
-    lower_order_final: bool | str = lower_order_final_field()
-    warmup: str = eqx.field(default="lower_order", static=True)
+    variant: Callable[[Float[Array, ""]], Float[Array, ""]] = eqx.field(
+        default=unipc_bh2, static=True
+    )
+    lower_order_final: bool = lower_order_final_field()
+    warmup: WarmupRule = eqx.field(default=lower_order_warmup, static=True)
+    lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
 
     def __check_init__(self):
         _check_structure(self.order, (1, 2, 3), self.warmup)
-        check_choice("variant", self.variant, ("bh1", "bh2"))
+        check_callable(
+            "variant", self.variant, "a function hh -> B(h) such as jaxsci.diffusion.unipc_bh2"
+        )
 
     @property
     def convergence_order(self) -> int:
@@ -606,7 +698,7 @@ class UniPC(AbstractMultistepSampler):
         h = lam_t - lams[0]
         hh = -h
         phis = phi_functions(hh, q + 1)
-        b_h = hh if self.variant == "bh1" else jnp.expm1(hh)
+        b_h = self.variant(hh)
         b = jnp.stack([math.factorial(j) * hh * phis[j + 1] for j in range(1, q + 1)]) / b_h
         rs = [(lams[k] - lams[0]) / h for k in range(1, q)]
         ds = [(ms[k] - ms[0]) / rs[k - 1] for k in range(1, q)]
@@ -651,7 +743,7 @@ class UniPC(AbstractMultistepSampler):
         # q_prev = 0 marks a singlestep warm-up step, which is not corrected.
         x_base = jnp.where((i > 0) & (q_prev > 0), corrected, x_pred)
         ms, lams = _push(ms, m_new), _push(lams, g.lam[i])
-        q = _effective_order(p, i, _n_steps(g), self.lower_order_final, True)
+        q = _effective_order(self, p, i, _n_steps(g), True)
 
         def predictor(x):
             branches = [
@@ -663,7 +755,6 @@ class UniPC(AbstractMultistepSampler):
             return _switch(q, branches, x)
 
         e_s = (x_base - g.alpha[i] * m_new) / g.sigma[i]
-        x_next, nfe = _warmup_step(denoiser, g, i, x_base, e_s, predictor, p, self.warmup)
-        if self.warmup == "singlestep":
-            q = jnp.where(i + 1 < p, 0, q)
+        x_next, nfe, replaced = self.warmup(denoiser, g, i, x_base, e_s, predictor, p)
+        q = jnp.where(replaced, 0, q)  # a replaced (warm-up) step is not corrected
         return SamplerState(x_next, i + 1, g, (ms, lams, x_base, q)), step_info(nfe)

@@ -57,18 +57,50 @@ def step_info(nfe: int | Int[Array, ""]) -> StepInfo:
     return StepInfo(jnp.asarray(nfe))
 
 
-def check_lower_order_final(value: bool | str) -> bool | str:
-    """`value` if it is True, False or "always", else a ValueError naming
-    `lower_order_final` (the samplers' field converter)."""
-    if not (value is True or value is False or value == "always"):
-        raise ValueError(f"`lower_order_final` must be True, False or 'always', got {value!r}.")
+# lower_order_final applies to grids shorter than this by default (diffusers' threshold).
+LOWER_ORDER_FINAL_STEPS = 15
+
+
+def check_lower_order_final(value: bool) -> bool:
+    """`value` if it is True or False, else a ValueError naming `lower_order_final` (the
+    samplers' field converter)."""
+    if not (value is True or value is False):
+        hint = (
+            " (to cap the final steps on every grid, pass lower_order_final_below=math.inf)"
+            if isinstance(value, str)
+            else ""
+        )
+        raise ValueError(f"`lower_order_final` must be True or False, got {value!r}{hint}.")
     return value
 
 
-def lower_order_final_field(default: bool | str = True):
+def check_lower_order_final_below(value: float) -> float:
+    """`value` as a float if it is a positive number (math.inf allowed), else a ValueError
+    naming `lower_order_final_below`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(
+            f"`lower_order_final_below` must be a positive number of steps (math.inf: every "
+            f"grid), got {value!r}."
+        )
+    return float(value)
+
+
+def lower_order_final_field(default: bool = True):
     """The `lower_order_final` field of a sampler (see `AbstractSampler`): static, checked
     by `check_lower_order_final` when the sampler is built."""
     return eqx.field(default=default, static=True, converter=check_lower_order_final)
+
+
+def lower_order_final_below_field(default: float = LOWER_ORDER_FINAL_STEPS):
+    """The `lower_order_final_below` field of a sampler (see `AbstractSampler`): static,
+    checked by `check_lower_order_final_below`."""
+    return eqx.field(default=default, static=True, converter=check_lower_order_final_below)
+
+
+def lower_order_final_applies(lower_order_final: bool, below: float, n_steps: int) -> bool:
+    """Whether the final steps' orders are capped on a grid of `n_steps` steps: when
+    `lower_order_final` is True and the grid has fewer than `below` steps."""
+    return lower_order_final and n_steps < below
 
 
 class AbstractSampler(eqx.Module):
@@ -92,27 +124,28 @@ class AbstractSampler(eqx.Module):
     up with lower orders.
 
     `lower_order_final` (all samplers that have the option, default True): when the grid
-    has fewer than 15 steps, the effective order at step i is capped at n_steps - i, so
-    the final step is first order, the one before at most second order, ... This
-    stabilises few-step sampling near the data end (Lu et al. 2022b, section 5; the
-    15-step threshold is the one diffusers uses). It never applies to grids of 15 steps or
-    more, so asymptotic orders are untouched; set it False for order studies on short
-    grids. `lower_order_final="always"` caps the final steps on every grid, as diffusers'
-    UniPC does. Use it on time-uniform ("trailing") grids. There the last step is much
-    longer in lambda than the others (at 20 steps of diffusers' linear-beta schedule,
-    h = 2.85 against 0.67 for the step before), and a high-order extrapolation overshoots.
-    On such grids it makes DPM-Solver++(2M/3M) and UniPC markedly more accurate at 20-50
-    NFE. It bounds the asymptotic global order by 2 (the first-order final step has local
-    error O(h^2)), so keep the default on logSNR-uniform grids, whose last step is not
-    special.
+    has fewer than `lower_order_final_below` steps (default 15, the threshold diffusers
+    uses), the effective order at step i is capped at n_steps - i, so the final step is
+    first order, the one before at most second order, ... This stabilises few-step
+    sampling near the data end (Lu et al. 2022b, section 5). With the default threshold it
+    never applies to grids of 15 steps or more, so asymptotic orders are untouched; set it
+    False for order studies on short grids. `lower_order_final_below=math.inf` caps the
+    final steps on every grid, as diffusers' UniPC does. Use that on time-uniform
+    ("trailing") grids: there the last step is much longer in lambda than the others (at 20
+    steps of diffusers' linear-beta schedule, h = 2.85 against 0.67 for the step before),
+    and a high-order extrapolation overshoots; capping makes DPM-Solver++(2M/3M) and UniPC
+    markedly more accurate at 20-50 NFE. Applied on every grid it bounds the asymptotic
+    global order by 2 (the first-order final step has local error O(h^2)), so keep the
+    default threshold on logSNR-uniform grids, whose last step is not special.
 
-    `warmup` (multistep exponential samplers): "lower_order" (default; the published
-    methods and diffusers) starts with orders 1, 2, ... while the history is short, so the
-    first step has local error O(h^2). Its constant is tiny at the noise end, but it bounds
-    the asymptotic global order by 2: visible for DEIS(order=4) / UniPC(order=3) (global
-    order 4), and eventually for any order >= 3. "singlestep" takes those first steps with
-    DPM-Solver-3 (local error O(h^4), 2 extra evaluations per warm-up step), which keeps
-    the theoretical global order up to 4.
+    `warmup` (multistep exponential samplers): how the first steps are taken while the
+    history holds fewer outputs than the order needs. `lower_order_warmup` (default; the
+    published methods and diffusers) uses orders 1, 2, ..., so the first step has local
+    error O(h^2). Its constant is tiny at the noise end, but it bounds the asymptotic global
+    order by 2: visible for DEIS(order=4) / UniPC(order=3) (global order 4), and eventually
+    for any order >= 3. `singlestep_warmup` takes those steps with DPM-Solver-3 (local error
+    O(h^4), 2 extra evaluations per warm-up step), which keeps the theoretical global order
+    up to 4.
     """
 
     order: eqx.AbstractVar[int]

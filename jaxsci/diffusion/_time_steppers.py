@@ -17,7 +17,11 @@ import jax.numpy as jnp
 from .._checks import check_int, check_key, check_positive
 from ._base import RealLike
 from ._exponential import _effective_order, _key_normal, _n_steps, _switch
-from ._sampler import AbstractSinglestepSampler, lower_order_final_field
+from ._sampler import (
+    AbstractSinglestepSampler,
+    lower_order_final_below_field,
+    lower_order_final_field,
+)
 
 
 class Euler(AbstractSinglestepSampler):
@@ -38,7 +42,8 @@ class Heun(AbstractSinglestepSampler):
     v(t_{i+1}, x~))/2. Two evaluations per step; under `lower_order_final` the final
     steps of short grids are Euler steps (Karras et al. take an Euler step into sigma = 0)."""
 
-    lower_order_final: bool | str = lower_order_final_field()
+    lower_order_final: bool = lower_order_final_field()
+    lower_order_final_below: float = lower_order_final_below_field()
 
     order: ClassVar[int] = 2
     stochastic: ClassVar[bool] = False
@@ -55,7 +60,7 @@ class Heun(AbstractSinglestepSampler):
             v1 = denoiser.velocity(g.t[i + 1], x + dt * v0)
             return x + 0.5 * dt * (v0 + v1)
 
-        q = _effective_order(2, i, _n_steps(g), self.lower_order_final, False)
+        q = _effective_order(self, 2, i, _n_steps(g), False)
         return _switch(q, [euler, heun], x), q
 
 

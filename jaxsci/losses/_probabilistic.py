@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_int, check_positive, check_probability
+from .._checks import check_callable, check_int, check_positive, check_probability
 from .._custom_types import Array, Float
 from ._base import AbstractLoss, batch_pair, example_keys
 from ._scores import (
@@ -83,11 +83,12 @@ class CRPSLoss(AbstractLoss):
 
     def __init__(self, ensemble_size: int, score: EnsembleScore = crps_fair):
         self.ensemble_size = check_int("ensemble_size", ensemble_size, 1)
-        if not callable(score):
-            raise TypeError(
-                "`score` must be an elementwise ensemble score (ensemble, obs) -> values such "
-                f"as losses.crps_fair or losses.AlmostFairCRPS(0.95), got {score!r}."
-            )
+        check_callable(
+            "score",
+            score,
+            "an elementwise ensemble score (ensemble, obs) -> values such as "
+            "losses.crps_fair or losses.AlmostFairCRPS(0.95)",
+        )
         self.score = score
 
     def __call__(self, model, batch, *, key=None):
@@ -139,11 +140,7 @@ class GaussianNLLLoss(AbstractLoss):
     min_variance: Float[Array, ""] = eqx.field(converter=_float_array, default=1e-6)
 
     def __check_init__(self):
-        if not callable(self.to_variance):
-            raise TypeError(
-                "`to_variance` must be a function v -> variance such as jnp.exp, got "
-                f"{self.to_variance!r}."
-            )
+        check_callable("to_variance", self.to_variance, "a function v -> variance such as jnp.exp")
         check_positive("min_variance", self.min_variance, allow_zero=True)
 
     def __call__(self, model, batch, *, key=None):

@@ -6,7 +6,7 @@ from typing import Any
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import check_int
+from .._checks import check_callable, check_int
 from .._custom_types import Array, ArrayLike, Float
 from ._base import AbstractObservation, GaussianNoise
 
@@ -37,8 +37,7 @@ class NonlinearObservation(AbstractObservation):
         *,
         noise_std: Any = None,
     ):
-        if not callable(fn):
-            raise TypeError(f"`fn` must be a callable x -> h(x), got {type(fn).__name__}.")
+        check_callable("fn", fn, "a callable x -> h(x)")
         self.fn = fn
         self.noise = GaussianNoise(check_int("obs_dim", obs_dim, 1), noise_cov, noise_std=noise_std)
         self.state_dim = check_int("state_dim", state_dim, 1)

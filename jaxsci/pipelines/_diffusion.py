@@ -52,6 +52,7 @@ from ._diffusion_names import (
     SCHEDULES,
     SPACINGS,
     TIME_SAMPLINGS,
+    WARMUPS,
     WEIGHTINGS,
     make_sampler,
 )
@@ -82,7 +83,7 @@ def _sampler_kwargs(name: str, lower_order_final: bool, warmup: str) -> dict:
     if "lower_order_final" in fields:
         kw["lower_order_final"] = lower_order_final
     if "warmup" in fields:
-        kw["warmup"] = warmup
+        kw["warmup"] = WARMUPS[warmup]
     return kw
 
 
@@ -142,7 +143,7 @@ class GMMSamplersConfig:
     nfe: list[int] = option(factory=lambda: [5, 10, 20, 50], help="NFE budgets (>= 2 of them)")
     num_samples: int = option(256, ge=1, help="initial noises (same for every sampler)")
     lower_order_final: bool = option(False, help="lower-order final steps (off: true orders)")
-    warmup: str = option("lower_order", choices=("lower_order", "singlestep"))
+    warmup: str = option("lower_order", choices=tuple(WARMUPS))
     seed: int = option(0, ge=0, help="PRNG seed of the initial noise")
     reference: ReferenceSection = section(ReferenceSection)
     plot: PlotSection = section(PlotSection)

@@ -76,10 +76,16 @@ TIME_SAMPLINGS: dict[str, Callable[[], jd.AbstractTimeSampler]] = {
 
 TWISTS = ("pigdm", "none")
 
+# How multistep samplers take their first steps (the `warmup` key of gmm_samplers).
+WARMUPS: dict[str, jd.WarmupRule] = {
+    "lower_order": jd.lower_order_warmup,
+    "singlestep": jd.singlestep_warmup,
+}
+
 
 def make_sampler(name: str, **overrides: Any) -> jd.AbstractSampler:
     """The sampler registered under `name`, with `overrides` replacing its defaults (e.g.
-    `make_sampler("unipc_2", variant="bh1", lower_order_final=False)`)."""
+    `make_sampler("unipc_2", variant=jd.unipc_bh1, lower_order_final=False)`)."""
     if name not in SAMPLERS:
         raise ValueError(f"Unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}.")
     cls, defaults = SAMPLERS[name]

@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_callable
 from .._custom_types import Array, Float, Int, Key, Scalar
 from ._schemes import ResamplingScheme
 
@@ -36,11 +37,12 @@ class AbstractResampler(eqx.Module):
     scheme: eqx.AbstractVar[ResamplingScheme]
 
     def __check_init__(self):
-        if not callable(self.scheme):
-            raise TypeError(
-                "`scheme` must be a resampling function (key, weights, num_samples) -> "
-                f"indices, e.g. jaxsci.smc.systematic; got {self.scheme!r}."
-            )
+        check_callable(
+            "scheme",
+            self.scheme,
+            "a resampling function (key, weights, num_samples) -> indices, e.g. "
+            "jaxsci.smc.systematic",
+        )
 
     @abc.abstractmethod
     def __call__(self, key: Key, log_weights: Weights) -> tuple[Ancestors, Weights, Scalar]:

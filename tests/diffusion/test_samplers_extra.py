@@ -8,6 +8,8 @@ The reference formulas here are written from the papers in NumPy with the VP-lin
 coefficients of `_exact.py`, not taken from jaxsci.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -542,16 +544,16 @@ def test_bad_input_messages():
         jd.VPCosine(t_max=1.5)
     with pytest.raises(ValueError, match="eta"):
         jd.DDIM(eta=-0.5)
-    with pytest.raises(ValueError, match="variant"):
-        jd.UniPC(2, "bh3")
+    with pytest.raises(TypeError, match=named("variant")):
+        jd.UniPC(2, "bh2")  # options are objects: jd.unipc_bh2
     with pytest.raises(ValueError, match=r"`order` must be one of \[1, 2, 3\], got 4"):
         jd.UniPC(4)
     with pytest.raises(ValueError, match=r"`order` must be one of \[1, 2, 3, 4\], got 5"):
         jd.DEIS(5)
-    with pytest.raises(ValueError, match="basis"):
-        jd.DEIS(2, "rho")
-    with pytest.raises(ValueError, match="warmup"):
-        jd.DPMSolverPPMultistep(3, warmup="euler")
+    with pytest.raises(TypeError, match=named("basis")):
+        jd.DEIS(2, "lambda")  # jd.deis_lambda_basis
+    with pytest.raises(TypeError, match=named("warmup")):
+        jd.DPMSolverPPMultistep(3, warmup="singlestep")  # jd.singlestep_warmup
     with pytest.raises(ValueError, match="percentile"):
         jd.DynamicThreshold(1.5)
     with pytest.raises(ValueError, match="max_value"):
@@ -590,14 +592,14 @@ def test_ddim_eta_above_one_refused():
 
 @pytest.mark.parametrize("name", ["dpmpp_3m", "deis_4"])
 def test_lower_order_final_always_applies_on_long_grids(name, x64):
-    """`lower_order_final="always"` caps the final steps on a 16-step grid too (where True
-    does not): the last step is the first-order step and the one before the two-point
-    second-order step, against the NumPy references."""
+    """`lower_order_final_below=math.inf` caps the final steps on a 16-step grid too (where
+    the default threshold of 15 steps does not): the last step is the first-order step and
+    the one before the two-point second-order step, against the NumPy references."""
     _, first, second = LOF_CASES[name]
     if name == "dpmpp_3m":
-        sampler = jd.DPMSolverPPMultistep(3, lower_order_final="always")
+        sampler = jd.DPMSolverPPMultistep(3, lower_order_final_below=math.inf)
     else:
-        sampler = jd.DEIS(4, lower_order_final="always")
+        sampler = jd.DEIS(4, lower_order_final_below=math.inf)
     n = 16
     x_T = MIX.sample(jax.random.key(4), 2, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
     grid, traj, _ = _trajectory(sampler, n, x_T)
@@ -606,7 +608,25 @@ def test_lower_order_final_always_applies_on_long_grids(name, x64):
 
 
 def test_lower_order_final_values():
-    for bad in ("sometimes", 2, None):  # a wrong type is a TypeError under the jaxtyping hook
+    for bad in ("sometimes", "always", 2, None):  # a TypeError under the jaxtyping hook
         with pytest.raises((ValueError, TypeError), match=named("lower_order_final")):
             jd.UniPC(2, lower_order_final=bad)
-    assert jd.DPMSolverPPMultistep(2, lower_order_final="always").lower_order_final == "always"
+    for bad in (0, -3.0, "always", True, float("nan")):
+        with pytest.raises((ValueError, TypeError), match=named("lower_order_final_below")):
+            jd.DEIS(3, lower_order_final_below=bad)
+    sampler = jd.DPMSolverPPMultistep(2, lower_order_final_below=math.inf)
+    assert sampler.lower_order_final is True and sampler.lower_order_final_below == math.inf
+    assert jd.UniPC(2).lower_order_final_below == jd.LOWER_ORDER_FINAL_STEPS == 15
+
+
+def test_option_messages_name_the_objects(own_checks):
+    """Without the import hook, the library's own checks name what to pass: the objects that
+    replaced the old string options, and the threshold that replaced "always"."""
+    with pytest.raises(ValueError, match=r"lower_order_final_below=math.inf"):
+        jd.UniPC(2, lower_order_final="always")
+    with pytest.raises(TypeError, match=r"`variant` must be a function hh -> B\(h\)"):
+        jd.UniPC(2, "bh2")
+    with pytest.raises(TypeError, match="`basis` must be a DEIS basis such as"):
+        jd.DEIS(2, "lambda")
+    with pytest.raises(TypeError, match="`warmup` must be a warm-up rule such as"):
+        jd.DPMSolverPPMultistep(3, warmup="singlestep")
