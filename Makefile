@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test lint format bench clean
+.PHONY: run test test-slow lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,18 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/jaxsci run configs/quickstart.yaml --out runs/quickstart
 
-## test: install jaxsci[dev]; ruff, pyright (basic) and the test suite under the jaxtyping
-## import hook (beartype; see addopts in pyproject.toml), with the 20 slowest tests reported
+## test: install jaxsci[dev]; ruff, pyright (basic) and the fast tier of the test suite (every
+## test not marked `slow`) under the jaxtyping import hook (beartype; see addopts in
+## pyproject.toml), with the 20 slowest tests reported
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check jaxsci tests examples benchmarks
 	$(BIN)/pyright jaxsci
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## test-slow: the tests marked `slow` (statistical studies, convergence orders, long
+## gradient checks, whole runs); CI (.ci/run) runs `make test` and then this
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check jaxsci tests examples benchmarks

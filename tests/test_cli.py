@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _params import stem_params
 from cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_shipped_configs_exist():
     assert {"ks.yaml", "l96.yaml", "l63.yaml", "ns2d_kolmogorov.yaml", "quickstart.yaml"} <= names
 
 
-@pytest.mark.parametrize("config", SIMULATE_CONFIGS, ids=[p.stem for p in SIMULATE_CONFIGS])
+@pytest.mark.parametrize("config", stem_params(SIMULATE_CONFIGS, {"ks"}))
 def test_config_runs_and_writes_run_folder(config, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run_cli(
@@ -227,6 +228,7 @@ def test_usage_errors(capsys):
     assert run_cli(capsys, "run", ROOT / "configs/l63.yaml", "--set", "noequals")[0] == 2
 
 
+@pytest.mark.slow
 def test_installed_entry_point(tmp_path):
     exe = shutil.which("jaxsci", path=str(Path(sys.executable).parent))
     assert exe is not None, "the `jaxsci` console script is not installed"

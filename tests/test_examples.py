@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _params import stem_params
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -19,7 +20,11 @@ def test_there_are_examples():
     assert EXAMPLES
 
 
-@pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+# Examples that run for more than a few seconds (every example runs in CI).
+SLOW = {"compose_medida", "ks_lyapunov", "ks_model_error", "learn_l96_forcing"}
+
+
+@pytest.mark.parametrize("script", stem_params(EXAMPLES, SLOW))
 def test_example_runs(script, tmp_path):
     source = script.read_text()
     args = ["--fast"]

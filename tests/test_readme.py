@@ -4,6 +4,7 @@ import pathlib
 import re
 
 import jax.numpy as jnp
+import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -15,6 +16,7 @@ def test_readme_starts_with_the_two_commands():
     assert first_block[1].startswith("make test")
 
 
+@pytest.mark.slow
 def test_readme_tour_runs():
     code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
     assert len(code.splitlines()) <= 22

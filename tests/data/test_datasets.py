@@ -102,6 +102,7 @@ def test_burgers_pairs_match_cole_hopf_and_cache(tmp_path):
 # --------------------------------------------------------------------------- trajectories
 
 
+@pytest.mark.slow
 def test_ks_trajectories_conserve_the_mean_and_are_chaotic():
     u = data.ks_trajectories(jax.random.key(0), 3, 40, save_every=2.0, spinup=60.0)
     assert u.shape == (3, 41, 64) and np.isfinite(u).all()
@@ -123,6 +124,7 @@ def test_navier_stokes_unforced_flow_decays_and_keeps_zero_mean():
     assert np.all(np.diff(enstrophy, axis=1) < 0)
 
 
+@pytest.mark.slow
 def test_lorenz96_trajectories_reach_the_attractor():
     x = data.lorenz96_trajectories(jax.random.key(0), 4, 200, spinup=10.0)
     assert x.shape == (4, 201, 40) and np.isfinite(x).all()

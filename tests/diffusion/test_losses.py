@@ -304,6 +304,7 @@ def test_flow_matching_general_schedule_matches_rectified_flow_velocity_target()
     assert abs(mean - ref) < 4 * se + 1e-4 * ref, (mean, se, ref)
 
 
+@pytest.mark.slow
 def test_training_decreases_loss():
     """A small ScoreMLP trained with `fit` (EMA on) moves most of the way from its initial
     loss to the analytic minimum on Gaussian data (measured: 1.03 -> 0.268, minimum 0.259).

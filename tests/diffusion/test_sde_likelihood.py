@@ -82,6 +82,7 @@ def test_log_likelihood_exact_and_hutchinson(x64):
     assert abs(float(jnp.mean(h)) - float(want[0])) < 4 * se + 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "sampler",
     [jd.DPMSolverPPMultistep(3), jd.DEIS(3), jd.UniPC(2), jd.DPMSolver(3), jd.DDIM()],

@@ -37,6 +37,7 @@ def test_noise_free_is_one_fit():
     assert found.info.num_samples == 59 * N
 
 
+@pytest.mark.slow
 def test_noisy_passes_with_the_enkf():
     model, truth, lib, expected = _setup()
     states = truth_states(CASES["uxx"][0], INTERVAL, 120)

@@ -24,6 +24,7 @@ INTERVAL = 1.0  # sporadic: four ETDRK4 steps between observations
 
 # (every case runs noise-free through the pipeline in tests/pipelines/test_discover.py;
 # here one case through the library API, with both regressions)
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["nonlinear"])
 def test_noise_free_finds_exactly_the_injected_terms(case):
     changes, expected = CASES[case]
@@ -42,6 +43,7 @@ def test_noise_free_finds_exactly_the_injected_terms(case):
     assert bool(fit.regression.converged)
 
 
+@pytest.mark.slow
 def test_instantaneous_design_is_biased_at_sporadic_intervals():
     # MEDIDA's regressors theta(x_k) see the model error weighted by phi_1(Delta L(k)):
     # at Delta = 1 the u_xx coefficient comes out far from -0.1; at Delta = 0.05 close.

@@ -18,6 +18,7 @@ from jaxsci.integrate import Flow
 from ._cases import DT, L, N, truth_states
 
 
+@pytest.mark.slow
 def test_integrated_design_matches_finite_differences(x64):
     states = truth_states({}, 1.0, 1, spinup=40.0)
     lib = SpectralLibrary(["u", "u_xxx", "u_xxxx", "u*u_x", "u^3"], L, N)

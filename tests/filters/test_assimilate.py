@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsci import filters as F
 from jaxsci.dynamics import Lorenz96
@@ -38,6 +39,7 @@ def test_outputs_and_rmse_definition():
     assert set(m) >= {"rmse_a", "spread_a", "n_cycles", "diverged"} and m["n_cycles"] == k
 
 
+@pytest.mark.slow
 def test_inflation_by_seed_sweep_is_one_vmapped_call():
     inflations = jnp.array([1.0, 1.05, 1.1])
     keys = jax.random.split(jax.random.key(1), 2)

@@ -15,6 +15,7 @@ from ._l96 import DT, attractor_state, obs_all
 from ._linear import OBS_COV, OBS_MATRIX, TRANSITION, make_problem, sample_ensemble
 
 
+@pytest.mark.slow
 def test_enkf_log_likelihood_gradient_matches_finite_differences(x64):
     """d/dF of the DEnKF log-likelihood of Lorenz-96 observations, float64, against a central
     difference with step 1e-5 (truncation O(h^2) ~ 1e-10, rounding ~ 1e-16/1e-5 * |ll|)."""
@@ -51,6 +52,7 @@ class ScaledLinear(eqx.Module):
         return self.theta * jnp.asarray(TRANSITION, dtype=x.dtype) @ x
 
 
+@pytest.mark.slow
 def test_pf_gradient_estimate_is_consistent(x64):
     """Stop-gradient resampling: E[Z_hat * d log Z_hat / d theta] = dZ/dtheta, so the
     ratio-weighted average of the PF gradient estimates matches d log Z / d theta of the exact

@@ -42,6 +42,7 @@ def _replicates(filt, obs_op, ys):
     return jax.vmap(one)(keys)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "filt", [F.EnKF(), F.ETKF(), F.DEnKF(), F.SerialEnSRF()], ids=["EnKF", "ETKF", "DEnKF", "EnSRF"]
 )

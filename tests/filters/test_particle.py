@@ -11,6 +11,7 @@ from jaxsci import filters as F, smc
 from ._linear import exact, linear_flow, make_problem, sample_ensemble
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "pf",
     [

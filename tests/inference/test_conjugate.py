@@ -42,6 +42,7 @@ def _within_mcse(summary, name, mean, sd):
     assert row["rhat"] < 1.01 and row["ess_bulk"] > 400, (name, row)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SAMPLERS))
 def test_gaussian_regression(name):
     result = inference.posterior(
@@ -63,6 +64,7 @@ def test_gaussian_regression(name):
     np.testing.assert_allclose(np.cov(draws.T), COV, atol=0.1 * np.max(np.diag(COV)))
 
 
+@pytest.mark.slow
 def test_gamma_poisson_positive_constraint():
     result = inference.posterior(
         POISSON,
@@ -75,6 +77,7 @@ def test_gamma_poisson_positive_constraint():
     _within_mcse(result.summary(), "rate", RATE_SHAPE / RATE_RATE, np.sqrt(RATE_SHAPE) / RATE_RATE)
 
 
+@pytest.mark.slow
 def test_numpyro_model_target():
     """The same regression written as a numpyro model, sampled by blackjax NUTS."""
     result = inference.posterior(
@@ -99,6 +102,7 @@ def test_numpyro_model_target():
     )
 
 
+@pytest.mark.slow
 def test_same_key_same_draws_and_arviz():
     kwargs = dict(num_chains=3, num_warmup=100, num_samples=100, progress_bar=False)
     a = inference.posterior(REGRESSION, key=jax.random.key(5), **kwargs)

@@ -35,6 +35,7 @@ def test_gamma_poisson_unconstrained_laplace():
     np.testing.assert_allclose(float(approx.cov[0, 0]), 1.0 / RATE_SHAPE, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_laplace_and_map_start_the_sampler():
     approx = inference.laplace(REGRESSION, init={"beta": np.zeros(3)})
     result = inference.posterior(

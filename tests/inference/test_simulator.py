@@ -40,6 +40,7 @@ SENSITIVITIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SENSITIVITIES))
 def test_ode_loglik_gradient_matches_finite_differences(x64, name):
     """float64, tight tolerances: the exact gradient of the discretised solve agrees with
@@ -55,6 +56,7 @@ def test_ode_loglik_gradient_matches_finite_differences(x64, name):
     np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-6 * np.max(np.abs(fd)))
 
 
+@pytest.mark.slow
 def test_hessian_through_ode_matches_finite_differences(x64):
     """Forward-over-reverse (`jax.jacfwd(jax.grad(.))`, as `laplace` computes it) through the
     forward-sensitivity solve, against central differences of the gradient."""
@@ -167,6 +169,7 @@ def test_gradient_with_constant_initial_state(x64):
     np.testing.assert_allclose(grad, fd, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_rk4_option_is_accurate_on_the_lv_posterior(x64):
     """The cheaper solve the pipeline offers (`solver.method: rk4`, classic RK4 at dt = 0.25)
     against a 1e-12-tolerance Dormand-Prince reference, float64 (truncation error only), at 50

@@ -159,6 +159,7 @@ def _dopri8(problem, final):
     return sol.ys[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_convergence_order_against_dopri8(x64, name):
     """Fitted log-log slope of the max error at the final time vs the step within 0.3 of the

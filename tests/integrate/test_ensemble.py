@@ -46,6 +46,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_ensemble_one_vs_four_devices(tmp_path):
     """Subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=4 set before jax is
     imported; batches of initial states and of models, sizes not divisible by 4."""

@@ -43,6 +43,7 @@ def _check(model, y0, ts, solver, dt0, adjoints, names):
             assert ad == pytest.approx(fds[name], rel=REL_TOL), (adjoint, name, ad, fds[name])
 
 
+@pytest.mark.slow
 def test_lorenz96_forcing_gradient(x64):
     model = Lorenz96(n=20, forcing=8.0)
     y0 = model.default_initial_state() + jnp.sin(jnp.arange(20.0))
@@ -57,6 +58,7 @@ def test_lorenz96_forcing_gradient(x64):
     )
 
 
+@pytest.mark.slow
 def test_lotka_volterra_parameter_gradients(x64):
     model = LotkaVolterra()
     y0 = model.default_initial_state()
@@ -71,6 +73,7 @@ def test_lotka_volterra_parameter_gradients(x64):
     )
 
 
+@pytest.mark.slow
 def test_kuramoto_sivashinsky_viscosity_gradient(x64):
     """Through ETDRK4: the phi-coefficients depend on nu and are differentiated too.
     (BacksolveAdjoint needs an ordinary term for its adjoint ODE, so it is not used here.)"""

@@ -4,6 +4,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsci.dynamics import Lorenz63, Lorenz96
 from jaxsci.integrate import RK4, simulate
@@ -11,6 +12,7 @@ from jaxsci.integrate import RK4, simulate
 STEPS = np.array([0.02, 0.01, 0.005, 0.0025])
 
 
+@pytest.mark.slow
 def test_rk4_lorenz96_fourth_order_against_dopri8(x64):
     """Lorenz-96 (N = 40, F = 8) from a generic state, T = 1, float64.
 

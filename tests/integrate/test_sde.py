@@ -5,6 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsci.dynamics import AbstractDynamics, AdditiveNoise, Lorenz63
 from jaxsci.integrate import simulate
@@ -44,6 +45,7 @@ def test_zero_noise_euler_maruyama_is_euler():
     np.testing.assert_allclose(np.asarray(sde), np.asarray(ref), rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ornstein_uhlenbeck_moments():
     """dy = -theta y dt + sigma dW with Euler-Maruyama, h = 0.01, n = 100 steps.
 

@@ -78,6 +78,7 @@ def test_sobolev_loss_zero_is_mse_and_h_minus_one_is_analytic(x64):
     assert float(rel) == pytest.approx(0.1, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_crps_loss_expectation_is_the_gaussian_crps(x64):
     # model(x) ~ N(x, sigma^2): E[fair CRPS loss] = mean over components of
     # crps_gaussian(x, sigma, y). 4000 examples x 64 components, checked within 4.5 MCSE

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _params import stem_params
 from cli_helpers import run_cli
 
 from jaxsci.pipelines import PIPELINES
@@ -47,7 +48,11 @@ _FAST = {
 }
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[p.stem for p in CONFIGS])
+# Every config runs in CI; `make test` keeps the quickstart (the others are whole runs).
+SLOW = {"ks_letkf", "l63_etkf", "l63_pf", "l96_enkf", "l96_etkf", "l96_letkf"}
+
+
+@pytest.mark.parametrize("config", stem_params(CONFIGS, SLOW))
 def test_config_runs(config, tmp_path, capsys):
     raw = yaml.safe_load(config.read_text())
     sets = list(_FAST[config.stem])

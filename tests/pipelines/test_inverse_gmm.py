@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from cli_helpers import run_cli
 
 from jaxsci.pipelines import PIPELINES
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs/inverse_gmm.yaml"
 
 
+@pytest.mark.slow
 def test_inverse_gmm_runs_and_reports(tmp_path, capsys):
     out = tmp_path / "run"
     sets = [

@@ -64,6 +64,7 @@ def test_burgers_fno_ci_accuracy_and_twice_the_resolution(tmp_path):
     assert arrays["prediction"].shape == arrays["truth"].shape == (2, 128)
 
 
+@pytest.mark.slow
 def test_ks_rollout_compares_losses(tmp_path):
     run_dir, metrics = run_config(
         TRAIN_CONFIGS["ks_fno_rollout"],
@@ -93,6 +94,7 @@ def test_ks_rollout_compares_losses(tmp_path):
         assert (run_dir / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_l96_crps_forecaster_runs(tmp_path):
     run_dir, metrics = run_config(
         TRAIN_CONFIGS["ensemble_crps"],

@@ -155,6 +155,7 @@ def _log_evidence(resampler, key, theta, n):
     return info1.log_increment + info2.log_increment
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "resampler, unbiased_gradient",
     [
