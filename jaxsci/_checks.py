@@ -164,6 +164,18 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     return value
 
 
+def hyperparameter(value: Any) -> jax.Array:
+    """A sweepable scalar hyperparameter as a float array (the default float dtype): the
+    converter of such module fields, so that `vmap` over a module built from an array of
+    values sweeps it without recompiling."""
+    return jnp.asarray(value, dtype=jnp.result_type(float))
+
+
+def optional_hyperparameter(value: Any) -> jax.Array | None:
+    """`hyperparameter`, with None kept (a default chosen later)."""
+    return None if value is None else hyperparameter(value)
+
+
 def check_callable(name: str, value: Any, expected: str) -> Any:
     """`value` if it is callable, else a TypeError naming `name` and what was `expected`
     (e.g. "a resampling function (key, weights, num_samples) -> indices such as

@@ -10,7 +10,7 @@ conditioning of G and make thresholds depend on units.
 """
 
 import abc
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -196,17 +196,6 @@ class AbstractSparseRegression(eqx.Module):
 @eqx.filter_jit
 def _fit_design(regression, design, target, key):
     return regression.fit_normal(normal_equations(design, target), key)
-
-
-def hyperparameter(value: Any) -> Array:
-    """A regression hyperparameter as a scalar float array field (so a `vmap` over a sweep of
-    values works)."""
-    return jnp.asarray(value, dtype=jnp.result_type(float))
-
-
-def optional_hyperparameter(value: Any) -> Array | None:
-    """`hyperparameter`, with None kept (a default chosen at fit time)."""
-    return None if value is None else hyperparameter(value)
 
 
 @eqx.filter_jit

@@ -33,14 +33,18 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._checks import check_int, check_positive, check_range
+from .._checks import (
+    check_int,
+    check_positive,
+    check_range,
+    hyperparameter,
+    optional_hyperparameter,
+)
 from .._custom_types import Array, Float, Key
 from ._base import (
     AbstractSparseRegression,
     NormalEquations,
     SparseRegressionResult,
-    hyperparameter,
-    optional_hyperparameter,
     rescale,
 )
 

@@ -11,13 +11,12 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._checks import check_int, check_positive
+from .._checks import check_int, check_positive, hyperparameter
 from .._custom_types import Array, Float, Key
 from ._base import (
     AbstractSparseRegression,
     NormalEquations,
     SparseRegressionResult,
-    hyperparameter,
     rescale,
 )
 

@@ -7,7 +7,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_callable, check_int, check_positive, check_probability
+from .._checks import (
+    check_callable,
+    check_int,
+    check_positive,
+    check_probability,
+    hyperparameter,
+)
 from .._custom_types import Array, Float
 from ._base import AbstractLoss, batch_pair, example_keys
 from ._scores import (
@@ -18,11 +24,6 @@ from ._scores import (
     gaussian_nll,
 )
 
-
-def _float_array(value) -> Array:
-    return jnp.asarray(value, float)
-
-
 #: An elementwise ensemble score `(ensemble (M, ...), obs (...)) -> (...)`, e.g. `crps_fair`.
 EnsembleScore = Callable[[Array, Array], Array]
 
@@ -32,7 +33,7 @@ class AlmostFairCRPS(eqx.Module):
     `vmap`): the score `CRPSLoss` uses for AIFS-CRPS training (Lang et al. 2024, alpha =
     0.95). alpha = 1 is `crps_fair`, alpha = 0 `crps_ensemble`."""
 
-    alpha: Float[Array, ""] = eqx.field(converter=_float_array, default=0.95)
+    alpha: Float[Array, ""] = eqx.field(converter=hyperparameter, default=0.95)
 
     def __check_init__(self):
         check_probability("alpha", self.alpha)
@@ -137,7 +138,7 @@ class GaussianNLLLoss(AbstractLoss):
     """
 
     to_variance: Callable[[Array], Array] = jnp.exp
-    min_variance: Float[Array, ""] = eqx.field(converter=_float_array, default=1e-6)
+    min_variance: Float[Array, ""] = eqx.field(converter=hyperparameter, default=1e-6)
 
     def __check_init__(self):
         check_callable("to_variance", self.to_variance, "a function v -> variance such as jnp.exp")

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_probability
+from .._checks import check_probability, hyperparameter
 from .._custom_types import Key, Scalar
 from ._base import AbstractResampler, Ancestors, Weights, draw
 from ._schemes import ResamplingScheme, systematic
@@ -80,7 +80,7 @@ class SoftResampler(AbstractResampler):
     """
 
     scheme: ResamplingScheme = eqx.field(default=systematic, static=True)
-    alpha: Scalar = eqx.field(default=0.5, converter=lambda a: jnp.asarray(a, float))
+    alpha: Scalar = eqx.field(default=0.5, converter=hyperparameter)
 
     def __check_init__(self):
         check_probability("alpha", self.alpha)
