@@ -4,8 +4,9 @@ The problem: y = A x + e, e ~ N(0, R), with a diffusion model of the prior p(x) 
 denoiser (any parameterisation, see `Denoiser`). The pieces:
 
 * The likelihood p(y | x) = N(y; A x, R) is an observation model of `jaxsci.observations`
-  (the type the filters use): a `LinearObservation` (A a matrix or a matrix-free linear
-  callable; R from a noise std, per-coordinate stds or a full covariance), or for DPS any
+  (the type the filters use): a linear one (`LinearObservation`: A a matrix or a
+  matrix-free linear callable; `IndexObservation`: A selects state variables; R from a noise
+  std, per-coordinate stds or a full covariance), or for DPS any
   `AbstractObservation` (a nonlinear h(x)). The observed values `y` are passed beside it.
 * `DPS` (Chung et al. 2023, "Diffusion posterior sampling for general noisy inverse
   problems", Algorithm 1): a DDIM/ancestral step followed by a gradient step on
@@ -56,8 +57,8 @@ from .._checks import (
 )
 from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key
 from ..observations import (
+    AbstractLinearObservation,
     AbstractObservation,
-    LinearObservation,
     gaussian_log_density,
 )
 from ..smc import (
@@ -87,7 +88,7 @@ def _y_field(y) -> Array:
 def _check_observation(observation, y, *, linear: bool = False) -> Array:
     """Check the observation model and the observed values `y` (m,) (a TypeError or
     ValueError naming the argument); return `y` as a floating array."""
-    kind = LinearObservation if linear else AbstractObservation
+    kind = AbstractLinearObservation if linear else AbstractObservation
     if not isinstance(observation, kind):
         raise TypeError(
             f"`observation` must be a jaxsci.observations.{kind.__name__}, got "
@@ -211,7 +212,7 @@ class AbstractTwist(eqx.Module):
     r"""The twisting functions of `TDS`: p~_t(y | x_t) = N(y; A x0_hat(x_t), R + r_t^2 A A^T),
     given by the Cholesky factor of their covariance at (alpha_t, sigma_t)."""
 
-    #: Whether the twist needs the Gram matrix A A^T (a `LinearObservation`).
+    #: Whether the twist needs the Gram matrix A A^T (an `AbstractLinearObservation`).
     linear: ClassVar[bool] = False
 
     @abc.abstractmethod
@@ -234,7 +235,8 @@ class PlainTwist(AbstractTwist):
 class PiGDMTwist(AbstractTwist):
     r"""r_t^2 = s^2 sigma_t^2 / (alpha_t^2 s^2 + sigma_t^2), the posterior variance of x0 | x_t
     for N(0, s^2 I) data (Song et al. 2023, PiGDM); s = `data_std` (the prior's scale, > 0,
-    an array field). Needs a `LinearObservation` (its Gram matrix A A^T)."""
+    an array field). Needs a linear observation (its Gram matrix A A^T): a `LinearObservation`
+    or an `IndexObservation`."""
 
     data_std: RealLike = 1.0
     linear: ClassVar[bool] = True
@@ -243,7 +245,7 @@ class PiGDMTwist(AbstractTwist):
         check_positive("data_std", self.data_std)
 
     def chol(self, observation, alpha, sigma):
-        assert isinstance(observation, LinearObservation)  # checked by TDS
+        assert isinstance(observation, AbstractLinearObservation)  # checked by TDS
         s2 = jnp.asarray(self.data_std, sigma.dtype) ** 2
         r2 = s2 * sigma**2 / (alpha**2 * s2 + sigma**2)
         gram = observation.gram.astype(sigma.dtype)
@@ -325,8 +327,9 @@ class TDS(eqx.Module):
     counted); `smc_sample(..., throw=True)` raises then.
 
     Arguments:
-        observation: the observation model (`jaxsci.observations`): a `LinearObservation`
-            for `PiGDMTwist`, any `AbstractObservation` for `PlainTwist`.
+        observation: the observation model (`jaxsci.observations`): a linear one
+            (`LinearObservation`, `IndexObservation`) for `PiGDMTwist`, any
+            `AbstractObservation` for `PlainTwist`.
         y: the observed values (m,).
         eta: the base chain's DDIM stochasticity in (0, 1] (the importance weights need a
             transition density).
@@ -355,9 +358,9 @@ class TDS(eqx.Module):
                 f"`twist` must be an AbstractTwist (PiGDMTwist(data_std) or PlainTwist()), "
                 f"got {self.twist!r}."
             )
-        if self.twist.linear and not isinstance(self.observation, LinearObservation):
+        if self.twist.linear and not isinstance(self.observation, AbstractLinearObservation):
             raise TypeError(
-                f"`twist` {type(self.twist).__name__} needs a LinearObservation (its Gram "
+                f"`twist` {type(self.twist).__name__} needs a linear observation (its Gram "
                 f"matrix), got `observation` {type(self.observation).__name__}; use PlainTwist()."
             )
         if not isinstance(self.resampler, AbstractResampler):
@@ -617,11 +620,11 @@ class MixturePosterior(eqx.Module):
 
 def exact_posterior(
     prior: GaussianMixture,
-    observation: LinearObservation,
+    observation: AbstractLinearObservation,
     y: Float[ArrayLike, " m"] | Sequence[float],
 ) -> MixturePosterior:
     r"""The posterior of a Gaussian-mixture prior given `y` = A x + N(0, R), A and R from the
-    `LinearObservation`.
+    linear observation (`LinearObservation` or `IndexObservation`).
 
     For p(x) = sum_k w_k N(mu_k, V_k) (V_k = diag(v_k)) the posterior is
     sum_k w'_k N(m_k, C_k) with, per component (the Kalman update),

@@ -4,7 +4,11 @@ and for posterior sampling with a diffusion prior (`jaxsci.diffusion`).
 A low-level package: it imports nothing of jaxsci but the shared types and checks.
 """
 
-from ._base import AbstractObservation as AbstractObservation, GaussianNoise as GaussianNoise
+from ._base import (
+    AbstractLinearObservation as AbstractLinearObservation,
+    AbstractObservation as AbstractObservation,
+    GaussianNoise as GaussianNoise,
+)
 from ._gaussian import gaussian_log_density as gaussian_log_density
 from ._index import IndexObservation as IndexObservation, every_kth as every_kth
 from ._linear import LinearObservation as LinearObservation

@@ -166,3 +166,16 @@ class AbstractObservation(eqx.Module):
                 f"obs dimension {self.obs_dim} (last axis)."
             )
         check_finite(name, y)
+
+
+class AbstractLinearObservation(AbstractObservation):
+    """A linear observation model h(x) = H x. Concrete classes also hold `gram`, the (obs,
+    obs) Gram matrix H H^T (used by twisted SMC samplers), and implement `matrix()`, H as an
+    (obs, dim) matrix (used by exact Gaussian posteriors). `LinearObservation` (any H, or a
+    matrix-free map) and `IndexObservation` (a selection of state variables) are linear."""
+
+    gram: eqx.AbstractVar[Float[Array, "obs obs"]]
+
+    @abc.abstractmethod
+    def matrix(self) -> Float[Array, "obs dim"]:
+        """H as an (obs, dim) matrix."""

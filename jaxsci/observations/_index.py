@@ -3,18 +3,22 @@
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int
 from .._custom_types import Array, Float, Int
-from ._base import AbstractObservation, GaussianNoise
+from ._base import AbstractLinearObservation, GaussianNoise
 
 
-class IndexObservation(AbstractObservation):
+class IndexObservation(AbstractLinearObservation):
     """h(x) = x[indices]: observe a subset of state variables (all of them by default).
 
-    `locations` are the indices themselves, so LETKF can localise on a 1-D grid.
+    `locations` are the indices themselves, so LETKF can localise on a 1-D grid. A linear
+    observation: H has one unit entry per row (`matrix()`), and its Gram matrix H H^T
+    (`gram`) is 1 where two observations read the same variable (the identity for distinct
+    indices), so twisted SMC and exact Gaussian posteriors take it like a `LinearObservation`.
 
     Arguments:
         state_dim: dimension of the state.
@@ -24,6 +28,7 @@ class IndexObservation(AbstractObservation):
     """
 
     indices: Int[Array, " obs"]
+    gram: Float[Array, "obs obs"]
     noise: GaussianNoise
     state_dim: int = eqx.field(static=True)
     locations: Float[Array, " obs"]
@@ -39,12 +44,17 @@ class IndexObservation(AbstractObservation):
                 f"got {idx.tolist()}."
             )
         self.indices = jnp.asarray(idx, dtype=jnp.int32)
+        self.gram = jnp.asarray(idx[:, None] == idx[None, :], dtype=jnp.result_type(float))
         self.noise = GaussianNoise(idx.size, noise_cov, noise_std=noise_std)
         self.state_dim = state_dim
         self.locations = jnp.asarray(idx, dtype=jnp.result_type(float))
 
     def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
         return x[self.indices]
+
+    def matrix(self) -> Float[Array, "obs dim"]:
+        """H: row i is the unit vector of `indices[i]`."""
+        return jax.nn.one_hot(self.indices, self.state_dim, dtype=self.gram.dtype)
 
 
 def every_kth(

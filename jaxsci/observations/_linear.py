@@ -9,10 +9,10 @@ import jax.numpy as jnp
 
 from .._checks import check_int, check_ndim
 from .._custom_types import Array, ArrayLike, Float
-from ._base import AbstractObservation, GaussianNoise
+from ._base import AbstractLinearObservation, GaussianNoise
 
 
-class LinearObservation(AbstractObservation):
+class LinearObservation(AbstractLinearObservation):
     r"""h(x) = H x with H an (obs, dim) matrix or a linear callable x (dim,) -> (obs,).
 
     A callable (e.g. a blur or a masked Fourier transform written matrix-free) needs `dim`;

@@ -21,7 +21,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import jaxsci.diffusion as jd
-from jaxsci.observations import LinearObservation, NonlinearObservation
+from jaxsci.observations import IndexObservation, LinearObservation, NonlinearObservation
 
 # A 2-D, 4-component prior; y = x1 + x2 + N(0, 0.5^2) observed at 0.3 leaves a bimodal
 # posterior: components (-2, 2) and (2, -2) with weights 2/3 and 1/3.
@@ -120,6 +120,24 @@ def test_exact_posterior_samples_and_callable_operator(x64):
     assert np.all(w1 < 0.05), w1
     w1s = np.asarray(jd.marginal_wasserstein1(post, jnp.asarray(x[:20_000] + 0.5)))
     np.testing.assert_allclose(w1s, 0.5, atol=0.05)
+
+
+def test_index_observation_serves_the_exact_posterior_and_the_pigdm_twist(x64):
+    """Observing x2 alone: the IndexObservation and the LinearObservation of its matrix
+    [[0, 1]] give the same exact posterior and the same PiGDM twist covariance."""
+    prior = jd.GaussianMixture(W, MU, VAR)
+    index = IndexObservation(2, [1], noise_std=NOISE)
+    dense = LinearObservation(jnp.asarray([[0.0, 1.0]]), noise_std=NOISE)
+    y = jnp.asarray([1.2])
+    post_i, post_d = jd.exact_posterior(prior, index, y), jd.exact_posterior(prior, dense, y)
+    for a, b in zip(jax.tree.leaves(post_i), jax.tree.leaves(post_d), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    twist = jd.PiGDMTwist(DATA_STD)
+    alpha, sigma = jnp.asarray(0.8), jnp.asarray(0.6)
+    np.testing.assert_allclose(
+        twist.chol(index, alpha, sigma), twist.chol(dense, alpha, sigma), rtol=1e-14
+    )
+    jd.TDS(index, y, twist=twist)  # accepted: a linear observation
 
 
 # Particle counts and repeats of the SMC study: one compiled program per count, shared by the
@@ -333,7 +351,7 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="`y` contains non-finite"):
         jd.TDS(obs, jnp.array([jnp.nan]))
     nonlinear = NonlinearObservation(lambda x: jnp.sin(x[:1]), 2, 1, noise_std=0.5)
-    with pytest.raises(TypeError, match="`twist` PiGDMTwist needs a LinearObservation"):
+    with pytest.raises(TypeError, match="`twist` PiGDMTwist needs a linear observation"):
         jd.TDS(nonlinear, y)
     jd.TDS(nonlinear, y, twist=jd.PlainTwist())  # the plain twist needs only h(x)
     jd.DPS(nonlinear, y)

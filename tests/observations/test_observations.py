@@ -67,6 +67,27 @@ def test_matrix_free_equals_matrix(x64):
     np.testing.assert_allclose(free.log_likelihood(y, x), dense.log_likelihood(y, x), rtol=1e-14)
 
 
+def test_index_observation_is_linear(x64):
+    """An IndexObservation is the linear observation of its one-hot matrix: `matrix()`, the
+    Gram matrix H H^T (1 where two observations read the same variable, a repeated index
+    included), h(x) and the likelihood equal those of `LinearObservation(H)`."""
+    idx = [4, 0, 2, 0]
+    obs = O.IndexObservation(DIM, idx, noise_std=[0.5, 1.0, 0.8, 0.6])
+    h = np.zeros((len(idx), DIM))
+    h[np.arange(len(idx)), idx] = 1.0
+    dense = O.LinearObservation(h, noise_std=[0.5, 1.0, 0.8, 0.6])
+    assert isinstance(obs, O.AbstractLinearObservation)
+    assert isinstance(dense, O.AbstractLinearObservation)
+    np.testing.assert_array_equal(obs.matrix(), h)
+    np.testing.assert_array_equal(obs.gram, h @ h.T)
+    assert obs.gram[1, 3] == 1.0 and obs.gram[0, 1] == 0.0
+    x = jnp.arange(DIM, dtype=jnp.float64) - 1.5
+    np.testing.assert_array_equal(obs(x), dense(x))
+    y = jnp.array([0.1, -0.2, 0.3, 0.0])
+    np.testing.assert_allclose(obs.log_likelihood(y, x), dense.log_likelihood(y, x), rtol=1e-14)
+    assert not isinstance(OBSERVATIONS["nonlinear"](), O.AbstractLinearObservation)
+
+
 def test_noise_arguments(x64):
     """noise_std s is noise_cov s^2 (scalar or per observation); a full covariance keeps its
     correlations; neither gives R = I; a diagonal R is flagged `diagonal`."""
