@@ -22,11 +22,12 @@ outputs (at earlier grid points: multistep; at intermediate points: singlestep).
 
 Multistep samplers keep the last model outputs and lambdas in `state.history`; they warm
 up with lower orders (the effective order at step i is at most i + 1 history points) or,
-with `warmup=singlestep_warmup`, DPM-Solver-3 steps, and `lower_order_final` (see
+with `warmup=SinglestepWarmup()`, DPM-Solver-3 steps, and `lower_order_final` (see
 `AbstractSampler`) caps the order near the end of short grids.
 Variable orders are `lax.switch` branches, so the step is jit/vmap/grad friendly.
 """
 
+import abc
 import math
 from collections.abc import Callable
 from typing import ClassVar, Protocol, runtime_checkable
@@ -42,6 +43,7 @@ from ..integrate import phi_functions
 from ._base import AbstractSchedule, RealLike
 from ._parameterization import Denoiser
 from ._sampler import (
+    LOWER_ORDER_FINAL_STEPS,
     AbstractMultistepSampler,
     AbstractSinglestepSampler,
     GridArrays,
@@ -63,17 +65,23 @@ Example = Float[Array, "*shape"]
 _D2_WEIGHT = 2.0
 
 
-def _effective_order(sampler, order, i, n_steps, history_limited):
+def _effective_order(order, i, n_steps, lower_order_final, below, history_limited):
     """The order of step i: `order`, at most i + 1 (the history) when `history_limited`, and
-    at most n_steps - i where the sampler's `lower_order_final` applies."""
+    at most n_steps - i where `lower_order_final` applies (grids of fewer than `below`
+    steps)."""
     q = jnp.asarray(order)
     if history_limited:
         q = jnp.minimum(q, i + 1)
-    if lower_order_final_applies(
-        sampler.lower_order_final, sampler.lower_order_final_below, n_steps
-    ):
+    if lower_order_final_applies(lower_order_final, below, n_steps):
         q = jnp.minimum(q, n_steps - i)
     return q
+
+
+def _single_order(order, i, g, lower_order_final):
+    """`_effective_order` of a singlestep sampler: no history limit, diffusers' threshold."""
+    return _effective_order(
+        order, i, _n_steps(g), lower_order_final, LOWER_ORDER_FINAL_STEPS, False
+    )
 
 
 def _n_steps(g: GridArrays) -> int:
@@ -102,11 +110,11 @@ def _check_structure(order, allowed_orders, warmup=None) -> None:
     """The checks shared by the exponential samplers' static options."""
     check_choice("order", order, allowed_orders)
     if warmup is not None:
-        check_callable(
-            "warmup",
-            warmup,
-            "a warm-up rule such as jaxsci.diffusion.lower_order_warmup or singlestep_warmup",
-        )
+        if not isinstance(warmup, AbstractWarmup):
+            raise TypeError(
+                "`warmup` must be an AbstractWarmup such as jaxsci.diffusion.LowerOrderWarmup() "
+                f"or SinglestepWarmup(); got {warmup!r}."
+            )
 
 
 def ddim_transition(
@@ -138,7 +146,7 @@ def _key_normal(key, x):
 
 def _dpm_solver_3_step(denoiser, g, i, x, e_s):
     """One DPM-Solver-3 step from grid point i to i + 1 given eps at (t_i, x) (local
-    error O(h^4)); see `DPMSolver`. Also the warm-up step of `singlestep_warmup`."""
+    error O(h^4)); see `DPMSolver`. Also the warm-up step of `SinglestepWarmup`."""
     sch = denoiser.schedule
     lam_s = g.lam[i]
     h = g.lam[i + 1] - lam_s
@@ -157,14 +165,11 @@ def _dpm_solver_3_step(denoiser, g, i, x, e_s):
     return (a_t / a_s) * x - s_t * h * p1 * e_s - (s_t / r2) * h * p2 * d2
 
 
-@runtime_checkable
-class WarmupRule(Protocol):
-    """How a multistep sampler takes a step (see `AbstractSampler`, `warmup`):
-    `(denoiser, grid, i, x, e_s, multistep_fn, n_points) -> (x_{i+1}, nfe, replaced)`.
-    `e_s` is the noise prediction at (t_i, x), already evaluated; `multistep_fn(x)` the
-    sampler's own update at its effective order; `n_points` the history the full-order
-    update needs; `replaced` whether this step was not the multistep update."""
+class AbstractWarmup(eqx.Module):
+    """How a multistep sampler takes its steps while its history is short (see
+    `AbstractSampler`, `warmup`)."""
 
+    @abc.abstractmethod
     def __call__(
         self,
         denoiser: Denoiser,
@@ -174,42 +179,34 @@ class WarmupRule(Protocol):
         e_s: Example,
         multistep_fn: Callable[[Example], Example],
         n_points: int,
-    ) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]: ...
+    ) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]:
+        """The step from grid point i: `(x_{i+1}, nfe, replaced)`. `e_s` is the noise
+        prediction at (t_i, x), already evaluated; `multistep_fn(x)` the sampler's own update
+        at its effective order; `n_points` the history its full order needs; `replaced`
+        whether this step was not the multistep update."""
 
 
-def lower_order_warmup(
-    denoiser: Denoiser,
-    grid: GridArrays,
-    i: Int[Array, ""],
-    x: Example,
-    e_s: Example,
-    multistep_fn: Callable[[Example], Example],
-    n_points: int,
-) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]:
+class LowerOrderWarmup(AbstractWarmup):
     """The published warm-up (and diffusers'): every step is the multistep update, whose
     effective order is limited by the history it has (orders 1, 2, ... at the first steps).
     One model evaluation per step."""
-    del denoiser, grid, i, e_s, n_points
-    return multistep_fn(x), jnp.asarray(1), jnp.asarray(False)
+
+    def __call__(self, denoiser, grid, i, x, e_s, multistep_fn, n_points):
+        del denoiser, grid, i, e_s, n_points
+        return multistep_fn(x), jnp.asarray(1), jnp.asarray(False)
 
 
-def singlestep_warmup(
-    denoiser: Denoiser,
-    grid: GridArrays,
-    i: Int[Array, ""],
-    x: Example,
-    e_s: Example,
-    multistep_fn: Callable[[Example], Example],
-    n_points: int,
-) -> tuple[Example, Int[Array, ""], Bool[Array, ""]]:
+class SinglestepWarmup(AbstractWarmup):
     """While the history holds fewer than `n_points` outputs, a DPM-Solver-3 step from the
     already-evaluated `e_s` (local error O(h^4), three evaluations); then the multistep
     update. Keeps the theoretical global order up to 4 (see `AbstractSampler`)."""
-    warm = i + 1 < n_points
-    x_new = jax.lax.cond(
-        warm, lambda x: _dpm_solver_3_step(denoiser, grid, i, x, e_s), multistep_fn, x
-    )
-    return x_new, jnp.where(warm, 3, 1), warm
+
+    def __call__(self, denoiser, grid, i, x, e_s, multistep_fn, n_points):
+        warm = i + 1 < n_points
+        x_new = jax.lax.cond(
+            warm, lambda x: _dpm_solver_3_step(denoiser, grid, i, x, e_s), multistep_fn, x
+        )
+        return x_new, jnp.where(warm, 3, 1), warm
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,7 +267,6 @@ class DPMSolver(AbstractSinglestepSampler):
 
     order: int = eqx.field(default=2, static=True)
     lower_order_final: bool = lower_order_final_field()
-    lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
 
@@ -307,7 +303,7 @@ class DPMSolver(AbstractSinglestepSampler):
         def third(x):
             return _dpm_solver_3_step(denoiser, g, i, x, e_s)
 
-        q = _effective_order(self, self.order, i, _n_steps(g), False)
+        q = _single_order(self.order, i, g, self.lower_order_final)
         return _switch(q, [first, second, third][: self.order], x), q
 
 
@@ -324,7 +320,6 @@ class DPMSolverPP2S(AbstractSinglestepSampler):
     """
 
     lower_order_final: bool = lower_order_final_field()
-    lower_order_final_below: float = lower_order_final_below_field()
 
     order: ClassVar[int] = 2
     stochastic: ClassVar[bool] = False
@@ -350,7 +345,7 @@ class DPMSolverPP2S(AbstractSinglestepSampler):
             d = (1.0 - 1.0 / (2 * r)) * m_s + m_u / (2 * r)
             return (s_t / s_s) * x + a_t * h * p1 * d
 
-        q = _effective_order(self, 2, i, _n_steps(g), False)
+        q = _single_order(2, i, g, self.lower_order_final)
         return _switch(q, [first, second], x), q
 
 
@@ -382,7 +377,7 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
 
     order: int = eqx.field(default=2, static=True)
     lower_order_final: bool = lower_order_final_field()
-    warmup: WarmupRule = eqx.field(default=lower_order_warmup, static=True)
+    warmup: AbstractWarmup = LowerOrderWarmup()
     lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
@@ -427,7 +422,9 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
             d2 = (d1_0 - d1_1) / (r0 + r1)
             return ratio * x + a_t * h * (p1 * ms[0] + p2 * d1 + _D2_WEIGHT * p3 * d2)
 
-        q = _effective_order(self, self.order, i, _n_steps(g), True)
+        q = _effective_order(
+            self.order, i, _n_steps(g), self.lower_order_final, self.lower_order_final_below, True
+        )
         e_s = (x - g.alpha[i] * ms[0]) / g.sigma[i]
         x_new, nfe, _ = self.warmup(
             denoiser,
@@ -470,7 +467,9 @@ class SDEDPMSolverPP2M(AbstractMultistepSampler):
         lams = _push(lams, g.lam[i])
         h = g.lam[i + 1] - lams[0]
         one_m = -jnp.expm1(-2.0 * h)
-        q = _effective_order(self, 2, i, _n_steps(g), True)
+        q = _effective_order(
+            2, i, _n_steps(g), self.lower_order_final, self.lower_order_final_below, True
+        )
         d1 = (ms[0] - ms[1]) * h / (lams[0] - lams[1])
         d = ms[0] + jnp.where(q >= 2, 0.5, 0.0) * d1
         x_new = (
@@ -557,7 +556,7 @@ class DEIS(AbstractMultistepSampler):
     second-order update interpolates two outputs, its third-order one three). So
     `DEIS(order=1)` is DDIM (tAB0), `DEIS(order=2)` tAB1, `DEIS(order=3)` tAB2 (third
     order, the default) and `DEIS(order=4)` tAB3 (fourth order; with
-    `warmup=singlestep_warmup` to show it asymptotically).
+    `warmup=SinglestepWarmup()` to show it asymptotically).
 
     `basis=deis_lambda_basis` (default): Lagrange polynomials in lambda; with u = (lambda -
     lambda_s)/h and the monomial coefficients C[k, l] of l_l(u) (inverse Vandermonde),
@@ -574,7 +573,7 @@ class DEIS(AbstractMultistepSampler):
     order: int = eqx.field(default=3, static=True)
     basis: DEISBasis = eqx.field(default=deis_lambda_basis, static=True)
     lower_order_final: bool = lower_order_final_field()
-    warmup: WarmupRule = eqx.field(default=lower_order_warmup, static=True)
+    warmup: AbstractWarmup = LowerOrderWarmup()
     lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
@@ -601,7 +600,9 @@ class DEIS(AbstractMultistepSampler):
 
             return f
 
-        q = _effective_order(self, k_max, i, n, True)
+        q = _effective_order(
+            k_max, i, n, self.lower_order_final, self.lower_order_final_below, True
+        )
         return _switch(q, [branch(q) for q in range(1, k_max + 1)])
 
     def init(self, denoiser: Denoiser, ts: Grid, x_T: Example) -> SamplerState:
@@ -672,7 +673,7 @@ class UniPC(AbstractMultistepSampler):
         default=unipc_bh2, static=True
     )
     lower_order_final: bool = lower_order_final_field()
-    warmup: WarmupRule = eqx.field(default=lower_order_warmup, static=True)
+    warmup: AbstractWarmup = LowerOrderWarmup()
     lower_order_final_below: float = lower_order_final_below_field()
 
     stochastic: ClassVar[bool] = False
@@ -743,7 +744,9 @@ class UniPC(AbstractMultistepSampler):
         # q_prev = 0 marks a singlestep warm-up step, which is not corrected.
         x_base = jnp.where((i > 0) & (q_prev > 0), corrected, x_pred)
         ms, lams = _push(ms, m_new), _push(lams, g.lam[i])
-        q = _effective_order(self, p, i, _n_steps(g), True)
+        q = _effective_order(
+            p, i, _n_steps(g), self.lower_order_final, self.lower_order_final_below, True
+        )
 
         def predictor(x):
             branches = [

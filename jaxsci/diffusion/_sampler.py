@@ -124,13 +124,14 @@ class AbstractSampler(eqx.Module):
     up with lower orders.
 
     `lower_order_final` (all samplers that have the option, default True): when the grid
-    has fewer than `lower_order_final_below` steps (default 15, the threshold diffusers
-    uses), the effective order at step i is capped at n_steps - i, so the final step is
-    first order, the one before at most second order, ... This stabilises few-step
-    sampling near the data end (Lu et al. 2022b, section 5). With the default threshold it
-    never applies to grids of 15 steps or more, so asymptotic orders are untouched; set it
-    False for order studies on short grids. `lower_order_final_below=math.inf` caps the
-    final steps on every grid, as diffusers' UniPC does. Use that on time-uniform
+    has fewer than 15 steps (the threshold diffusers uses; multistep samplers take another
+    as `lower_order_final_below`), the effective order at step i is capped at n_steps - i,
+    so the final step is first order, the one before at most second order, ... This
+    stabilises few-step sampling near the data end (Lu et al. 2022b, section 5). With the
+    default threshold it never applies to grids of 15 steps or more, so asymptotic orders
+    are untouched; set it False for order studies on short grids. For multistep samplers,
+    `lower_order_final_below=math.inf` caps the final steps on every grid, as diffusers'
+    UniPC does. Use that on time-uniform
     ("trailing") grids: there the last step is much longer in lambda than the others (at 20
     steps of diffusers' linear-beta schedule, h = 2.85 against 0.67 for the step before),
     and a high-order extrapolation overshoots; capping makes DPM-Solver++(2M/3M) and UniPC
@@ -138,14 +139,14 @@ class AbstractSampler(eqx.Module):
     global order by 2 (the first-order final step has local error O(h^2)), so keep the
     default threshold on logSNR-uniform grids, whose last step is not special.
 
-    `warmup` (multistep exponential samplers): how the first steps are taken while the
-    history holds fewer outputs than the order needs. `lower_order_warmup` (default; the
-    published methods and diffusers) uses orders 1, 2, ..., so the first step has local
-    error O(h^2). Its constant is tiny at the noise end, but it bounds the asymptotic global
-    order by 2: visible for DEIS(order=4) / UniPC(order=3) (global order 4), and eventually
-    for any order >= 3. `singlestep_warmup` takes those steps with DPM-Solver-3 (local error
-    O(h^4), 2 extra evaluations per warm-up step), which keeps the theoretical global order
-    up to 4.
+    `warmup` (multistep exponential samplers, an `AbstractWarmup`): how the first steps are
+    taken while the history holds fewer outputs than the order needs. `LowerOrderWarmup()`
+    (default; the published methods and diffusers) uses orders 1, 2, ..., so the first step
+    has local error O(h^2). Its constant is tiny at the noise end, but it bounds the
+    asymptotic global order by 2: visible for DEIS(order=4) / UniPC(order=3) (global order
+    4), and eventually for any order >= 3. `SinglestepWarmup()` takes those steps with
+    DPM-Solver-3 (local error O(h^4), 2 extra evaluations per warm-up step), which keeps the
+    theoretical global order up to 4.
     """
 
     order: eqx.AbstractVar[int]

@@ -16,10 +16,9 @@ import jax.numpy as jnp
 
 from .._checks import check_int, check_key, check_positive
 from ._base import RealLike
-from ._exponential import _effective_order, _key_normal, _n_steps, _switch
+from ._exponential import _key_normal, _single_order, _switch
 from ._sampler import (
     AbstractSinglestepSampler,
-    lower_order_final_below_field,
     lower_order_final_field,
 )
 
@@ -43,7 +42,6 @@ class Heun(AbstractSinglestepSampler):
     steps of short grids are Euler steps (Karras et al. take an Euler step into sigma = 0)."""
 
     lower_order_final: bool = lower_order_final_field()
-    lower_order_final_below: float = lower_order_final_below_field()
 
     order: ClassVar[int] = 2
     stochastic: ClassVar[bool] = False
@@ -60,7 +58,7 @@ class Heun(AbstractSinglestepSampler):
             v1 = denoiser.velocity(g.t[i + 1], x + dt * v0)
             return x + 0.5 * dt * (v0 + v1)
 
-        q = _effective_order(self, 2, i, _n_steps(g), False)
+        q = _single_order(2, i, g, self.lower_order_final)
         return _switch(q, [euler, heun], x), q
 
 

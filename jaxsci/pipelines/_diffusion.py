@@ -83,7 +83,7 @@ def _sampler_kwargs(name: str, lower_order_final: bool, warmup: str) -> dict:
     if "lower_order_final" in fields:
         kw["lower_order_final"] = lower_order_final
     if "warmup" in fields:
-        kw["warmup"] = WARMUPS[warmup]
+        kw["warmup"] = WARMUPS[warmup]()
     return kw
 
 

@@ -77,9 +77,9 @@ TIME_SAMPLINGS: dict[str, Callable[[], jd.AbstractTimeSampler]] = {
 TWISTS = ("pigdm", "none")
 
 # How multistep samplers take their first steps (the `warmup` key of gmm_samplers).
-WARMUPS: dict[str, jd.WarmupRule] = {
-    "lower_order": jd.lower_order_warmup,
-    "singlestep": jd.singlestep_warmup,
+WARMUPS: dict[str, Callable[[], jd.AbstractWarmup]] = {
+    "lower_order": jd.LowerOrderWarmup,
+    "singlestep": jd.SinglestepWarmup,
 }
 
 

@@ -33,7 +33,7 @@ STEPS_FOURTH = (160, 320, 640)
 T_MIN, T_MAX = 1e-3, 1.0
 
 # name -> (sampler, theoretical order)
-SS = jd.singlestep_warmup  # the warm-up that keeps orders up to 4 (see AbstractSampler)
+SS = jd.SinglestepWarmup()  # the warm-up that keeps orders up to 4 (see AbstractSampler)
 CASES = {
     "ddim": (lambda: jd.DDIM(), 1),
     "dpm_solver_2": (lambda: jd.DPMSolver(order=2, lower_order_final=False), 2),
@@ -104,9 +104,9 @@ def test_published_3m_weight_is_second_order(problem, x64, monkeypatch):
     from jaxsci.diffusion import _exponential
 
     monkeypatch.setattr(_exponential, "_D2_WEIGHT", 1.0)
-    # lower_order_warmup gives a different static structure, so nothing compiled with
+    # LowerOrderWarmup gives a different static structure, so nothing compiled with
     # the correct weight is reused from the jit cache.
-    sampler = jd.DPMSolverPPMultistep(3, lower_order_final=False, warmup=jd.lower_order_warmup)
+    sampler = jd.DPMSolverPPMultistep(3, lower_order_final=False, warmup=jd.LowerOrderWarmup())
     x_T, ref = problem
     order = fitted_order(STEPS, _errors(sampler, x_T, ref)[0])
     print(f"dpmpp_3m with the published D2 weight: fitted {order:.2f}")

@@ -553,7 +553,7 @@ def test_bad_input_messages():
     with pytest.raises(TypeError, match=named("basis")):
         jd.DEIS(2, "lambda")  # jd.deis_lambda_basis
     with pytest.raises(TypeError, match=named("warmup")):
-        jd.DPMSolverPPMultistep(3, warmup="singlestep")  # jd.singlestep_warmup
+        jd.DPMSolverPPMultistep(3, warmup="singlestep")  # jd.SinglestepWarmup()
     with pytest.raises(ValueError, match="percentile"):
         jd.DynamicThreshold(1.5)
     with pytest.raises(ValueError, match="max_value"):
@@ -628,5 +628,5 @@ def test_option_messages_name_the_objects(own_checks):
         jd.UniPC(2, "bh2")
     with pytest.raises(TypeError, match="`basis` must be a DEIS basis such as"):
         jd.DEIS(2, "lambda")
-    with pytest.raises(TypeError, match="`warmup` must be a warm-up rule such as"):
+    with pytest.raises(TypeError, match="`warmup` must be an AbstractWarmup such as"):
         jd.DPMSolverPPMultistep(3, warmup="singlestep")
