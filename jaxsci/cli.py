@@ -1,7 +1,12 @@
-"""The `jaxsci` command: `jaxsci run CONFIG.yaml [--out DIR] [--set key=value ...]`, `jaxsci list`.
+"""The `jaxsci` command: `jaxsci run CONFIG.yaml [--out DIR] [--set key=value ...]
+[--overwrite | --resume]`, `jaxsci list`.
 
-Exit codes: 0 success, 1 the run failed, 2 bad usage or an invalid config (the message
-names the full dotted key and what was expected).
+A run folder gets a `COMPLETE` marker last; an existing `--out` is used only with
+`--overwrite` (cleared first) or `--resume` (the unfinished run there continues).
+
+Exit codes: 0 success, 1 the run failed, 2 bad usage, an invalid config (the message names
+the full dotted key and what was expected) or an unusable run folder, 130 interrupted
+(Ctrl-C; recorded in run.log).
 """
 
 import argparse
@@ -16,6 +21,8 @@ _EPILOG = """examples:
   jaxsci run configs/l96.yaml --out runs/l96 --set integrate.t1=20 --set model.params.forcing=10
   jaxsci run configs/ks.yaml --set lyapunov=null        # switch the Lyapunov section off
   jaxsci run configs/ks.yaml --dry-run                  # print the resolved config only
+  jaxsci run configs/l96.yaml --out runs/l96 --overwrite   # run again into the same folder
+  jaxsci run configs/burgers_fno.yaml --out runs/b --set training.checkpoint=true --resume
   jaxsci list"""
 
 
@@ -50,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="validate and print the resolved config, run nothing"
     )
     run.add_argument("--quiet", action="store_true", help="log to run.log only")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="clear an existing run folder --out first (only a jaxsci run folder is cleared)",
+    )
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the unfinished run in --out (same config and --set overrides): "
+        "pipelines with checkpoints (training with training.checkpoint: true) go on from "
+        "the last one, the others run again from the start",
+    )
     lst = commands.add_parser("list", help="show the pipelines and the configs in configs/")
     lst.add_argument(
         "--configs",
@@ -98,7 +118,14 @@ def _run(args) -> int:
         pipeline, config = load_config(args.config, args.overrides)
         print(yaml.safe_dump(resolved_dict(pipeline, config), sort_keys=False), end="")
         return 0
-    run_dir, metrics = run_config(args.config, args.out, args.overrides, echo=not args.quiet)
+    run_dir, metrics = run_config(
+        args.config,
+        args.out,
+        args.overrides,
+        echo=not args.quiet,
+        overwrite=args.overwrite,
+        resume=args.resume,
+    )
     print(metrics_table(metrics))
     print(f"results in {run_dir}/")
     return 0
@@ -115,7 +142,7 @@ def _summary(err: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `jaxsci` console script; returns the exit code."""
-    from .pipelines import ConfigError
+    from .pipelines import ConfigError, RunFolderError
 
     parser = _parser()
     try:
@@ -126,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return _list(args) if args.command == "list" else _run(args)
     except ConfigError as err:
         print(f"jaxsci: invalid config: {err}", file=sys.stderr)
+        return 2
+    except RunFolderError as err:
+        print(f"jaxsci: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("jaxsci: interrupted", file=sys.stderr)

@@ -7,7 +7,14 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_finite, check_int, check_ndim, check_positive, finite_float
+from .._checks import (
+    check_finite,
+    check_int,
+    check_ndim,
+    check_positive,
+    concrete,
+    finite_float,
+)
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
 from ..integrate import Flow, rollout
 from ..observations import AbstractObservation, synthetic_observations
@@ -205,9 +212,12 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
     rmse_f = jnp.sqrt(jnp.mean((res.mean_f - truth) ** 2, axis=-1))
     rmse_a = jnp.sqrt(jnp.mean((res.mean_a - truth) ** 2, axis=-1))
     after = times > burn_in
-    count = jnp.maximum(jnp.sum(after), 1)
-    rmse_a_mean = jnp.sum(jnp.where(after, rmse_a, 0.0)) / count
-    spread_a_mean = jnp.sum(jnp.where(after, res.spread_a, 0.0)) / count
+    count = jnp.sum(after)
+    # An empty window (burn_in traced past the end) scores NaN, never 0.
+    empty = count == 0
+    safe = jnp.maximum(count, 1)
+    rmse_a_mean = jnp.where(empty, jnp.nan, jnp.sum(jnp.where(after, rmse_a, 0.0)) / safe)
+    spread_a_mean = jnp.where(empty, jnp.nan, jnp.sum(jnp.where(after, res.spread_a, 0.0)) / safe)
     if divergence_threshold is None:
         # A filter whose analysis error exceeds twice the RMS observation error has lost the
         # truth (for L96 with R = I a working filter has rmse_a ~ 0.2, a lost one ~ 4-5).
@@ -290,9 +300,18 @@ def assimilate(
     check_positive("init_std", init_std, allow_zero=True)
     if divergence_threshold is not None:
         check_positive("divergence_threshold", divergence_threshold)
+    burn_in = finite_float("burn_in", burn_in)
+    dt_value = concrete(dt)
+    if dt_value is not None and burn_in >= n_cycles * float(dt_value):
+        length = n_cycles * float(dt_value)
+        raise ValueError(
+            f"`burn_in` must be less than the run length n_cycles x dt = {n_cycles} x "
+            f"{float(dt_value):g} = {length:g}, got {burn_in:g}: no cycle would be left for "
+            "rmse_a_mean and spread_a_mean."
+        )
     options = (
         float(init_std),
-        finite_float("burn_in", burn_in),
+        burn_in,
         bool(store_ensembles),
         divergence_threshold,
         process_noise_chol,

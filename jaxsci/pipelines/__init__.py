@@ -7,10 +7,14 @@ key to it. See `_registry.py` for how to add one.
 
 from ._registry import PIPELINES as PIPELINES, Pipeline as Pipeline
 from ._runner import (
+    COMPLETE as COMPLETE,
+    RunFolderError as RunFolderError,
     apply_overrides as apply_overrides,
     description as description,
+    is_complete as is_complete,
     load_config as load_config,
     metrics_table as metrics_table,
+    prepare_run_folder as prepare_run_folder,
     resolve as resolve,
     resolved_dict as resolved_dict,
     run_config as run_config,

@@ -193,6 +193,14 @@ class AssimilateConfig:
                 f"expected at most {_MAX_FLOW_STEPS} flow steps per cycle, got "
                 f"{interval:g} / flow.dt {self.flow.dt:g}",
             )
+        run_length = self.experiment.n_cycles * interval
+        if self.experiment.burn_in >= run_length:
+            raise ConfigError(
+                "experiment.burn_in",
+                f"expected less than the run length n_cycles x interval = "
+                f"{self.experiment.n_cycles} x {interval:g} = {run_length:g}, got "
+                f"{self.experiment.burn_in:g} (no cycle would be left to score)",
+            )
         if self.filter.method == "letkf" and self.model.name == "Lorenz63":
             raise ConfigError("filter.method", "letkf needs a spatial model, not Lorenz63")
 
@@ -390,25 +398,26 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     )
 
     if config.plot.enabled:
-        heading = _plots.assimilation_title(
-            config.model.name,
-            params,
-            filter_label(fcfg),
-            f"{idx.size}/{dim} observed every {interval:g}, noise std {ocfg.noise_std:.3g}",
-        )
-        series = {
-            "times": times,
-            "rmse_a": np.asarray(result.rmse_a, dtype=float),
-            "spread_a": np.asarray(result.filter.spread_a, dtype=float),
-            "truth": np.asarray(result.truth[0], dtype=float),
-            "mean_a": np.asarray(result.filter.mean_a[0], dtype=float),
-            "observations": np.asarray(result.observations[0], dtype=float),
-            "observed_indices": idx,
-        }
-        paths = _plots.plot_assimilation(
-            model, series, metrics, ecfg.burn_in, ocfg.noise_std, heading, run_dir, config.plot
-        )
-        for path in paths:
-            logger.info("plot %s", path.name)
+        with _plots.guard():
+            heading = _plots.assimilation_title(
+                config.model.name,
+                params,
+                filter_label(fcfg),
+                f"{idx.size}/{dim} observed every {interval:g}, noise std {ocfg.noise_std:.3g}",
+            )
+            series = {
+                "times": times,
+                "rmse_a": np.asarray(result.rmse_a, dtype=float),
+                "spread_a": np.asarray(result.filter.spread_a, dtype=float),
+                "truth": np.asarray(result.truth[0], dtype=float),
+                "mean_a": np.asarray(result.filter.mean_a[0], dtype=float),
+                "observations": np.asarray(result.observations[0], dtype=float),
+                "observed_indices": idx,
+            }
+            paths = _plots.plot_assimilation(
+                model, series, metrics, ecfg.burn_in, ocfg.noise_std, heading, run_dir, config.plot
+            )
+            for path in paths:
+                logger.info("plot %s", path.name)
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics

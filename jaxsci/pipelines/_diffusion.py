@@ -252,9 +252,10 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
         reference=np.asarray(ref),
     )
     if config.plot.enabled:
-        _plots._save(
-            _gmm_figure(config, rms, med, used), run_dir / "error_vs_nfe.png", config.plot.dpi
-        )
+        with _plots.guard():
+            _plots._save(
+                _gmm_figure(config, rms, med, used), run_dir / "error_vs_nfe.png", config.plot.dpi
+            )
     return {
         "error_rms": rms,
         "error_median": med,
@@ -543,14 +544,15 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
         loss=losses,
     )
     if config.plot.enabled:
-        fig = _train_figure(
-            np.asarray(test_x) * scale[0] + scale[1],
-            good * scale[0] + scale[1],
-            hist,
-            f"{d.name}: {lc.kind} ({param}), {sc.sampler} {sc.steps} steps; "
-            f"MMD$^2$ {value:.2g} (floor {floor:.2g})",
-        )
-        _plots._save(fig, run_dir / "samples.png", config.plot.dpi)
+        with _plots.guard():
+            fig = _train_figure(
+                np.asarray(test_x) * scale[0] + scale[1],
+                good * scale[0] + scale[1],
+                hist,
+                f"{d.name}: {lc.kind} ({param}), {sc.sampler} {sc.steps} steps; "
+                f"MMD$^2$ {value:.2g} (floor {floor:.2g})",
+            )
+            _plots._save(fig, run_dir / "samples.png", config.plot.dpi)
     return {
         "mmd2": value,
         "mmd2_floor": floor,

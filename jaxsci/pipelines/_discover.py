@@ -522,22 +522,23 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
         error_corrected=err_corrected,
     )
     if config.plot.enabled:
-        heading = _heading(config, coef_true, sigma, std)
-        _plot_all(
-            model,
-            library,
-            fit,
-            xi_true,
-            lead * lam,
-            (np.asarray(truth_fc[0]), np.asarray(model_fc[0]), np.asarray(corrected_fc[0])),
-            err_model,
-            err_corrected,
-            fc.threshold,
-            metrics,
-            heading,
-            run_dir,
-            config.plot.dpi,
-        )
+        with _plots.guard():
+            heading = _heading(config, coef_true, sigma, std)
+            _plot_all(
+                model,
+                library,
+                fit,
+                xi_true,
+                lead * lam,
+                (np.asarray(truth_fc[0]), np.asarray(model_fc[0]), np.asarray(corrected_fc[0])),
+                err_model,
+                err_corrected,
+                fc.threshold,
+                metrics,
+                heading,
+                run_dir,
+                config.plot.dpi,
+            )
     diagnostics["seconds"]["total"] = time.perf_counter() - start
     (run_dir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2) + "\n")
     logger.info(

@@ -319,16 +319,17 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
     arrays.update({f"dps_zeta={z:g}": v for z, v in dps_draws.items()})
     np.savez(run_dir / "samples.npz", **arrays)
     if config.plot.enabled:
-        _plots._save(
-            _samples_figure(post, smc_draws, dps_draws, exact_ref, config),
-            run_dir / "samples.png",
-            config.plot.dpi,
-        )
-        _plots._save(
-            _error_figure(config, error_mean, error_se, w1, exact_w1),
-            run_dir / "error_vs_particles.png",
-            config.plot.dpi,
-        )
+        with _plots.guard():
+            _plots._save(
+                _samples_figure(post, smc_draws, dps_draws, exact_ref, config),
+                run_dir / "samples.png",
+                config.plot.dpi,
+            )
+            _plots._save(
+                _error_figure(config, error_mean, error_se, w1, exact_w1),
+                run_dir / "error_vs_particles.png",
+                config.plot.dpi,
+            )
     return {
         "error_mean": error_mean,
         "error_mean_se": error_se,

@@ -4,10 +4,11 @@ truth/analysis/error panels (assimilate), written as PNGs.
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI backend).
 """
 
+import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ from .. import dynamics
 from ._schema import option
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Run a pipeline's plotting: an error there is logged to run.log with its traceback
+    and swallowed, so that a plot can never cost a run its metrics and arrays (computed
+    before the plots and written by the runner)."""
+    try:
+        yield
+    except Exception:
+        logger.exception("plotting failed; the metrics and arrays are unaffected")
 
 
 @dataclasses.dataclass(frozen=True)

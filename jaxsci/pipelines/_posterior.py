@@ -276,22 +276,23 @@ def run(config: PosteriorConfig, run_dir: Path) -> dict:
     idata.to_netcdf(str(run_dir / "posterior.nc"))
 
     if config.plot.enabled:
-        heading = (
-            f"{problem.name}: {type(sampler).__name__}, "
-            f"{sc.num_chains} chains x {sc.num_samples} draws"
-        )
-        dpi = config.plot.dpi
-        _plots._save(_trace_plot(result, heading), run_dir / "trace.png", dpi)
-        _plots._save(
-            _pair_plot(result, heading, config.plot.pair_max, problem.truth),
-            run_dir / "pair.png",
-            dpi,
-        )
-        _plots._save(
-            _predictive_plot(problem, predictive, problem.curves(result), heading),
-            run_dir / "posterior_predictive.png",
-            dpi,
-        )
+        with _plots.guard():
+            heading = (
+                f"{problem.name}: {type(sampler).__name__}, "
+                f"{sc.num_chains} chains x {sc.num_samples} draws"
+            )
+            dpi = config.plot.dpi
+            _plots._save(_trace_plot(result, heading), run_dir / "trace.png", dpi)
+            _plots._save(
+                _pair_plot(result, heading, config.plot.pair_max, problem.truth),
+                run_dir / "pair.png",
+                dpi,
+            )
+            _plots._save(
+                _predictive_plot(problem, predictive, problem.curves(result), heading),
+                run_dir / "posterior_predictive.png",
+                dpi,
+            )
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
 

@@ -5,6 +5,7 @@ import datetime
 import json
 import logging
 import math
+import shutil
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -18,6 +19,87 @@ from ._registry import PIPELINES, Pipeline
 from ._schema import ConfigError, did_you_mean, to_dict, validate
 
 logger = logging.getLogger("jaxsci")
+
+#: The file a run writes last, once its metrics (and arrays, plots) are all written: a run
+#: folder without it holds a failed, interrupted or running run.
+COMPLETE = "COMPLETE"
+
+
+class RunFolderError(Exception):
+    """The run folder (`--out`) cannot be used as asked: it exists without `--overwrite` or
+    `--resume`, it is not a jaxsci run folder, or it holds another config than the resumed
+    run."""
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    """Whether `run_dir` holds a finished run (its `COMPLETE` marker)."""
+    return (Path(run_dir) / COMPLETE).is_file()
+
+
+def _is_run_folder(path: Path) -> bool:
+    return (path / "config.yaml").is_file() or (path / "run.log").is_file()
+
+
+def _config_differences(saved: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys at which two resolved configs differ."""
+    if isinstance(saved, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(saved) | set(new), key=str):
+            out += _config_differences(saved.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if saved == new else [prefix.rstrip(".")]
+
+
+def prepare_run_folder(
+    run_dir: Path, resolved: dict, *, overwrite: bool = False, resume: bool = False
+) -> bool:
+    """Make `run_dir` ready for a run of the `resolved` config; return whether it resumes.
+
+    A missing or empty folder is used as is. An existing non-empty one is refused (a
+    `RunFolderError`) unless `overwrite` (it is cleared; only a jaxsci run folder, one with
+    `config.yaml` or `run.log`, is ever cleared) or `resume` (an unfinished run of the same
+    config continues there: pipelines with checkpoints pick them up, the others run again
+    from the start). So the files of two different runs never sit side by side.
+    """
+    if overwrite and resume:
+        raise RunFolderError("--overwrite and --resume exclude each other; pass one")
+    exists = run_dir.exists()
+    if exists and not run_dir.is_dir():
+        raise RunFolderError(f"--out {run_dir} exists and is not a folder")
+    has_files = exists and any(run_dir.iterdir())
+    if resume:
+        if not (exists and (run_dir / "config.yaml").is_file()):
+            raise RunFolderError(f"--resume: {run_dir} holds no run to resume (no config.yaml)")
+        if is_complete(run_dir):
+            raise RunFolderError(
+                f"--resume: the run in {run_dir} is complete; pass --overwrite to run it again"
+            )
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        differ = _config_differences(saved, resolved)
+        if differ:
+            raise RunFolderError(
+                f"--resume: the config differs from the one of the run in {run_dir} at "
+                f"{', '.join(differ)}; resume with the same config and overrides, or pass "
+                "--overwrite"
+            )
+        return True
+    if has_files:
+        if not overwrite:
+            state = "a complete run" if is_complete(run_dir) else "an unfinished run"
+            what = state if _is_run_folder(run_dir) else "files"
+            raise RunFolderError(
+                f"--out {run_dir} already exists and holds {what}; pass --overwrite to clear "
+                "it, or --resume to continue an interrupted run (checkpointed pipelines go on "
+                "from their last checkpoint)"
+            )
+        if not _is_run_folder(run_dir):
+            raise RunFolderError(
+                f"--overwrite: {run_dir} is not a jaxsci run folder (no config.yaml or "
+                "run.log); refusing to clear it"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return False
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -112,9 +194,14 @@ def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
 
 
 @contextlib.contextmanager
-def run_logging(run_dir: Path, *, echo: bool = True) -> Iterator[logging.Logger]:
-    """Send the `jaxsci` logger to `run_dir/run.log` (and the terminal) for one run."""
-    handlers: list[logging.Handler] = [logging.FileHandler(run_dir / "run.log", mode="w")]
+def run_logging(
+    run_dir: Path, *, echo: bool = True, append: bool = False
+) -> Iterator[logging.Logger]:
+    """Send the `jaxsci` logger to `run_dir/run.log` (and the terminal) for one run;
+    `append` keeps the log of an earlier attempt (a resumed run)."""
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(run_dir / "run.log", mode="a" if append else "w")
+    ]
     handlers[0].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if echo:
         handlers.append(logging.StreamHandler(sys.stderr))
@@ -169,28 +256,51 @@ def run_config(
     overrides: Iterable[str] = (),
     *,
     echo: bool = True,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> tuple[Path, dict]:
     """Validate `config_path` (+ overrides) and run its pipeline into a run folder.
 
-    Writes `config.yaml` (resolved), `run.log`, `metrics.json` and whatever the pipeline
-    writes (arrays, plots). Returns the run folder and the metrics.
+    Writes `config.yaml` (resolved), `run.log`, `metrics.json`, whatever the pipeline writes
+    (arrays, plots) and, last, the `COMPLETE` marker. An existing non-empty `out` is refused
+    unless `overwrite` (cleared first) or `resume` (an unfinished run of the same config
+    goes on there; see `prepare_run_folder`). A failed or interrupted run leaves no marker
+    and says so in `run.log`. Returns the run folder and the metrics.
 
     Raises:
         ConfigError: before anything is written, if the config is invalid.
+        RunFolderError: before anything is written, if `out` cannot be used as asked.
     """
     pipeline, config = load_config(config_path, overrides)
     run_dir = Path(out) if out is not None else default_run_dir(config_path)
-    run_dir.mkdir(parents=True, exist_ok=True)
     resolved = resolved_dict(pipeline, config)
-    header = f"# Resolved from {config_path}" + "".join(f"\n#   --set {o}" for o in overrides)
-    (run_dir / "config.yaml").write_text(header + "\n" + yaml.safe_dump(resolved, sort_keys=False))
-    with run_logging(run_dir, echo=echo) as log:
-        log.info("jaxsci %s: %s -> %s", pipeline.name, config_path, run_dir)
+    resumed = prepare_run_folder(run_dir, resolved, overwrite=overwrite, resume=resume)
+    if not resumed:
+        header = f"# Resolved from {config_path}" + "".join(f"\n#   --set {o}" for o in overrides)
+        text = header + "\n" + yaml.safe_dump(resolved, sort_keys=False)
+        (run_dir / "config.yaml").write_text(text)
+    with run_logging(run_dir, echo=echo, append=resumed) as log:
+        verb = "resuming" if resumed else "running"
+        log.info("jaxsci %s, %s: %s -> %s", pipeline.name, verb, config_path, run_dir)
         try:
             metrics = _jsonable(pipeline.run(config, run_dir))
+        except KeyboardInterrupt:
+            log.error(
+                "interrupted; the run is incomplete (no %s marker); --resume continues it",
+                COMPLETE,
+            )
+            raise
         except Exception:
             log.exception("run failed; the config is in %s", run_dir / "config.yaml")
             raise
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
+        _write_atomic(run_dir / COMPLETE, datetime.datetime.now().isoformat() + "\n")
     return run_dir, metrics
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename (never half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

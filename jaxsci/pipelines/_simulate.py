@@ -245,10 +245,11 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
         metrics.update(lyap["metrics"])
 
     if config.plot.enabled:
-        title = _plots.title(config.model.name, params, type(solver).__name__, cfg.dt)
-        _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)  # (each logged)
-        if lyap is not None:
-            _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
+        with _plots.guard():
+            title = _plots.title(config.model.name, params, type(solver).__name__, cfg.dt)
+            _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)  # (each logged)
+            if lyap is not None:
+                _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
 

@@ -170,20 +170,23 @@ def run(config, run_dir: Path) -> dict:
         epoch_train_loss=history["train_loss"],
     )
     if config.plot.enabled:
-        title = (
-            f"Burgers u(0) -> u({d.t1:g}), nu={d.nu:g}: FNO width {m.width}, {m.modes} modes, "
-            f"depth {m.depth}; {d.num_train} training pairs at {n_train_pts} points"
-        )
-        _plots._save(
-            _burgers_figure(xt[:k, 0], yt[:k, 0], pred[:, 0], per_res[n_train_pts][:k], title),
-            run_dir / "predictions.png",
-            config.plot.dpi,
-        )
-        _plots._save(
-            history_figure({config.loss.name: history}, "training loss (per step and epoch mean)"),
-            run_dir / "training.png",
-            config.plot.dpi,
-        )
+        with _plots.guard():
+            title = (
+                f"Burgers u(0) -> u({d.t1:g}), nu={d.nu:g}: FNO width {m.width}, {m.modes} modes, "
+                f"depth {m.depth}; {d.num_train} training pairs at {n_train_pts} points"
+            )
+            _plots._save(
+                _burgers_figure(xt[:k, 0], yt[:k, 0], pred[:, 0], per_res[n_train_pts][:k], title),
+                run_dir / "predictions.png",
+                config.plot.dpi,
+            )
+            _plots._save(
+                history_figure(
+                    {config.loss.name: history}, "training loss (per step and epoch mean)"
+                ),
+                run_dir / "training.png",
+                config.plot.dpi,
+            )
     return metrics
 
 

@@ -179,25 +179,26 @@ def run(config, run_dir: Path) -> dict:
         **{f"prediction_{n}": p for n, p in sample_preds.items()},
     )
     if config.plot.enabled:
-        heading = (
-            f"Kuramoto-Sivashinsky L={d.length:g}: FNO stepper (width {m.width}, {m.modes} modes,"
-            f" depth {m.depth}), step {d.step:g}, {k}-step training"
-        )
-        _plots._save(
-            _ks_error_figure(times, curves, config.evaluation.error_threshold, heading),
-            run_dir / "rollout_error.png",
-            config.plot.dpi,
-        )
-        _plots._save(
-            _ks_hovmoller(times, test[0, 1:, 0], sample_preds, d.length, heading),
-            run_dir / "rollout.png",
-            config.plot.dpi,
-        )
-        _plots._save(
-            history_figure(histories, "training loss (different losses: different scales)"),
-            run_dir / "training.png",
-            config.plot.dpi,
-        )
+        with _plots.guard():
+            heading = (
+                f"Kuramoto-Sivashinsky L={d.length:g}: FNO stepper (width {m.width}, "
+                f"{m.modes} modes, depth {m.depth}), step {d.step:g}, {k}-step training"
+            )
+            _plots._save(
+                _ks_error_figure(times, curves, config.evaluation.error_threshold, heading),
+                run_dir / "rollout_error.png",
+                config.plot.dpi,
+            )
+            _plots._save(
+                _ks_hovmoller(times, test[0, 1:, 0], sample_preds, d.length, heading),
+                run_dir / "rollout.png",
+                config.plot.dpi,
+            )
+            _plots._save(
+                history_figure(histories, "training loss (different losses: different scales)"),
+                run_dir / "training.png",
+                config.plot.dpi,
+            )
     return metrics
 
 

@@ -166,20 +166,21 @@ def run(config, run_dir: Path) -> dict:
         ensemble=ens[:64],
     )
     if config.plot.enabled:
-        heading = (
-            f"Lorenz-96 n={d.n}, F={d.forcing:g}: lead {d.lead:g} from noisy input (std "
-            f"{d.obs_noise:g}); trained with {lc.kind} CRPS, {lc.ensemble_size} members"
-        )
-        _plots._save(
-            _spread_skill_figure(ens_mean, var, y_test, mm, ev.bins, heading, metrics),
-            run_dir / "spread_skill.png",
-            config.plot.dpi,
-        )
-        _plots._save(
-            history_figure({f"{lc.kind} CRPS": history}, "training loss"),
-            run_dir / "training.png",
-            config.plot.dpi,
-        )
+        with _plots.guard():
+            heading = (
+                f"Lorenz-96 n={d.n}, F={d.forcing:g}: lead {d.lead:g} from noisy input (std "
+                f"{d.obs_noise:g}); trained with {lc.kind} CRPS, {lc.ensemble_size} members"
+            )
+            _plots._save(
+                _spread_skill_figure(ens_mean, var, y_test, mm, ev.bins, heading, metrics),
+                run_dir / "spread_skill.png",
+                config.plot.dpi,
+            )
+            _plots._save(
+                history_figure({f"{lc.kind} CRPS": history}, "training loss"),
+                run_dir / "training.png",
+                config.plot.dpi,
+            )
     return metrics
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import numpy as np
 import optax
@@ -47,6 +48,9 @@ class TrainingSection:
     clip_norm: float | None = option(None, gt=0.0, help="clip gradients to this global norm")
     ema: float | None = option(None, gt=0.0, lt=1.0, help="EMA decay of the weights")
     checkpoint: bool = option(False, help="checkpoint in the run folder (resumable)")
+    save_model: bool = option(
+        True, help="save the trained model as model.eqx (eqx.tree_serialise_leaves)"
+    )
     seed: int = option(2, ge=0, help="PRNG seed of the data order and loss noise")
 
 
@@ -109,6 +113,16 @@ def fit(t: TrainingSection, model, loss, train_data, run_dir: Path, tag: str = "
         progress=True,
     )
     wall = time.perf_counter() - start
+    if t.save_model:
+        path = run_dir / f"model{tag}.eqx"
+        tmp = path.with_name(f".{path.name}.tmp")
+        eqx.tree_serialise_leaves(tmp, model)
+        tmp.replace(path)
+        logger.info(
+            "saved the trained model to %s (load: eqx.tree_deserialise_leaves(path, like), "
+            "`like` the model built from config.yaml)",
+            path,
+        )
     logger.info(
         "trained%s: %d steps, final train loss %.4g; %.1f s (%.1f s compile, %.0f steps/s)",
         f" [{tag.strip('_')}]" if tag else "",

@@ -51,6 +51,20 @@ def test_ensemble_size_below_two():
         )
 
 
+def test_burn_in_must_leave_cycles_to_score(own_checks):
+    """A burn-in of the whole run used to give rmse_a_mean = 0 and diverged = False."""
+    o = F.IndexObservation(4)
+    kwargs = dict(n_cycles=3, dt=0.5, ensemble_size=4)
+    with pytest.raises(ValueError, match=r"`burn_in` must be less than the run length .* = 1.5"):
+        F.assimilate(
+            jax.random.key(0), lambda x, a, b: x, o, F.ETKF(), jnp.ones(4), burn_in=1.5, **kwargs
+        )
+    res = F.assimilate(
+        jax.random.key(0), lambda x, a, b: x, o, F.ETKF(), jnp.ones(4), burn_in=1.0, **kwargs
+    )
+    assert np.isfinite(res.rmse_a_mean)  # the last cycle (t = 1.5) is scored
+
+
 def test_nan_observations():
     o = F.IndexObservation(4)
     ens = jax.random.normal(jax.random.key(0), (5, 4))

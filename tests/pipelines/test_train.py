@@ -92,6 +92,8 @@ def test_ks_rollout_compares_losses(tmp_path):
     assert arrays["error_mse"].shape == arrays["error_h-1-semi"].shape == (6,)
     for name in ("rollout_error.png", "rollout.png", "training.png"):
         assert (run_dir / name).is_file(), name
+    for tag in ("mse", "h-1-semi"):  # one saved model per compared loss
+        assert (run_dir / f"model_{tag}.eqx").stat().st_size > 0, tag
 
 
 @pytest.mark.slow
@@ -117,6 +119,11 @@ def test_l96_crps_forecaster_runs(tmp_path):
         assert np.isfinite(metrics[key]) and metrics[key] > 0, key
     assert np.load(run_dir / "forecasts.npz")["ensemble"].shape == (40, 8, 40)
     assert (run_dir / "spread_skill.png").is_file()
+    # The trained model is saved by default, and the log says where.
+    assert (run_dir / "model.eqx").stat().st_size > 0
+    assert (
+        f"saved the trained model to {run_dir / 'model.eqx'}" in (run_dir / "run.log").read_text()
+    )
 
 
 @pytest.mark.parametrize(
