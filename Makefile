@@ -24,7 +24,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 
 ## run: install jaxsci and run the default pipeline (configs/quickstart.yaml)
 run: $(VENV)/.installed
-	$(BIN)/jaxsci run configs/quickstart.yaml --out runs/quickstart
+	$(BIN)/jaxsci run configs/quickstart.yaml --out runs/quickstart --overwrite
 
 ## test: install jaxsci[dev]; ruff, pyright (basic) and the fast tier of the test suite (every
 ## test not marked `slow`) under the jaxtyping import hook (beartype; see addopts in
