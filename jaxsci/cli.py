@@ -10,7 +10,11 @@ the full dotted key and what was expected) or an unusable run folder, 130 interr
 """
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -113,6 +117,7 @@ def _list(args) -> int:
 
 def _run(args) -> int:
     from .pipelines import load_config, metrics_table, resolved_dict, run_config
+    from .pipelines._runner import interrupts_ignored
 
     if args.dry_run:
         pipeline, config = load_config(args.config, args.overrides)
@@ -126,8 +131,9 @@ def _run(args) -> int:
         overwrite=args.overwrite,
         resume=args.resume,
     )
-    print(metrics_table(metrics))
-    print(f"results in {run_dir}/")
+    with interrupts_ignored():  # the run is complete; a late Ctrl-C changes nothing
+        print(metrics_table(metrics))
+        print(f"results in {run_dir}/")
     return 0
 
 
@@ -167,5 +173,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def console_main() -> None:
+    """The console script: `main()`, then exit with its code. After an interrupt (130) the
+    process ends at once once its output and logs are flushed (`os._exit`): finalising the
+    interpreter while XLA may still be compiling or running on other threads could crash
+    (a segmentation fault at exit instead of 130)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # before main's own handler (e.g. while importing)
+        print("jaxsci: interrupted", file=sys.stderr)
+        code = 130
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the outcome is decided
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -6,7 +6,9 @@ import json
 import logging
 import math
 import shutil
+import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,21 @@ class RunFolderError(Exception):
     """The run folder (`--out`) cannot be used as asked: it exists without `--overwrite` or
     `--resume`, it is not a jaxsci run folder, or it holds another config than the resumed
     run."""
+
+
+@contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C (SIGINT) inside the block (main thread only; elsewhere a no-op): for
+    the last steps of a run that has finished, so that a late interrupt cannot leave a
+    complete run half written or reported as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -293,9 +310,10 @@ def run_config(
         except Exception:
             log.exception("run failed; the config is in %s", run_dir / "config.yaml")
             raise
-        _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
-        _write_atomic(run_dir / COMPLETE, datetime.datetime.now().isoformat() + "\n")
+        with interrupts_ignored():  # the run has finished: write it out whole
+            _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
+            _write_atomic(run_dir / COMPLETE, datetime.datetime.now().isoformat() + "\n")
     return run_dir, metrics
 
 
