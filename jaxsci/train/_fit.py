@@ -10,9 +10,9 @@ on the same inputs and reproduces the uninterrupted run bit for bit.
 """
 
 import functools
-import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +28,17 @@ from tqdm.auto import tqdm
 from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
 from .._sharding import batch_size as _batch_size
-from ._checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from ._checkpoint import (
+    UNREADABLE_NAME,
+    checkpoint_path,
+    has_checkpoint,
+    read_checkpoint,
+    restore_state,
+    save_checkpoint,
+    shorten,
+    structure_difference,
+    structure_record,
+)
 from ._step import (
     DATA,
     VAL,
@@ -221,11 +231,17 @@ def fit(
         early_stopping: patience: stop after this many evaluations (epoch ends) without a
             validation loss below the best by more than `min_delta`; needs `val_data`. With
             `restore_best` the returned model is the best one.
-        checkpoint_dir: write `checkpoint.npz` there (atomically) at every epoch end and
-            every `checkpoint_every` steps; if it already holds a checkpoint of this run
-            (same key, data size and batch size) training resumes from it, and the result
-            is bit-for-bit that of an uninterrupted run. Asking for more steps than a
-            finished checkpoint has continues that run.
+        checkpoint_dir: write `checkpoint.npz` there at every epoch end and every
+            `checkpoint_every` steps: each one is verified by reading it back before it
+            replaces the current one, which is kept as `checkpoint.prev.npz` (see
+            `save_checkpoint`). If the folder already holds a checkpoint of this run (same
+            key, data size, batch size and options, model architecture and optimizer state
+            structure; another is a ValueError naming both) training resumes from it, and
+            the result is bit-for-bit that of an uninterrupted run. An unreadable (empty,
+            truncated, corrupt) `checkpoint.npz` is logged as an error, moved aside to
+            `checkpoint.npz.unreadable`, and the run resumes from `checkpoint.prev.npz`;
+            if neither can be read, a ValueError names both.
+            Asking for more steps than a finished checkpoint has continues that run.
         progress: show a tqdm progress bar.
         throw: raise if the loss becomes non-finite; otherwise stop and report it in
             `history["stopped"]`.
@@ -323,6 +339,12 @@ def fit(
             "clip_norm": clip_norm is not None,
             "early_stopping": early_stopping is not None,
         },
+        # What the checkpointed arrays belong to: a resume under another architecture or
+        # optimizer is refused (their arrays may even fit the other structure by chance).
+        "parts": {
+            "model": structure_record(_saved_arrays(state.model)),
+            "optimizer": structure_record(_saved_arrays(state.opt_state)),
+        },
         "best_val": math.inf,
         "best_step": -1,
         "bad_evals": 0,
@@ -334,7 +356,7 @@ def fit(
     evals: dict[str, list] = {
         name: [] for name in ("eval_step", "epoch", "train_loss", "val_loss", "wall_seconds")
     }
-    if checkpoint_dir is not None and checkpoint_path(checkpoint_dir).is_file():
+    if checkpoint_dir is not None and has_checkpoint(checkpoint_dir):
         (state, best), saved, meta = _resume(checkpoint_dir, (state, best), meta)
         for name in hist:
             hist[name] = list(saved.get(name, []))
@@ -446,11 +468,44 @@ def _saved_arrays(tree: PyTree) -> PyTree:
     return eqx.filter(tree, lambda a: eqx.is_array(a) and not _is_key(a))
 
 
+_PART_WORDS = {
+    # part: (what the checkpoint was written with, the argument, what it gives)
+    "model": (
+        "written for a {types} model with {n} arrays",
+        "model",
+        "is a {types} with {n} arrays",
+    ),
+    "optimizer": (
+        "written with the optimizer state {types} ({n} arrays)",
+        "optimizer",
+        "has the state {types} ({n} arrays)",
+    ),
+}
+
+
+def _check_part(path: Path, part: str, saved: dict, wanted: dict) -> None:
+    difference = structure_difference(saved, wanted)
+    if difference is None:
+        return
+    held, arg, given = _PART_WORDS[part]
+
+    def words(template, record):
+        return template.format(types=shorten(record["types"], 300), n=len(record["arrays"]))
+
+    raise ValueError(
+        f"the checkpoint {path} was {words(held, saved)}, but this call's "
+        f"`{arg}` {words(given, wanted)} (first difference: {shorten(difference)}). Resume "
+        f"with the {part} the checkpoint was written with, or use a new `checkpoint_dir`."
+    )
+
+
 def _resume(directory, like, meta):
-    """Load the checkpoint in `directory` after checking that it belongs to this run; the
-    state `like` gives the structure, and the parts a checkpoint does not hold."""
-    with np.load(checkpoint_path(directory)) as raw:
-        saved_meta = json.loads(str(raw["meta"]))
+    """Load the checkpoint in `directory` (or its fallback, the previous one) after checking
+    that it belongs to this run: the same key, data size, batch size and options, model
+    architecture and optimizer. The state `like` gives the structure, and the parts a
+    checkpoint does not hold."""
+    ckpt = read_checkpoint(directory)
+    saved_meta = ckpt.meta
     for name in ("key", "num_examples", "batch_size", "state_options"):
         if saved_meta.get(name) != meta[name]:
             arg = {"num_examples": "data", "state_options": "ema/clip_norm/early_stopping"}.get(
@@ -461,6 +516,21 @@ def _resume(directory, like, meta):
                 f"{name} is {saved_meta.get(name)!r}, this call's `{arg}` gives "
                 f"{meta[name]!r}. Use a new folder, or the same arguments to resume."
             )
-    arrays, saved, saved_meta = load_checkpoint(directory, _saved_arrays(like))
+    saved_parts = saved_meta.get("parts")
+    if saved_parts is None:
+        logger.warning(
+            "%s predates structure records: its model and optimizer are not checked", ckpt.path
+        )
+    else:
+        for part in ("model", "optimizer"):
+            _check_part(ckpt.path, part, saved_parts[part], meta["parts"][part])
+    arrays = restore_state(ckpt, _saved_arrays(like))
     state = eqx.combine(arrays, like)
-    return state, saved, {**meta, **{k: saved_meta[k] for k in meta if k in saved_meta}}
+    current = checkpoint_path(directory)
+    if ckpt.path != current and current.is_file():
+        # The current file is unreadable: moved aside (kept for inspection), the next save
+        # keeps the checkpoint resumed from as the previous one instead of this file.
+        aside = current.with_name(UNREADABLE_NAME)
+        os.replace(current, aside)
+        logger.warning("moved the unreadable %s to %s", current, aside)
+    return state, ckpt.history, {**meta, **{k: saved_meta[k] for k in meta if k in saved_meta}}
