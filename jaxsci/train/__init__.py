@@ -1,6 +1,7 @@
 """Training: the pure step (`TrainState`, `train_init`, `train_step` with its `TrainInfo`),
 `fit` (a minibatch driver over it with validation, EMA, clipping, early stopping and atomic,
-bit-for-bit resumable checkpoints) and `evaluate`."""
+verified, bit-for-bit resumable checkpoints that keep the previous one as a fallback and
+refuse another optimizer or architecture) and `evaluate`."""
 
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
 from ._fit import evaluate as evaluate, fit as fit
