@@ -2,7 +2,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_positive
+from .._checks import check_finite, check_positive
 from .._custom_types import Array, Float, PyTree, ScalarLike, SpectralState, State
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
@@ -54,6 +54,8 @@ class KuramotoSivashinsky(AbstractSemilinear):
 
     def __check_init__(self):
         check_positive("nu", self.nu)
+        for name in ("alpha", "lam", "dispersion", "growth"):
+            check_finite(name, getattr(self, name))
 
     @property
     def grid(self) -> PeriodicGrid:

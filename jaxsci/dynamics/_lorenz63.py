@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_positive
+from .._checks import check_finite, check_positive
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 
@@ -30,6 +30,7 @@ class Lorenz63(AbstractDynamics):
 
     def __check_init__(self):
         check_positive("sigma", self.sigma)
+        check_finite("rho", self.rho)
         check_positive("beta", self.beta)
 
     @property

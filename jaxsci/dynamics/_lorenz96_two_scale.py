@@ -2,7 +2,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_int
+from .._checks import check_finite, check_int
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 from ._lorenz96 import cyclic_shifts
@@ -40,6 +40,10 @@ class Lorenz96TwoScale(AbstractDynamics):
         self.coupling = jnp.asarray(coupling, dtype=float)
         self.time_scale = jnp.asarray(time_scale, dtype=float)
         self.amplitude_scale = jnp.asarray(amplitude_scale, dtype=float)
+
+    def __check_init__(self):
+        for name in ("forcing", "coupling", "time_scale", "amplitude_scale"):
+            check_finite(name, getattr(self, name))
 
     @property
     def state_shape(self) -> tuple[int, ...]:

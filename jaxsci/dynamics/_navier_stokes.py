@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Real
 
-from .._checks import check_int, check_positive
+from .._checks import check_finite, check_int, check_positive
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
@@ -51,6 +51,7 @@ class NavierStokes2D(AbstractSemilinear):
     def __check_init__(self):
         check_positive("nu", self.nu)
         check_positive("drag", self.drag, allow_zero=True)
+        check_finite("forcing_amplitude", self.forcing_amplitude)
 
     @property
     def grid(self) -> PeriodicGrid:

@@ -1,0 +1,50 @@
+"""Non-finite physical parameters are a ValueError naming the argument at construction."""
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxsci.dynamics as dyn
+
+# (model, parameter) pairs: every array parameter of every model; the positivity checks of
+# the viscosities and rates also refuse NaN and inf.
+PARAMETERS = [
+    (dyn.Lorenz63, "sigma"),
+    (dyn.Lorenz63, "rho"),
+    (dyn.Lorenz63, "beta"),
+    (dyn.Lorenz96, "forcing"),
+    (dyn.Lorenz96TwoScale, "forcing"),
+    (dyn.Lorenz96TwoScale, "coupling"),
+    (dyn.Lorenz96TwoScale, "time_scale"),
+    (dyn.Lorenz96TwoScale, "amplitude_scale"),
+    (dyn.KuramotoSivashinsky, "nu"),
+    (dyn.KuramotoSivashinsky, "alpha"),
+    (dyn.KuramotoSivashinsky, "lam"),
+    (dyn.KuramotoSivashinsky, "dispersion"),
+    (dyn.KuramotoSivashinsky, "growth"),
+    (dyn.Burgers, "nu"),
+    (dyn.NavierStokes2D, "nu"),
+    (dyn.NavierStokes2D, "drag"),
+    (dyn.NavierStokes2D, "forcing_amplitude"),
+    (dyn.LotkaVolterra, "alpha"),
+    (dyn.SIR, "population"),
+]
+
+
+@pytest.mark.parametrize("cls,name", PARAMETERS, ids=lambda p: getattr(p, "__name__", p))
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_parameter_is_named(cls, name, bad):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        cls(**{name: bad})
+
+
+def test_non_finite_noise_scale_is_named():
+    with pytest.raises(ValueError, match="`sigma`"):
+        dyn.AdditiveNoise(dyn.Lorenz63(), jnp.array([0.1, np.nan, 0.1]))
+
+
+def test_traced_parameters_are_not_checked():
+    """A vmapped sweep builds the model from traced values: the check lets them through."""
+    models = eqx.filter_vmap(lambda f: dyn.Lorenz96(n=8, forcing=f))(jnp.array([6.0, 8.0]))
+    np.testing.assert_allclose(np.asarray(models.forcing), [6.0, 8.0])
