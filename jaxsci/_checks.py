@@ -29,6 +29,7 @@ __all__ = [
     "check_probability",
     "check_range",
     "check_shape",
+    "check_start_time",
     "concrete",
     "finite_float",
     "is_concrete",
@@ -145,6 +146,29 @@ def check_shape(name: str, x: Any, expected: Sequence[int | None], what: str | N
     if not ok:
         want = what or "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
         raise ValueError(f"`{name}` has shape {shape}, expected {want}.")
+
+
+def check_start_time(name: str, t0: Any, ts: Any, *, saves_at_ts: bool = True) -> None:
+    """Raise a ValueError naming `name` unless the start time `t0` is finite and no later
+    than the first save time `ts[0]` (with `saves_at_ts=False`, when `ts` only sets the time
+    span, than `ts[-1]`): a solve runs forward from t0 and saves at times in [t0, t1].
+    Traced values pass."""
+    check_finite(name, t0)
+    start, times = concrete(t0), concrete(ts)
+    if start is None or times is None or times.size == 0:
+        return
+    if saves_at_ts and start > times[0]:
+        got = times.tolist() if times.size <= 8 else f"{times.size} times from {times[0]}"
+        raise ValueError(
+            f"`{name}` = {float(start)} is after the first save time ts[0] = {times[0]} "
+            f"(ts = {got}): the save times must lie in [{name}, ts[-1]]; pass {name} <= "
+            "ts[0] or leave out the earlier save times."
+        )
+    if start > times[-1]:
+        raise ValueError(
+            f"`{name}` = {float(start)} is after the end of the time span ts[-1] = "
+            f"{times[-1]}: the solve runs forward from {name} to ts[-1]."
+        )
 
 
 def check_ndim(name: str, x: Any, ndim: int, what: str | None = None) -> None:

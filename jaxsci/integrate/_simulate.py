@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
-from .._checks import check_finite, check_positive, concrete, is_concrete
+from .._checks import check_finite, check_positive, check_start_time, concrete, is_concrete
 from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key, PyTree
 from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
 from ._etdrk import ETDRK4, AbstractETDRK, _same_step
@@ -191,6 +191,7 @@ def simulate(
         dynamics: the model.
         y0: initial state of shape `dynamics.state_shape`.
         ts: strictly increasing save times.
+        t0: the initial time, no later than `ts[0]` (with a custom `saveat`, `ts[-1]`).
         solver, dt0, adjoint, stepsize_controller, max_steps, progress_meter: as diffrax.
         saveat: a `diffrax.SaveAt` to use instead of `SaveAt(ts=ts)` (e.g. `SaveAt(t1=True)`
             for the final state only, or `SaveAt(steps=True)` for every step; the
@@ -214,6 +215,8 @@ def simulate(
     ts = _check_ts(ts)
     if t0 is None:
         t0 = ts[0]
+    else:
+        check_start_time("t0", t0, ts, saves_at_ts=saveat is None)
     t_end = ts[-1]
     solver = default_solver(dynamics) if solver is None else solver
     if dt0 is not None:

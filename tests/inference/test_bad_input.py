@@ -126,6 +126,9 @@ def test_solve_ode_arguments():
         inference.solve_ode(model, jnp.ones(2), jnp.arange(1.0, 4.0), max_steps=0)
     with pytest.raises(TypeError, match="dynamics"):
         inference.solve_ode(lambda t, y: y, jnp.ones(2), jnp.arange(1.0, 4.0))
+    # (was diffrax's runtime error "saveat.ts must lie between t0 and t1")
+    with pytest.raises(ValueError, match=r"`t0` = 2.0 is after the first save time"):
+        inference.solve_ode(model, jnp.ones(2), jnp.arange(1.0, 4.0), t0=2.0)
 
 
 def test_sampler_settings():

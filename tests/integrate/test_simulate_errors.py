@@ -1,5 +1,6 @@
 """Bad input gives a clear error naming the argument; failures are never a silent NaN."""
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +34,32 @@ def test_negative_viscosity_names_nu():
 def test_bad_save_times_name_ts(ts):
     with pytest.raises(ValueError, match="`ts`"):
         simulate(Lorenz63(), Lorenz63().default_initial_state(), jnp.asarray(ts))
+
+
+@pytest.mark.parametrize("kw", [{}, dict(solver=RK4(), dt0=0.01)], ids=["adaptive", "fixed"])
+def test_t0_after_the_save_times_names_t0(kw):
+    """Was diffrax's "saveat.ts must lie between t0 and t1" runtime error (adaptive) or an
+    IndexError from the fixed-step grid."""
+    y0 = Lorenz63().default_initial_state()
+    with pytest.raises(ValueError, match=r"`t0` = 2.0 is after the first save time ts\[0\]"):
+        simulate(Lorenz63(), y0, TS, t0=2.0, **kw)
+    with pytest.raises(ValueError, match=r"`t0` = 0.5 is after.*ts = \[0.0, 0.25"):
+        simulate(Lorenz63(), y0, TS, t0=0.5, **kw)
+    with pytest.raises(ValueError, match="`t0`.*non-finite"):
+        simulate(Lorenz63(), y0, TS, t0=np.nan, **kw)
+    np.testing.assert_allclose(
+        np.asarray(simulate(Lorenz63(), y0, TS[2:], t0=0.0, **kw).ys[0]),
+        np.asarray(simulate(Lorenz63(), y0, TS, **kw).ys[2]),
+        rtol=1e-4,
+    )
+
+
+def test_t0_after_the_end_of_the_span_names_t0():
+    """With SaveAt(t1=True) a t0 after ts[-1] integrated backwards (Lorenz-96 then hit
+    max_steps, "increase `dt0`") instead of naming t0."""
+    model = Lorenz96(n=8)
+    with pytest.raises(ValueError, match=r"`t0` = 50.0 is after the end.*ts\[-1\] = 1.0"):
+        simulate(model, model.default_initial_state(), TS, t0=50.0, saveat=diffrax.SaveAt(t1=True))
 
 
 def test_bad_dt0_names_dt0():
