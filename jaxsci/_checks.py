@@ -9,9 +9,10 @@ that must hold under tracing).
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "check_finite",
     "check_int",
     "check_key",
+    "check_maps_to_own_shape",
     "check_ndim",
     "check_pair",
     "check_positive",
@@ -168,6 +170,37 @@ def check_start_time(name: str, t0: Any, ts: Any, *, saves_at_ts: bool = True) -
         raise ValueError(
             f"`{name}` = {float(start)} is after the end of the time span ts[-1] = "
             f"{times[-1]}: the solve runs forward from {name} to ts[-1]."
+        )
+
+
+def check_maps_to_own_shape(
+    name: str, fn: Callable, t: Any, x: Any, owner: str = "the model", hint: str = ""
+) -> None:
+    """Raise a ValueError naming `name` unless `fn(t, x)` applies to an input of `x`'s shape
+    and dtype and returns that shape, as a denoiser or a vector field must.
+
+    `fn` is traced abstractly (`eqx.filter_eval_shape`: nothing is computed, traced `x`
+    work). Such a model returns an array shaped like its input, so the shape it returns is
+    the event shape it expects, and the message says so; `hint` adds where the shape comes
+    from or what to do (e.g. "one example: vmap over examples outside").
+    """
+    shape = tuple(jnp.shape(x))
+    x_struct = jax.ShapeDtypeStruct(shape, jnp.result_type(x))
+    t_struct = jax.ShapeDtypeStruct(tuple(jnp.shape(t)), jnp.result_type(t))
+    tail = f" ({hint})" if hint else ""
+    try:
+        out = eqx.filter_eval_shape(fn, t_struct, x_struct)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{owner} cannot be applied to `{name}` of shape {shape}: `{name}` must have the "
+            f"shape of one example the model was built for{tail}. The model raised: {err}"
+        ) from err
+    got = tuple(out.shape) if isinstance(out, jax.ShapeDtypeStruct) else type(out).__name__
+    if got != shape:
+        raise ValueError(
+            f"{owner} returned shape {got} for `{name}` of shape {shape}, but it must return "
+            f"its input's shape: `{name}` must have the model's event shape, expected {got}, "
+            f"the shape the model returns{tail}."
         )
 
 

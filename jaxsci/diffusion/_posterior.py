@@ -50,6 +50,7 @@ from .._checks import (
     check_finite,
     check_int,
     check_key,
+    check_maps_to_own_shape,
     check_positive,
     check_probability,
     check_range,
@@ -171,13 +172,17 @@ class DPS(AbstractSampler):
     def init(
         self, denoiser: Denoiser, ts: Float[Array, " n1"], x_T: Float[Array, " d"]
     ) -> SamplerState:
+        self.check_x_T(x_T)
+        return initial_state(denoiser.schedule, ts, x_T)
+
+    def check_x_T(self, x_T: Float[Array, " d"]) -> None:
+        """`x_T` must be one state of the observation's dimension, (d,)."""
         self.observation.check_state(x_T, "x_T")
         if jnp.ndim(x_T) != 1:
             raise ValueError(
                 f"DPS acts on one example: `x_T` must have shape ({self.observation.state_dim},), "
                 f"got {jnp.shape(x_T)} (vmap over examples outside)."
             )
-        return initial_state(denoiser.schedule, ts, x_T)
 
     def step(
         self, key: Key | None, state: SamplerState, denoiser: Denoiser
@@ -546,12 +551,18 @@ def smc_sample(
             key_init, (num_particles, dim), smc.y.dtype
         )
     x_T = jnp.asarray(x_T)
+    where = f"d = {dim} is the state dimension of `smc.observation`"
     if x_T.shape != (num_particles, dim):
         raise ValueError(
-            f"`x_T` must have shape (num_particles, d) = ({num_particles}, {dim}), got {x_T.shape}."
+            f"`x_T` must have shape (num_particles, d) = ({num_particles}, {dim}), got "
+            f"{x_T.shape} ({where})."
         )
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise TypeError(f"`x_T` must be a floating array, got dtype {x_T.dtype}.")
+    check_finite("x_T", x_T)
+    check_maps_to_own_shape(
+        "x_T[i]", denoiser.model, ts[0].astype(x_T.dtype), x_T[0], hint=f"one particle; {where}"
+    )
     ts = ts.astype(x_T.dtype)
     keys = jax.random.split(key_steps, ts.shape[0] - 1)
     result = _run_smc(smc, denoiser, ts, x_T, keys, throw)

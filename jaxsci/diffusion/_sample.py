@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Real, Shaped
 
+from .._checks import check_finite, check_maps_to_own_shape
 from .._custom_types import Array, ArrayLike, Float, Int, Key, PyTree
 from ._base import AbstractSchedule
 from ._grids import check_grid
@@ -94,6 +95,11 @@ def sample(
     if not jnp.issubdtype(x_T.dtype, jnp.floating):
         raise TypeError(f"`x_T` must be a floating array, got dtype {x_T.dtype}.")
     ts = ts.astype(x_T.dtype)
+    sampler.check_x_T(x_T)
+    check_finite("x_T", x_T)
+    check_maps_to_own_shape(
+        "x_T", denoiser.model, ts[0], x_T, hint="one example: vmap over examples outside"
+    )
     if key is None:
         if sampler.stochastic:
             raise ValueError(f"{type(sampler).__name__} is stochastic: pass `key`.")

@@ -171,6 +171,10 @@ class AbstractSampler(eqx.Module):
         """The fewest grid steps this sampler accepts."""
         return self.order if self.multistep else 1
 
+    def check_x_T(self, x_T: Float[Array, "*shape"]) -> None:
+        """Raise a ValueError naming `x_T` when this sampler cannot start from it (default:
+        any shape; `sample` checks it against the model)."""
+
     def check_steps(self, n_steps: int) -> None:
         """Raise a ValueError when a grid of `n_steps` steps is too short for this sampler."""
         need = self.min_steps()

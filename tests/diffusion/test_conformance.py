@@ -213,5 +213,5 @@ def test_bad_shapes_rejected_by_name(name):
     if name == "dps":  # DPS acts on x in R^d; the others on one example of any shape
         with pytest.raises(ValueError, match=r"`x_T` has shape \(3,\).*dimension 2"):
             jd.sample(sampler, MODEL32, SCHEDULE, grid, np.zeros(3, np.float32), key=key)
-    with pytest.raises(ValueError, match=r"model returned shape \(3,\) for x of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"model returned shape \(3,\) for `x_T` of shape \(2,\)"):
         jd.sample(sampler, lambda t, x: jnp.zeros(3), SCHEDULE, grid, x_T, key=key)

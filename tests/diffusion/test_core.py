@@ -166,3 +166,25 @@ def test_bad_grids_and_nfe():
         jd.sample(jd.EulerMaruyama(), model, sch, jd.time_grid(sch, 3), jnp.ones(2))
     with pytest.raises(ValueError, match="order"):
         jd.DPMSolver(order=4)
+
+
+def test_x_T_is_checked_against_the_model(own_checks):
+    """A non-finite x_T was a silent NaN sample; a model of another event shape failed with
+    a broadcasting TypeError or "the model returned shape ... for x", naming neither x_T nor
+    the shape it should have."""
+    sch = jd.VPLinear()
+    grid = jd.time_grid(sch, 3)
+    with pytest.raises(ValueError, match="`x_T` contains non-finite"):
+        jd.sample(jd.DDIM(), lambda t, x: x, sch, grid, jnp.array([0.0, jnp.nan]))
+    with pytest.raises(
+        ValueError,
+        match=r"returned shape \(3,\) for `x_T` of shape \(2,\).*"
+        r"expected \(3,\)",
+    ):
+        jd.sample(jd.DDIM(), lambda t, x: jnp.zeros(3), sch, grid, jnp.ones(2))
+    model3 = jd.GaussianMixture([1.0], [[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]]).eps_model(sch)
+    with pytest.raises(ValueError, match=r"cannot be applied to `x_T` of shape \(2,\)"):
+        jd.sample(jd.DDIM(), model3, sch, grid, jnp.ones(2))
+    # traced x_T (vmap over examples) still samples
+    out = jax.vmap(lambda x: jd.sample(jd.DDIM(), model3, sch, grid, x).x)(jnp.ones((2, 3)))
+    assert out.shape == (2, 3)

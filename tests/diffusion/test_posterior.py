@@ -389,6 +389,14 @@ def test_bad_inputs_name_the_argument():
         jd.smc_sample(tds, model, sch, grid, 4, key=jax.random.key(0), x_T=jnp.zeros((4, 3)))
     with pytest.raises(ValueError, match="`grid` must be strictly decreasing"):
         jd.smc_sample(tds, model, sch, grid[::-1], 4, key=jax.random.key(0))
+    # (were a NaN result and a broadcasting TypeError)
+    with pytest.raises(ValueError, match="`x_T` contains non-finite"):
+        jd.smc_sample(tds, model, sch, grid, 4, key=jax.random.key(0), x_T=jnp.full((4, 2), np.nan))
+    model3 = jd.GaussianMixture([1.0], [[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]]).eps_model(sch)
+    with pytest.raises(ValueError, match=r"`x_T\[i\]` of shape \(2,\).*d = 2 is the state dim"):
+        jd.smc_sample(tds, model3, sch, grid, 4, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`x_T` contains non-finite"):
+        jd.sample(jd.DPS(obs, y), model, sch, grid, jnp.array([1.0, np.inf]), key=jax.random.key(0))
     with pytest.raises(ValueError, match="`x_T` has shape \\(3,\\).*dimension 2"):
         jd.sample(jd.DPS(obs, y), model, sch, grid, jnp.zeros(3), key=jax.random.key(0))
     prior3 = jd.GaussianMixture([1.0], [[0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0]])

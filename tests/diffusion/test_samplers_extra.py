@@ -534,7 +534,7 @@ def test_bad_input_messages():
         jd.sample(jd.DDIM(), model, sch, grid, jnp.ones(2, dtype=jnp.int32))
     with pytest.raises(TypeError, match=named("schedule")):
         jd.Denoiser(model, "vp_linear")
-    with pytest.raises(ValueError, match=r"returned shape \(3,\) for x of shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"returned shape \(3,\) for `x_T` of shape \(2,\)"):
         jd.sample(jd.DDIM(), lambda t, x: jnp.ones(3), sch, grid, jnp.ones(2))
     with pytest.raises(ValueError, match="beta_min"):
         jd.VPLinear(beta_min=-0.1)
