@@ -12,12 +12,12 @@ Pairs (jaxsci <-> diffusers 0.42.1, CPU torch 2.13.0):
   dpmpp_3m   DPMSolverPPMultistep(3)      ... solver_order=3
   deis_2     DEIS(order=2)                DEISMultistepScheduler(solver_order=2)
   deis_3     DEIS(order=3)                DEISMultistepScheduler(solver_order=3)
-  unipc_2    UniPC(order=2, variant="bh2") UniPCMultistepScheduler(solver_order=2, bh2)
-  unipc_3    UniPC(order=3, variant="bh2") UniPCMultistepScheduler(solver_order=3, bh2)
+  unipc_2    UniPC(order=2, variant=unipc_bh2) UniPCMultistepScheduler(solver_order=2, bh2)
+  unipc_3    UniPC(order=3, variant=unipc_bh2) UniPCMultistepScheduler(solver_order=3, bh2)
 (jaxsci's `order` is diffusers' `solver_order`: DEIS of order k interpolates k model outputs
 (tAB k-1); both use Lagrange polynomials in log(sigma/alpha) = -lambda. Results files
 written before this naming call these two DEIS pairs deis_1 and deis_2.)
-jaxsci samplers run with their defaults (lower_order_final=True, warmup="lower_order").
+jaxsci samplers run with their defaults (lower_order_final=True, warmup=LowerOrderWarmup()).
 
 One discrete-time schedule on both sides. diffusers' DDPM schedule: 1000 training steps,
 `beta_schedule="linear"` (betas 1e-4 .. 0.02), alphas_cumprod abar_n (its float32 values,
@@ -64,6 +64,7 @@ average printed at the start and the end.
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -130,29 +131,31 @@ PAIRS = {
         lambda: DEISMultistepScheduler(**COMMON, solver_order=3),
     ),
     "unipc_2": (
-        lambda: jd.UniPC(order=2, variant="bh2"),
+        lambda: jd.UniPC(order=2, variant=jd.unipc_bh2),
         lambda: UniPCMultistepScheduler(
             **COMMON, solver_order=2, solver_type="bh2", final_sigmas_type="sigma_min"
         ),
     ),
     "unipc_3": (
-        lambda: jd.UniPC(order=3, variant="bh2"),
+        lambda: jd.UniPC(order=3, variant=jd.unipc_bh2),
         lambda: UniPCMultistepScheduler(
             **COMMON, solver_order=3, solver_type="bh2", final_sigmas_type="sigma_min"
         ),
     ),
 }
 
-# Diagnostic jaxsci variants (not library defaults): module constants of
-# `jaxsci.diffusion._exponential` patched while the variant compiles, to test explanations of
-# differences from diffusers. "w1": DPM-Solver++(3M) with the published weight 1 of the second
-# difference (diffusers' formula); "lof": lower_order_final at every NFE (diffusers' UniPC
-# applies it at every NFE; jaxsci and diffusers' DPM/DEIS only below 15 steps).
+# Diagnostic jaxsci variants (not library defaults), to test explanations of differences from
+# diffusers: (tag, module constants of `jaxsci.diffusion._exponential` patched while the
+# variant compiles, sampler options). "w1": DPM-Solver++(3M) with the published weight 1 of
+# the second difference (diffusers' formula); "lof": lower_order_final at every NFE
+# (lower_order_final_below=inf; diffusers' UniPC applies it at every NFE, jaxsci and
+# diffusers' DPM/DEIS only below 15 steps).
+_LOF = ("lof", {}, {"lower_order_final_below": math.inf})
 DIAGNOSTICS = {
-    "dpmpp_3m": [("w1", {"_D2_WEIGHT": 1.0}), ("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
-    "dpmpp_2m": [("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
-    "unipc_2": [("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
-    "unipc_3": [("lof", {"LOWER_ORDER_FINAL_STEPS": 10**9})],
+    "dpmpp_3m": [("w1", {"_D2_WEIGHT": 1.0}, {}), _LOF],
+    "dpmpp_2m": [_LOF],
+    "unipc_2": [_LOF],
+    "unipc_3": [_LOF],
 }
 
 
@@ -326,9 +329,10 @@ def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0):
                 r[side]["rms"].append(rms)
                 r[side]["median"].append(med)
             r["max_abs_diff"].append(float(np.max(np.abs(np.asarray(xj) - xd))))
-            for tag, constants in diags:
+            for tag, constants, options in diags:
                 with patched(constants):
-                    xv = jaxsci_sampler_fn(make_j(), mix, grid)(x_T_j)
+                    sampler = dataclasses.replace(make_j(), **options)
+                    xv = jaxsci_sampler_fn(sampler, mix, grid)(x_T_j)
                 rms, med = errors(xv, ref)
                 r[f"jaxsci[{tag}]"]["rms"].append(rms)
                 r[f"jaxsci[{tag}]"]["median"].append(med)
