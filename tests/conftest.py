@@ -20,6 +20,12 @@ def pytest_configure(config):
     results do not change. `JAXSCI_TEST_CACHE=0` turns this off; a `JAX_COMPILATION_CACHE_DIR`
     set outside is used as is (and kept).
     """
+    if not hasattr(config, "workerinput"):
+        # arviz writes a once-a-day stamp file when first imported (tmp file + rename): two
+        # xdist workers importing it at once on a new day race on the rename and one fails
+        # collection. Importing it here, in the controller before the workers start, writes
+        # the day's stamp first.
+        import arviz  # noqa: F401
     if os.environ.get("JAXSCI_TEST_CACHE", "1") == "0":
         return
     if _CACHE_ENV not in os.environ:  # the controller (or a plain run): a fresh folder

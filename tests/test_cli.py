@@ -52,7 +52,7 @@ def test_shipped_configs_exist():
     assert {"ks.yaml", "l96.yaml", "l63.yaml", "ns2d_kolmogorov.yaml", "quickstart.yaml"} <= names
 
 
-@pytest.mark.parametrize("config", stem_params(SIMULATE_CONFIGS, {"ks"}))
+@pytest.mark.parametrize("config", stem_params(SIMULATE_CONFIGS, {"ks", "l96", "ns2d_kolmogorov"}))
 def test_config_runs_and_writes_run_folder(config, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = run_cli(

@@ -42,6 +42,7 @@ def test_example_runs(script, tmp_path):
         assert list(tmp_path.glob("*.png")), f"{script.name} wrote no figure"
 
 
+@pytest.mark.slow
 def test_compose_medida_finds_the_injected_terms():
     """The issue's must-show example: discovery on a model class written in the example
     itself, no pipeline. The real system adds -0.05 u - 0.1 u_xxx to the model: exactly those

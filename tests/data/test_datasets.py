@@ -73,6 +73,7 @@ def cole_hopf(u0, nu, t, fine=4096):
     return u[:: fine // n]
 
 
+@pytest.mark.slow
 def test_burgers_pairs_match_cole_hopf_and_cache(tmp_path):
     key = jax.random.key(3)
     u0, u1 = data.burgers_dataset(key, 6, num_points=128, chunk_size=4, path=tmp_path / "b.npz")
@@ -113,6 +114,7 @@ def test_ks_trajectories_conserve_the_mean_and_are_chaotic():
     assert np.abs(u[0] - u[1]).mean() > 0.3
 
 
+@pytest.mark.slow
 def test_navier_stokes_unforced_flow_decays_and_keeps_zero_mean():
     w = data.navier_stokes_trajectories(
         jax.random.key(0), 2, 4, num_points=32, save_every=0.5, dt=5e-3, nu=5e-3

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _params import marked_params
 
 import jaxsci.diffusion as jd
 from jaxsci.observations import LinearObservation
@@ -140,7 +141,7 @@ def _step_keys(name, key):
     return jax.random.split(key, STEPS)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow"}))
 def test_contract_jit_equals_no_jit_and_gradients(name):
     xs, keys = _inputs(name)
     x_T, key = xs[0], keys[0]

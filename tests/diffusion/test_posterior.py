@@ -194,6 +194,7 @@ def test_smc_error_falls_as_particles_grow(smc_study):
     assert errs[-1] < bound, (errs, bound)
 
 
+@pytest.mark.slow
 def test_smc_log_normalizer_estimates_the_evidence(smc_study):
     runs, post = smc_study
     n = COUNTS[-1]
@@ -289,6 +290,7 @@ def test_weight_collapse_is_reported():
         run(0.05, throw=True)
 
 
+@pytest.mark.slow
 def test_jit_vmap_over_observations():
     """One SMC run per observation y under jit(vmap) equals the runs one by one (the
     observation is built inside the vmapped function, from a traced y). DPS runs under

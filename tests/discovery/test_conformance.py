@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _params import marked_params
 
 from jaxsci.discovery import RVM, STLSQ, HorseshoeRegression, normal_equations
 
@@ -47,7 +48,7 @@ def test_result_contract(name):
     assert float(fit.noise_variance) > 0
 
 
-@pytest.mark.parametrize("name", JITTABLE)
+@pytest.mark.parametrize("name", marked_params(JITTABLE, {"RVM"}))
 def test_jit_vmap_and_a_single_trace(name):
     regression = REGRESSIONS[name]
     traces = []

@@ -21,6 +21,7 @@ def _setup():
     return KuramotoSivashinsky(L, N), KuramotoSivashinsky(L, N, **changes), lib, expected
 
 
+@pytest.mark.slow
 def test_noise_free_is_one_fit():
     model, _, lib, expected = _setup()
     states = truth_states(CASES["uxx"][0], INTERVAL, 60)

@@ -146,6 +146,7 @@ def test_rvm_noise_free_recovers_the_support_exactly():
     np.testing.assert_allclose(np.asarray(fit.coefficients), w, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_rvm_jit_vmap_and_normal_equations():
     x, y, _ = _problem(6)
     x32, y32 = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)

@@ -86,6 +86,7 @@ def test_etkf_ensrf_letkf_agree_exactly(x64):
     np.testing.assert_allclose(jnp.cov(e_etkf.T), (np.eye(6) - k @ h) @ p, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_letkf_infinite_radius_equals_etkf_over_a_run():
     """Float32, a whole L96 run: LETKF(loc_rad=inf) and ETKF track each other to float tolerance."""
     from jaxsci.dynamics import Lorenz96

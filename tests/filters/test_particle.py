@@ -56,6 +56,7 @@ def test_log_likelihood_estimate_is_unbiased(x64, pf):
     np.testing.assert_allclose(bias_log, -0.5 * ll_hat.var(), rtol=0.5)
 
 
+@pytest.mark.slow
 def test_pf_tracks_lorenz63():
     """DAPPER's L63 particle filter setting (reg jitter, N=100) tracks the truth: rmse_a below
     the observation error, with resampling happening and ESS reported."""

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _params import marked_params
 
 from jaxsci import inference
 from jaxsci.inference import SAMPLERS, StepInfo
@@ -51,7 +52,7 @@ def _chain(sampler):
     return run
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", marked_params(SAMPLERS, {"nuts", "numpyro_nuts"}))
 def test_contract_jit_no_jit_vmap_and_float32(name):
     sampler = SAMPLERS[name]()
     run = _chain(sampler)

@@ -81,6 +81,7 @@ BLOW_UP = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["forward", "recursive"])
 def test_blow_up_is_minus_inf_with_zero_gradient(name):
     """vmapped over a healthy parameter vector and the two failing ones: only the failing

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxsci.dynamics import KuramotoSivashinsky
 from jaxsci.integrate import ETDRK4, simulate
@@ -20,6 +21,7 @@ def _rel_err(y, ref):
     return float(jnp.max(jnp.abs(y - ref)) / jnp.max(jnp.abs(ref)))
 
 
+@pytest.mark.slow
 def test_varying_steps_recompute_coefficients(x64):
     """float64. Save times off the dt grid make steps of 0.25, 0.05, 0.2, ...; the solver
     must recompute its coefficients for the odd steps. Its error against a dt = 0.001

@@ -37,6 +37,7 @@ def test_window_not_whole_steps_falls_back_to_call(x64):
     np.testing.assert_allclose(flow.window(0.255)(y0, 0.0), flow(y0, 0.0, 0.255), rtol=1e-13)
 
 
+@pytest.mark.slow
 def test_window_gradient_matches_call(x64):
     y0 = jnp.linspace(-1.0, 1.0, 8) + 8.0
 

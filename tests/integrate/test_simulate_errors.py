@@ -88,6 +88,7 @@ def test_max_steps_reported_eagerly_and_under_jit():
     assert not bool(traj.success)
 
 
+@pytest.mark.slow
 def test_blow_up_is_reported_not_silent():
     """Lorenz-96 with RK4 at dt = 1 (far beyond its stability limit ~0.1) blows up."""
     model = Lorenz96(n=40)

@@ -14,6 +14,7 @@ from jaxsci.pipelines import load_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gmm_samplers_orders_and_outputs(tmp_path, capsys):
     """DPM-Solver++(2M) (multistep) and DPM-Solver-2 (singlestep, 2 NFE per step) are second
     order against the Dopri8 reference (fitted between NFE 20 and 40, asymptotic enough on

@@ -55,7 +55,9 @@ def test_shipped_discover_configs():
     assert "discover" in PIPELINES
 
 
-@pytest.mark.parametrize("config", stem_params(CONFIGS, {"ks_model_error"}))
+@pytest.mark.parametrize(
+    "config", stem_params(CONFIGS, {"ks_model_error", "ks_model_error_dispersion"})
+)
 def test_noise_free_discovery_is_exact(config, tmp_path, capsys):
     # the issue: exactly the injected terms, every coefficient within 2%, no spurious terms
     out = tmp_path / "run"

@@ -94,6 +94,7 @@ def test_weighted_offspring_are_unbiased(name):
     assert np.all(err <= 4.5 * mcse + 1e-6), (name, err, mcse)
 
 
+@pytest.mark.slow
 def test_gradients_through_resampling(x64):
     """E[d/dtheta of the resampled estimate of F] against the exact dF/dtheta: unbiased for
     stop-gradient resampling (the score of the drawn ancestors, Ścibior & Wood 2021) and for
