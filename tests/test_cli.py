@@ -282,3 +282,27 @@ def test_blow_up_fails_with_a_clear_message(tmp_path, capsys):
     assert err.strip().splitlines()[-1].startswith("jaxsci: run failed: EquinoxRuntimeError")
     assert "non-finite" in err and "non-finite" in (tmp_path / "run.log").read_text()
     assert (tmp_path / "config.yaml").is_file() and not (tmp_path / "metrics.json").exists()
+
+
+def test_version(capsys):
+    import jaxsci
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out.strip() == f"jaxsci {jaxsci.__version__}"
+
+
+def test_metrics_table_prints_nested_dicts_compactly():
+    from jaxsci.pipelines import metrics_table
+
+    table = metrics_table(
+        {
+            "error_rms": {"ddim": {5: 0.123456789, 10: 0.0123456}, "dpmpp_2m": {5: 0.1}},
+            "order": {"ddim": 1.0123},
+            "wall_seconds": 12.3456789,
+        }
+    )
+    lines = table.splitlines()
+    assert "error_rms.ddim      {5: 0.1235, 10: 0.01235}" in lines
+    assert "error_rms.dpmpp_2m  {5: 0.1}" in lines
+    assert "order.ddim          1.012" in lines and "wall_seconds        12.35" in lines
+    assert "0.123456789" not in table

@@ -244,15 +244,33 @@ def _format(value: Any) -> str:
     if isinstance(value, list):
         more = ", ..." if len(value) > 6 else ""
         return "[" + ", ".join(_format(v) for v in value[:6]) + more + "]"
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        more = ", ..." if len(items) > 8 else ""
+        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in items[:8]) + more + "}"
     return str(value)
 
 
+def _rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, value) rows: a nested mapping gives one row per entry (`metric.key`), its own
+    values formatted compactly on that row."""
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, Mapping) and value:
+            rows += [(f"{key}.{sub}", _format(v)) for sub, v in value.items()]
+        else:
+            rows.append((str(key), _format(value)))
+    return rows
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    """A two-column text table of the metrics."""
-    width = max((len(k) for k in metrics), default=6)
+    """A two-column text table of the metrics (numbers to 4 significant digits; a nested
+    mapping one row per entry)."""
+    rows = _rows(metrics)
+    width = max((len(k) for k, _ in rows), default=6)
     rule = "-" * (width + 26)
-    rows = [f"{k:<{width}}  {_format(v)}" for k, v in metrics.items()]
-    return "\n".join([rule, f"{'metric':<{width}}  value", rule, *rows, rule])
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join([rule, f"{'metric':<{width}}  value", rule, *lines, rule])
 
 
 def _jsonable(value: Any) -> Any:
