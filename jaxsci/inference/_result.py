@@ -119,7 +119,14 @@ class PosteriorResult(eqx.Module):
 
             pred = Predictive(self.target.model, posterior_samples=params, batch_ndims=2)
             out = pred(key, *model_args, **model_kwargs)
-            return {k: np.asarray(v) for k, v in out.items() if k not in params}
+            skip = set(params) | _factor_sites(
+                self.target.model,
+                {n: v[0, 0] for n, v in params.items()},
+                key,
+                model_args,
+                model_kwargs,
+            )
+            return {k: np.asarray(v) for k, v in out.items() if k not in skip}
         if model_args or model_kwargs:
             raise ValueError(
                 "`model_args`/`model_kwargs` are only for numpyro models with fn=None."
@@ -163,3 +170,19 @@ class PosteriorResult(eqx.Module):
             }
             kwargs["save_warmup"] = True
         return az.from_dict(**kwargs)
+
+
+def _factor_sites(model, params, key, args, kwargs) -> set[str]:
+    """The names of the `numpyro.factor` sites of `model` (e.g. the `<site>_solver_ok` guard
+    of `observe`): log-density terms, not simulated quantities, which `Predictive` returns
+    beside the sites. Found from one trace of the model at one draw."""
+    from numpyro import handlers
+    from numpyro.distributions.distribution import Unit
+
+    traced = handlers.trace(handlers.seed(handlers.substitute(model, data=params), key))
+    sites = traced.get_trace(*args, **kwargs)
+    return {
+        name
+        for name, site in sites.items()
+        if site["type"] == "sample" and isinstance(site["fn"], Unit)
+    }

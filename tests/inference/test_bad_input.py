@@ -142,6 +142,32 @@ def test_sampler_settings():
         inference.NUTS(dense_mass="yes")
 
 
+def test_posterior_predictive_returns_no_factor_sites():
+    """`numpyro.factor` sites (observe's `<site>_solver_ok` guard) are log-density terms, not
+    simulations: posterior_predictive used to return them beside the simulated sites."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(y=None):
+        a = numpyro.sample("a", dist.Normal())
+        numpyro.factor("y_solver_ok", jnp.where(jnp.isfinite(a), 0.0, -jnp.inf))
+        numpyro.sample("y", dist.Normal(a, 1.0).expand([3]), obs=y)
+
+    result = inference.posterior(
+        model,
+        key=KEY,
+        sampler="hmc",
+        num_chains=1,
+        num_warmup=10,
+        num_samples=5,
+        init={"a": 0.0},
+        model_args=(jnp.zeros(3),),
+        progress_bar=False,
+    )
+    pred = result.posterior_predictive(KEY, None, None)
+    assert set(pred) == {"y"} and pred["y"].shape == (1, 5, 3)
+
+
 def test_result_accessors_name_unknown_variables():
     result = inference.posterior(
         TARGET, key=KEY, init={"x": [0.0, 0.0]}, num_warmup=20, num_samples=20, progress_bar=False
