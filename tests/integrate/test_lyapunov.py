@@ -1,5 +1,7 @@
 """Lyapunov exponents against published values."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,3 +100,16 @@ def test_long_transient_does_not_exceed_flow_max_steps():
         flow, model.default_initial_state(), interval=0.5, num_intervals=4, transient=20.0
     )
     assert bool(jnp.all(jnp.isfinite(res.exponents)))
+
+
+def test_unresolved_exponents_warn():
+    """Lorenz-63 in float32: at interval 2 the third direction shrinks by e^{-31} relative to
+    the first, far below rounding, and its estimate saturates near log(eps)/2 = -8 (true
+    -14.57): a warning names it. At interval 0.5 (e^{-7.7}) nothing is said."""
+    model = Lorenz63()
+    kwargs = dict(num_exponents=3, num_intervals=20, transient=5.0)
+    with pytest.warns(UserWarning, match=r"exponent\(s\) 3 \(estimates -\d.*not resolved"):
+        lyapunov_exponents(Flow(model, 0.01), model.default_initial_state(), interval=2.0, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lyapunov_exponents(Flow(model, 0.01), model.default_initial_state(), interval=0.5, **kwargs)
