@@ -175,14 +175,22 @@ class PosteriorResult(eqx.Module):
 def _factor_sites(model, params, key, args, kwargs) -> set[str]:
     """The names of the `numpyro.factor` sites of `model` (e.g. the `<site>_solver_ok` guard
     of `observe`): log-density terms, not simulated quantities, which `Predictive` returns
-    beside the sites. Found from one trace of the model at one draw."""
+    beside the sites. Found from one abstract trace of the model at one draw (`eval_shape`:
+    nothing is computed, e.g. no ODE is solved)."""
     from numpyro import handlers
     from numpyro.distributions.distribution import Unit
 
-    traced = handlers.trace(handlers.seed(handlers.substitute(model, data=params), key))
-    sites = traced.get_trace(*args, **kwargs)
-    return {
-        name
-        for name, site in sites.items()
-        if site["type"] == "sample" and isinstance(site["fn"], Unit)
-    }
+    found: set[str] = set()
+
+    def probe():
+        traced = handlers.trace(handlers.seed(handlers.substitute(model, data=params), key))
+        sites = traced.get_trace(*args, **kwargs)
+        found.update(
+            name
+            for name, site in sites.items()
+            if site["type"] == "sample" and isinstance(site["fn"], Unit)
+        )
+        return 0.0
+
+    jax.eval_shape(probe)
+    return found

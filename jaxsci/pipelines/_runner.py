@@ -17,6 +17,7 @@ import jax
 import numpy as np
 import yaml
 
+from ._files import write_atomically
 from ._registry import PIPELINES, Pipeline
 from ._schema import ConfigError, did_you_mean, to_dict, validate
 
@@ -329,14 +330,9 @@ def run_config(
             log.exception("run failed; the config is in %s", run_dir / "config.yaml")
             raise
         with interrupts_ignored():  # the run has finished: write it out whole
-            _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            text = json.dumps(metrics, indent=2) + "\n"
+            write_atomically(run_dir / "metrics.json", lambda tmp: tmp.write_text(text))
             log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
-            _write_atomic(run_dir / COMPLETE, datetime.datetime.now().isoformat() + "\n")
+            stamp = datetime.datetime.now().isoformat() + "\n"
+            write_atomically(run_dir / COMPLETE, lambda tmp: tmp.write_text(stamp))
     return run_dir, metrics
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename (never half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -16,6 +16,7 @@ import optax
 from matplotlib.figure import Figure
 
 from .. import train
+from ._files import write_atomically
 from ._schema import ConfigError, option
 
 logger = logging.getLogger("jaxsci.pipelines.train")
@@ -115,9 +116,7 @@ def fit(t: TrainingSection, model, loss, train_data, run_dir: Path, tag: str = "
     wall = time.perf_counter() - start
     if t.save_model:
         path = run_dir / f"model{tag}.eqx"
-        tmp = path.with_name(f".{path.name}.tmp")
-        eqx.tree_serialise_leaves(tmp, model)
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: eqx.tree_serialise_leaves(tmp, model))
         logger.info(
             "saved the trained model to %s (load: eqx.tree_deserialise_leaves(path, like), "
             "`like` the model built from config.yaml)",
