@@ -15,6 +15,7 @@ from . import (
     spectral as spectral,
     train as train,
 )
+from ._interrupts import deferred_interrupts as deferred_interrupts
 from .filters import assimilate as assimilate, run_filter as run_filter
 from .integrate import (
     Flow as Flow,

@@ -16,6 +16,7 @@ from .._checks import (
     finite_float,
 )
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
+from .._interrupts import interruptible_scan
 from ..integrate import Flow, rollout
 from ..observations import AbstractObservation, synthetic_observations
 from ._base import AbstractFilter, Ensemble, FilterState
@@ -41,6 +42,8 @@ class FilterResult(eqx.Module):
         ensembles: analysis ensembles (K, N, dim) when asked for, else None.
         log_weights: their log-weights (K, N) (uniform for ensemble Kalman filters) when
             ensembles are stored, else None.
+        completed: whether the cycle ran, (K,): all True unless an `interruptible` run was
+            stopped by Ctrl-C, after which the remaining cycles are NaN and False.
     """
 
     mean_f: Float[Array, "time dim"]
@@ -52,6 +55,7 @@ class FilterResult(eqx.Module):
     finite: Bool[Array, " time"]
     ensembles: Float[Array, "time ens dim"] | None
     log_weights: Float[Array, "time ens"] | None
+    completed: Bool[Array, " time"]
 
 
 def _window_map(flow: FlowFn, length: float) -> Callable:
@@ -62,7 +66,9 @@ def _window_map(flow: FlowFn, length: float) -> Callable:
     return lambda y, t0: flow(y, t0, t0 + length)
 
 
-def _run_filter(key, flow, obs_op, filter, ensemble, ys, t0, dt, noise_chol, store, likelihood):
+def _run_filter(
+    key, flow, obs_op, filter, ensemble, ys, t0, dt, noise_chol, store, likelihood, interruptible
+):
     """`run_filter` after its checks (positional, for `eqx.filter_jit` and `assimilate`)."""
     dtype = ensemble.dtype
     forecast = jax.vmap(_window_map(flow, dt), in_axes=(0, None))
@@ -96,7 +102,13 @@ def _run_filter(key, flow, obs_op, filter, ensemble, ys, t0, dt, noise_chol, sto
         return state, out
 
     steps = jnp.arange(1, ys.shape[0] + 1)
-    _, out = jax.lax.scan(cycle, filter.init(ensemble), (steps, ys, keys))
+    if interruptible:
+        xs = (steps, ys, keys)
+        _, out, n_run = interruptible_scan(cycle, filter.init(ensemble), xs, ys.shape[0])
+        out["completed"] = jnp.arange(ys.shape[0]) < n_run
+    else:
+        _, out = jax.lax.scan(cycle, filter.init(ensemble), (steps, ys, keys))
+        out["completed"] = jnp.ones(ys.shape[0], dtype=bool)
     return FilterResult(**out)
 
 
@@ -124,6 +136,7 @@ def run_filter(
     process_noise_chol: Float[Array, "dim dim"] | None = None,
     store_ensembles: bool = False,
     compute_likelihood: bool = True,
+    interruptible: bool = False,
 ) -> FilterResult:
     """Filter a sequence of observations: `lax.scan` over cycles of forecast and analysis.
 
@@ -145,13 +158,24 @@ def run_filter(
         compute_likelihood: report the filter's per-cycle log-likelihood (`FilterInfo`;
             NaN when off, and the ensemble Kalman filters' Gaussian likelihood is then not
             computed).
+        interruptible: check for Ctrl-C every few cycles (a host callback) inside a
+            `jaxsci.deferred_interrupts()` block: after one, the call returns within a few
+            cycles and the remaining ones are NaN (`completed` False). A while loop: not
+            reverse-mode differentiable.
     """
     _check_filter(filter)
     check_ensemble(initial_ensemble, obs_op, "initial_ensemble")
     obs_op.check_observation(observations, "observations")
     check_ndim("observations", observations, 2, "(time, obs)")
     check_positive("dt", dt)
-    options = (t0, float(dt), process_noise_chol, bool(store_ensembles), bool(compute_likelihood))
+    options = (
+        t0,
+        float(dt),
+        process_noise_chol,
+        bool(store_ensembles),
+        bool(compute_likelihood),
+        bool(interruptible),
+    )
     return _run_filter_jit(key, flow, obs_op, filter, initial_ensemble, observations, *options)
 
 
@@ -185,33 +209,53 @@ class AssimilationResult(eqx.Module):
     divergence_threshold: Float[Array, ""]
 
     def metrics(self) -> dict:
-        """rmse_a, spread_a, n_cycles, diverged (and mean ESS, rmse_f) as Python scalars."""
-        return {
+        """rmse_a, spread_a, n_cycles, diverged (and mean ESS, rmse_f) as Python scalars,
+        over the completed cycles; an interrupted run adds `partial: True` and the planned
+        `n_cycles_planned`."""
+        done = self.filter.completed
+        n_done = int(jnp.sum(done))
+        out = {
             "rmse_a": float(self.rmse_a_mean),
             "spread_a": float(self.spread_a_mean),
-            "rmse_f": float(jnp.mean(self.rmse_f)),
-            "ess_mean": float(jnp.mean(self.filter.ess)),
-            "log_likelihood": float(jnp.sum(self.filter.log_likelihood)),
-            "n_cycles": int(self.times.shape[0]),
+            "rmse_f": float(jnp.sum(jnp.where(done, self.rmse_f, 0.0)) / max(n_done, 1)),
+            "ess_mean": float(jnp.sum(jnp.where(done, self.filter.ess, 0.0)) / max(n_done, 1)),
+            "log_likelihood": float(jnp.sum(jnp.where(done, self.filter.log_likelihood, 0.0))),
+            "n_cycles": n_done,
             "diverged": bool(self.diverged),
         }
+        if n_done < self.times.shape[0]:
+            if n_done == 0:
+                out.update(rmse_f=float("nan"), ess_mean=float("nan"))
+            out.update(partial=True, n_cycles_planned=int(self.times.shape[0]))
+        return out
 
 
 def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *options):
     """`assimilate` after its checks (positional, for `eqx.filter_jit`)."""
-    init_std, burn_in, store, divergence_threshold, noise_chol, likelihood = options
+    init_std, burn_in, store, divergence_threshold, noise_chol, likelihood, interruptible = options
     key_obs, key_init, key_filter = jax.random.split(key, 3)
     dtype = x0.dtype
     times = (jnp.arange(1, n_cycles + 1) * dt).astype(dtype)
-    truth = rollout(flow, x0, n_cycles, dt=dt)
+    truth = rollout(flow, x0, n_cycles, dt=dt, interruptible=interruptible)
     ys = synthetic_observations(key_obs, obs_op, truth)
     init = x0 + init_std * jax.random.normal(key_init, (ensemble_size, x0.shape[0]), dtype=dtype)
     res = _run_filter(
-        key_filter, flow, obs_op, filter, init, ys, 0.0, dt, noise_chol, store, likelihood
+        key_filter,
+        flow,
+        obs_op,
+        filter,
+        init,
+        ys,
+        0.0,
+        dt,
+        noise_chol,
+        store,
+        likelihood,
+        interruptible,
     )
     rmse_f = jnp.sqrt(jnp.mean((res.mean_f - truth) ** 2, axis=-1))
     rmse_a = jnp.sqrt(jnp.mean((res.mean_a - truth) ** 2, axis=-1))
-    after = times > burn_in
+    after = (times > burn_in) & res.completed  # completed: all unless interrupted
     count = jnp.sum(after)
     # An empty window (burn_in traced past the end) scores NaN, never 0.
     empty = count == 0
@@ -225,9 +269,11 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
     else:
         thr = jnp.asarray(divergence_threshold)
     thr = thr.astype(dtype)
-    bad = ~res.finite | ~jnp.isfinite(rmse_a)
+    bad = res.completed & (~res.finite | ~jnp.isfinite(rmse_a))
     diverged_cycles = bad | (rmse_a > thr)
-    diverged = jnp.any(bad) | ~(rmse_a_mean <= thr)
+    # an empty window because the run was interrupted before it says nothing of divergence
+    interrupted_early = empty & ~jnp.all(res.completed)
+    diverged = jnp.any(bad) | (~interrupted_early & ~(rmse_a_mean <= thr))
     return AssimilationResult(
         times,
         truth,
@@ -262,6 +308,7 @@ def assimilate(
     divergence_threshold: float | None = None,
     process_noise_chol: Float[Array, "dim dim"] | None = None,
     compute_likelihood: bool = True,
+    interruptible: bool = False,
 ) -> AssimilationResult:
     """Twin experiment: truth run, synthetic observations, and the filter over them.
 
@@ -289,6 +336,9 @@ def assimilate(
             the RMS observation-error standard deviation).
         process_noise_chol: optional additive model noise for the filter's forecast.
         compute_likelihood: also compute the per-cycle log-likelihood.
+        interruptible: as `run_filter`: after a Ctrl-C in a `jaxsci.deferred_interrupts()`
+            block the remaining cycles are skipped, and `rmse_a_mean`, `spread_a_mean` and
+            `diverged` cover the completed cycles after `burn_in` (`filter.completed`).
     """
     _check_filter(filter)
     x0 = jnp.asarray(x0)
@@ -316,6 +366,7 @@ def assimilate(
         divergence_threshold,
         process_noise_chol,
         bool(compute_likelihood),
+        bool(interruptible),
     )
     return _assimilate_jit(
         key, flow, obs_op, filter, x0, n_cycles, float(dt), ensemble_size, *options

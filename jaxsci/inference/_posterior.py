@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_int, check_key
 from .._custom_types import Array, Key
+from .._interrupts import check_interrupted
 from .._sharding import shard_batch, unpad_batch
 from ._init import _fold, initial_positions
 from ._result import PosteriorResult
@@ -152,6 +153,7 @@ def posterior(
     divergent = 0
     with bar:
         for i in range(n_chunks):
+            check_interrupted()  # a Ctrl-C that jax's tracing swallowed
             sl = slice(i * chunk_size, (i + 1) * chunk_size)
             t = time.perf_counter()
             states, (pos, info) = _run_chunk(

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_int, check_positive
 from .._custom_types import Array, Float
+from .._interrupts import check_interrupted
 from ..dynamics import AbstractDynamics
 from ._simulate import simulate
 
@@ -131,6 +132,7 @@ def simulate_chunked(
     )
     with bar:
         for _ in range(n_chunks):
+            check_interrupted()  # a Ctrl-C that jax's tracing swallowed
             start = time.perf_counter()
             ys, steps = chunk(y)
             y = ys[-1]

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from .._checks import check_int
 from .._custom_types import Array, Float, Key, PyTree
+from .._interrupts import interruptible_scan
 from ._flow import Flow
 
 
@@ -21,6 +22,7 @@ def rollout(
     args: PyTree = None,
     key: Key | None = None,
     include_initial: bool = False,
+    interruptible: bool = False,
 ) -> Float[Array, " steps *state"]:
     r"""Apply a model step `num_steps` times, feeding each output back in: y_{k+1} = step(y_k).
 
@@ -47,6 +49,9 @@ def rollout(
         args: passed to a `Flow` as `args=` (flows only).
         key: PRNG key for a stochastic autoregressive step (split once per step).
         include_initial: prepend `y0`, giving num_steps + 1 states.
+        interruptible: check for Ctrl-C every few steps (a host callback) inside a
+            `jaxsci.deferred_interrupts()` block; after one, the call returns within a few
+            steps and the remaining states are NaN. A while loop: no reverse-mode gradient.
 
     Returns:
         The states after steps 1..num_steps, shape (num_steps, *y0.shape), or
@@ -83,7 +88,10 @@ def rollout(
 
     if n == 0:
         return y0[None]
-    _, ys = jax.lax.scan(body, y0, xs, length=n)
+    if interruptible:
+        _, ys, _ = interruptible_scan(body, y0, xs, n)
+    else:
+        _, ys = jax.lax.scan(body, y0, xs, length=n)
     if include_initial:
         ys = jnp.concatenate([y0[None], ys])
     return ys

@@ -25,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import filters, integrate, smc
+from .._interrupts import deferred_interrupts
 from . import _plots
+from ._files import PartialRun
 from ._models import MODELS, build_model, params_section
 from ._schema import ConfigError, option, section, to_dict
 from ._simulate import check_solver, make_solver, solver_option
@@ -327,6 +329,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
             burn_in=ecfg.burn_in,
             divergence_threshold=ecfg.divergence_threshold,
             compute_likelihood=False,  # not reported by this pipeline
+            interruptible=True,  # Ctrl-C stops the compiled run within a few cycles
         )
 
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
@@ -336,8 +339,13 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     compile_seconds = time.perf_counter() - t
     logger.info("compiled in %.2f s; running %d seed(s)", compile_seconds, len(seeds))
     t = time.perf_counter()
-    result = jax.block_until_ready(compiled(keys))
+    with deferred_interrupts() as interrupt:
+        result = jax.block_until_ready(compiled(keys))
     run_seconds = time.perf_counter() - t
+    completed = np.asarray(result.filter.completed[0], dtype=bool)
+    n_done = int(completed.sum())
+    if interrupt.requested:
+        logger.warning("interrupted after %d of %d cycles", n_done, ecfg.n_cycles)
 
     rmse_seeds = np.asarray(result.rmse_a_mean, dtype=float)
     spread_seeds = np.asarray(result.spread_a_mean, dtype=float)
@@ -346,16 +354,20 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     rmse_a = float(np.median(ranked)) if len(seeds) > 1 else float(rmse_seeds[0])
     if not math.isfinite(rmse_a):
         rmse_a = float("nan")
-    cycles_total = ecfg.n_cycles * len(seeds)
+    cycles_total = n_done * len(seeds)
+    rmse_f = np.asarray(result.rmse_f)[:, completed]
     metrics: dict[str, Any] = {
         "rmse_a": rmse_a,
         "spread_a": float(np.median(spread_seeds)),
-        "n_cycles": ecfg.n_cycles,
+        "n_cycles": n_done,
         "diverged": bool(diverged.any()),
-        "rmse_f": float(np.median(np.mean(np.asarray(result.rmse_f), axis=1))),
+        "rmse_f": float(np.median(np.mean(rmse_f, axis=1))) if n_done else float("nan"),
     }
+    if n_done < ecfg.n_cycles:
+        metrics["n_cycles_planned"] = ecfg.n_cycles
     if fcfg.method == "pf":
-        metrics["ess_mean"] = float(np.mean(np.asarray(result.filter.ess)))
+        ess = np.asarray(result.filter.ess)[:, completed]
+        metrics["ess_mean"] = float(np.mean(ess)) if n_done else float("nan")
     if len(seeds) > 1:
         metrics["n_seeds"] = len(seeds)
         metrics["n_diverged"] = int(diverged.sum())
@@ -366,36 +378,40 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
             "compile_seconds": compile_seconds,
             "run_seconds": run_seconds,
             "spinup_seconds": spinup_seconds,
-            "ms_per_cycle": 1e3 * run_seconds / cycles_total,
+            "ms_per_cycle": 1e3 * run_seconds / max(cycles_total, 1),
         }
     )
     logger.info(
         "rmse_a %.4g, spread_a %.4g over %d cycles x %d seed(s) in %.2f s (%.3f ms/cycle)%s",
         metrics["rmse_a"],
         metrics["spread_a"],
-        ecfg.n_cycles,
+        n_done,
         len(seeds),
         run_seconds,
         metrics["ms_per_cycle"],
         f"; {int(diverged.sum())} diverged" if diverged.any() else "",
     )
 
-    times = np.asarray(result.times[0], dtype=float)
+    # the cycles that ran (all of them unless interrupted)
+    ran = slice(0, n_done)
+    times = np.asarray(result.times[0], dtype=float)[ran]
     np.savez_compressed(
         run_dir / "assimilation.npz",
         seeds=np.asarray(seeds),
         times=times,
-        truth=np.asarray(result.truth[0]),
-        mean_a=np.asarray(result.filter.mean_a[0]),
-        observations=np.asarray(result.observations[0]),
+        truth=np.asarray(result.truth[0])[ran],
+        mean_a=np.asarray(result.filter.mean_a[0])[ran],
+        observations=np.asarray(result.observations[0])[ran],
         observed_indices=idx,
-        rmse_a=np.asarray(result.rmse_a),
-        rmse_f=np.asarray(result.rmse_f),
-        spread_a=np.asarray(result.filter.spread_a),
-        spread_f=np.asarray(result.filter.spread_f),
-        ess=np.asarray(result.filter.ess),
+        rmse_a=np.asarray(result.rmse_a)[:, ran],
+        rmse_f=np.asarray(result.rmse_f)[:, ran],
+        spread_a=np.asarray(result.filter.spread_a)[:, ran],
+        spread_f=np.asarray(result.filter.spread_f)[:, ran],
+        ess=np.asarray(result.filter.ess)[:, ran],
         diverged=diverged,
     )
+    if interrupt.requested:  # the arrays and metrics of the cycles that ran are saved
+        raise PartialRun(metrics)
 
     if config.plot.enabled:
         with _plots.guard():

@@ -1,6 +1,6 @@
-"""File helpers of the run folders."""
+"""File helpers of the run folders, and `PartialRun` (an interrupted run's partial metrics)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,3 +11,13 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     tmp.replace(path)
+
+
+class PartialRun(KeyboardInterrupt):
+    """Raised by a pipeline that was interrupted (Ctrl-C) after it had saved what it had:
+    `metrics` are over the part that ran and say so (`partial: True`). The runner writes
+    them to `metrics.json` but no `COMPLETE` marker, and the run exits as interrupted."""
+
+    def __init__(self, metrics: Mapping[str, Any]):
+        super().__init__("interrupted; partial metrics saved")
+        self.metrics = {**metrics, "partial": True}

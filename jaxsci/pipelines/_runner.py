@@ -17,7 +17,8 @@ import jax
 import numpy as np
 import yaml
 
-from ._files import write_atomically
+from .._interrupts import remembered_interrupts
+from ._files import PartialRun, write_atomically
 from ._registry import PIPELINES, Pipeline
 from ._schema import ConfigError, did_you_mean, to_dict, validate
 
@@ -319,7 +320,19 @@ def run_config(
         verb = "resuming" if resumed else "running"
         log.info("jaxsci %s, %s: %s -> %s", pipeline.name, verb, config_path, run_dir)
         try:
-            metrics = _jsonable(pipeline.run(config, run_dir))
+            with remembered_interrupts():  # a Ctrl-C swallowed inside jax is raised later
+                metrics = _jsonable(pipeline.run(config, run_dir))
+        except PartialRun as stop:
+            with interrupts_ignored():
+                text = json.dumps(_jsonable(stop.metrics), indent=2) + "\n"
+                write_atomically(run_dir / "metrics.json", lambda tmp: tmp.write_text(text))
+                log.error(
+                    "interrupted; partial metrics (marked `partial: true`) in %s; the run is "
+                    "incomplete (no %s marker); --resume runs it again",
+                    run_dir / "metrics.json",
+                    COMPLETE,
+                )
+            raise
         except KeyboardInterrupt:
             log.error(
                 "interrupted; the run is incomplete (no %s marker); --resume continues it",

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
+from .._interrupts import check_interrupted
 from .._sharding import batch_size as _batch_size
 from ._checkpoint import (
     UNREADABLE_NAME,
@@ -398,6 +399,7 @@ def fit(
             perm = _epoch_perm(data_key, np.int32(epoch), n=n, spe=spe, batch_size=batch_size)
             fixed = (data, perm, loss, tx, ema_decay, records)
             while step < epoch_end:
+                check_interrupted()  # a Ctrl-C that jax's tracing swallowed
                 stop = epoch_end
                 if checkpoint_every is not None:
                     stop = min(stop, (step // checkpoint_every + 1) * checkpoint_every)
