@@ -100,7 +100,14 @@ def test_config_runs_and_writes_run_folder(config, tmp_path, capsys):
     assert "integrated" in (out / "run.log").read_text()
 
 
-def test_metrics_table_printed(tmp_path, capsys):
+def test_metrics_table_printed(tmp_path, capsys, monkeypatch):
+    import jaxsci._progress
+
+    asked = []  # the `disable` of every progress bar made (None: shown on a terminal)
+    real = jaxsci._progress.tqdm
+    monkeypatch.setattr(
+        jaxsci._progress, "tqdm", lambda **kw: asked.append(kw["disable"]) or real(**kw)
+    )
     code, out, err = run_cli(
         capsys,
         "run",
@@ -119,6 +126,7 @@ def test_metrics_table_printed(tmp_path, capsys):
     )
     assert code == 0, err
     assert "n_steps" in out and "state_std" in out and str(tmp_path) in out
+    assert asked == [True]  # --quiet: the simulation's progress bar is off even on a terminal
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "lyapunov.npz").exists()
 
 
@@ -306,3 +314,19 @@ def test_metrics_table_prints_nested_dicts_compactly():
     assert "error_rms.dpmpp_2m  {5: 0.1}" in lines
     assert "order.ddim          1.012" in lines and "wall_seconds        12.35" in lines
     assert "0.123456789" not in table
+
+
+def test_progress_bars_are_silenced_as_a_block():
+    import io
+
+    from jaxsci._progress import progress_bar, progress_silenced
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert not progress_bar(True, total=3, file=Terminal()).disable
+    assert progress_bar(False, total=3, file=Terminal()).disable
+    with progress_silenced():
+        assert progress_bar(True, total=3, file=Terminal()).disable
+    assert not progress_bar(True, total=3, file=Terminal()).disable

@@ -24,11 +24,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from .._checks import check_int, check_key
 from .._custom_types import Array, Key
 from .._interrupts import check_interrupted
+from .._progress import progress_bar as make_progress_bar
 from .._sharding import shard_batch, unpad_batch
 from ._init import _fold, initial_positions
 from ._result import PosteriorResult
@@ -144,12 +144,7 @@ def posterior(
     schedule = [pad(np.asarray(s)) for s in stages]
     active = steps < total
     positions, infos, seconds = [], [], []
-    bar = tqdm(
-        total=total,
-        desc="warmup" if num_warmup else "sampling",
-        disable=None if progress_bar else True,  # None: off when stderr is not a terminal
-        leave=False,
-    )
+    bar = make_progress_bar(progress_bar, total=total, desc="warmup" if num_warmup else "sampling")
     divergent = 0
     with bar:
         for i in range(n_chunks):

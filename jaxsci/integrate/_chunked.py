@@ -8,11 +8,11 @@ import diffrax
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from .._checks import check_int, check_positive
 from .._custom_types import Array, Float
 from .._interrupts import check_interrupted
+from .._progress import progress_bar
 from ..dynamics import AbstractDynamics
 from ._simulate import simulate
 
@@ -123,13 +123,7 @@ def simulate_chunked(
         y0, n_steps_spinup = ys[-1], int(steps)
         spinup_seconds = time.perf_counter() - start
     pieces, n_steps, y, seconds = [np.asarray(y0)[None]], 0, y0, []
-    bar = tqdm(
-        total=round(span, 6),
-        desc=description,
-        unit="t",
-        leave=False,
-        disable=None if progress else True,  # None: on a terminal only
-    )
+    bar = progress_bar(progress, total=round(span, 6), desc=description, unit="t")
     with bar:
         for _ in range(n_chunks):
             check_interrupted()  # a Ctrl-C that jax's tracing swallowed

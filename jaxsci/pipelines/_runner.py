@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from .._interrupts import remembered_interrupts
+from .._progress import progress_silenced
 from ._files import PartialRun, write_atomically
 from ._registry import PIPELINES, Pipeline
 from ._schema import ConfigError, did_you_mean, to_dict, validate
@@ -298,6 +299,9 @@ def run_config(
 ) -> tuple[Path, dict]:
     """Validate `config_path` (+ overrides) and run its pipeline into a run folder.
 
+    With `echo=False` (`jaxsci run --quiet`) the log goes to `run.log` only and no progress
+    bar is shown.
+
     Writes `config.yaml` (resolved), `run.log`, `metrics.json`, whatever the pipeline writes
     (arrays, plots) and, last, the `COMPLETE` marker. An existing non-empty `out` is refused
     unless `overwrite` (cleared first) or `resume` (an unfinished run of the same config
@@ -320,7 +324,8 @@ def run_config(
         verb = "resuming" if resumed else "running"
         log.info("jaxsci %s, %s: %s -> %s", pipeline.name, verb, config_path, run_dir)
         try:
-            with remembered_interrupts():  # a Ctrl-C swallowed inside jax is raised later
+            quiet = contextlib.nullcontext() if echo else progress_silenced()
+            with remembered_interrupts(), quiet:  # a Ctrl-C swallowed by jax is raised later
                 metrics = _jsonable(pipeline.run(config, run_dir))
         except PartialRun as stop:
             with interrupts_ignored():

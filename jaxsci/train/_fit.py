@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm.auto import tqdm
 
 from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
 from .._interrupts import check_interrupted
+from .._progress import progress_bar
 from .._sharding import batch_size as _batch_size
 from ._checkpoint import (
     UNREADABLE_NAME,
@@ -384,14 +384,7 @@ def fit(
                 {**meta, "step": step},
             )
 
-    bar = tqdm(
-        total=total,
-        initial=min(step, total),
-        desc="fit",
-        unit="step",
-        disable=None if progress else True,  # None: only on a terminal
-        leave=False,
-    )
+    bar = progress_bar(progress, total=total, initial=min(step, total), desc="fit", unit="step")
     with bar:
         while step < total and not meta["stopped"]:
             epoch = step // spe
