@@ -1,6 +1,10 @@
-"""Shared helper for tests that drive the `jaxsci` CLI in-process."""
+"""Shared helpers for tests that drive the `jaxsci` CLI in-process."""
+
+import re
+from pathlib import Path
 
 from jaxsci.cli import main
+from jaxsci.pipelines._runner import COMPLETE
 
 
 def run_cli(capsys, *argv):
@@ -8,3 +12,16 @@ def run_cli(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def assert_files_logged_once(run_dir):
+    """Every file of a finished run folder is named by exactly one line of its run.log
+    (the runner's closing `wrote ...` line), not again by a plot helper or the pipeline."""
+    run_dir = Path(run_dir)
+    lines = (run_dir / "run.log").read_text().splitlines()
+    names = sorted(p.name for p in run_dir.iterdir() if p.name != COMPLETE)
+    assert any(name.endswith(".png") for name in names), names
+    for name in names:
+        word = re.compile(rf"(?<![\w./-]){re.escape(name)}(?![\w.-])")
+        hits = [line for line in lines if word.search(line)]
+        assert len(hits) == 1, (name, hits)

@@ -430,10 +430,8 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
                 "observations": np.asarray(result.observations[0], dtype=float),
                 "observed_indices": idx,
             }
-            paths = _plots.plot_assimilation(
+            _plots.plot_assimilation(
                 model, series, metrics, ecfg.burn_in, ocfg.noise_std, heading, run_dir, config.plot
             )
-            for path in paths:
-                logger.info("plot %s", path.name)
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics

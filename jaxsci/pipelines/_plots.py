@@ -70,8 +70,9 @@ def title(name: str, params: Mapping[str, Any], solver: str, dt: float) -> str:
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:
+    """Write `fig` to `path`. Not logged here: the runner logs every file of the run folder
+    once, in its closing `wrote ...` line."""
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    logger.info("plot %s", path.name)
     return path
 
 

@@ -350,6 +350,7 @@ def run_config(
         with interrupts_ignored():  # the run has finished: write it out whole
             text = json.dumps(metrics, indent=2) + "\n"
             write_atomically(run_dir / "metrics.json", lambda tmp: tmp.write_text(text))
+            # The one line that names the run's files (plot helpers and pipelines do not).
             log.info("wrote %s", ", ".join(sorted(p.name for p in run_dir.iterdir())))
             stamp = datetime.datetime.now().isoformat() + "\n"
             write_atomically(run_dir / COMPLETE, lambda tmp: tmp.write_text(stamp))

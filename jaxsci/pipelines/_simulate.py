@@ -247,7 +247,7 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
     if config.plot.enabled:
         with _plots.guard():
             title = _plots.title(config.model.name, params, type(solver).__name__, cfg.dt)
-            _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)  # (each logged)
+            _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)
             if lyap is not None:
                 _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
     metrics["wall_seconds"] = time.perf_counter() - start

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 from _params import stem_params
-from cli_helpers import run_cli
+from cli_helpers import assert_files_logged_once, run_cli
 
 from jaxsci.pipelines import PIPELINES
 
@@ -98,6 +98,7 @@ def test_config_runs(config, tmp_path, capsys):
     assert (out / ("timeseries.png" if dim <= 3 else "hovmoller.png")).is_file()
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["pipeline"] == "assimilate" and "rtps" in resolved["filter"]
+    assert_files_logged_once(out)
 
 
 def _dry(capsys, *sets, config="l96_letkf.yaml"):

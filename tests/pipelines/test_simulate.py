@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import assert_files_logged_once
 
 from jaxsci.pipelines import load_config, resolve, run_config
 
@@ -34,6 +35,7 @@ def test_models_run_and_plot(name, solver, dt, plot, tmp_path):
     assert (run_dir / plot).is_file()
     assert metrics["n_steps"] == 10 and metrics["n_saves"] == 11 and metrics["finite"]
     assert json.loads((run_dir / "metrics.json").read_text())["model"] == name
+    assert_files_logged_once(run_dir)
 
 
 def test_adaptive_noise_and_save_grid(tmp_path):
