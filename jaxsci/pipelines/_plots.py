@@ -222,19 +222,54 @@ def _ns_snapshots(model, ts, ys, heading, count) -> Figure:
 
 
 def plot_lyapunov(times, running, heading, run_dir: Path, options) -> Path:
-    """Running Lyapunov estimates against averaging time."""
-    fig = Figure(figsize=(7, 3.8), layout="constrained")
-    ax = fig.add_subplot()
-    for i in range(running.shape[1]):
-        ax.plot(times, running[:, i], lw=1, label=f"$\\lambda_{i + 1}$ = {running[-1, i]:.4g}")
-    ax.axhline(0.0, color="0.5", lw=0.6)
-    ax.set_xscale("log")
-    ax.set_xlabel("averaging time")
-    ax.set_ylabel("running estimate (per unit time)")
-    ax.set_title(f"{heading}\nLyapunov exponents", fontsize=10)
-    ax.legend(fontsize=8, ncol=1 + running.shape[1] // 6)
-    ax.grid(alpha=0.3, which="both")
-    return _save(fig, run_dir / "lyapunov.png", options.dpi)
+    """Running Lyapunov estimates against averaging time, one panel per exponent."""
+    return _save(_lyapunov_figure(times, running, heading), run_dir / "lyapunov.png", options.dpi)
+
+
+def _converged_limits(values: np.ndarray) -> tuple[float, float] | None:
+    """y-limits around the last half of a running estimate: its range, padded by that range
+    on each side (at least 1e-3 of the value's scale, so that an estimate that has settled to
+    a constant still gets an axis), or None if that half holds no finite value. The early
+    transient (often orders of magnitude wider than the final fluctuations) falls outside."""
+    tail = values[len(values) // 2 :]
+    tail = tail[np.isfinite(tail)]
+    if tail.size == 0:
+        return None
+    lo, hi = float(tail.min()), float(tail.max())
+    pad = max(hi - lo, 1e-3 * max(1.0, abs(lo), abs(hi)))
+    return lo - pad, hi + pad
+
+
+def _lyapunov_figure(times, running, heading) -> Figure:
+    k = running.shape[1]
+    rows = min(k, 4)
+    cols = math.ceil(k / rows)
+    fig = Figure(figsize=(7 if cols == 1 else 4 * cols, 1.8 + 1.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, sharex=True, squeeze=False).T.ravel()
+    for i, ax in enumerate(axes):
+        if i >= k:
+            ax.set_visible(False)
+            continue
+        final = running[-1, i]
+        ax.plot(times, running[:, i], lw=1, color="tab:blue")
+        ax.axhline(final, color="tab:red", lw=0.8, ls="--")
+        ax.axhline(0.0, color="0.5", lw=0.6)
+        limits = _converged_limits(running[:, i])
+        if limits is not None:
+            ax.set_ylim(*limits)
+        ax.set_xscale("log")
+        ax.set_title(f"$\\lambda_{{{i + 1}}}$ = {final:.4g} (dashed)", fontsize=9, loc="left")
+        ax.set_ylabel(f"$\\lambda_{{{i + 1}}}$ estimate", fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        if i % rows == rows - 1 or i == k - 1:  # the lowest panel of its column
+            ax.set_xlabel("averaging time")
+            ax.tick_params(labelbottom=True)
+    fig.suptitle(
+        f"{heading}\nLyapunov exponents (per unit time), running estimates\n"
+        "each y-axis zoomed on the last half of the run: the early transient is clipped",
+        fontsize=10,
+    )
+    return fig
 
 
 # ---------------------------------------------------------------------------- assimilate
