@@ -291,13 +291,12 @@ def _gmm_table(config, rms, med, used, order, order_tail, theory) -> str:
 
 
 def _gmm_figure(config, rms, med, used) -> Figure:
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    fig = Figure(figsize=(12.5, 4.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    cmap = [f"C{i % 10}" for i in range(len(config.samplers))]
-    styles = ("-", "--", ":", "-.")
-    for i, s in enumerate(config.samplers):
+    styles = _plots.series_styles(config.samplers, known=tuple(SAMPLERS))
+    for s in config.samplers:
         x = [used[s][n] for n in config.nfe]
-        kw = dict(color=cmap[i], ls=styles[(i // 10) % 4], marker="o", ms=3, label=s)
+        kw = dict(**styles[s], ms=4, lw=1.1, label=s)
         axes[0].loglog(x, [rms[s][n] for n in config.nfe], **kw)
         axes[1].loglog(x, [med[s][n] for n in config.nfe], **kw)
     for ax, what in zip(axes, ("RMS", "median"), strict=True):
@@ -308,7 +307,8 @@ def _gmm_figure(config, rms, med, used) -> Figure:
         ax.set_title(f"{what} error vs a Dopri8 PF-ODE solve", fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("error of the final sample")
-    axes[1].legend(fontsize=7, ncol=2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8, handlelength=3)
     fig.suptitle(f"exact-score Gaussian mixture, {config.schedule}, {config.grid} grid (float64)")
     return fig
 

@@ -1,5 +1,6 @@
-"""Plots for the pipelines: one kind per model family (simulate), error curves and
-truth/analysis/error panels (assimilate), written as PNGs.
+"""Plots for the pipelines: one kind per model family and the Lyapunov running estimates
+(simulate), error curves and truth/analysis/error panels (assimilate), written as PNGs; the
+shared helpers (`guard`, `series_styles`, `_save`) of the other pipelines' plots.
 
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI backend).
 """
@@ -8,7 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,46 @@ def title(name: str, params: Mapping[str, Any], solver: str, dt: float) -> str:
         if not isinstance(v, bool) and isinstance(v, int | float) and v != 0
     ]
     return f"{_NICE.get(name, name)}   {', '.join(shown)}\n{solver}, dt={dt:g}"
+
+
+# Styles of many series on one axes (e.g. the 15 samplers of gmm_samplers): 20 colours
+# (matplotlib's tab10, then ten darker or brighter ones unlike them), 9 markers and 4 line
+# styles. The i-th style differs in colour from every other of the first 20, and in the
+# (colour, marker, line style) combination from every other of the first lcm(20, 9, 4) = 180.
+_SERIES_COLOURS = (
+    *(f"tab:{c}" for c in ("blue orange green red purple brown pink gray olive cyan".split())),
+    "#000000",
+    "#000080",
+    "#e7298a",
+    "#e6ab02",
+    "#1b9e77",
+    "#8b0000",
+    "#6a3d9a",
+    "#b15928",
+    "#66a61e",
+    "#00bfff",
+)
+_SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", "*")
+_SERIES_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def series_styles(names: Sequence[str], known: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """A distinct (colour, marker, linestyle) per name, as `Axes.plot` keywords.
+
+    A name's style is fixed by its position in `known` (a registry's names, so that a sampler
+    looks the same in every run whatever else is plotted); names not in `known` follow on in
+    their order in `names`.
+    """
+    extra = [n for n in dict.fromkeys(names) if n not in known]
+    index = {n: i for i, n in enumerate([*known, *extra])}
+    return {
+        n: {
+            "color": _SERIES_COLOURS[index[n] % len(_SERIES_COLOURS)],
+            "marker": _SERIES_MARKERS[index[n] % len(_SERIES_MARKERS)],
+            "linestyle": _SERIES_LINESTYLES[index[n] % len(_SERIES_LINESTYLES)],
+        }
+        for n in names
+    }
 
 
 def _save(fig: Figure, path: Path, dpi: int) -> Path:

@@ -1,10 +1,15 @@
 """Plot helpers of the pipelines (`jaxsci/pipelines/_plots.py`): what the figures show."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from matplotlib.colors import to_hex
 
-from jaxsci.pipelines import _plots
+from jaxsci.pipelines import _plots, load_config
+from jaxsci.pipelines._diffusion import _gmm_figure
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _captured(monkeypatch):
@@ -49,3 +54,35 @@ def test_lyapunov_limits_of_a_settled_or_failed_estimate():
     lo, hi = _plots._converged_limits(np.full(10, -2.0))
     assert lo < -2.0 < hi and hi - lo < 0.01
     assert _plots._converged_limits(np.full(10, np.nan)) is None
+
+
+def test_gmm_samplers_figure_gives_each_sampler_its_own_style():
+    """The shipped gmm_samplers config compares 15 samplers: each line of the error plot has
+    its own colour (matplotlib's default cycle has 10) and its own (colour, marker, linestyle)."""
+    _, config = load_config(ROOT / "configs/gmm_samplers.yaml")
+    assert len(config.samplers) == 15
+    nfe = config.nfe
+    rms = {s: {n: 1.0 / n ** (1 + i % 3) for n in nfe} for i, s in enumerate(config.samplers)}
+    used = {s: {n: n for n in nfe} for s in config.samplers}
+    fig = _gmm_figure(config, rms, rms, used)
+    for ax in fig.axes:
+        styles = [
+            (to_hex(line.get_color()), line.get_marker(), line.get_linestyle()) for line in ax.lines
+        ]
+        assert len(styles) == 15
+        assert len({c for c, _, _ in styles}) == 15, styles
+        assert len(set(styles)) == 15, styles
+
+
+def test_series_styles_distinct_and_stable_per_name():
+    """20 names: 20 colours; a name keeps its style whatever else is plotted (its place in
+    `known`); names outside `known` follow on."""
+    known = [f"s{i}" for i in range(20)]
+    styles = _plots.series_styles(known, known=known)
+    assert len({tuple(v.values()) for v in styles.values()}) == 20
+    assert len({v["color"] for v in styles.values()}) == 20
+    subset = _plots.series_styles(["s7", "s3", "new"], known=known)
+    assert subset["s7"] == styles["s7"] and subset["s3"] == styles["s3"]
+    assert subset["new"] not in styles.values()
+    many = _plots.series_styles([f"x{i}" for i in range(180)])
+    assert len({tuple(v.values()) for v in many.values()}) == 180
