@@ -5,27 +5,44 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_int
 from .._custom_types import Array, Float, Int, Key
 from ..observations import AbstractObservation
 from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
-from ._ensemble_filters import symmetric_sqrt_transform
-from ._localization import local_observations
+from ._ensemble_filters import random_mean_preserving_rotation, symmetric_sqrt_transform
+from ._localization import contiguous_batches, local_observations
 from ._statistics import ensemble_stats
 
 
 class LETKF(AbstractEnsembleFilter):
     """Local ensemble transform Kalman filter (Hunt et al. 2007) with DAPPER's conventions.
 
-    Every state variable is its own local domain. For domain i the whitened observation
-    anomalies and innovation are multiplied by sqrt(rho_ij), rho the Gaspari-Cohn taper with
-    half-width 1.82 * `loc_rad` (taper < 1e-3 counts as outside), then the symmetric-square-root
-    ETKF update (w_i, T_i) is applied to column i of the ensemble. All domains are one `vmap`
-    (a batch of N x N inverse square roots by Newton-Schulz iteration, see
-    `inv_sqrt_shifted`), not a Python loop. Each domain gathers only the observations inside
-    its taper (`local_obs`, padded to the largest count with zero taper), precomputed here
-    from the observation locations, so an analysis costs O(dim x local obs), not O(dim x obs).
-    When a domain sees more than half of all observations the dense (dim, obs) taper is used
-    instead (`local_obs` is None): the gather would cost more than it saves.
+    The state is split into local domains: single state variables (`batch_size` 1), or
+    contiguous batches of about `batch_size` variables (DAPPER's `nd_Id_localization(shape,
+    batch_shape)`, see `contiguous_batches`: round(dim / batch_size) batches whose sizes
+    differ by at most one when `batch_size` does not divide dim). For domain b the whitened
+    observation anomalies and innovation are multiplied by sqrt(rho_bj), rho the
+    Gaspari-Cohn taper with half-width 1.82 * `loc_rad` (taper < 1e-3 counts as outside) of
+    the distance between the domain and observation j; for a batch that distance is the mean
+    of the distances from its points to the observation (DAPPER's rule, not the distance from
+    the batch's centre: the two agree for an observation outside the batch's span and differ
+    inside it). The symmetric-square-root ETKF update (w_b, T_b) is then applied to the
+    batch's columns of the ensemble. All domains are one `vmap` (a batch of N x N inverse
+    square roots by Newton-Schulz iteration, see `inv_sqrt_shifted`), not a Python loop.
+
+    Each domain gathers only the observations inside its taper (`local_obs`, padded to the
+    largest count with zero taper), precomputed here from the observation locations, so an
+    analysis costs O(domains x local obs), not O(domains x obs). When a domain sees more than
+    half of all observations the dense (domains, obs) taper is used instead (`local_obs` is
+    None): the gather would cost more than it saves.
+
+    With `rotate=True` the analysis anomalies of the whole state are multiplied on the left
+    by one Haar-random mean-preserving rotation drawn from `key`
+    (`random_mean_preserving_rotation`, as the ETKF's `rotate`). This is DAPPER's `rot=True`
+    for the LETKF, which rotates the assembled ensemble once after the local analyses
+    (`post_process`), not each domain apart: one rotation keeps the analysis mean and the
+    full covariance, cross-domain covariances included, while a rotation per domain would
+    not.
 
     Arguments:
         loc_rad: localisation radius in grid units (DAPPER's `loc_rad`); `inf` gives the ETKF.
@@ -33,12 +50,20 @@ class LETKF(AbstractEnsembleFilter):
         state_locations: positions of the state variables (default: 0, 1, ..., dim-1).
         domain_length: circumference of the periodic 1-D domain (default: dim, the L96 ring).
         periodic: whether distances wrap around (False: a line).
+        batch_size: state variables per local domain, an integer in [1, dim] (1: one domain
+            per variable; DAPPER's L96 `sakov2008` setup uses 2, its KS setup 4).
+        rotate: apply a random mean-preserving rotation to the analysis anomalies.
     """
 
-    local_obs: Int[Array, "dim k"] | None
-    local_sqrt_taper: Float[Array, "dim k"]
+    local_obs: Int[Array, "domain k"] | None
+    local_sqrt_taper: Float[Array, "domain k"]
+    domain_points: Int[Array, "domain size"]
+    point_domain: Int[Array, " dim"]
+    point_slot: Int[Array, " dim"]
     loc_rad: float = eqx.field(static=True)
     obs_dim: int = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    rotate: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -47,6 +72,9 @@ class LETKF(AbstractEnsembleFilter):
         state_locations=None,
         domain_length: float | None = None,
         periodic: bool = True,
+        *,
+        batch_size: int = 1,
+        rotate: bool = False,
     ):
         if not float(loc_rad) > 0:
             raise ValueError(f"`loc_rad` must be positive, got {loc_rad}.")
@@ -55,6 +83,10 @@ class LETKF(AbstractEnsembleFilter):
                 "`obs_op` has no `locations`; LETKF needs the position of every observation."
             )
         dim = obs_op.state_dim
+        self.batch_size = check_int("batch_size", batch_size, 1, dim)
+        if not isinstance(rotate, (bool, np.bool_)):
+            raise TypeError(f"`rotate` must be a bool, got {rotate!r}.")
+        self.rotate = bool(rotate)
         locs = np.arange(dim) if state_locations is None else np.asarray(state_locations)
         if locs.shape != (dim,):
             raise ValueError(f"`state_locations` has shape {locs.shape}, wanted ({dim},).")
@@ -63,23 +95,34 @@ class LETKF(AbstractEnsembleFilter):
             length = float(dim) if domain_length is None else float(domain_length)
         self.loc_rad = float(loc_rad)
         self.obs_dim = obs_op.obs_dim
-        idx, taper = local_observations(locs, np.asarray(obs_op.locations), loc_rad, length)
+        points, sizes = contiguous_batches(dim, self.batch_size)
+        batches = None if self.batch_size == 1 else (points, sizes)
+        idx, taper = local_observations(
+            locs, np.asarray(obs_op.locations), loc_rad, length, batches=batches
+        )
+        n_domains = points.shape[0]
         if 2 * idx.shape[1] > obs_op.obs_dim:
             # most observations are local to every domain: the dense taper is cheaper than a
             # gather (L96 with loc_rad 4 sees 25 of 40: 66 vs 80 us per cycle on one core,
             # benchmarks/bench_filters_ablation.py --only gather).
             # Scatter-add the lists into it (padding adds 0 at index 0).
-            dense = np.zeros((dim, obs_op.obs_dim))
-            np.add.at(dense, (np.arange(dim)[:, None], idx), taper)
+            dense = np.zeros((n_domains, obs_op.obs_dim))
+            np.add.at(dense, (np.arange(n_domains)[:, None], idx), taper)
             self.local_obs, taper = None, dense
         else:
             self.local_obs = jnp.asarray(idx)
         self.local_sqrt_taper = jnp.asarray(taper, dtype=jnp.result_type(float))
+        # where each state variable's analysis comes from: (domain, slot in the domain)
+        domain, slot = np.nonzero(np.arange(points.shape[1])[None, :] < sizes[:, None])
+        order = np.argsort(points[domain, slot], kind="stable")
+        self.domain_points = jnp.asarray(points)
+        self.point_domain = jnp.asarray(domain[order], dtype=jnp.int32)
+        self.point_slot = jnp.asarray(slot[order], dtype=jnp.int32)
 
     def update(
         self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
     ) -> Ensemble:
-        built = (self.local_sqrt_taper.shape[0], self.obs_dim)
+        built = (self.point_domain.shape[0], self.obs_dim)
         if built != (obs_op.state_dim, obs_op.obs_dim):
             raise ValueError(
                 f"`obs_op` has dims (state {obs_op.state_dim}, obs {obs_op.obs_dim}) but this "
@@ -88,15 +131,25 @@ class LETKF(AbstractEnsembleFilter):
         s = ensemble_stats(ensemble, y_obs, obs_op)
         taper = self.local_sqrt_taper.astype(ensemble.dtype)
 
-        def local(idx, sqrt_rho, mean_i, a_i):
+        def local(idx, sqrt_rho, mean_b, a_b):
             yw, dw = s.obs_anomalies, s.innovation
             if idx is not None:
                 yw, dw = yw[:, idx], dw[idx]
             w, t = symmetric_sqrt_transform(yw * sqrt_rho, dw * sqrt_rho)
-            return mean_i + (w + t) @ a_i
+            if self.rotate:  # the mean and the anomalies apart, to rotate the anomalies
+                return mean_b + w @ a_b, t @ a_b
+            return mean_b + (w + t) @ a_b, None  # the analysis members
 
         idx_axis = None if self.local_obs is None else 0
-        columns = jax.vmap(local, in_axes=(idx_axis, 0, 0, 1))(
-            self.local_obs, taper, s.mean, s.anomalies
-        )
-        return columns.T
+        local = jax.vmap(local, in_axes=(idx_axis, 0, 0, 1))
+        if self.batch_size == 1:  # one variable per domain: the columns themselves
+            out = local(self.local_obs, taper, s.mean, s.anomalies)
+        else:  # gather each domain's columns, then put each variable's result back
+            pts = self.domain_points
+            out = local(self.local_obs, taper, s.mean[pts], s.anomalies[:, pts])
+            out = jax.tree_util.tree_map(lambda x: x[self.point_domain, ..., self.point_slot], out)
+        members_or_mean, anomalies = out  # columns: (dim, N), or (dim,) and (dim, N)
+        if anomalies is None:
+            return members_or_mean.T
+        q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
+        return members_or_mean + q @ anomalies.T

@@ -62,8 +62,46 @@ def sqrt_taper_matrix(
 
 def _sqrt_taper_rows(state_locations, obs_locations, loc_rad, domain_length, cutoff):
     d = periodic_distance(state_locations, obs_locations, domain_length)
-    taper = gaspari_cohn(d, GC_RADIUS_SCALE * float(loc_rad))
+    return _sqrt_taper_of_distance(d, loc_rad, cutoff)
+
+
+def _sqrt_taper_of_distance(distance, loc_rad, cutoff):
+    taper = gaspari_cohn(distance, GC_RADIUS_SCALE * float(loc_rad))
     return np.sqrt(np.where(taper > cutoff, taper, 0.0))
+
+
+def contiguous_batches(dim: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split the state indices 0..dim-1 into contiguous local domains of about `batch_size`.
+
+    DAPPER's 1-D `rectangular_partitioning`: n = round(dim / batch_size) batches (Python's
+    round, half to even) from `np.array_split`, so when `batch_size` does not divide `dim`
+    the batches differ in size by one (the first dim mod n are one larger); e.g. dim 40,
+    batch_size 3: 13 batches, one of 4 and twelve of 3. `batch_size` 1 gives one batch per
+    state variable.
+
+    Returns:
+        points: (n, s) int32 state indices of each batch, s the largest batch; a shorter
+            batch is padded by repeating its last index.
+        sizes: (n,) int32 number of points in each batch.
+    """
+    parts = np.array_split(np.arange(dim), round(dim / batch_size))
+    s = max(p.size for p in parts)
+    points = np.stack([np.concatenate([p, np.full(s - p.size, p[-1])]) for p in parts])
+    return points.astype(np.int32), np.array([p.size for p in parts], dtype=np.int32)
+
+
+def _batch_sqrt_taper_rows(
+    state_locations, points, sizes, obs_locations, loc_rad, domain_length, cutoff
+):
+    """sqrt tapers of batches of state points: the taper of the *mean* of the distances from
+    each point of the batch to the observation (DAPPER's `localization_setup`, direction
+    'x2y'). A batch of one point gives exactly `_sqrt_taper_rows`."""
+    n, s = points.shape
+    d = periodic_distance(state_locations[points.ravel()], obs_locations, domain_length)
+    d = d.reshape(n, s, -1)
+    inside = (np.arange(s)[None, :] < sizes[:, None])[..., None]
+    mean_d = np.sum(np.where(inside, d, 0.0), axis=1) / sizes[:, None]
+    return _sqrt_taper_of_distance(mean_d, loc_rad, cutoff)
 
 
 def local_observations(
@@ -73,11 +111,16 @@ def local_observations(
     domain_length: float | None,
     cutoff: float = 1e-3,
     chunk: int = 1024,
+    batches: tuple[np.ndarray, np.ndarray] | None = None,
 ):
-    """For each state location (local domain), the observations inside its taper.
+    """For each local domain, the observations inside its taper.
 
-    Returns NumPy arrays (indices, sqrt_taper), both (dim, k) with k the largest number of
-    observations any domain sees (at least 1): row i lists the observations with nonzero
+    A local domain is one state location, or with `batches` = (points, sizes) from
+    `contiguous_batches` one batch of state locations, whose distance to an observation is
+    the mean of its points' distances (DAPPER's convention).
+
+    Returns NumPy arrays (indices, sqrt_taper), both (domains, k) with k the largest number
+    of observations any domain sees (at least 1): row i lists the observations with nonzero
     taper for domain i, padded with index 0 and taper 0 (a padded entry contributes exactly
     nothing). Equal in value to the dense `sqrt_taper_matrix`, at O(dim k) instead of
     O(dim obs) per analysis; built in chunks of `chunk` domains, so the dense matrix is never
@@ -85,9 +128,15 @@ def local_observations(
     """
     locs = np.asarray(state_locations, dtype=np.float64)
     obs = np.asarray(obs_locations, dtype=np.float64)
+    n_domains = locs.shape[0] if batches is None else batches[0].shape[0]
     rows = []
-    for start in range(0, locs.shape[0], chunk):
-        block = _sqrt_taper_rows(locs[start : start + chunk], obs, loc_rad, domain_length, cutoff)
+    for start in range(0, n_domains, chunk):
+        stop = start + chunk
+        if batches is None:
+            block = _sqrt_taper_rows(locs[start:stop], obs, loc_rad, domain_length, cutoff)
+        else:
+            points, sizes = batches[0][start:stop], batches[1][start:stop]
+            block = _batch_sqrt_taper_rows(locs, points, sizes, obs, loc_rad, domain_length, cutoff)
         rows.extend((np.flatnonzero(r), r[r > 0]) for r in block)
     k = max(1, max(idx.size for idx, _ in rows))
     indices = np.zeros((len(rows), k), dtype=np.int32)

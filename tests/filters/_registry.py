@@ -23,6 +23,10 @@ FILTERS = {
     "LETKF": lambda o: F.LETKF(2.0, o),
     # 3 of the 8 observations per domain: the gathered-local-observations path
     "LETKF-local": lambda o: F.LETKF(0.5, o),
+    # batches of 3, 3, 2 variables (DAPPER's split of 8) and the random rotation
+    "LETKF-batch3-rot": lambda o: F.LETKF(2.0, o, batch_size=3, rotate=True),
+    # batches of 2 seeing 4 of the 8 observations: the gathered path with batches
+    "LETKF-local-batch2": lambda o: F.LETKF(0.5, o, batch_size=2),
     "Inflation(ETKF)": lambda o: F.Inflation(F.ETKF(), 1.05),
     "RTPS(EnKF)": lambda o: F.RTPS(F.EnKF(), 0.5),
     "RTPP(DEnKF)": lambda o: F.RTPP(F.DEnKF(), 0.5),

@@ -44,6 +44,15 @@ CASES = {
     # name: (filter factory, N, DAPPER rmse_a, tolerance)
     "EnKF-N40-infl1.06": (lambda o: F.Inflation(F.EnKF(), 1.06), 40, 0.22, 0.015),
     "LETKF-N7-infl1.04-rad4": (lambda o: F.Inflation(F.LETKF(4.0, o), 1.04), 7, 0.22, 0.015),
+    # DAPPER's own suggested LETKF for this setup (sakov2008.py: `LETKF(N=7, rot=True,
+    # infl=1.04, loc_rad=4)` with the localiser `nd_Id_localization((40,), (2,))`: batches
+    # of 2 grid points, one random rotation per analysis)
+    "LETKF-N7-infl1.04-rad4-batch2-rot": (
+        lambda o: F.Inflation(F.LETKF(4.0, o, batch_size=2, rotate=True), 1.04),
+        7,
+        0.22,
+        0.015,
+    ),
     "ETKF-N24-infl1.02-rot": (lambda o: F.Inflation(F.ETKF(rotate=True), 1.02), 24, 0.19, 0.02),
 }
 
