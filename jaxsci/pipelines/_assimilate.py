@@ -92,9 +92,16 @@ class FilterSection:
     inflation: float = option(1.0, gt=0.0, help="multiplicative inflation of analysis anomalies")
     rtps: float = option(0.0, ge=0.0, le=1.0, help="relaxation to prior spread (0: off)")
     rtpp: float = option(0.0, ge=0.0, le=1.0, help="relaxation to prior perturbations (0: off)")
-    rotate: bool = option(False, help="etkf: random mean-preserving rotation (DAPPER rot)")
+    rotate: bool = option(
+        False, help="etkf, letkf: random mean-preserving rotation of the anomalies (DAPPER rot)"
+    )
     loc_rad: float | None = option(
         None, gt=0.0, help="letkf: localisation radius in grid units (DAPPER loc_rad)"
+    )
+    batch_size: int = option(
+        1,
+        ge=1,
+        help="letkf: grid points per local domain (DAPPER's batch_shape; 1: every point)",
     )
     resampling: str = option(
         "systematic", choices=tuple(RESAMPLING_SCHEMES), help="pf: resampling scheme"
@@ -107,8 +114,9 @@ class FilterSection:
     def __post_init__(self):
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         used_by = {
-            "rotate": ("etkf",),
+            "rotate": ("etkf", "letkf"),
             "loc_rad": ("letkf",),
+            "batch_size": ("letkf",),
             "resampling": ("pf",),
             "ess_threshold": ("pf",),
             "jitter": ("pf",),
@@ -205,6 +213,11 @@ class AssimilateConfig:
             )
         if self.filter.method == "letkf" and self.model.name == "Lorenz63":
             raise ConfigError("filter.method", "letkf needs a spatial model, not Lorenz63")
+        if self.filter.batch_size > dim:
+            raise ConfigError(
+                "filter.batch_size",
+                f"expected at most the state dimension {dim}, got {self.filter.batch_size}",
+            )
 
 
 def seeds_of(config: AssimilateConfig) -> list[int]:
@@ -228,7 +241,9 @@ def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractFilter:
         "etkf": lambda: filters.ETKF(rotate=cfg.rotate),
         "denkf": lambda: filters.DEnKF(),
         "ensrf": lambda: filters.SerialEnSRF(),
-        "letkf": lambda: filters.LETKF(float(cfg.loc_rad or 0.0), obs_op),
+        "letkf": lambda: filters.LETKF(
+            float(cfg.loc_rad or 0.0), obs_op, batch_size=cfg.batch_size, rotate=cfg.rotate
+        ),
     }[cfg.method]()
     if cfg.rtps > 0:
         base = filters.RTPS(base, cfg.rtps)
@@ -257,6 +272,8 @@ def filter_label(cfg: FilterSection) -> str:
         parts.append("rot")
     if cfg.loc_rad is not None:
         parts.append(f"loc_rad {cfg.loc_rad:g}")
+    if cfg.batch_size != 1:
+        parts.append(f"batch {cfg.batch_size}")
     return ", ".join(parts)
 
 

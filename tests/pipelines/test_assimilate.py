@@ -119,7 +119,8 @@ def _dry(capsys, *sets, config="l96_letkf.yaml"):
         ("filter.ensemble_size=1", "filter.ensemble_size", ">= 2"),
         ("filter.inflation=0", "filter.inflation", "> 0"),
         ("filter.rtps=1.5", "filter.rtps", "<= 1"),
-        ("filter.rotate=true", "filter.rotate", "not used by method 'letkf'"),
+        ("filter.batch_size=0", "filter.batch_size", ">= 1"),
+        ("filter.batch_size=41", "filter.batch_size", "state dimension 40"),
         ("filter.jitter=1.0", "filter.jitter", "not used by method 'letkf'"),
         ("filter.loc_rad=null", "filter.loc_rad", "required by method 'letkf'"),
         ("filter.resampling=best", "filter.resampling", "systematic"),
@@ -141,6 +142,33 @@ def test_bad_override_fails_naming_key(override, key, expected, capsys):
     assert f"{key}:" in err and expected in err, err
 
 
+def test_letkf_rotate_and_batch_size_map_to_the_library(capsys):
+    """`filter.rotate` and `filter.batch_size` reach the LETKF object (DAPPER's `rot` and
+    `batch_shape`); `rotate` is refused for methods without a rotation, `batch_size` for
+    every method but letkf."""
+    from jaxsci import filters as F
+    from jaxsci.pipelines._assimilate import FilterSection, make_filter
+
+    code, out, err = _dry(capsys, "filter.rotate=false", "filter.batch_size=4")
+    assert code == 0, err
+    resolved = yaml.safe_load(out)["filter"]
+    assert resolved["rotate"] is False and resolved["batch_size"] == 4
+    code, out, err = _dry(capsys)  # l96_letkf.yaml: DAPPER's sakov2008 LETKF
+    assert code == 0, err
+    resolved = yaml.safe_load(out)["filter"]
+    assert resolved["rotate"] is True and resolved["batch_size"] == 2
+    section = FilterSection(method="letkf", loc_rad=4.0, rotate=True, batch_size=2)
+    letkf = make_filter(section, F.IndexObservation(40))
+    assert isinstance(letkf, F.LETKF) and letkf.rotate and letkf.batch_size == 2
+    assert letkf.domain_points.shape == (20, 2)
+    for sets, key in [
+        (("filter.method=enkf", "filter.loc_rad=null", "filter.batch_size=1"), "filter.rotate"),
+        (("filter.method=etkf", "filter.loc_rad=null", "filter.batch_size=2"), "filter.batch_size"),
+    ]:
+        code, _, err = _dry(capsys, *sets)
+        assert code == 2 and f"{key}:" in err and "not used by method" in err, err
+
+
 def test_unknown_method_lists_choices(capsys):
     code, _, err = _dry(capsys, "filter.method=kalman")
     assert code == 2 and "filter.method:" in err
@@ -159,6 +187,7 @@ def test_misspelt_key_in_filter_section_of_yaml(tmp_path, capsys):
 
 def test_dry_run_resolves_method_defaults(capsys):
     sets = ("filter.method=pf", "filter.loc_rad=null", "filter.inflation=1", "seed=3")
+    sets += ("filter.batch_size=1", "filter.rotate=false")  # l96_letkf's LETKF options
     code, out, err = _dry(capsys, *sets)
     assert code == 0, err
     resolved = yaml.safe_load(out)
