@@ -24,9 +24,11 @@ from ..smc import (
     systematic as systematic,
 )
 from ._assimilate import (
+    DIVERGENCE_FRACTION as DIVERGENCE_FRACTION,
     AssimilationResult as AssimilationResult,
     FilterResult as FilterResult,
     assimilate as assimilate,
+    climatological_spread as climatological_spread,
     run_filter as run_filter,
 )
 from ._base import (

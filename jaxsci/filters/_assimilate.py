@@ -25,6 +25,16 @@ from ._statistics import check_ensemble
 # `flow(y, t0, t1)`: e.g. a `jaxsci.integrate.Flow`, or any jax-traceable model step.
 FlowFn = Callable[[Float[Array, " dim"], float, float], Float[Array, " dim"]]
 
+#: `assimilate`'s default divergence rule: a run has lost the truth when its rmse_a exceeds
+#: this fraction of the truth's climatological spread (`climatological_spread`). An analysis
+#: mean that no longer tracks the truth but stays on the attractor errs by about sqrt(2)
+#: climatological spreads (two independent states), one that sits at the climatological mean
+#: by about one; a working filter errs by a small fraction of it. 0.5 (an analysis error
+#: variance of a quarter of the climatological variance) lies in the gap between working and
+#: lost filters on the Lorenz-63, Lorenz-96 and Kuramoto-Sivashinsky twin setups, measured in
+#: benchmarks/bench_divergence.py.
+DIVERGENCE_FRACTION = 0.5
+
 
 class FilterResult(eqx.Module):
     """Per-cycle output of `run_filter` (cycles k = 1..K, times t0 + k dt).
@@ -179,6 +189,35 @@ def run_filter(
     return _run_filter_jit(key, flow, obs_op, filter, initial_ensemble, observations, *options)
 
 
+def climatological_spread(
+    trajectory: Float[ArrayLike, "time dim"], where: Bool[ArrayLike, " time"] | None = None
+) -> Float[Array, ""]:
+    """The climatological spread of a trajectory: sqrt(mean_i var_t x_i(t)).
+
+    The root of the time variance of each state component (population variance, ddof 0, about
+    that component's time mean), averaged over components: the RMS error of the best constant
+    estimate of the state (the time mean), the scale against which `assimilate` judges whether
+    a filter has lost the truth. Computed from a twin experiment's own truth it needs a run
+    long enough to visit the attractor; for short runs pass a threshold computed from a long
+    free run, `DIVERGENCE_FRACTION * climatological_spread(rollout(flow, x0, n, dt=dt))`.
+    NaN when the trajectory is not finite; 0 for a steady one.
+
+    Arguments:
+        trajectory: states at successive times, (time >= 1, dim).
+        where: optional mask of the times to use, (time,) (e.g. the completed cycles of an
+            interrupted run); NaN when it selects none.
+
+    Returns:
+        A scalar of the trajectory's dtype.
+    """
+    trajectory = jnp.asarray(trajectory)
+    check_ndim("trajectory", trajectory, 2, "(time, dim)")
+    if where is None:
+        return jnp.sqrt(jnp.mean(jnp.var(trajectory, axis=0)))
+    mask = jnp.broadcast_to(jnp.asarray(where, dtype=bool)[:, None], trajectory.shape)
+    return jnp.sqrt(jnp.mean(jnp.var(trajectory, axis=0, where=mask)))
+
+
 class AssimilationResult(eqx.Module):
     """Output of the twin experiment `assimilate`.
 
@@ -193,7 +232,11 @@ class AssimilationResult(eqx.Module):
         spread_a_mean: the same average of the analysis spread.
         diverged_cycles: per cycle, non-finite members or rmse_a > threshold, (K,).
         diverged: any non-finite analysis, or `rmse_a_mean` > threshold (or non-finite).
-        divergence_threshold: the threshold used.
+        divergence_threshold: the threshold used: the user's, or `DIVERGENCE_FRACTION` x
+            `climatological_spread`.
+        climatological_spread: `climatological_spread(truth)` over all K cycles (the
+            completed ones of an interrupted run).
+        divergence_rule: how the threshold was obtained, in words.
     """
 
     times: Float[Array, " time"]
@@ -207,11 +250,14 @@ class AssimilationResult(eqx.Module):
     diverged_cycles: Bool[Array, " time"]
     diverged: Bool[Array, ""]
     divergence_threshold: Float[Array, ""]
+    climatological_spread: Float[Array, ""]
+    divergence_rule: str = eqx.field(static=True)
 
     def metrics(self) -> dict:
-        """rmse_a, spread_a, n_cycles, diverged (and mean ESS, rmse_f) as Python scalars,
-        over the completed cycles; an interrupted run adds `partial: True` and the planned
-        `n_cycles_planned`."""
+        """rmse_a, spread_a, n_cycles, diverged (and mean ESS, rmse_f, the divergence
+        threshold, the truth's climatological spread and the rule in words) as Python
+        scalars, over the completed cycles; an interrupted run adds `partial: True` and the
+        planned `n_cycles_planned`."""
         done = self.filter.completed
         n_done = int(jnp.sum(done))
         out = {
@@ -222,12 +268,21 @@ class AssimilationResult(eqx.Module):
             "log_likelihood": float(jnp.sum(jnp.where(done, self.filter.log_likelihood, 0.0))),
             "n_cycles": n_done,
             "diverged": bool(self.diverged),
+            "divergence_threshold": float(self.divergence_threshold),
+            "climatological_spread": float(self.climatological_spread),
+            "divergence_rule": self.divergence_rule,
         }
         if n_done < self.times.shape[0]:
             if n_done == 0:
                 out.update(rmse_f=float("nan"), ess_mean=float("nan"))
             out.update(partial=True, n_cycles_planned=int(self.times.shape[0]))
         return out
+
+
+def _divergence_rule(divergence_threshold: float | None) -> str:
+    if divergence_threshold is None:
+        return f"rmse_a > {DIVERGENCE_FRACTION:g} x climatological spread of the truth"
+    return "rmse_a > the given divergence_threshold"
 
 
 def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *options):
@@ -262,10 +317,12 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
     safe = jnp.maximum(count, 1)
     rmse_a_mean = jnp.where(empty, jnp.nan, jnp.sum(jnp.where(after, rmse_a, 0.0)) / safe)
     spread_a_mean = jnp.where(empty, jnp.nan, jnp.sum(jnp.where(after, res.spread_a, 0.0)) / safe)
+    clim = climatological_spread(truth, where=res.completed if interruptible else None)
     if divergence_threshold is None:
-        # A filter whose analysis error exceeds twice the RMS observation error has lost the
-        # truth (for L96 with R = I a working filter has rmse_a ~ 0.2, a lost one ~ 4-5).
-        thr = 2.0 * jnp.sqrt(jnp.mean(jnp.diag(obs_op.noise_cov)))
+        # Lost = no better than a fraction of climatology (see DIVERGENCE_FRACTION); not a
+        # multiple of the observation error, which misses a lost filter whenever the
+        # observations are as noisy as the field itself varies.
+        thr = DIVERGENCE_FRACTION * clim
     else:
         thr = jnp.asarray(divergence_threshold)
     thr = thr.astype(dtype)
@@ -286,6 +343,8 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
         diverged_cycles,
         diverged,
         thr,
+        clim,
+        _divergence_rule(divergence_threshold),
     )
 
 
@@ -318,6 +377,16 @@ def assimilate(
     init_std^2 = 0.001). Then `run_filter`. Only means, spreads and scalars are stored unless
     `store_ensembles`.
 
+    Divergence: a cycle is flagged when a member is non-finite or its rmse_a exceeds the
+    threshold, the run (`diverged`) when any cycle is non-finite or `rmse_a_mean` exceeds it.
+    The threshold is `divergence_threshold` if given, else `DIVERGENCE_FRACTION` (0.5) times
+    the truth's `climatological_spread` over the whole run: an analysis error above half the
+    climatological spread leaves more than a quarter of the climatological variance
+    unexplained, and the filter has lost the truth, at least for part of the run (a mean that
+    tracks nothing errs by 1 to sqrt(2) spreads, a working filter by far less than 0.5). For
+    a steady truth (spread 0) every error counts as diverged: pass a threshold there. The
+    result reports the threshold, the spread and the rule (`AssimilationResult.metrics`).
+
     Pure and jitted; `jax.vmap` it over keys (seeds) and over array fields of `filter`
     (e.g. `Inflation(ETKF(), factor)`) to run a whole sweep as one compiled call.
 
@@ -332,8 +401,8 @@ def assimilate(
         init_std: standard deviation (>= 0) of the initial ensemble around x0.
         burn_in: time before which cycles are left out of `rmse_a_mean` (t_k > burn_in kept).
         store_ensembles: also return all analysis ensembles.
-        divergence_threshold: rmse (> 0) above which a run counts as diverged (default 2 x
-            the RMS observation-error standard deviation).
+        divergence_threshold: rmse (> 0) above which a run counts as diverged (default
+            `DIVERGENCE_FRACTION` x the truth's climatological spread, see above).
         process_noise_chol: optional additive model noise for the filter's forecast.
         compute_likelihood: also compute the per-cycle log-likelihood.
         interruptible: as `run_filter`: after a Ctrl-C in a `jaxsci.deferred_interrupts()`

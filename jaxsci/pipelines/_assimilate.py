@@ -10,7 +10,11 @@ ahead of time so that compilation is reported apart from the run.
 Metrics follow DAPPER: `rmse_a` is the time-average, over analysis times after the burn-in,
 of the RMS over state components of (analysis mean - truth); `spread_a` the same average of
 the analysis spread. With several seeds both are medians over seeds (a diverged seed counts
-as +inf in the median of `rmse_a`) and `n_diverged` counts the diverged seeds.
+as +inf in the median of `rmse_a`) and `n_diverged` counts the diverged seeds. A seed has
+diverged when its `rmse_a` exceeds `experiment.divergence_threshold`, by default
+`filters.DIVERGENCE_FRACTION` (0.5) x the climatological spread of its truth
+(`filters.climatological_spread`); the metrics report the threshold and the spread (medians
+over seeds) and the rule.
 """
 
 import dataclasses
@@ -148,7 +152,9 @@ class ExperimentSection:
         0.0, ge=0.0, help="time integrated from the model's default state to reach the attractor"
     )
     divergence_threshold: float | None = option(
-        None, gt=0.0, help="rmse_a above which a run diverged (default 2 x noise_std)"
+        None,
+        gt=0.0,
+        help="rmse_a above which a run diverged (default 0.5 x the truth's climatological spread)",
     )
 
 
@@ -379,6 +385,9 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
         "n_cycles": n_done,
         "diverged": bool(diverged.any()),
         "rmse_f": float(np.median(np.mean(rmse_f, axis=1))) if n_done else float("nan"),
+        "divergence_threshold": float(np.median(np.asarray(result.divergence_threshold))),
+        "climatological_spread": float(np.median(np.asarray(result.climatological_spread))),
+        "divergence_rule": result.divergence_rule,
     }
     if n_done < ecfg.n_cycles:
         metrics["n_cycles_planned"] = ecfg.n_cycles
@@ -407,6 +416,12 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
         run_seconds,
         metrics["ms_per_cycle"],
         f"; {int(diverged.sum())} diverged" if diverged.any() else "",
+    )
+    logger.info(
+        "diverged means %s: threshold %.4g (climatological spread of the truth %.4g)",
+        metrics["divergence_rule"],
+        metrics["divergence_threshold"],
+        metrics["climatological_spread"],
     )
 
     # the cycles that ran (all of them unless interrupted)

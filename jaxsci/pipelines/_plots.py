@@ -393,6 +393,9 @@ def _rmse_spread(series, metrics, burn_in, noise_std, heading) -> Figure:
             label=f"analysis {name}{smooth}",
         )
     ax.axhline(noise_std, color="0.3", lw=0.9, ls="--", label="observation noise std")
+    threshold = metrics.get("divergence_threshold", math.nan)
+    if math.isfinite(threshold) and threshold > 0:
+        ax.axhline(threshold, color="tab:red", lw=0.9, ls="-.", label="divergence threshold")
     if math.isfinite(metrics["rmse_a"]):
         ax.axhline(
             metrics["rmse_a"],

@@ -52,3 +52,88 @@ def test_inflation_by_seed_sweep_is_one_vmapped_call():
     for i, a in enumerate(inflations):
         for j, key in enumerate(keys):
             np.testing.assert_allclose(sweep[i, j], one(a, key), rtol=2e-3, atol=2e-4)
+
+
+def test_climatological_spread_definition():
+    """sqrt of the component-averaged time variance (ddof 0), against numpy."""
+    traj = np.random.default_rng(0).normal(size=(50, 7)) * np.arange(1.0, 8.0) + 3.0
+    ref = np.sqrt(np.mean(np.var(traj, axis=0)))
+    np.testing.assert_allclose(F.climatological_spread(traj), ref, rtol=1e-6)
+    assert float(F.climatological_spread(np.ones((5, 3)))) == 0.0
+
+
+def test_divergence_threshold_is_reported_with_its_rule():
+    """Default threshold: DIVERGENCE_FRACTION x the climatological spread of the run's truth;
+    a user threshold replaces it; `metrics()` reports the threshold, the spread and the rule."""
+    res = F.assimilate(jax.random.key(0), FLOW, OBS, F.Inflation(F.ETKF(), 1.05), X0, **KW)
+    clim = np.sqrt(np.mean(np.var(np.asarray(res.truth), axis=0)))
+    np.testing.assert_allclose(res.climatological_spread, clim, rtol=1e-5)
+    assert F.DIVERGENCE_FRACTION == 0.5
+    np.testing.assert_allclose(res.divergence_threshold, 0.5 * clim, rtol=1e-5)
+    m = res.metrics()
+    assert m["divergence_threshold"] == pytest.approx(0.5 * clim, rel=1e-5)
+    assert m["climatological_spread"] == pytest.approx(clim, rel=1e-5)
+    assert "climatological spread" in m["divergence_rule"] and not m["diverged"]
+    np.testing.assert_array_equal(res.diverged_cycles, np.asarray(res.rmse_a) > 0.5 * clim)
+    # a threshold below the run's rmse_a: diverged, by the user's rule
+    low = 0.5 * float(res.rmse_a_mean)
+    strict = F.assimilate(
+        jax.random.key(0),
+        FLOW,
+        OBS,
+        F.Inflation(F.ETKF(), 1.05),
+        X0,
+        divergence_threshold=low,
+        **KW,
+    )
+    assert bool(strict.diverged) and float(strict.divergence_threshold) == pytest.approx(low)
+    assert "given" in strict.metrics()["divergence_rule"]
+    np.testing.assert_array_equal(strict.rmse_a, res.rmse_a)
+
+
+@pytest.mark.slow
+def test_lost_filter_on_kuramoto_sivashinsky_is_flagged():
+    """Regression: KS (L = 22, 32 points), 16 points observed with noise std 1 (about the
+    field's own std). A deflated ETKF (factor 0.8) collapses its ensemble, ignores the
+    observations and runs free: its mean is a state on the attractor unrelated to the truth,
+    rmse_a ~ sqrt(2) x the climatological spread. The old rule (rmse_a > 2 x noise std = 2)
+    called it converged; against the truth's climatology it is diverged. The same ETKF with
+    inflation 1.05 tracks the truth and is not flagged. One vmapped call over the factor."""
+    from jaxsci.dynamics import KuramotoSivashinsky
+    from jaxsci.integrate import ETDRK4, rollout
+
+    model = KuramotoSivashinsky(22.0, 32)
+    flow = Flow(model, 0.25, ETDRK4())
+    x0 = jax.jit(lambda x: rollout(flow, x, 100, dt=1.0)[-1])(model.default_initial_state())
+    noise_std = 1.0
+    obs = F.every_kth(32, 2, noise_cov=noise_std**2)
+
+    def run(factor):
+        return F.assimilate(
+            jax.random.key(0),
+            flow,
+            obs,
+            F.Inflation(F.ETKF(), factor),
+            x0,
+            n_cycles=200,
+            dt=1.0,
+            ensemble_size=10,
+            init_std=0.1,
+            burn_in=100.0,
+            compute_likelihood=False,
+        )
+
+    res = jax.jit(jax.vmap(run))(jnp.array([1.05, 0.8]))
+    rmse = np.asarray(res.rmse_a_mean)
+    clim = np.sqrt(np.mean(np.var(np.asarray(res.truth), axis=1), axis=-1))
+    working, lost = 0, 1
+    assert rmse[working] < 0.3 * clim[working], (rmse, clim)
+    assert rmse[lost] > clim[lost], (rmse, clim)  # no better than climatology: lost
+    assert rmse[lost] < 2.0 * noise_std  # below the old rule's threshold
+    assert not bool(res.diverged[working])
+    assert bool(res.diverged[lost]), (rmse, clim)
+
+
+def test_bad_trajectory_is_named(own_checks):
+    with pytest.raises(ValueError, match="trajectory"):
+        F.climatological_spread(np.ones(5))

@@ -71,6 +71,10 @@ def test_config_runs(config, tmp_path, capsys):
     assert metrics["n_cycles"] == n_cycles
     assert metrics["diverged"] is False
     assert np.isfinite(metrics["rmse_a"]) and np.isfinite(metrics["spread_a"])
+    # diverged = rmse_a above half the climatological spread of the truth (reported)
+    assert metrics["divergence_threshold"] == pytest.approx(0.5 * metrics["climatological_spread"])
+    assert "climatological spread" in metrics["divergence_rule"]
+    assert metrics["rmse_a"] < metrics["divergence_threshold"]
     assert 0 < metrics["rmse_a"] < raw["observations"]["noise_std"], metrics["rmse_a"]
     seeds = 2 if isinstance(raw.get("seed"), list) else 1
     if seeds > 1:
