@@ -1,9 +1,12 @@
 """Pipeline `assimilate`: a twin experiment with an ensemble Kalman or particle filter.
 
 Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`, `jaxsci.filters`).
-The truth starts on the attractor (the model's default state integrated for
-`experiment.spinup`), is perturbed per seed by N(0, initial_spread^2 I) as DAPPER draws its
-truth from X0, and the initial ensemble is N(x0, initial_spread^2 I) around it. Every seed is
+The truth starts on the attractor: the model's default state integrated for
+`experiment.spinup` gives mu0, and each seed draws the truth x0 ~ N(mu0, initial_spread^2 I)
+as DAPPER draws its truth from X0. The initial ensemble is drawn around the truth,
+N(x0, initial_spread^2 I) (`experiment.ensemble_centre: truth`, the default), or, as in
+DAPPER, from the same prior independently of the truth, N(mu0, initial_spread^2 I)
+(`ensemble_centre: independent`; see `filters.assimilate`). Every seed is
 one `filters.assimilate` call; a list of seeds runs as one `vmap`ped, jitted call, compiled
 ahead of time so that compilation is reported apart from the run.
 
@@ -150,6 +153,12 @@ class ExperimentSection:
     )
     spinup: float = option(
         0.0, ge=0.0, help="time integrated from the model's default state to reach the attractor"
+    )
+    ensemble_centre: str = option(
+        "truth",
+        choices=("truth", "independent"),
+        help="initial ensemble around the truth x0, or (independent, DAPPER) around the "
+        "spun-up state, drawn independently of the truth",
     )
     divergence_threshold: float | None = option(
         None,
@@ -353,6 +362,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
             divergence_threshold=ecfg.divergence_threshold,
             compute_likelihood=False,  # not reported by this pipeline
             interruptible=True,  # Ctrl-C stops the compiled run within a few cycles
+            ensemble_centre=x_start if ecfg.ensemble_centre == "independent" else None,
         )
 
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])

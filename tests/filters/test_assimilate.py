@@ -134,6 +134,46 @@ def test_lost_filter_on_kuramoto_sivashinsky_is_flagged():
     assert bool(res.diverged[lost]), (rmse, clim)
 
 
-def test_bad_trajectory_is_named(own_checks):
+def test_ensemble_centre_conventions():
+    """Centred on the truth (default): the initial mean misses x0 by N(0, s^2 / N) per
+    component. DAPPER's convention (truth x0 ~ N(mu0, s^2 I), members ~ N(mu0, s^2 I)
+    independently, `ensemble_centre=mu0`): it misses by N(0, s^2 (1 + 1/N)). With the
+    identity as model, the first forecast mean is the initial ensemble mean; 2000 components
+    give the mean squares to a relative standard error of sqrt(2 / 2000) = 3.2 %."""
+    dim, n, s = 2000, 10, 0.7
+    mu0 = jnp.linspace(-1.0, 1.0, dim)
+    x0 = mu0 + s * jax.random.normal(jax.random.key(7), (dim,))
+    obs = F.IndexObservation(dim, [0])
+    kw = dict(n_cycles=1, dt=1.0, ensemble_size=n, init_std=s)
+
+    def identity(x, t0, t1):
+        return x
+
+    def run(key, **extra):
+        return F.assimilate(key, identity, obs, F.ETKF(), x0, **kw, **extra)
+
+    key = jax.random.key(3)
+    centred, independent = run(key), run(key, ensemble_centre=mu0)
+    se = 4 * np.sqrt(2 / dim)  # 4 standard errors of a mean of squares
+    ms_centred = float(centred.rmse_f[0]) ** 2
+    ms_independent = float(independent.rmse_f[0]) ** 2
+    assert abs(ms_centred / (s**2 / n) - 1) < se, ms_centred
+    assert abs(ms_independent / (s**2 * (1 + 1 / n)) - 1) < se, ms_independent
+    # both spreads are s; only the centre moves, the truth does not
+    for res in (centred, independent):
+        assert abs(float(res.filter.spread_f[0]) ** 2 / s**2 - 1) < 4 * np.sqrt(2 / (dim * (n - 1)))
+    np.testing.assert_array_equal(centred.truth, independent.truth)
+    # same key, same result; the default is the truth as centre, bit for bit
+    np.testing.assert_array_equal(
+        run(key, ensemble_centre=mu0).filter.mean_f, independent.filter.mean_f
+    )
+    np.testing.assert_array_equal(run(key, ensemble_centre=x0).filter.mean_f, centred.filter.mean_f)
+
+
+def test_bad_trajectory_and_centre_are_named(own_checks):
     with pytest.raises(ValueError, match="trajectory"):
         F.climatological_spread(np.ones(5))
+    kw = dict(n_cycles=1, dt=1.0, ensemble_size=3)
+    for bad in (jnp.zeros(11), X0.at[0].set(jnp.nan)):
+        with pytest.raises(ValueError, match="ensemble_centre"):
+            F.assimilate(jax.random.key(0), FLOW, OBS, F.ETKF(), X0, ensemble_centre=bad, **kw)
