@@ -33,7 +33,7 @@ FlowFn = Callable[[Float[Array, " dim"], float, float], Float[Array, " dim"]]
 #: by about one; a working filter errs by a small fraction of it. 0.5 (an analysis error
 #: variance of a quarter of the climatological variance) lies in the gap between working and
 #: lost filters on the Lorenz-63, Lorenz-96 and Kuramoto-Sivashinsky twin setups, measured in
-#: benchmarks/bench_divergence.py.
+#: benchmarks/bench_divergence.py (benchmarks/RESULTS_divergence.md).
 DIVERGENCE_FRACTION = 0.5
 
 
