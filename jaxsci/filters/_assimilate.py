@@ -423,7 +423,7 @@ def assimilate(
         x0: initial truth.
         n_cycles, dt: number and length of assimilation windows.
         ensemble_size: members N (>= 2).
-        init_std: standard deviation (>= 0) of the initial ensemble around x0.
+        init_std: standard deviation (>= 0) of the initial ensemble around its centre.
         burn_in: time before which cycles are left out of `rmse_a_mean` (t_k > burn_in kept).
         store_ensembles: also return all analysis ensembles.
         divergence_threshold: rmse (> 0) above which a run counts as diverged (default

@@ -64,8 +64,11 @@ def test_climatological_spread_definition():
 
 def test_divergence_threshold_is_reported_with_its_rule():
     """Default threshold: DIVERGENCE_FRACTION x the climatological spread of the run's truth;
-    a user threshold replaces it; `metrics()` reports the threshold, the spread and the rule."""
-    res = F.assimilate(jax.random.key(0), FLOW, OBS, F.Inflation(F.ETKF(), 1.05), X0, **KW)
+    a user threshold replaces it; `metrics()` reports the threshold, the spread and the rule.
+    (The first call is `test_outputs_and_rmse_definition`'s: compiled once per session.)"""
+    res = F.assimilate(
+        jax.random.key(0), FLOW, OBS, F.Inflation(F.ETKF(), 1.05), X0, store_ensembles=True, **KW
+    )
     clim = np.sqrt(np.mean(np.var(np.asarray(res.truth), axis=0)))
     np.testing.assert_allclose(res.climatological_spread, clim, rtol=1e-5)
     assert F.DIVERGENCE_FRACTION == 0.5
