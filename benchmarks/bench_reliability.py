@@ -1,6 +1,7 @@
 """Interrupt `jaxsci run` with SIGINT at random times and check every exit and run folder.
 
-Usage: `python benchmarks/bench_reliability.py [--runs 20] [--seed 0] [--json PATH]`.
+Usage: `python benchmarks/bench_reliability.py [--runs 20] [--seed 0] [--case short|long-scan]
+[--json PATH]`.
 
 A calibration run (not interrupted) measures how long a run lasts once its run folder
 exists. Then each of `--runs` runs of the same short config (Lorenz-96 with spin-up,
@@ -11,6 +12,12 @@ when it exits 130 (interrupted: no `COMPLETE` marker, no `metrics.json`, the int
 death (a negative return code, e.g. -11 for a segmentation fault) and no traceback of an
 uncaught exception. It also reports how long each run took to exit after the signal.
 The runs use `python -m jaxsci.cli`, i.e. the console script's entry point.
+
+`--case long-scan` interrupts instead one long compiled call: the quickstart L96 LETKF twin
+experiment with 400,000 cycles (one `filters.assimilate` scan of minutes), each run signalled
+at a uniform time in its first `--window` seconds (start-up, compilation, mostly the scan).
+There an interrupted run may also leave `metrics.json`, if it says `partial: true` (the
+cycles that ran), and it must exit within seconds of the signal, not at the end of the scan.
 """
 
 import argparse
@@ -26,21 +33,31 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "configs" / "l96.yaml"
-SETS = ["integrate.t1=20", "lyapunov.num_intervals=200", "plot.enabled=false"]
+#: case -> (config, overrides)
+CASES = {
+    "short": (
+        ROOT / "configs" / "l96.yaml",
+        ["integrate.t1=20", "lyapunov.num_intervals=200", "plot.enabled=false"],
+    ),
+    "long-scan": (
+        ROOT / "configs" / "quickstart.yaml",
+        ["experiment.n_cycles=400000", "plot.enabled=false"],
+    ),
+}
 
 
-def _command(out: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "jaxsci.cli", "run", str(CONFIG), "--out", str(out), "--quiet"]
-    for s in SETS:
+def _command(out: Path, case: str) -> list[str]:
+    config, sets = CASES[case]
+    cmd = [sys.executable, "-m", "jaxsci.cli", "run", str(config), "--out", str(out), "--quiet"]
+    for s in sets:
         cmd += ["--set", s]
     return cmd
 
 
-def _start(out: Path) -> tuple[subprocess.Popen, float]:
+def _start(out: Path, case: str) -> tuple[subprocess.Popen, float]:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(
-        _command(out), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _command(out, case), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     log = out / "run.log"
     while not log.exists():
@@ -63,8 +80,9 @@ def _check(out: Path, code: int, stderr: str) -> list[str]:
     if code == 0 and not (complete and metrics):
         problems.append("finished without COMPLETE/metrics.json")
     if code == 130:
-        if complete or metrics:
-            problems.append("interrupted run has COMPLETE or metrics.json")
+        partial = metrics and json.loads((out / "metrics.json").read_text()).get("partial")
+        if complete or (metrics and not partial):
+            problems.append("interrupted run has COMPLETE or unmarked metrics.json")
         if "interrupted" not in log:
             problems.append("interruption not in run.log")
     return problems
@@ -74,25 +92,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--case", choices=list(CASES), default="short")
+    parser.add_argument(
+        "--window", type=float, default=40.0, help="long-scan: signal within this many seconds"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="jaxsci-reliability-"))
-    print(f"load average {os.getloadavg()}; config {CONFIG.name} --set {' '.join(SETS)}")
+    config, sets = CASES[args.case]
+    print(f"load average {os.getloadavg()}; config {config.name} --set {' '.join(sets)}")
     try:
-        proc, started = _start(work / "calibration")
-        _, err = proc.communicate(timeout=600)
-        duration = time.perf_counter() - started
-        if proc.returncode != 0:
-            print(err.decode()[-2000:])
-            print("calibration run failed")
-            return 1
-        print(f"calibration: {duration:.1f} s from run.log to exit")
+        if args.case == "short":
+            proc, started = _start(work / "calibration", args.case)
+            _, err = proc.communicate(timeout=600)
+            duration = time.perf_counter() - started
+            if proc.returncode != 0:
+                print(err.decode()[-2000:])
+                print("calibration run failed")
+                return 1
+            print(f"calibration: {duration:.1f} s from run.log to exit")
+        else:
+            duration = args.window
         rows = []
+        partial_runs = 0
         for i in range(args.runs):
             out = work / f"run{i:02d}"
             delay = rng.uniform(0.0, duration)
-            proc, started = _start(out)
+            proc, started = _start(out, args.case)
             time.sleep(max(0.0, delay - (time.perf_counter() - started)))
             sent = time.perf_counter()
             if proc.poll() is None:
@@ -108,6 +135,12 @@ def main() -> int:
             problems = _check(out, proc.returncode, err.decode())
             rows.append((i, delay, to_exit, proc.returncode, problems))
             state = "clean" if not problems else "; ".join(problems)
+            if proc.returncode == 130 and (out / "metrics.json").is_file():
+                done = json.loads((out / "metrics.json").read_text())
+                state += (
+                    f" (partial metrics: {done['n_cycles']} of {done['n_cycles_planned']} cycles)"
+                )
+                partial_runs += 1
             if problems:
                 tail = err.decode().strip().splitlines()[-12:]
                 state += "\n      " + "\n      ".join(tail)
@@ -121,8 +154,9 @@ def main() -> int:
         interrupted = sum(1 for r in rows if r[3] == 130)
         print(
             f"\n{clean}/{len(rows)} clean exits with consistent run folders ({interrupted} "
-            f"interrupted, {len(rows) - interrupted} finished first); time from SIGINT to "
-            f"exit: median {exits[len(exits) // 2]:.2f} s, max {exits[-1]:.2f} s"
+            f"interrupted, {partial_runs} of them with partial metrics, {len(rows) - interrupted} "
+            f"finished first); time from SIGINT to exit: median {exits[len(exits) // 2]:.2f} s, "
+            f"max {exits[-1]:.2f} s"
         )
         if args.json:
             Path(args.json).write_text(
