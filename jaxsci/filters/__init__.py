@@ -2,7 +2,7 @@
 
 Every filter is an `AbstractFilter` over one `FilterState` (ensemble, log-weights). The
 observation models come from `jaxsci.observations`, the weighted-particle layer (resampling,
-ESS, the SMC step) from `jaxsci.smc`; both are re-exported here.
+ESS, the SMC step, the jitter rules) from `jaxsci.smc`; both are re-exported here.
 """
 
 from ..observations import (
@@ -14,6 +14,10 @@ from ..observations import (
     synthetic_observations as synthetic_observations,
 )
 from ..smc import (
+    AbstractJitterRule as AbstractJitterRule,
+    JitterAll as JitterAll,
+    KeepFirstCopyJitter as KeepFirstCopyJitter,
+    NoUniqueJitter as NoUniqueJitter,
     Resampler as Resampler,
     SoftResampler as SoftResampler,
     StopGradientResampler as StopGradientResampler,

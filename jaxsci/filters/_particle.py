@@ -1,17 +1,18 @@
 """Bootstrap particle filter on the weighted-particle layer `jaxsci.smc`, with DAPPER's
-regularisation jitter."""
+regularisation jitter under a choice of jitter rule."""
 
 import functools
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from .._checks import check_positive, check_probability
-from .._custom_types import Array, ArrayLike, Bool, Float, Int, Key
+from .._custom_types import Array, ArrayLike, Float, Int, Key
 from ..observations import AbstractObservation
 from ..smc import (
+    AbstractJitterRule,
     AbstractResampler,
+    KeepFirstCopyJitter,
     Resampler,
     ResamplingScheme,
     StopGradientResampler,
@@ -21,23 +22,39 @@ from ..smc import (
 from ._base import AbstractParticleFilter, FilterInfo, FilterState, ObsVector
 from ._statistics import check_analysis_inputs, unbiased_weighting
 
+#: The default rule (a stateless module: one shared instance is safe). Not DAPPER's `nuj`:
+#: at DAPPER's own Lorenz-63 setting (N = 100, NER 0.3, reg 2.4) it gave the lower rmse_a
+#: (benchmarks/RESULTS.md, section "Particle filter jitter rules").
+_DEFAULT_JITTER_RULE = KeepFirstCopyJitter()
+
 
 class BootstrapPF(AbstractParticleFilter):
-    """Bootstrap particle filter (Gordon et al. 1993) as DAPPER's `PartFilt`.
+    """Bootstrap particle filter (Gordon et al. 1993) after DAPPER's `PartFilt`.
 
     One `jaxsci.smc.smc_step` per observation with the log-potentials log N(y; h(x_i), R):
     reweight, and resample when ESS <= `ess_threshold` * N (DAPPER's `NER`). The incremental
     evidence estimate is log sum_i w_i^- p(y | x_i) (w^- the normalised prior weights); its
     product over cycles is an unbiased estimate of p(y_{1:K}) (Del Moral 2004) when `reg` = 0.
-    After resampling, if `reg` > 0, the regularisation jitter of DAPPER moves the particles:
-    Gaussian noise with covariance h^2 * (unbiased weighted ensemble covariance, or the
-    unweighted one when the weights are degenerate), bandwidth h = reg * N^(-1/(dim+4))
-    (Silverman's rule shape), applied to the duplicated particles only (DAPPER's `nuj`); it
-    keeps deterministic models from collapsing onto copies.
+
+    After resampling, if `reg` > 0, DAPPER's regularisation jitter moves the particles that
+    `jitter_rule` selects: each gets independent Gaussian noise with covariance h^2 C, where
+    C = ub * sum_i w_i (x_i - m)(x_i - m)^T, m = sum_i w_i x_i, is the unbiased weighted
+    covariance (ub = 1 / (1 - sum_i w_i^2)) of the cloud *before* resampling with its weights
+    after reweighting (the uniform weights instead when they are degenerate: here when
+    1 - sum_i w_i^2 < 100 eps, in DAPPER when 1 - max_i w_i < 1e-10), and
+    h = reg * N^(-1/(dim+4)) (DAPPER's `auto_bandw`, the shape of Silverman's rule). The
+    jitter keeps a deterministic model's particles from collapsing onto copies. Rules
+    (`jaxsci.smc`): `KeepFirstCopyJitter()`, the default, jitters the second and later copies
+    of a particle drawn twice or more, so one copy of every drawn particle stays in place (not
+    DAPPER's rule); `NoUniqueJitter()` jitters every copy of a particle drawn twice or more and
+    leaves only the particles drawn once (DAPPER's `nuj=True`, its default);
+    `JitterAll()` jitters every particle (DAPPER's `nuj=False`). For DAPPER's `PartFilt`
+    exactly, pass `jitter_rule=NoUniqueJitter()`.
 
     The resampler decides the gradient through resampling: `jaxsci.smc.Resampler` (none),
     `StopGradientResampler` (Ścibior & Wood 2021: the forward pass is unchanged and gradients
     of the log-evidence estimate are consistent), or `SoftResampler` (Karkus et al. 2018).
+    The jitter is treated as noise: no gradient flows through its covariance.
 
     Arguments:
         resampling: a resampling scheme (`jaxsci.smc.systematic`, the default, `stratified`,
@@ -45,14 +62,15 @@ class BootstrapPF(AbstractParticleFilter):
         ess_threshold: resample when ESS <= threshold * N, in [0, 1] (1 resamples every cycle).
         reg: jitter scale >= 0 (0 disables; DAPPER's `reg`, e.g. 2.4 for Lorenz-63).
         differentiable: with a scheme, use `StopGradientResampler(resampling)`.
-        jitter_duplicates_only: jitter only the second and later copies of a resampled
-            particle, keeping one copy of each in place (DAPPER's `nuj=True`, its default).
+        jitter_rule: which resampled particles the jitter moves, a
+            `jaxsci.smc.AbstractJitterRule`: `KeepFirstCopyJitter()` (the default, not
+            DAPPER's), `NoUniqueJitter()` (DAPPER's `nuj=True`) or `JitterAll()` (`nuj=False`).
     """
 
     resampler: AbstractResampler
     ess_threshold: Float[Array, ""]
     reg: Float[Array, ""]
-    jitter_duplicates_only: bool = eqx.field(static=True)
+    jitter_rule: AbstractJitterRule
 
     def __init__(
         self,
@@ -60,7 +78,7 @@ class BootstrapPF(AbstractParticleFilter):
         ess_threshold: Float[ArrayLike, ""] = 0.5,
         reg: Float[ArrayLike, ""] = 0.0,
         differentiable: bool = False,
-        jitter_duplicates_only: bool = True,
+        jitter_rule: AbstractJitterRule = _DEFAULT_JITTER_RULE,
     ):
         if isinstance(resampling, AbstractResampler):
             if differentiable:
@@ -80,7 +98,12 @@ class BootstrapPF(AbstractParticleFilter):
         check_positive("reg", reg, allow_zero=True)
         self.ess_threshold = jnp.asarray(ess_threshold, dtype=jnp.result_type(float))
         self.reg = jnp.asarray(reg, dtype=jnp.result_type(float))
-        self.jitter_duplicates_only = bool(jitter_duplicates_only)
+        if not isinstance(jitter_rule, AbstractJitterRule):
+            raise TypeError(
+                "`jitter_rule` must be a jaxsci.smc.AbstractJitterRule such as "
+                f"NoUniqueJitter(), KeepFirstCopyJitter() or JitterAll(); got {jitter_rule!r}."
+            )
+        self.jitter_rule = jitter_rule
 
     def analysis(
         self, key: Key, state: FilterState, y_obs: ObsVector, obs_op: AbstractObservation
@@ -109,12 +132,12 @@ class BootstrapPF(AbstractParticleFilter):
         ancestors: Int[Array, " ens"],
         log_w: Float[Array, " ens"],
     ) -> Float[Array, "ens dim"]:
-        """DAPPER's regularisation: Gaussian jitter with covariance h^2 * ub * sum_i w_i
-        (x_i - m)(x_i - m)^T of the cloud before resampling (`particles`, weights `log_w`),
-        where ub = 1 / (1 - sum w_i^2) unbiases the weighted covariance. When the weights are
-        degenerate (one particle holds them all, 1 - sum w^2 ~ 0) the weighted covariance is
-        zero and the cloud could never recover on a deterministic model, so the unweighted
-        covariance is used instead."""
+        """DAPPER's regularisation of the particles `jitter_rule` selects: Gaussian jitter
+        with covariance h^2 * ub * sum_i w_i (x_i - m)(x_i - m)^T of the cloud before
+        resampling (`particles`, weights `log_w`), where ub = 1 / (1 - sum w_i^2) unbiases the
+        weighted covariance. When the weights are degenerate (one particle holds them all,
+        1 - sum w^2 ~ 0) the weighted covariance is zero and the cloud could never recover on
+        a deterministic model, so the unweighted covariance is used instead."""
         n, dim = particles.shape
         dtype = particles.dtype
         w = jax.nn.softmax(jax.lax.stop_gradient(log_w))
@@ -129,14 +152,5 @@ class BootstrapPF(AbstractParticleFilter):
             jitter = jax.random.normal(key, (n, dim), dtype=dtype) @ root
         else:
             jitter = jax.random.normal(key, (n, n), dtype=dtype) @ c12
-        if self.jitter_duplicates_only:
-            jitter = jnp.where(_is_duplicate(ancestors)[:, None], jitter, 0.0)
+        jitter = jnp.where(self.jitter_rule(ancestors)[:, None], jitter, 0.0)
         return resampled + h * jitter
-
-
-def _is_duplicate(idx: Int[Array, " ens"]) -> Bool[Array, " ens"]:
-    """True where idx[i] repeats an index that occurs earlier in `idx` (any order)."""
-    order = jnp.argsort(idx, stable=True)
-    sorted_idx = idx[order]
-    dup_sorted = jnp.concatenate([jnp.zeros((1,), bool), sorted_idx[1:] == sorted_idx[:-1]])
-    return jnp.zeros_like(dup_sorted).at[order].set(dup_sorted)

@@ -1,12 +1,19 @@
-"""Weighted particles: resampling schemes and resamplers, the effective sample size, and one
-generic sequential Monte Carlo step, shared by the particle filters (`jaxsci.filters`) and the
-SMC samplers of `jaxsci.diffusion`.
+"""Weighted particles: resampling schemes and resamplers, the effective sample size, one
+generic sequential Monte Carlo step, and the jitter rules (which resampled copies a
+regularisation jitter moves), shared by the particle filters (`jaxsci.filters`) and the SMC
+samplers of `jaxsci.diffusion`.
 
 A low-level package: it imports nothing of jaxsci but the shared types and checks.
 """
 
 from ._base import AbstractResampler as AbstractResampler
 from ._ess import effective_sample_size as effective_sample_size
+from ._jitter import (
+    AbstractJitterRule as AbstractJitterRule,
+    JitterAll as JitterAll,
+    KeepFirstCopyJitter as KeepFirstCopyJitter,
+    NoUniqueJitter as NoUniqueJitter,
+)
 from ._resamplers import (
     Resampler as Resampler,
     SoftResampler as SoftResampler,

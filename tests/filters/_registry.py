@@ -32,7 +32,9 @@ FILTERS = {
     "RTPP(DEnKF)": lambda o: F.RTPP(F.DEnKF(), 0.5),
     "PF-systematic": lambda o: F.BootstrapPF(smc.systematic, 0.5, reg=1.0),
     "PF-multinomial-always": lambda o: F.BootstrapPF(smc.multinomial, 1.0),
-    "PF-residual-diff": lambda o: F.BootstrapPF(smc.residual, 1.0, reg=0.5, differentiable=True),
+    "PF-residual-diff-jitter-all": lambda o: F.BootstrapPF(
+        smc.residual, 1.0, reg=0.5, differentiable=True, jitter_rule=smc.JitterAll()
+    ),
     "PF-stratified": lambda o: F.BootstrapPF(smc.stratified, 0.9),
     "PF-soft": lambda o: F.BootstrapPF(smc.SoftResampler(smc.systematic, 0.5), 1.0),
 }

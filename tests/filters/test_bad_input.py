@@ -124,7 +124,8 @@ def test_filter_divergence_is_flagged():
 
 def test_hyperparameters_are_checked_by_name():
     """Inflation finite and > 0, relaxation factors and the ESS threshold in [0, 1], jitter and
-    initial spread >= 0; resampling is a function or a resampler, not a string."""
+    initial spread >= 0; resampling is a function or a resampler, not a string; the jitter rule
+    an AbstractJitterRule object."""
     for bad in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="factor"):
             F.Inflation(F.ETKF(), bad)
@@ -142,6 +143,9 @@ def test_hyperparameters_are_checked_by_name():
         F.BootstrapPF("systematic")
     with pytest.raises(ValueError, match="differentiable"):
         F.BootstrapPF(F.SoftResampler(), differentiable=True)
+    for bad in ("nuj", True, F.NoUniqueJitter):  # a name, the old boolean, the class
+        with pytest.raises(TypeError, match="jitter_rule"):
+            F.BootstrapPF(reg=1.0, jitter_rule=bad)
     o = F.IndexObservation(4)
     kw = dict(n_cycles=3, dt=1.0, ensemble_size=5)
     with pytest.raises(ValueError, match="init_std"):
