@@ -51,6 +51,12 @@ METHODS = ("enkf", "etkf", "denkf", "ensrf", "letkf", "pf")
 RESAMPLING_SCHEMES = {
     fn.__name__: fn for fn in (smc.systematic, smc.stratified, smc.multinomial, smc.residual)
 }
+#: `filter.jitter_rule` names -> the jitter rules of `jaxsci.smc` ("nuj": DAPPER's name).
+JITTER_RULES = {
+    "nuj": smc.NoUniqueJitter,
+    "keep_first": smc.KeepFirstCopyJitter,
+    "all": smc.JitterAll,
+}
 _METHOD_NAMES = {
     "enkf": "EnKF",
     "etkf": "ETKF",
@@ -117,6 +123,13 @@ class FilterSection:
         0.5, ge=0.0, le=1.0, help="pf: resample when ESS <= threshold * N (DAPPER NER)"
     )
     jitter: float = option(0.0, ge=0.0, help="pf: regularisation jitter scale (DAPPER reg)")
+    jitter_rule: str = option(
+        "keep_first",
+        choices=tuple(JITTER_RULES),
+        help="pf: which resampled particles the jitter moves: keep_first = the second and "
+        "later copies of a particle drawn twice or more (not DAPPER's), nuj = every copy of "
+        "such a particle (DAPPER's nuj=True), all = every particle (DAPPER's nuj=False)",
+    )
 
     def __post_init__(self):
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -127,6 +140,7 @@ class FilterSection:
             "resampling": ("pf",),
             "ess_threshold": ("pf",),
             "jitter": ("pf",),
+            "jitter_rule": ("pf",),
             "inflation": tuple(m for m in METHODS if m != "pf"),
             "rtps": tuple(m for m in METHODS if m != "pf"),
             "rtpp": tuple(m for m in METHODS if m != "pf"),
@@ -249,7 +263,10 @@ def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractFilter:
     """The analysis scheme of `cfg`, with its relaxation and inflation wrappers."""
     if cfg.method == "pf":
         return filters.BootstrapPF(
-            RESAMPLING_SCHEMES[cfg.resampling], ess_threshold=cfg.ess_threshold, reg=cfg.jitter
+            RESAMPLING_SCHEMES[cfg.resampling],
+            ess_threshold=cfg.ess_threshold,
+            reg=cfg.jitter,
+            jitter_rule=JITTER_RULES[cfg.jitter_rule](),
         )
     base = {
         "enkf": lambda: filters.EnKF(),
@@ -275,7 +292,7 @@ def filter_label(cfg: FilterSection) -> str:
     if cfg.method == "pf":
         parts.append(f"{cfg.resampling}, NER {cfg.ess_threshold:g}")
         if cfg.jitter > 0:
-            parts.append(f"reg {cfg.jitter:g}")
+            parts.append(f"reg {cfg.jitter:g} ({cfg.jitter_rule})")
         return ", ".join(parts)
     if cfg.inflation != 1.0:
         parts.append(f"infl {cfg.inflation:g}")

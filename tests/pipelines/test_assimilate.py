@@ -126,6 +126,7 @@ def _dry(capsys, *sets, config="l96_letkf.yaml"):
         ("filter.batch_size=0", "filter.batch_size", ">= 1"),
         ("filter.batch_size=41", "filter.batch_size", "state dimension 40"),
         ("filter.jitter=1.0", "filter.jitter", "not used by method 'letkf'"),
+        ("filter.jitter_rule=all", "filter.jitter_rule", "not used by method 'letkf'"),
         ("filter.loc_rad=null", "filter.loc_rad", "required by method 'letkf'"),
         ("filter.resampling=best", "filter.resampling", "systematic"),
         ("observations.noise_std=0", "observations.noise_std", "> 0"),
@@ -241,3 +242,24 @@ def test_ensemble_centre_independent(tmp_path, capsys):
     first = {c: data[c]["rmse_f"][:, 0] for c in data}
     assert np.all(first["truth"] < 0.5), first
     assert np.all(first["independent"] > 2.5 * first["truth"]), first
+
+
+def test_jitter_rule_names_map_to_the_library_rules(capsys):
+    """`filter.jitter_rule` is the only place the rules have string names: nuj (DAPPER's
+    name for its nuj=True rule), keep_first and all map to the jaxsci.smc rule objects; an
+    unknown name lists the choices."""
+    from jaxsci import smc
+    from jaxsci.pipelines._assimilate import JITTER_RULES, FilterSection, make_filter
+
+    assert JITTER_RULES == {
+        "nuj": smc.NoUniqueJitter,
+        "keep_first": smc.KeepFirstCopyJitter,
+        "all": smc.JitterAll,
+    }
+    for name, rule in JITTER_RULES.items():
+        cfg = FilterSection(method="pf", jitter=2.4, jitter_rule=name)
+        assert isinstance(make_filter(cfg, None).jitter_rule, rule)
+    code, _, err = _dry(capsys, "filter.jitter_rule=dapper", config="l63_pf.yaml")
+    assert code == 2 and "filter.jitter_rule:" in err
+    for name in JITTER_RULES:
+        assert f"'{name}'" in err, err
