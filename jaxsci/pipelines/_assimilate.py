@@ -124,11 +124,11 @@ class FilterSection:
     )
     jitter: float = option(0.0, ge=0.0, help="pf: regularisation jitter scale (DAPPER reg)")
     jitter_rule: str = option(
-        "keep_first",
+        "nuj",
         choices=tuple(JITTER_RULES),
-        help="pf: which resampled particles the jitter moves: keep_first = the second and "
-        "later copies of a particle drawn twice or more (not DAPPER's), nuj = every copy of "
-        "such a particle (DAPPER's nuj=True), all = every particle (DAPPER's nuj=False)",
+        help="pf: which resampled particles the jitter moves: nuj = every copy of a particle "
+        "drawn twice or more (DAPPER's nuj=True), keep_first = the second and later copies "
+        "of such a particle (not DAPPER's), all = every particle (DAPPER's nuj=False)",
     )
 
     def __post_init__(self):
