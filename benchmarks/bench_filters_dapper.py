@@ -13,6 +13,17 @@ that XLA runs single-threaded too), the setting of DAPPER's published timings; p
 `--threads N` to change that.
 
     .venv/bin/python benchmarks/bench_filters_dapper.py [--quick] [--cycles 2000]
+
+`--pf-rules` instead compares the particle filter's jitter rules on the L63 PF setting (the
+row above: N=100, NER 0.3, reg 2.4, `--l63-cycles` cycles, 64 of burn-in) and on DAPPER's
+10-variable Lorenz-96 PF setting (`mods/Lorenz96/bocquet2010.py`: N=100, NER 0.2, reg 1.3):
+DAPPER's `PartFilt` with `nuj=True` and `nuj=False` against `BootstrapPF` with
+`NoUniqueJitter` (DAPPER's nuj=True), `KeepFirstCopyJitter` and `JitterAll` (DAPPER's
+nuj=False), on the same truths and observations (one per `--seeds` entry; `--dapper-runs`
+DAPPER runs and `--keys` jaxsci runs per truth; `--only L63` or `--only L96` for one
+setting). rmse_a only, no timing:
+
+    .venv/bin/python benchmarks/bench_filters_dapper.py --pf-rules [--seeds 3 4 5 6]
 """
 
 import argparse
@@ -71,6 +82,16 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=None)
+    parser.add_argument(
+        "--pf-rules", action="store_true", help="L63 PF jitter rules vs DAPPER's (rmse_a only)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=list(range(3, 19)), help="--pf-rules: truths"
+    )
+    parser.add_argument("--keys", type=int, default=32, help="--pf-rules: jaxsci runs per truth")
+    parser.add_argument(
+        "--dapper-runs", type=int, default=1, help="--pf-rules: DAPPER runs per truth and rule"
+    )
     parser.add_argument("--skip-dapper", action="store_true", help="jaxsci only (no DAPPER)")
     parser.add_argument(
         "--plain-rk4",
@@ -115,6 +136,9 @@ def main():
 
     obs96 = F.IndexObservation(40, noise_cov=1.0)
     obs63 = F.IndexObservation(3, noise_cov=2.0)
+    if args.pf_rules:
+        _pf_rules(args, l63_hmm)
+        return
     configs = {
         "L96 EnKF N=40 infl=1.06": (
             l96_hmm,
@@ -265,6 +289,161 @@ def main():
             f"{r['jaxsci_compile_s']:.1f} |"
         )
     print(f"load average {load_average()}; backend {jax.default_backend()}")
+
+
+#: --pf-rules: a run whose rmse_a exceeds this (about 2.5 times a tracking run's, and 0.7 of
+#: the observation error sqrt(2) of L63) has lost the truth for a good part of its cycles.
+LOST = 1.0
+
+
+def _pf_setups(l63_hmm, l63_cycles):
+    """The particle-filter settings of `--pf-rules`: name -> (DAPPER HMM, jaxsci flow, obs
+    operator, analysis interval, initial std, N, NER, reg)."""
+    import numpy as np
+    from dapper.mods.Lorenz96 import bocquet2010
+
+    from jaxsci import filters as F
+    from jaxsci.dynamics import Lorenz63, Lorenz96
+    from jaxsci.integrate import Flow
+
+    return {
+        # the L63 PF row above (DAPPER mods/Lorenz63/sakov2012.py)
+        "L63 PF N=100 NER=0.3 reg=2.4": (
+            l63_hmm(l63_cycles),
+            Flow(Lorenz63(), 0.01),
+            F.IndexObservation(3, noise_cov=2.0),
+            0.25,
+            2.0**0.5,
+            100,
+            0.3,
+            2.4,
+        ),
+        # DAPPER mods/Lorenz96/bocquet2010.py as shipped (10 variables, every other one
+        # observed, R = 1.5 I, one RK4 step of 0.05 per cycle, 1280 cycles of which 400 are
+        # burn-in); its suggested PartFilt tuning, listed there with rmse_a 0.36
+        "L96 (10 variables) PF N=100 NER=0.2 reg=1.3": (
+            bocquet2010.HMM.copy(),
+            Flow(Lorenz96(10, 8.0), 0.05),
+            F.IndexObservation(10, np.arange(0, 10, 2), noise_cov=1.5),
+            0.05,
+            0.001**0.5,
+            100,
+            0.2,
+            1.3,
+        ),
+    }
+
+
+def _pf_rules(args, l63_hmm):
+    """rmse_a of the particle filter per jitter rule, DAPPER and jaxsci, on the truths of
+    `args.seeds`, for each setting of `_pf_setups`: a table of the mean over all runs, the
+    standard error of the mean over truths, the median, the runs that lost the truth, and the
+    mean of each minus DAPPER(nuj=True) paired by truth."""
+    from _timing import machine_summary
+
+    setups = _pf_setups(l63_hmm, args.l63_cycles)
+    if args.only:
+        setups = {k: v for k, v in setups.items() if any(s in k for s in args.only)}
+    out = {name: _pf_rules_one(args, name, *setup) for name, setup in setups.items()}
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_out")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "bench_filters_dapper_pf_rules.json"), "w") as f:
+        json.dump({"setups": out, "args": vars(args), "machine": machine_summary()}, f, indent=2)
+
+
+def _pf_rules_one(args, title, hmm, flow, obs_op, dt, init_std, n, ner, reg):
+    import dapper as dpr
+    import dapper.da_methods as da
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from _timing import load_average
+
+    from jaxsci import filters as F
+
+    jax_rules = {
+        "jaxsci NoUniqueJitter (nuj)": F.NoUniqueJitter(),
+        "jaxsci KeepFirstCopyJitter": F.KeepFirstCopyJitter(),
+        "jaxsci JitterAll": F.JitterAll(),
+    }
+    dapper_rules = {"DAPPER nuj=True": True, "DAPPER nuj=False": False}
+    per_seed = {name: [] for name in [*dapper_rules, *jax_rules]}
+
+    def runner(rule):
+        pf = F.BootstrapPF(F.systematic, ner, reg=reg, jitter_rule=rule)
+
+        @jax.jit
+        def many(keys, ys, x0):
+            def one(key):
+                k0, k1 = jax.random.split(key)
+                ens0 = x0 + init_std * jax.random.normal(k0, (n, x0.shape[0]))
+                res = F.run_filter(k1, flow, obs_op, pf, ens0, ys, dt=dt, compute_likelihood=False)
+                return res.mean_a
+
+            return jax.vmap(one)(keys)
+
+        return many
+
+    runners = {name: runner(rule) for name, rule in jax_rules.items()}
+    t_start = time.perf_counter()
+    for seed in args.seeds:
+        dpr.set_seed(seed)
+        xx, yy = hmm.simulate()
+        truth = xx[hmm.tseq.kko]
+        after = hmm.tseq.masko
+        for name, nuj in dapper_rules.items():
+            vals = []
+            for _ in range(args.dapper_runs):
+                xp = da.PartFilt(N=n, NER=ner, reg=reg, nuj=nuj)
+                xp.assimilate(hmm, xx, yy, liveplots=False)
+                xp.stats.average_in_time()
+                vals.append(float(xp.avrgs.err.rms.a.val))
+            per_seed[name].append(vals)
+        ys = jnp.asarray(np.stack([np.asarray(y) for y in yy]), dtype=jnp.float32)
+        x0 = jnp.asarray(hmm.X0.mu, dtype=jnp.float32)
+        keys = jax.random.split(jax.random.key(seed), args.keys)
+        for name, many in runners.items():
+            mean_a = np.asarray(many(keys, ys, x0), dtype=np.float64)
+            rmse = np.sqrt(np.mean((mean_a - truth) ** 2, axis=2))[:, after].mean(axis=1)
+            per_seed[name].append(rmse.tolist())
+        print(
+            f"{title}, seed {seed}: "
+            + "  ".join(f"{k}={np.mean(v[-1]):.3f}" for k, v in per_seed.items()),
+            flush=True,
+        )
+
+    ref = np.array([np.mean(v) for v in per_seed["DAPPER nuj=True"]])
+    rows = {}
+    for name, vals in per_seed.items():
+        seed_means = np.array([np.mean(v) for v in vals])
+        runs = np.concatenate([np.asarray(v) for v in vals])
+        diff = seed_means - ref
+        rows[name] = {
+            "runs": int(runs.size),
+            "mean": float(runs.mean()),
+            "sem": float(seed_means.std(ddof=1) / np.sqrt(len(seed_means))),
+            "median": float(np.median(runs)),
+            "lost": int(np.sum(runs > LOST)),
+            "minus_dapper_nuj": float(diff.mean()),
+            "minus_dapper_nuj_sem": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+            "ratio_to_dapper_nuj": float(np.mean(seed_means) / np.mean(ref)),
+            "per_seed_runs": [list(map(float, v)) for v in vals],
+        }
+    print(
+        f"\n{title}, {len(hmm.tseq.kko)} cycles, truths (seeds) {args.seeds}, "
+        f"{time.perf_counter() - t_start:.0f} s\n"
+        "| rule | runs | mean rmse_a | s.e. over truths | median | runs with rmse_a > "
+        f"{LOST:g} | minus DAPPER nuj=True (paired by truth) | ratio to DAPPER nuj=True |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    for name, r in rows.items():
+        print(
+            f"| {name} | {r['runs']} | {r['mean']:.3f} | {r['sem']:.3f} | {r['median']:.3f} | "
+            f"{r['lost']} | {r['minus_dapper_nuj']:+.3f} +- {r['minus_dapper_nuj_sem']:.3f} | "
+            f"{r['ratio_to_dapper_nuj']:.3f} |"
+        )
+    print(f"load average {load_average()}", flush=True)
+    return rows
 
 
 if __name__ == "__main__":
