@@ -6,9 +6,11 @@ and sharded over devices; `solve_ode` puts a `jaxsci.dynamics` model inside a li
 failed solve turned into a rejected proposal; `map_estimate` and `laplace` are the fast
 baseline and an initialiser, both on one L-BFGS (`minimize_lbfgs`); `rhat`, `ess_bulk`,
 `ess_tail`, `mcse_mean`, `mcse_sd` and `summary` are the convergence diagnostics of Vehtari et
-al. (2021).
+al. (2021), `ebfmi` Betancourt's (2016) energy diagnostic, and `PosteriorResult.diagnose()` turns
+failed checks into `Advice` on what to change.
 """
 
+from ._advice import Advice as Advice
 from ._constraints import (
     AbstractConstraint as AbstractConstraint,
     Interval as Interval,
@@ -16,6 +18,7 @@ from ._constraints import (
     Real as Real,
 )
 from ._diagnostics import (
+    ebfmi as ebfmi,
     ess_bulk as ess_bulk,
     ess_tail as ess_tail,
     format_summary as format_summary,

@@ -33,6 +33,7 @@ import scipy.stats
 from .._custom_types import ArrayLike, Float
 
 __all__ = [
+    "ebfmi",
     "ess_bulk",
     "ess_mean",
     "ess_tail",
@@ -466,6 +467,30 @@ def mcse_quantile(x: Draws, prob: float) -> np.ndarray:
     ):
         raise ValueError(f"prob must be a number strictly between 0 and 1; got {prob!r}")
     return _per_element(_mcse_quantile, x, float(prob))
+
+
+def ebfmi(energy: Float[ArrayLike, "chains draws"]) -> np.ndarray:
+    """Estimated Bayesian fraction of missing information (E-BFMI) of each chain.
+
+    Betancourt (2016), "Diagnosing suboptimal cotangent disintegrations in Hamiltonian Monte
+    Carlo" (arXiv:1604.00695), eq. 10: the mean of (E_t - E_{t-1})^2 over the variance of a
+    chain's Hamiltonian energies E_t (ddof=1, as `arviz.bfmi`, which this equals). It compares
+    how far one momentum resampling moves the energy with the spread of the energy's
+    marginal: below 0.3 (Stan's threshold) the chain explores the energy levels slowly,
+    typically in heavy tails or a funnel.
+
+    Args:
+        energy: Hamiltonian energies shaped (chains, draws) (`sample_stats["energy"]`), at
+            least 4 draws per chain, finite.
+
+    Returns:
+        E-BFMI per chain, float64 of shape (chains,).
+    """
+    x = _as_draws(energy, "energy")
+    if x.shape[0] != 1:
+        raise ValueError(f"energy must be shaped (chains, draws); got shape {np.shape(energy)}")
+    e = x[0]
+    return np.mean(np.square(np.diff(e, axis=-1)), axis=-1) / np.var(e, axis=-1, ddof=1)
 
 
 def _element_names(name: str, event: tuple[int, ...]) -> list[str]:

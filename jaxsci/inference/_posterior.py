@@ -94,8 +94,9 @@ def posterior(
             (give `constraints`, and `prior` for the prior-based inits), a numpyro model
             (give `model_args`/`model_kwargs`), or a ready `LogDensity` / `NumpyroModel`.
         key: PRNG key; the same key gives the same draws.
-        sampler: 'nuts' (blackjax), 'hmc' (blackjax), 'numpyro_nuts', or a configured
-            `NUTS(dense_mass=True, ...)`, `HMC(...)`, `NumpyroNUTS(...)`.
+        sampler: 'nuts' (blackjax), 'hmc' (blackjax), 'numpyro_nuts' (each with its defaults:
+            diagonal mass matrix, target_accept 0.8), or a configured
+            `NUTS(dense_mass=True, target_accept=0.95, ...)`, `HMC(...)`, `NumpyroNUTS(...)`.
         num_chains: independent chains (vmapped, sharded over `devices`).
         num_warmup: warmup (adaptation) steps per chain, discarded; num_samples: kept draws.
         init: 'map' (default: draws from the Laplace approximation at the best of
@@ -113,7 +114,9 @@ def posterior(
             the copies are dropped from the result.
 
     Returns:
-        A `PosteriorResult`.
+        A `PosteriorResult`; its `diagnose()` lists the failed post-run checks (divergences,
+        R-hat > 1.01, low ESS, ...) with what to change (e.g. `NUTS(target_accept=0.95)`,
+        `NUTS(dense_mass=True)` for a correlated posterior, a non-centred model).
     """
     key = check_key("key", key)
     num_chains = check_int("num_chains", num_chains, 1)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Key
+from ._advice import Advice, diagnose as _diagnose
 from ._diagnostics import summary as _summary
 from ._samplers import AbstractSampler
 from ._target import AbstractTarget, NumpyroModel
@@ -87,6 +88,21 @@ class PosteriorResult(eqx.Module):
                 f"`var_names` has unknown name(s) {unknown}; available: {list(self.draws)}."
             )
         return _summary({n: self.draws[n] for n in names})
+
+    def diagnose(
+        self, summary: Mapping[str, Mapping[str, float]] | None = None
+    ) -> tuple[Advice, ...]:
+        """What to change when the run failed a check: one `Advice` per failed check
+        (divergences, R-hat > 1.01, ESS < 100 per chain, NUTS tree depth at its cap, E-BFMI
+        < 0.3, and then a dense-mass hint for a correlated posterior sampled with a diagonal
+        mass matrix), each naming the numbers and a setting to try (e.g. target_accept 0.8
+        -> 0.95, `dense_mass=True`, a non-centred reparameterisation); empty for a clean run.
+        `str(advice)` is one readable sentence pair. See `jaxsci.inference._advice`.
+
+        Arguments:
+            summary: `self.summary()` if already computed (else it is computed here).
+        """
+        return _diagnose(self, summary)
 
     def posterior_predictive(
         self,

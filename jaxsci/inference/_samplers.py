@@ -112,6 +112,11 @@ class AbstractSampler(eqx.Module):
     #: blackjax kernels here follow the per-step `WarmupStage` instead).
     needs_num_warmup: ClassVar[bool] = False
 
+    #: Adapt a dense (not diagonal) inverse mass matrix; the dual-averaging target acceptance.
+    #: Every sampler has both: `PosteriorResult.diagnose` says how to change them.
+    dense_mass: eqx.AbstractVar[bool]
+    target_accept: eqx.AbstractVar[Float[Array, ""]]
+
     @abc.abstractmethod
     def build(self, logdensity_fn: Callable, dim: int, num_warmup: int) -> Kernel:
         """The kernel for `logdensity_fn` on R^dim with `num_warmup` warmup steps."""
@@ -341,7 +346,7 @@ class NumpyroNUTS(AbstractSampler):
 
 
 #: Sampler names accepted by `posterior(sampler=...)` and the pipeline.
-SAMPLERS: dict[str, type[AbstractSampler]] = {
+SAMPLERS: dict[str, type[NUTS] | type[HMC] | type[NumpyroNUTS]] = {
     "nuts": NUTS,
     "hmc": HMC,
     "numpyro_nuts": NumpyroNUTS,

@@ -26,6 +26,7 @@ import pytest
 
 from jaxsci.inference import posteriordb_reference
 from jaxsci.inference._diagnostics import (
+    ebfmi,
     ess_bulk,
     ess_mean,
     ess_tail,
@@ -406,3 +407,18 @@ def test_bad_input_errors_name_the_argument():
         summary({"theta": bad})
     with pytest.raises(ValueError, match=r"summary\['x'\] lacks \['rhat'\]"):
         format_summary({"x": {s: 1.0 for s in STATS if s != "rhat"}})
+
+
+def test_ebfmi_equals_arviz_and_flags_a_slow_energy():
+    """E-BFMI (Betancourt 2016) per chain equals `arviz.bfmi`; energies that change by small
+    steps (a random walk: E-BFMI ~ 1 / draws) fall below Stan's 0.3, independent ones (E-BFMI
+    ~ 2) do not."""
+    rng = np.random.default_rng(7)
+    walk = rng.normal(size=(3, 500)).cumsum(axis=1)
+    iid = rng.normal(size=(3, 500))
+    for energy in (walk, iid):
+        np.testing.assert_allclose(ebfmi(energy), az.bfmi(energy), rtol=RTOL)
+    assert np.all(ebfmi(walk) < 0.3) and np.all(np.abs(ebfmi(iid) - 2.0) < 0.3)
+    # ours, or the jaxtyping import hook's type-check error when the test run enables it
+    with pytest.raises((ValueError, TypeError), match=r"energy must be shaped|parameter 'energy'"):
+        ebfmi(np.zeros((2, 10, 3)))
