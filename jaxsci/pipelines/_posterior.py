@@ -14,7 +14,10 @@ Outputs: `posterior.nc` (ArviZ InferenceData: posterior, sample_stats, posterior
 observed_data), `summary.txt`, `trace.png`, `pair.png`, `posterior_predictive.png`, and
 `metrics.json` with `mean`, `sd` (by parameter element, posteriordb names such as `theta[1]`),
 `rhat_max`, `ess_bulk_min`, `ess_tail_min`, `divergences`, `grad_evals` and `seconds` (warmup +
-sampling wall time, compilation excluded; `compile_seconds` and `wall_seconds` apart).
+sampling wall time, compilation excluded; `compile_seconds` and `wall_seconds` apart), and
+`warnings`: the run's failed checks by kind, each saying what to change
+(`PosteriorResult.diagnose`: e.g. raise `sampler.target_accept`, `sampler.dense_mass: true`),
+also logged as warnings to run.log and the console.
 """
 
 import dataclasses
@@ -125,8 +128,15 @@ class SamplerSection:
     num_chains: int = option(4, ge=1)
     num_warmup: int = option(1000, ge=0)
     num_samples: int = option(1000, ge=4)
-    dense_mass: bool = option(True, help="dense (vs diagonal) inverse mass matrix")
-    target_accept: float = option(0.8, gt=0.0, lt=1.0)
+    dense_mass: bool = option(
+        True, help="dense (vs diagonal) inverse mass matrix, adapted in warmup (correlations)"
+    )
+    target_accept: float = option(
+        0.8,
+        gt=0.0,
+        lt=1.0,
+        help="dual-averaging target acceptance; raise (0.95, 0.99) on divergences",
+    )
     max_tree_depth: int = option(10, ge=1, le=20, help="NUTS only")
     num_integration_steps: int = option(16, ge=1, help="hmc only: mean leapfrog steps")
     init: str = option("map", choices=INITS, help="chain starts (see inference.posterior)")
@@ -263,6 +273,14 @@ def run(config: PosteriorConfig, run_dir: Path) -> dict:
         "ess_bulk_per_second": min(v["ess_bulk"] for v in summary.values())
         / max(result.seconds, 1e-9),
     }
+    # What to change if the run failed a check (divergences, R-hat, ESS, tree depth, E-BFMI,
+    # dense mass): logged as warnings (run.log, the console) and kept in metrics.json.
+    advice = result.diagnose(summary)
+    for item in advice:
+        logger.warning("%s", item)
+    if not advice:
+        logger.info("diagnostics: no divergences, R-hat <= 1.01, ESS >= 100 per chain")
+    metrics["warnings"] = {item.kind: str(item) for item in advice}
     if problem.reference is not None:
         metrics["posteriordb"] = inference.posteriordb_check(summary, problem.reference)._asdict()
         logger.info("posteriordb %s", metrics["posteriordb"])

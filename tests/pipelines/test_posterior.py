@@ -27,6 +27,7 @@ METRIC_KEYS = {
     "divergences",
     "grad_evals",
     "seconds",
+    "warnings",
 }
 # Short runs of 150 warmup + 100 draws. LV keeps 4 chains and the tree-depth cap of
 # tests/inference/test_lotka_volterra.py, so that one process compiles its sampler once.
@@ -77,6 +78,10 @@ def test_config_runs(config, tmp_path, capsys):
         else:
             assert not (out / png).exists()
     assert "rhat" in (out / "summary.txt").read_text()
+    # every failed check is in metrics.json, run.log and the printed table
+    log = (out / "run.log").read_text()
+    for kind, text in metrics["warnings"].items():
+        assert text in log and f"warnings.{kind}" in stdout, (kind, text)
     if config.stem == "lotka_volterra_nuts":
         ref = inference.posteriordb_reference()
         assert names == set(ref)  # posteriordb's names: theta[1], ..., sigma[2]
@@ -86,6 +91,32 @@ def test_config_runs(config, tmp_path, capsys):
     else:
         assert names == {"sigma", "rho", "beta"}
         assert all(metrics["truth_in_90"].values()), metrics
+
+
+@pytest.mark.slow
+def test_poor_run_says_what_to_change(tmp_path, capsys):
+    """A run far too short to converge: its metrics, run.log and table say what to change.
+    2 chains x 20 draws have ESS <= 40 log10(40) < 64 (the ESS bound) < 200 (100 per chain):
+    the ESS check fails by construction."""
+    out = tmp_path / "run"
+    sets = [*_FAST["lorenz63_posterior"], "sampler.num_warmup=20", "sampler.num_samples=20"]
+    code, stdout, err = run_cli(
+        capsys,
+        "run",
+        ROOT / "configs" / "lorenz63_posterior.yaml",
+        "--out",
+        out,
+        "--quiet",
+        *[a for s in sets for a in ("--set", s)],
+    )
+    assert code == 0, err
+    warnings = json.loads((out / "metrics.json").read_text())["warnings"]
+    assert "< 200 (100 per chain)" in warnings["ess"]
+    assert "Draw more: about num_samples" in warnings["ess"]
+    log = (out / "run.log").read_text()
+    for kind, text in warnings.items():
+        assert f"WARNING jaxsci.pipelines.posterior: {text}" in log, (kind, text)
+        assert f"warnings.{kind}" in stdout, (kind, stdout)
 
 
 def _dry(capsys, *sets, config="lotka_volterra_nuts.yaml"):
