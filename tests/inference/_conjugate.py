@@ -3,6 +3,13 @@
 Gaussian linear regression with a Gaussian prior on the coefficients: the exact posterior is
 N(S X^T y / s^2, S), S = (I / s0^2 + X^T X / s^2)^{-1}. A Gamma(a, b) prior on a Poisson rate:
 the posterior is Gamma(a + sum y, b + n).
+
+Two shapes that defeat a default sampler: a 2-D Gaussian with correlation 0.95 (a diagonal
+mass matrix cannot follow it; a dense one can), and Neal's (2003) funnel, "Slice sampling",
+Ann. Statist. 31(3), section 8: v ~ N(0, 3^2) and x_1..x_9 | v ~ N(0, e^v) (10 dimensions, as
+Neal), whose neck at low v has a curvature no single step size fits (the centred form
+diverges); the non-centred form samples v and z_i ~ N(0, 1) (x_i = e^(v/2) z_i), independent
+standard shapes, so v's marginal N(0, 3^2) is exact.
 """
 
 import jax.numpy as jnp
@@ -46,4 +53,42 @@ REGRESSION = inference.LogDensity(
 )
 POISSON = inference.LogDensity(
     poisson_logdensity, {"rate": "positive"}, prior={"rate": dist.Gamma(A, B)}
+)
+
+
+CORR_MEAN = np.array([1.0, -2.0])
+CORR_SD = np.array([1.0, 2.0])
+RHO = 0.95
+CORR_COV = np.outer(CORR_SD, CORR_SD) * np.array([[1.0, RHO], [RHO, 1.0]])
+
+
+def correlated_logdensity(params):
+    d = params["x"] - jnp.asarray(CORR_MEAN, params["x"].dtype)
+    return -0.5 * d @ jnp.asarray(np.linalg.inv(CORR_COV), d.dtype) @ d
+
+
+CORRELATED = inference.LogDensity(correlated_logdensity, {"x": "real"}, shapes={"x": (2,)})
+
+FUNNEL_DIM = 9  # the x's; with v, Neal's 10 dimensions
+FUNNEL_SD = 3.0  # v ~ N(0, 3^2)
+
+
+def funnel_centred_logdensity(params):
+    v, x = params["v"], params["x"]
+    return dist.Normal(0.0, FUNNEL_SD).log_prob(v) + jnp.sum(
+        dist.Normal(0.0, jnp.exp(v / 2)).log_prob(x)
+    )
+
+
+def funnel_noncentred_logdensity(params):
+    return dist.Normal(0.0, FUNNEL_SD).log_prob(params["v"]) + jnp.sum(
+        dist.Normal(0.0, 1.0).log_prob(params["z"])
+    )
+
+
+FUNNEL_CENTRED = inference.LogDensity(
+    funnel_centred_logdensity, {"v": "real", "x": "real"}, shapes={"v": (), "x": (FUNNEL_DIM,)}
+)
+FUNNEL_NONCENTRED = inference.LogDensity(
+    funnel_noncentred_logdensity, {"v": "real", "z": "real"}, shapes={"v": (), "z": (FUNNEL_DIM,)}
 )
