@@ -191,7 +191,10 @@ def diagnose(
                 )
             )
 
-    low = ebfmi(result.sample_stats["energy"])
+    # (static HMC records the trajectory end's energy, which a divergence can make infinite:
+    # E-BFMI is then undefined and the divergence advice says what to do)
+    energy = np.asarray(result.sample_stats["energy"])
+    low = ebfmi(energy) if np.all(np.isfinite(energy)) else np.full(chains, np.inf)
     if np.any(low < EBFMI_MIN):
         bad = [f"{c + 1}: {e:.2f}" for c, e in enumerate(low) if e < EBFMI_MIN]
         out.append(

@@ -153,6 +153,17 @@ def test_low_ebfmi_suggests_reparameterising():
     assert "Reparameterise" in advice.suggestion
 
 
+def test_infinite_energy_of_a_divergent_hmc_transition_is_no_error():
+    """Static HMC reports the trajectory end's energy: infinite after a blow-up. E-BFMI is
+    then undefined (skipped); the divergence is reported."""
+    diverging = np.zeros((CHAINS, DRAWS), bool)
+    diverging[2, 7] = True
+    energy = np.random.default_rng(6).normal(size=(CHAINS, DRAWS))
+    energy[2, 7] = np.inf
+    result = _run(_iid(), diverging=diverging, energy=energy, sampler=inference.HMC())
+    assert _kinds(result) == ["divergences"]
+
+
 @pytest.mark.parametrize("name", list(inference.SAMPLERS))
 def test_dense_mass_hint_for_a_correlated_posterior_with_a_diagonal_metric(name):
     x = _correlated()
