@@ -15,7 +15,7 @@ compilation excluded (`PosteriorResult.seconds`). The ratio printed is dense / d
 `advice` column lists the kinds of `PosteriorResult.diagnose()` of the run (empty: clean).
 Results: benchmarks/RESULTS_inference.md.
 
-    .venv/bin/python benchmarks/bench_dense_mass.py [--targets gaussian lv] [--seeds 3]
+    .venv/bin/python benchmarks/bench_dense_mass.py [--targets gaussian lv] [--seeds 3] [--quick]
 """
 
 import argparse
@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -40,7 +39,12 @@ parser.add_argument("--chains", type=int, default=4)
 parser.add_argument("--warmup", type=int, default=500)
 parser.add_argument("--samples", type=int, default=1000)
 parser.add_argument("--json", default=None, help="write the results to this JSON file")
+parser.add_argument(
+    "--quick", action="store_true", help="smoke test: the Gaussian, 1 seed, 100 + 200 steps"
+)
 args = parser.parse_args()
+if args.quick:
+    args.targets, args.seeds, args.warmup, args.samples = ["gaussian"], 1, 100, 200
 
 MEAN = np.array([1.0, -2.0])
 COV = np.outer([1.0, 2.0], [1.0, 2.0]) * np.array([[1.0, 0.95], [0.95, 1.0]])
