@@ -120,8 +120,11 @@ class AbstractSampler(eqx.Module):
     and `UniPC(order=p)` is UniPC-p (Zhao et al. 2023). `convergence_order` is the global
     order of accuracy: equal to `order` for every sampler except UniPC, whose corrector
     adds one (UniPC-p converges at order p + 1, as diffusers documents for its
-    `solver_order`). Multistep methods need at least `order` steps (NFE >= order) and warm
-    up with lower orders.
+    `solver_order`). Multistep methods warm up with lower orders (the effective order at
+    step i is at most i + 1, the outputs the history holds), so they run on any grid, even
+    one shorter than their order, as diffusers' schedulers do: on a single step every
+    exponential multistep sampler is DDIM (with `LowerOrderWarmup`), on two steps DDIM then
+    its two-point second-order step.
 
     `lower_order_final` (all samplers that have the option, default True): when the grid
     has fewer than 15 steps (the threshold diffusers uses; multistep samplers take another
@@ -168,8 +171,9 @@ class AbstractSampler(eqx.Module):
         """Advance from ts[i] to ts[i+1]; returns the new state and the step's info."""
 
     def min_steps(self) -> int:
-        """The fewest grid steps this sampler accepts."""
-        return self.order if self.multistep else 1
+        """The fewest grid steps this sampler accepts: one (multistep samplers lower their
+        order on grids shorter than it)."""
+        return 1
 
     def check_x_T(self, x_T: Float[Array, "*shape"]) -> None:
         """Raise a ValueError naming `x_T` when this sampler cannot start from it (default:
@@ -180,9 +184,8 @@ class AbstractSampler(eqx.Module):
         need = self.min_steps()
         if n_steps < need:
             raise ValueError(
-                f"{type(self).__name__} of order {self.order} needs NFE >= its order: a grid "
-                f"of at least {need} steps; got a grid of {n_steps} step(s) "
-                f"(NFE {n_steps * self.nfe_per_step})."
+                f"{type(self).__name__} needs a grid of at least {need} step(s); got a grid "
+                f"of {n_steps} step(s) (NFE {n_steps * self.nfe_per_step})."
             )
 
 

@@ -8,6 +8,7 @@ The reference formulas here are written from the papers in NumPy with the VP-lin
 coefficients of `_exact.py`, not taken from jaxsci.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -376,12 +377,14 @@ LOF_CASES = {
 LOF_16_STEPS = ("dpmpp_3m", "heun")
 
 
-def _trajectory(sampler, n, x_T):
+def _trajectory(sampler, n, x_T, key=None):
     sch = jd.VPLinear()
     grid = np.asarray(jd.time_grid(sch, n, jd.LogSNRUniform()))
     model = lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t))  # noqa: E731
     res = jax.vmap(
-        lambda x: jd.sample(sampler, model, sch, jnp.asarray(grid), x, save_trajectory=True)
+        lambda x: jd.sample(
+            sampler, model, sch, jnp.asarray(grid), x, key=key, save_trajectory=True
+        )
     )(x_T)
     return grid, np.asarray(res.trajectory), np.asarray(res.info.nfe)
 
@@ -494,20 +497,34 @@ def test_lower_order_final_sde_dpmpp_2m(x64):
 # Bad input (beyond test_core.py)
 
 
-@pytest.mark.parametrize("name", [n for n in SAMPLERS if make_sampler(n).multistep])
-def test_nfe_below_order_every_multistep_sampler(name):
-    """Every multistep sampler refuses a grid shorter than its order, naming the order and
-    the grid it got, and accepts a grid of exactly `order` steps."""
+MULTISTEP = [n for n in SAMPLERS if make_sampler(n).multistep]
+
+
+@pytest.mark.parametrize("name", MULTISTEP)
+def test_multistep_samplers_run_on_grids_shorter_than_their_order(name, x64):
+    """A multistep sampler on a grid shorter than its order lowers its order (as diffusers'
+    schedulers do) instead of refusing: on one step every deterministic one is exactly the
+    DDIM step (the only update one model output allows), against the NumPy DDIM step; the
+    stochastic SDE-DPM-Solver++(2M) runs and gives finite samples. Two-step grids:
+    `test_two_step_grid_uses_the_two_point_step`."""
     sampler = make_sampler(name)
-    sch = jd.VPLinear()
-    short = jd.time_grid(sch, sampler.order - 1) if sampler.order > 1 else None
-    if short is not None:
-        msg = (
-            rf"order {sampler.order} needs NFE >= its order.*got a grid of {sampler.order - 1} step"
-        )
-        with pytest.raises(ValueError, match=msg):
-            jd.sample(sampler, lambda t, x: x, sch, short, jnp.ones(2), key=jax.random.key(0))
-    sampler.check_steps(sampler.order)  # no error
+    x_T = MIX.sample(jax.random.key(2), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+    grid, traj, nfe = _trajectory(sampler, 1, x_T, key=jax.random.key(5))
+    assert np.all(np.isfinite(traj)) and traj.shape[1] == 2
+    np.testing.assert_array_equal(nfe, 1)
+    if not sampler.stochastic:
+        _check_step(traj, grid, 0, _ref_ddim)
+
+
+@pytest.mark.parametrize("name", ["dpmpp_3m", "deis_3"])
+def test_two_step_grid_uses_the_two_point_step(name, x64):
+    """Order-3 multistep samplers on a 2-step grid: DDIM, then the two-point step."""
+    sampler = dataclasses.replace(make_sampler(name), lower_order_final=False)
+    second = _ref_data_2m if name == "dpmpp_3m" else _ref_noise_2pt
+    x_T = MIX.sample(jax.random.key(3), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+    grid, traj, _ = _trajectory(sampler, 2, x_T)
+    _check_step(traj, grid, 0, _ref_ddim)
+    _check_step(traj, grid, 1, second, prev=True)
 
 
 def test_bad_input_messages():
