@@ -53,6 +53,7 @@ from ._sampler import (
     lower_order_final_applies,
     lower_order_final_below_field,
     lower_order_final_field,
+    lower_order_final_ratio_field,
     step_info,
 )
 
@@ -65,22 +66,22 @@ Example = Float[Array, "*shape"]
 _D2_WEIGHT = 2.0
 
 
-def _effective_order(order, i, n_steps, lower_order_final, below, history_limited):
-    """The order of step i: `order`, at most i + 1 (the history) when `history_limited`, and
-    at most n_steps - i where `lower_order_final` applies (grids of fewer than `below`
-    steps)."""
+def _effective_order(order, i, g, lower_order_final, below, ratio, history_limited):
+    """The order of step i on the grid `g`: `order`, at most i + 1 (the history) when
+    `history_limited`, and at most n_steps - i where `lower_order_final` applies (grids of
+    fewer than `below` steps or whose last steps grow by more than `ratio`)."""
     q = jnp.asarray(order)
     if history_limited:
         q = jnp.minimum(q, i + 1)
-    if lower_order_final_applies(lower_order_final, below, n_steps):
-        q = jnp.minimum(q, n_steps - i)
-    return q
+    applies = lower_order_final_applies(lower_order_final, below, ratio, g.lam)
+    return jnp.where(applies, jnp.minimum(q, _n_steps(g) - i), q)
 
 
 def _single_order(order, i, g, lower_order_final):
-    """`_effective_order` of a singlestep sampler: no history limit, diffusers' threshold."""
+    """`_effective_order` of a singlestep sampler: no history limit, diffusers' step-count
+    threshold alone (a singlestep step does not extrapolate from earlier, shorter steps)."""
     return _effective_order(
-        order, i, _n_steps(g), lower_order_final, LOWER_ORDER_FINAL_STEPS, False
+        order, i, g, lower_order_final, LOWER_ORDER_FINAL_STEPS, math.inf, False
     )
 
 
@@ -379,6 +380,7 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
     lower_order_final: bool = lower_order_final_field()
     warmup: AbstractWarmup = LowerOrderWarmup()
     lower_order_final_below: float = lower_order_final_below_field()
+    lower_order_final_ratio: float = lower_order_final_ratio_field()
 
     stochastic: ClassVar[bool] = False
 
@@ -423,7 +425,13 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
             return ratio * x + a_t * h * (p1 * ms[0] + p2 * d1 + _D2_WEIGHT * p3 * d2)
 
         q = _effective_order(
-            self.order, i, _n_steps(g), self.lower_order_final, self.lower_order_final_below, True
+            self.order,
+            i,
+            g,
+            self.lower_order_final,
+            self.lower_order_final_below,
+            self.lower_order_final_ratio,
+            True,
         )
         e_s = (x - g.alpha[i] * ms[0]) / g.sigma[i]
         x_new, nfe, _ = self.warmup(
@@ -449,6 +457,7 @@ class SDEDPMSolverPP2M(AbstractMultistepSampler):
 
     lower_order_final: bool = lower_order_final_field()
     lower_order_final_below: float = lower_order_final_below_field()
+    lower_order_final_ratio: float = lower_order_final_ratio_field()
 
     order: ClassVar[int] = 2
     convergence_order: ClassVar[int] = 2
@@ -468,7 +477,13 @@ class SDEDPMSolverPP2M(AbstractMultistepSampler):
         h = g.lam[i + 1] - lams[0]
         one_m = -jnp.expm1(-2.0 * h)
         q = _effective_order(
-            2, i, _n_steps(g), self.lower_order_final, self.lower_order_final_below, True
+            2,
+            i,
+            g,
+            self.lower_order_final,
+            self.lower_order_final_below,
+            self.lower_order_final_ratio,
+            True,
         )
         d1 = (ms[0] - ms[1]) * h / (lams[0] - lams[1])
         d = ms[0] + jnp.where(q >= 2, 0.5, 0.0) * d1
@@ -575,6 +590,7 @@ class DEIS(AbstractMultistepSampler):
     lower_order_final: bool = lower_order_final_field()
     warmup: AbstractWarmup = LowerOrderWarmup()
     lower_order_final_below: float = lower_order_final_below_field()
+    lower_order_final_ratio: float = lower_order_final_ratio_field(math.inf)
 
     stochastic: ClassVar[bool] = False
 
@@ -601,7 +617,13 @@ class DEIS(AbstractMultistepSampler):
             return f
 
         q = _effective_order(
-            k_max, i, n, self.lower_order_final, self.lower_order_final_below, True
+            k_max,
+            i,
+            g,
+            self.lower_order_final,
+            self.lower_order_final_below,
+            self.lower_order_final_ratio,
+            True,
         )
         return _switch(q, [branch(q) for q in range(1, k_max + 1)])
 
@@ -675,6 +697,7 @@ class UniPC(AbstractMultistepSampler):
     lower_order_final: bool = lower_order_final_field()
     warmup: AbstractWarmup = LowerOrderWarmup()
     lower_order_final_below: float = lower_order_final_below_field()
+    lower_order_final_ratio: float = lower_order_final_ratio_field()
 
     stochastic: ClassVar[bool] = False
 
@@ -745,7 +768,13 @@ class UniPC(AbstractMultistepSampler):
         x_base = jnp.where((i > 0) & (q_prev > 0), corrected, x_pred)
         ms, lams = _push(ms, m_new), _push(lams, g.lam[i])
         q = _effective_order(
-            p, i, _n_steps(g), self.lower_order_final, self.lower_order_final_below, True
+            p,
+            i,
+            g,
+            self.lower_order_final,
+            self.lower_order_final_below,
+            self.lower_order_final_ratio,
+            True,
         )
 
         def predictor(x):

@@ -1,12 +1,13 @@
 r"""The sampler interface: a time grid's arrays, the state, the step info, `AbstractSampler`."""
 
 import abc
+import math
 from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._custom_types import Array, Float, Int, Key, PyTree
+from .._custom_types import Array, Bool, Float, Int, Key, PyTree
 from ._base import AbstractSchedule
 from ._parameterization import Denoiser
 
@@ -59,6 +60,9 @@ def step_info(nfe: int | Int[Array, ""]) -> StepInfo:
 
 # lower_order_final applies to grids shorter than this by default (diffusers' threshold).
 LOWER_ORDER_FINAL_STEPS = 15
+# ... and, for multistep samplers, to grids whose last lambda steps grow by more than this
+# factor (see `AbstractSampler`).
+LOWER_ORDER_FINAL_RATIO = 1.4
 
 
 def check_lower_order_final(value: bool) -> bool:
@@ -97,10 +101,47 @@ def lower_order_final_below_field(default: float = LOWER_ORDER_FINAL_STEPS):
     return eqx.field(default=default, static=True, converter=check_lower_order_final_below)
 
 
-def lower_order_final_applies(lower_order_final: bool, below: float, n_steps: int) -> bool:
-    """Whether the final steps' orders are capped on a grid of `n_steps` steps: when
-    `lower_order_final` is True and the grid has fewer than `below` steps."""
-    return lower_order_final and n_steps < below
+def lower_order_final_ratio_field(default: float = LOWER_ORDER_FINAL_RATIO):
+    """The `lower_order_final_ratio` field of a multistep sampler (see `AbstractSampler`):
+    static, checked by `check_lower_order_final_ratio`."""
+    return eqx.field(default=default, static=True, converter=check_lower_order_final_ratio)
+
+
+def check_lower_order_final_ratio(value: float) -> float:
+    """`value` as a float if it is a number >= 1 (math.inf: never by the ratio), else a
+    ValueError naming `lower_order_final_ratio`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+        raise ValueError(
+            f"`lower_order_final_ratio` must be a step ratio >= 1 (math.inf: the step-count "
+            f"rule alone), got {value!r}."
+        )
+    return float(value)
+
+
+def final_step_growth(lam: Float[Array, " n1"]) -> Float[Array, ""]:
+    """The largest growth ratio h_k / h_{k-1} of the lambda steps h_k = lam[k+1] - lam[k]
+    among the last two steps of a grid (1 on grids of one step; the one ratio on two)."""
+    h = jnp.diff(lam)
+    if h.shape[0] < 2:
+        return jnp.ones((), lam.dtype)
+    k = min(2, h.shape[0] - 1)
+    return jnp.max(h[-k:] / h[-k - 1 : -1])
+
+
+def lower_order_final_applies(
+    lower_order_final: bool, below: float, ratio: float, lam: Float[Array, " n1"]
+) -> Bool[Array, ""]:
+    """Whether the final steps' orders are capped on the grid with log-SNRs `lam`: when
+    `lower_order_final` is True and the grid has fewer than `below` steps or its last lambda
+    steps grow by more than `ratio` (`final_step_growth`)."""
+    n_steps = lam.shape[0] - 1
+    if not lower_order_final:
+        return jnp.asarray(False)
+    if n_steps < below:
+        return jnp.asarray(True)
+    if math.isinf(ratio):
+        return jnp.asarray(False)
+    return final_step_growth(lam) > ratio
 
 
 class AbstractSampler(eqx.Module):
@@ -126,21 +167,33 @@ class AbstractSampler(eqx.Module):
     exponential multistep sampler is DDIM (with `LowerOrderWarmup`), on two steps DDIM then
     its two-point second-order step.
 
-    `lower_order_final` (all samplers that have the option, default True): when the grid
-    has fewer than 15 steps (the threshold diffusers uses; multistep samplers take another
-    as `lower_order_final_below`), the effective order at step i is capped at n_steps - i,
-    so the final step is first order, the one before at most second order, ... This
-    stabilises few-step sampling near the data end (Lu et al. 2022b, section 5). With the
-    default threshold it never applies to grids of 15 steps or more, so asymptotic orders
-    are untouched; set it False for order studies on short grids. For multistep samplers,
+    `lower_order_final` (all samplers that have the option, default True): where it
+    applies, the effective order at step i is capped at n_steps - i, so the final step is
+    first order, the one before at most second order, ... (Lu et al. 2022b, section 5). It
+    applies on grids of fewer than `lower_order_final_below` steps (default 15, diffusers'
+    threshold, `LOWER_ORDER_FINAL_STEPS`) and, for multistep samplers, on grids whose last
+    lambda steps grow: when `final_step_growth` (the larger of h_n/h_{n-1} and
+    h_{n-1}/h_{n-2}, h_k the k-th step in lambda) exceeds `lower_order_final_ratio`
+    (`LOWER_ORDER_FINAL_RATIO` = 1.4 for the data-prediction samplers DPM-Solver++(2M/3M),
+    SDE-DPM-Solver++(2M) and UniPC; `math.inf`, the step count alone, for DEIS).
+
+    Why the ratio: a multistep step extrapolates the model outputs of the earlier, shorter
+    steps over the current one; when the steps grow fast toward the data end the
+    extrapolation overshoots (the x0 prediction relaxes like e^{-2 lambda} there). On
+    time-uniform ("trailing") grids such as diffusers' linear-beta DDPM grids the growth is
+    at least 1.5 at every step count (at 20 steps the last step spans h = 2.85 against 0.67
+    for the one before), and the capped final steps make DPM-Solver++(2M/3M) and UniPC up to
+    an order of magnitude more accurate at 20-500 NFE. On logSNR-uniform grids the growth
+    is 1 and on Karras (rho = 7) grids of 15 steps or more below 1.25, so nothing changes
+    there and the asymptotic orders are kept (capping on every grid would bound the global
+    order by 2: the first-order final step has local error O(h^2)). DEIS (noise
+    prediction) keeps the step-count rule: on trailing grids its two-point final step over
+    the long last step is more accurate than the first-order one at 20 NFE.
+
+    The older rules stay available: `lower_order_final_ratio=math.inf` is diffusers' rule
+    for its DPM-Solver and DEIS schedulers (fewer than 15 steps only);
     `lower_order_final_below=math.inf` caps the final steps on every grid, as diffusers'
-    UniPC does. Use that on time-uniform
-    ("trailing") grids: there the last step is much longer in lambda than the others (at 20
-    steps of diffusers' linear-beta schedule, h = 2.85 against 0.67 for the step before),
-    and a high-order extrapolation overshoots; capping makes DPM-Solver++(2M/3M) and UniPC
-    markedly more accurate at 20-50 NFE. Applied on every grid it bounds the asymptotic
-    global order by 2 (the first-order final step has local error O(h^2)), so keep the
-    default threshold on logSNR-uniform grids, whose last step is not special.
+    UniPC does; `lower_order_final=False` never caps (order studies on short grids).
 
     `warmup` (multistep exponential samplers, an `AbstractWarmup`): how the first steps are
     taken while the history holds fewer outputs than the order needs. `LowerOrderWarmup()`

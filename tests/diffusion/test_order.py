@@ -41,6 +41,8 @@ CASES = {
     "dpmpp_2s": (lambda: jd.DPMSolverPP2S(lower_order_final=False), 2),
     "dpmpp_2m": (lambda: jd.DPMSolverPPMultistep(2, lower_order_final=False), 2),
     "dpmpp_3m": (lambda: jd.DPMSolverPPMultistep(3, False, SS), 3),
+    # the default lower_order_final rule keeps the order on logSNR-uniform grids
+    "dpmpp_3m_default_lof": (lambda: jd.DPMSolverPPMultistep(3, warmup=SS), 3),
     "deis_2": (lambda: make_sampler("deis_2", lower_order_final=False), 2),
     "deis_3": (
         lambda: make_sampler("deis_3", lower_order_final=False, warmup=SS),
