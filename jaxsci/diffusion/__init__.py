@@ -7,6 +7,79 @@ from ._base import (
     AbstractSchedule as AbstractSchedule,
     newton_t_from_lambda as newton_t_from_lambda,
 )
+from ._discrete import (
+    AbstractTimestepSpacing as AbstractTimestepSpacing,
+    DiscreteDDPM as DiscreteDDPM,
+    Leading as Leading,
+    Linspace as Linspace,
+    Trailing as Trailing,
+    cosine_betas as cosine_betas,
+    ddpm_grid as ddpm_grid,
+    ddpm_timesteps as ddpm_timesteps,
+    linear_betas as linear_betas,
+    scaled_linear_betas as scaled_linear_betas,
+)
+from ._exponential import (
+    DDIM as DDIM,
+    DEIS as DEIS,
+    AbstractWarmup as AbstractWarmup,
+    DEISBasis as DEISBasis,
+    DPMSolver as DPMSolver,
+    DPMSolverPP2S as DPMSolverPP2S,
+    DPMSolverPPMultistep as DPMSolverPPMultistep,
+    LowerOrderWarmup as LowerOrderWarmup,
+    SDEDPMSolverPP2M as SDEDPMSolverPP2M,
+    SinglestepWarmup as SinglestepWarmup,
+    UniPC as UniPC,
+    deis_lambda_basis as deis_lambda_basis,
+    deis_t_basis as deis_t_basis,
+    unipc_bh1 as unipc_bh1,
+    unipc_bh2 as unipc_bh2,
+)
+from ._grids import (
+    AbstractSpacing as AbstractSpacing,
+    Karras as Karras,
+    LogSNRUniform as LogSNRUniform,
+    TimeQuadratic as TimeQuadratic,
+    TimeUniform as TimeUniform,
+    check_grid as check_grid,
+    time_grid as time_grid,
+)
+from ._losses import DenoisingScoreMatching as DenoisingScoreMatching, FlowMatching as FlowMatching
+from ._mixture import GaussianMixture as GaussianMixture
+from ._parameterization import (
+    AbstractParameterization as AbstractParameterization,
+    ClassifierFreeGuidance as ClassifierFreeGuidance,
+    Denoiser as Denoiser,
+    DynamicThreshold as DynamicThreshold,
+    EpsPrediction as EpsPrediction,
+    FlowPrediction as FlowPrediction,
+    ScorePrediction as ScorePrediction,
+    VPrediction as VPrediction,
+    X0Prediction as X0Prediction,
+    convert as convert,
+)
+from ._posterior import (
+    DPS as DPS,
+    TDS as TDS,
+    AbstractTwist as AbstractTwist,
+    DPSInfo as DPSInfo,
+    MixturePosterior as MixturePosterior,
+    PiGDMTwist as PiGDMTwist,
+    PlainTwist as PlainTwist,
+    SMCResult as SMCResult,
+    SMCState as SMCState,
+    TDSInfo as TDSInfo,
+    exact_posterior as exact_posterior,
+    marginal_wasserstein1 as marginal_wasserstein1,
+    smc_sample as smc_sample,
+)
+from ._probability_flow import (
+    LogLikelihood as LogLikelihood,
+    ODEStepInfo as ODEStepInfo,
+    ProbabilityFlowODE as ProbabilityFlowODE,
+    log_likelihood as log_likelihood,
+)
 from ._sample import SampleResult as SampleResult, sample as sample
 from ._sampler import (
     LOWER_ORDER_FINAL_RATIO as LOWER_ORDER_FINAL_RATIO,
