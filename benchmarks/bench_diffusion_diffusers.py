@@ -17,7 +17,16 @@ Pairs (jaxsci <-> diffusers 0.42.1, CPU torch 2.13.0):
 (jaxsci's `order` is diffusers' `solver_order`: DEIS of order k interpolates k model outputs
 (tAB k-1); both use Lagrange polynomials in log(sigma/alpha) = -lambda. Results files
 written before this naming call these two DEIS pairs deis_1 and deis_2.)
-jaxsci samplers run with their defaults (lower_order_final=True, warmup=LowerOrderWarmup()).
+jaxsci samplers run with their defaults (lower_order_final=True with the grid-adaptive rule of
+`jaxsci.diffusion.AbstractSampler`, warmup=LowerOrderWarmup()); diffusers' with theirs.
+
+Two grid families (`--grids`): "trailing", diffusers' own grid (below), and "logsnr", the
+logSNR-uniform grid of NFE steps between training steps 999 and 0 (lambda uniform, as
+jaxsci's `LogSNRUniform` and diffusers' DPM-Solver `use_lu_lambdas`). diffusers' multistep
+schedulers are put on it by replacing their `sigmas` (e^{-lambda}, float32 as diffusers keeps
+its own) after `set_timesteps` and giving the model alpha, sigma of each grid point (checked:
+on the trailing grid this path reproduces the scheduler's own to its float32 rounding).
+DDIMScheduler indexes abar by integer step, so DDIM is compared on the trailing family only.
 
 One discrete-time schedule on both sides. diffusers' DDPM schedule: 1000 training steps,
 `beta_schedule="linear"` (betas 1e-4 .. 0.02), alphas_cumprod abar_n (its float32 values,
@@ -58,8 +67,9 @@ components, means N(0, 0.5^2) per coordinate, variances uniform in [0.05, 0.5], 
 Dirichlet(2) (seeded). Initial noise x_T ~ N(0, I), shared.
 
 Run: `python benchmarks/bench_diffusion_diffusers.py [--dim 1024] [--batch 128]
-[--json PATH]`; `--quick` for a smoke test. The machine is shared: timings carry the load
-average printed at the start and the end.
+[--json PATH] [--grids trailing logsnr] [--dims both|2|high] [--repeats 0]`; `--repeats 0`
+skips the timing rounds (the errors do not depend on them), `--quick` is a smoke test. The
+machine is shared: timings carry the load average printed at the start and the end.
 """
 
 import argparse
@@ -146,17 +156,22 @@ PAIRS = {
 
 # Diagnostic jaxsci variants (not library defaults), to test explanations of differences from
 # diffusers: (tag, module constants of `jaxsci.diffusion._exponential` patched while the
-# variant compiles, sampler options). "w1": DPM-Solver++(3M) with the published weight 1 of
-# the second difference (diffusers' formula); "lof": lower_order_final at every NFE
-# (lower_order_final_below=inf; diffusers' UniPC applies it at every NFE, jaxsci and
-# diffusers' DPM/DEIS only below 15 steps).
+# variant compiles, sampler options). "old": the previous default rule, lower_order_final on
+# grids of fewer than 15 steps only (lower_order_final_ratio=inf; diffusers' DPM-Solver and
+# DEIS schedulers); "w1": DPM-Solver++(3M) with the published weight 1 of the second
+# difference (diffusers' formula); "lof": lower_order_final at every NFE
+# (lower_order_final_below=inf; diffusers' UniPC applies it at every NFE).
+_OLD = ("old", {}, {"lower_order_final_ratio": math.inf})
 _LOF = ("lof", {}, {"lower_order_final_below": math.inf})
 DIAGNOSTICS = {
-    "dpmpp_3m": [("w1", {"_D2_WEIGHT": 1.0}, {}), _LOF],
-    "dpmpp_2m": [_LOF],
-    "unipc_2": [_LOF],
-    "unipc_3": [_LOF],
+    "dpmpp_3m": [_OLD, ("w1", {"_D2_WEIGHT": 1.0}, {})],
+    "dpmpp_2m": [_OLD],
+    "unipc_2": [_OLD],
+    "unipc_3": [_OLD],
 }
+# Diagnostic diffusers variant: "f64", the same scheduler with its sigmas computed in
+# float64 (diffusers keeps them in float32), to tell its float32 rounding from its method.
+DIFFUSERS_F64 = ("deis_2", "deis_3")
 
 
 @contextlib.contextmanager
@@ -209,10 +224,35 @@ def diffusers_grid(scheduler, nfe: int) -> np.ndarray:
     return np.concatenate([steps, [0]])
 
 
-def jaxsci_grid(abar: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def step_lambdas(abar: np.ndarray, steps: np.ndarray) -> np.ndarray:
     a = abar[steps]
-    lam = 0.5 * (np.log(a) - np.log1p(-a))
+    return 0.5 * (np.log(a) - np.log1p(-a))
+
+
+def jaxsci_grid(abar: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    return lambda_grid(step_lambdas(abar, steps))
+
+
+def lambda_grid(lam: np.ndarray) -> np.ndarray:
+    """Times of the chart at the log-SNRs `lam`."""
     return np.asarray(CHART.t_from_lambda(jnp.asarray(lam)))
+
+
+def logsnr_lambdas(abar: np.ndarray, nfe: int) -> np.ndarray:
+    """The logSNR-uniform grid of `nfe` steps between training steps 999 and 0."""
+    lam = step_lambdas(abar, np.asarray([N_TRAIN - 1, 0]))
+    return np.linspace(lam[0], lam[1], nfe + 1)
+
+
+def set_lambdas(scheduler, lam: np.ndarray, dtype=torch.float32) -> None:
+    """Put a multistep scheduler on the grid `lam` (nfe + 1 log-SNRs, the last the end):
+    diffusers' sigma = sqrt((1 - abar)/abar) = e^{-lambda}, kept in float32 as diffusers
+    keeps its own (or `dtype`); timesteps 1..nfe only index the steps (the model is given
+    alpha, sigma directly)."""
+    nfe = len(lam) - 1
+    scheduler.set_timesteps(nfe)
+    scheduler.sigmas = torch.from_numpy(np.exp(-lam)).to(dtype)
+    scheduler.timesteps = torch.arange(nfe, 0, -1, dtype=torch.int64)
 
 
 class TorchMixtureEps:
@@ -225,7 +265,10 @@ class TorchMixtureEps:
         self.abar = abar
 
     def __call__(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        ab = float(self.abar[n])
+        return self.at(x, float(self.abar[n]))
+
+    def at(self, x: torch.Tensor, ab: float) -> torch.Tensor:
+        """eps(x) where the cumulative alpha is `ab`."""
         a, s = math.sqrt(ab), math.sqrt(1.0 - ab)
         var = a * a * self.var + s * s  # (K, d)
         diff = x[:, None, :] - a * self.mu[None]  # (B, K, d)
@@ -235,11 +278,20 @@ class TorchMixtureEps:
         return -s * score
 
 
-def run_diffusers(scheduler, eps, x_T: torch.Tensor, nfe: int) -> torch.Tensor:
-    scheduler.set_timesteps(nfe)
+def run_diffusers(scheduler, eps, x_T: torch.Tensor, nfe: int, lam=None, dtype=None):
+    """diffusers' sampling loop; on its own trailing grid (`lam` None, `dtype` None: its
+    float32 sigmas) or, after `set_lambdas`, on the grid `lam` (sigmas in `dtype`)."""
+    if lam is None and dtype is None:
+        scheduler.set_timesteps(nfe)
+        x = x_T.clone()
+        for n in scheduler.timesteps:
+            x = scheduler.step(eps(x, int(n)), n, x).prev_sample
+        return x
+    set_lambdas(scheduler, lam, dtype or torch.float32)
+    abars = 1.0 / (1.0 + np.exp(-2.0 * lam))  # alpha^2 = sigmoid(2 lambda)
     x = x_T.clone()
-    for n in scheduler.timesteps:
-        x = scheduler.step(eps(x, int(n)), n, x).prev_sample
+    for k, n in enumerate(scheduler.timesteps):
+        x = scheduler.step(eps.at(x, float(abars[k])), n, x).prev_sample
     return x
 
 
@@ -275,7 +327,73 @@ def nfe_to_reach(nfes, errs, target):
     return float("nan")
 
 
-def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0):
+def run_method(name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats, diagnostics):
+    """Errors (and, on the trailing family, wall times) of one pair over the NFE sweep."""
+    make_j, make_d = PAIRS[name]
+    r = {"jaxsci": {"rms": [], "median": []}, "diffusers": {"rms": [], "median": []}}
+    r["nfe"] = list(sweep)
+    r["max_abs_diff"] = []
+    r["timing"] = {}
+    diags = DIAGNOSTICS.get(name, []) if diagnostics else []
+    for tag, _, _ in diags:
+        r[f"jaxsci[{tag}]"] = {"rms": [], "median": []}
+    for nfe in sweep:
+        sched = make_d()
+        if family == "trailing":
+            steps = diffusers_grid(sched, nfe)
+            want = np.concatenate([999 - np.arange(nfe) * (N_TRAIN // nfe), [0]])
+            if not np.array_equal(steps, want):
+                raise RuntimeError(f"{name}: unexpected diffusers grid {steps} for NFE {nfe}")
+            lam = step_lambdas(abar, steps)
+            d_lam = None  # diffusers on its own grid
+        else:
+            lam = d_lam = logsnr_lambdas(abar, nfe)
+        grid = lambda_grid(lam)
+        fj = jaxsci_sampler_fn(make_j(), mix, grid)
+        t0 = time.perf_counter()
+        xj = jax.block_until_ready(fj(x_T_j))
+        first_j = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        xd = run_diffusers(sched, eps_t, x_T_t, nfe, d_lam).numpy()
+        first_d = time.perf_counter() - t0
+        for side, x in (("jaxsci", xj), ("diffusers", xd)):
+            rms, med = errors(x, ref)
+            r[side]["rms"].append(rms)
+            r[side]["median"].append(med)
+        r["max_abs_diff"].append(float(np.max(np.abs(np.asarray(xj) - xd))))
+        for tag, constants, options in diags:
+            with patched(constants):
+                sampler = dataclasses.replace(make_j(), **options)
+                xv = jaxsci_sampler_fn(sampler, mix, grid)(x_T_j)
+            rms, med = errors(xv, ref)
+            r[f"jaxsci[{tag}]"]["rms"].append(rms)
+            r[f"jaxsci[{tag}]"]["median"].append(med)
+            r.setdefault(f"max_abs_diff[{tag}]", []).append(
+                float(np.max(np.abs(np.asarray(xv) - xd)))
+            )
+        if name in DIFFUSERS_F64 and diagnostics:
+            xf = run_diffusers(make_d(), eps_t, x_T_t, nfe, lam, torch.float64).numpy()
+            rms, med = errors(xf, ref)
+            r.setdefault("diffusers[f64]", {"rms": [], "median": []})
+            r["diffusers[f64]"]["rms"].append(rms)
+            r["diffusers[f64]"]["median"].append(med)
+        if nfe in TIME_NFE and repeats > 0 and family == "trailing":
+            tim = _timing.time_variants(
+                {
+                    "jaxsci": lambda fj=fj: fj(x_T_j),
+                    "diffusers": lambda s=sched, n=nfe: run_diffusers(s, eps_t, x_T_t, n),
+                },
+                repeats,
+            )
+            tim["jaxsci"]["compile"] = max(first_j - tim["jaxsci"]["median"], 0.0)
+            tim["diffusers"]["first"] = first_d
+            r["timing"][nfe] = {
+                k: {kk: v[kk] for kk in ("median", "min", "compile")} for k, v in tim.items()
+            }
+    return r
+
+
+def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0, families=("trailing",)):
     print(f"\n=== d = {dim}, batch {batch}, load {_timing.load_average()} ===", flush=True)
     mix = make_mixture(dim, seed)
     abar = train_abar()
@@ -301,59 +419,17 @@ def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0):
     print(f"reference: {time.perf_counter() - t:.1f} s; rtol 1e-8 vs 1e-10: rms {ref_err[0]:.1e}")
 
     res = {"model_check": model_diff, "reference_rtol1e-8_rms": ref_err[0], "methods": {}}
-    for name in names:
-        make_j, make_d = PAIRS[name]
-        r = {"jaxsci": {"rms": [], "median": []}, "diffusers": {"rms": [], "median": []}}
-        r["nfe"] = list(sweep)
-        r["max_abs_diff"] = []
-        r["timing"] = {}
-        diags = DIAGNOSTICS.get(name, []) if diagnostics else []
-        for tag, _ in diags:
-            r[f"jaxsci[{tag}]"] = {"rms": [], "median": []}
-        for nfe in sweep:
-            sched = make_d()
-            steps = diffusers_grid(sched, nfe)
-            want = np.concatenate([999 - np.arange(nfe) * (N_TRAIN // nfe), [0]])
-            if not np.array_equal(steps, want):
-                raise RuntimeError(f"{name}: unexpected diffusers grid {steps} for NFE {nfe}")
-            grid = jaxsci_grid(abar, steps)
-            fj = jaxsci_sampler_fn(make_j(), mix, grid)
-            t0 = time.perf_counter()
-            xj = jax.block_until_ready(fj(x_T_j))
-            first_j = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            xd = run_diffusers(sched, eps_t, x_T_t, nfe).numpy()
-            first_d = time.perf_counter() - t0
-            for side, x in (("jaxsci", xj), ("diffusers", xd)):
-                rms, med = errors(x, ref)
-                r[side]["rms"].append(rms)
-                r[side]["median"].append(med)
-            r["max_abs_diff"].append(float(np.max(np.abs(np.asarray(xj) - xd))))
-            for tag, constants, options in diags:
-                with patched(constants):
-                    sampler = dataclasses.replace(make_j(), **options)
-                    xv = jaxsci_sampler_fn(sampler, mix, grid)(x_T_j)
-                rms, med = errors(xv, ref)
-                r[f"jaxsci[{tag}]"]["rms"].append(rms)
-                r[f"jaxsci[{tag}]"]["median"].append(med)
-                r.setdefault(f"max_abs_diff[{tag}]", []).append(
-                    float(np.max(np.abs(np.asarray(xv) - xd)))
-                )
-            if nfe in TIME_NFE and repeats > 0:
-                tim = _timing.time_variants(
-                    {
-                        "jaxsci": lambda fj=fj: fj(x_T_j),
-                        "diffusers": lambda s=sched, n=nfe: run_diffusers(s, eps_t, x_T_t, n),
-                    },
-                    repeats,
-                )
-                tim["jaxsci"]["compile"] = max(first_j - tim["jaxsci"]["median"], 0.0)
-                tim["diffusers"]["first"] = first_d
-                r["timing"][nfe] = {
-                    k: {kk: v[kk] for kk in ("median", "min", "compile")} for k, v in tim.items()
-                }
-        res["methods"][name] = r
-        print_method(name, r)
+    res["logsnr"] = {"methods": {}}
+    for family in families:
+        into = res["methods"] if family == "trailing" else res["logsnr"]["methods"]
+        print(f"\n--- grid family: {family} ---", flush=True)
+        for name in names:
+            if family == "logsnr" and name == "ddim":
+                continue  # DDIMScheduler indexes abar by integer step: trailing family only
+            into[name] = run_method(
+                name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats, diagnostics
+            )
+            print_method(name, into[name])
     # NFE needed for fixed errors relative to DDIM.
     if "ddim" in res["methods"]:
         ddim = res["methods"]["ddim"]
@@ -387,6 +463,11 @@ def print_method(name, r):
             f"  {nfe:4d} | {rj:.3e}  {rd:.3e}  {rd / rj:6.2f} | {mj:.3e}  {md:.3e} |"
             f" {r['max_abs_diff'][j]:.1e}"
         )
+    if "diffusers[f64]" in r:
+        print(f"  diagnostic {name} diffusers[f64] (sigmas in float64): NFE | rms  median")
+        for j, nfe in enumerate(r["nfe"]):
+            f = r["diffusers[f64]"]
+            print(f"    {nfe:4d} | {f['rms'][j]:.3e}  {f['median'][j]:.3e}")
     for key in r:
         if key.startswith("jaxsci["):
             tag = key[len("jaxsci[") : -1]
@@ -428,9 +509,20 @@ def main():
     p.add_argument("--only", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     p.add_argument("--no-diagnostics", action="store_true", help="skip the patched variants")
     p.add_argument("--quick", action="store_true", help="smoke test: few NFEs, small batch")
+    p.add_argument(
+        "--grids",
+        nargs="+",
+        default=["trailing", "logsnr"],
+        choices=["trailing", "logsnr"],
+        help="grid families: diffusers' trailing grid, the logSNR-uniform grid",
+    )
+    p.add_argument("--sweep", type=int, nargs="+", default=None, help="NFEs (default: SWEEP)")
+    p.add_argument(
+        "--dims", choices=["both", "2", "high"], default="both", help="which dimensions to run"
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args()
-    sweep = SWEEP
+    sweep = tuple(args.sweep) if args.sweep else SWEEP
     if args.quick:
         sweep, args.batch, args.batch_2d, args.repeats = (5, 10, 20, 50), 16, 64, 1
         args.dim, args.no_diagnostics = min(args.dim, 256), True
@@ -439,9 +531,17 @@ def main():
     print("machine:", machine)
     print(f"torch {torch.__version__} threads {torch.get_num_threads()}; float64 both sides")
     out = {"machine": machine, "args": vars(args), "results": {}}
-    for dim, batch in ((2, args.batch_2d), (args.dim, args.batch)):
+    dims = {"both": ((2, args.batch_2d), (args.dim, args.batch)), "2": ((2, args.batch_2d),)}
+    dims["high"] = ((args.dim, args.batch),)
+    for dim, batch in dims[args.dims]:
         out["results"][dim] = run_dim(
-            dim, batch, sweep, args.only, args.repeats, not args.no_diagnostics
+            dim,
+            batch,
+            sweep,
+            args.only,
+            args.repeats,
+            not args.no_diagnostics,
+            families=tuple(args.grids),
         )
     _timing.finish(out, args.json)
 
