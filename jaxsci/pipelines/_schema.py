@@ -120,6 +120,8 @@ def _convert_scalar(tp: type, value: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(key, want)
         if isinstance(value, int):
+            if not -(2**63) <= value < 2**63:  # what NumPy/JAX integers (and seeds) hold
+                raise ConfigError(key, f"expected an integer of at most 64 bits, got {value}")
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -128,7 +130,10 @@ def _convert_scalar(tp: type, value: Any, key: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(key, want)
         if isinstance(value, int | float):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an int beyond float64
+                raise ConfigError(key, f"expected a finite number, got {value}") from None
         if isinstance(value, str):
             # YAML 1.1 reads `1e-3` (no dot) as a string; accept it as a number.
             try:

@@ -241,10 +241,23 @@ def _ks_hovmoller(times, truth, preds, length, heading) -> Figure:
     return fig
 
 
+def _num_train_examples(config) -> int:
+    """The k-step rollout windows of the training trajectories (`rollout_windows`: a
+    trajectory of train_steps + 1 states has train_steps + 1 - k of them)."""
+    k, steps = config.loss.rollout_steps, config.data.train_steps
+    if k > steps:
+        raise ConfigError(
+            "loss.rollout_steps",
+            f"expected <= data.train_steps = {steps} (a rollout needs that many saved steps), "
+            f"got {k}",
+        )
+    return config.data.num_train * (steps + 1 - k)
+
+
 TASK = Task(
     data=KSData,
     model=StepperModel,
     loss=RolloutLossSection,
-    num_train_examples=lambda c: c.data.num_train * (c.data.train_steps - c.loss.rollout_steps),
+    num_train_examples=_num_train_examples,
     run=run,
 )
