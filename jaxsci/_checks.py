@@ -33,7 +33,9 @@ __all__ = [
     "check_shape",
     "check_start_time",
     "concrete",
+    "concrete_numbers",
     "finite_float",
+    "float_parameter",
     "is_concrete",
 ]
 
@@ -43,14 +45,50 @@ def is_concrete(x: Any) -> bool:
     return not any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
+def _float_or_inf(v: Any) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a Python int beyond float64: infinite at any float precision
+        return math.copysign(math.inf, v)
+
+
 def concrete(x: Any) -> np.ndarray | None:
-    """`x` as a float64 NumPy array, or None when it is traced or not numeric (checks skip)."""
+    """`x` as a float64 NumPy array, or None when it is traced or not numeric (checks skip).
+    An integer beyond float64's range becomes +-inf (so finiteness checks refuse it)."""
     if not is_concrete(x):
         return None
     try:
         return np.asarray(x, dtype=np.float64)
+    except OverflowError:
+        try:
+            as_object = np.asarray(x, dtype=object)
+            return np.vectorize(_float_or_inf, otypes=[np.float64])(as_object)
+        except (TypeError, ValueError, OverflowError):
+            return None
     except (TypeError, ValueError):
         return None
+
+
+def concrete_numbers(name: str, x: Any) -> np.ndarray | None:
+    """`concrete(x)` for the value checks: None (skip) when traced, a TypeError naming
+    `name` when `x` is concrete but not real numbers (None, a string, a complex number, a
+    mapping, ...)."""
+    if not is_concrete(x):
+        return None
+    arr = None
+    if x is not None and not isinstance(x, str | bytes):
+        try:
+            kind = np.asarray(x).dtype.kind
+        except (TypeError, ValueError):
+            kind = "O"
+        arr = None if kind == "c" else concrete(x)
+    if arr is None:
+        got = repr(x) if len(repr(x)) <= 60 else repr(x)[:57] + "..."
+        raise TypeError(
+            f"`{name}` must be a real number or an array of real numbers, got {got} "
+            f"({type(x).__name__})."
+        )
+    return arr
 
 
 def check_int(name: str, value: Any, minimum: int | None = 1, maximum: int | None = None) -> int:
@@ -93,7 +131,7 @@ def check_range(
     """Raise a ValueError naming `name` unless every entry of a concrete `value` is finite and
     within [lower, upper] (an open end with `lower_open` / `upper_open`; None: unbounded).
     NaN is always refused. Traced values pass."""
-    arr = concrete(value)
+    arr = concrete_numbers(name, value)
     if arr is None:
         return
     ok = np.all(np.isfinite(arr))
@@ -113,7 +151,7 @@ def check_range(
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> None:
     """Raise a ValueError naming `name` unless a concrete `value` is finite and > 0 (>= 0 with
     `allow_zero`). Traced values pass: the integrators then report a non-finite result."""
-    arr = concrete(value)
+    arr = concrete_numbers(name, value)
     if arr is None:
         return
     bad = np.any(arr < 0) if allow_zero else np.any(arr <= 0)
@@ -130,7 +168,7 @@ def check_probability(name: str, value: Any) -> None:
 
 def check_finite(name: str, value: Any) -> None:
     """Raise a ValueError naming `name` if a concrete `value` holds NaN or inf."""
-    arr = concrete(value)
+    arr = concrete_numbers(name, value)
     if arr is not None and not np.all(np.isfinite(arr)):
         raise ValueError(f"`{name}` contains non-finite values (NaN or inf).")
 
@@ -221,11 +259,23 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> Any:
     return value
 
 
-def hyperparameter(value: Any) -> jax.Array:
+def hyperparameter(value: Any) -> Any:
     """A sweepable scalar hyperparameter as a float array (the default float dtype): the
     converter of such module fields, so that `vmap` over a module built from an array of
-    values sweeps it without recompiling."""
-    return jnp.asarray(value, dtype=jnp.result_type(float))
+    values sweeps it without recompiling.
+
+    A value that is not real numbers (None, a string, a complex number) or overflows the
+    float dtype is returned as it is: a converter does not know its field's name, so the
+    module's `__check_init__` (a `check_*` of this module) refuses it by name."""
+    if is_concrete(value):
+        try:
+            concrete_numbers("value", value)
+        except TypeError:
+            return value
+    try:
+        return jnp.asarray(value, dtype=jnp.result_type(float))
+    except (TypeError, ValueError, OverflowError):
+        return value
 
 
 def optional_hyperparameter(value: Any) -> jax.Array | None:
@@ -257,12 +307,23 @@ def check_key(name: str, key: Any) -> jax.Array:
     )
 
 
+def float_parameter(name: str, x: Any) -> jax.Array:
+    """A real parameter `x` (a scalar or an array) as a JAX array of the default float dtype,
+    as models store their physical parameters; None, strings, complex numbers and integers
+    beyond float64 are a TypeError or ValueError naming `name`. Traced values pass."""
+    concrete_numbers(name, x)
+    try:
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+    except OverflowError as err:
+        raise ValueError(f"`{name}` must be finite, got an integer beyond float range.") from err
+
+
 def as_float_array(name: str, x: Any) -> jax.Array:
     """`x` as a JAX array with a floating dtype (integers and bools become the default float);
     complex or non-numeric input is a TypeError naming `name`."""
     try:
         arr = jnp.asarray(x)
-    except TypeError as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise TypeError(f"`{name}` must be an array of numbers, got {type(x).__name__}.") from err
     if jnp.issubdtype(arr.dtype, jnp.complexfloating):
         raise TypeError(f"`{name}` must be real, got dtype {arr.dtype}.")
@@ -275,6 +336,8 @@ def finite_float(name: str, value: Any) -> float:
     """A concrete finite Python float, else a ValueError naming `name`."""
     try:
         v = float(value)
+    except OverflowError:  # an integer beyond float64
+        v = math.inf
     except (TypeError, ValueError) as err:
         raise ValueError(f"`{name}` must be a number, got {value!r}.") from err
     if not math.isfinite(v):

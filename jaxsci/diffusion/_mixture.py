@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import check_finite, concrete_numbers
 from .._custom_types import Array, Float, Key
 from ._base import AbstractSchedule
 
@@ -30,15 +31,18 @@ class GaussianMixture(eqx.Module):
     variances: Float[Array, "K d"]
 
     def __init__(self, weights, means, variances):
-        w = np.asarray(weights, dtype=float)
-        m = np.asarray(means, dtype=float)
-        v = np.asarray(variances, dtype=float)
+        w = concrete_numbers("weights", weights)
+        m = concrete_numbers("means", means)
+        v = concrete_numbers("variances", variances)
+        if w is None or m is None or v is None:
+            raise TypeError("`weights`, `means` and `variances` must be concrete arrays.")
         if w.ndim != 1 or w.size == 0:
             raise ValueError(f"`weights` must be a non-empty 1-D array, got shape {w.shape}.")
         if not (np.all(np.isfinite(w)) and np.all(w > 0)):
             raise ValueError("`weights` must be finite and positive.")
         if m.ndim != 2 or m.shape[0] != w.size:
             raise ValueError(f"`means` must have shape ({w.size}, d), got {m.shape}.")
+        check_finite("means", m)
         if v.shape != m.shape:
             raise ValueError(
                 f"`variances` must have the shape of `means` {m.shape}, got {v.shape}."

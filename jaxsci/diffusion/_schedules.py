@@ -11,17 +11,20 @@ import math
 
 import jax.numpy as jnp
 
-from .._checks import concrete
+from .._checks import check_finite, concrete
 from ._base import AbstractSchedule, RealLike, TimeArray, Times
 
 
-def _numbers(*values) -> bool:
-    """Whether every value is concrete (checks on traced values are skipped)."""
-    return all(concrete(v) is not None for v in values)
+def _numbers(**values) -> bool:
+    """Whether every value is concrete (checks on traced values are skipped); a concrete
+    value that is not a finite real number is a TypeError/ValueError naming it."""
+    for name, value in values.items():
+        check_finite(name, value)
+    return all(concrete(v) is not None for v in values.values())
 
 
 def _check_range(name: str, t_min, t_max, lower: float, upper: float | None, open_lower: bool):
-    if not _numbers(t_min, t_max):
+    if not _numbers(t_min=t_min, t_max=t_max):
         return
     if not t_min < t_max:
         raise ValueError(f"{name}: need t_min < t_max, got t_min={t_min}, t_max={t_max}.")
@@ -35,7 +38,9 @@ def _check_range(name: str, t_min, t_max, lower: float, upper: float | None, ope
 def _check_linear_beta(name: str, beta_min, beta_max, t_min, t_max) -> None:
     """The checks of a linear-beta schedule: 0 <= beta_min <= beta_max, beta_max > 0, and
     0 < t_min < t_max."""
-    if _numbers(beta_min, beta_max) and not (0 <= beta_min <= beta_max and beta_max > 0):
+    if _numbers(beta_min=beta_min, beta_max=beta_max) and not (
+        0 <= beta_min <= beta_max and beta_max > 0
+    ):
         raise ValueError(
             f"{name}: need 0 <= beta_min <= beta_max, beta_max > 0; got "
             f"beta_min={beta_min}, beta_max={beta_max}."
@@ -112,7 +117,7 @@ class VPCosine(AbstractSchedule):
     t_max: RealLike = 0.9946
 
     def __check_init__(self):
-        if _numbers(self.s) and self.s <= 0:
+        if _numbers(s=self.s) and self.s <= 0:
             raise ValueError(f"VPCosine: s must be > 0, got {self.s}.")
         _check_range("VPCosine", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
 
@@ -181,7 +186,7 @@ class VE(AbstractSchedule):
     t_max: RealLike = 1.0
 
     def __check_init__(self):
-        if _numbers(self.sigma_min, self.sigma_max):
+        if _numbers(sigma_min=self.sigma_min, sigma_max=self.sigma_max):
             if not 0 < self.sigma_min < self.sigma_max:
                 raise ValueError(
                     f"VE: need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "

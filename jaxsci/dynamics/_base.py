@@ -4,8 +4,9 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
-from .._checks import check_finite, check_positive
+from .._checks import check_finite, check_positive, is_concrete
 from .._custom_types import Array, PyTree, ScalarLike, SpectralState, State
 from ..spectral import PeriodicGrid
 
@@ -65,6 +66,19 @@ class AbstractSemilinear(AbstractDynamics):
     """
 
     grid: eqx.AbstractVar[PeriodicGrid]
+
+    def __check_init__(self):
+        # Runs after the final class's own checks (equinox walks the MRO from the final
+        # class), so the parameters are finite here: a non-finite Fourier symbol comes from
+        # wavenumbers 2 pi m / length whose powers overflow the float dtype (a tiny `length`).
+        symbol = self.linear_operator()
+        if is_concrete(symbol) and not np.all(np.isfinite(np.asarray(symbol))):
+            k_max = np.pi * max(self.grid.shape) / self.grid.length
+            raise ValueError(
+                f"`length` = {self.grid.length:g} is too short for the grid of "
+                f"{self.grid.shape} points: the linear operator at the largest wavenumber "
+                f"{k_max:.3g} overflows {jnp.result_type(float)}."
+            )
 
     @property
     def state_shape(self) -> tuple[int, ...]:

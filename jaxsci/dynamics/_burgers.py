@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Real
 
-from .._checks import check_positive
+from .._checks import check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
@@ -32,7 +32,7 @@ class Burgers(AbstractSemilinear):
         dealias: bool = True,
     ):
         self.num_points, self.length = check_even_grid(num_points, length)
-        self.nu = jnp.asarray(nu, dtype=float)
+        self.nu = float_parameter("nu", nu)
         self.dealias = bool(dealias)
 
     @property

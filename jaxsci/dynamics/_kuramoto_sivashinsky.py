@@ -1,9 +1,10 @@
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Real
 
-from .._checks import check_finite, check_positive
-from .._custom_types import Array, Float, PyTree, ScalarLike, SpectralState, State
+from .._checks import check_finite, check_positive, float_parameter
+from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
 from ._base import AbstractSemilinear
@@ -37,20 +38,20 @@ class KuramotoSivashinsky(AbstractSemilinear):
         self,
         length: float = 22.0,
         num_points: int = 64,
-        nu=1.0,
-        alpha=1.0,
-        lam=1.0,
-        dispersion=0.0,
-        growth=0.0,
+        nu: Real[ArrayLike, ""] = 1.0,
+        alpha: Real[ArrayLike, ""] = 1.0,
+        lam: Real[ArrayLike, ""] = 1.0,
+        dispersion: Real[ArrayLike, ""] = 0.0,
+        growth: Real[ArrayLike, ""] = 0.0,
         dealias: bool = True,
     ):
         self.num_points, self.length = check_even_grid(num_points, length)
         self.dealias = bool(dealias)
-        self.nu = jnp.asarray(nu, dtype=float)
-        self.alpha = jnp.asarray(alpha, dtype=float)
-        self.lam = jnp.asarray(lam, dtype=float)
-        self.dispersion = jnp.asarray(dispersion, dtype=float)
-        self.growth = jnp.asarray(growth, dtype=float)
+        self.nu = float_parameter("nu", nu)
+        self.alpha = float_parameter("alpha", alpha)
+        self.lam = float_parameter("lam", lam)
+        self.dispersion = float_parameter("dispersion", dispersion)
+        self.growth = float_parameter("growth", growth)
 
     def __check_init__(self):
         check_positive("nu", self.nu)

@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_finite, check_positive
+from .._checks import check_finite, check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 
@@ -24,9 +24,9 @@ class Lorenz63(AbstractDynamics):
         rho: Real[ArrayLike, ""] = 28.0,
         beta: Real[ArrayLike, ""] = 8.0 / 3.0,
     ):
-        self.sigma = jnp.asarray(sigma, dtype=float)
-        self.rho = jnp.asarray(rho, dtype=float)
-        self.beta = jnp.asarray(beta, dtype=float)
+        self.sigma = float_parameter("sigma", sigma)
+        self.rho = float_parameter("rho", rho)
+        self.beta = float_parameter("beta", beta)
 
     def __check_init__(self):
         check_positive("sigma", self.sigma)

@@ -2,7 +2,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_finite, check_int
+from .._checks import check_finite, check_int, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 
@@ -32,7 +32,7 @@ class Lorenz96(AbstractDynamics):
 
     def __init__(self, n: int = 40, forcing: Real[ArrayLike, ""] = 8.0):
         self.n = check_int("n", n, minimum=4)
-        self.forcing = jnp.asarray(forcing, dtype=float)
+        self.forcing = float_parameter("forcing", forcing)
 
     def __check_init__(self):
         check_finite("forcing", self.forcing)

@@ -2,7 +2,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_finite, check_int
+from .._checks import check_finite, check_int, check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 from ._lorenz96 import cyclic_shifts
@@ -36,14 +36,16 @@ class Lorenz96TwoScale(AbstractDynamics):
     ):
         self.k = check_int("k", k, minimum=4)
         self.j = check_int("j", j, minimum=1)
-        self.forcing = jnp.asarray(forcing, dtype=float)
-        self.coupling = jnp.asarray(coupling, dtype=float)
-        self.time_scale = jnp.asarray(time_scale, dtype=float)
-        self.amplitude_scale = jnp.asarray(amplitude_scale, dtype=float)
+        self.forcing = float_parameter("forcing", forcing)
+        self.coupling = float_parameter("coupling", coupling)
+        self.time_scale = float_parameter("time_scale", time_scale)
+        self.amplitude_scale = float_parameter("amplitude_scale", amplitude_scale)
 
     def __check_init__(self):
-        for name in ("forcing", "coupling", "time_scale", "amplitude_scale"):
+        for name in ("forcing", "coupling", "time_scale"):
             check_finite(name, getattr(self, name))
+        # b divides the coupling h c / b of the slow equations (Lorenz 1996: b = 10 > 0)
+        check_positive("amplitude_scale", self.amplitude_scale)
 
     @property
     def state_shape(self) -> tuple[int, ...]:

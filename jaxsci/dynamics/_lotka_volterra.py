@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_positive
+from .._checks import check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 
@@ -25,10 +25,10 @@ class LotkaVolterra(AbstractDynamics):
         gamma: Real[ArrayLike, ""] = 0.80,
         delta: Real[ArrayLike, ""] = 0.024,
     ):
-        self.alpha = jnp.asarray(alpha, dtype=float)
-        self.beta = jnp.asarray(beta, dtype=float)
-        self.gamma = jnp.asarray(gamma, dtype=float)
-        self.delta = jnp.asarray(delta, dtype=float)
+        self.alpha = float_parameter("alpha", alpha)
+        self.beta = float_parameter("beta", beta)
+        self.gamma = float_parameter("gamma", gamma)
+        self.delta = float_parameter("delta", delta)
 
     def __check_init__(self):
         check_positive("alpha", self.alpha)

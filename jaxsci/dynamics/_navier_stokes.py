@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Real
 
-from .._checks import check_finite, check_int, check_positive
+from .._checks import check_finite, check_int, check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
@@ -42,9 +42,9 @@ class NavierStokes2D(AbstractSemilinear):
         dealias: bool = True,
     ):
         self.num_points, self.length = check_even_grid(num_points, length)
-        self.nu = jnp.asarray(nu, dtype=float)
-        self.drag = jnp.asarray(drag, dtype=float)
-        self.forcing_amplitude = jnp.asarray(forcing_amplitude, dtype=float)
+        self.nu = float_parameter("nu", nu)
+        self.drag = float_parameter("drag", drag)
+        self.forcing_amplitude = float_parameter("forcing_amplitude", forcing_amplitude)
         self.forcing_wavenumber = check_int("forcing_wavenumber", forcing_wavenumber, minimum=None)
         self.dealias = bool(dealias)
 

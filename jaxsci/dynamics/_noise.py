@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_positive
+from .._checks import check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics, AbstractSDE
 
@@ -18,10 +18,16 @@ class AdditiveNoise(AbstractSDE):
 
     def __init__(self, dynamics: AbstractDynamics, sigma: Real[ArrayLike, "..."] = 1.0):
         self.dynamics = dynamics
-        self.sigma = jnp.asarray(sigma, dtype=float)
+        self.sigma = float_parameter("sigma", sigma)
 
     def __check_init__(self):
         check_positive("sigma", self.sigma, allow_zero=True)
+        shape = self.dynamics.state_shape
+        if jnp.shape(self.sigma) not in ((), shape):
+            raise ValueError(
+                f"`sigma` has shape {jnp.shape(self.sigma)}, expected a scalar () or the "
+                f"state's shape {shape}."
+            )
 
     @property
     def state_shape(self) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_positive
+from .._checks import check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, State
 from ._base import AbstractDynamics
 
@@ -23,9 +23,9 @@ class SIR(AbstractDynamics):
         gamma: Real[ArrayLike, ""] = 0.1,
         population: Real[ArrayLike, ""] = 1.0,
     ):
-        self.beta = jnp.asarray(beta, dtype=float)
-        self.gamma = jnp.asarray(gamma, dtype=float)
-        self.population = jnp.asarray(population, dtype=float)
+        self.beta = float_parameter("beta", beta)
+        self.gamma = float_parameter("gamma", gamma)
+        self.population = float_parameter("population", population)
 
     def __check_init__(self):
         check_positive("beta", self.beta)

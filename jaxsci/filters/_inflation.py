@@ -5,14 +5,10 @@ import abc
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import check_positive, check_probability
+from .._checks import check_positive, check_probability, hyperparameter
 from .._custom_types import Key, Scalar
 from ..observations import AbstractObservation
 from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
-
-
-def _as_float(x) -> Scalar:
-    return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
 class AbstractRelaxation(AbstractEnsembleFilter):
@@ -43,7 +39,7 @@ class Inflation(AbstractRelaxation):
     `infl`, Anderson & Anderson 1999), `factor` finite and > 0."""
 
     filter: AbstractEnsembleFilter
-    factor: Scalar = eqx.field(default=1.0, converter=_as_float)
+    factor: Scalar = eqx.field(default=1.0, converter=hyperparameter)
 
     def __check_init__(self):
         check_positive("factor", self.factor)
@@ -58,7 +54,7 @@ class RTPS(AbstractRelaxation):
     A_a <- A_a * (1 + alpha (sigma_f - sigma_a) / sigma_a), `alpha` in [0, 1]."""
 
     filter: AbstractEnsembleFilter
-    alpha: Scalar = eqx.field(default=0.5, converter=_as_float)
+    alpha: Scalar = eqx.field(default=0.5, converter=hyperparameter)
 
     def __check_init__(self):
         check_probability("alpha", self.alpha)
@@ -76,7 +72,7 @@ class RTPP(AbstractRelaxation):
     `alpha` in [0, 1]."""
 
     filter: AbstractEnsembleFilter
-    alpha: Scalar = eqx.field(default=0.5, converter=_as_float)
+    alpha: Scalar = eqx.field(default=0.5, converter=hyperparameter)
 
     def __check_init__(self):
         check_probability("alpha", self.alpha)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_finite, check_int, check_positive, concrete_numbers, finite_float
 from .._custom_types import Array, Float, Int, Key
 from ..observations import AbstractObservation
 from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
@@ -76,8 +76,9 @@ class LETKF(AbstractEnsembleFilter):
         batch_size: int = 1,
         rotate: bool = False,
     ):
-        if not float(loc_rad) > 0:
-            raise ValueError(f"`loc_rad` must be positive, got {loc_rad}.")
+        radius = concrete_numbers("loc_rad", loc_rad)
+        if radius is None or radius.shape != () or not radius > 0:
+            raise ValueError(f"`loc_rad` must be a positive number (inf: the ETKF), got {loc_rad}.")
         if obs_op.locations is None:
             raise ValueError(
                 "`obs_op` has no `locations`; LETKF needs the position of every observation."
@@ -90,9 +91,15 @@ class LETKF(AbstractEnsembleFilter):
         locs = np.arange(dim) if state_locations is None else np.asarray(state_locations)
         if locs.shape != (dim,):
             raise ValueError(f"`state_locations` has shape {locs.shape}, wanted ({dim},).")
+        check_finite("state_locations", locs)
         length = None
         if periodic:
-            length = float(dim) if domain_length is None else float(domain_length)
+            length = (
+                float(dim)
+                if domain_length is None
+                else finite_float("domain_length", domain_length)
+            )
+            check_positive("domain_length", length)
         self.loc_rad = float(loc_rad)
         self.obs_dim = obs_op.obs_dim
         points, sizes = contiguous_batches(dim, self.batch_size)

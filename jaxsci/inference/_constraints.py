@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import float_parameter
 from .._custom_types import Array, ArrayLike, Float
 
 
@@ -58,7 +59,7 @@ class Positive(AbstractConstraint):
     lower: Float[Array, ""]
 
     def __init__(self, lower: float = 0.0):
-        self.lower = jnp.asarray(lower, dtype=float)
+        self.lower = float_parameter("lower", lower)
 
     def __check_init__(self):
         if not bool(np.isfinite(np.asarray(self.lower))):
@@ -87,8 +88,8 @@ class Interval(AbstractConstraint):
     upper: Float[Array, ""]
 
     def __init__(self, lower: float, upper: float):
-        self.lower = jnp.asarray(lower, dtype=float)
-        self.upper = jnp.asarray(upper, dtype=float)
+        self.lower = float_parameter("lower", lower)
+        self.upper = float_parameter("upper", upper)
 
     def __check_init__(self):
         lo, hi = np.asarray(self.lower), np.asarray(self.upper)

@@ -9,6 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_int, check_positive, finite_float
 from .._custom_types import Array, Float, Key, PyTree
 from ..dynamics import AbstractDynamics, AbstractSDE
 from ._etdrk import AbstractETDRK
@@ -38,13 +39,12 @@ class Flow(eqx.Module):
     max_steps: int = eqx.field(static=True)
 
     def __init__(self, dynamics, dt, solver=None, adjoint=None, max_steps: int = 4096):
-        if not float(dt) > 0:
-            raise ValueError(f"`dt` must be positive, got {dt}.")
+        check_positive("dt", finite_float("dt", dt))
         self.dynamics = dynamics
         self.dt = float(dt)
         self.solver = default_step_solver(dynamics) if solver is None else solver
         self.adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-        self.max_steps = int(max_steps)
+        self.max_steps = check_int("max_steps", max_steps, 1)
 
     def __call__(
         self, y: Float[Array, "..."], t0, t1, *, args: PyTree = None, key: Key | None = None

@@ -63,6 +63,7 @@ class DeepONet(AbstractNetwork):
         self.branch_in = check_int("branch_in", branch_in)
         self.trunk_in = check_int("trunk_in", trunk_in)
         basis = check_int("basis", basis)
+        width, depth = check_int("width", width), check_int("depth", depth, 0)
         self.branch = MLP(branch_in, basis, width, depth, activation=activation, key=subkey(key, 0))
         self.trunk = MLP(
             trunk_in,

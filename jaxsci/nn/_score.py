@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import as_float_array, check_int
+from .._checks import as_float_array, check_int, check_positive
 from .._custom_types import Array, Float, Key, ScalarLike
 from ._base import AbstractTimeConditioned, check_example
 from ._embedding import SinusoidalEmbedding
@@ -55,6 +55,11 @@ class ScoreMLP(AbstractTimeConditioned):
         time_scale: float = 1000.0,
     ):
         self.data_dim = check_int("data_dim", data_dim)
+        width, depth = check_int("width", width), check_int("depth", depth, 0)
+        time_embedding_dim = check_int("time_embedding_dim", time_embedding_dim, 2)
+        if time_embedding_dim % 2:
+            raise ValueError(f"`time_embedding_dim` must be even, got {time_embedding_dim}.")
+        check_positive("time_scale", time_scale)
         self.embedding = SinusoidalEmbedding(time_embedding_dim, scale=time_scale)
         self.mlp = MLP(
             self.data_dim + self.embedding.dim,

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int, check_key, check_positive
+from .._checks import check_finite, check_int, check_key, check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, Key, PyTree
 from ._base import AbstractNetwork, check_shape
 from ._mlp import MLP
@@ -63,9 +63,11 @@ class LocalStochastic(AbstractNetwork):
     ):
         self.radius = check_int("radius", radius)
         self.noise_dim = check_int("noise_dim", noise_dim)
+        width, depth = check_int("width", width), check_int("depth", depth, 0)
+        check_finite("mean", mean)
         check_positive("scale", scale)
-        self.mean = jnp.asarray(mean, dtype=jnp.result_type(float))
-        self.scale = jnp.asarray(scale, dtype=jnp.result_type(float))
+        self.mean = float_parameter("mean", mean)
+        self.scale = float_parameter("scale", scale)
         self.mlp = MLP(2 * self.radius + 1 + self.noise_dim, 1, width, depth, key=key)
 
     def __call__(self, x: Float[Array, " site"], *, key: Key) -> Float[Array, " site"]:

@@ -8,8 +8,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_finite, check_positive, is_concrete
+from .._checks import (
+    check_finite,
+    check_int,
+    check_positive,
+    check_shape,
+    float_parameter,
+    is_concrete,
+)
 from .._custom_types import Array, Float, Key
+
+
+def _in_dtype(name: str, mats, dtype) -> tuple:
+    """(R, L, L^{-1}) in `dtype`; a ValueError naming `name` when a concrete factor is not
+    representable there (a noise scale of 1e-50 is positive in float64 but 0 in float32,
+    and its inverse infinite)."""
+    out = tuple(jnp.asarray(m, dtype=dtype) for m in mats)
+    if is_concrete(out) and not all(bool(jnp.all(jnp.isfinite(m))) for m in out):
+        raise ValueError(
+            f"`{name}` is out of the range of {jnp.dtype(dtype).name}: R, its Cholesky factor "
+            "and the inverse factor must all be finite there."
+        )
+    if is_concrete(out) and not bool(jnp.all(jnp.diagonal(out[1]) > 0)):
+        raise ValueError(
+            f"`{name}` underflows to 0 in {jnp.dtype(dtype).name}: the noise scale must be "
+            "representable."
+        )
+    return out
 
 
 def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
@@ -36,7 +61,7 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
         std = v if is_std else xp.sqrt(v)
         cov = v**2 if is_std else v
         mats = (xp.diag(cov), xp.diag(std), xp.diag(1.0 / std))
-        return (*(jnp.asarray(m, dtype=dtype) for m in mats), True)
+        return (*_in_dtype(name, mats, dtype), True)
     if shape != (obs_dim, obs_dim):
         raise ValueError(f"`{name}` has shape {shape}, expected ({obs_dim}, {obs_dim}).")
     if not concrete:
@@ -56,7 +81,18 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
         ) from err
     diagonal = bool(np.count_nonzero(cov - np.diag(np.diag(cov))) == 0)
     mats = (cov, chol, np.linalg.inv(chol))
-    return (*(jnp.asarray(m, dtype=dtype) for m in mats), diagonal)
+    return (*_in_dtype(name, mats, dtype), diagonal)
+
+
+def as_locations(locations: Any, obs_dim: int) -> Float[Array, " obs"] | None:
+    """The `locations` argument of an observation model: None, or the finite (obs,)
+    positions of the observations (LETKF localisation distances use them)."""
+    if locations is None:
+        return None
+    locs = float_parameter("locations", locations)
+    check_shape("locations", locs, (obs_dim,), f"({obs_dim},): one per observation")
+    check_finite("locations", locs)
+    return locs
 
 
 class GaussianNoise(eqx.Module):
@@ -82,6 +118,7 @@ class GaussianNoise(eqx.Module):
     diagonal: bool = eqx.field(static=True)
 
     def __init__(self, obs_dim: int, noise_cov: Any = None, *, noise_std: Any = None):
+        obs_dim = check_int("obs_dim", obs_dim, 1)
         self.cov, self.chol, self.inv_chol, self.diagonal = _factor(obs_dim, noise_cov, noise_std)
 
 

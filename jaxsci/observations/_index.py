@@ -37,7 +37,11 @@ class IndexObservation(AbstractLinearObservation):
         self, state_dim: int, indices: Any = None, noise_cov: Any = None, *, noise_std: Any = None
     ):
         state_dim = check_int("state_dim", state_dim, 1)
-        idx = np.arange(state_dim) if indices is None else np.asarray(indices, dtype=np.int64)
+        idx = np.arange(state_dim) if indices is None else np.asarray(indices)
+        whole = idx.dtype.kind == "f" and bool(np.all(np.isfinite(idx) & (idx == np.round(idx))))
+        if idx.dtype.kind not in "iu" and not whole:
+            raise TypeError(f"`indices` must be integers, got {indices!r} (dtype {idx.dtype}).")
+        idx = idx.astype(np.int64)
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= state_dim:
             raise ValueError(
                 f"`indices` must be a non-empty 1-D array of integers in [0, {state_dim}), "

@@ -7,9 +7,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_int, check_ndim
+from .._checks import check_finite, check_int, check_ndim, float_parameter
 from .._custom_types import Array, ArrayLike, Float
-from ._base import AbstractLinearObservation, GaussianNoise
+from ._base import AbstractLinearObservation, GaussianNoise, as_locations
 
 
 class LinearObservation(AbstractLinearObservation):
@@ -68,8 +68,9 @@ class LinearObservation(AbstractLinearObservation):
             self.gram = columns.T @ columns
             obs_dim = shape[0]
         else:
-            matrix = jnp.asarray(operator, dtype=dtype)
+            matrix = float_parameter("operator", operator)
             check_ndim("operator", matrix, 2, "(obs, dim)")
+            check_finite("operator", matrix)
             if dim is not None and check_int("dim", dim, 1) != matrix.shape[1]:
                 raise ValueError(
                     f"`dim` = {dim} does not match the {matrix.shape[1]} columns of `operator`."
@@ -79,7 +80,7 @@ class LinearObservation(AbstractLinearObservation):
             obs_dim, dim = matrix.shape
         self.noise = GaussianNoise(obs_dim, noise_cov, noise_std=noise_std)
         self.state_dim = int(dim)
-        self.locations = None if locations is None else jnp.asarray(locations, dtype=dtype)
+        self.locations = as_locations(locations, obs_dim)
 
     def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
         if callable(self.operator):

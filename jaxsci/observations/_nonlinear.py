@@ -4,11 +4,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from .._checks import check_callable, check_int
 from .._custom_types import Array, ArrayLike, Float
-from ._base import AbstractObservation, GaussianNoise
+from ._base import AbstractObservation, GaussianNoise, as_locations
 
 
 class NonlinearObservation(AbstractObservation):
@@ -38,11 +39,25 @@ class NonlinearObservation(AbstractObservation):
         noise_std: Any = None,
     ):
         check_callable("fn", fn, "a callable x -> h(x)")
+        state_dim = check_int("state_dim", state_dim, 1)
+        obs_dim = check_int("obs_dim", obs_dim, 1)
+        state = jax.ShapeDtypeStruct((state_dim,), jnp.result_type(float))
+        try:
+            out = jax.eval_shape(fn, state)
+        except Exception as err:  # noqa: BLE001 - re-raised with the argument named
+            raise ValueError(
+                f"`fn` must map a state of shape ({state_dim},) (`state_dim`) to a vector; "
+                f"calling it failed: {err}"
+            ) from err
+        if tuple(jnp.shape(out)) != (obs_dim,):
+            raise ValueError(
+                f"`fn` maps a state of shape ({state_dim},) to shape {tuple(jnp.shape(out))}, "
+                f"but `obs_dim` = {obs_dim}: they must agree."
+            )
         self.fn = fn
-        self.noise = GaussianNoise(check_int("obs_dim", obs_dim, 1), noise_cov, noise_std=noise_std)
-        self.state_dim = check_int("state_dim", state_dim, 1)
-        dtype = jnp.result_type(float)
-        self.locations = None if locations is None else jnp.asarray(locations, dtype=dtype)
+        self.noise = GaussianNoise(obs_dim, noise_cov, noise_std=noise_std)
+        self.state_dim = state_dim
+        self.locations = as_locations(locations, obs_dim)
 
     def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
         return self.fn(x)
