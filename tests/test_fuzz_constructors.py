@@ -501,6 +501,10 @@ def test_constructor_fuzz_long(row, data):
 @example(case=("VE", "sigma_max"), value=math.inf)
 @example(case=("EDM", "t_max"), value=math.inf)
 @example(case=("VPCosine", "s"), value=math.nan)
+# t_min > 0 in float64 but 0 in float32: sigma(t_min) = 0, lambda = +inf
+@example(case=("VPLinear", "t_min"), value=5e-324)
+@example(case=("EDM", "t_min"), value=1e-308)
+@example(case=("RectifiedFlow", "t_min"), value=1e-305)
 # a spectral grid so short that the Fourier symbol overflows float32: NaN vector field
 @example(case=("KuramotoSivashinsky", "length"), value=1e-30)
 @example(case=("Burgers", "length"), value=1e-30)
