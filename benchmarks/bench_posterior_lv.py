@@ -20,9 +20,15 @@ summed over chains. The chain-scaling part runs jaxsci NUTS with 1, 4 and 16 vma
 `--grad-cost-only` times only one log-density value + gradient of every variant's target (the
 cost of a leapfrog step), 1 and 4 vmapped lanes, calls interleaved: ESS per gradient is the same
 for every variant (same NUTS, same posterior), so this is what sets the ESS-per-second ratios.
+`--seed S` shifts every key of the run (starting-point draws, compiling run, timed rounds,
+chain scaling) by 1000 * S, so that seeds give independent chains; S = 0 (the default) is the
+unshifted run. `--variants` runs only the named variants (and no log-likelihood accuracy check):
+ESS per 1,000 gradient evaluations of `jaxsci_dopri5` over seeds, with `--scaling` (no values)
+to skip the chain scaling, measures the sampler's efficiency whatever the machine load.
 Results: benchmarks/RESULTS_inference.md.
 
     .venv/bin/python benchmarks/bench_posterior_lv.py [--quick] [--repeats 2] [--json out.json]
+    .venv/bin/python benchmarks/bench_posterior_lv.py --variants jaxsci_dopri5 --seed 3 --scaling
     .venv/bin/python benchmarks/bench_posterior_lv.py --grad-cost-only [--grad-calls 200]
 """
 
@@ -61,7 +67,31 @@ parser.add_argument(
     help="only time one log-density value+gradient per solver setting (1 and 4 vmapped lanes)",
 )
 parser.add_argument("--grad-calls", type=int, default=200, help="timed calls per variant")
+parser.add_argument(
+    "--seed", type=int, default=0, help="shift every PRNG key by 1000 * SEED (0: the default run)"
+)
+VARIANT_NAMES = {
+    "jaxsci_dopri5": "jaxsci NUTS (blackjax)",
+    "jaxsci_rk4": "jaxsci NUTS (blackjax), RK4 dt=0.25",
+    "jaxsci_numpyro": "jaxsci NumpyroNUTS",
+    "numpyro_example": "numpyro + odeint (example tol 1e-6/1e-5)",
+    "numpyro_stan": "numpyro + odeint (Stan tol 1e-5/1e-3)",
+}
+parser.add_argument(
+    "--variants",
+    nargs="+",
+    choices=list(VARIANT_NAMES),
+    default=list(VARIANT_NAMES),
+    help="run only these variants (default: all; a subset skips the log-likelihood check)",
+)
 ARGS = parser.parse_args()
+KEY_SHIFT = 1000 * ARGS.seed
+
+
+def shifted_key(n: int):
+    """The PRNG key of the default run's integer seed `n`, shifted by `--seed`."""
+    return jax.random.key(n + KEY_SHIFT)
+
 
 DATA = inference.hudson_lynx_hare()
 TS_ALL = jnp.concatenate([jnp.zeros(1), jnp.asarray(DATA["ts"])])  # t = 0 (y_init), 1..20
@@ -220,6 +250,7 @@ def summarise(draws: dict, grad_evals: int, seconds: float) -> dict:
     bulk = min(v["ess_bulk"] for v in summary.values())
     tail = min(v["ess_tail"] for v in summary.values())
     return dict(
+        seed=ARGS.seed,
         ess_bulk_min=bulk,
         ess_tail_min=tail,
         rhat_max=max(v["rhat"] for v in summary.values()),
@@ -227,6 +258,7 @@ def summarise(draws: dict, grad_evals: int, seconds: float) -> dict:
         grad_evals=grad_evals,
         ess_per_second=bulk / seconds,
         ess_per_1k_grad=1000 * bulk / grad_evals,
+        ess_tail_per_1k_grad=1000 * tail / grad_evals,
         mean_theta1=summary["theta[1]"]["mean"],
     )
 
@@ -349,15 +381,16 @@ def main():
         )
         return
     print(f"{chains} chains x ({warmup} warmup + {samples} draws), dense mass matrix")
+    print(f"seed {ARGS.seed} (keys shifted by {KEY_SHIFT}), variants {ARGS.variants}")
 
     t = time.perf_counter()
-    u0, _, _ = initial_positions(JAXSCI_TARGET, jax.random.key(123), chains, "map")
+    u0, _, _ = initial_positions(JAXSCI_TARGET, shifted_key(123), chains, "map")
     init_seconds = time.perf_counter() - t
     # the same starting points for every sampler: numpyro takes unconstrained init_params
     init_dict = {k: np.asarray(v) for k, v in jax.vmap(JAXSCI_TARGET._split)(u0).items()}
     print(f"starting points (multi-start MAP + Laplace): {init_seconds:.1f} s")
 
-    variants = {
+    all_variants = {
         "jaxsci NUTS (blackjax)": jaxsci_variant(
             inference.NUTS(dense_mass=True), chains, warmup, samples, u0
         ),
@@ -372,26 +405,31 @@ def main():
         "numpyro + odeint (example tol 1e-6/1e-5)": (1e-6, 1e-5),
         "numpyro + odeint (Stan tol 1e-5/1e-3)": (1e-5, 1e-3),
     }.items():
-        variants[label] = numpyro_variant(chains, warmup, samples, init_dict, rtol, atol)
+        all_variants[label] = numpyro_variant(chains, warmup, samples, init_dict, rtol, atol)
+    chosen = [VARIANT_NAMES[v] for v in ARGS.variants]
+    variants = {name: fn for name, fn in all_variants.items() if name in chosen}
 
     results = {name: [] for name in variants}
     first = {}
     draws = None
     for name, fn in variants.items():  # compiling runs
         t = time.perf_counter()
-        first[name] = fn(jax.random.key(0))
+        first[name] = fn(shifted_key(0))
         first[name]["first_wall"] = time.perf_counter() - t
         print(f"  compiled {name}: first run {first[name]['first_wall']:.1f} s", flush=True)
         if draws is None:
             draws = LAST_DRAWS[0]  # jaxsci NUTS's posterior draws, for the accuracy check
-    flat = {k: np.asarray(draws[k]).reshape(-1, draws[k].shape[-1]) for k in draws}
-    errors = loglik_errors(flat["theta"], flat["z_init"], flat["sigma"])
-    print(f"log-likelihood error vs a 1e-12 float64 solve over {len(flat['theta'])} draws:")
+        print(f"  compiling run {name}: {first[name]}", flush=True)
+    errors = {}
+    if len(variants) == len(all_variants):
+        flat = {k: np.asarray(draws[k]).reshape(-1, draws[k].shape[-1]) for k in draws}
+        errors = loglik_errors(flat["theta"], flat["z_init"], flat["sigma"])
+        print(f"log-likelihood error vs a 1e-12 float64 solve over {len(flat['theta'])} draws:")
     for name, e in errors.items():
         print(f"  {name:38s} median {e['median']:.1e}  p99 {e['p99']:.1e}  max {e['max']:.1e}")
     for r in range(ARGS.repeats):
         for name, fn in variants.items():
-            results[name].append(fn(jax.random.key(1 + r)))
+            results[name].append(fn(shifted_key(1 + r)))
             print(f"  round {r}: {name}: {results[name][-1]}", flush=True)
 
     table = {}
@@ -400,12 +438,11 @@ def main():
         if "compile" not in row:  # numpyro: the first run's excess over the timed runs
             row["compile"] = max(first[name]["first_wall"] - row["seconds"], 0.0)
         table[name] = row
-    peer = table["numpyro + odeint (example tol 1e-6/1e-5)"]
-    peer_stan = table["numpyro + odeint (Stan tol 1e-5/1e-3)"]
     print()
     header = (
         f"{'variant':44s} {'ESS bulk':>9s} {'ESS tail':>9s} {'R-hat':>6s} {'s':>7s} "
-        f"{'compile':>8s} {'grad ev':>9s} {'ESS/s':>8s} {'ESS/1k grad':>11s} {'div':>4s}"
+        f"{'compile':>8s} {'grad ev':>9s} {'ESS/s':>8s} {'ESS/1k grad':>11s} {'tail/1k':>8s} "
+        f"{'div':>4s}"
     )
     print(header)
     for name, row in table.items():
@@ -413,28 +450,37 @@ def main():
             f"{name:44s} {row['ess_bulk_min']:9.0f} {row['ess_tail_min']:9.0f} "
             f"{row['rhat_max']:6.3f} {row['seconds']:7.1f} {row['compile']:8.1f} "
             f"{row['grad_evals']:9.0f} {row['ess_per_second']:8.1f} {row['ess_per_1k_grad']:11.2f} "
-            f"{row['divergences']:4.0f}"
+            f"{row['ess_tail_per_1k_grad']:8.2f} {row['divergences']:4.0f}"
         )
+    peers = {
+        "ess_per_second_vs_example": "numpyro + odeint (example tol 1e-6/1e-5)",
+        "ess_per_second_vs_stan_tol": "numpyro + odeint (Stan tol 1e-5/1e-3)",
+    }
     ratios = {
         name: {
-            "ess_per_second_vs_example": row["ess_per_second"] / peer["ess_per_second"],
-            "ess_per_second_vs_stan_tol": row["ess_per_second"] / peer_stan["ess_per_second"],
+            field: row["ess_per_second"] / table[peer]["ess_per_second"]
+            for field, peer in peers.items()
+            if peer in table
         }
         for name, row in table.items()
         if name.startswith("jaxsci")
     }
     for name, r in ratios.items():
-        print(
-            f"ratio ESS/s {name} / numpyro+odeint: {r['ess_per_second_vs_example']:.2f}x "
-            f"(example tolerances), {r['ess_per_second_vs_stan_tol']:.2f}x (Stan tolerances)"
-        )
+        if len(r) == len(peers):
+            print(
+                f"ratio ESS/s {name} / numpyro+odeint: {r['ess_per_second_vs_example']:.2f}x "
+                f"(example tolerances), {r['ess_per_second_vs_stan_tol']:.2f}x (Stan tolerances)"
+            )
+        else:
+            for field, value in r.items():
+                print(f"ratio ESS/s {name} / {peers[field]}: {value:.2f}x")
 
     scaling = {}
     for n in ARGS.scaling if ARGS.scaling is not None else ([1, 4] if quick else [1, 4, 16]):
-        u, _, _ = initial_positions(JAXSCI_TARGET, jax.random.key(321), n, "map")
+        u, _, _ = initial_positions(JAXSCI_TARGET, shifted_key(321), n, "map")
         run = jaxsci_variant(inference.NUTS(dense_mass=True), n, warmup, samples, u)
-        run(jax.random.key(0))  # compile
-        row = run(jax.random.key(1))
+        run(shifted_key(0))  # compile
+        row = run(shifted_key(1))
         scaling[n] = row
         print(
             f"  {n:3d} chains: {row['seconds']:7.1f} s (warmup + sampling), min bulk ESS "
@@ -444,8 +490,16 @@ def main():
         )
     out = dict(
         machine=machine_summary(),
-        settings=dict(chains=chains, warmup=warmup, samples=samples, repeats=ARGS.repeats),
+        settings=dict(
+            chains=chains,
+            warmup=warmup,
+            samples=samples,
+            repeats=ARGS.repeats,
+            seed=ARGS.seed,
+            variants=ARGS.variants,
+        ),
         table=table,
+        compiling_runs=first,
         ratios=ratios,
         loglik_errors=errors,
         scaling=scaling,
