@@ -438,6 +438,7 @@ ROW_BY_ID = {row.id: row for row in ROWS}
 CASES = [(row.id, name) for row in ROWS for name in row.fuzz]
 
 
+@pytest.mark.slow  # a compiled call per row (56): about a minute on 2 cores; the fuzz is fast
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_baseline_is_valid(row):
     """The row builds from its baseline and its call gives finite values (the fuzz then

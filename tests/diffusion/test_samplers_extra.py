@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _params import marked_params
 
 import jaxsci.diffusion as jd
 from jaxsci.pipelines._diffusion_names import SAMPLERS, make_sampler
@@ -516,7 +517,7 @@ def test_multistep_samplers_run_on_grids_shorter_than_their_order(name, x64):
         _check_step(traj, grid, 0, _ref_ddim)
 
 
-@pytest.mark.parametrize("name", ["dpmpp_3m", "deis_3"])
+@pytest.mark.parametrize("name", marked_params(["dpmpp_3m", "deis_3"], slow={"deis_3"}))
 def test_two_step_grid_uses_the_two_point_step(name, x64):
     """Order-3 multistep samplers on a 2-step grid: DDIM, then the two-point step."""
     sampler = dataclasses.replace(make_sampler(name), lower_order_final=False)

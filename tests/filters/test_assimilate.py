@@ -137,6 +137,7 @@ def test_lost_filter_on_kuramoto_sivashinsky_is_flagged():
     assert bool(res.diverged[lost]), (rmse, clim)
 
 
+@pytest.mark.slow  # a statistical check over 2000 components, two conventions
 def test_ensemble_centre_conventions():
     """Centred on the truth (default): the initial mean misses x0 by N(0, s^2 / N) per
     component. DAPPER's convention (truth x0 ~ N(mu0, s^2 I), members ~ N(mu0, s^2 I)

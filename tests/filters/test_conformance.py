@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _params import marked_params
 
 from jaxsci import filters as F
 
@@ -31,7 +32,7 @@ def _state(filt, ens, seed=None):
     return F.FilterState(ens, lw - jax.nn.logsumexp(lw))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", marked_params(NAMES, slow={"LETKF-local-batch2"}))
 def test_contract_jit_vmap(name):
     o = obs_op()
     filt = FILTERS[name](o)

@@ -91,6 +91,7 @@ def test_rotation_keeps_mean_and_covariance_and_changes_members(x64, batch_size)
     assert np.max(np.abs(np.asarray(other - b))) > 0.1
 
 
+@pytest.mark.slow  # two float64 filters compiled; the rotation's invariants are tested fast
 def test_rotation_is_the_etkfs(x64):
     """Without localisation the rotated LETKF is the rotated ETKF for the same key: both
     draw the same rotation (`random_mean_preserving_rotation`) from the key they are given."""

@@ -152,6 +152,7 @@ def test_jitter_moves_exactly_the_particles_of_its_rule(rule, moved):
     assert np.flatnonzero(np.any(np.asarray(new != copies), axis=1)).tolist() == moved
 
 
+@pytest.mark.slow  # a Monte-Carlo estimate of the jitter covariance
 def test_jitter_covariance_is_the_bandwidth_times_the_weighted_covariance():
     """The jitter's covariance is h^2 C with h = reg N^(-1/(dim+4)) and C the unbiased
     weighted covariance of the cloud before resampling, with the weights after reweighting:
