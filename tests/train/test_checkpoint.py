@@ -49,7 +49,9 @@ def _spoil(path: Path, how: str) -> None:
         path.write_bytes(raw[:middle] + bytes([raw[middle] ^ 0xFF]) + raw[middle + 1 :])
 
 
-@pytest.mark.parametrize("how", marked_params(["empty", "truncated", "flipped"], {"truncated"}))
+@pytest.mark.parametrize(
+    "how", marked_params(["empty", "truncated", "flipped"], {"truncated", "empty"})
+)
 def test_unreadable_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, how):
     # Checkpoints at steps 4, 5 (epoch end), 8, 10, 12, 13: the current one is step 13, the
     # previous one step 12. With the current one spoiled, the resume starts from step 12 and
