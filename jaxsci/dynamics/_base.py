@@ -1,6 +1,7 @@
 """Abstract bases for simulators: ODEs, SDEs and semilinear spectral PDEs."""
 
 import abc
+import dataclasses
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -71,14 +72,38 @@ class AbstractSemilinear(AbstractDynamics):
         # Runs after the final class's own checks (equinox walks the MRO from the final
         # class), so the parameters are finite here: a non-finite Fourier symbol comes from
         # wavenumbers 2 pi m / length whose powers overflow the float dtype (a tiny `length`).
+        # Or a coefficient is so large that it overflows on a reasonable grid.
         symbol = self.linear_operator()
         if is_concrete(symbol) and not np.all(np.isfinite(np.asarray(symbol))):
             k_max = np.pi * max(self.grid.shape) / self.grid.length
+            dtype = jnp.result_type(float)
+            largest = self._largest_coefficient()
+            if k_max <= 1e4 and largest is not None:
+                name, value = largest
+                raise ValueError(
+                    f"`{name}` = {value:g} is too large: the linear operator overflows {dtype} "
+                    f"on the grid of {self.grid.shape} points (length {self.grid.length:g}, "
+                    f"largest wavenumber {k_max:.3g})."
+                )
             raise ValueError(
                 f"`length` = {self.grid.length:g} is too short for the grid of "
                 f"{self.grid.shape} points: the linear operator at the largest wavenumber "
-                f"{k_max:.3g} overflows {jnp.result_type(float)}."
+                f"{k_max:.3g} overflows {dtype}."
             )
+
+    def _largest_coefficient(self) -> tuple[str, float] | None:
+        """(name, value) of the scalar parameter field of largest magnitude, if any."""
+        best = None
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, PeriodicGrid) or not is_concrete(value):
+                continue
+            arr = np.asarray(value)
+            if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+                continue
+            if best is None or abs(float(arr)) > abs(best[1]):
+                best = (field.name, float(arr))
+        return best
 
     @property
     def state_shape(self) -> tuple[int, ...]:

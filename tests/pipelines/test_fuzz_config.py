@@ -147,6 +147,9 @@ def _fuzz(target, value):
 # rollout_steps > train_steps left a negative number of training examples, reported on
 # training.batch_size ("expected <= the -57600 training examples")
 @example(target=("ks_fno_rollout", ("loss", "rollout_steps")), value=1000)
+# a huge coefficient overflowing the KS linear operator was reported on model.params.length
+# ("too short for the grid"; found by the slow tier)
+@example(target=("ks", ("model", "params", "nu")), value=4.877651371865718e34)
 def test_config_fuzz(target, value):
     _fuzz(target, value)
 
