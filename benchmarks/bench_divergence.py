@@ -21,7 +21,6 @@
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -256,7 +255,7 @@ def main():
     parser.add_argument("--only", nargs="+", default=["rule", "centre"])
     parser.add_argument("--cycles-scale", type=float, default=1.0)
     args = parser.parse_args()
-    from _timing import load_average, machine_summary
+    from _timing import finish, machine_summary
 
     out = {"args": vars(args)}
     if "rule" in args.only:
@@ -265,12 +264,9 @@ def main():
         out["centre"] = _centre(args.cycles_scale)
     if "dapper" in args.only:
         out["dapper"] = _dapper()
-    out.update(load_average=load_average(), machine=machine_summary())
+    out.update(machine=machine_summary())
     out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_out")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "bench_divergence.json"), "w") as f:
-        json.dump(out, f, indent=2)
-    print(f"load average {load_average()}")
+    finish(out, os.path.join(out_dir, "bench_divergence.json"))
 
 
 if __name__ == "__main__":

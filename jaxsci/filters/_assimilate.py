@@ -264,9 +264,10 @@ class AssimilationResult(eqx.Module):
         out = {
             "rmse_a": float(self.rmse_a_mean),
             "spread_a": float(self.spread_a_mean),
-            "rmse_f": float(jnp.sum(jnp.where(done, self.rmse_f, 0.0)) / max(n_done, 1)),
-            "ess_mean": float(jnp.sum(jnp.where(done, self.filter.ess, 0.0)) / max(n_done, 1)),
-            "log_likelihood": float(jnp.sum(jnp.where(done, self.filter.log_likelihood, 0.0))),
+            # means over no cycle are NaN, never 0
+            "rmse_f": float(jnp.mean(self.rmse_f, where=done)),
+            "ess_mean": float(jnp.mean(self.filter.ess, where=done)),
+            "log_likelihood": float(jnp.sum(self.filter.log_likelihood, where=done)),
             "n_cycles": n_done,
             "diverged": bool(self.diverged),
             "divergence_threshold": float(self.divergence_threshold),
@@ -274,8 +275,6 @@ class AssimilationResult(eqx.Module):
             "divergence_rule": self.divergence_rule,
         }
         if n_done < self.times.shape[0]:
-            if n_done == 0:
-                out.update(rmse_f=float("nan"), ess_mean=float("nan"))
             out.update(partial=True, n_cycles_planned=int(self.times.shape[0]))
         return out
 
