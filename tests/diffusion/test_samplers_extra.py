@@ -640,6 +640,65 @@ def test_lower_order_final_values():
     assert sampler.lower_order_final_ratio == jd.LOWER_ORDER_FINAL_RATIO == 1.4
     assert jd.DEIS(3).lower_order_final_ratio == math.inf  # the step-count rule alone
     assert jd.UniPC(2).lower_order_final_below == jd.LOWER_ORDER_FINAL_STEPS == 15
+    for bad in (-1, "few", True, float("nan")):
+        with pytest.raises((ValueError, TypeError), match=named("published_weight_below")):
+            jd.DPMSolverPPMultistep(3, published_weight_below=bad)
+    assert jd.DPMSolverPPMultistep(3).published_weight_below == 15
+
+
+def _ref_data_3m(x, x_1, x_2, t_2, t_1, t_s, t_t, weight):
+    """DPM-Solver++(3M) step from the outputs at t_2, t_1, t_s (DPM-Solver code's and
+    diffusers' `multistep_dpm_solver_third_order_update`, dpmsolver++ form, written out):
+        x_t = (s_t/s_s) x - a_t (e^{-h} - 1) m_0 + a_t ((e^{-h} - 1)/h + 1) D1
+              - weight * a_t ((e^{-h} - 1 + h)/h^2 - 1/2) D2,
+    weight 1 the published method, 2 the third-order weighting."""
+    a_t, s_t = _coef(t_t)
+    s_s = _coef(t_s)[1]
+    lam_t, lam_s, lam_1, lam_2 = (_lam(t) for t in (t_t, t_s, t_1, t_2))
+    h = lam_t - lam_s
+    r0, r1 = (lam_s - lam_1) / h, (lam_1 - lam_2) / h
+    m0, m1, m2 = _np_x0(MIX, x, t_s), _np_x0(MIX, x_1, t_1), _np_x0(MIX, x_2, t_2)
+    d1_0, d1_1 = (m0 - m1) / r0, (m1 - m2) / r1
+    d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    em = np.expm1(-h)
+    return (
+        s_t / s_s * x
+        - a_t * em * m0
+        + a_t * (em / h + 1) * d1
+        - weight * a_t * ((em + h) / h**2 - 0.5) * d2
+    )
+
+
+@pytest.mark.parametrize(
+    "n, below, weight", [(10, None, 1.0), (16, None, 2.0), (10, 0, 2.0), (16, math.inf, 1.0)]
+)
+def test_3m_weight_published_on_few_step_grids(n, below, weight, x64):
+    """DPM-Solver++(3M)'s third-order steps weight the second difference as published
+    (DPM-Solver, diffusers) on grids of fewer than `published_weight_below` steps (default
+    15) and by 2 (third order) on longer ones; 0 and math.inf force one weight everywhere.
+    Steps 2 and 3 (third order: history of 3, final steps not capped) against NumPy."""
+    kw = {} if below is None else {"published_weight_below": below}
+    sampler = jd.DPMSolverPPMultistep(3, lower_order_final=False, **kw)
+    x_T = MIX.sample(jax.random.key(5), 2, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
+    grid, traj, _ = _trajectory(sampler, n, x_T)
+    for i in (2, 3):
+        for tr in traj:
+            want = _ref_data_3m(
+                tr[i], tr[i - 1], tr[i - 2], grid[i - 2], grid[i - 1], grid[i], grid[i + 1], weight
+            )
+            np.testing.assert_allclose(tr[i + 1], want, rtol=1e-10, atol=1e-10)
+            other = _ref_data_3m(
+                tr[i],
+                tr[i - 1],
+                tr[i - 2],
+                grid[i - 2],
+                grid[i - 1],
+                grid[i],
+                grid[i + 1],
+                3.0 - weight,
+            )
+            assert np.max(np.abs(tr[i + 1] - other)) > 1e-8  # the weight is seen
 
 
 def test_option_messages_name_the_objects(own_checks):
