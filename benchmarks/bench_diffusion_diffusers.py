@@ -53,6 +53,12 @@ DPMSolverMultistepScheduler casts the sample to float32 inside `step`; the print
 "jaxsci vs diffusers" difference for the mathematically identical pairs shows the size
 of that rounding (far below the errors compared here).
 
+Verdict (printed last, and `verdict` in the JSON): each cell's ratio of rms errors
+jaxsci/diffusers with a 95% paired bootstrap interval over the samples, classified as equal
+or better (<= 1.005), "diffusers' rounding" (above, but jaxsci no less accurate than the same
+diffusers scheduler with its sigmas in float64, `diffusers[f64]`: diffusers' float32 rounding
+happened to lower its error), or worse than both.
+
 Metrics. Per sample e = RMS over coordinates of (x - x_ref); the tables give the RMS over
 samples ("rms") and the median ("median"; few-step runs on mixtures are dominated by the
 samples that land in the wrong component). NFE ratio: for a target error (DDIM's rms error
@@ -169,9 +175,11 @@ DIAGNOSTICS = {
     "unipc_2": [_OLD],
     "unipc_3": [_OLD],
 }
-# Diagnostic diffusers variant: "f64", the same scheduler with its sigmas computed in
-# float64 (diffusers keeps them in float32), to tell its float32 rounding from its method.
-DIFFUSERS_F64 = ("deis_2", "deis_3")
+# diffusers[f64]: the same scheduler with its sigmas in float64 (diffusers keeps them in
+# float32), run for every pair but DDIM (whose integer-step path has no sigmas to replace),
+# to tell diffusers' float32 rounding from its method in the verdict (`verdict`).
+# A cell's ratio jaxsci/diffusers counts as equal up to this relative margin.
+EQUAL_MARGIN = 0.005
 
 
 @contextlib.contextmanager
@@ -327,12 +335,28 @@ def nfe_to_reach(nfes, errs, target):
     return float("nan")
 
 
-def run_method(name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats, diagnostics):
+def ratio_interval(e_j, e_d, seed=0, n_boot=1000):
+    """95% paired-bootstrap interval of rms(e_j)/rms(e_d) over the samples (per-sample rms
+    errors `e_j`, `e_d` of the same initial noises)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(e_j), (n_boot, len(e_j)))
+    r = np.sqrt(np.mean(e_j[idx] ** 2, axis=1) / np.mean(e_d[idx] ** 2, axis=1))
+    return [float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))]
+
+
+def per_sample_errors(x, ref):
+    return np.sqrt(np.mean((np.asarray(x) - np.asarray(ref)) ** 2, axis=-1))
+
+
+def run_method(
+    name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats, diagnostics, f64=True
+):
     """Errors (and, on the trailing family, wall times) of one pair over the NFE sweep."""
     make_j, make_d = PAIRS[name]
     r = {"jaxsci": {"rms": [], "median": []}, "diffusers": {"rms": [], "median": []}}
     r["nfe"] = list(sweep)
     r["max_abs_diff"] = []
+    r["ratio_ci"] = []
     r["timing"] = {}
     diags = DIAGNOSTICS.get(name, []) if diagnostics else []
     for tag, _, _ in diags:
@@ -361,6 +385,7 @@ def run_method(name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats
             r[side]["rms"].append(rms)
             r[side]["median"].append(med)
         r["max_abs_diff"].append(float(np.max(np.abs(np.asarray(xj) - xd))))
+        r["ratio_ci"].append(ratio_interval(per_sample_errors(xj, ref), per_sample_errors(xd, ref)))
         for tag, constants, options in diags:
             with patched(constants):
                 sampler = dataclasses.replace(make_j(), **options)
@@ -371,7 +396,7 @@ def run_method(name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats
             r.setdefault(f"max_abs_diff[{tag}]", []).append(
                 float(np.max(np.abs(np.asarray(xv) - xd)))
             )
-        if name in DIFFUSERS_F64 and diagnostics:
+        if f64 and name != "ddim":
             xf = run_diffusers(make_d(), eps_t, x_T_t, nfe, lam, torch.float64).numpy()
             rms, med = errors(xf, ref)
             r.setdefault("diffusers[f64]", {"rms": [], "median": []})
@@ -393,7 +418,9 @@ def run_method(name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats
     return r
 
 
-def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0, families=("trailing",)):
+def run_dim(
+    dim, batch, sweep, names, repeats, diagnostics=True, seed=0, families=("trailing",), f64=True
+):
     print(f"\n=== d = {dim}, batch {batch}, load {_timing.load_average()} ===", flush=True)
     mix = make_mixture(dim, seed)
     abar = train_abar()
@@ -427,7 +454,7 @@ def run_dim(dim, batch, sweep, names, repeats, diagnostics=True, seed=0, familie
             if family == "logsnr" and name == "ddim":
                 continue  # DDIMScheduler indexes abar by integer step: trailing family only
             into[name] = run_method(
-                name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats, diagnostics
+                name, family, sweep, mix, abar, eps_t, x_T_j, x_T_t, ref, repeats, diagnostics, f64
             )
             print_method(name, into[name])
     # NFE needed for fixed errors relative to DDIM.
@@ -500,6 +527,45 @@ def print_ratios(nfe_ratio):
             print(line)
 
 
+def verdict(results):
+    """Each cell (d, grid family, pair, NFE) classified by rms error: "equal or better"
+    (jaxsci/diffusers <= 1 + EQUAL_MARGIN), "diffusers' rounding" (worse than diffusers as
+    shipped but not worse than the same scheduler with float64 sigmas: its float32 rounding
+    happened to lower its error), or "worse" (than both). Returns the rows and the counts,
+    and prints the markdown table (bold: worse than both; a dagger: the rounding case)."""
+    rows, counts, worse = [], {"equal or better": 0, "diffusers' rounding": 0, "worse": 0}, []
+    for dim, res in results.items():
+        for family, methods in (("trailing", res["methods"]), ("logsnr", res["logsnr"]["methods"])):
+            for name, r in methods.items():
+                cells = []
+                for j in range(len(r["nfe"])):
+                    rj, rd = r["jaxsci"]["rms"][j], r["diffusers"]["rms"][j]
+                    ratio = rj / rd
+                    f = r.get("diffusers[f64]")
+                    if ratio <= 1 + EQUAL_MARGIN:
+                        kind, cell = "equal or better", f"{ratio:.2f}"
+                    elif f is not None and rj <= (1 + EQUAL_MARGIN) * f["rms"][j]:
+                        kind, cell = "diffusers' rounding", f"{ratio:.2f}†"
+                    else:
+                        kind, cell = "worse", f"**{ratio:.2f}**"
+                        lo, hi = r["ratio_ci"][j]
+                        worse.append(
+                            f"d={dim} {family} {name} NFE {r['nfe'][j]}: {ratio:.4f}"
+                            f" (95% bootstrap over samples {lo:.4f}-{hi:.4f})"
+                        )
+                    counts[kind] += 1
+                    cells.append(cell)
+                rows.append((dim, family, name, r["nfe"], cells))
+    if rows:
+        print("\n| d | grid | method | " + " | ".join(f"NFE {n}" for n in rows[0][3]) + " |")
+        print("|---" * (3 + len(rows[0][3])) + "|")
+        for dim, family, name, _, cells in rows:
+            print(f"| {dim} | {family} | {name} | " + " | ".join(cells) + " |")
+        print("counts:", counts)
+        print("\n".join(["worse cells:"] + worse))
+    return {"rows": [(d, f, n, c) for d, f, n, _, c in rows], "counts": counts, "worse": worse}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dim", type=int, default=1024, help="the high dimension (d = 2 also runs)")
@@ -520,12 +586,15 @@ def main():
     p.add_argument(
         "--dims", choices=["both", "2", "high"], default="both", help="which dimensions to run"
     )
+    p.add_argument(
+        "--no-f64", action="store_true", help="skip the diffusers[f64] runs (and the verdict)"
+    )
     p.add_argument("--json", default=None)
     args = p.parse_args()
     sweep = tuple(args.sweep) if args.sweep else SWEEP
     if args.quick:
         sweep, args.batch, args.batch_2d, args.repeats = (5, 10, 20, 50), 16, 64, 1
-        args.dim, args.no_diagnostics = min(args.dim, 256), True
+        args.dim, args.no_diagnostics, args.no_f64 = min(args.dim, 256), True, True
     torch.set_num_threads(1)
     machine = _timing.machine_summary()
     print("machine:", machine)
@@ -542,7 +611,9 @@ def main():
             args.repeats,
             not args.no_diagnostics,
             families=tuple(args.grids),
+            f64=not args.no_f64,
         )
+    out["verdict"] = verdict(out["results"])
     _timing.finish(out, args.json)
 
 
