@@ -3,6 +3,7 @@
 Every filter is an `AbstractFilter` over one `FilterState` (ensemble, log-weights). The
 observation models come from `jaxsci.observations`, the weighted-particle layer (resampling,
 ESS, the SMC step, the jitter rules) from `jaxsci.smc`; both are re-exported here.
+`assimilation_dataset` turns a twin experiment into an `xarray.Dataset` (netCDF).
 """
 
 from ..observations import (
@@ -41,6 +42,10 @@ from ._base import (
     AbstractParticleFilter as AbstractParticleFilter,
     FilterInfo as FilterInfo,
     FilterState as FilterState,
+)
+from ._dataset import (
+    assimilation_dataset as assimilation_dataset,
+    observation_description as observation_description,
 )
 from ._ensemble_filters import (
     ETKF as ETKF,

@@ -1,10 +1,11 @@
 """Integration: `simulate` over diffrax, exponential integrators, flows, `rollout`, ensembles,
-Lyapunov exponents."""
+Lyapunov exponents, trajectories as xarray datasets."""
 
 from ._chunked import (
     ChunkedSimulation as ChunkedSimulation,
     simulate_chunked as simulate_chunked,
 )
+from ._dataset import trajectory_dataset as trajectory_dataset
 from ._ensemble import ensemble as ensemble
 from ._etdrk import (
     ETDRK1 as ETDRK1,
