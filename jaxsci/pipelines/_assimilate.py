@@ -21,6 +21,7 @@ over seeds) and the rule.
 """
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -34,7 +35,7 @@ import numpy as np
 from .. import filters, integrate, smc
 from .._interrupts import deferred_interrupts
 from . import _plots
-from ._files import PartialRun
+from ._files import PartialRun, write_netcdf
 from ._models import MODELS, build_model, params_section
 from ._schema import ConfigError, option, section, to_dict
 from ._simulate import check_solver, make_solver, solver_option
@@ -189,6 +190,25 @@ class PlotSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class OutputSection:
+    netcdf: bool = option(
+        True,
+        help="also write assimilation.nc (xarray/netCDF-4: every seed's truth, observations, "
+        "forecast/analysis means and spreads over dims seed, time, state or x, obs; settings "
+        "as attributes) beside assimilation.npz",
+    )
+    ensemble: bool = option(
+        False,
+        help="also store the analysis ensemble of every cycle (and its log-weights) in "
+        "assimilation.nc: seeds x cycles x members x state values",
+    )
+
+    def __post_init__(self):
+        if self.ensemble and not self.netcdf:
+            raise ConfigError("ensemble", "is written to assimilation.nc: needs netcdf: true")
+
+
+@dataclasses.dataclass(frozen=True)
 class AssimilateConfig:
     """Schema of the `assimilate` pipeline (the top-level `pipeline:` key is handled apart)."""
 
@@ -201,6 +221,7 @@ class AssimilateConfig:
     filter: FilterSection = section(FilterSection)
     experiment: ExperimentSection = section(ExperimentSection)
     plot: PlotSection = section(PlotSection)
+    output: OutputSection = section(OutputSection)
 
     def __post_init__(self):
         seeds = self.seed if isinstance(self.seed, list) else [self.seed]
@@ -319,7 +340,8 @@ def _spun_up_state(model, flow, interval: float, spinup: float) -> jax.Array:
 
 
 def run(config: AssimilateConfig, run_dir: Path) -> dict:
-    """Run the twin experiment(s); save `assimilation.npz`, plots; return the metrics."""
+    """Run the twin experiment(s); save `assimilation.npz` (and `assimilation.nc` unless
+    `output.netcdf` is false), plots; return the metrics."""
     start = time.perf_counter()
     model = build_model(config.model.name, config.model.params)
     dim = math.prod(model.state_shape)
@@ -376,6 +398,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
             ensemble_size=fcfg.ensemble_size,
             init_std=ecfg.initial_spread,
             burn_in=ecfg.burn_in,
+            store_ensembles=config.output.ensemble,
             divergence_threshold=ecfg.divergence_threshold,
             compute_likelihood=False,  # not reported by this pipeline
             interruptible=True,  # Ctrl-C stops the compiled run within a few cycles
@@ -469,6 +492,16 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
         ess=np.asarray(result.filter.ess)[:, ran],
         diverged=diverged,
     )
+    if config.output.netcdf:
+        settings = {
+            "filter": filter_label(fcfg),
+            "dt": config.flow.dt,
+            "solver": type(solver).__name__,
+            "interval": interval,
+            "config": json.dumps(to_dict(config)),
+        }
+        dataset = filters.assimilation_dataset(result, obs_op, model, seeds=seeds, attrs=settings)
+        write_netcdf(run_dir / "assimilation.nc", dataset)
     if interrupt.requested:  # the arrays and metrics of the cycles that ran are saved
         raise PartialRun(metrics)
 

@@ -13,6 +13,17 @@ def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     tmp.replace(path)
 
 
+def write_netcdf(path: Path, dataset: Any) -> None:
+    """Write an `xarray.Dataset` to the netCDF-4 file `path` (h5netcdf engine, gzip level 4
+    on the arrays), atomically (`write_atomically`)."""
+    encoding = {
+        name: {"zlib": True, "complevel": 4}
+        for name, var in dataset.data_vars.items()
+        if var.ndim > 0
+    }
+    write_atomically(path, lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf", encoding=encoding))
+
+
 class PartialRun(KeyboardInterrupt):
     """Raised by a pipeline that was interrupted (Ctrl-C) after it had saved what it had:
     `metrics` are over the part that ran and say so (`partial: True`). The runner writes

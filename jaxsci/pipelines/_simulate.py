@@ -7,6 +7,7 @@ compilation is timed apart from the run; the saved times are labelled t0, t0 + s
 """
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -20,6 +21,7 @@ import numpy as np
 
 from .. import integrate
 from . import _plots
+from ._files import write_netcdf
 from ._models import MODELS, build_model, is_semilinear, params_section
 from ._schema import ConfigError, option, section, to_dict
 
@@ -129,6 +131,15 @@ class PlotSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class OutputSection:
+    netcdf: bool = option(
+        True,
+        help="also write trajectory.nc (xarray/netCDF-4: dims time and x (PDE grid) or state, "
+        "coordinates, model parameters and settings as attributes) beside trajectory.npz",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class SimulateConfig:
     """Schema of the `simulate` pipeline (the top-level `pipeline:` key is handled apart)."""
 
@@ -139,6 +150,7 @@ class SimulateConfig:
         None, help="present (even empty) to compute Lyapunov exponents"
     )
     plot: PlotSection = section(PlotSection)
+    output: OutputSection = section(OutputSection)
 
     def __post_init__(self):
         model = build_model(self.model.name, self.model.params)
@@ -168,7 +180,8 @@ def _initial_state(config: SimulateConfig, model) -> jax.Array:
 
 
 def run(config: SimulateConfig, run_dir: Path) -> dict:
-    """Integrate, save `trajectory.npz` and plots, estimate Lyapunov exponents if asked."""
+    """Integrate, save `trajectory.npz` (and `trajectory.nc` unless `output.netcdf` is false)
+    and plots, estimate Lyapunov exponents if asked."""
     start = time.perf_counter()
     model = build_model(config.model.name, config.model.params)
     cfg = config.integrate
@@ -202,6 +215,19 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
         )
     ts, ys = sim.ts, sim.ys
     np.savez_compressed(run_dir / "trajectory.npz", ts=ts, ys=ys)
+    if config.output.netcdf:
+        settings = {
+            "solver": type(solver).__name__,
+            "dt": cfg.dt,
+            "save_every": sim.every,
+            "spinup": cfg.spinup,
+            "adaptive": cfg.adaptive,
+            "initial_noise": config.initial_condition.noise,
+            "seed": config.initial_condition.seed,
+            "config": json.dumps(to_dict(config)),
+        }
+        dataset = integrate.trajectory_dataset(ts, ys, model, attrs=settings)
+        write_netcdf(run_dir / "trajectory.nc", dataset)
     logger.info(
         "solver %s, dt=%g, t=[%g, %g], spin-up %g (%d steps, %.2f s with compile), "
         "%d saves every %g",

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import yaml
 from _params import stem_params
 from cli_helpers import assert_files_logged_once, run_cli
@@ -98,6 +99,18 @@ def test_config_runs(config, tmp_path, capsys):
     per_seed = data["rmse_a"][:, after].mean(axis=1)
     np.testing.assert_allclose(np.median(per_seed), metrics["rmse_a"], rtol=1e-5)
 
+    # the netCDF twin (output.netcdf defaults to true): every seed, no ensemble by default
+    with xr.open_dataset(out / "assimilation.nc") as nc:
+        assert dict(nc.sizes) == {
+            "seed": seeds,
+            "time": n_cycles,
+            "state": dim,
+            "obs": data["observed_indices"].size,
+        }
+        np.testing.assert_array_equal(nc["truth"][0], data["truth"])
+        np.testing.assert_array_equal(nc["rmse_a"], data["rmse_a"])
+        assert "ensemble" not in nc and nc.attrs["model"] == raw["model"]["name"]
+
     assert (out / "rmse.png").is_file()
     assert (out / ("timeseries.png" if dim <= 3 else "hovmoller.png")).is_file()
     resolved = yaml.safe_load((out / "config.yaml").read_text())
@@ -173,6 +186,12 @@ def test_letkf_rotate_and_batch_size_map_to_the_library(capsys):
     ]:
         code, _, err = _dry(capsys, *sets)
         assert code == 2 and f"{key}:" in err and "not used by method" in err, err
+
+
+def test_output_ensemble_needs_netcdf(capsys):
+    code, _, err = _dry(capsys, "output.ensemble=true", "output.netcdf=false")
+    assert code == 2
+    assert "output.ensemble: is written to assimilation.nc: needs netcdf: true" in err, err
 
 
 def test_unknown_method_lists_choices(capsys):
@@ -263,3 +282,42 @@ def test_jitter_rule_names_map_to_the_library_rules(capsys):
     assert code == 2 and "filter.jitter_rule:" in err
     for name in JITTER_RULES:
         assert f"'{name}'" in err, err
+
+
+@pytest.mark.slow  # two whole pipeline runs (30 s on the loaded 2-core VM)
+def test_netcdf_output_matches_npz_and_stores_the_ensemble(tmp_path):
+    """assimilation.nc holds what assimilation.npz holds (seed 0's truth, means and
+    observations, every seed's scores) under named dims, and the analysis ensembles with
+    `output.ensemble: true`; `output.netcdf: false` writes no netCDF."""
+    from jaxsci.pipelines import run_config
+
+    text = (
+        "pipeline: assimilate\nseed: [2, 7]\nmodel: {name: Lorenz96, params: {n: 8}}\n"
+        "flow: {dt: 0.05}\nobservations: {every_kth: 2, noise_std: 0.5}\n"
+        "filter: {method: etkf, ensemble_size: 4}\nexperiment: {n_cycles: 12}\n"
+        "plot: {enabled: false}\noutput: {ensemble: true}\n"
+    )
+    (tmp_path / "c.yaml").write_text(text)
+    out, _ = run_config(tmp_path / "c.yaml", tmp_path / "run", echo=False)
+    npz = np.load(out / "assimilation.npz")
+    with xr.open_dataset(out / "assimilation.nc") as nc:
+        assert dict(nc.sizes) == {"seed": 2, "time": 12, "state": 8, "obs": 4, "member": 4}
+        np.testing.assert_array_equal(nc["seed"], [2, 7])
+        np.testing.assert_array_equal(nc["obs"], npz["observed_indices"])
+        np.testing.assert_array_equal(nc["time"], npz["times"])
+        for name in ("truth", "mean_a", "observations"):  # the npz keeps the first seed
+            np.testing.assert_array_equal(nc[name][0], npz[name], err_msg=name)
+        for name in ("rmse_a", "rmse_f", "spread_a", "spread_f", "ess", "diverged"):
+            np.testing.assert_array_equal(nc[name], npz[name], err_msg=name)
+        assert nc["ensemble"].dims == ("seed", "time", "member", "state")
+        # the stored members average to the analysis mean (ETKF: equal weights)
+        np.testing.assert_allclose(nc["ensemble"].mean("member"), nc["mean_a"], atol=1e-4)
+        assert nc.attrs["filter"] == "ETKF N=4" and nc.attrs["dt"] == 0.05
+        assert json.loads(nc.attrs["config"])["output"] == {"netcdf": True, "ensemble": True}
+    out, _ = run_config(
+        tmp_path / "c.yaml",
+        tmp_path / "off",
+        ["output.ensemble=false", "output.netcdf=false"],
+        echo=False,
+    )
+    assert (out / "assimilation.npz").is_file() and not (out / "assimilation.nc").exists()

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 from cli_helpers import assert_files_logged_once
 
 from jaxsci.pipelines import load_config, resolve, run_config
@@ -73,3 +74,28 @@ def test_save_every_larger_than_span():
                 "integrate": {"t1": 1.0, "save_every": 2.0},
             }
         )
+
+
+def test_netcdf_trajectory_matches_npz(tmp_path):
+    """trajectory.nc holds trajectory.npz's times and states under dims (time, x) with the
+    PDE's grid points as x, and the model and settings as attributes; `output.netcdf:
+    false` writes none."""
+    cfg = _write(
+        tmp_path,
+        "pipeline: simulate\nmodel: {name: Burgers, params: {num_points: 16}}\n"
+        "integrate: {solver: ETDRK2, dt: 0.01, t1: 0.05, chunks: 1}\nplot: {enabled: false}\n",
+    )
+    run_dir, _ = run_config(cfg, tmp_path / "run", echo=False)
+    npz = np.load(run_dir / "trajectory.npz")
+    with xr.open_dataset(run_dir / "trajectory.nc") as nc:
+        assert nc["y"].dims == ("time", "x")
+        np.testing.assert_array_equal(nc["y"], npz["ys"])
+        np.testing.assert_array_equal(nc["time"], npz["ts"])
+        length = nc.attrs["model_length"]  # Burgers' default periodic domain [0, 2 pi)
+        assert length == pytest.approx(2 * np.pi)
+        np.testing.assert_allclose(nc["x"], np.arange(16) * length / 16)
+        assert nc.attrs["model"] == "Burgers" and nc.attrs["model_num_points"] == 16
+        assert nc.attrs["solver"] == "ETDRK2" and nc.attrs["dt"] == 0.01
+        assert json.loads(nc.attrs["config"])["integrate"]["t1"] == 0.05
+    run_dir, _ = run_config(cfg, tmp_path / "off", ["output.netcdf=false"], echo=False)
+    assert (run_dir / "trajectory.npz").is_file() and not (run_dir / "trajectory.nc").exists()
