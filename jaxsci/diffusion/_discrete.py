@@ -16,7 +16,10 @@ Betas: `linear_betas` (DDPM's 1e-4 .. 0.02 over 1000 steps; diffusers' "linear")
 `scaled_linear_betas` (Stable Diffusion's; diffusers' "scaled_linear") and `cosine_betas`
 (Nichol & Dhariwal 2021; diffusers' "squaredcos_cap_v2"). Timestep spacings (Lin et al.
 2024, "Common diffusion noise schedules and sample steps are flawed", Table 2, as diffusers
-implements them): `Trailing`, `Leading`, `Linspace`.
+implements them): `Trailing`, `Leading`, `Linspace`; where diffusers' DDIMScheduler and
+DPMSolverMultistepScheduler place them differently ("leading", "linspace"), the
+`include_zero` field picks one (see `ddpm_grid` for the final step and for which diffusers
+trajectory a sampler on the grid follows).
 """
 
 import abc
@@ -122,29 +125,73 @@ class AbstractTimestepSpacing(eqx.Module):
         """The decreasing training steps at which the model is evaluated."""
 
 
+def _check_include_zero(value: bool) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`include_zero` must be True or False, got {value!r}.")
+
+
 class Trailing(AbstractTimestepSpacing):
-    """round(arange(N, 0, -N/n)) - 1: from the last training step N-1 down in steps of
-    N/n (Lin et al. 2024, "trailing"), e.g. 999, 899, ..., 99 for N = 1000, n = 10."""
+    """round(N - k N/n) - 1 for k = 0 .. n-1: from the last training step N-1 down in steps
+    of N/n (Lin et al. 2024, "trailing"), e.g. 999, 899, ..., 99 for N = 1000, n = 10.
+
+    diffusers' DDIMScheduler and its DPM-Solver, UniPC and DEIS multistep schedulers (at
+    DPM-Solver's default `lambda_min_clipped`) give these same timesteps for every n.
+    They compute them with NumPy's `arange(N, 0, -N/n)`, whose float step makes some n
+    (61, 103, 122, ... for N = 1000) produce one point too many, rounded to 0, i.e. a
+    spurious last timestep -1 (DDIMScheduler then reads `alphas_cumprod[-1]`, the noise
+    end): here the same values are computed and only the first n are kept.
+    """
 
     def __call__(self, n_train, n_steps):
-        return np.round(np.arange(n_train, 0, -n_train / n_steps)).astype(np.int64) - 1
+        # the same floats as diffusers' arange (so the same round-half-to-even ties)
+        points = np.arange(n_train, 0, -n_train / n_steps)[:n_steps]
+        return np.round(points).astype(np.int64) - 1
 
 
 class Leading(AbstractTimestepSpacing):
-    """arange(n) (N // n), reversed, plus `offset` (DDPM/DDIM's original spacing,
-    "leading"), e.g. 900, 800, ..., 0 for N = 1000, n = 10."""
+    """k (N // m) + `offset` for k = m-1 .. 0 (DDPM/DDIM's original spacing, "leading"),
+    keeping the n largest.
+
+    `include_zero=True` (default; diffusers' DDIMScheduler): m = n, so the timesteps end
+    at step 0, e.g. 900, 800, ..., 0 for N = 1000, n = 10; `ddpm_grid` then has n - 1
+    steps (DDIMScheduler's extra last step from 0 to abar_0 is the identity).
+    `include_zero=False` (diffusers' DPMSolverMultistepScheduler; its UniPC and DEIS
+    multistep schedulers place them the same way): m = n + 1 and step 0 is left out, e.g.
+    900, 810, ..., 90; `ddpm_grid` appends step 0 and has n steps.
+    """
 
     offset: int = eqx.field(default=0, static=True)
+    include_zero: bool = eqx.field(default=True, static=True)
+
+    def __check_init__(self):
+        check_int("offset", self.offset, 0)
+        _check_include_zero(self.include_zero)
 
     def __call__(self, n_train, n_steps):
-        return (np.arange(n_steps) * (n_train // n_steps))[::-1].astype(np.int64) + self.offset
+        m = n_steps if self.include_zero else n_steps + 1
+        points = (np.arange(m) * (n_train // m))[::-1][:n_steps]
+        return points.astype(np.int64) + self.offset
 
 
 class Linspace(AbstractTimestepSpacing):
-    """round(linspace(0, N - 1, n)), reversed ("linspace"), e.g. 999, 888, ..., 0."""
+    """round(linspace(0, N - 1, m)), reversed, keeping the n largest ("linspace").
+
+    `include_zero=True` (default; diffusers' DDIMScheduler): m = n, e.g. 999, 888, ..., 0
+    for N = 1000, n = 10; `ddpm_grid` then has n - 1 steps. `include_zero=False`
+    (diffusers' DPMSolverMultistepScheduler; its UniPC and DEIS multistep schedulers place
+    them the same way): m = n + 1 and step 0 is left out, e.g. 999, 899, ..., 100;
+    `ddpm_grid` appends step 0 and has n steps.
+    """
+
+    include_zero: bool = eqx.field(default=True, static=True)
+
+    def __check_init__(self):
+        _check_include_zero(self.include_zero)
 
     def __call__(self, n_train, n_steps):
-        return np.linspace(0, n_train - 1, n_steps).round()[::-1].astype(np.int64)
+        m = n_steps if self.include_zero else n_steps + 1
+        points = np.linspace(0, n_train - 1, m).round()[::-1][:n_steps]
+        return points.astype(np.int64)
 
 
 _TRAILING = Trailing()
@@ -171,12 +218,32 @@ def ddpm_grid(
     schedule: DiscreteDDPM, n_steps: int, spacing: AbstractTimestepSpacing = _TRAILING
 ) -> Float[Array, " n1"]:
     """A sampling grid of integer training steps for `sample`: `ddpm_timesteps` followed by
-    step 0 (the data end of the training schedule, abar_0 = 1 - beta_0: diffusers' DDIM
-    with `set_alpha_to_one=False`, its multistep schedulers with
-    `final_sigmas_type="sigma_min"`). When the timesteps already end at 0 (`Leading`,
-    `Linspace`), nothing is appended and the grid has `n_steps - 1` steps (diffusers' last
-    step from 0 to abar_0 is the identity there). Times are floats with integer values
-    (`t.astype(int)` indexes a pretrained network's embedding)."""
+    step 0, the data end of the training schedule (abar_0 = 1 - beta_0). Times are floats
+    with integer values (`t.astype(int)` indexes a pretrained network's embedding).
+
+    When the timesteps already end at 0 (`Leading()`, `Linspace()`), nothing is appended
+    and the grid has `n_steps - 1` steps (diffusers' last step from 0 to abar_0 is the
+    identity there); otherwise (`Trailing()`, `include_zero=False`) it has `n_steps`.
+
+    **The final step, as diffusers names it.** Ending at step 0 is DDIMScheduler's
+    `set_alpha_to_one=False` and DPMSolverMultistepScheduler's
+    `final_sigmas_type="sigma_min"`. Their "alpha = 1" ends (`set_alpha_to_one=True`,
+    `final_sigmas_type="zero"`) step from the last timestep to sigma = 0, i.e. return the
+    x0 prediction there: use `ddpm_timesteps(...)` itself as the grid with
+    `sample(..., denoise_final=True)` (the schedule has no time with alpha = 1). That
+    x0 prediction is diffusers' (first-order) final step, so for its DPM-Solver++(2M)
+    the grid's own last step keeps order 2: `lower_order_final=False`.
+
+    **Which diffusers trajectory a sampler on this grid follows.** Every step goes from one
+    timestep to the next, as DPMSolverMultistepScheduler does (DDIM is its
+    `solver_order=1`; DPM-Solver++(2M) with `lower_order_final_ratio=math.inf` is its
+    `solver_order=2`, `algorithm_type="dpmsolver++"`). DDIMScheduler instead steps from
+    timestep t to t - N // n: the next timestep for "leading" at every n and for
+    "trailing" when n divides N, but not otherwise (e.g. 999 -> 857 while its next
+    timestep is 856 at n = 7; "linspace" at every 1 < n < N), where its state is then used as
+    if it were at the next timestep. There `DDIM()` on this grid follows
+    DPMSolverMultistepScheduler(solver_order=1), not DDIMScheduler.
+    """
     steps = ddpm_timesteps(schedule, n_steps, spacing)
     if steps[-1] != 0:
         steps = np.concatenate([steps, [0]])
