@@ -137,9 +137,9 @@ class Trailing(AbstractTimestepSpacing):
     diffusers' DDIMScheduler and its DPM-Solver, UniPC and DEIS multistep schedulers (at
     DPM-Solver's default `lambda_min_clipped`) give these same timesteps for every n.
     They compute them with NumPy's `arange(N, 0, -N/n)`, whose float step makes some n
-    (61, 103, 122, ... for N = 1000) produce one point too many, rounded to 0, i.e. a
-    spurious last timestep -1 (DDIMScheduler then reads `alphas_cumprod[-1]`, the noise
-    end): here the same values are computed and only the first n are kept.
+    (62 of n = 1 .. 1000: 61, 103, 121, 122, ...) produce one point too many, rounded to
+    0, i.e. a spurious last timestep -1 (DDIMScheduler then reads `alphas_cumprod[-1]`,
+    the noise end): here the same values are computed and only the first n are kept.
     """
 
     def __call__(self, n_train, n_steps):
@@ -240,8 +240,8 @@ def ddpm_grid(
     `solver_order=2`, `algorithm_type="dpmsolver++"`). DDIMScheduler instead steps from
     timestep t to t - N // n: the next timestep for "leading" at every n and for
     "trailing" when n divides N, but not otherwise (e.g. 999 -> 857 while its next
-    timestep is 856 at n = 7; "linspace" at every 1 < n < N), where its state is then used as
-    if it were at the next timestep. There `DDIM()` on this grid follows
+    timestep is 856 at n = 7; "linspace" at every 1 < n < N), where its state is then
+    used as if it were at the next timestep. There `DDIM()` on this grid follows
     DPMSolverMultistepScheduler(solver_order=1), not DDIMScheduler.
     """
     steps = ddpm_timesteps(schedule, n_steps, spacing)
