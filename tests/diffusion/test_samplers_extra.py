@@ -646,12 +646,12 @@ def test_lower_order_final_values():
     assert jd.DPMSolverPPMultistep(3).published_weight_below == 15
 
 
-def _ref_data_3m(x, x_1, x_2, t_2, t_1, t_s, t_t, weight):
-    """DPM-Solver++(3M) step from the outputs at t_2, t_1, t_s (DPM-Solver code's and
+def _ref_data_3m(x, x_1, x_2, t_2, t_1, t_s, t_t, published):
+    """DPM-Solver++(3M) step from the outputs at t_2, t_1, t_s (the DPM-Solver code's and
     diffusers' `multistep_dpm_solver_third_order_update`, dpmsolver++ form, written out):
         x_t = (s_t/s_s) x - a_t (e^{-h} - 1) m_0 + a_t ((e^{-h} - 1)/h + 1) D1
-              - weight * a_t ((e^{-h} - 1 + h)/h^2 - 1/2) D2,
-    weight 1 the published method, 2 the third-order weighting."""
+              - w a_t ((e^{-h} - 1 + h)/h^2 - 1/2) D2,
+    w = 1 the published method, else jaxsci's damped third-order weight w = 1 + e^{-h}."""
     a_t, s_t = _coef(t_t)
     s_s = _coef(t_s)[1]
     lam_t, lam_s, lam_1, lam_2 = (_lam(t) for t in (t_t, t_s, t_1, t_2))
@@ -662,43 +662,36 @@ def _ref_data_3m(x, x_1, x_2, t_2, t_1, t_s, t_t, weight):
     d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
     d2 = (d1_0 - d1_1) / (r0 + r1)
     em = np.expm1(-h)
+    w = 1.0 if published else 1.0 + np.exp(-h)
     return (
         s_t / s_s * x
         - a_t * em * m0
         + a_t * (em / h + 1) * d1
-        - weight * a_t * ((em + h) / h**2 - 0.5) * d2
+        - w * a_t * ((em + h) / h**2 - 0.5) * d2
     )
 
 
 @pytest.mark.parametrize(
-    "n, below, weight", [(10, None, 1.0), (16, None, 2.0), (10, 0, 2.0), (16, math.inf, 1.0)]
+    "n, below, published",
+    [(10, None, True), (16, None, False), (10, 0, False), (16, math.inf, True)],
 )
-def test_3m_weight_published_on_few_step_grids(n, below, weight, x64):
+def test_3m_weight_published_on_few_step_grids(n, below, published, x64):
     """DPM-Solver++(3M)'s third-order steps weight the second difference as published
     (DPM-Solver, diffusers) on grids of fewer than `published_weight_below` steps (default
-    15) and by 2 (third order) on longer ones; 0 and math.inf force one weight everywhere.
-    Steps 2 and 3 (third order: history of 3, final steps not capped) against NumPy."""
+    15) and by 1 + e^{-h} (third order) on longer ones; 0 and math.inf force one rule
+    everywhere. Steps 2 and 3 (third order: history of 3, final steps not capped) against
+    NumPy, and not equal to the other rule's step."""
     kw = {} if below is None else {"published_weight_below": below}
     sampler = jd.DPMSolverPPMultistep(3, lower_order_final=False, **kw)
     x_T = MIX.sample(jax.random.key(5), 2, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
     grid, traj, _ = _trajectory(sampler, n, x_T)
     for i in (2, 3):
+        args = (grid[i - 2], grid[i - 1], grid[i], grid[i + 1])
         for tr in traj:
-            want = _ref_data_3m(
-                tr[i], tr[i - 1], tr[i - 2], grid[i - 2], grid[i - 1], grid[i], grid[i + 1], weight
-            )
+            want = _ref_data_3m(tr[i], tr[i - 1], tr[i - 2], *args, published)
             np.testing.assert_allclose(tr[i + 1], want, rtol=1e-10, atol=1e-10)
-            other = _ref_data_3m(
-                tr[i],
-                tr[i - 1],
-                tr[i - 2],
-                grid[i - 2],
-                grid[i - 1],
-                grid[i],
-                grid[i + 1],
-                3.0 - weight,
-            )
-            assert np.max(np.abs(tr[i + 1] - other)) > 1e-8  # the weight is seen
+            other = _ref_data_3m(tr[i], tr[i - 1], tr[i - 2], *args, not published)
+            assert np.max(np.abs(tr[i + 1] - other)) > 1e-8  # the rule is seen
 
 
 def test_option_messages_name_the_objects(own_checks):
