@@ -176,8 +176,9 @@ DIAGNOSTICS = {
     "unipc_3": [_OLD],
 }
 # diffusers[f64]: the same scheduler with its sigmas in float64 (diffusers keeps them in
-# float32), run for every pair but DDIM (whose integer-step path has no sigmas to replace),
-# to tell diffusers' float32 rounding from its method in the verdict (`verdict`).
+# float32) and its float32 casts in `step` made float64 (`float64_casts`), run for every
+# pair but DDIM (whose integer-step path has no sigmas to replace), to tell diffusers'
+# float32 rounding from its method in the verdict (`verdict`).
 # A cell's ratio jaxsci/diffusers counts as equal up to this relative margin.
 EQUAL_MARGIN = 0.005
 
@@ -335,6 +336,29 @@ def nfe_to_reach(nfes, errs, target):
     return float("nan")
 
 
+class _Float64Torch:
+    """`torch` with `float32` read as `float64` (every other name is torch's own)."""
+
+    float32 = torch.float64
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+
+@contextlib.contextmanager
+def float64_casts(scheduler):
+    """Make the float32 casts inside `scheduler`'s module float64 casts while the block runs
+    (DPMSolverMultistepScheduler.step casts the sample to float32, `sample.to(torch.float32)`):
+    with its sigmas in float64 too (`set_lambdas(..., torch.float64)`), diffusers' method
+    with no float32 rounding, for the verdict's "diffusers' rounding" class."""
+    module = sys.modules[type(scheduler).__module__]
+    module.torch = _Float64Torch()
+    try:
+        yield
+    finally:
+        module.torch = torch
+
+
 def ratio_interval(e_j, e_d, seed=0, n_boot=1000):
     """95% paired-bootstrap interval of rms(e_j)/rms(e_d) over the samples (per-sample rms
     errors `e_j`, `e_d` of the same initial noises)."""
@@ -397,7 +421,9 @@ def run_method(
                 float(np.max(np.abs(np.asarray(xv) - xd)))
             )
         if f64 and name != "ddim":
-            xf = run_diffusers(make_d(), eps_t, x_T_t, nfe, lam, torch.float64).numpy()
+            sched64 = make_d()
+            with float64_casts(sched64):
+                xf = run_diffusers(sched64, eps_t, x_T_t, nfe, lam, torch.float64).numpy()
             rms, med = errors(xf, ref)
             r.setdefault("diffusers[f64]", {"rms": [], "median": []})
             r["diffusers[f64]"]["rms"].append(rms)
