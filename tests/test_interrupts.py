@@ -1,12 +1,14 @@
 """Ctrl-C inside compiled loops (`jaxsci._interrupts`): the loops stop early and say how far
-they got; an interrupt swallowed by a dependency is raised at the next check; a run of the
-`assimilate` pipeline saves partial metrics marked partial."""
+they got; an interrupt swallowed by a dependency is raised at the next check; runs of the
+`assimilate` pipeline and of the `simulate` pipeline's Lyapunov estimate save partial metrics
+marked partial."""
 
 import json
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.skipif(
     reason="signal handlers need the main thread",
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 SIGNAL_AT = 40  # the step whose body sends SIGINT to this process
 
 
@@ -138,6 +141,82 @@ def test_interrupted_assimilation_scores_the_cycles_that_ran():
         assert np.isnan(metrics["rmse_a"]) and metrics["diverged"] is False
 
 
+LYAPUNOV_INTERVAL = 0.1
+LYAPUNOV_TRANSIENT = 0.5
+_sent = [False]
+
+
+def _send_sigint_once_in_interval(t):
+    """SIGINT once, in the Lyapunov run's interval SIGNAL_AT (0-based, after the transient)."""
+    k = int(np.floor((float(t) - LYAPUNOV_TRANSIENT) / LYAPUNOV_INTERVAL + 1e-6))
+    if k == SIGNAL_AT and not _sent[0]:
+        _sent[0] = True
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+class _SignallingLorenz63(dynamics.AbstractDynamics):
+    """Lorenz-63 whose vector field sends one SIGINT in interval SIGNAL_AT (a test model)."""
+
+    inner: dynamics.Lorenz63
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return self.inner.state_shape
+
+    def vector_field(self, t, y, args):
+        jax.debug.callback(_send_sigint_once_in_interval, t)
+        return self.inner.vector_field(t, y, args)
+
+
+@pytest.mark.slow  # three compilations of a Lyapunov run (15 s on 2 cores)
+def test_interrupted_lyapunov_run_equals_a_run_of_the_completed_intervals():
+    model = _SignallingLorenz63(dynamics.Lorenz63())
+    flow = integrate.Flow(model, 0.01)
+    y0 = dynamics.Lorenz63().default_initial_state()
+    kwargs = dict(num_exponents=3, interval=LYAPUNOV_INTERVAL, transient=LYAPUNOV_TRANSIENT)
+    _sent[0] = False
+    with jaxsci.deferred_interrupts() as flag:
+        stopped = integrate.lyapunov_exponents(
+            flow, y0, num_intervals=400, interruptible=True, **kwargs
+        )
+        jax.block_until_ready(stopped)
+    assert flag.requested and _sent[0]
+    done = np.asarray(stopped.completed)
+    n_done = int(done.sum())
+    # the signal comes in interval 40; the next check is at the end of interval 47
+    assert n_done == (SIGNAL_AT // CHECK_EVERY + 1) * CHECK_EVERY
+    assert done[:n_done].all() and not done[n_done:].any()
+    assert np.isnan(np.asarray(stopped.running[n_done:])).all()
+    # the same as a run asked for exactly the completed intervals (no signal left to send)
+    want = integrate.lyapunov_exponents(flow, y0, num_intervals=n_done, **kwargs)
+    assert bool(jnp.all(want.completed))
+    np.testing.assert_allclose(stopped.exponents, want.exponents, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(stopped.running[:n_done], want.running, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(stopped.final_state, want.final_state, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(stopped.times[:n_done], want.times)
+    # uninterrupted, the checked run is the plain one
+    checked = integrate.lyapunov_exponents(
+        flow, y0, num_intervals=n_done, interruptible=True, **kwargs
+    )
+    assert bool(jnp.all(checked.completed))
+    np.testing.assert_allclose(checked.exponents, want.exponents, rtol=1e-6, atol=1e-7)
+
+
+def test_lyapunov_run_stopped_before_any_interval_is_nan_not_zero():
+    flow = integrate.Flow(dynamics.Lorenz63(), 0.01)
+    y0 = dynamics.Lorenz63().default_initial_state()
+    with jaxsci.deferred_interrupts() as flag:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        res = integrate.lyapunov_exponents(
+            flow, y0, interval=0.1, num_intervals=50, transient=0.5, interruptible=True
+        )
+        jax.block_until_ready(res)
+    assert flag.requested
+    assert not np.asarray(res.completed).any()
+    assert np.isnan(np.asarray(res.exponents)).all()
+
+
 def test_a_swallowed_ctrl_c_is_raised_at_the_next_check():
     with remembered_interrupts():
         try:  # a dependency's bare `except:` swallowing the KeyboardInterrupt
@@ -196,3 +275,55 @@ def test_interrupted_assimilate_run_saves_partial_metrics(tmp_path):
     with np.load(out / "assimilation.npz") as arrays:
         assert arrays["times"].shape == (metrics["n_cycles"],)
         assert np.isfinite(arrays["rmse_a"]).all()
+
+
+@pytest.mark.slow  # a whole (interrupted) pipeline run (4-8 s on 2 cores)
+def test_interrupted_lyapunov_run_saves_partial_metrics_and_exits_130(tmp_path, capsys):
+    from cli_helpers import run_cli
+
+    from jaxsci.pipelines import is_complete
+
+    out = tmp_path / "run"
+    log = out / "run.log"
+
+    def interrupt_once_in_lyapunov():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if log.is_file() and "Lyapunov: " in log.read_text():
+                time.sleep(0.5)  # inside the deferred block: compiling or running
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=interrupt_once_in_lyapunov, daemon=True)
+    watcher.start()
+    # a short trajectory, then a Lyapunov run of many minutes
+    sets = [
+        "integrate.t1=0.08",
+        "integrate.save_every=0.02",
+        "integrate.spinup=0",
+        "lyapunov.num_exponents=1",
+        "lyapunov.transient=0",
+        "lyapunov.num_intervals=2000000",
+        "plot.enabled=false",
+    ]
+    start = time.monotonic()
+    argv = ["run", ROOT / "configs" / "l63.yaml", "--out", out, "--quiet"]
+    code, _, err = run_cli(capsys, *argv, *[a for s in sets for a in ("--set", s)])
+    watcher.join()
+    assert code == 130, err
+    assert time.monotonic() - start < 120  # not the whole run
+    assert not is_complete(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["partial"] is True
+    done = metrics["lyapunov_intervals"]
+    assert 0 <= done < metrics["lyapunov_intervals_planned"] == 2_000_000
+    assert "partial metrics" in log.read_text() and "interrupted after" in log.read_text()
+    with np.load(out / "lyapunov.npz") as arrays:
+        running, times = arrays["running"], arrays["times"]
+    assert running.shape == (done, 1) and times.shape == (done,)
+    assert np.isfinite(running).all()
+    if done:  # the estimate is the running one at the last completed interval
+        assert metrics["lyapunov_max"] == pytest.approx(float(running[-1, 0]))
+    else:  # none completed: NaN (written as a string), never 0
+        assert metrics["lyapunov_max"] == "nan"

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._custom_types import Array, Float, Key
+from .._custom_types import Array, Bool, Float, Key
+from .._interrupts import interruptible_scan
 from ._flow import Flow
 
 
@@ -20,16 +21,21 @@ class LyapunovResult(eqx.Module):
     Attributes:
         exponents: the first k exponents, per unit time, leading first, shape (k,). These are
             finite-time averages: they need not come out in decreasing order (close
-            exponents can cross within their statistical error).
-        running: the running estimate after each re-orthonormalisation, shape (n, k).
+            exponents can cross within their statistical error). Over the completed
+            intervals of an interrupted run (NaN if none completed).
+        running: the running estimate after each re-orthonormalisation, shape (n, k); NaN
+            for the intervals an interrupted run did not reach.
         times: elapsed time after each re-orthonormalisation (after the transient), (n,).
-        final_state: the state at the end of the run.
+        final_state: the state at the end of the run (of the completed intervals).
+        completed: whether the interval ran, (n,): all True unless an `interruptible` run
+            was stopped by Ctrl-C (as `jaxsci.filters.FilterResult.completed`).
     """
 
     exponents: Float[Array, " k"]
     running: Float[Array, "n k"]
     times: Float[Array, " n"]
     final_state: Float[Array, "..."]
+    completed: Bool[Array, " n"]
 
 
 @eqx.filter_jit
@@ -43,6 +49,7 @@ def lyapunov_exponents(
     transient: float = 0.0,
     t0: float = 0.0,
     key: Key | None = None,
+    interruptible: bool = False,
 ) -> LyapunovResult:
     r"""The leading `num_exponents` Lyapunov exponents of a model (Benettin et al. 1980).
 
@@ -71,6 +78,11 @@ def lyapunov_exponents(
         transient: time integrated before averaging.
         t0: start time (for non-autonomous models).
         key: draws the initial tangent vectors (default: the first k unit vectors).
+        interruptible: check for Ctrl-C every few intervals (a host callback) inside a
+            `jaxsci.deferred_interrupts()` block; after one, the run stops at the end of an
+            interval a few intervals later (a stop in the transient runs none), and the
+            result is that of the completed intervals (`completed`): the same as a run
+            asked for that many intervals. A while loop: no reverse-mode gradient.
     """
     y0 = jnp.asarray(y0)
     flow.dynamics.check_state(y0, "y0")
@@ -95,7 +107,11 @@ def lyapunov_exponents(
         def warm(y, i):
             return flow(y, t0 + i * chunk, t0 + (i + 1) * chunk), None
 
-        y0, _ = jax.lax.scan(warm, y0, jnp.arange(num_chunks))
+        chunks = jnp.arange(num_chunks)
+        if interruptible:  # a stop here leaves no interval to run (the first check below)
+            y0, _, _ = interruptible_scan(warm, y0, chunks, num_chunks)
+        else:
+            y0, _ = jax.lax.scan(warm, y0, chunks)
         t0 = t0 + transient
     if key is None:
         q0 = jnp.eye(dim, num_exponents, dtype=y0.dtype)
@@ -118,10 +134,21 @@ def lyapunov_exponents(
         return (y1, q1, logsum), logsum
 
     init = (y0.reshape(-1), q0, jnp.zeros(num_exponents, y0.dtype))
-    (y_end, _, logsum), sums = jax.lax.scan(body, init, jnp.arange(num_intervals))
-    times = interval * jnp.arange(1, num_intervals + 1, dtype=y0.dtype)
+    steps = jnp.arange(num_intervals)
+    if interruptible:
+        (y_end, _, logsum), sums, n_run = interruptible_scan(body, init, steps, num_intervals)
+    else:
+        (y_end, _, logsum), sums = jax.lax.scan(body, init, steps)
+        n_run = num_intervals
+    # The elapsed times in float64 on the host, rounded once to the state's dtype: the
+    # estimate after n intervals divides by the same number whether the run was asked for
+    # n intervals or stopped after n.
+    times = jnp.asarray(interval * np.arange(1, num_intervals + 1), dtype=y0.dtype)
     running = sums / times[:, None]
-    exponents = logsum / (interval * num_intervals)
+    completed = jnp.arange(num_intervals) < n_run
+    # NaN when no interval completed, never 0
+    elapsed = jnp.where(n_run > 0, times[jnp.maximum(n_run, 1) - 1], jnp.nan)
+    exponents = logsum / elapsed
     # The run is compiled: the check runs on the host when the values exist.
     jax.debug.callback(
         functools.partial(_warn_unresolved, interval=interval, dtype=y0.dtype), exponents
@@ -131,6 +158,7 @@ def lyapunov_exponents(
         running=running,
         times=times,
         final_state=y_end.reshape(shape),
+        completed=completed,
     )
 
 

@@ -3,7 +3,10 @@
 Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`): the trajectory is
 `integrate.simulate_chunked` (equal compiled chunks, so a progress bar can follow it and
 compilation is timed apart from the run; the saved times are labelled t0, t0 + save_every,
-..., t1), the exponents `integrate.lyapunov_exponents`.
+..., t1), the exponents `integrate.lyapunov_exponents`. A Ctrl-C during the Lyapunov run stops it
+at the end of an interval (within a few intervals): the exponents over the completed intervals
+are saved (`lyapunov.npz`) and reported as partial metrics (`lyapunov_intervals` of
+`lyapunov_intervals_planned`), and the run exits as interrupted.
 """
 
 import dataclasses
@@ -20,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import integrate
+from .._interrupts import deferred_interrupts
 from . import _plots
-from ._files import write_netcdf
+from ._files import PartialRun, write_netcdf
 from ._models import MODELS, build_model, is_semilinear, params_section
 from ._schema import ConfigError, option, section, to_dict
 
@@ -269,6 +273,9 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
     if config.lyapunov is not None:
         lyap = _lyapunov(config.lyapunov, config.integrate.dt, model, solver, ys[0], run_dir)
         metrics.update(lyap["metrics"])
+        if lyap["interrupted"]:  # the exponents of the intervals that ran are saved
+            metrics["wall_seconds"] = time.perf_counter() - start
+            raise PartialRun(metrics)
 
     if config.plot.enabled:
         with _plots.guard():
@@ -295,22 +302,39 @@ def _lyapunov(lc: LyapunovSection, step: float, model, solver, y0, run_dir: Path
         dt,
     )
     t = time.perf_counter()
-    result = integrate.lyapunov_exponents(
-        flow,
-        jnp.asarray(y0),
-        num_exponents=lc.num_exponents,
-        interval=lc.interval,
-        num_intervals=lc.num_intervals,
-        transient=lc.transient,
-        key=key,
-    )
-    exponents = np.asarray(result.exponents, dtype=float)
+    with deferred_interrupts() as interrupt:
+        result = integrate.lyapunov_exponents(
+            flow,
+            jnp.asarray(y0),
+            num_exponents=lc.num_exponents,
+            interval=lc.interval,
+            num_intervals=lc.num_intervals,
+            transient=lc.transient,
+            key=key,
+            interruptible=True,  # Ctrl-C stops the compiled run within a few intervals
+        )
+        result = jax.block_until_ready(result)
     seconds = time.perf_counter() - t
-    running, times = np.asarray(result.running), np.asarray(result.times)
+    n_done = int(np.sum(result.completed))
+    if interrupt.requested:
+        logger.warning(
+            "Lyapunov run interrupted after %d of %d intervals", n_done, lc.num_intervals
+        )
+    exponents = np.asarray(result.exponents, dtype=float)
+    # the intervals that ran (all of them unless interrupted)
+    running, times = np.asarray(result.running)[:n_done], np.asarray(result.times)[:n_done]
     np.savez_compressed(run_dir / "lyapunov.npz", exponents=exponents, running=running, times=times)
     logger.info("Lyapunov exponents %s (%.2f s)", np.array2string(exponents, precision=4), seconds)
     metrics: dict[str, Any] = {"lyapunov_max": float(exponents[0])}
     if lc.num_exponents > 1:
         metrics["lyapunov"] = exponents.tolist()
+    metrics["lyapunov_intervals"] = n_done
+    if n_done < lc.num_intervals:
+        metrics["lyapunov_intervals_planned"] = lc.num_intervals
     metrics["lyapunov_seconds"] = seconds
-    return {"metrics": metrics, "running": running, "times": times}
+    return {
+        "metrics": metrics,
+        "running": running,
+        "times": times,
+        "interrupted": interrupt.requested,
+    }
