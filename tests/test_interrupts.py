@@ -10,13 +10,14 @@ import threading
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxsci
-from jaxsci import dynamics, filters, integrate
+from jaxsci import dynamics, filters, integrate, observations
 from jaxsci._interrupts import (
     CHECK_EVERY,
     check_interrupted,
@@ -139,6 +140,64 @@ def test_interrupted_assimilation_scores_the_cycles_that_ran():
         assert metrics["rmse_a"] == pytest.approx(want, rel=1e-5)
     else:
         assert np.isnan(metrics["rmse_a"]) and metrics["diverged"] is False
+
+
+_drawn = [0]
+
+
+def _count_states(x):
+    _drawn[0] += np.asarray(x).reshape(-1, 8).shape[0]
+
+
+class _CountingObservation(filters.AbstractObservation):
+    """An observation model that counts its noisy draws `sample` (a test wrapper)."""
+
+    noise: observations.GaussianNoise
+    state_dim: int = eqx.field(static=True)
+    locations: jax.Array | None
+    inner: filters.AbstractObservation
+
+    def __call__(self, x):
+        return self.inner(x)
+
+    def sample(self, key, x):
+        jax.debug.callback(_count_states, x)
+        return self.inner.sample(key, x)
+
+
+@pytest.mark.slow  # a twin experiment
+def test_interrupted_assimilation_draws_no_observations_for_cycles_not_run():
+    model = dynamics.Lorenz96(n=8, forcing=8.0)
+
+    def flow(y, t0, t1):  # RK4 steps that send SIGINT in the truth run's step 40 (t0 = 2.0)
+        jax.debug.callback(lambda t: _send_sigint_at(round(float(t) / 0.05)), t0)
+        return integrate.Flow(model, 0.05, integrate.RK4())(y, t0, t1)
+
+    inner = filters.IndexObservation(8, jnp.arange(8), noise_cov=1.0)
+    obs = _CountingObservation(inner.noise, inner.state_dim, inner.locations, inner)
+    _drawn[0] = 0
+    with jaxsci.deferred_interrupts() as flag:
+        res = filters.assimilate(
+            jax.random.key(0),
+            flow,
+            obs,
+            filters.ETKF(),
+            jnp.asarray(model.default_initial_state()) + 0.5,
+            n_cycles=400,
+            dt=0.05,
+            ensemble_size=4,
+            interruptible=True,
+        )
+        jax.block_until_ready(res)
+    assert flag.requested
+    # The truth run stopped at its first check after step 40, the filter within a few
+    # cycles: observations were drawn for the cycles that ran only (one uninterruptible
+    # draw of all cycles before the filter took seconds for 4e5 cycles).
+    n_done = int(jnp.sum(res.filter.completed))
+    assert n_done < 48
+    assert _drawn[0] == n_done
+    assert np.isfinite(np.asarray(res.observations[:n_done])).all()
+    assert np.isnan(np.asarray(res.observations[n_done:])).all()
 
 
 LYAPUNOV_INTERVAL = 0.1

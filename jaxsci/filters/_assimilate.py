@@ -19,7 +19,7 @@ from .._checks import (
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
 from .._interrupts import interruptible_scan
 from ..integrate import Flow, rollout
-from ..observations import AbstractObservation, synthetic_observations
+from ..observations import AbstractObservation
 from ._base import AbstractFilter, Ensemble, FilterState
 from ._statistics import check_ensemble
 
@@ -78,16 +78,36 @@ def _window_map(flow: FlowFn, length: float) -> Callable:
 
 
 def _run_filter(
-    key, flow, obs_op, filter, ensemble, ys, t0, dt, noise_chol, store, likelihood, interruptible
+    key,
+    flow,
+    obs_op,
+    filter,
+    ensemble,
+    ys,
+    t0,
+    dt,
+    noise_chol,
+    store,
+    likelihood,
+    interruptible,
+    observe=None,
 ):
-    """`run_filter` after its checks (positional, for `eqx.filter_jit` and `assimilate`)."""
+    """`run_filter` after its checks (positional, for `eqx.filter_jit` and `assimilate`).
+
+    Returns the `FilterResult` and the observations. Without `observe`, `ys` are the
+    observations (K, obs); with it, `ys` is a pytree of per-cycle inputs (leading axis K) and
+    cycle k's observation is `observe(ys[k])`, drawn inside the loop just before its analysis
+    (so an interruptible loop stops the drawing too; NaN for the cycles that did not run).
+    """
     dtype = ensemble.dtype
     forecast = jax.vmap(_window_map(flow, dt), in_axes=(0, None))
-    keys = jax.random.split(key, ys.shape[0])
+    n_cycles = jax.tree.leaves(ys)[0].shape[0]
+    keys = jax.random.split(key, n_cycles)
     noise_factor = None if noise_chol is None else noise_chol.T.astype(dtype)
 
     def cycle(state: FilterState, xs):
-        k, y, key_k = xs
+        k, inputs, key_k = xs
+        y = inputs if observe is None else observe(inputs)
         ens = forecast(state.ensemble, t0 + (k - 1) * dt)
         if noise_factor is not None:
             key_a, key_q = jax.random.split(key_k)
@@ -110,20 +130,25 @@ def _run_filter(
             ensembles=state.ensemble if store else None,
             log_weights=state.log_weights if store else None,
         )
+        if observe is not None:
+            out["observations"] = y
         return state, out
 
-    steps = jnp.arange(1, ys.shape[0] + 1)
+    steps = jnp.arange(1, n_cycles + 1)
+    xs = (steps, ys, keys)
     if interruptible:
-        xs = (steps, ys, keys)
-        _, out, n_run = interruptible_scan(cycle, filter.init(ensemble), xs, ys.shape[0])
-        out["completed"] = jnp.arange(ys.shape[0]) < n_run
+        _, out, n_run = interruptible_scan(cycle, filter.init(ensemble), xs, n_cycles)
+        out["completed"] = jnp.arange(n_cycles) < n_run
     else:
-        _, out = jax.lax.scan(cycle, filter.init(ensemble), (steps, ys, keys))
-        out["completed"] = jnp.ones(ys.shape[0], dtype=bool)
-    return FilterResult(**out)
+        _, out = jax.lax.scan(cycle, filter.init(ensemble), xs)
+        out["completed"] = jnp.ones(n_cycles, dtype=bool)
+    observations = ys if observe is None else out.pop("observations")
+    return FilterResult(**out), observations
 
 
-_run_filter_jit = eqx.filter_jit(_run_filter)
+@eqx.filter_jit
+def _run_filter_jit(*args) -> FilterResult:
+    return _run_filter(*args)[0]
 
 
 def _check_filter(filter) -> None:
@@ -301,24 +326,28 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
     dtype = x0.dtype
     times = (jnp.arange(1, n_cycles + 1) * dt).astype(dtype)
     truth = rollout(flow, x0, n_cycles, dt=dt, interruptible=interruptible)
-    ys = synthetic_observations(key_obs, obs_op, truth)
+    # y_k = h(x_k) + r_k as `synthetic_observations(key_obs, obs_op, truth)` (the same key
+    # per cycle, so the same numbers), but drawn cycle by cycle in the filter's loop: after
+    # a Ctrl-C, no draws for the cycles that will not run.
+    obs_keys = jax.random.split(key_obs, n_cycles)
     centre = x0 if centre is None else centre.astype(dtype)
     init = centre + init_std * jax.random.normal(
         key_init, (ensemble_size, x0.shape[0]), dtype=dtype
     )
-    res = _run_filter(
+    res, ys = _run_filter(
         key_filter,
         flow,
         obs_op,
         filter,
         init,
-        ys,
+        (obs_keys, truth),
         0.0,
         dt,
         noise_chol,
         store,
         likelihood,
         interruptible,
+        lambda key_x: obs_op.sample(*key_x),
     )
     rmse_f = jnp.sqrt(jnp.mean((res.mean_f - truth) ** 2, axis=-1))
     rmse_a = jnp.sqrt(jnp.mean((res.mean_a - truth) ** 2, axis=-1))

@@ -37,6 +37,11 @@ def test_outputs_and_rmse_definition():
     assert np.all(np.isfinite(res.filter.log_likelihood)) and not bool(res.diverged)
     m = res.metrics()
     assert set(m) >= {"rmse_a", "spread_a", "n_cycles", "diverged"} and m["n_cycles"] == k
+    # y_k = h(x_k) + r_k with the keys of `synthetic_observations` from the first of three
+    # keys (drawn cycle by cycle in the filter's loop, the same numbers as in one call)
+    key_obs = jax.random.split(jax.random.key(0), 3)[0]
+    want = jax.jit(F.synthetic_observations)(key_obs, OBS, res.truth)
+    np.testing.assert_array_equal(res.observations, want)
 
 
 @pytest.mark.slow
