@@ -1,14 +1,15 @@
 """Interrupt `jaxsci run` with SIGINT at random times and check every exit and run folder.
 
-Usage: `python benchmarks/bench_reliability.py [--runs 20] [--seed 0] [--case short|long-scan]
-[--json PATH]`.
+Usage: `python benchmarks/bench_reliability.py [--runs 20] [--seed 0]
+[--case short|long-scan|lyapunov] [--window S] [--json PATH]`.
 
 A calibration run (not interrupted) measures how long a run lasts once its run folder
 exists. Then each of `--runs` runs of the same short config (Lorenz-96 with spin-up,
 integration and a Lyapunov run: several compiled programs) gets one SIGINT at a uniformly
 random time between the moment its `run.log` appears and the calibrated end. A run is clean
-when it exits 130 (interrupted: no `COMPLETE` marker, no `metrics.json`, the interruption in
-`run.log`) or 0 (it finished first: `COMPLETE` and `metrics.json` present), with no signal
+when it exits 130 (interrupted: no `COMPLETE` marker, no `metrics.json` unless it says
+`partial: true` (an interrupt in the Lyapunov run), the interruption in `run.log`) or 0 (it
+finished first: `COMPLETE` and `metrics.json` present), with no signal
 death (a negative return code, e.g. -11 for a segmentation fault) and no traceback of an
 uncaught exception. It also reports how long each run took to exit after the signal.
 The runs use `python -m jaxsci.cli`, i.e. the console script's entry point.
@@ -18,6 +19,11 @@ experiment with 400,000 cycles (one `filters.assimilate` scan of minutes), each 
 at a uniform time in its first `--window` seconds (start-up, compilation, mostly the scan).
 There an interrupted run may also leave `metrics.json`, if it says `partial: true` (the
 cycles that ran), and it must exit within seconds of the signal, not at the end of the scan.
+
+`--case lyapunov` does the same with one long Lyapunov run: configs/l96.yaml (40 sites, 3
+exponents) with a short trajectory and 1,000,000 re-orthonormalisation intervals (hours);
+a signal inside it must give exit 130 within seconds and partial metrics over the intervals
+that ran (`lyapunov_intervals` of `lyapunov_intervals_planned`).
 """
 
 import argparse
@@ -43,7 +49,21 @@ CASES = {
         ROOT / "configs" / "quickstart.yaml",
         ["experiment.n_cycles=400000", "plot.enabled=false"],
     ),
+    "lyapunov": (
+        ROOT / "configs" / "l96.yaml",
+        [
+            "integrate.t1=1",
+            "integrate.spinup=1",
+            "lyapunov.num_intervals=1000000",
+            "plot.enabled=false",
+        ],
+    ),
 }
+#: the count and the planned count in the partial metrics of each kind of long run
+PARTIAL_COUNTS = (
+    ("n_cycles", "n_cycles_planned"),
+    ("lyapunov_intervals", "lyapunov_intervals_planned"),
+)
 
 
 def _command(out: Path, case: str) -> list[str]:
@@ -94,7 +114,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--case", choices=list(CASES), default="short")
     parser.add_argument(
-        "--window", type=float, default=40.0, help="long-scan: signal within this many seconds"
+        "--window",
+        type=float,
+        default=40.0,
+        help="long-scan, lyapunov: signal within this many seconds",
     )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -137,9 +160,9 @@ def main() -> int:
             state = "clean" if not problems else "; ".join(problems)
             if proc.returncode == 130 and (out / "metrics.json").is_file():
                 done = json.loads((out / "metrics.json").read_text())
-                state += (
-                    f" (partial metrics: {done['n_cycles']} of {done['n_cycles_planned']} cycles)"
-                )
+                for count, planned in PARTIAL_COUNTS:
+                    if count in done:
+                        state += f" (partial metrics: {count} {done[count]} of {done[planned]})"
                 partial_runs += 1
             if problems:
                 tail = err.decode().strip().splitlines()[-12:]
