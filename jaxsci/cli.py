@@ -1,5 +1,16 @@
 """The `jaxsci` command: `jaxsci run CONFIG.yaml [--out DIR] [--set key=value ...]
-[--overwrite | --resume]`, `jaxsci list`.
+[--overwrite | --resume] [--cache-dir DIR | --no-compile-cache]`, `jaxsci list`.
+
+JAX and the library are imported only after the arguments are parsed, so `--help`,
+`--version` and usage errors answer at once.
+
+`jaxsci run` keeps JAX's persistent compilation cache on: the XLA programs of a run are
+stored on disk and a later run of the same (or a similar) config loads them instead of
+compiling again. The folder is, first match wins: `--cache-dir DIR`, `$JAXSCI_CACHE_DIR`,
+a folder already configured for JAX (`$JAX_COMPILATION_CACHE_DIR`; used with JAX's own
+settings), `$XDG_CACHE_HOME/jaxsci/xla`, `~/.cache/jaxsci/xla`. `--no-compile-cache` (or
+`JAXSCI_NO_COMPILE_CACHE=1`) turns it off. The folder may be deleted at any time. Only the
+command does this; `import jaxsci` leaves JAX's configuration alone.
 
 A run folder gets a `COMPLETE` marker last; an existing `--out` is used only with
 `--overwrite` (cleared first) or `--resume` (the unfinished run there continues).
@@ -10,15 +21,23 @@ the full dotted key and what was expected) or an unusable run folder, 130 interr
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
 import traceback
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from . import __version__
+
+CACHE_DIR_ENV = "JAXSCI_CACHE_DIR"
+NO_CACHE_ENV = "JAXSCI_NO_COMPILE_CACHE"
 
 _EPILOG = """examples:
   jaxsci run configs/ks.yaml
@@ -27,7 +46,12 @@ _EPILOG = """examples:
   jaxsci run configs/ks.yaml --dry-run                  # print the resolved config only
   jaxsci run configs/l96.yaml --out runs/l96 --overwrite   # run again into the same folder
   jaxsci run configs/burgers_fno.yaml --out runs/b --set training.checkpoint=true --resume
-  jaxsci list"""
+  jaxsci run configs/l63.yaml --no-compile-cache        # compile everything afresh
+  jaxsci list
+  jaxsci list --schema                                  # every config key, type and default
+
+compiled XLA programs are kept in $JAXSCI_CACHE_DIR (default ~/.cache/jaxsci/xla, or
+$XDG_CACHE_HOME/jaxsci/xla); --cache-dir DIR or --no-compile-cache change that"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,8 +61,6 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"jaxsci {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
@@ -77,6 +99,18 @@ def _parser() -> argparse.ArgumentParser:
         "pipelines with checkpoints (training with training.checkpoint: true) go on from "
         "the last one, the others run again from the start",
     )
+    cache = run.add_mutually_exclusive_group()
+    cache.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help=f"persistent XLA compilation cache folder (default: ${CACHE_DIR_ENV}, else "
+        "$XDG_CACHE_HOME/jaxsci/xla or ~/.cache/jaxsci/xla)",
+    )
+    cache.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help=f"compile without the persistent cache (also {NO_CACHE_ENV}=1)",
+    )
     lst = commands.add_parser("list", help="show the pipelines and the configs in configs/")
     lst.add_argument(
         "--configs",
@@ -94,6 +128,75 @@ def _config_dir(given: str | None) -> Path:
     if here.is_dir():
         return here
     return Path(__file__).resolve().parent.parent / "configs"
+
+
+def cache_dir(
+    given: str | None, disabled: bool, environ: Mapping[str, str], jax_dir: str | None
+) -> tuple[Path | None, bool]:
+    """The compilation cache folder of a run (None: off) and whether jaxsci sets it up
+    (False: a folder configured for JAX itself, `jax_dir`, kept with JAX's own settings).
+
+    First match wins: `disabled` (`--no-compile-cache`) or `JAXSCI_NO_COMPILE_CACHE` set
+    to anything but empty/0; `given` (`--cache-dir`); `JAXSCI_CACHE_DIR`; `jax_dir`;
+    `XDG_CACHE_HOME/jaxsci/xla`; `~/.cache/jaxsci/xla`.
+    """
+    if disabled or environ.get(NO_CACHE_ENV, "") not in ("", "0"):
+        return None, True
+    if given:
+        return Path(given).expanduser(), True
+    if environ.get(CACHE_DIR_ENV):
+        return Path(environ[CACHE_DIR_ENV]).expanduser(), True
+    if jax_dir:
+        return Path(jax_dir), False
+    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jaxsci" / "xla", True
+
+
+@contextlib.contextmanager
+def _compilation_cache(args) -> Iterator[None]:
+    """Point JAX's persistent compilation cache at the run's folder (see `cache_dir`) for
+    the duration of a run, then restore JAX's settings (so an in-process caller, such as a
+    test, keeps its own). The runner records the outcome in run.log."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    names = (
+        "jax_compilation_cache_dir",
+        "jax_enable_compilation_cache",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    saved = {name: jax.config.values[name] for name in names}
+    jax_dir = saved["jax_compilation_cache_dir"] if saved["jax_enable_compilation_cache"] else None
+    folder, ours = cache_dir(args.cache_dir, args.no_compile_cache, os.environ, jax_dir)
+    if folder is not None and ours:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            print(f"jaxsci: compilation cache off: cannot create {folder}: {err}", file=sys.stderr)
+            folder = None
+    if not ours:  # JAX's own cache folder and settings, as configured
+        yield
+        return
+    changed: dict[str, Any] = {"jax_enable_compilation_cache": folder is not None}
+    if folder is not None:
+        # Every program is worth keeping: a short run compiles many programs that take
+        # well under JAX's default 1 s threshold each but most of the run's time together,
+        # and loading one from disk takes milliseconds. -1: no minimum entry size.
+        changed.update(
+            jax_compilation_cache_dir=str(folder),
+            jax_persistent_cache_min_compile_time_secs=0.0,
+            jax_persistent_cache_min_entry_size_bytes=-1,
+        )
+    for name, value in changed.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()  # JAX opens its cache once; reopen it with these settings
+    try:
+        yield
+    finally:
+        for name in changed:
+            jax.config.update(name, saved[name])
+        compilation_cache.reset_cache()
 
 
 def _list(args) -> int:
@@ -126,14 +229,15 @@ def _run(args) -> int:
         pipeline, config = load_config(args.config, args.overrides)
         print(yaml.safe_dump(resolved_dict(pipeline, config), sort_keys=False), end="")
         return 0
-    run_dir, metrics = run_config(
-        args.config,
-        args.out,
-        args.overrides,
-        echo=not args.quiet,
-        overwrite=args.overwrite,
-        resume=args.resume,
-    )
+    with _compilation_cache(args):
+        run_dir, metrics = run_config(
+            args.config,
+            args.out,
+            args.overrides,
+            echo=not args.quiet,
+            overwrite=args.overwrite,
+            resume=args.resume,
+        )
     with interrupts_ignored():  # the run is complete; a late Ctrl-C changes nothing
         print(metrics_table(metrics))
         print(f"results in {run_dir}/")
@@ -151,13 +255,13 @@ def _summary(err: Exception) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `jaxsci` console script; returns the exit code."""
-    from .pipelines import ConfigError, RunFolderError
-
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
+    from .pipelines import ConfigError, RunFolderError  # imports JAX: after parsing
+
     try:
         return _list(args) if args.command == "list" else _run(args)
     except ConfigError as err:

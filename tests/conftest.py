@@ -26,7 +26,12 @@ def pytest_configure(config):
         # collection. Importing it here, in the controller before the workers start, writes
         # the day's stamp first.
         import arviz  # noqa: F401
+    # The `jaxsci` command keeps its own cache (~/.cache/jaxsci/xla by default): CLI runs in
+    # the tests, in-process or in a subprocess, use the session's folder (a JAX cache folder
+    # is the command's choice when no JAXSCI_CACHE_DIR is set) or none, never the user's.
+    os.environ.pop("JAXSCI_CACHE_DIR", None)
     if os.environ.get("JAXSCI_TEST_CACHE", "1") == "0":
+        os.environ["JAXSCI_NO_COMPILE_CACHE"] = "1"
         return
     if _CACHE_ENV not in os.environ:  # the controller (or a plain run): a fresh folder
         os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jaxsci-xla-cache-")

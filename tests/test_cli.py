@@ -1,6 +1,7 @@
 """The `jaxsci` command: every shipped config runs (fast settings), bad configs fail by name."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -330,3 +331,146 @@ def test_progress_bars_are_silenced_as_a_block():
     with progress_silenced():
         assert progress_bar(True, total=3, file=Terminal()).disable
     assert not progress_bar(True, total=3, file=Terminal()).disable
+
+
+_HEAVY = ("jax", "jaxlib", "equinox", "diffrax", "optax", "numpyro", "blackjax", "matplotlib")
+
+
+def test_parsing_does_not_import_jax():
+    """`--help`, `--version`, `run --help` and usage errors answer before JAX (or a jaxsci
+    subpackage, which imports it) is imported: `jaxsci --help` takes a fraction of a second
+    instead of the several seconds importing JAX and the library takes."""
+    script = """
+import contextlib, io, json, sys
+from jaxsci.cli import main
+codes = []
+for argv in (["--help"], ["--version"], ["run", "--help"], ["frobnicate"], ["run"],
+             ["run", "c.yaml", "--overwrite", "--resume"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        codes.append(main(argv))
+print(json.dumps([codes, sorted(sys.modules)]))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    codes, modules = json.loads(proc.stdout)
+    assert codes == [0, 0, 0, 2, 2, 2]
+    heavy = [m for m in modules if m.split(".")[0] in _HEAVY]
+    ours = [m for m in modules if m.startswith("jaxsci.") and m != "jaxsci.cli"]
+    assert not heavy and not ours, (heavy[:5], ours)
+
+
+def test_lazy_package_attributes():
+    """`import jaxsci` imports no subpackage until one is used; `jaxsci.filters`,
+    `jaxsci.simulate` and `from jaxsci import ...` still work."""
+    script = """
+import sys
+import jaxsci
+assert "jax" not in sys.modules, "import jaxsci imported jax"
+from jaxsci import simulate, Trajectory
+import jaxsci.integrate
+assert jaxsci.simulate is simulate is jaxsci.integrate.simulate
+assert jaxsci.Trajectory is Trajectory and jaxsci.filters.run_filter is jaxsci.run_filter
+assert jaxsci.metrics.mmd2 is not None and "dynamics" in dir(jaxsci)
+try:
+    jaxsci.no_such_name
+except AttributeError as err:
+    assert "no_such_name" in str(err)
+else:
+    raise AssertionError("no AttributeError")
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, no_cache, env, jax_dir, expected",
+    [
+        (None, False, {}, None, ("HOME/.cache/jaxsci/xla", True)),
+        (None, False, {"XDG_CACHE_HOME": "/x"}, None, ("/x/jaxsci/xla", True)),
+        (None, False, {"XDG_CACHE_HOME": "/x"}, "/j", ("/j", False)),
+        (None, False, {"JAXSCI_CACHE_DIR": "/e"}, "/j", ("/e", True)),
+        ("/f", False, {"JAXSCI_CACHE_DIR": "/e"}, "/j", ("/f", True)),
+        ("/f", True, {}, "/j", (None, True)),
+        (
+            None,
+            False,
+            {"JAXSCI_NO_COMPILE_CACHE": "1", "JAXSCI_CACHE_DIR": "/e"},
+            None,
+            (None, True),
+        ),
+        (None, False, {"JAXSCI_NO_COMPILE_CACHE": "0"}, "/j", ("/j", False)),
+    ],
+)
+def test_compile_cache_folder_precedence(flag, no_cache, env, jax_dir, expected):
+    """--no-compile-cache / JAXSCI_NO_COMPILE_CACHE > --cache-dir > JAXSCI_CACHE_DIR > a
+    folder configured for JAX > $XDG_CACHE_HOME/jaxsci/xla > ~/.cache/jaxsci/xla."""
+    from jaxsci.cli import cache_dir
+
+    folder, ours = cache_dir(flag, no_cache, env, jax_dir)
+    want = expected[0] and Path(expected[0].replace("HOME", str(Path.home())))
+    assert (folder, ours) == (want, expected[1])
+
+
+def test_run_log_records_the_compile_cache(tmp_path, capsys):
+    """run.log says whether the persistent compilation cache was on and where; an
+    in-process run leaves JAX's cache settings as it found them."""
+    import jax
+
+    before = dict(jax.config.values)
+    short = ["--set", "integrate.t1=0.05", "--set", "integrate.spinup=0", "--set", "lyapunov=null"]
+    config = ROOT / "configs/l63.yaml"
+    code, _, err = run_cli(capsys, "run", config, "--out", tmp_path / "a", "--quiet", *short)
+    assert code == 0, err
+    session = jax.config.values["jax_compilation_cache_dir"]  # conftest's, or none
+    line = f"XLA compilation cache: {session or 'off'}"
+    assert line in (tmp_path / "a/run.log").read_text()
+    code, _, err = run_cli(
+        capsys, "run", config, "--out", tmp_path / "b", "--quiet", "--no-compile-cache", *short
+    )
+    assert code == 0, err
+    assert "XLA compilation cache: off" in (tmp_path / "b/run.log").read_text()
+    assert dict(jax.config.values) == before
+
+
+@pytest.mark.slow
+def test_compile_cache_persists_between_runs(tmp_path):
+    """Two `jaxsci run`s of a tiny config in fresh processes: the first fills the default
+    cache folder ($XDG_CACHE_HOME/jaxsci/xla), the second finds every program there (it
+    adds no entry) and gives the same metrics; --no-compile-cache writes nothing."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("JAX_COMPILATION_CACHE_DIR", "JAXSCI_CACHE_DIR", "JAXSCI_NO_COMPILE_CACHE")
+    }
+    short = ["--set", "integrate.t1=0.2", "--set", "integrate.spinup=0", "--set", "lyapunov=null"]
+
+    def run(out, *extra, **more_env):
+        proc = subprocess.run(
+            [sys.executable, "-m", "jaxsci.cli", "run", "configs/l63.yaml", "--out", str(out)]
+            + ["--quiet", *short, *extra],
+            cwd=ROOT,
+            env={**env, **more_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {k: metrics[k] for k in ("state_mean", "state_std", "n_steps")}
+
+    cache = tmp_path / "xdg/jaxsci/xla"
+    cold = run(tmp_path / "cold", XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    entries = sorted(p.name for p in cache.iterdir())
+    assert entries, "the first run wrote nothing to the cache"
+    assert f"XLA compilation cache: {cache}" in (tmp_path / "cold/run.log").read_text()
+    warm = run(tmp_path / "warm", "--cache-dir", str(cache))
+    assert warm == cold
+    assert sorted(p.name for p in cache.iterdir()) == entries  # every program was a hit
+    unused = tmp_path / "unused"
+    off = run(tmp_path / "off", "--no-compile-cache", JAXSCI_CACHE_DIR=str(unused))
+    assert off == cold and not unused.exists()
+    assert "XLA compilation cache: off" in (tmp_path / "off/run.log").read_text()

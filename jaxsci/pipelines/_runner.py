@@ -323,6 +323,9 @@ def run_config(
     with run_logging(run_dir, echo=echo, append=resumed) as log:
         verb = "resuming" if resumed else "running"
         log.info("jaxsci %s, %s: %s -> %s", pipeline.name, verb, config_path, run_dir)
+        cache = jax.config.values["jax_compilation_cache_dir"]
+        on = cache and jax.config.values["jax_enable_compilation_cache"]
+        log.info("XLA compilation cache: %s", cache if on else "off")
         try:
             quiet = contextlib.nullcontext() if echo else progress_silenced()
             with remembered_interrupts(), quiet:  # a Ctrl-C swallowed by jax is raised later
