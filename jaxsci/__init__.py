@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # what the lazy imports below provide, for type checkers and 
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = (
+# `from jaxsci import *` imports these, as before the imports were lazy
+__all__ = [
     "data",
     "diffusion",
     "discovery",
@@ -53,8 +54,16 @@ _SUBPACKAGES = (
     "smc",
     "spectral",
     "train",
-)
-# re-exported name -> the module that defines it
+    "deferred_interrupts",
+    "assimilate",
+    "run_filter",
+    "Flow",
+    "Trajectory",
+    "ensemble",
+    "lyapunov_exponents",
+    "simulate",
+]
+# re-exported name -> the module that defines it; the other names of __all__ are subpackages
 _NAMES = {
     "deferred_interrupts": "._interrupts",
     "assimilate": ".filters",
@@ -69,10 +78,10 @@ _NAMES = {
 
 def __getattr__(name: str) -> Any:
     """Import a subpackage or a re-exported name on first access (PEP 562)."""
-    if name in _SUBPACKAGES:
-        value = importlib.import_module(f".{name}", __name__)
-    elif name in _NAMES:
+    if name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name], __name__), name)
+    elif name in __all__:
+        value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # later accesses skip this function
@@ -80,4 +89,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_SUBPACKAGES, *_NAMES})
+    return sorted({*globals(), *__all__})

@@ -363,7 +363,7 @@ print(json.dumps([codes, sorted(sys.modules)]))
 
 def test_lazy_package_attributes():
     """`import jaxsci` imports no subpackage until one is used; `jaxsci.filters`,
-    `jaxsci.simulate` and `from jaxsci import ...` still work."""
+    `jaxsci.simulate`, `from jaxsci import ...` and `from jaxsci import *` still work."""
     script = """
 import sys
 import jaxsci
@@ -373,6 +373,10 @@ import jaxsci.integrate
 assert jaxsci.simulate is simulate is jaxsci.integrate.simulate
 assert jaxsci.Trajectory is Trajectory and jaxsci.filters.run_filter is jaxsci.run_filter
 assert jaxsci.metrics.mmd2 is not None and "dynamics" in dir(jaxsci)
+namespace = {}
+exec("from jaxsci import *", namespace)
+assert namespace["Flow"] is jaxsci.integrate.Flow and namespace["smc"] is jaxsci.smc
+assert "importlib" not in namespace
 try:
     jaxsci.no_such_name
 except AttributeError as err:
