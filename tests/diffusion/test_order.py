@@ -56,6 +56,8 @@ CASES = {
     "unipc_1_bh1": (lambda: jd.UniPC(1, jd.unipc_bh1, lower_order_final=False), 2),
     "unipc_1": (lambda: jd.UniPC(1, lower_order_final=False), 2),
     "unipc_2": (lambda: jd.UniPC(2, lower_order_final=False, warmup=SS), 3),
+    # UniPC-2's default caps the final step on every grid and keeps its order in practice
+    "unipc_2_default": (lambda: jd.UniPC(2, warmup=SS), 3),
     "unipc_3": (lambda: jd.UniPC(3, lower_order_final=False, warmup=SS), 4),
     "euler": (lambda: jd.Euler(), 1),
     "heun": (lambda: jd.Heun(lower_order_final=False), 2),

@@ -427,15 +427,16 @@ def test_lower_order_final_documented_orders(name, x64):
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_lower_order_final_unipc(order, x64):
     """UniPC: the final predictor (from the corrected point, with the model output at the
-    uncorrected one) is first order on a 6-step grid, and for order 2 not on a 16-step grid
-    (UniP-1 is first order anyway); the first step is DDIM. Driven through init/step to see
-    the corrected point (history[2])."""
+    uncorrected one) is first order on a 6-step grid; on a 16-step logSNR-uniform grid too
+    for UniPC-2 (its default caps on every grid, as diffusers' UniPC), not for UniPC-3
+    (adaptive rule; UniP-1 is first order anyway); the first step is DDIM. Driven through
+    init/step to see the corrected point (history[2])."""
     sch = jd.VPLinear()
     sampler = jd.UniPC(order)
     den = jd.Denoiser(lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t)), sch)
     x_T = MIX.sample(jax.random.key(2), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
 
-    for n, lowered in ((6, True), (16, False))[: 2 if order == 2 else 1]:
+    for n, lowered in ((6, True), (16, order == 2))[: 1 if order == 1 else 2]:
         grid = np.asarray(jd.time_grid(sch, n, jd.LogSNRUniform()))
 
         def drive(x, grid=grid, n=n):
@@ -639,7 +640,13 @@ def test_lower_order_final_values():
     assert sampler.lower_order_final is True and sampler.lower_order_final_below == math.inf
     assert sampler.lower_order_final_ratio == jd.LOWER_ORDER_FINAL_RATIO == 1.4
     assert jd.DEIS(3).lower_order_final_ratio == math.inf  # the step-count rule alone
-    assert jd.UniPC(2).lower_order_final_below == jd.LOWER_ORDER_FINAL_STEPS == 15
+    # UniPC: by default every grid for UniPC-1/2 (as diffusers), the adaptive rule for UniPC-3
+    assert jd.UniPC(2).lower_order_final_below is None
+    assert jd.UniPC(1).final_steps_below == jd.UniPC(2).final_steps_below == math.inf
+    assert jd.UniPC(3).final_steps_below == jd.LOWER_ORDER_FINAL_STEPS == 15
+    assert jd.UniPC(2, lower_order_final_below=15).final_steps_below == 15
+    with pytest.raises((ValueError, TypeError), match=named("lower_order_final_below")):
+        jd.UniPC(2, lower_order_final_below=0)
     for bad in (-1, "few", True, float("nan")):
         with pytest.raises((ValueError, TypeError), match=named("published_weight_below")):
             jd.DPMSolverPPMultistep(3, published_weight_below=bad)
@@ -756,9 +763,9 @@ def test_default_lower_order_final_on_trailing_grids(name, nfe, trailing_problem
     sampler = make_sampler(name)
     err = _trailing_rms(sampler, nfe, x_T, ref)
     err_ddim = _trailing_rms(jd.DDIM(), nfe, x_T, ref)
-    err_old = _trailing_rms(
-        dataclasses.replace(sampler, lower_order_final_ratio=math.inf), nfe, x_T, ref
-    )
+    # the previous rule: fewer than 15 steps only (UniPC-2's default now caps on every grid)
+    old = dataclasses.replace(sampler, lower_order_final_ratio=math.inf, lower_order_final_below=15)
+    err_old = _trailing_rms(old, nfe, x_T, ref)
     print(f"{name} NFE {nfe}: default {err:.3e}, DDIM {err_ddim:.3e}, old rule {err_old:.3e}")
     assert err < err_ddim
     assert err < 0.5 * err_old
