@@ -41,7 +41,7 @@ class NavierStokes2D(AbstractSemilinear):
         forcing_wavenumber: int = 4,
         dealias: bool = True,
     ):
-        self.num_points, self.length = check_even_grid(num_points, length)
+        self.num_points, self.length = check_even_grid(num_points, length, ndim=2)
         self.nu = float_parameter("nu", nu)
         self.drag = float_parameter("drag", drag)
         self.forcing_amplitude = float_parameter("forcing_amplitude", forcing_amplitude)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .. import dynamics
+from .. import dynamics, spectral
 from ._schema import ConfigError, option, to_dict
 
 #: Config name -> model class. Names are the class names (matched case-insensitively).
@@ -30,7 +30,7 @@ MODELS: dict[str, type] = {
 _RANGES: dict[str, dict[str, Any]] = {
     "nu": {"gt": 0.0},
     "length": {"gt": 0.0},
-    "num_points": {"ge": 4},
+    "num_points": {"ge": 4, "le": spectral.MAX_GRID_POINTS},  # 2-D: the constructor's n^2 bound
     "n": {"ge": 4},
     "k": {"ge": 4},
     "j": {"ge": 1},

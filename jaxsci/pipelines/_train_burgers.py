@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import data as jdata, losses, nn
+from .. import data as jdata, losses, nn, spectral
 from . import _plots
 from ._schema import ConfigError, option
 from ._training import Task, check_divides, fit, history_figure
@@ -29,7 +29,9 @@ logger = logging.getLogger("jaxsci.pipelines.train")
 class BurgersData:
     num_train: int = option(1000, ge=1, help="training pairs")
     num_test: int = option(200, ge=1, help="test pairs")
-    num_points: int = option(1024, ge=8, help="simulation grid (points on [0, 1))")
+    num_points: int = option(
+        1024, ge=8, le=spectral.MAX_GRID_POINTS, help="simulation grid (points on [0, 1))"
+    )
     train_points: int | None = option(
         None, ge=4, help="training resolution, a divisor of num_points (default num_points)"
     )

@@ -171,14 +171,30 @@ class PeriodicGrid(eqx.Module):
         return jnp.where(self.dealias_mask(), u_hat, 0)
 
 
-def check_even_grid(num_points: int, length: float) -> tuple[int, float]:
+#: The largest number of grid points (num_points ** ndim) a pseudo-spectral model or term
+#: library accepts: 2**24, i.e. 16,777,216 points in 1-D or 4096 x 4096 in 2-D. A model
+#: precomputes and checks its Fourier symbol on the whole grid at construction (seconds at
+#: this size on two CPU cores); beyond it construction, and the validation of a config that
+#: builds the model, would allocate gigabytes and run for minutes before any run starts.
+MAX_GRID_POINTS = 2**24
+
+
+def check_even_grid(num_points: int, length: float, ndim: int = 1) -> tuple[int, float]:
     """`num_points` as an even int >= 4 and `length` as a positive float, else an error
     naming the argument: the grid arguments of the pseudo-spectral models and libraries
     (an even count, so that the one mode without a sign is the Nyquist mode that odd
-    derivatives drop)."""
+    derivatives drop). The grid of `num_points ** ndim` points must not exceed
+    `MAX_GRID_POINTS`; that bound is checked before anything is allocated."""
     n = check_int("num_points", num_points, minimum=4)
     if n % 2:
         raise ValueError(f"`num_points` must be an even integer >= 4, got {num_points}.")
+    if n**ndim > MAX_GRID_POINTS:
+        largest = int(MAX_GRID_POINTS ** (1 / ndim) + 1e-6)  # 2**24, 2**12, 2**8 for d = 1, 2, 3
+        per_axis = " per axis" if ndim > 1 else ""
+        raise ValueError(
+            f"`num_points` must be an even integer in [4, {largest}]{per_axis} (at most "
+            f"{MAX_GRID_POINTS} grid points), got {num_points}."
+        )
     value = finite_float("length", length)
     check_positive("length", value)
     return n, value

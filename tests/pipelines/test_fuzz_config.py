@@ -13,6 +13,7 @@ field, e.g. `integrate.t1: expected t1 > t0 = ...`). Any other exception fails.
 import copy
 import math
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,24 @@ def test_shipped_configs_round_trip():
     for stem, base in BASES.items():
         assert resolved_dict(*resolve(base)) == base, stem
         assert yaml.safe_load(yaml.safe_dump(base)) == base, stem
+
+
+@pytest.mark.parametrize(
+    "stem, path",
+    [
+        ("ks_model_error_growth", ("model", "params", "num_points")),  # the slow tier's find
+        ("ks", ("model", "params", "num_points")),
+        ("ns2d_kolmogorov", ("model", "params", "num_points")),  # n^2 points: 10^5 per axis
+        ("burgers_fno", ("data", "num_points")),
+    ],
+)
+def test_huge_grid_is_refused_before_anything_is_built(stem, path):
+    """Validating `num_points` = 827783078 ran for minutes: building the model to check it
+    computed its Fourier symbol on the whole grid (gigabytes). The grid bound
+    (`jaxsci.spectral.MAX_GRID_POINTS`) is now checked first, naming the key."""
+    value = 100_000 if stem == "ns2d_kolmogorov" else 827_783_078
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="num_points") as info:
+        resolve(_mutate(BASES[stem], path, value))
+    assert time.perf_counter() - start < 0.5
+    assert info.value.key == ".".join(path)

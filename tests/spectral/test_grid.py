@@ -2,13 +2,17 @@
 and coordinates, exact derivatives of trigonometric polynomials, de-aliasing mask counts,
 the inverse Laplacian on a known 2-D field, transforms, and argument errors."""
 
+import time
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsci.spectral import PeriodicGrid
+import jaxsci.dynamics as dyn
+from jaxsci.discovery import SpectralLibrary
+from jaxsci.spectral import MAX_GRID_POINTS, PeriodicGrid
 
 
 @pytest.mark.parametrize("n, length", [(16, 2 * np.pi), (22, 22.0), (15, 3.0)])
@@ -163,3 +167,23 @@ def test_bad_arguments_name_themselves():
         PeriodicGrid((8, 8)).derivative(2)
     with pytest.raises(ValueError, match=r"`order\[0\]`"):
         PeriodicGrid(8).derivative(-1)
+
+
+@pytest.mark.parametrize(
+    "make, too_big",
+    [
+        (lambda n: dyn.KuramotoSivashinsky(num_points=n), 2**24 + 2),
+        (lambda n: dyn.Burgers(num_points=n), 827_783_078),
+        (lambda n: dyn.NavierStokes2D(num_points=n), 2**12 + 2),  # (2^12 + 2)^2 points
+        (lambda n: SpectralLibrary(num_points=n), 10**9),
+    ],
+)
+def test_grid_models_refuse_more_than_max_grid_points_before_allocating(make, too_big):
+    """A model checks its Fourier symbol on the whole grid at construction: with 10^9 points
+    that allocated gigabytes and ran for minutes (the config fuzz's num_points = 827783078).
+    Above `MAX_GRID_POINTS` it is refused at once, naming `num_points` and the range."""
+    assert MAX_GRID_POINTS == 2**24
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"`num_points` must be an even integer in \[4, "):
+        make(too_big)
+    assert time.perf_counter() - start < 0.5
