@@ -9,10 +9,28 @@ log alpha = -softplus(-2 lambda) / 2.
 
 import math
 
+import equinox as eqx
 import jax.numpy as jnp
 
-from .._checks import check_finite, concrete
+from .._checks import check_finite, check_range, concrete
 from ._base import AbstractSchedule, RealLike, TimeArray, Times
+
+
+def _number(value: RealLike) -> RealLike:
+    """A Python int as a float, anything else as given: the fields are Python scalars that
+    JAX parses in every jitted op, and a Python int beyond int32 is an OverflowError there
+    (`t_max = 2**40`). An int beyond float64 stays an int, which the checks refuse by name."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    return value
+
+
+def _field(default: float):
+    """A scalar field with `_number` as converter."""
+    return eqx.field(default=default, converter=_number)
 
 
 def _numbers(**values) -> bool:
@@ -49,6 +67,36 @@ def _check_linear_beta(name: str, beta_min, beta_max, t_min, t_max) -> None:
     _check_range(name, t_min, t_max, 0.0, None, open_lower=True)
 
 
+def _magnitude(log_x: float) -> str:
+    """exp(log_x) as text, also where it overflows a Python float."""
+    return f"{math.exp(log_x):.3g}" if log_x < 700 else f"10^{log_x / math.log(10):.4g}"
+
+
+def _check_noise_levels(
+    what: str, log_lo: float, log_hi: float, log_g2_factor: float, lower: str, upper: str
+) -> None:
+    """The noise levels sigma_t of a schedule whose log sigma_t rises from `log_lo` at t_min
+    to `log_hi` at t_max must be usable in the default float dtype, as samplers see them:
+    sigma(t_min) a positive normal number (a 0 there divides the eps <-> x0 conversions),
+    and the variance sigma^2 and g^2 = exp(`log_g2_factor`) sigma^2 finite at t_max (the
+    prior's and the SDE's scale). `what` names the arguments; `lower` / `upper` say what to
+    change."""
+    dtype = jnp.result_type(float)
+    info = jnp.finfo(dtype)
+    if log_lo < math.log(float(info.tiny)):
+        raise ValueError(
+            f"{what} is {_magnitude(log_lo)} at `t_min`, below the smallest normal {dtype} "
+            f"({float(info.tiny):.3g}): sigma(t_min) would be 0; {lower}."
+        )
+    log_limit = 0.5 * (math.log(float(info.max)) - max(log_g2_factor, 0.0))
+    if log_hi > log_limit:
+        raise ValueError(
+            f"{what} reaches {_magnitude(log_hi)} at `t_max`, whose square, the noise "
+            f"variance, overflows {dtype}: need sigma(t_max) <= "
+            f"{_magnitude(log_limit)}; {upper}."
+        )
+
+
 def _vp_log_sigma(log_alpha):
     return 0.5 * jnp.log(-jnp.expm1(2.0 * log_alpha))
 
@@ -80,10 +128,10 @@ class VPLinear(AbstractSchedule):
     for t given log alpha(lambda).
     """
 
-    beta_min: RealLike = 0.1
-    beta_max: RealLike = 20.0
-    t_min: RealLike = 1e-3
-    t_max: RealLike = 1.0
+    beta_min: RealLike = _field(0.1)
+    beta_max: RealLike = _field(20.0)
+    t_min: RealLike = _field(1e-3)
+    t_max: RealLike = _field(1.0)
 
     def __check_init__(self):
         _check_linear_beta("VPLinear", self.beta_min, self.beta_max, self.t_min, self.t_max)
@@ -110,34 +158,37 @@ class VPCosine(AbstractSchedule):
     sigma_t = sqrt(1 - alpha_t^2). s = 0.008 is the paper's offset. alpha vanishes at t = 1
     (lambda -> -inf), so the default t_max = 0.9946 is the value Lu et al. (2022,
     appendix D.1) use to keep lambda_T finite (the paper's beta <= 0.999 clipping).
-    Inverse: t = 2(1+s)/pi * arccos(alpha cos(s pi / (2(1+s)))) - s.
+
+    Computed as alpha_t = sin((1 - t) c) / sin(c), c = pi / (2 (1 + s)) (the same function:
+    cos(pi/2 - x) = sin x), whose small arguments near t = 1 or for a large s keep full
+    precision where the cosine of an argument rounded to pi/2 does not (in float32 the
+    cosine form gives NaN at t_max from s ~ 1e5). Inverse: t = 1 - arcsin(alpha sin c) / c.
+    `s` must be in (0, 1e6]: the offset is of order 1e-2, and from 1e6 on the schedule is
+    its s -> inf limit alpha_t = 1 - t to a relative 1e-12 (the difference is O(c^2)).
     """
 
-    s: RealLike = 0.008
-    t_min: RealLike = 1e-3
-    t_max: RealLike = 0.9946
+    s: RealLike = _field(0.008)
+    t_min: RealLike = _field(1e-3)
+    t_max: RealLike = _field(0.9946)
 
     def __check_init__(self):
-        if _numbers(s=self.s) and self.s <= 0:
-            raise ValueError(f"VPCosine: s must be > 0, got {self.s}.")
+        check_range("s", self.s, 0.0, 1e6, lower_open=True)
         _check_range("VPCosine", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)
 
-    def _log_cos0(self):
-        return math.log(math.cos(self.s / (1.0 + self.s) * math.pi / 2))
+    def _c(self):
+        return math.pi / (2.0 * (1.0 + self.s))
 
     def log_alpha(self, t: Times) -> TimeArray:
-        arg = (jnp.asarray(t) + self.s) / (1.0 + self.s) * (jnp.pi / 2)
-        return jnp.log(jnp.cos(arg)) - self._log_cos0()
+        c = self._c()
+        return jnp.log(jnp.sin((1.0 - jnp.asarray(t)) * c)) - math.log(math.sin(c))
 
     def log_sigma(self, t: Times) -> TimeArray:
         return _vp_log_sigma(self.log_alpha(t))
 
     def t_from_lambda(self, lam: Times) -> TimeArray:
-        log_alpha = _vp_log_alpha_from_lambda(lam)
-        return (
-            2.0 * (1.0 + self.s) / jnp.pi * jnp.arccos(jnp.exp(log_alpha + self._log_cos0()))
-            - self.s
-        )
+        c = self._c()
+        alpha = jnp.exp(_vp_log_alpha_from_lambda(lam))
+        return 1.0 - jnp.arcsin(alpha * math.sin(c)) / c
 
 
 class SubVP(AbstractSchedule):
@@ -149,10 +200,10 @@ class SubVP(AbstractSchedule):
     alpha = 2 / (e^{-lambda} + sqrt(e^{-2 lambda} + 4)), then the VP quadratic in t.
     """
 
-    beta_min: RealLike = 0.1
-    beta_max: RealLike = 20.0
-    t_min: RealLike = 1e-3
-    t_max: RealLike = 1.0
+    beta_min: RealLike = _field(0.1)
+    beta_max: RealLike = _field(20.0)
+    t_min: RealLike = _field(1e-3)
+    t_max: RealLike = _field(1.0)
 
     def __check_init__(self):
         _check_linear_beta("SubVP", self.beta_min, self.beta_max, self.t_min, self.t_max)
@@ -181,10 +232,10 @@ class VE(AbstractSchedule):
     t = (-lambda - log sigma_min) / log(sigma_max / sigma_min).
     """
 
-    sigma_min: RealLike = 0.01
-    sigma_max: RealLike = 50.0
-    t_min: RealLike = 0.0
-    t_max: RealLike = 1.0
+    sigma_min: RealLike = _field(0.01)
+    sigma_max: RealLike = _field(50.0)
+    t_min: RealLike = _field(0.0)
+    t_max: RealLike = _field(1.0)
 
     def __check_init__(self):
         if _numbers(sigma_min=self.sigma_min, sigma_max=self.sigma_max):
@@ -194,16 +245,30 @@ class VE(AbstractSchedule):
                     f"sigma_max={self.sigma_max}."
                 )
         _check_range("VE", self.t_min, self.t_max, 0.0, None, open_lower=False)
+        if _numbers(
+            sigma_min=self.sigma_min, sigma_max=self.sigma_max, t_min=self.t_min, t_max=self.t_max
+        ):
+            rate = math.log(self.sigma_max) - math.log(self.sigma_min)
+            log_lo = math.log(self.sigma_min) + float(self.t_min) * rate
+            log_hi = math.log(self.sigma_min) + float(self.t_max) * rate
+            _check_noise_levels(
+                "VE: sigma_t = `sigma_min` (`sigma_max` / `sigma_min`)^t",
+                log_lo,
+                log_hi,
+                log_g2_factor=math.log(2.0 * rate),
+                lower="raise `sigma_min` or `t_min`",
+                upper="lower `sigma_max` or `t_max` (sigma_max is sigma_t at t = 1)",
+            )
 
     def log_alpha(self, t: Times) -> TimeArray:
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
 
     def log_sigma(self, t: Times) -> TimeArray:
-        rate = math.log(self.sigma_max / self.sigma_min)
+        rate = math.log(self.sigma_max) - math.log(self.sigma_min)
         return math.log(self.sigma_min) + jnp.asarray(t) * rate
 
     def t_from_lambda(self, lam: Times) -> TimeArray:
-        rate = math.log(self.sigma_max / self.sigma_min)
+        rate = math.log(self.sigma_max) - math.log(self.sigma_min)
         return (-jnp.asarray(lam) - math.log(self.sigma_min)) / rate
 
 
@@ -215,11 +280,20 @@ class EDM(AbstractSchedule):
     lambda = -log t, inverse t = e^{-lambda}.
     """
 
-    t_min: RealLike = 0.002
-    t_max: RealLike = 80.0
+    t_min: RealLike = _field(0.002)
+    t_max: RealLike = _field(80.0)
 
     def __check_init__(self):
         _check_range("EDM", self.t_min, self.t_max, 0.0, None, open_lower=True)
+        if _numbers(t_min=self.t_min, t_max=self.t_max):
+            _check_noise_levels(
+                "EDM: sigma_t = t",
+                math.log(self.t_min),
+                math.log(self.t_max),
+                log_g2_factor=0.0,
+                lower="raise `t_min`",
+                upper="lower `t_max`",
+            )
 
     def log_alpha(self, t: Times) -> TimeArray:
         return jnp.zeros_like(jnp.asarray(t, dtype=jnp.result_type(float)))
@@ -242,8 +316,8 @@ class RectifiedFlow(AbstractSchedule):
     t_max = 1.
     """
 
-    t_min: RealLike = 1e-3
-    t_max: RealLike = 1.0 - 1e-3
+    t_min: RealLike = _field(1e-3)
+    t_max: RealLike = _field(1.0 - 1e-3)
 
     def __check_init__(self):
         _check_range("RectifiedFlow", self.t_min, self.t_max, 0.0, 1.0, open_lower=True)

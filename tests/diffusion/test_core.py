@@ -43,6 +43,47 @@ def test_cosine_matches_nichol_dhariwal(x64):
     )
 
 
+def test_cosine_with_a_large_offset_matches_the_float64_closed_form():
+    """In float32 (the default) the cosine of (t + s)/(1 + s) pi/2, an argument that rounds
+    to pi/2, was NaN at t_max from s ~ 1e5 and inaccurate well before; the sin((1 - t) c)
+    form keeps full precision. Reference: the paper's formula in float64."""
+    for s in (0.008, 1e2, 1e5):
+        sch = jd.VPCosine(s=s)
+        t = np.array([sch.t_min, 0.5, 0.9, sch.t_max])
+        f = lambda u, s=s: np.cos((u + s) / (1 + s) * np.pi / 2) ** 2  # noqa: E731
+        alpha = np.sqrt(f(t) / f(0.0))
+        lam = np.log(alpha) - 0.5 * np.log1p(-(alpha**2))
+        t32 = jnp.asarray(t, dtype=jnp.float32)
+        np.testing.assert_allclose(sch.alpha(t32), alpha, rtol=2e-6)
+        # near t_min, lambda = log alpha - log sigma with sigma^2 = -expm1(2 log alpha): the
+        # float32 rounding of log alpha (~1e-8 absolute at |log alpha| ~ 1e-4) is a relative
+        # 1e-4 of sigma^2, hence atol 1e-4 on lambda; the old form was NaN here for s = 1e5
+        np.testing.assert_allclose(sch.lambda_(t32), lam, rtol=2e-6, atol=1e-4)
+        np.testing.assert_allclose(
+            sch.t_from_lambda(jnp.asarray(lam, jnp.float32)), t, rtol=1e-5, atol=1e-6
+        )
+
+
+def test_schedules_refuse_noise_levels_beyond_the_float_range():
+    """sigma_t must be a positive normal float32 at t_min and its square finite at t_max:
+    these were accepted with sigma(t_min) = 0 (an infinite eps <-> x0 conversion) or an
+    infinite prior variance and g^2 (NaN samples)."""
+    cases = [
+        (lambda: jd.VE(sigma_max=1e25), "sigma_max"),
+        (lambda: jd.VE(t_max=6.0), "t_max"),
+        (lambda: jd.VE(sigma_min=1e-50, sigma_max=1.0), "sigma_min"),
+        (lambda: jd.EDM(t_max=1e20), "t_max"),
+        (lambda: jd.EDM(t_min=1e-39), "t_min"),
+        (lambda: jd.VPCosine(s=2e6), "s"),
+    ]
+    for make, name in cases:
+        with pytest.raises(ValueError, match=named(name)):
+            make()
+    # the largest accepted: sigma^2 and g^2 finite at t_max
+    ve = jd.VE(t_max=5.0)
+    assert np.isfinite(ve.diffusion_squared(ve.t_max)) and np.isfinite(ve.prior_std())
+
+
 def test_sde_coefficients_closed_forms(x64):
     t = jnp.linspace(0.05, 0.95, 5)
     big_b = -2.0 * vp_log_alpha(t)  # int_0^t beta
