@@ -278,8 +278,9 @@ def hyperparameter(value: Any) -> Any:
         return value
 
 
-def optional_hyperparameter(value: Any) -> jax.Array | None:
-    """`hyperparameter`, with None kept (a default chosen later)."""
+def optional_hyperparameter(value: Any) -> Any:
+    """`hyperparameter`, with None kept (a default chosen later). Like `hyperparameter`, a
+    value it cannot convert is returned as given, for the module's check to refuse by name."""
     return None if value is None else hyperparameter(value)
 
 

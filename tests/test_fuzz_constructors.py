@@ -22,20 +22,25 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
 
 import jaxsci.diffusion as jdiff
+import jaxsci.discovery as jdisc
 import jaxsci.dynamics as dyn
 import jaxsci.filters as jfilters
 import jaxsci.inference as jinf
 import jaxsci.integrate as jint
+import jaxsci.losses as jloss
 import jaxsci.nn as jnn
 import jaxsci.observations as jobs
 import jaxsci.smc as jsmc
+import jaxsci.train as jtrain
 
 KEY = jax.random.key(0)
 
@@ -54,9 +59,13 @@ class Row:
     fuzz: tuple[str, ...]
     call: Callable[[Any], Any] | None = None
     integers: tuple[str, ...] = ()
+    moderate: float = 1e4
+    tiny: float = 0.0
 
     def is_integer(self, name: str) -> bool:
-        value = self.baseline.get(name, inspect.signature(self.make).parameters[name].default)
+        params = inspect.signature(self.make).parameters  # none named for a **kwargs wrapper
+        default = params[name].default if name in params else None
+        value = self.baseline.get(name, default)
         return name in self.integers or (isinstance(value, int) and not isinstance(value, bool))
 
 
@@ -79,6 +88,46 @@ def _observe(op):
 
 def _l96_obs():
     return jobs.IndexObservation(8, np.arange(0, 8, 2), noise_std=1.0)
+
+
+# Small problems for the calls of the discovery, loss and training rows.
+_DESIGN = jnp.stack([jnp.linspace(-1.0, 1.0, 8), jnp.linspace(0.0, 1.0, 8) ** 2], axis=1)
+_TARGET = _DESIGN @ jnp.array([1.0, 0.0])
+_PAIRS = (jnp.linspace(-1.0, 1.0, 6).reshape(3, 2), jnp.zeros((3, 2)))
+
+
+def _regression(r):
+    return r.fit(_DESIGN, _TARGET).coefficients
+
+
+def _library(lib):
+    return lib(jnp.sin(2 * jnp.pi / lib.length * jnp.asarray(lib.grid.coordinates()[0])))
+
+
+def _noisy(x, *, key):
+    return x + jax.random.normal(key, x.shape)
+
+
+def _ensemble_loss(loss):
+    return loss(_noisy, _PAIRS, key=KEY)
+
+
+def _regression_loss(loss):
+    return loss(lambda x: 0.5 * x, _PAIRS, key=KEY)
+
+
+class _Scale(eqx.Module):
+    w: jax.Array
+
+    def __call__(self, x):
+        return self.w * x
+
+
+def _fit(**kwargs):
+    """`jaxsci.train.fit` of a two-parameter model on four examples (a tiny run)."""
+    data = (jnp.linspace(-1.0, 1.0, 8).reshape(4, 2), jnp.zeros((4, 2)))
+    model, history = jtrain.fit(_Scale(jnp.ones(2)), jloss.MSELoss(), data, **kwargs)
+    return model, history["loss"]
 
 
 ROWS = [
@@ -323,6 +372,128 @@ ROWS = [
         {"radius": 1, "noise_dim": 1, "width": 4, "depth": 1, "key": KEY},
         ("radius", "noise_dim", "width", "depth", "mean", "scale"),
     ),
+    # --- discovery: term libraries, sparse regressions, the corrected model, EnKF passes
+    Row(
+        "SpectralLibrary",
+        jdisc.SpectralLibrary,
+        {"num_points": 16},
+        ("terms", "length", "num_points"),
+        _library,
+    ),
+    Row("STLSQ", jdisc.STLSQ, {}, ("threshold", "ridge", "max_iterations"), _regression),
+    Row(
+        "RVM",
+        jdisc.RVM,
+        {"max_iterations": 20},
+        ("tolerance", "noise_floor", "max_iterations"),
+        _regression,
+    ),
+    Row(
+        "HorseshoeRegression",
+        jdisc.HorseshoeRegression,
+        {},
+        ("num_warmup", "num_samples", "global_scale", "target_accept"),
+    ),
+    Row(
+        "CorrectedModel",
+        jdisc.CorrectedModel,
+        {
+            "model": dyn.KuramotoSivashinsky(num_points=16),
+            "library": jdisc.SpectralLibrary(num_points=16),
+        },
+        ("coefficients",),
+        _vector_field,
+    ),
+    Row(
+        "EnKFPasses",
+        jdisc.EnKFPasses,
+        {
+            "obs_op": _l96_obs(),
+            "filter": jfilters.EnKF(),
+            "initial_ensemble": jnp.zeros((4, 8)),
+        },
+        ("initial_ensemble", "passes", "burn_in"),
+    ),
+    # --- losses: one evaluation on three examples
+    Row(
+        "AlmostFairCRPS",
+        jloss.AlmostFairCRPS,
+        {},
+        ("alpha",),
+        lambda c: c(jnp.ones((3, 2)), jnp.zeros(2)),
+    ),
+    Row("CRPSLoss", jloss.CRPSLoss, {"ensemble_size": 3}, ("ensemble_size",), _ensemble_loss),
+    Row(
+        "EnergyScoreLoss",
+        jloss.EnergyScoreLoss,
+        {"ensemble_size": 3},
+        ("ensemble_size",),
+        _ensemble_loss,
+    ),
+    Row(
+        "GaussianNLLLoss",
+        jloss.GaussianNLLLoss,
+        {},
+        ("min_variance",),
+        lambda loss: loss(lambda x: (x, jnp.zeros_like(x)), _PAIRS, key=KEY),
+    ),
+    Row(
+        "SobolevLoss",
+        jloss.SobolevLoss,
+        {"s": 1.0},
+        ("s", "length", "spatial_dims"),
+        _regression_loss,
+        # the weights (1 + kappa^2)^s, kappa = 2 pi m / length, overflow float32 from s ~ 24
+        # at kappa = 2 pi, sooner on finer grids or shorter lengths: a limit of the norm's
+        # values on the grid of the call, which the constructor does not know
+        moderate=8.0,
+        tiny=1e-3,
+    ),
+    Row(
+        "PINNLoss",
+        jloss.PINNLoss,
+        {"residual": lambda u, point: u(point)},
+        ("boundary_weight", "initial_weight", "causal_epsilon"),
+    ),
+    Row(
+        "RolloutLoss",
+        jloss.RolloutLoss,
+        {"num_steps": 2},
+        ("num_steps", "base", "step_weights"),
+    ),
+    # --- train: a whole (tiny) fit; its options are checked before anything is compiled
+    Row(
+        "fit",
+        _fit,
+        {
+            "optimizer": optax.sgd(0.1),
+            "key": KEY,
+            "batch_size": 2,
+            "num_steps": 2,
+            "progress": False,
+        },
+        (
+            "batch_size",
+            "num_steps",
+            "epochs",
+            "val_batch_size",
+            "ema",
+            "clip_norm",
+            "early_stopping",
+            "min_delta",
+            "checkpoint_every",
+            "key",
+        ),
+        lambda out: out,
+        integers=("num_steps", "epochs", "val_batch_size", "early_stopping", "checkpoint_every"),
+    ),
+    Row(
+        "train_init",
+        lambda **kw: jtrain.train_init(_Scale(jnp.ones(2)), optax.sgd(0.1), **kw),
+        {"key": KEY},
+        ("key", "ema"),
+        lambda state: state.model.w,
+    ),
 ]
 
 
@@ -389,15 +560,17 @@ def _finite(tree) -> bool:
     return all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
 
 
-def _moderate(value: Any) -> bool:
-    """Whether `value` holds no number beyond 1e4 in magnitude. Only then must a built
-    object's call give finite values: a finite but extreme parameter (sigma = 1e38 in
-    Lorenz-63) may legitimately overflow float32 in the model's arithmetic."""
+def _moderate(value: Any, bound: float = 1e4, tiny: float = 0.0) -> bool:
+    """Whether `value` holds no number beyond `bound` (1e4 unless the row says otherwise) in
+    magnitude, nor a nonzero one below `tiny` (0 unless the row says otherwise). Only then
+    must a built object's call give finite values: a finite but extreme parameter (sigma =
+    1e38 in Lorenz-63) may legitimately overflow float32 in the model's arithmetic."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         return False
-    return bool(np.all(np.abs(arr[np.isfinite(arr)]) <= 1e4))
+    magnitudes = np.abs(arr[np.isfinite(arr)])
+    return bool(np.all(magnitudes <= bound) and np.all((magnitudes == 0) | (magnitudes >= tiny)))
 
 
 def check_row(row: Row, name: str, value: Any) -> None:
@@ -415,7 +588,7 @@ def check_row(row: Row, name: str, value: Any) -> None:
             f"{row.id}({name}={value!r}) raised {type(err).__name__} naming no argument: {err}"
         )
         return
-    assert out is None or not _moderate(value) or _finite(out), (
+    assert out is None or not _moderate(value, row.moderate, row.tiny) or _finite(out), (
         f"{row.id}({name}={value!r}) was accepted but gives non-finite values: {out}"
     )
 
@@ -514,6 +687,16 @@ def test_constructor_fuzz_long(row, data):
 @example(case=("VE", "t_max"), value=6)
 @example(case=("VPLinear", "t_max"), value=2**40)
 @example(case=("VPCosine", "s"), value=2**40)
+# discovery and losses (rows added with their fuzz): a term list that is not a list of
+# names, a non-scalar or non-finite hyperparameter, an int beyond float64 for an optional one
+@example(case=("SpectralLibrary", "terms"), value=math.nan)
+@example(case=("SpectralLibrary", "terms"), value=np.array(math.nan))
+@example(case=("SpectralLibrary", "terms"), value={"a": 1})
+@example(case=("SpectralLibrary", "terms"), value=jnp.array([math.inf]))
+@example(case=("STLSQ", "threshold"), value=[])
+@example(case=("GaussianNLLLoss", "min_variance"), value=[])
+@example(case=("RVM", "noise_floor"), value=10**400)
+@example(case=("SobolevLoss", "s"), value=math.nan)
 def test_regressions(case, value):
     row_id, name = case
     check_row(ROW_BY_ID[row_id], name, value)

@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .._checks import check_finite
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..dynamics import AbstractSemilinear
 from ..spectral import PeriodicGrid
@@ -70,6 +71,8 @@ class CorrectedModel(AbstractSemilinear):
         if coefficients is None:
             coefficients = jnp.zeros(library.num_terms)
         coefficients = jnp.asarray(coefficients, dtype=jnp.result_type(float))
+        # before the semilinear check of the Fourier symbol, which would blame `length`
+        check_finite("coefficients", coefficients)
         if coefficients.shape != (library.num_terms,):
             raise ValueError(
                 f"`coefficients` has shape {coefficients.shape}, but the library has "

@@ -29,7 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_choice, check_int, check_key, check_positive
+from .._checks import check_choice, check_finite, check_int, check_key, check_positive
 from .._custom_types import Array, ArrayLike, Float, Key
 from ..dynamics import AbstractSemilinear
 from ..filters import AbstractEnsembleFilter, AbstractObservation, run_filter
@@ -101,6 +101,8 @@ class EnKFPasses(eqx.Module):
             raise ValueError(
                 f"`initial_ensemble` must be (ens >= 2, dim), got shape {initial_ensemble.shape}."
             )
+        obs_op.check_state(initial_ensemble, "initial_ensemble")
+        check_finite("initial_ensemble", initial_ensemble)
         self.obs_op = obs_op
         self.filter = filter
         self.first_filter = filter if first_filter is None else first_filter

@@ -23,6 +23,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax.numpy as jnp
 
+from .._checks import check_int, check_positive, check_range
 from .._custom_types import Key
 from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, rescale
 
@@ -54,15 +55,10 @@ class HorseshoeRegression(AbstractSparseRegression):
     target_accept: float = eqx.field(static=True, default=0.99)
 
     def __check_init__(self):
-        if int(self.num_warmup) < 1 or int(self.num_samples) < 2:
-            raise ValueError(
-                f"`num_warmup` must be >= 1 and `num_samples` >= 2, got {self.num_warmup} and "
-                f"{self.num_samples}."
-            )
-        if not float(self.global_scale) > 0:
-            raise ValueError(f"`global_scale` must be positive, got {self.global_scale}.")
-        if not 0 < float(self.target_accept) < 1:
-            raise ValueError(f"`target_accept` must be in (0, 1), got {self.target_accept}.")
+        check_int("num_warmup", self.num_warmup)
+        check_int("num_samples", self.num_samples, 2)
+        check_positive("global_scale", self.global_scale)
+        check_range("target_accept", self.target_accept, 0.0, 1.0, lower_open=True, upper_open=True)
 
     def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
         if key is None:

@@ -20,6 +20,7 @@ product projected back onto them, so that the library column equals what
 """
 
 import re
+from collections.abc import Iterable, Mapping
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -113,13 +114,29 @@ class SpectralLibrary(eqx.Module):
     ):
         if isinstance(terms, str):
             raise TypeError(f"`terms` must be a sequence of term names, got the string {terms!r}.")
-        terms = tuple(terms)
+        if isinstance(terms, Mapping) or not isinstance(terms, Iterable):
+            raise TypeError(
+                f"`terms` must be a sequence of term names, got {type(terms).__name__} {terms!r}."
+            )
+        try:
+            terms = tuple(terms)
+        except TypeError as err:  # a 0-d array
+            raise TypeError(f"`terms` must be a sequence of term names, got {terms!r}.") from err
+        for term in terms:
+            if not isinstance(term, str):
+                raise TypeError(
+                    f"`terms` must be a sequence of term names (strings), got the entry "
+                    f"{term!r} ({type(term).__name__})."
+                )
         if not terms:
             raise ValueError(
                 "`terms` is empty: a library needs at least one candidate term, e.g. "
                 f"{list(DEFAULT_TERMS)}."
             )
-        factors = tuple(parse_term(t) for t in terms)
+        try:
+            factors = tuple(parse_term(t) for t in terms)
+        except ValueError as err:
+            raise ValueError(f"`terms`: {err}") from err
         names = tuple(term_name(f) for f in factors)
         seen: dict[str, str] = {}
         for given, name in zip(terms, names, strict=True):

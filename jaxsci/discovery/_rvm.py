@@ -37,6 +37,7 @@ from .._checks import (
     check_int,
     check_positive,
     check_range,
+    check_shape,
     hyperparameter,
     optional_hyperparameter,
 )
@@ -140,6 +141,8 @@ class RVM(AbstractSparseRegression):
         check_positive("tolerance", self.tolerance)
         if self.noise_floor is not None:
             check_range("noise_floor", self.noise_floor, 0.0, 1.0, lower_open=True, upper_open=True)
+            check_shape("noise_floor", self.noise_floor, (), "() (a scalar)")
+        check_shape("tolerance", self.tolerance, (), "() (a scalar)")
 
     def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
         del key

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from .._checks import check_int, check_positive, hyperparameter
+from .._checks import check_int, check_positive, check_shape, hyperparameter
 from .._custom_types import Array, Float, Key
 from ._base import (
     AbstractSparseRegression,
@@ -67,6 +67,9 @@ class STLSQ(AbstractSparseRegression):
         check_positive("threshold", self.threshold, allow_zero=True)
         check_int("max_iterations", self.max_iterations)
         check_positive("ridge", self.ridge, allow_zero=True)
+        # one fit's values (a sweep is a vmap outside, where they are traced scalars)
+        check_shape("threshold", self.threshold, (), "() (a scalar)")
+        check_shape("ridge", self.ridge, (), "() (a scalar)")
 
     def fit_normal(self, ne: NormalEquations, key: Key | None = None) -> SparseRegressionResult:
         del key

@@ -12,6 +12,7 @@ from .._checks import (
     check_int,
     check_positive,
     check_probability,
+    check_shape,
     hyperparameter,
 )
 from .._custom_types import Array, Float
@@ -37,6 +38,7 @@ class AlmostFairCRPS(eqx.Module):
 
     def __check_init__(self):
         check_probability("alpha", self.alpha)
+        check_shape("alpha", self.alpha, (), "() (a scalar; a sweep is a vmap outside)")
 
     def __call__(self, ensemble: Array, obs: Array) -> Array:
         return crps_almost_fair(ensemble, obs, self.alpha)
@@ -111,12 +113,8 @@ class EnergyScoreLoss(AbstractLoss):
     fair: bool = eqx.field(static=True)
 
     def __init__(self, ensemble_size: int, fair: bool = True):
-        self.ensemble_size = int(ensemble_size)
+        self.ensemble_size = check_int("ensemble_size", ensemble_size, 2)
         self.fair = bool(fair)
-
-    def __check_init__(self):
-        if self.ensemble_size < 2:
-            raise ValueError(f"`ensemble_size` must be >= 2, got {self.ensemble_size}.")
 
     def __call__(self, model, batch, *, key=None):
         inputs, targets = batch_pair(batch)
@@ -143,6 +141,7 @@ class GaussianNLLLoss(AbstractLoss):
     def __check_init__(self):
         check_callable("to_variance", self.to_variance, "a function v -> variance such as jnp.exp")
         check_positive("min_variance", self.min_variance, allow_zero=True)
+        check_shape("min_variance", self.min_variance, (), "() (a scalar)")
 
     def __call__(self, model, batch, *, key=None):
         inputs, targets = batch_pair(batch)

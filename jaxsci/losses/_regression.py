@@ -6,7 +6,14 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_int, check_positive, finite_float
+from .._checks import (
+    check_finite,
+    check_int,
+    check_positive,
+    check_shape,
+    finite_float,
+    float_parameter,
+)
 from .._custom_types import Array, ArrayLike, Float
 from ._base import AbstractRegressionLoss
 from ._scores import relative_l2, sobolev_norm
@@ -45,8 +52,10 @@ class SobolevLoss(AbstractRegressionLoss):
     `sobolev_norm` for the k = 0 mode. With `relative=True` each example's error norm is
     divided by its target's norm (the H^s analogue of `RelativeL2Loss`, not squared).
 
-    The order `s` is an array field (sweep it with `vmap`); the grid's `length` and
-    `spatial_dims` and the flags are static structure.
+    The order `s` is a finite real scalar, an array field (sweep it with `vmap`); the grid's
+    `length` and `spatial_dims` and the flags are static structure. The weights
+    (1 + |kappa|^2)^s reach kappa_max^{2 s}, kappa_max = pi n / length: in float32 they
+    overflow once that passes 3e38 (s ~ 6 for n = 1024 points on length 1).
     """
 
     s: Float[Array, ""]
@@ -64,7 +73,9 @@ class SobolevLoss(AbstractRegressionLoss):
         seminorm: bool = False,
         relative: bool = False,
     ):
-        self.s = jnp.asarray(s, dtype=float)
+        self.s = float_parameter("s", s)
+        check_finite("s", self.s)
+        check_shape("s", self.s, (), "() (a scalar; a sweep is a vmap outside)")
         self.length = finite_float("length", length)
         check_positive("length", self.length)
         self.spatial_dims = check_int("spatial_dims", spatial_dims)

@@ -280,6 +280,7 @@ def fit(
         check_range("ema", ema, 0.0, 1.0, lower_open=True, upper_open=True)
     if clip_norm is not None:
         check_positive("clip_norm", clip_norm)
+    check_positive("min_delta", min_delta, allow_zero=True)
     if early_stopping is not None and val_data is None:
         raise ValueError("`early_stopping` needs `val_data` to monitor.")
     n = _leading_size(data, "data")

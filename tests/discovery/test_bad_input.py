@@ -8,12 +8,15 @@ import pytest
 from jaxsci.discovery import (
     RVM,
     STLSQ,
+    CorrectedModel,
+    EnKFPasses,
     HorseshoeRegression,
     SpectralLibrary,
     fit_model_error,
     model_error_samples,
 )
 from jaxsci.dynamics import KuramotoSivashinsky
+from jaxsci.filters import EnKF, IndexObservation
 from jaxsci.integrate import Flow
 
 from ._cases import DT, L, N, truth_states
@@ -100,3 +103,22 @@ def test_model_error_fit_argument_checks(own_checks):
             RVM(**bad)
     with pytest.raises(ValueError, match="threshold"):
         STLSQ(threshold=-1.0)
+
+
+def test_corrected_model_names_non_finite_coefficients():
+    """NaN coefficients made the model's Fourier symbol NaN, and the semilinear check then
+    blamed the grid: "`length` = 22 is too short for the grid" (found by the fuzz)."""
+    model = KuramotoSivashinsky(length=L, num_points=N)
+    lib = SpectralLibrary(length=L, num_points=N)
+    with pytest.raises(ValueError, match="`coefficients` contains non-finite"):
+        CorrectedModel(model, lib, np.full(lib.num_terms, np.nan))
+
+
+def test_enkf_passes_checks_the_initial_ensemble():
+    """A NaN initial ensemble, or one of another state dimension than the observation
+    operator's, was accepted (NaN analyses, or a shape error deep in the first pass)."""
+    obs_op = IndexObservation(8, [0, 2, 4], noise_std=1.0)
+    with pytest.raises(ValueError, match="`initial_ensemble` contains non-finite"):
+        EnKFPasses(obs_op, EnKF(), jnp.full((4, 8), jnp.nan))
+    with pytest.raises(ValueError, match=r"`initial_ensemble` has shape \(4, 6\)"):
+        EnKFPasses(obs_op, EnKF(), jnp.zeros((4, 6)))

@@ -2,6 +2,7 @@
 form (SGD on quadratics, EMA recursion, clipping, early stopping, complex parameters)."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -308,6 +309,16 @@ def test_bad_arguments_are_named():
         )
     with pytest.raises(ValueError, match="`val_data` must have the same structure"):
         fit(model, _quadratic(1.0), data, batch_size=4, num_steps=1, val_data=[data[0]], **common)
+
+
+def test_min_delta_is_checked():
+    """A NaN `min_delta` was accepted: with it no validation loss ever counts as an
+    improvement, so early stopping ends the run after `early_stopping` evaluations, silently."""
+    model, data = Scalar(jnp.asarray(0.0)), _dummy(8)
+    common = dict(optimizer=optax.sgd(0.1), key=jax.random.key(0), progress=False)
+    for bad in (math.nan, -0.1):
+        with pytest.raises(ValueError, match="`min_delta` must be finite and non-negative"):
+            fit(model, _quadratic(1.0), data, batch_size=4, num_steps=1, min_delta=bad, **common)
 
 
 def test_evaluate_weights_batches_by_size(x64):
