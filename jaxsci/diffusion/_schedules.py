@@ -229,7 +229,10 @@ class VE(AbstractSchedule):
     alpha_t = 1, sigma_t = sigma_min (sigma_max / sigma_min)^t on t in [0, 1]; f = 0,
     g^2 = d sigma^2/dt = 2 sigma_t^2 log(sigma_max/sigma_min). Defaults sigma in
     [0.01, 50] are the score-SDE CIFAR-10 values. lambda = -log sigma_t, inverse
-    t = (-lambda - log sigma_min) / log(sigma_max / sigma_min).
+    t = (-lambda - log sigma_min) / log(sigma_max / sigma_min). t_max > 1 extrapolates past
+    sigma_max; the arguments must keep sigma(t_min) a normal float and sigma(t_max)^2 and g^2
+    finite in the default float dtype (float32: sigma(t_max) <= 4.5e18 at the defaults'
+    rate, i.e. t_max <= 5.58).
     """
 
     sigma_min: RealLike = _field(0.01)
