@@ -763,6 +763,9 @@ class UniPC(AbstractMultistepSampler):
 
     def __check_init__(self):
         _check_structure(self.order, (1, 2, 3), self.warmup)
+        check_callable(
+            "variant", self.variant, "a function hh -> B(h) such as jaxsci.diffusion.unipc_bh2"
+        )
 
     @property
     def final_steps_below(self) -> float:
@@ -771,9 +774,6 @@ class UniPC(AbstractMultistepSampler):
         if self.lower_order_final_below is not None:
             return self.lower_order_final_below
         return math.inf if self.order <= 2 else float(LOWER_ORDER_FINAL_STEPS)
-        check_callable(
-            "variant", self.variant, "a function hh -> B(h) such as jaxsci.diffusion.unipc_bh2"
-        )
 
     @property
     def convergence_order(self) -> int:
