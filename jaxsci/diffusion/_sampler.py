@@ -176,8 +176,8 @@ class AbstractSampler(eqx.Module):
     h_{n-1}/h_{n-2}, h_k the k-th step in lambda) exceeds `lower_order_final_ratio`
     (`LOWER_ORDER_FINAL_RATIO` = 1.4 for the data-prediction samplers DPM-Solver++(2M/3M),
     SDE-DPM-Solver++(2M) and UniPC-3; `math.inf`, the step count alone, for DEIS). UniPC-1/2
-    cap on every grid by default, as diffusers' UniPC does (see `UniPC`: with them the
-    observed order is kept).
+    cap on every grid by default, as diffusers' UniPC does, and UniPC-3 below 30 steps
+    (see `UniPC`: the observed orders are kept).
 
     Why the ratio: a multistep step extrapolates the model outputs of the earlier, shorter
     steps over the current one; when the steps grow fast toward the data end the

@@ -427,16 +427,18 @@ def test_lower_order_final_documented_orders(name, x64):
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_lower_order_final_unipc(order, x64):
     """UniPC: the final predictor (from the corrected point, with the model output at the
-    uncorrected one) is first order on a 6-step grid; on a 16-step logSNR-uniform grid too
-    for UniPC-2 (its default caps on every grid, as diffusers' UniPC), not for UniPC-3
-    (adaptive rule; UniP-1 is first order anyway); the first step is DDIM. Driven through
-    init/step to see the corrected point (history[2])."""
+    uncorrected one) is first order on a 6-step grid; on a 32-step logSNR-uniform grid too
+    for UniPC-2 (its default caps on every grid, as diffusers' UniPC), for UniPC-3 on 16
+    steps but not 32 (adaptive rule, below 30 steps; UniP-1 is first order anyway); the
+    first step is DDIM.
+    Driven through init/step to see the corrected point (history[2])."""
     sch = jd.VPLinear()
     sampler = jd.UniPC(order)
     den = jd.Denoiser(lambda t, y: MIX.eps(y, vp_alpha(t), vp_sigma(t)), sch)
     x_T = MIX.sample(jax.random.key(2), 3, float(vp_alpha(1.0)), float(vp_sigma(1.0)))
 
-    for n, lowered in ((6, True), (16, order == 2))[: 1 if order == 1 else 2]:
+    cases = {1: [(6, True)], 2: [(6, True), (32, True)], 3: [(6, True), (16, True), (32, False)]}
+    for n, lowered in cases[order]:
         grid = np.asarray(jd.time_grid(sch, n, jd.LogSNRUniform()))
 
         def drive(x, grid=grid, n=n):
@@ -643,7 +645,7 @@ def test_lower_order_final_values():
     # UniPC: by default every grid for UniPC-1/2 (as diffusers), the adaptive rule for UniPC-3
     assert jd.UniPC(2).lower_order_final_below is None
     assert jd.UniPC(1).final_steps_below == jd.UniPC(2).final_steps_below == math.inf
-    assert jd.UniPC(3).final_steps_below == jd.LOWER_ORDER_FINAL_STEPS == 15
+    assert jd.UniPC(3).final_steps_below == 30
     assert jd.UniPC(2, lower_order_final_below=15).final_steps_below == 15
     with pytest.raises((ValueError, TypeError), match=named("lower_order_final_below")):
         jd.UniPC(2, lower_order_final_below=0)
