@@ -17,7 +17,7 @@ def trajectory_dataset(
     model: AbstractDynamics | None = None,
     *,
     members: bool = False,
-    name: str = "y",
+    name: str = "ys",
     attrs: Mapping[str, Any] | None = None,
 ):
     """A trajectory as an `xarray.Dataset` with named dimensions, coordinates and attributes,
@@ -43,7 +43,8 @@ def trajectory_dataset(
         model: the model that produced `ys` (its state shape is checked against `ys`);
             None: a generic state without grid coordinates or model attributes.
         members: whether `ys` has a leading ensemble-member axis.
-        name: the name of the state variable.
+        name: the name of the state variable (default `ys`, as in `trajectory.npz`); not
+            one of the dimension names.
         attrs: further global attributes.
 
     Returns:
@@ -78,6 +79,11 @@ def trajectory_dataset(
         )
     dims, coords = state_dims(model, state_shape)
     lead_dims = ("member", "time") if members else ("time",)
+    if name in (*lead_dims, *dims):
+        raise ValueError(
+            f"`name` = {name!r} is one of the dataset's dimensions {(*lead_dims, *dims)}; "
+            "choose another name for the state variable."
+        )
     coords = {**coords, "time": ("time", ts_np, {"long_name": "model time"})}
     if members:
         coords["member"] = ("member", np.arange(ys_np.shape[0]), {"long_name": "ensemble member"})

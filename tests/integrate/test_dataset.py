@@ -24,9 +24,9 @@ def test_ode_trajectory_roundtrip(tmp_path):
     attrs = {"solver": "RK4", "adaptive": False, "tol": None, "config": {"dt": 0.01}}
     ds = integrate.trajectory_dataset(traj.ts, traj.ys, model, attrs=attrs)
     back = _roundtrip(ds, tmp_path)
-    assert back["y"].dims == ("time", "state")
-    np.testing.assert_array_equal(back["y"].values, np.asarray(traj.ys))
-    assert back["y"].dtype == np.float32  # stored as computed (float32 default)
+    assert back["ys"].dims == ("time", "state")
+    np.testing.assert_array_equal(back["ys"].values, np.asarray(traj.ys))
+    assert back["ys"].dtype == np.float32  # stored as computed (float32 default)
     np.testing.assert_array_equal(back["time"].values, np.asarray(traj.ts))
     np.testing.assert_array_equal(back["state"].values, [0, 1, 2])
     assert "member" not in back.dims
@@ -46,7 +46,7 @@ def test_pde_grid_coordinates(tmp_path):
     ts = np.arange(3) * 0.5
     ys = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
     back = _roundtrip(integrate.trajectory_dataset(ts, ys, model), tmp_path)
-    assert back["y"].dims == ("time", "x")
+    assert back["ys"].dims == ("time", "x")
     # the grid points x_j = j L / n of the periodic domain [0, L), L = 22 (the default)
     np.testing.assert_allclose(back["x"].values, np.arange(16) * 22.0 / 16)
     np.testing.assert_allclose(back["x"].values, model.grid.coordinates()[0])
@@ -59,10 +59,15 @@ def test_2d_grid_and_members():
     ds = integrate.trajectory_dataset(np.arange(4.0), ys, model, members=True, name="w")
     assert ds["w"].dims == ("member", "time", "x", "y")
     np.testing.assert_array_equal(ds["member"].values, [0, 1])
-    np.testing.assert_allclose(ds["y"].values, ds["x"].values)
+    np.testing.assert_allclose(ds["y"].values, ds["x"].values)  # the grid coordinates
+    # the default variable name `ys` never meets a grid axis (it used to be `y`: a clash)
+    default = integrate.trajectory_dataset(np.arange(4.0), ys[0], model)
+    assert default["ys"].dims == ("time", "x", "y")
+    with pytest.raises(ValueError, match="`name` = 'y' is one of the dataset's dimensions"):
+        integrate.trajectory_dataset(np.arange(4.0), ys[0], model, name="y")
     # no model: generic state axes
     plain = integrate.trajectory_dataset(np.arange(4.0), ys[0])
-    assert plain["y"].dims == ("time", "state_0", "state_1") and "model" not in plain.attrs
+    assert plain["ys"].dims == ("time", "state_0", "state_1") and "model" not in plain.attrs
 
 
 def test_bad_shapes_name_the_argument():

@@ -101,10 +101,12 @@ def test_config_runs(config, tmp_path, capsys):
 
     # the netCDF twin (output.netcdf defaults to true): every seed, no ensemble by default
     with xr.open_dataset(out / "assimilation.nc") as nc:
+        # a spectral PDE's state is on its grid axis `x`, an ODE's is `state`
+        space = "x" if raw["model"]["name"] == "KuramotoSivashinsky" else "state"
         assert dict(nc.sizes) == {
             "seed": seeds,
             "time": n_cycles,
-            "state": dim,
+            space: dim,
             "obs": data["observed_indices"].size,
         }
         np.testing.assert_array_equal(nc["truth"][0], data["truth"])

@@ -88,8 +88,8 @@ def test_netcdf_trajectory_matches_npz(tmp_path):
     run_dir, _ = run_config(cfg, tmp_path / "run", echo=False)
     npz = np.load(run_dir / "trajectory.npz")
     with xr.open_dataset(run_dir / "trajectory.nc") as nc:
-        assert nc["y"].dims == ("time", "x")
-        np.testing.assert_array_equal(nc["y"], npz["ys"])
+        assert nc["ys"].dims == ("time", "x")
+        np.testing.assert_array_equal(nc["ys"], npz["ys"])
         np.testing.assert_array_equal(nc["time"], npz["ts"])
         length = nc.attrs["model_length"]  # Burgers' default periodic domain [0, 2 pi)
         assert length == pytest.approx(2 * np.pi)
