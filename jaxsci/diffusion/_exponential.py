@@ -56,6 +56,7 @@ from ._sampler import (
     lower_order_final_field,
     lower_order_final_ratio_field,
     step_info,
+    threshold_float,
 )
 
 Grid = Float[Array, " n1"]
@@ -86,7 +87,7 @@ def _check_weight_below(value: float) -> float:
             "`published_weight_below` must be a number of steps >= 0 (0: the third-order "
             f"weight on every grid; math.inf: the published weight on every grid), got {value!r}."
         )
-    return float(value)
+    return threshold_float(value)
 
 
 def _effective_order(order, i, g, lower_order_final, below, ratio, history_limited):

@@ -86,7 +86,16 @@ def check_lower_order_final_below(value: float) -> float:
             f"`lower_order_final_below` must be a positive number of steps (math.inf: every "
             f"grid), got {value!r}."
         )
-    return float(value)
+    return threshold_float(value)
+
+
+def threshold_float(value: int | float) -> float:
+    """A step-count or ratio threshold as a float; an int beyond the float range is
+    math.inf (it exceeds every grid), not an OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def lower_order_final_field(default: bool = True):
@@ -115,7 +124,7 @@ def check_lower_order_final_ratio(value: float) -> float:
             f"`lower_order_final_ratio` must be a step ratio >= 1 (math.inf: the step-count "
             f"rule alone), got {value!r}."
         )
-    return float(value)
+    return threshold_float(value)
 
 
 def final_step_growth(lam: Float[Array, " n1"]) -> Float[Array, ""]:

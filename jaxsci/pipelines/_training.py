@@ -4,6 +4,7 @@ record each task module exports (its config sections and its run function)."""
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ def check_divides(key: str, n: int, big: int, big_key: str) -> None:
 def check_multiple(key: str, value: float, base: float, base_key: str) -> None:
     """A ConfigError on `key` unless `value` is a whole multiple (>= 1) of `base`."""
     ratio = value / base
-    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
+    if not math.isfinite(ratio) or ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6:
         raise ConfigError(key, f"expected a multiple of {base_key} = {base:g}, got {value:g}")
 
 

@@ -647,6 +647,13 @@ def test_lower_order_final_values():
     assert jd.UniPC(1).final_steps_below == jd.UniPC(2).final_steps_below == math.inf
     assert jd.UniPC(3).final_steps_below == 30
     assert jd.UniPC(2, lower_order_final_below=15).final_steps_below == 15
+    # thresholds beyond the float range mean "every grid" (found by the slow constructor
+    # fuzz: an OverflowError converting 10**400 to float)
+    assert jd.UniPC(3, lower_order_final_below=10**400).final_steps_below == math.inf
+    assert jd.DEIS(3, lower_order_final_ratio=10**400).lower_order_final_ratio == math.inf
+    assert jd.DPMSolverPPMultistep(3, published_weight_below=10**400).published_weight_below == (
+        math.inf
+    )
     with pytest.raises((ValueError, TypeError), match=named("lower_order_final_below")):
         jd.UniPC(2, lower_order_final_below=0)
     for bad in (-1, "few", True, float("nan")):

@@ -154,6 +154,11 @@ def test_bad_task_specific_keys_are_named():
     raw["data"]["step"] = 0.3
     with pytest.raises(ConfigError, match="data.step: expected a multiple of dt"):
         resolve(raw)
+    # a lead so large that lead / dt overflows is refused by name (was an OverflowError)
+    raw = yaml.safe_load(TRAIN_CONFIGS["ensemble_crps"].read_text())
+    raw["data"]["lead"] = 1.8e306
+    with pytest.raises(ConfigError, match="lead: expected a multiple of dt"):
+        resolve(raw)
     raw = yaml.safe_load(TRAIN_CONFIGS["ensemble_crps"].read_text())
     raw["loss"]["kind"] = "unfair"
     with pytest.raises(ConfigError, match="loss.kind"):
