@@ -104,30 +104,36 @@ def test_interruptible_assimilation_matches_the_plain_one():
 
 
 @pytest.mark.slow  # a twin experiment
-def test_interrupted_assimilation_scores_the_cycles_that_ran():
+def _interrupted_twin(obs, **kwargs):
+    """A 400-cycle ETKF twin experiment on 8-site Lorenz-96 from the default state + 0.5, whose
+    RK4 flow sends SIGINT when it reaches t = 2.0 (step 40), inside a `deferred_interrupts`
+    block; returns the result and whether a stop was requested."""
     model = dynamics.Lorenz96(n=8, forcing=8.0)
 
-    def flow(y, t0, t1):  # RK4 steps that send SIGINT in the filter's cycle 40 (t0 = 2.0)
+    def flow(y, t0, t1):
         jax.debug.callback(lambda t: _send_sigint_at(round(float(t) / 0.05)), t0)
         return integrate.Flow(model, 0.05, integrate.RK4())(y, t0, t1)
 
-    obs = filters.IndexObservation(8, jnp.arange(8), noise_cov=1.0)
-    x0 = model.default_initial_state() + 0.5
     with jaxsci.deferred_interrupts() as flag:
         res = filters.assimilate(
             jax.random.key(0),
             flow,
             obs,
             filters.ETKF(),
-            x0,
+            jnp.asarray(model.default_initial_state()) + 0.5,
             n_cycles=400,
             dt=0.05,
-            ensemble_size=8,
-            burn_in=0.5,
             interruptible=True,
+            **kwargs,
         )
         jax.block_until_ready(res)
-    assert flag.requested
+    return res, flag.requested
+
+
+def test_interrupted_assimilation_scores_the_cycles_that_ran():
+    obs = filters.IndexObservation(8, jnp.arange(8), noise_cov=1.0)
+    res, requested = _interrupted_twin(obs, ensemble_size=8, burn_in=0.5)
+    assert requested
     done = np.asarray(res.filter.completed)
     n_done = int(done.sum())
     # the truth run stopped at its first check after its step 40, the filter at once
@@ -167,29 +173,11 @@ class _CountingObservation(filters.AbstractObservation):
 
 @pytest.mark.slow  # a twin experiment
 def test_interrupted_assimilation_draws_no_observations_for_cycles_not_run():
-    model = dynamics.Lorenz96(n=8, forcing=8.0)
-
-    def flow(y, t0, t1):  # RK4 steps that send SIGINT in the truth run's step 40 (t0 = 2.0)
-        jax.debug.callback(lambda t: _send_sigint_at(round(float(t) / 0.05)), t0)
-        return integrate.Flow(model, 0.05, integrate.RK4())(y, t0, t1)
-
     inner = filters.IndexObservation(8, jnp.arange(8), noise_cov=1.0)
     obs = _CountingObservation(inner.noise, inner.state_dim, inner.locations, inner)
     _drawn[0] = 0
-    with jaxsci.deferred_interrupts() as flag:
-        res = filters.assimilate(
-            jax.random.key(0),
-            flow,
-            obs,
-            filters.ETKF(),
-            jnp.asarray(model.default_initial_state()) + 0.5,
-            n_cycles=400,
-            dt=0.05,
-            ensemble_size=4,
-            interruptible=True,
-        )
-        jax.block_until_ready(res)
-    assert flag.requested
+    res, requested = _interrupted_twin(obs, ensemble_size=4)
+    assert requested
     # The truth run stopped at its first check after step 40, the filter within a few
     # cycles: observations were drawn for the cycles that ran only (one uninterruptible
     # draw of all cycles before the filter took seconds for 4e5 cycles).

@@ -69,6 +69,9 @@ Example = Float[Array, "*shape"]
 _D2_WEIGHT = 2.0
 # UniPC-3 caps its final steps on grids of fewer steps than this by default (`UniPC`).
 UNIPC3_FINAL_STEPS = 30
+# The lambda scale of that damping (a module constant, patched by the scale study of
+# `benchmarks/study_diffusion_final_steps.py`).
+_D2_DAMPING_SCALE = 1.0
 # The damped weight applies on grids of at least this many steps; shorter grids use the
 # published weight 1 (`DPMSolverPPMultistep.published_weight_below`).
 PUBLISHED_3M_WEIGHT_BELOW = 15
@@ -470,7 +473,7 @@ class DPMSolverPPMultistep(AbstractMultistepSampler):
             if _n_steps(g) < self.published_weight_below:
                 weight = 1.0
             else:  # 2 - h + O(h^2): third order, and the published 1 on long steps
-                weight = 1.0 + (_D2_WEIGHT - 1.0) * jnp.exp(-h)
+                weight = 1.0 + (_D2_WEIGHT - 1.0) * jnp.exp(-h / _D2_DAMPING_SCALE)
             return ratio * x + a_t * h * (p1 * ms[0] + p2 * d1 + weight * p3 * d2)
 
         q = _effective_order(
