@@ -48,6 +48,8 @@ from ._problems import (
     posteriordb_check as posteriordb_check,
     posteriordb_reference as posteriordb_reference,
     thinned_draws as thinned_draws,
+    twin_logdensity as twin_logdensity,
+    twin_problem as twin_problem,
 )
 from ._result import PosteriorResult as PosteriorResult
 from ._samplers import (

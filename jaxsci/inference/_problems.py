@@ -17,13 +17,14 @@ from importlib import resources
 from typing import Any, NamedTuple, cast
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_positive
 from .._custom_types import Array, ArrayLike, Float, Key
-from ..dynamics import Lorenz63, LotkaVolterra
+from ..dynamics import AbstractDynamics, Lorenz63, LotkaVolterra
 from ._result import PosteriorResult
 from ._simulator import ODESolution, log_likelihood, observe, solve_ode
 from ._target import AbstractTarget, LogDensity, NumpyroModel
@@ -151,17 +152,6 @@ def lotka_volterra_model(
 L63_PARAMS = ("sigma", "rho", "beta")
 
 
-def _l63_logdensity(params, *, ts, y0, y_obs, observed, noise_std, prior_loc, prior_scale, solve):
-    import numpyro.distributions as dist
-
-    lp = 0.0
-    for name, loc, scale in zip(L63_PARAMS, prior_loc, prior_scale, strict=True):
-        lp += dist.LogNormal(jnp.log(loc), scale).log_prob(params[name])
-    sol = lorenz63_simulate(params, y0, ts, **solve)
-    idx = jnp.asarray(observed)
-    return lp + log_likelihood(sol, lambda ys: dist.Normal(ys[:, idx], noise_std), y_obs)
-
-
 def lorenz63_posterior(
     ts: Float[Array, " T"],
     y0: Float[Array, "3"],
@@ -185,47 +175,25 @@ def lorenz63_posterior(
     The solve (`solve_ode`): Dormand-Prince at (rtol, atol) by default, or a fixed-step
     `solver` with step `dt0`; `sensitivity` as `solve_ode`.
     """
-    ts = jnp.asarray(ts)
-    y_obs = jnp.asarray(y_obs)
-    observed = tuple(int(i) for i in observed)
-    if not observed or any(not 0 <= i < 3 for i in observed) or len(set(observed)) != len(observed):
-        raise ValueError(f"`observed` must be distinct indices in [0, 3), got {observed}.")
-    if ts.ndim != 1:
-        raise ValueError(f"`ts` must be 1-D, got shape {ts.shape}.")
-    if y_obs.shape != (ts.shape[0], len(observed)):
-        raise ValueError(
-            f"`y_obs` has shape {y_obs.shape}, expected (len(ts), len(observed)) = "
-            f"{(ts.shape[0], len(observed))}."
-        )
     if jnp.shape(y0) != (3,):
         raise ValueError(f"`y0` must have shape (3,), got {jnp.shape(y0)}.")
-    if not noise_std > 0:
-        raise ValueError(f"`noise_std` must be positive, got {noise_std}.")
-    import numpyro.distributions as dist
-
-    fn = functools.partial(
-        _l63_logdensity,
-        ts=ts,
-        y0=jnp.asarray(y0),
-        y_obs=y_obs,
-        observed=observed,
-        noise_std=float(noise_std),
-        prior_loc=tuple(float(v) for v in prior_loc),
-        prior_scale=tuple(float(v) for v in prior_scale),
-        solve={
-            "rtol": rtol,
-            "atol": atol,
-            "max_steps": max_steps,
-            "sensitivity": sensitivity,
-            "solver": solver,
-            "dt0": dt0,
-        },
+    return twin_logdensity(
+        Lorenz63(),
+        L63_PARAMS,
+        ts,
+        y0,
+        y_obs,
+        observed=tuple(observed),
+        noise_std=noise_std,
+        prior_loc=prior_loc,
+        prior_scale=prior_scale,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        sensitivity=sensitivity,
+        solver=solver,
+        dt0=dt0,
     )
-    prior = {
-        name: dist.LogNormal(jnp.log(loc), scale)
-        for name, loc, scale in zip(L63_PARAMS, prior_loc, prior_scale, strict=True)
-    }
-    return LogDensity(fn, {name: "positive" for name in L63_PARAMS}, prior=prior)
 
 
 def lorenz63_simulate(params: dict[str, Array], y0: Array, ts: Array, **kwargs) -> ODESolution:
@@ -358,46 +326,208 @@ def lorenz63_problem(
     components at `num_obs` times `obs_interval` apart, from the model's default initial
     state (known) at t = 0.
 
-    The data: the trajectory of the true parameters solved at rtol = atol = 1e-9, its
-    `observed` components plus N(0, noise_std^2) noise drawn from `key`. The target:
-    `lorenz63_posterior` with log-normal priors (`prior_loc` medians, `prior_scale`
-    log-scales) and the solve `solve` (`lorenz63_posterior`'s keywords; default
-    Dormand-Prince at rtol = atol = 1e-6, 4096 steps). The predictive re-simulates the noisy
-    observations per draw; the curves solve thinned draws on 401 times.
+    `twin_problem` on `Lorenz63(sigma, rho, beta)`: the data are the trajectory of the true
+    parameters solved at rtol = atol = 1e-9, its `observed` components plus N(0,
+    noise_std^2) noise drawn from `key`; the target has log-normal priors (`prior_loc`
+    medians, `prior_scale` log-scales) and the solve `solve` (`lorenz63_posterior`'s
+    keywords; default Dormand-Prince at rtol = atol = 1e-6, 4096 steps). The predictive
+    re-simulates the noisy observations per draw; the curves solve thinned draws on 401
+    times.
 
     Raises:
         ValueError: if the true parameters do not give a finite solve, or bad arguments.
     """
-    kwargs = {"rtol": 1e-6, "atol": 1e-6, "max_steps": 4096, **solve}
     check_positive("obs_interval", obs_interval)
-    check_positive("noise_std", noise_std)
     num_obs = check_int("num_obs", num_obs)
-    y0 = Lorenz63().default_initial_state()
-    ts = obs_interval * np.arange(1, num_obs + 1)
-    index = np.asarray(observed)
-    clean = solve_ode(Lorenz63(sigma, rho, beta), y0, jnp.asarray(ts), t0=0.0, rtol=1e-9, atol=1e-9)
-    if not bool(clean.ok):
-        raise ValueError(
-            f"the true parameters (sigma, rho, beta) = {(sigma, rho, beta)} do not give a "
-            "finite solve."
-        )
-    noise = noise_std * np.asarray(jax.random.normal(key, (len(ts), len(index))))
-    y_obs = np.asarray(clean.ys)[:, index] + noise
-    target = lorenz63_posterior(
-        jnp.asarray(ts),
-        y0,
-        jnp.asarray(y_obs),
-        observed=tuple(observed),
+    return twin_problem(
+        key,
+        Lorenz63(sigma, rho, beta),
+        L63_PARAMS,
+        obs_times=obs_interval * np.arange(1, num_obs + 1),
+        observed=observed,
         noise_std=noise_std,
         prior_loc=prior_loc,
         prior_scale=prior_scale,
+        labels=("x", "y", "z"),
+        name="lorenz63",
+        max_draws=max_draws,
+        **solve,
+    )
+
+
+def _with_parameters(model: AbstractDynamics, names: tuple[str, ...], params: dict) -> Any:
+    """`model` with the fields `names` replaced by `params[name]` (in the field's dtype)."""
+    values = tuple(jnp.asarray(params[n], jnp.result_type(getattr(model, n))) for n in names)
+    return eqx.tree_at(lambda m: tuple(getattr(m, n) for n in names), model, values)
+
+
+def _twin_logdensity(params, *, model, names, ts, y0, y_obs, observed, noise_std, prior, solve):
+    import numpyro.distributions as dist
+
+    lp = 0.0
+    for name in names:
+        lp += prior[name].log_prob(params[name])
+    sol = solve_ode(_with_parameters(model, names, params), y0, ts, t0=0.0, **solve)
+    idx = jnp.asarray(observed)
+    return lp + log_likelihood(sol, lambda ys: dist.Normal(ys[:, idx], noise_std), y_obs)
+
+
+def twin_logdensity(
+    model: AbstractDynamics,
+    names: tuple[str, ...],
+    ts: Float[ArrayLike, " T"],
+    y0: Float[ArrayLike, " dim"],
+    y_obs: Float[ArrayLike, "T k"],
+    *,
+    observed: tuple[int, ...],
+    noise_std: float,
+    prior_loc: tuple[float, ...],
+    prior_scale: tuple[float, ...],
+    **solve: Any,
+) -> LogDensity:
+    """The posterior of the scalar parameter fields `names` of any ODE `model` given
+    y_obs[t] ~ N(x(ts[t])[observed], noise_std^2 I), x solved by `solve_ode` from the known
+    state `y0` at t = 0 with the other fields of `model` fixed.
+
+    Priors: each parameter ~ LogNormal(log prior_loc, prior_scale), independent and
+    positive (rates, coefficients). `solve`: `solve_ode`'s keywords (default Dormand-Prince
+    at rtol 1e-6, atol 1e-8). A failed solve (step budget, non-finite state) gives -inf.
+    """
+    import numpyro.distributions as dist
+
+    names = tuple(names)
+    ts, y0, y_obs = jnp.asarray(ts), jnp.asarray(y0), jnp.asarray(y_obs)
+    model.check_state(y0, "y0")
+    dim = int(math.prod(model.state_shape))
+    observed = tuple(int(i) for i in observed)
+    if (
+        not observed
+        or any(not 0 <= i < dim for i in observed)
+        or len(set(observed)) != len(observed)
+    ):
+        raise ValueError(f"`observed` must be distinct indices in [0, {dim}), got {observed}.")
+    if ts.ndim != 1:
+        raise ValueError(f"`ts` must be 1-D, got shape {ts.shape}.")
+    if y_obs.shape != (ts.shape[0], len(observed)):
+        raise ValueError(
+            f"`y_obs` has shape {y_obs.shape}, expected (len(ts), len(observed)) = "
+            f"{(ts.shape[0], len(observed))}."
+        )
+    check_positive("noise_std", noise_std)
+    for key, values in (("prior_loc", prior_loc), ("prior_scale", prior_scale)):
+        if len(values) != len(names) or any(not float(v) > 0 for v in values):
+            raise ValueError(
+                f"`{key}` must hold {len(names)} positive numbers (one per name in "
+                f"{names}), got {tuple(values)}."
+            )
+    prior = {
+        name: dist.LogNormal(jnp.log(float(loc)), float(scale))
+        for name, loc, scale in zip(names, prior_loc, prior_scale, strict=True)
+    }
+    fn = functools.partial(
+        _twin_logdensity,
+        model=model,
+        names=names,
+        ts=ts,
+        y0=y0,
+        y_obs=y_obs,
+        observed=observed,
+        noise_std=float(noise_std),
+        prior=prior,
+        solve=solve,
+    )
+    return LogDensity(fn, {name: "positive" for name in names}, prior=prior)
+
+
+def twin_problem(
+    key: Key,
+    model: AbstractDynamics,
+    names: tuple[str, ...] | list[str],
+    *,
+    obs_times: Float[ArrayLike, " T"],
+    prior_loc: tuple[float, ...] | list[float],
+    prior_scale: float | tuple[float, ...] | list[float] = 0.3,
+    observed: tuple[int, ...] | list[int] | None = None,
+    noise_std: float = 1.0,
+    y0: Float[ArrayLike, " dim"] | None = None,
+    labels: tuple[str, ...] | None = None,
+    name: str | None = None,
+    max_draws: int = 400,
+    **solve: Any,
+) -> PosteriorProblem:
+    """A twin experiment on any ODE model: its scalar parameter fields `names` from noisy
+    observations of some components, as a `PosteriorProblem` (what the `posterior` pipeline
+    samples, checks and plots).
+
+    The truth is `model` itself (its field values). The data: its trajectory from `y0`
+    (default `model.default_initial_state()`, known) at t = 0, solved at rtol = atol = 1e-9
+    and saved at `obs_times` (> 0, increasing), its `observed` components (default all)
+    plus N(0, noise_std^2) noise drawn from `key`. The target: `twin_logdensity` with
+    log-normal priors (`prior_loc` medians, `prior_scale` log-scales, one or per name) and
+    the solve `solve` (`solve_ode`'s keywords; default Dormand-Prince at rtol = atol = 1e-6,
+    4096 steps). The predictive re-simulates the noisy observations per draw; the curves
+    solve about `max_draws` thinned draws on 401 times.
+
+    Arguments:
+        key: PRNG key of the observation noise.
+        model: the true model (an `AbstractDynamics` with a vector state).
+        names: the inferred fields (scalar, positive) of `model`.
+        obs_times: observation times, (T,).
+        labels: a label per state component (default `x[i]`).
+        name: the problem's name (default the model's class name).
+
+    Raises:
+        ValueError: a bad argument (naming it), or the true parameters do not give a
+            finite solve.
+    """
+    names = tuple(names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"`names` must be distinct field names, got {names}.")
+    for n in names:
+        value = getattr(model, n, None)
+        if value is None or jnp.ndim(value) != 0:
+            raise ValueError(f"`names`: {n!r} is not a scalar field of {type(model).__name__}.")
+    if len(model.state_shape) != 1:
+        raise ValueError(f"`model` must have a vector state, got state shape {model.state_shape}.")
+    dim = model.state_shape[0]
+    index = np.arange(dim) if observed is None else np.asarray(observed, dtype=int)
+    if isinstance(prior_scale, int | float):
+        prior_scale = (float(prior_scale),) * len(names)
+    ts = np.asarray(obs_times, dtype=float)
+    if ts.ndim != 1 or ts.size == 0 or not ts[0] > 0 or np.any(np.diff(ts) <= 0):
+        raise ValueError(f"`obs_times` must be increasing times > 0, got {obs_times}.")
+    check_positive("noise_std", noise_std)
+    max_draws = check_int("max_draws", max_draws)
+    kwargs = {"rtol": 1e-6, "atol": 1e-6, "max_steps": 4096, **solve}
+    y0 = jnp.asarray(model.default_initial_state() if y0 is None else y0)
+    model.check_state(y0, "y0")
+    clean = solve_ode(model, y0, jnp.asarray(ts), t0=0.0, rtol=1e-9, atol=1e-9)
+    truth = {n: float(getattr(model, n)) for n in names}
+    if not bool(clean.ok):
+        raise ValueError(
+            f"the true parameters {truth} of {type(model).__name__} do not give a finite solve."
+        )
+    noise = noise_std * np.asarray(jax.random.normal(key, (len(ts), len(index))))
+    y_obs = np.asarray(clean.ys)[:, index] + noise
+    target = twin_logdensity(
+        model,
+        names,
+        ts,
+        y0,
+        y_obs,
+        observed=tuple(int(i) for i in index),
+        noise_std=noise_std,
+        prior_loc=tuple(prior_loc),
+        prior_scale=tuple(prior_scale),
         **kwargs,
     )
     plain = {k: v for k, v in kwargs.items() if k != "sensitivity"}
     fine = np.linspace(0.0, ts[-1], 401)
 
     def simulate(key, params):
-        sol = lorenz63_simulate(params, y0, jnp.asarray(ts), **plain)
+        sol = solve_ode(
+            _with_parameters(model, names, params), y0, jnp.asarray(ts), t0=0.0, **plain
+        )
         ys = sol.ys[:, index]
         return {"y": ys + noise_std * jax.random.normal(key, ys.shape, ys.dtype)}
 
@@ -407,24 +537,27 @@ def lorenz63_problem(
     def curves(result):
         params = thinned_draws(result, max_draws)
 
-        def curve(sigma, rho, beta):
-            model = Lorenz63(sigma, rho, beta)
-            return solve_ode(model, y0, jnp.asarray(fine[1:]), t0=0.0, **plain).ys
+        def curve(draw):
+            m = _with_parameters(model, names, draw)
+            return solve_ode(m, y0, jnp.asarray(fine[1:]), t0=0.0, **plain).ys
 
-        paths = jax.jit(jax.vmap(curve))(params["sigma"], params["rho"], params["beta"])
-        paths = np.concatenate([np.broadcast_to(np.asarray(y0), (len(paths), 1, 3)), paths], 1)
+        paths = jax.jit(jax.vmap(curve))({n: params[n] for n in names})
+        paths = np.concatenate([np.broadcast_to(np.asarray(y0), (len(paths), 1, dim)), paths], 1)
         return PredictiveCurves(fine, np.asarray(paths)[:, :, index])
 
+    labels = tuple(f"x[{i}]" for i in range(dim)) if labels is None else tuple(labels)
+    if len(labels) != dim:
+        raise ValueError(f"`labels` must hold {dim} labels (one per component), got {labels}.")
     return PosteriorProblem(
-        name="lorenz63",
+        name=type(model).__name__ if name is None else name,
         target=target,
         observed={"y": y_obs},
         obs_times=ts,
         obs_values=y_obs,
-        labels=tuple(("x", "y", "z")[i] for i in observed),
+        labels=tuple(labels[i] for i in index),
         predictive=predictive,
         curves=curves,
-        truth={"sigma": sigma, "rho": rho, "beta": beta},
+        truth=truth,
     )
 
 

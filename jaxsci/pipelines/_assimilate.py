@@ -36,7 +36,15 @@ from .. import filters, integrate, smc
 from .._interrupts import deferred_interrupts
 from . import _plots
 from ._files import PartialRun, write_netcdf
-from ._models import MODELS, build_model, params_section
+from ._models import (
+    MODELS,
+    check_default_state,
+    model_name,
+    model_of,
+    model_option,
+    model_params,
+    params_section,
+)
 from ._schema import ConfigError, option, section, to_dict
 from ._simulate import check_solver, make_solver, solver_option
 
@@ -101,7 +109,13 @@ class ObservationsSection:
 
 @dataclasses.dataclass(frozen=True)
 class FilterSection:
-    method: str = option("etkf", choices=METHODS, help="the analysis scheme")
+    method: str = option(
+        "etkf",
+        choices=METHODS,
+        help="the analysis scheme; from Python, a filter object (any filters.AbstractFilter, "
+        "with its own inflation, localisation, ...) instead",
+        objects=filters.AbstractFilter,
+    )
     ensemble_size: int = option(20, ge=2, help="members (particles for pf)")
     inflation: float = option(1.0, gt=0.0, help="multiplicative inflation of analysis anomalies")
     rtps: float = option(0.0, ge=0.0, le=1.0, help="relaxation to prior spread (0: off)")
@@ -132,8 +146,24 @@ class FilterSection:
         "of such a particle (not DAPPER's), all = every particle (DAPPER's nuj=False)",
     )
 
+    @property
+    def is_particle(self) -> bool:
+        """Whether the scheme is a particle filter (log-weights, ESS)."""
+        if isinstance(self.method, filters.AbstractFilter):
+            return isinstance(self.method, filters.AbstractParticleFilter)
+        return self.method == "pf"
+
     def __post_init__(self):
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if isinstance(self.method, filters.AbstractFilter):
+            for key in defaults:
+                if key not in ("method", "ensemble_size") and getattr(self, key) != defaults[key]:
+                    raise ConfigError(
+                        key,
+                        "is not used with a filter object as `method` (set it on the object, "
+                        "e.g. wrap it in filters.Inflation / RTPS); remove it",
+                    )
+            return
         used_by = {
             "rotate": ("etkf", "letkf"),
             "loc_rad": ("letkf",),
@@ -212,7 +242,7 @@ class OutputSection:
 class AssimilateConfig:
     """Schema of the `assimilate` pipeline (the top-level `pipeline:` key is handled apart)."""
 
-    model: ModelSection = option(help="which model and its parameters")
+    model: ModelSection = model_option()
     seed: int | list[int] = option(
         0, help="PRNG seed, or a list of seeds run as one vmapped call (median rmse_a)"
     )
@@ -231,9 +261,15 @@ class AssimilateConfig:
             raise ConfigError("seed", f"expected seeds >= 0, got {self.seed}")
         if len(set(seeds)) != len(seeds):
             raise ConfigError("seed", f"expected distinct seeds, got {self.seed}")
-        model = build_model(self.model.name, self.model.params)
+        model = model_of(self.model)
+        check_default_state(model)
+        if len(model.state_shape) != 1:
+            raise ConfigError(
+                "model",
+                f"expected a model with a vector state, got state shape {model.state_shape}",
+            )
         dim = math.prod(model.state_shape)
-        check_solver(self.flow.solver, self.model.name, model, "flow.solver")
+        check_solver(self.flow.solver, model_name(self.model), model, "flow.solver")
         obs = self.observations
         if obs.indices is not None:
             bad = [i for i in obs.indices if not 0 <= i < dim]
@@ -261,7 +297,7 @@ class AssimilateConfig:
                 f"{self.experiment.n_cycles} x {interval:g} = {run_length:g}, got "
                 f"{self.experiment.burn_in:g} (no cycle would be left to score)",
             )
-        if self.filter.method == "letkf" and self.model.name == "Lorenz63":
+        if self.filter.method == "letkf" and model_name(self.model) == "Lorenz63":
             raise ConfigError("filter.method", "letkf needs a spatial model, not Lorenz63")
         if self.filter.batch_size > dim:
             raise ConfigError(
@@ -282,6 +318,8 @@ def observed_indices(cfg: ObservationsSection, dim: int) -> np.ndarray:
 
 def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractFilter:
     """The analysis scheme of `cfg`, with its relaxation and inflation wrappers."""
+    if isinstance(cfg.method, filters.AbstractFilter):
+        return cfg.method
     if cfg.method == "pf":
         return filters.BootstrapPF(
             RESAMPLING_SCHEMES[cfg.resampling],
@@ -309,6 +347,8 @@ def make_filter(cfg: FilterSection, obs_op) -> filters.AbstractFilter:
 
 def filter_label(cfg: FilterSection) -> str:
     """'LETKF N=7, infl 1.04, loc_rad 4' style description of the filter settings."""
+    if isinstance(cfg.method, filters.AbstractFilter):
+        return f"{type(cfg.method).__name__} N={cfg.ensemble_size}"
     parts = [f"{_METHOD_NAMES[cfg.method]} N={cfg.ensemble_size}"]
     if cfg.method == "pf":
         parts.append(f"{cfg.resampling}, NER {cfg.ess_threshold:g}")
@@ -343,7 +383,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     """Run the twin experiment(s); save `assimilation.npz` (and `assimilation.nc` unless
     `output.netcdf` is false), plots; return the metrics."""
     start = time.perf_counter()
-    model = build_model(config.model.name, config.model.params)
+    model, name = model_of(config.model), model_name(config.model)
     dim = math.prod(model.state_shape)
     solver = make_solver(config.flow.solver, model)
     flow = integrate.Flow(model, config.flow.dt, solver, max_steps=_MAX_FLOW_STEPS)
@@ -361,8 +401,8 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     obs_op = filters.IndexObservation(dim, idx, noise_cov=ocfg.noise_std**2)
     filt = make_filter(fcfg, obs_op)
     seeds = seeds_of(config)
-    params = to_dict(config.model.params)
-    logger.info("model %s %s, state dimension %d", config.model.name, params, dim)
+    params = model_params(config.model)
+    logger.info("model %s %s, state dimension %d", name, params, dim)
     logger.info(
         "flow %s dt=%g; %d of %d variables observed every %g (noise std %g)",
         type(solver).__name__,
@@ -441,7 +481,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     }
     if n_done < ecfg.n_cycles:
         metrics["n_cycles_planned"] = ecfg.n_cycles
-    if fcfg.method == "pf":
+    if fcfg.is_particle:
         ess = np.asarray(result.filter.ess)[:, completed]
         metrics["ess_mean"] = float(np.mean(ess)) if n_done else float("nan")
     if len(seeds) > 1:
@@ -508,7 +548,7 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     if config.plot.enabled:
         with _plots.guard():
             heading = _plots.assimilation_title(
-                config.model.name,
+                name,
                 params,
                 filter_label(fcfg),
                 f"{idx.size}/{dim} observed every {interval:g}, noise std {ocfg.noise_std:.3g}",

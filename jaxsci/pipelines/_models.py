@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import dynamics, spectral
-from ._schema import ConfigError, option, to_dict
+from ._schema import ConfigError, object_record, option, to_dict
 
 #: Config name -> model class. Names are the class names (matched case-insensitively).
 MODELS: dict[str, type] = {
@@ -85,3 +85,44 @@ def build_model(name: str, params: Mapping[str, Any] | Any, key: str = "model.pa
 
 def is_semilinear(model) -> bool:
     return isinstance(model, dynamics.AbstractSemilinear)
+
+
+def model_option(help: str = "which model and its parameters", **kwargs) -> Any:
+    """The `model` option: a section naming a zoo model, or (from Python) a model object."""
+    return option(
+        help=help + "; from Python, a model object (any AbstractDynamics) instead",
+        objects=dynamics.AbstractDynamics,
+        **kwargs,
+    )
+
+
+def model_of(model: Any, key: str = "model.params"):
+    """The model of a validated `model` value: the object given from Python, or the zoo model
+    its section names."""
+    if isinstance(model, dynamics.AbstractDynamics):
+        return model
+    return build_model(model.name, model.params, key)
+
+
+def model_name(model: Any) -> str:
+    """A model value's name: the zoo name of a section, the class name of an object."""
+    return type(model).__name__ if isinstance(model, dynamics.AbstractDynamics) else model.name
+
+
+def model_params(model: Any) -> dict:
+    """A model value's parameters for logs and labels: a section's params, an object's scalar
+    fields."""
+    if isinstance(model, dynamics.AbstractDynamics):
+        return object_record(model)["fields"]
+    return dict(to_dict(model.params))
+
+
+def check_default_state(model: Any, key: str = "model") -> None:
+    """A ConfigError on `key` when a model object cannot give its initial state (the
+    pipelines start from `default_initial_state()`)."""
+    try:
+        model.default_initial_state()
+    except NotImplementedError as err:
+        raise ConfigError(
+            key, f"{err} The pipelines start from it: define `default_initial_state`."
+        ) from None

@@ -160,10 +160,25 @@ class PlotSection:
 class PosteriorConfig:
     """Schema of the `posterior` pipeline (the top-level `pipeline:` key is handled apart)."""
 
-    problem: ProblemSection = option(help="the posterior to sample")
+    problem: ProblemSection = option(
+        help="the posterior to sample; from Python, an inference.PosteriorProblem object "
+        "instead (e.g. inference.twin_problem on your own model class)",
+        objects=inference.PosteriorProblem,
+    )
     solver: SolverSection = section(SolverSection)
     sampler: SamplerSection = section(SamplerSection)
     plot: PlotSection = section(PlotSection)
+
+    def __post_init__(self):
+        if isinstance(self.problem, inference.PosteriorProblem):
+            default = SolverSection()
+            for field in dataclasses.fields(SolverSection):
+                if getattr(self.solver, field.name) != getattr(default, field.name):
+                    raise ConfigError(
+                        f"solver.{field.name}",
+                        "is not used with a problem object (its solve is set when it is "
+                        "built, e.g. twin_problem's solve keywords); remove it",
+                    )
 
 
 def make_sampler(cfg: SamplerSection) -> inference.AbstractSampler:
@@ -194,7 +209,10 @@ def _solve_kwargs(cfg: SolverSection) -> dict:
 
 
 def make_problem(cfg: PosteriorConfig) -> inference.PosteriorProblem:
-    """The configured `inference.PosteriorProblem` (its data, target and predictive)."""
+    """The configured `inference.PosteriorProblem` (its data, target and predictive), or the
+    problem object given from Python."""
+    if isinstance(cfg.problem, inference.PosteriorProblem):
+        return cfg.problem
     if cfg.problem.name == "lotka_volterra":
         # posteriordb's solve (Stan's rk45 at rtol 1e-5, atol 1e-3) unless configured
         return inference.lotka_volterra_problem(_PREDICTIVE_DRAWS, **_solve_kwargs(cfg.solver))

@@ -149,6 +149,21 @@ def description(path: str | Path) -> str:
     return ""
 
 
+def _set_key(raw: dict, key: str, value: Any) -> None:
+    """Set the dotted `key` of the nested mapping `raw` to `value` (sections made as needed)."""
+    parts = key.split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(key, f"cannot set a sub-key: {where!r} is {child!r}, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
 def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
     """Apply `a.b.c=value` overrides to the nested mapping `raw` (value parsed as YAML)."""
     for item in overrides:
@@ -162,19 +177,17 @@ def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
             value = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise ConfigError(key, f"--set value {text!r} is not valid YAML: {err}") from err
-        parts = key.split(".")
-        node = raw
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                where = ".".join(parts[: depth + 1])
-                raise ConfigError(
-                    key, f"cannot set a sub-key: {where!r} is {child!r}, not a section"
-                )
-            node = child
-        node[parts[-1]] = value
+        _set_key(raw, key, value)
+    return raw
+
+
+def apply_objects(raw: dict, objects: Mapping[str, Any]) -> dict:
+    """Put Python objects into the nested mapping `raw` at their dotted keys (`model`,
+    `filter.method`, ...); `validate` then checks that each key takes objects of that kind."""
+    for key, value in objects.items():
+        if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+            raise ConfigError(str(key), f"objects: expected a dotted config key, got {key!r}")
+        _set_key(raw, key, value)
     return raw
 
 
@@ -193,9 +206,22 @@ def resolve(raw: Mapping[str, Any]) -> tuple[Pipeline, Any]:
     return pipeline, validate(pipeline.schema, raw)
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> tuple[Pipeline, Any]:
-    """Read, override and validate a config file. Raises ConfigError on any problem."""
-    return resolve(apply_overrides(read_yaml(path), overrides))
+def _copied(raw: Mapping[str, Any]) -> dict:
+    """The nested mappings of `raw` copied (overrides must not change the caller's); other
+    values, objects included, shared."""
+    return {k: _copied(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+
+
+def load_config(
+    path: str | Path | Mapping[str, Any],
+    overrides: Iterable[str] = (),
+    objects: Mapping[str, Any] | None = None,
+) -> tuple[Pipeline, Any]:
+    """Read (or take, when `path` is a mapping as the YAML would parse, `pipeline:` key
+    included), override and validate a config, with Python `objects` in place of the values
+    at their dotted keys. Raises ConfigError on any problem."""
+    raw = _copied(path) if isinstance(path, Mapping) else read_yaml(path)
+    return resolve(apply_objects(apply_overrides(raw, overrides), objects or {}))
 
 
 def resolved_dict(pipeline: Pipeline, config: Any) -> dict:
@@ -204,7 +230,8 @@ def resolved_dict(pipeline: Pipeline, config: Any) -> dict:
 
 
 def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
-    """`runs/<config-stem>-<timestamp>`, made unique with a suffix if it exists."""
+    """`runs/<config-stem>-<timestamp>` (the stem: the pipeline's name for a config given
+    as a mapping), made unique with a suffix if it exists."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{Path(config_path).stem}-{stamp}"
     out, i = base, 1
@@ -289,15 +316,24 @@ def _jsonable(value: Any) -> Any:
 
 
 def run_config(
-    config_path: str | Path,
+    config_path: str | Path | Mapping[str, Any],
     out: str | Path | None = None,
     overrides: Iterable[str] = (),
     *,
+    objects: Mapping[str, Any] | None = None,
     echo: bool = True,
     overwrite: bool = False,
     resume: bool = False,
 ) -> tuple[Path, dict]:
     """Validate `config_path` (+ overrides) and run its pipeline into a run folder.
+
+    `config_path` is a YAML file or the same content as a mapping (`{"pipeline": "simulate",
+    "model": ..., ...}`). From Python, `objects` puts objects in place of config values at
+    their dotted keys, so the whole experiment (metrics, arrays, plots, run folder) runs on a
+    user's own class: `objects={"model": MyModel(...)}` (every pipeline with a model
+    section), `{"filter.method": MyFilter(...)}` (assimilate), a posterior problem, a
+    network or samplers (see each pipeline's schema: the keys whose help says "object").
+    `config.yaml` records each object as its class and scalar fields.
 
     With `echo=False` (`jaxsci run --quiet`) the log goes to `run.log` only and no progress
     bar is shown.
@@ -312,17 +348,25 @@ def run_config(
         ConfigError: before anything is written, if the config is invalid.
         RunFolderError: before anything is written, if `out` cannot be used as asked.
     """
-    pipeline, config = load_config(config_path, overrides)
-    run_dir = Path(out) if out is not None else default_run_dir(config_path)
+    objects = dict(objects or {})
+    pipeline, config = load_config(config_path, overrides, objects)
+    if isinstance(config_path, Mapping):
+        source, stem = "a mapping given in Python", pipeline.name
+    else:
+        source, stem = str(config_path), config_path
+    run_dir = Path(out) if out is not None else default_run_dir(stem)
     resolved = resolved_dict(pipeline, config)
     resumed = prepare_run_folder(run_dir, resolved, overwrite=overwrite, resume=resume)
     if not resumed:
-        header = f"# Resolved from {config_path}" + "".join(f"\n#   --set {o}" for o in overrides)
+        header = f"# Resolved from {source}" + "".join(f"\n#   --set {o}" for o in overrides)
+        header += "".join(
+            f"\n#   object at {k}: {type(v).__qualname__}" for k, v in objects.items()
+        )
         text = header + "\n" + yaml.safe_dump(resolved, sort_keys=False)
         (run_dir / "config.yaml").write_text(text)
     with run_logging(run_dir, echo=echo, append=resumed) as log:
         verb = "resuming" if resumed else "running"
-        log.info("jaxsci %s, %s: %s -> %s", pipeline.name, verb, config_path, run_dir)
+        log.info("jaxsci %s, %s: %s -> %s", pipeline.name, verb, source, run_dir)
         cache = jax.config.values["jax_compilation_cache_dir"]
         on = cache and jax.config.values["jax_enable_compilation_cache"]
         log.info("XLA compilation cache: %s", cache if on else "off")

@@ -10,6 +10,13 @@ expected. `to_dict` turns a validated instance back into plain data (the resolve
 A field whose sub-schema depends on its siblings (a model's parameters depend on the model
 name) gives `option(section=fn)`: `fn(siblings)` returns the dataclass to validate it with,
 where `siblings` maps the names of the fields declared before it to their validated values.
+
+A field that names its `objects=` classes may hold, from Python only, an instance of one of
+them in place of its value (a user's model class instead of the `model` section, a filter
+object instead of `filter.method`): `validate` passes it through unchecked (the object
+checked itself when it was built) and `to_dict` records it as `{"object": "module.Class",
+"fields": {...its scalar fields}}`, so the resolved config names what ran. YAML never builds
+objects: configs stay declarative.
 """
 
 import dataclasses
@@ -20,6 +27,10 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import equinox as eqx
+import jax
+import numpy as np
 
 _MISSING = dataclasses.MISSING
 
@@ -44,6 +55,7 @@ class Spec:
     lt: float | None = None
     le: float | None = None
     section: Callable[[Mapping[str, Any]], type] | None = None
+    objects: tuple[type, ...] = ()
 
 
 def option(
@@ -57,11 +69,13 @@ def option(
     le: float | None = None,
     factory: Callable[[], Any] | None = None,
     section: Callable[[Mapping[str, Any]], type] | None = None,
+    objects: type | tuple[type, ...] = (),
 ) -> Any:
     """A dataclass field with a default and constraints; omit `default` for a required key.
 
     `factory` builds mutable defaults (nested sections, lists); `section` makes the field a
-    section whose schema depends on the already-validated fields before it.
+    section whose schema depends on the already-validated fields before it; `objects`: the
+    classes whose instances may stand for the value when the config is built in Python.
     """
     spec = Spec(
         help=help,
@@ -71,6 +85,7 @@ def option(
         lt=lt,
         le=le,
         section=section,
+        objects=objects if isinstance(objects, tuple) else (objects,),
     )
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata={"spec": spec})
@@ -179,7 +194,34 @@ def _check_constraints(spec: Spec, value: Any, key: str) -> Any:
     return value
 
 
+def is_object(value: Any) -> bool:
+    """Whether `value` is a Python object standing for a config value (not plain data)."""
+    if isinstance(value, str | int | float | bool | Mapping) or value is None:
+        return False
+    if isinstance(value, list | tuple):
+        return hasattr(value, "_fields")  # a NamedTuple (a PosteriorProblem) is an object
+    return not _is_section(value)
+
+
+def _is_section(value: Any) -> bool:
+    """Whether `value` is an instance of a schema dataclass (every field an `option`)."""
+    if not dataclasses.is_dataclass(value) or isinstance(value, type | eqx.Module):
+        return False
+    return all("spec" in f.metadata for f in dataclasses.fields(value))
+
+
+def _check_object(spec: Spec, value: Any, key: str) -> Any:
+    if spec.objects and isinstance(value, spec.objects):
+        return value
+    if not spec.objects:
+        raise ConfigError(key, f"takes no Python object, got a {type(value).__name__}")
+    names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in spec.objects)
+    raise ConfigError(key, f"expected an instance of {names}, got a {type(value).__name__}")
+
+
 def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
+    if is_object(value):
+        return _check_object(spec, value, key)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None:
@@ -243,7 +285,10 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
             value = field.default_factory()
         else:
             raise ConfigError(key, f"required key is missing ({_type_name(hints[field.name])})")
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if is_object(value):
+            values[field.name] = _check_object(spec, value, key)
+            continue
+        if _is_section(value):
             value = to_dict(value)
         tp = spec.section(values) if spec.section is not None else hints[field.name]
         values[field.name] = _validate_value(tp, spec, value, key)
@@ -253,9 +298,36 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
         raise ConfigError(_join(path, err.key), err.message) from None
 
 
+def object_record(obj: Any) -> dict:
+    """How the resolved config records a Python object given for a value: its class and its
+    scalar fields (numbers, strings, one-element arrays)."""
+    cls = type(obj)
+    fields = {}
+    if dataclasses.is_dataclass(obj):
+        names = [f.name for f in dataclasses.fields(obj)]
+    else:
+        names = list(getattr(obj, "_fields", ()))  # a NamedTuple
+    if names:
+        for name in names:
+            value = getattr(obj, name, None)
+            if isinstance(value, bool | int | float | str):
+                fields[name] = value
+            elif isinstance(value, np.ndarray | np.generic | jax.Array) and value.size == 1:
+                scalar = np.asarray(value).reshape(())
+                if scalar.dtype.kind == "f":  # the shortest repr: 0.2, not 0.200000003
+                    text = np.format_float_positional(scalar.dtype.type(scalar.item()), unique=True)
+                    fields[name] = float(text)
+                elif scalar.dtype.kind in "iub":
+                    fields[name] = scalar.item()
+    return {"object": f"{cls.__module__}.{cls.__qualname__}", "fields": fields}
+
+
 def to_dict(config: Any) -> Any:
-    """A validated config (dataclass instance) as plain dicts, lists and scalars."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+    """A validated config (dataclass instance) as plain dicts, lists and scalars; a Python
+    object given for a value becomes its `object_record`."""
+    if is_object(config) and not isinstance(config, type):
+        return object_record(config)
+    if _is_section(config):
         return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
     if isinstance(config, list | tuple):
         return [to_dict(v) for v in config]

@@ -26,7 +26,17 @@ from .. import integrate
 from .._interrupts import deferred_interrupts
 from . import _plots
 from ._files import PartialRun, write_netcdf
-from ._models import MODELS, build_model, is_semilinear, params_section
+from ._models import (
+    MODELS,
+    build_model,
+    check_default_state,
+    is_semilinear,
+    model_name,
+    model_of,
+    model_option,
+    model_params,
+    params_section,
+)
 from ._schema import ConfigError, option, section, to_dict
 
 DESCRIPTION = "integrate a zoo model; trajectory, plots, optional Lyapunov exponents"
@@ -147,7 +157,7 @@ class OutputSection:
 class SimulateConfig:
     """Schema of the `simulate` pipeline (the top-level `pipeline:` key is handled apart)."""
 
-    model: ModelSection = option(help="which model and its parameters")
+    model: ModelSection = model_option()
     initial_condition: InitialConditionSection = section(InitialConditionSection)
     integrate: IntegrateSection = section(IntegrateSection)
     lyapunov: LyapunovSection | None = option(
@@ -157,8 +167,9 @@ class SimulateConfig:
     output: OutputSection = section(OutputSection)
 
     def __post_init__(self):
-        model = build_model(self.model.name, self.model.params)
-        check_solver(self.integrate.solver, self.model.name, model, "integrate.solver")
+        model = model_of(self.model)
+        check_default_state(model)
+        check_solver(self.integrate.solver, model_name(self.model), model, "integrate.solver")
         if self.lyapunov is not None:
             dim = math.prod(model.state_shape)
             if self.lyapunov.num_exponents > dim:
@@ -187,12 +198,12 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
     """Integrate, save `trajectory.npz` (and `trajectory.nc` unless `output.netcdf` is false)
     and plots, estimate Lyapunov exponents if asked."""
     start = time.perf_counter()
-    model = build_model(config.model.name, config.model.params)
+    model, name = model_of(config.model), model_name(config.model)
     cfg = config.integrate
     solver = make_solver(cfg.solver, model)
     every = cfg.dt if cfg.save_every is None else cfg.save_every
-    params = to_dict(config.model.params)
-    logger.info("model %s %s, state shape %s", config.model.name, params, tuple(model.state_shape))
+    params = model_params(config.model)
+    logger.info("model %s %s, state shape %s", name, params, tuple(model.state_shape))
     sim = integrate.simulate_chunked(
         model,
         _initial_state(config, model),
@@ -208,7 +219,7 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
         ),
         max_steps=16**5 if cfg.adaptive else None,
         progress=True,
-        description=f"simulate {config.model.name}",
+        description=f"simulate {name}",
     )
     if sim.every != every:
         logger.warning(
@@ -253,7 +264,7 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
     )
 
     metrics: dict[str, Any] = {
-        "model": config.model.name,
+        "model": name,
         "solver": type(solver).__name__,
         "n_steps": sim.num_steps,
         "n_steps_spinup": sim.num_steps_spinup,
@@ -279,7 +290,7 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
 
     if config.plot.enabled:
         with _plots.guard():
-            title = _plots.title(config.model.name, params, type(solver).__name__, cfg.dt)
+            title = _plots.title(name, params, type(solver).__name__, cfg.dt)
             _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)
             if lyap is not None:
                 _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
