@@ -84,7 +84,9 @@ from ._sample import SampleResult as SampleResult, sample as sample
 from ._sampler import (
     LOWER_ORDER_FINAL_RATIO as LOWER_ORDER_FINAL_RATIO,
     LOWER_ORDER_FINAL_STEPS as LOWER_ORDER_FINAL_STEPS,
+    AbstractMultistepSampler as AbstractMultistepSampler,
     AbstractSampler as AbstractSampler,
+    AbstractSinglestepSampler as AbstractSinglestepSampler,
     GridArrays as GridArrays,
     SamplerState as SamplerState,
     StepInfo as StepInfo,

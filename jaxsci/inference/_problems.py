@@ -339,7 +339,7 @@ def lorenz63_problem(
     """
     check_positive("obs_interval", obs_interval)
     num_obs = check_int("num_obs", num_obs)
-    return twin_problem(
+    problem = twin_problem(
         key,
         Lorenz63(sigma, rho, beta),
         L63_PARAMS,
@@ -353,6 +353,8 @@ def lorenz63_problem(
         max_draws=max_draws,
         **solve,
     )
+    # the truth as given (the model's float32 fields round 8/3)
+    return problem._replace(truth={"sigma": sigma, "rho": rho, "beta": beta})
 
 
 def _with_parameters(model: AbstractDynamics, names: tuple[str, ...], params: dict) -> Any:

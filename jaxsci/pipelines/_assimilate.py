@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import filters, integrate, smc
+from .. import dynamics, filters, integrate, smc
 from .._interrupts import deferred_interrupts
 from . import _plots
 from ._files import PartialRun, write_netcdf
@@ -109,7 +109,7 @@ class ObservationsSection:
 
 @dataclasses.dataclass(frozen=True)
 class FilterSection:
-    method: str = option(
+    method: str | filters.AbstractFilter = option(
         "etkf",
         choices=METHODS,
         help="the analysis scheme; from Python, a filter object (any filters.AbstractFilter, "
@@ -242,7 +242,7 @@ class OutputSection:
 class AssimilateConfig:
     """Schema of the `assimilate` pipeline (the top-level `pipeline:` key is handled apart)."""
 
-    model: ModelSection = model_option()
+    model: ModelSection | dynamics.AbstractDynamics = model_option()
     seed: int | list[int] = option(
         0, help="PRNG seed, or a list of seeds run as one vmapped call (median rmse_a)"
     )

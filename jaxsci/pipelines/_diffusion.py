@@ -136,10 +136,23 @@ class GMMSamplersConfig:
     mixture: MixtureSection = section(MixtureSection, help="the exact-score data")
     schedule: str = option("vp_linear", choices=tuple(SCHEDULES), help="noise schedule")
     grid: str = option("logsnr_uniform", choices=tuple(SPACINGS), help="time grid")
-    samplers: list[str] = option(
+    samplers: list[str | jd.AbstractSampler] = option(
         factory=_default_samplers,
-        help="deterministic samplers of the registry (default: all but probability_flow)",
+        help="deterministic samplers of the registry (default: all but probability_flow); "
+        "from Python, sampler objects (any diffusion.AbstractSampler) may stand in the list",
+        objects=jd.AbstractSampler,
     )
+
+    @property
+    def labels(self) -> list[str]:
+        """A name per sampler: its registry name, or an object's class name (numbered when
+        several objects share a class)."""
+        names = [s if isinstance(s, str) else type(s).__name__ for s in self.samplers]
+        return [
+            f"{n}#{names[:i].count(n) + 1}" if names.count(n) > 1 and not isinstance(s, str) else n
+            for i, (n, s) in enumerate(zip(names, self.samplers, strict=True))
+        ]
+
     nfe: list[int] = option(factory=lambda: [5, 10, 20, 50], help="NFE budgets (>= 2 of them)")
     num_samples: int = option(256, ge=1, help="initial noises (same for every sampler)")
     lower_order_final: bool = option(False, help="lower-order final steps (off: true orders)")
@@ -151,13 +164,15 @@ class GMMSamplersConfig:
     def __post_init__(self):
         known = _deterministic_samplers()
         for i, name in enumerate(self.samplers):
+            if isinstance(name, jd.AbstractSampler):
+                continue
             if name not in known:
                 stoch = "" if name not in SAMPLERS else " (stochastic samplers are not compared)"
                 raise ConfigError(
                     f"samplers[{i}]", f"expected one of {list(known)}, got {name!r}{stoch}"
                 )
-        if len(set(self.samplers)) != len(self.samplers) or not self.samplers:
-            raise ConfigError("samplers", f"expected distinct names, got {self.samplers}")
+        if len(set(self.labels)) != len(self.labels) or not self.samplers:
+            raise ConfigError("samplers", f"expected distinct names, got {self.labels}")
         if len(self.nfe) < 2 or sorted(set(self.nfe)) != list(self.nfe):
             raise ConfigError("nfe", f"expected >= 2 increasing budgets, got {self.nfe}")
         for i, n in enumerate(self.nfe):
@@ -211,10 +226,12 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
             time.perf_counter() - t0,
         )
         rms, med, used, steps_of, theory = {}, {}, {}, {}, {}
-        for name in config.samplers:
-            sampler = make_sampler(
-                name, **_sampler_kwargs(name, config.lower_order_final, config.warmup)
-            )
+        for name, given in zip(config.labels, config.samplers, strict=True):
+            if isinstance(given, jd.AbstractSampler):
+                sampler = given
+            else:
+                kwargs = _sampler_kwargs(given, config.lower_order_final, config.warmup)
+                sampler = make_sampler(given, **kwargs)
             theory[name] = None if name == "probability_flow" else sampler.convergence_order
             rms[name], med[name], used[name], steps_of[name] = {}, {}, {}, {}
             for nfe in config.nfe:
@@ -243,11 +260,11 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
     logger.info("\n%s", table)
     np.savez(
         run_dir / "errors.npz",
-        samplers=np.asarray(config.samplers),
+        samplers=np.asarray(config.labels),
         nfe=np.asarray(config.nfe),
-        error_rms=np.asarray([[rms[s][n] for n in config.nfe] for s in config.samplers]),
-        error_median=np.asarray([[med[s][n] for n in config.nfe] for s in config.samplers]),
-        nfe_used=np.asarray([[used[s][n] for n in config.nfe] for s in config.samplers]),
+        error_rms=np.asarray([[rms[s][n] for n in config.nfe] for s in config.labels]),
+        error_median=np.asarray([[med[s][n] for n in config.nfe] for s in config.labels]),
+        nfe_used=np.asarray([[used[s][n] for n in config.nfe] for s in config.labels]),
         x_T=np.asarray(x_T),
         reference=np.asarray(ref),
     )
@@ -275,7 +292,7 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
 def _gmm_table(config, rms, med, used, order, order_tail, theory) -> str:
     head = ["sampler", *[f"NFE {n}" for n in config.nfe], "order", "order (last 2)", "theory"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in config.samplers:
+    for s in config.labels:
         cells = [s]
         for n in config.nfe:
             star = "" if used[s][n] == n else f" ({used[s][n]})"
@@ -293,8 +310,8 @@ def _gmm_table(config, rms, med, used, order, order_tail, theory) -> str:
 def _gmm_figure(config, rms, med, used) -> Figure:
     fig = Figure(figsize=(12.5, 4.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    styles = _plots.series_styles(config.samplers, known=tuple(SAMPLERS))
-    for s in config.samplers:
+    styles = _plots.series_styles(config.labels, known=tuple(SAMPLERS))
+    for s in config.labels:
         x = [used[s][n] for n in config.nfe]
         kw = dict(**styles[s], ms=4, lw=1.1, label=s)
         axes[0].loglog(x, [rms[s][n] for n in config.nfe], **kw)
@@ -382,7 +399,18 @@ class DiffusionTrainingSection:
 
 @dataclasses.dataclass(frozen=True)
 class SamplingSection:
-    sampler: str = option("dpmpp_2m", choices=tuple(SAMPLERS), help="sampler name")
+    sampler: str | jd.AbstractSampler = option(
+        "dpmpp_2m",
+        choices=tuple(SAMPLERS),
+        help="sampler name; from Python, a sampler object (any diffusion.AbstractSampler)",
+        objects=jd.AbstractSampler,
+    )
+
+    @property
+    def label(self) -> str:
+        """The sampler's registry name or an object's class name."""
+        return self.sampler if isinstance(self.sampler, str) else type(self.sampler).__name__
+
     steps: int = option(20, ge=1, help="grid steps")
     grid: str = option("logsnr_uniform", choices=tuple(SPACINGS))
     num_samples: int = option(2000, ge=2, help="generated samples")
@@ -406,7 +434,13 @@ class TrainDiffusionConfig:
     """Schema of the `train_diffusion` pipeline."""
 
     data: DataSection = section(DataSection)
-    network: NetworkSection = section(NetworkSection)
+    network: NetworkSection | eqx.Module = section(
+        NetworkSection,
+        help="the score network (a ScoreMLP); from Python, a network object instead (an "
+        "equinox Module called as net(t, x) on one 2-D point x, returning the "
+        "parameterisation's target)",
+        objects=eqx.Module,
+    )
     loss: LossSection = section(LossSection)
     training: DiffusionTrainingSection = section(DiffusionTrainingSection)
     sampling: SamplingSection = section(SamplingSection)
@@ -420,13 +454,18 @@ class TrainDiffusionConfig:
                 f"expected <= data.num_train = {self.data.num_train}, got "
                 f"{self.training.batch_size}",
             )
-        sampler = make_sampler(self.sampling.sampler)
+        sampler = sampler_of(self.sampling)
         if self.sampling.steps < sampler.min_steps():
             raise ConfigError(
                 "sampling.steps",
-                f"{self.sampling.sampler} needs at least {sampler.min_steps()} steps, got "
+                f"{self.sampling.label} needs at least {sampler.min_steps()} steps, got "
                 f"{self.sampling.steps}",
             )
+
+
+def sampler_of(sc: SamplingSection) -> jd.AbstractSampler:
+    """The sampler object given from Python, or the registry's sampler of that name."""
+    return sc.sampler if isinstance(sc.sampler, jd.AbstractSampler) else make_sampler(sc.sampler)
 
 
 def _dataset(d: DataSection, key, n):
@@ -474,9 +513,12 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
         loss = jd.FlowMatching(schedule, time_sampling=time_sampling)
     k_net, k_fit = jax.random.split(jax.random.key(tc.seed))
     net = config.network
-    model = ScoreMLP(
-        2, net.width, net.depth, net.time_embedding_dim, key=k_net, time_scale=net.time_scale
-    )
+    if isinstance(net, eqx.Module):
+        model = net
+    else:
+        model = ScoreMLP(
+            2, net.width, net.depth, net.time_embedding_dim, key=k_net, time_scale=net.time_scale
+        )
     t0 = time.perf_counter()
     model, hist = train.fit(
         model,
@@ -511,7 +553,7 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
         val_loss,
     )
 
-    sampler = make_sampler(sc.sampler)
+    sampler = sampler_of(sc)
     denoiser = jd.Denoiser(model, schedule, PARAMETERIZATIONS[param]())
     grid = jd.time_grid(schedule, sc.steps, SPACINGS[sc.grid]())
     k_noise, k_sde = jax.random.split(jax.random.key(sc.seed))
@@ -530,7 +572,7 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
     floor = float(mmd2(floor_x, test_x, bw))
     logger.info(
         "%s, %d steps (%d NFE): MMD^2 to held-out data %.3g (noise floor %.3g, two data samples)",
-        sc.sampler,
+        sc.label,
         sc.steps,
         int(np.asarray(out.nfe)[0]),
         value,
@@ -549,7 +591,7 @@ def run_train_diffusion(config: TrainDiffusionConfig, run_dir: Path) -> dict:
                 np.asarray(test_x) * scale[0] + scale[1],
                 good * scale[0] + scale[1],
                 hist,
-                f"{d.name}: {lc.kind} ({param}), {sc.sampler} {sc.steps} steps; "
+                f"{d.name}: {lc.kind} ({param}), {sc.label} {sc.steps} steps; "
                 f"MMD$^2$ {value:.2g} (floor {floor:.2g})",
             )
             _plots._save(fig, run_dir / "samples.png", config.plot.dpi)

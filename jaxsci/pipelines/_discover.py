@@ -38,10 +38,10 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import discovery, filters, integrate
+from .. import discovery, dynamics, filters, integrate
 from ..metrics import normalised_error, valid_time
 from . import _plots
-from ._models import build_model, params_schema, params_section
+from ._models import build_model, model_name, model_of, model_params, params_schema, params_section
 from ._plots import PlotSection
 from ._schema import ConfigError, option, section, to_dict
 from ._simulate import SOLVERS
@@ -71,6 +71,12 @@ _MAX_FLOW_STEPS = 4096
 
 
 @dataclasses.dataclass(frozen=True)
+class _NoTruthChanges:
+    """The `truth` section when the model is a Python object: nothing to change (give the
+    true system as a `truth` object instead)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelSection:
     name: str = option(
         "KuramotoSivashinsky", choices=DISCOVER_MODELS, help="the imperfect model's class"
@@ -82,6 +88,8 @@ class ModelSection:
 
 def truth_section(siblings) -> type:
     """The `truth` section: the model's physical parameters, each optional (None = as model)."""
+    if isinstance(siblings["model"], dynamics.AbstractDynamics):
+        return _NoTruthChanges
     name = siblings["model"].name
     fields = []
     for field in dataclasses.fields(params_schema(name)):
@@ -197,9 +205,18 @@ class DiscoverConfig:
     """Schema of the `discover` pipeline."""
 
     seed: int = option(0, ge=0, help="PRNG seed (initial state, noise, filter)")
-    model: ModelSection = section(ModelSection, help="the imperfect model")
+    model: ModelSection | dynamics.AbstractSemilinear = section(
+        ModelSection,
+        help="the imperfect model; from Python, a model object instead (an "
+        "AbstractSemilinear on a 1-D periodic grid, as the term library needs)",
+        objects=dynamics.AbstractSemilinear,
+    )
     truth: Any = option(
-        factory=dict, section=truth_section, help="the true system: changed model parameters"
+        factory=dict,
+        section=truth_section,
+        help="the true system: changed model parameters; from Python, a model object (any "
+        "AbstractDynamics with the model's state shape) instead",
+        objects=dynamics.AbstractDynamics,
     )
     integrate: IntegrateSection = section(IntegrateSection)
     observations: ObservationsSection = section(ObservationsSection)
@@ -214,9 +231,15 @@ class DiscoverConfig:
             library = discovery.SpectralLibrary(self.library.terms)
         except (TypeError, ValueError) as err:
             raise ConfigError("library.terms", str(err)) from None
-        model = build_model(self.model.name, self.model.params)
-        build_model(self.model.name, truth_params(self), key="truth")
-        del library, model
+        model, truth = _semilinear(self.model), truth_of(self)
+        if model.grid.ndim != 1:
+            raise ConfigError("model", f"expected a 1-D grid, got shape {model.grid.shape}")
+        if tuple(truth.state_shape) != tuple(model.state_shape):
+            raise ConfigError(
+                "truth",
+                f"expected the model's state shape {model.state_shape}, got {truth.state_shape}",
+            )
+        del library
         obs = self.observations
         if obs.noise == 0 and obs.every_kth != 1:
             raise ConfigError(
@@ -247,9 +270,27 @@ class DiscoverConfig:
             )
 
 
+def _semilinear(value: Any) -> dynamics.AbstractSemilinear:
+    """The imperfect model (a zoo spectral model or a semilinear object)."""
+    model = model_of(value)
+    if not isinstance(model, dynamics.AbstractSemilinear):
+        raise ConfigError("model", f"expected a semilinear model, got {type(model).__name__}")
+    return model
+
+
+def truth_of(config: DiscoverConfig) -> dynamics.AbstractDynamics:
+    """The true system: the `truth` object, the model object itself, or the zoo model with
+    the `truth` section's parameter changes."""
+    if isinstance(config.truth, dynamics.AbstractDynamics):
+        return config.truth
+    if isinstance(config.model, dynamics.AbstractDynamics):
+        return config.model
+    return build_model(config.model.name, truth_params(config), key="truth")
+
+
 def truth_params(config: DiscoverConfig) -> dict:
     """The truth's constructor arguments: the model's, with the `truth` section's changes."""
-    params = dict(to_dict(config.model.params))
+    params = model_params(config.model)
     for key, value in to_dict(config.truth).items():
         if value is not None:
             params[key] = value
@@ -311,10 +352,10 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     """Run the discovery; save `discovery.npz`, `diagnostics.json`, plots; return metrics."""
     start = time.perf_counter()
     timer = _Timer()
-    model = build_model(config.model.name, config.model.params)
-    truth = build_model(config.model.name, truth_params(config), key="truth")
+    model, truth = _semilinear(config.model), truth_of(config)
+    num_points = model.grid.shape[0]
     library = discovery.SpectralLibrary(
-        config.library.terms, model.length, model.num_points, model.dealias
+        config.library.terms, model.grid.length, num_points, model.grid.dealias
     )
     icfg, ocfg, fcfg = config.integrate, config.observations, config.filter
     solver = SOLVERS[icfg.solver]()
@@ -323,11 +364,12 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     flow_model = integrate.Flow(model, dt, solver, max_steps=_MAX_FLOW_STEPS)
     key = jax.random.key(config.seed)
     key_x0, key_obs, key_filter, key_init, key_reg = jax.random.split(key, 5)
-    logger.info("model %s %s", config.model.name, to_dict(config.model.params))
-    logger.info(
-        "truth: %s",
-        {k: v for k, v in to_dict(config.truth).items() if v is not None} or "same as model",
-    )
+    logger.info("model %s %s", model_name(config.model), model_params(config.model))
+    if isinstance(config.truth, dynamics.AbstractDynamics):
+        logger.info("truth: %s %s", type(truth).__name__, model_params(config.truth))
+    else:
+        changes = {k: v for k, v in to_dict(config.truth).items() if v is not None}
+        logger.info("truth: %s", changes or "same as model")
     logger.info("library (%d terms): %s", library.num_terms, ", ".join(library.names))
 
     # --- 1-2. truth run and observations ------------------------------------------------
@@ -348,15 +390,15 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     observed_truth = truth_states[: ocfg.count]
     std = float(jnp.std(observed_truth))
     sigma = ocfg.noise * std
-    idx = np.arange(0, model.num_points, ocfg.every_kth)
+    idx = np.arange(0, num_points, ocfg.every_kth)
     assimilation = None
     if sigma > 0:
-        obs_op = filters.IndexObservation(model.num_points, idx, noise_cov=sigma**2)
+        obs_op = filters.IndexObservation(num_points, idx, noise_cov=sigma**2)
         observations = filters.synthetic_observations(key_obs, obs_op, observed_truth)
         # the first pass runs the imperfect model, which needs heavy inflation to keep
         # track of the truth; later passes run the corrected model, nearly perfect
-        first = jnp.zeros(model.num_points).at[idx].set(observations[0])
-        noise = jax.random.normal(key_init, (fcfg.ensemble_size, model.num_points))
+        first = jnp.zeros(num_points).at[idx].set(observations[0])
+        noise = jax.random.normal(key_init, (fcfg.ensemble_size, num_points))
         assimilation = discovery.EnKFPasses(
             obs_op,
             _enkf(fcfg.inflation_corrected, fcfg.rtps_corrected),
@@ -380,7 +422,7 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
         ocfg.count,
         interval,
         idx.size,
-        model.num_points,
+        num_points,
         sigma,
     )
     logger.info("true model error: %s (residual outside the library %.2g)", coef_true, outside)
@@ -523,7 +565,7 @@ def run(config: DiscoverConfig, run_dir: Path) -> dict:
     )
     if config.plot.enabled:
         with _plots.guard():
-            heading = _heading(config, coef_true, sigma, std)
+            heading = _heading(config, model, coef_true, sigma, std)
             _plot_all(
                 model,
                 library,
@@ -562,12 +604,12 @@ def _fmt(coefs: dict) -> str:
     return "{" + ", ".join(f"{k}: {v:+.4g}" for k, v in coefs.items()) + "}"
 
 
-def _heading(config, coef_true, sigma, std) -> str:
+def _heading(config, model, coef_true, sigma, std) -> str:
     noise = "noise-free" if sigma == 0 else f"noise {config.observations.noise:.0%} of std"
     true = " ".join(f"{c:+.3g} {n}" for n, c in coef_true.items()) or "none"
     return (
-        f"Kuramoto-Sivashinsky, L={config.model.params.length:g}, "
-        f"{config.model.params.num_points} points   |   true model error: {true}\n"
+        f"{model_name(config.model)}, L={model.grid.length:g}, "
+        f"{model.grid.shape[0]} points   |   true model error: {true}\n"
         f"observations every {config.observations.interval:g} ({noise}), "
         f"{config.regression.method.upper()}, {config.library.design} design"
     )

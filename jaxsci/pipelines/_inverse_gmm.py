@@ -105,7 +105,12 @@ class SMCSection:
         factory=lambda: [64, 256, 1024, 4096], help="particle counts (increasing)"
     )
     repeats: int = option(16, ge=2, help="independent SMC runs per count (for standard errors)")
-    twist_variance: str = option("pigdm", choices=TWISTS, help="TDS twist")
+    twist_variance: str | jd.AbstractTwist = option(
+        "pigdm",
+        choices=TWISTS,
+        help="TDS twist; from Python, a twist object (any diffusion.AbstractTwist) instead",
+        objects=jd.AbstractTwist,
+    )
     data_std: float = option(2.0, gt=0.0, help="prior scale s of the pigdm twist")
     resampling: str = option(
         "systematic", choices=tuple(RESAMPLING_SCHEMES), help="resampling scheme"
@@ -113,6 +118,8 @@ class SMCSection:
     ess_threshold: float = option(0.5, ge=0.0, le=1.0, help="resample when ESS < threshold N")
 
     def __post_init__(self):
+        if not isinstance(self.twist_variance, str) and self.data_std != 2.0:
+            raise ConfigError("data_std", "is not used with a twist object; remove it")
         if not self.particles or sorted(set(self.particles)) != list(self.particles):
             raise ConfigError("particles", f"expected increasing counts, got {self.particles}")
         for i, n in enumerate(self.particles):
@@ -224,7 +231,11 @@ def run(config: InverseGMMConfig, run_dir: Path) -> dict:
         obs,
         y,
         eta=dc.eta,
-        twist=make_twist(sc.twist_variance, sc.data_std),
+        twist=(
+            sc.twist_variance
+            if isinstance(sc.twist_variance, jd.AbstractTwist)
+            else make_twist(sc.twist_variance, sc.data_std)
+        ),
         resampler=smc.Resampler(RESAMPLING_SCHEMES[sc.resampling]),
         ess_threshold=sc.ess_threshold,
     )

@@ -160,10 +160,22 @@ def plot_trajectory(
         ]
     if isinstance(model, dynamics.Lorenz96TwoScale):
         return [_save(_two_scale(model, ts, ys, heading), run_dir / "hovmoller.png", dpi)]
-    if ys.ndim == 2 and ys.shape[1] > 3:
+    if ys.ndim == 2 and is_field(model, ys.shape[1]):
         return [_save(_field_1d(model, ts, ys, heading), run_dir / "hovmoller.png", dpi)]
     labels = _LABELS.get(name, tuple(f"y[{i}]" for i in range(ys.shape[1])))
     return [_save(_ode(name, ts, ys, labels, heading), run_dir / "timeseries.png", dpi)]
+
+
+#: Vector states longer than this are drawn as fields (Hovmöller diagrams), shorter ones as
+#: one time series per component (an epidemic or food-web ODE of 4-8 states).
+_MAX_SERIES = 8
+
+
+def is_field(model, dim: int) -> bool:
+    """Whether a vector state of `dim` values is drawn as a field: a spectral PDE, a
+    Lorenz-96 ring, or any state of more than `_MAX_SERIES` values."""
+    spatial = isinstance(model, dynamics.AbstractSemilinear | dynamics.Lorenz96)
+    return spatial or dim > _MAX_SERIES
 
 
 def _space_axis(model, size: int) -> tuple[np.ndarray, str, bool]:
@@ -347,7 +359,7 @@ def plot_assimilation(
     ]
     k = min(options.window, len(series["times"]))
     window = {key: series[key][-k:] for key in ("times", "truth", "mean_a", "observations")}
-    if series["truth"].shape[1] > 3:
+    if is_field(model, series["truth"].shape[1]):
         fig = _assimilation_hovmoller(model, window, heading)
         paths.append(_save(fig, run_dir / "hovmoller.png", dpi))
     else:

@@ -160,7 +160,7 @@ class PlotSection:
 class PosteriorConfig:
     """Schema of the `posterior` pipeline (the top-level `pipeline:` key is handled apart)."""
 
-    problem: ProblemSection = option(
+    problem: ProblemSection | inference.PosteriorProblem = option(
         help="the posterior to sample; from Python, an inference.PosteriorProblem object "
         "instead (e.g. inference.twin_problem on your own model class)",
         objects=inference.PosteriorProblem,

@@ -204,10 +204,11 @@ def is_object(value: Any) -> bool:
 
 
 def _is_section(value: Any) -> bool:
-    """Whether `value` is an instance of a schema dataclass (every field an `option`)."""
+    """Whether `value` is an instance of a schema dataclass: a plain (frozen) dataclass, not
+    an equinox Module (models, filters, samplers and networks are Modules: objects)."""
     if not dataclasses.is_dataclass(value) or isinstance(value, type | eqx.Module):
         return False
-    return all("spec" in f.metadata for f in dataclasses.fields(value))
+    return True
 
 
 def _check_object(spec: Spec, value: Any, key: str) -> Any:
@@ -217,6 +218,18 @@ def _check_object(spec: Spec, value: Any, key: str) -> Any:
         raise ConfigError(key, f"takes no Python object, got a {type(value).__name__}")
     names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in spec.objects)
     raise ConfigError(key, f"expected an instance of {names}, got a {type(value).__name__}")
+
+
+def field_type(schema: type, name: str, spec: "Spec | None" = None) -> Any:
+    """The config type of field `name` of `schema`: its annotation without the `objects`
+    classes (`ModelSection | AbstractDynamics` is the section `ModelSection` to a config)."""
+    tp = typing.get_type_hints(schema)[name]
+    if spec is None:
+        spec = _spec(next(f for f in dataclasses.fields(schema) if f.name == name))
+    if not spec.objects or typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return tp
+    args = [a for a in typing.get_args(tp) if a not in spec.objects]
+    return args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
 
 
 def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
@@ -272,7 +285,6 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
                 f"unknown key{did_you_mean(str(key), names, path)}; valid keys"
                 f"{' in ' + repr(path) if path else ''}: {', '.join(names)}",
             )
-    hints = typing.get_type_hints(schema)
     values: dict[str, Any] = {}
     for field in fields:
         key = _join(path, field.name)
@@ -284,13 +296,17 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
         elif field.default_factory is not _MISSING:
             value = field.default_factory()
         else:
-            raise ConfigError(key, f"required key is missing ({_type_name(hints[field.name])})")
+            want = _type_name(field_type(schema, field.name, spec))
+            raise ConfigError(key, f"required key is missing ({want})")
         if is_object(value):
             values[field.name] = _check_object(spec, value, key)
             continue
         if _is_section(value):
             value = to_dict(value)
-        tp = spec.section(values) if spec.section is not None else hints[field.name]
+        if spec.section is not None:
+            tp = spec.section(values)
+        else:
+            tp = field_type(schema, field.name, spec)
         values[field.name] = _validate_value(tp, spec, value, key)
     try:
         return schema(**values)
@@ -337,10 +353,9 @@ def to_dict(config: Any) -> Any:
 def describe(schema: type, indent: int = 0) -> str:
     """A human-readable listing of `schema`'s keys, types, defaults and constraints."""
     lines = []
-    hints = typing.get_type_hints(schema)
     for field in dataclasses.fields(schema):
         spec = _spec(field)
-        tp = hints[field.name]
+        tp = field_type(schema, field.name, spec)
         pad = "  " * indent
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             lines.append(f"{pad}{field.name}:  {spec.help}".rstrip())

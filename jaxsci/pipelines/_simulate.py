@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import integrate
+from .. import dynamics, integrate
 from .._interrupts import deferred_interrupts
 from . import _plots
 from ._files import PartialRun, write_netcdf
@@ -157,7 +157,7 @@ class OutputSection:
 class SimulateConfig:
     """Schema of the `simulate` pipeline (the top-level `pipeline:` key is handled apart)."""
 
-    model: ModelSection = model_option()
+    model: ModelSection | dynamics.AbstractDynamics = model_option()
     initial_condition: InitialConditionSection = section(InitialConditionSection)
     integrate: IntegrateSection = section(IntegrateSection)
     lyapunov: LyapunovSection | None = option(

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
+
 from . import _train_burgers, _train_ks, _train_l96
 from ._plots import PlotSection
 from ._schema import ConfigError, option, section
@@ -47,7 +49,12 @@ class TrainConfig:
         factory=dict, section=lambda s: TASK_MODULES[s["task"]].data, help="the dataset"
     )
     model: Any = option(
-        factory=dict, section=lambda s: TASK_MODULES[s["task"]].model, help="the network"
+        factory=dict,
+        section=lambda s: TASK_MODULES[s["task"]].model,
+        help="the network; from Python, a network object (any equinox Module with the task's "
+        "call: burgers_operator (1, x) -> (1, x) at any x; ks_rollout a stepper u -> u(t + "
+        "step) of shape (1, x); l96_ensemble a stochastic forecaster x -> sample, key=) instead",
+        objects=eqx.Module,
     )
     loss: Any = option(
         factory=dict, section=lambda s: TASK_MODULES[s["task"]].loss, help="the loss"

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from .. import data as jdata, losses, nn, spectral
 from . import _plots
 from ._schema import ConfigError, option
-from ._training import Task, check_divides, fit, history_figure
+from ._training import Task, check_divides, fit, history_figure, network_label, network_of
 
 logger = logging.getLogger("jaxsci.pipelines.train")
 
@@ -122,11 +122,13 @@ def run(config, run_dir: Path) -> dict:
     stride = d.num_points // n_train_pts
     x_train = _channel(u0[: d.num_train, ::stride])
     y_train = u1[: d.num_train, None, ::stride]
-    model = nn.FNO1d(1, 1, m.width, m.modes, m.depth, key=jax.random.key(m.seed), grid=m.grid)
-    params = nn.count_params(model)
-    logger.info(
-        "FNO1d width %d, %d modes, depth %d: %d parameters", m.width, m.modes, m.depth, params
+    model = network_of(
+        m,
+        lambda: nn.FNO1d(1, 1, m.width, m.modes, m.depth, key=jax.random.key(m.seed), grid=m.grid),
     )
+    params = nn.count_params(model)
+    label = network_label(m, lambda: f"FNO width {m.width}, {m.modes} modes, depth {m.depth}")
+    logger.info("%s: %d parameters", label, params)
     loss = _regression_loss(config.loss)
     model, history, wall = fit(config.training, model, loss, (x_train, y_train), run_dir)
 
@@ -174,8 +176,8 @@ def run(config, run_dir: Path) -> dict:
     if config.plot.enabled:
         with _plots.guard():
             title = (
-                f"Burgers u(0) -> u({d.t1:g}), nu={d.nu:g}: FNO width {m.width}, {m.modes} modes, "
-                f"depth {m.depth}; {d.num_train} training pairs at {n_train_pts} points"
+                f"Burgers u(0) -> u({d.t1:g}), nu={d.nu:g}: {label}; "
+                f"{d.num_train} training pairs at {n_train_pts} points"
             )
             _plots._save(
                 _burgers_figure(xt[:k, 0], yt[:k, 0], pred[:, 0], per_res[n_train_pts][:k], title),

@@ -23,7 +23,7 @@ from .. import data as jdata, integrate, losses, nn
 from ..metrics import valid_time
 from . import _plots
 from ._schema import ConfigError, option
-from ._training import Task, check_multiple, fit, history_figure
+from ._training import Task, check_multiple, fit, history_figure, network_label, network_of
 
 logger = logging.getLogger("jaxsci.pipelines.train")
 
@@ -139,8 +139,13 @@ def run(config, run_dir: Path) -> dict:
     curves, histories = {}, {}
     sample_preds = {}
     for name in lc.compare:
-        net = nn.FNO1d(1, 1, m.width, m.modes, m.depth, key=jax.random.key(m.seed), grid=False)
-        model = nn.Stepper(net, m.residual)
+        model = network_of(
+            m,
+            lambda: nn.Stepper(
+                nn.FNO1d(1, 1, m.width, m.modes, m.depth, key=jax.random.key(m.seed), grid=False),
+                m.residual,
+            ),
+        )
         loss = _ks_loss(name, d.length, k)
         model, history, wall = fit(
             config.training, model, loss, (inputs, targets), run_dir, f"_{name}"
@@ -181,8 +186,11 @@ def run(config, run_dir: Path) -> dict:
     if config.plot.enabled:
         with _plots.guard():
             heading = (
-                f"Kuramoto-Sivashinsky L={d.length:g}: FNO stepper (width {m.width}, "
-                f"{m.modes} modes, depth {m.depth}), step {d.step:g}, {k}-step training"
+                f"Kuramoto-Sivashinsky L={d.length:g}: "
+                + network_label(
+                    m, lambda: f"FNO stepper (width {m.width}, {m.modes} modes, depth {m.depth})"
+                )
+                + f", step {d.step:g}, {k}-step training"
             )
             _plots._save(
                 _ks_error_figure(times, curves, config.evaluation.error_threshold, heading),

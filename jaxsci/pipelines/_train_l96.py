@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from .. import data as jdata, losses, nn
 from . import _plots
 from ._schema import option
-from ._training import Task, check_multiple, fit, history_figure
+from ._training import Task, check_multiple, fit, history_figure, network_of
 
 logger = logging.getLogger("jaxsci.pipelines.train")
 
@@ -111,14 +111,17 @@ def run(config, run_dir: Path) -> dict:
     x_test = inputs[d.num_train :].reshape(-1, d.n)
     y_test = targets[d.num_train :].reshape(-1, d.n)
     mean, scale = float(traj.mean()), float(traj.std())
-    model = nn.LocalStochastic(
-        m.radius,
-        m.noise_dim,
-        m.width,
-        m.depth,
-        mean=mean,
-        scale=scale,
-        key=jax.random.key(m.seed),
+    model = network_of(
+        m,
+        lambda: nn.LocalStochastic(
+            m.radius,
+            m.noise_dim,
+            m.width,
+            m.depth,
+            mean=mean,
+            scale=scale,
+            key=jax.random.key(m.seed),
+        ),
     )
     loss = losses.CRPSLoss(lc.ensemble_size, crps_score(lc.kind, lc.alpha))
     model, history, wall = fit(config.training, model, loss, (x_train, y_train), run_dir)
@@ -146,7 +149,8 @@ def run(config, run_dir: Path) -> dict:
         "spread_skill_ratio": spread / rmse,
         "persistence_rmse": noisy_rmse,
         "climatology_std": scale,
-        "params": nn.count_params(model.mlp),  # mean and scale are data statistics
+        # LocalStochastic's mean and scale are data statistics, not parameters
+        "params": nn.count_params(model.mlp if isinstance(model, nn.LocalStochastic) else model),
         "train_seconds": float(history["train_seconds"]),
         "compile_seconds": float(history["compile_seconds"]),
         "data_seconds": data_seconds,

@@ -152,3 +152,16 @@ def history_figure(histories: dict, title: str) -> Figure:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return fig
+
+
+def network_of(section: Any, build: Callable[[], eqx.Module]) -> eqx.Module:
+    """The network of a `model` value: the object given from Python, else `build()` from
+    the section."""
+    return section if isinstance(section, eqx.Module) else build()
+
+
+def network_label(section: Any, text: Callable[[], str]) -> str:
+    """`text()` (the section's description) or the class name of a network object."""
+    if isinstance(section, eqx.Module):
+        return f"{type(section).__name__} (a user network)"
+    return text()
