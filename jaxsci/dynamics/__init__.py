@@ -1,5 +1,11 @@
-"""Simulators: ODE/SDE/PDE models as equinox modules with differentiable parameters."""
+"""Simulators: ODE/SDE/PDE models as equinox modules with differentiable parameters.
 
+`float_parameter` and `check_positive` are the argument checks the built-in models use, for
+models of your own: they name the argument and let traced values through, so a model whose
+`__init__` / `__check_init__` use them can be built inside `jit`, `vmap` or a log-density.
+"""
+
+from .._checks import check_positive as check_positive, float_parameter as float_parameter
 from ._base import (
     AbstractDynamics as AbstractDynamics,
     AbstractSDE as AbstractSDE,

@@ -1,6 +1,7 @@
 """Non-finite physical parameters are a ValueError naming the argument at construction."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -48,3 +49,36 @@ def test_traced_parameters_are_not_checked():
     """A vmapped sweep builds the model from traced values: the check lets them through."""
     models = eqx.filter_vmap(lambda f: dyn.Lorenz96(n=8, forcing=f))(jnp.array([6.0, 8.0]))
     np.testing.assert_allclose(np.asarray(models.forcing), [6.0, 8.0])
+
+
+class _Decay(dyn.AbstractDynamics):
+    """A user's model written with the public checks only: dy/dt = -rate y."""
+
+    rate: jax.Array
+
+    def __init__(self, rate):
+        self.rate = dyn.float_parameter("rate", rate)
+
+    def __check_init__(self):
+        dyn.check_positive("rate", self.rate)
+
+    @property
+    def state_shape(self):
+        return (1,)
+
+    def vector_field(self, t, y, args=None):
+        return -self.rate * y
+
+
+def test_user_models_check_parameters_with_the_public_helpers():
+    """`jaxsci.dynamics` exports the checks the built-in models use (they were importable only
+    from the private `jaxsci._checks`): a concrete bad value is a ValueError or TypeError
+    naming the argument, a traced one passes, so the model can be built under vmap."""
+    with pytest.raises(ValueError, match="`rate` must be finite and positive"):
+        _Decay(-1.0)
+    with pytest.raises(TypeError, match="`rate`"):
+        _Decay("fast")
+    model = _Decay(2)
+    assert model.rate.dtype == jnp.result_type(float)
+    models = eqx.filter_vmap(_Decay)(jnp.array([1.0, 2.0]))
+    np.testing.assert_allclose(np.asarray(models.rate), [1.0, 2.0])
