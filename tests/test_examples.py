@@ -21,7 +21,13 @@ def test_there_are_examples():
 
 
 # Examples that run for more than a few seconds (every example runs in CI).
-SLOW = {"compose_medida", "ks_lyapunov", "ks_model_error", "learn_l96_forcing"}
+SLOW = {
+    "compose_medida",
+    "ks_lyapunov",
+    "ks_model_error",
+    "learn_l96_forcing",
+    "tutorial_own_model",
+}
 
 
 @pytest.mark.parametrize("script", stem_params(EXAMPLES, SLOW))
