@@ -1,9 +1,10 @@
 """Write your own model
 
-Every tool in jaxsci takes a model object: `simulate` integrates it, the filters of
+The library's functions take model objects: `simulate` integrates one, the filters of
 `jaxsci.filters` forecast with it, `jaxsci.inference.posterior` samples its parameters and
-`jaxsci.discovery` finds the terms it lacks. None of them knows the built-in models by name,
-so a model you write in a few lines works everywhere a built-in one does. This page writes
+`jaxsci.discovery` finds the terms it lacks. None of them knows the built-in models by name
+(only the config files of `jaxsci run` do), so a model you write in a few lines works
+wherever a built-in one does. This page writes
 two models from scratch and uses each of them with those tools:
 
 1. an epidemic ODE with four compartments (SEIR), for `simulate`, `assimilate` and
@@ -37,8 +38,8 @@ The page is a script, `examples/tutorial_own_model.py`; run it with
 #   log-density can build the model from traced parameter values. `float_parameter(name,
 #   x)` (from `jaxsci.dynamics`) converts an argument to an array of the default float dtype
 #   and rejects strings, None and complex numbers with an error naming the argument.
-# - **`state_shape`** (a property): the shape of one state `y`. `simulate` and the filters
-#   compare the initial state against it and name the argument when it differs.
+# - **`state_shape`** (a property): the shape of one state `y`. `simulate` checks the
+#   initial state against it and names the argument when it differs.
 # - **`vector_field(t, y, args)`**: the right-hand side for one state, written with
 #   `jax.numpy`, no Python `if` on values (it runs under `jit`). Batching over ensemble
 #   members is a `vmap` outside the model.
@@ -142,7 +143,8 @@ ax.legend()
 
 # %%
 # Wrong parameters are errors that name them, and the model is a pytree of its parameters:
-# `jax.grad` through `simulate` differentiates a result with respect to the model.
+# `eqx.filter_grad` through `simulate` differentiates a result with respect to the model,
+# giving a model-shaped gradient with one entry per parameter.
 
 try:
     SEIR(beta=-0.5)
@@ -335,8 +337,8 @@ class Kawahara(AbstractSemilinear):
 #
 # A small wave u = eps cos(k x) hardly feels the quadratic term (its own amplitude changes
 # at order eps^3), so it must follow the linear solution u = eps Re(exp(L(k) t) e^{ikx}):
-# decay at rate k^4 - k^2 and travel at speed delta k^2. ETDRK4 integrates the linear part
-# exactly, so the match is tight. Mode m = 12 has k = 2 pi m / length = 1.5.
+# decay at rate k^4 - k^2 and travel to the left at speed delta k^2. ETDRK4 integrates the
+# linear part exactly, so the match is tight. Mode m = 12 has k = 2 pi m / length = 1.5.
 
 kawahara = Kawahara(delta=0.5)
 x = jnp.asarray(kawahara.grid.coordinates()[0])
@@ -357,8 +359,8 @@ print(f"L(k) = {symbol:.4f}; max error relative to the exact wave: {mode_decay_e
 # %%
 # ### Chaos: a Hovmoller diagram
 #
-# From the default initial state the long waves grow (L(k) > 0 for k < 1), steepen and
-# break up into the travelling cells of the Kawahara equation.
+# From the default initial state the long waves grow (the real part of L(k) is positive for
+# k < 1), steepen, and settle into the chaotic, drifting cells of the Kawahara equation.
 
 spinup_ts = jnp.arange(0.0, 150.0, 0.5)
 hovmoller = jaxsci.simulate(
@@ -374,10 +376,13 @@ ax.set(xlabel="x", ylabel="t", title="Kawahara equation, delta = 0.5 (ETDRK4)")
 #
 # Suppose the real system also loses energy, u_t = ... - 0.1 u, and your model does not
 # know it. `jaxsci.discovery.discover_model_error` (MEDIDA: Mojgani, Chattopadhyay &
-# Hassanzadeh 2022) assimilates noisy observations of the real system with your model,
-# collects model-error samples (observation minus the model's forecast from the analysis)
-# and regresses them on a library of candidate terms with a sparse regression (here the
-# relevance vector machine, `discovery.RVM`). The truth is written with
+# Hassanzadeh 2022) assimilates noisy observations of the real system with your model (an
+# EnKF), collects model-error samples (the next observation minus the model's one-interval
+# forecast) and regresses them on a library of candidate terms with a sparse regression
+# (here the relevance vector machine, `discovery.RVM`). `EnKFPasses` sets up the
+# assimilation: a first pass with your model, then a second with the corrected one, whose
+# background means serve as instruments for the regressors (`InstrumentalPairs`). The
+# observations here are the full field every time unit with 2% noise. The truth is written with
 # `discovery.CorrectedModel`: your model plus library terms with given coefficients, the
 # same class a discovery returns as its corrected model.
 
