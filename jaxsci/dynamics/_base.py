@@ -60,7 +60,8 @@ class AbstractSemilinear(AbstractDynamics):
 
     A model declares its `grid` (a `jaxsci.spectral.PeriodicGrid`) and gives
     `linear_operator()` (the Fourier symbol of L on the grid's real-FFT layout) and
-    `nonlinear(t, u_hat, args)` (N in spectral space). The state seen by integrators and
+    `nonlinear(t, u_hat, args)` (N in spectral space; de-aliasing its products, e.g. with
+    `grid.dealiased`, is the model's job). The state seen by integrators and
     users is the real field on the grid; `to_spectral` / `from_spectral` are the grid's real
     FFT and its inverse. `vector_field` is derived, so any diffrax solver works; the
     exponential integrators in `jaxsci.integrate` use the split directly.
@@ -74,6 +75,15 @@ class AbstractSemilinear(AbstractDynamics):
         # wavenumbers 2 pi m / length whose powers overflow the float dtype (a tiny `length`).
         # Or a coefficient is so large that it overflows on a reasonable grid.
         symbol = self.linear_operator()
+        # A symbol on another layout (e.g. the full FFT's, from `wavenumbers(full=True)`)
+        # would otherwise fail inside the integrators as a broadcasting error.
+        if tuple(jnp.shape(symbol)) != self.grid.spectral_shape:
+            raise ValueError(
+                f"`linear_operator()` of {type(self).__name__} has shape "
+                f"{tuple(jnp.shape(symbol))}, but it must have the grid's real-FFT shape "
+                f"{self.grid.spectral_shape} (`grid.spectral_shape`, that of `to_spectral(y)`; "
+                "build it from `grid.wavenumbers()`, whose default is that layout)."
+            )
         if is_concrete(symbol) and not np.all(np.isfinite(np.asarray(symbol))):
             k_max = np.pi * max(self.grid.shape) / self.grid.length
             dtype = jnp.result_type(float)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import jaxsci.dynamics as dyn
+from jaxsci.spectral import PeriodicGrid
 
 # (model, parameter) pairs: every array parameter of every model; the positivity checks of
 # the viscosities and rates also refuse NaN and inf.
@@ -82,3 +83,27 @@ def test_user_models_check_parameters_with_the_public_helpers():
     assert model.rate.dtype == jnp.result_type(float)
     models = eqx.filter_vmap(_Decay)(jnp.array([1.0, 2.0]))
     np.testing.assert_allclose(np.asarray(models.rate), [1.0, 2.0])
+
+
+class _FullLayoutHeat(dyn.AbstractSemilinear):
+    """u_t = u_xx with its symbol on the full FFT layout instead of the real-FFT one."""
+
+    grid: PeriodicGrid
+
+    def __init__(self):
+        self.grid = PeriodicGrid(32)
+
+    def linear_operator(self):
+        (k,) = self.grid.wavenumbers(full=True)
+        return jnp.asarray(-(k**2))
+
+    def nonlinear(self, t, y_hat, args=None):
+        return jnp.zeros_like(y_hat)
+
+
+def test_linear_operator_on_the_wrong_layout_is_named():
+    """A user's semilinear model whose Fourier symbol is not on the grid's real-FFT layout is
+    an error at construction naming `linear_operator()` and both shapes (it used to surface
+    only inside the integrator, as a broadcasting TypeError of shapes (32,) and (17,))."""
+    with pytest.raises(ValueError, match=r"`linear_operator\(\)` of _FullLayoutHeat has shape "):
+        _FullLayoutHeat()
