@@ -4,6 +4,7 @@ import abc
 import dataclasses
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -45,6 +46,22 @@ class AbstractDynamics(eqx.Module):
                 f"shape {tuple(self.state_shape)}."
             )
         check_finite(name, y)
+
+    def check_vector_field(self, y, args: PyTree = None, t: ScalarLike = 0.0) -> None:
+        """Raise a ValueError if `vector_field(t, y, args)` is not an array of `y`'s shape.
+
+        Traced with `equinox.filter_eval_shape` (nothing is computed): a vector field of the
+        wrong shape would otherwise fail inside diffrax as a broadcasting error that names
+        neither the model nor the method.
+        """
+        out = eqx.filter_eval_shape(self.vector_field, t, y, args)
+        want = tuple(jnp.shape(y))
+        if not isinstance(out, jax.ShapeDtypeStruct) or tuple(out.shape) != want:
+            got = f"shape {tuple(out.shape)}" if isinstance(out, jax.ShapeDtypeStruct) else out
+            raise ValueError(
+                f"`vector_field` of {type(self).__name__} returns {got} for a state of shape "
+                f"{want}: it must return dy/dt, an array of the state's shape."
+            )
 
 
 class AbstractSDE(AbstractDynamics):

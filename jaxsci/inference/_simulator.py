@@ -205,7 +205,11 @@ def solve_ode(
         adjoint=adjoint,
     )
     diff, static = eqx.partition((dynamics, y0), eqx.is_inexact_array)
-    ys, ok = _guarded(diff, static, settings, forward)
+    try:
+        ys, ok = _guarded(diff, static, settings, forward)
+    except (ValueError, TypeError):
+        dynamics.check_vector_field(y0)  # a wrong-shaped vector field, named (see simulate)
+        raise
     return ODESolution(ys=ys, ok=ok)
 
 

@@ -269,30 +269,36 @@ def simulate(
     if max_steps is None:
         max_steps = 16**4
 
-    terms = make_terms(
-        dynamics,
-        solver,
-        t0,
-        t_end,
-        dt0 if dt0 is not None else 1e-3,
-        key,
-        jax.ShapeDtypeStruct(y0.shape, y0.dtype),
-    )
-    sol = diffrax.diffeqsolve(
-        terms,
-        solver,
-        t0,
-        t_end,
-        dt0,
-        y0,
-        args=args,
-        saveat=saveat,
-        stepsize_controller=stepsize_controller,
-        adjoint=adjoint,
-        max_steps=max_steps,
-        throw=False,
-        progress_meter=progress_meter or diffrax.NoProgressMeter(),
-    )
+    try:
+        terms = make_terms(
+            dynamics,
+            solver,
+            t0,
+            t_end,
+            dt0 if dt0 is not None else 1e-3,
+            key,
+            jax.ShapeDtypeStruct(y0.shape, y0.dtype),
+        )
+        sol = diffrax.diffeqsolve(
+            terms,
+            solver,
+            t0,
+            t_end,
+            dt0,
+            y0,
+            args=args,
+            saveat=saveat,
+            stepsize_controller=stepsize_controller,
+            adjoint=adjoint,
+            max_steps=max_steps,
+            throw=False,
+            progress_meter=progress_meter or diffrax.NoProgressMeter(),
+        )
+    except (ValueError, TypeError):
+        # a vector field of the wrong shape fails inside diffrax, naming neither the model
+        # nor the method: name them (checked only on failure, so calls pay nothing)
+        dynamics.check_vector_field(y0, args, t0)
+        raise
     # (arrays: every SaveAt allowed here saves something)
     ts_saved, ys = cast(Array, sol.ts), cast(Array, sol.ys)
     # Only real saves count: SaveAt(steps=True) pads unused slots (time inf) with inf.

@@ -107,3 +107,33 @@ def test_linear_operator_on_the_wrong_layout_is_named():
     only inside the integrator, as a broadcasting TypeError of shapes (32,) and (17,))."""
     with pytest.raises(ValueError, match=r"`linear_operator\(\)` of _FullLayoutHeat has shape "):
         _FullLayoutHeat()
+
+
+class _ThreeOfFour(dyn.AbstractDynamics):
+    """A user's slip: a vector field that drops a component of the 4-state."""
+
+    @property
+    def state_shape(self):
+        return (4,)
+
+    def vector_field(self, t, y, args=None):
+        return -y[:3]
+
+
+def test_vector_field_of_the_wrong_shape_is_named():
+    """`simulate` and `inference.solve_ode` name the model's `vector_field` and both shapes
+    when it returns the wrong shape (they used to pass on diffrax's 'Incompatible types for
+    broadcasting: input type=float32[3] and requested type=float32[4]'); the check itself
+    traces with eval_shape only."""
+    import jaxsci
+    from jaxsci import inference
+
+    model, y0, ts = _ThreeOfFour(), jnp.ones(4), jnp.array([0.0, 1.0])
+    message = r"`vector_field` of _ThreeOfFour returns shape \(3,\) for a state of shape \(4,\)"
+    with pytest.raises(ValueError, match=message):
+        jaxsci.simulate(model, y0, ts)
+    with pytest.raises(ValueError, match=message):
+        inference.solve_ode(model, y0, ts)
+    with pytest.raises(ValueError, match=message):
+        model.check_vector_field(y0)
+    dyn.Lorenz63().check_vector_field(jnp.ones(3))  # a right one passes
