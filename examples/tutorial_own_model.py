@@ -62,9 +62,10 @@ The page is a script, `examples/tutorial_own_model.py`; run it with
 # wavenumbers (`grid.wavenumbers()`, and `grid.odd_wavenumbers()` without the Nyquist mode,
 # for odd derivatives), derivative symbols (`grid.derivative(order)`), the transforms
 # (`grid.to_spectral`, `grid.from_spectral`) and Orszag's 2/3 de-aliasing rule for quadratic
-# products (`grid.dealiased(u_hat)`, a no-op with `PeriodicGrid(..., dealias=False)`). The
-# base class's own `__check_init__` rejects a linear operator that overflows the float dtype
-# (a tiny `length`, or a huge coefficient), naming the cause.
+# products (`grid.dealiased(u_hat)`, a no-op with `PeriodicGrid(..., dealias=False)`);
+# de-aliasing is the model's job, the base class does not do it for you. The base class's
+# own `__check_init__` rejects a linear operator that is not of `grid.spectral_shape` or
+# that overflows the float dtype (a tiny `length`, or a huge coefficient), naming the cause.
 
 # %%
 import equinox as eqx
