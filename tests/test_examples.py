@@ -26,11 +26,16 @@ SLOW = {
     "ks_lyapunov",
     "ks_model_error",
     "learn_l96_forcing",
-    "tutorial_own_model",
 }
 
 
-@pytest.mark.parametrize("script", stem_params(EXAMPLES, SLOW))
+# Run by their own tests, which also check their results (tests/test_tutorial_own_model.py).
+OWN_TEST = {"tutorial_own_model"}
+
+
+@pytest.mark.parametrize(
+    "script", stem_params([p for p in EXAMPLES if p.stem not in OWN_TEST], SLOW)
+)
 def test_example_runs(script, tmp_path):
     source = script.read_text()
     args = ["--fast"]

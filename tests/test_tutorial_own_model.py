@@ -48,6 +48,8 @@ def test_tutorial_own_model(tutorial):
 
     # the EnKF tracks the epidemic better than the observations themselves
     assert t["analysis_rmse"] < t["obs_std"]
+    # the same experiment as a whole pipeline run on the tutorial's class (run_config)
+    assert t["pipeline_rmse"] < t["obs_std"]
 
     # a small Fourier mode of the user's semilinear PDE follows the exact linear solution
     # eps Re(exp(L(k) t) e^{ikx}) (ETDRK4 is exact on the linear part; the quadratic term
