@@ -21,6 +21,7 @@ objects: configs stay declarative.
 
 import dataclasses
 import difflib
+import functools
 import math
 import operator
 import types
@@ -229,7 +230,12 @@ def field_type(schema: type, name: str, spec: "Spec | None" = None) -> Any:
     if not spec.objects or typing.get_origin(tp) not in (typing.Union, types.UnionType):
         return tp
     args = [a for a in typing.get_args(tp) if a not in spec.objects]
-    return args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
+    return _union(args)
+
+
+def _union(types_: list) -> Any:
+    """`A | B | ...` of the types (the type itself when there is one)."""
+    return functools.reduce(operator.or_, types_)
 
 
 def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
@@ -243,16 +249,17 @@ def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
             raise ConfigError(key, f"expected {_type_name(tp)}, got null")
         errors = []
         for arg in args:
-            if arg is type(None):
+            if arg is type(None) or arg in spec.objects:  # objects were handled above
                 continue
             try:
                 return _validate_value(arg, spec, value, key)
             except ConfigError as err:
                 errors.append(err)
+        plain = [a for a in args if a not in spec.objects]
         raise (
             errors[0]
             if len(errors) == 1
-            else ConfigError(key, f"expected {_type_name(tp)}, got {value!r}")
+            else ConfigError(key, f"expected {_type_name(_union(plain))}, got {value!r}")
         )
     if origin is list:
         if not isinstance(value, list | tuple):

@@ -2,6 +2,9 @@
 
 import dataclasses
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import pytest
 
 from jaxsci.pipelines import ConfigError, describe, option, section, to_dict, validate
@@ -111,3 +114,36 @@ def test_model_params_ranges_and_constructor_errors():
     assert validate(schema, {"forcing_wavenumber": 2}).forcing_wavenumber == 2
     with pytest.raises(ConfigError, match="expected int"):
         validate(schema, {"forcing_wavenumber": 2.5})
+
+
+class _Thing(eqx.Module):
+    rate: jax.Array
+    label: str = eqx.field(static=True, default="x")
+
+
+@dataclasses.dataclass(frozen=True)
+class WithObjects:
+    thing: Inner | _Thing = option(factory=Inner, objects=_Thing)
+    names: list[str | _Thing] = option(factory=lambda: ["a"], objects=_Thing)
+
+
+def test_objects_stand_for_values_from_python_only():
+    """An `objects=` field takes an instance of its classes unchecked (also inside a list),
+    records it by class and scalar fields (float32 0.2 as 0.2), and reports a bad plain value
+    with the plain types only; a YAML value is never an object."""
+    thing = _Thing(jnp.asarray(0.2))
+    config = validate(WithObjects, {"thing": thing, "names": ["b", thing]})
+    assert config.thing is thing and config.names[1] is thing
+    record = to_dict(config)["thing"]
+    assert record == {"object": f"{__name__}._Thing", "fields": {"rate": 0.2, "label": "x"}}
+    assert validate(WithObjects, {}).thing == Inner()
+    with pytest.raises(ConfigError, match=r"names\[0\]: expected str, got 3"):
+        validate(WithObjects, {"names": [3]})
+    with pytest.raises(ConfigError, match="thing: expected an instance of .*_Thing, got a _Other"):
+        validate(WithObjects, {"thing": _Other()})
+    with pytest.raises(ConfigError, match="steps: takes no Python object, got a _Thing"):
+        validate(Top, {"steps": thing})
+
+
+class _Other(eqx.Module):
+    pass
