@@ -45,11 +45,13 @@ def is_concrete(x: Any) -> bool:
     return not any(isinstance(leaf, Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
-def _float_or_inf(v: Any) -> float:
+def float_or_inf(v: Any) -> float:
+    """`float(v)`, with a Python int beyond float64's range as +-inf (infinite at any float
+    precision) instead of an OverflowError."""
     try:
         return float(v)
-    except OverflowError:  # a Python int beyond float64: infinite at any float precision
-        return math.copysign(math.inf, v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 def concrete(x: Any) -> np.ndarray | None:
@@ -62,7 +64,7 @@ def concrete(x: Any) -> np.ndarray | None:
     except OverflowError:
         try:
             as_object = np.asarray(x, dtype=object)
-            return np.vectorize(_float_or_inf, otypes=[np.float64])(as_object)
+            return np.vectorize(float_or_inf, otypes=[np.float64])(as_object)
         except (TypeError, ValueError, OverflowError):
             return None
     except (TypeError, ValueError):

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_callable, check_choice, check_range
+from .._checks import check_callable, check_choice, check_range, float_or_inf
 from .._custom_types import Array, Bool, Float, Int, Key
 from ..integrate import phi_functions
 from ._base import AbstractSchedule, RealLike
@@ -56,7 +56,6 @@ from ._sampler import (
     lower_order_final_field,
     lower_order_final_ratio_field,
     step_info,
-    threshold_float,
 )
 
 Grid = Float[Array, " n1"]
@@ -90,7 +89,7 @@ def _check_weight_below(value: float) -> float:
             "`published_weight_below` must be a number of steps >= 0 (0: the third-order "
             f"weight on every grid; math.inf: the published weight on every grid), got {value!r}."
         )
-    return threshold_float(value)
+    return float_or_inf(value)  # beyond the float range: inf, above every grid
 
 
 def _effective_order(order, i, g, lower_order_final, below, ratio, history_limited):

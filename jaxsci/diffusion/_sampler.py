@@ -7,6 +7,7 @@ from typing import ClassVar, NamedTuple
 import equinox as eqx
 import jax.numpy as jnp
 
+from .._checks import float_or_inf
 from .._custom_types import Array, Bool, Float, Int, Key, PyTree
 from ._base import AbstractSchedule
 from ._parameterization import Denoiser
@@ -86,16 +87,7 @@ def check_lower_order_final_below(value: float) -> float:
             f"`lower_order_final_below` must be a positive number of steps (math.inf: every "
             f"grid), got {value!r}."
         )
-    return threshold_float(value)
-
-
-def threshold_float(value: int | float) -> float:
-    """A step-count or ratio threshold as a float; an int beyond the float range is
-    math.inf (it exceeds every grid), not an OverflowError."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
+    return float_or_inf(value)  # beyond the float range: inf, above every grid
 
 
 def lower_order_final_field(default: bool = True):
@@ -124,7 +116,7 @@ def check_lower_order_final_ratio(value: float) -> float:
             f"`lower_order_final_ratio` must be a step ratio >= 1 (math.inf: the step-count "
             f"rule alone), got {value!r}."
         )
-    return threshold_float(value)
+    return float_or_inf(value)  # beyond the float range: inf, above every grid
 
 
 def final_step_growth(lam: Float[Array, " n1"]) -> Float[Array, ""]:

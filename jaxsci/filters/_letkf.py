@@ -100,12 +100,12 @@ class LETKF(AbstractEnsembleFilter):
                 else finite_float("domain_length", domain_length)
             )
             check_positive("domain_length", length)
-        self.loc_rad = float(loc_rad)
+        self.loc_rad = float(radius)  # an int beyond float64 is inf (the ETKF)
         self.obs_dim = obs_op.obs_dim
         points, sizes = contiguous_batches(dim, self.batch_size)
         batches = None if self.batch_size == 1 else (points, sizes)
         idx, taper = local_observations(
-            locs, np.asarray(obs_op.locations), loc_rad, length, batches=batches
+            locs, np.asarray(obs_op.locations), self.loc_rad, length, batches=batches
         )
         n_domains = points.shape[0]
         if 2 * idx.shape[1] > obs_op.obs_dim:

@@ -174,3 +174,19 @@ def test_hyperparameters_are_checked_by_name():
             jnp.zeros((2, 4)),
             dt=1.0,
         )
+
+
+def test_a_huge_integer_radius_is_the_etkf_radius():
+    """`loc_rad` as a Python int beyond float64 is an infinite radius (the ETKF, as the
+    docstring says of inf), not an OverflowError from float(); `concrete` reads such ints as
+    +-inf so the sign checks still apply."""
+    import math
+
+    from jaxsci._checks import concrete
+
+    assert concrete(10**400) == math.inf and concrete(-(10**400)) == -math.inf
+    np.testing.assert_array_equal(concrete([1, 10**400]), [1.0, math.inf])
+    op = F.IndexObservation(10, [0, 1])
+    assert F.LETKF(10**400, op).loc_rad == math.inf
+    with pytest.raises(ValueError, match="`loc_rad` must be a positive number"):
+        F.LETKF(-(10**400), op)
