@@ -1,30 +1,47 @@
-"""Ctrl-C inside long compiled loops: `deferred_interrupts` and the in-graph `stop_requested`.
+"""Ctrl-C inside long compiled loops: `deferred_interrupts` and host-chunked `interruptible_scan`.
 
 While the main thread waits on a compiled call, CPython runs no Python signal handler: a
 Ctrl-C (SIGINT) raises `KeyboardInterrupt` only once the call returns, which for a long
-`lax.scan` can be minutes. Inside `deferred_interrupts()` the signal is instead recorded:
-the C-level handler writes it to a wakeup pipe (`signal.set_wakeup_fd`) at once, and a
-compiled loop that calls `stop_requested(step)` reads that pipe from a host callback every
-`every` steps and can end early (`interruptible_scan`: a `lax.scan` that stops). The caller
-then sees `flag.requested`, keeps what was computed and raises `KeyboardInterrupt` itself. A
-second Ctrl-C raises at once (when the main thread next runs Python).
+`lax.scan` can be minutes. So a long loop that must stop on Ctrl-C (`interruptible_scan`) is
+run from the host as repeated calls of one compiled chunk program, each a short stretch of
+the loop (about `CHUNK_SECONDS`), with the loop state carried from call to call; between two
+chunks the host checks for a Ctrl-C (`stop_requested`). The compiled program holds no host
+callback, so JAX's persistent compilation cache can store it (JAX never stores a program
+with a callback).
+
+Inside `deferred_interrupts()` a Ctrl-C is recorded instead of raised: the C-level handler
+writes it to a wakeup pipe (`signal.set_wakeup_fd`) at once, the chunk loop sees it after the
+running chunk and stops, the caller then sees `flag.requested`, keeps what was computed and
+raises `KeyboardInterrupt` itself. A second Ctrl-C raises at once (when the main thread next
+runs Python). Outside such a block a Ctrl-C raises `KeyboardInterrupt` between two chunks.
 """
 
 import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ._custom_types import Array, Bool, Int, PyTree
+from ._checks import is_concrete
+from ._custom_types import Array, PyTree
 
-#: Steps between two host checks of `stop_requested` (a few microseconds each).
-CHECK_EVERY = 16
+#: Target wall time (seconds) of one compiled chunk of `interruptible_scan`: a Ctrl-C stops
+#: the loop at the end of the running chunk, so within about this time. A chunk call costs
+#: about 0.1 ms of dispatch and synchronisation, under 0.1 % of a chunk this long.
+CHUNK_SECONDS = 0.2
+#: Steps per chunk of every `interruptible_scan` called without `chunk` (the interruptible
+#: drivers); None (default) adapts the length to `CHUNK_SECONDS`. A fixed length makes where
+#: an interrupted run stops predictable (tests).
+CHUNK_STEPS: int | None = None
+#: Growth bound of the chunk length from one call to the next (the first call also compiles
+#: and is timed long, so the length grows from 1 step by at most this factor per call).
+_CHUNK_GROWTH = 4
 
 
 class InterruptFlag:
@@ -65,8 +82,8 @@ def remembered_interrupts() -> Iterator[None]:
     """Ctrl-C raises `KeyboardInterrupt` as usual inside the block, and is also remembered:
     a `KeyboardInterrupt` swallowed by a bare `except:` in a dependency (jax's tracing has a
     few, e.g. around `operator.index` of every shape dimension) is raised again by the next
-    `check_interrupted()` or `deferred_interrupts()`, and compiled loops stop at their next
-    `stop_requested`. Main thread only; elsewhere a no-op."""
+    `check_interrupted()` or `deferred_interrupts()`, and `interruptible_scan` loops stop
+    after their running chunk. Main thread only; elsewhere a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -94,8 +111,8 @@ def check_interrupted() -> None:
 def deferred_interrupts() -> Iterator[InterruptFlag]:
     """Record Ctrl-C inside the block instead of raising `KeyboardInterrupt`.
 
-    Yields an `InterruptFlag`; compiled loops that call `stop_requested` see the interrupt
-    within one check interval, even while the main thread is blocked in the compiled call.
+    Yields an `InterruptFlag`; `interruptible_scan` loops see the interrupt at the end of
+    their running chunk (the main thread is blocked in the chunk's compiled call until then).
     After the block the caller checks `flag.requested`, saves what it has, and raises
     `KeyboardInterrupt`. A second Ctrl-C in the block raises at once. Outside the main
     thread the block is a no-op (the flag stays False) and the signal is left alone.
@@ -129,26 +146,11 @@ def deferred_interrupts() -> Iterator[InterruptFlag]:
         os.close(write_fd)
 
 
-def _poll(step) -> np.ndarray:
-    del step  # an operand only so that the call is not hoisted out of the loop
-    return np.asarray(_remembered[0] or any(flag.requested for flag in _active))
-
-
-def stop_requested(step: Int[Array, ""], every: int = CHECK_EVERY) -> Bool[Array, ""]:
-    """In a compiled loop: whether a Ctrl-C arrived in an enclosing `deferred_interrupts()`.
-
-    Checked on the host (a callback) at steps that are multiples of `every`, False in
-    between and whenever no `deferred_interrupts()` block is active. `step` must not be
-    batched (a loop counter), so that the check is one callback per step even under
-    `jax.vmap`. No gradient flows through it.
-    """
-    step = jax.lax.stop_gradient(jnp.asarray(step))
-    shape = jax.ShapeDtypeStruct((), jnp.bool_)
-
-    def check():
-        return jax.pure_callback(_poll, shape, step, vmap_method="broadcast_all")
-
-    return jax.lax.cond(step % every == 0, check, lambda: jnp.asarray(False))
+def stop_requested() -> bool:
+    """On the host: whether a Ctrl-C arrived in an enclosing `deferred_interrupts()` block
+    (read from its wakeup pipe, so also while no Python handler has run yet) or in a
+    `remembered_interrupts()` block."""
+    return _remembered[0] or any(flag.requested for flag in _active)
 
 
 def _empty_like(shape: jax.ShapeDtypeStruct, length: int) -> Array:
@@ -157,33 +159,97 @@ def _empty_like(shape: jax.ShapeDtypeStruct, length: int) -> Array:
     return jnp.full((length, *shape.shape), fill, dtype=shape.dtype)
 
 
-def interruptible_scan(
-    f: Callable[[Any, Any], tuple[Any, Any]], init: PyTree, xs: PyTree, length: int
-) -> tuple[PyTree, PyTree, Int[Array, ""]]:
-    """`lax.scan(f, init, xs, length)` that ends early after a Ctrl-C in an enclosing
-    `deferred_interrupts()` block (checked with `stop_requested` every `CHECK_EVERY` steps).
+@eqx.filter_jit(donate="all-except-first")
+def _run_chunk(fixed, carry, outputs):
+    """Steps start..stop-1 of the loop: one compiled program for every chunk of a loop (the
+    bounds are array operands), updating the carry and the output buffers in place (both
+    donated)."""
+    f, operands, xs, start, stop = fixed
 
-    A `lax.while_loop` writing each step's output into preallocated arrays: the outputs of
-    the steps that did not run are NaN (zeros for integer and boolean outputs). Returns
-    (final carry, stacked outputs, number of steps run). Like any while loop it supports
-    forward-mode but not reverse-mode differentiation; use `lax.scan` where gradients are
-    needed. `xs` may be None (then `length` steps with x = None).
-    """
-    x_first = jax.tree.map(lambda x: x[0], xs)
-    out_shapes = jax.eval_shape(f, init, x_first)[1]
-    outputs = jax.tree.map(lambda s: _empty_like(s, length), out_shapes)
-
-    def cond(state):
-        k, _, _, stopped = state
-        return (k < length) & ~stopped
-
-    def body(state):
-        k, carry, outputs, _ = state
-        x = jax.tree.map(lambda xs_leaf: xs_leaf[k], xs)
-        carry, y = f(carry, x)
+    def body(k, state):
+        carry, outputs = state
+        x = jax.tree.map(lambda leaf: leaf[k], xs)
+        carry, y = f(operands, carry, x)
         outputs = jax.tree.map(lambda buf, v: buf.at[k].set(v), outputs, y)
-        return k + 1, carry, outputs, stop_requested(k + 1)
+        return carry, outputs
 
-    start = (jnp.asarray(0), init, outputs, stop_requested(jnp.asarray(0)))
-    n_run, carry, outputs, _ = jax.lax.while_loop(cond, body, start)
-    return carry, outputs, n_run
+    return jax.lax.fori_loop(start, stop, body, (carry, outputs))
+
+
+def _next_chunk(steps: int, seconds: float) -> int:
+    """The next chunk length: `steps` scaled to last `CHUNK_SECONDS` at the rate just seen,
+    grown at most `_CHUNK_GROWTH`-fold, at least 1."""
+    target = int(steps * CHUNK_SECONDS / max(seconds, 1e-6))
+    return max(1, min(_CHUNK_GROWTH * steps, target))
+
+
+def require_concrete(what: str, *values: Any) -> None:
+    """Raise a TypeError naming `what` if any of `values` is traced: a host loop of compiled
+    chunks (`interruptible_scan`) cannot run under `jax.jit`, `jax.vmap` or `jax.grad`."""
+    if not is_concrete(values):
+        raise TypeError(
+            f"{what} runs a host loop of compiled chunks (to stop on Ctrl-C) and needs "
+            "concrete inputs: it cannot be called under jax.jit, jax.vmap or jax.grad. Call "
+            "it outside any transformation, or pass interruptible=False (a single compiled "
+            "lax.scan)."
+        )
+
+
+def interruptible_scan(
+    f: Callable[[Any, Any, Any], tuple[Any, Any]],
+    init: PyTree,
+    xs: PyTree,
+    length: int,
+    *,
+    operands: PyTree = None,
+    chunk: int | None = None,
+) -> tuple[PyTree, PyTree, int]:
+    """`lax.scan(lambda c, x: f(operands, c, x), init, xs, length)` run from the host in
+    compiled chunks, ending early after a Ctrl-C (`stop_requested`, checked between chunks).
+
+    One compiled program (a `fori_loop` over steps start..stop-1, the bounds being operands)
+    serves every chunk; the carry and preallocated output buffers are passed from call to
+    call (donated: no copies), so the numbers do not depend on where the chunks end. The
+    program holds no host callback: JAX's persistent compilation cache can keep it. The
+    outputs of the steps that did not run are NaN (zeros for integer and boolean outputs).
+    Returns (final carry, stacked outputs, number of steps run).
+
+    `f` is part of the compiled program's identity: pass a module-level function and put
+    everything it uses in `operands` (a pytree: arrays are operands of the program, other
+    leaves are static), so that repeated calls reuse the compiled chunk. A host loop cannot be
+    traced: `init`, `xs` and `operands` must be concrete (a TypeError otherwise). No
+    gradients flow through it.
+
+    Arguments:
+        f: the step, `f(operands, carry, x) -> (carry, y)`.
+        init: the initial carry (not modified: the first chunk works on a copy).
+        xs: per-step inputs with leading axis `length`, or None.
+        length: number of steps.
+        operands: what `f` reads besides the carry and `x`.
+        chunk: steps per compiled call; None (default): `CHUNK_STEPS`, whose default None
+            adapts it so that a call lasts about `CHUNK_SECONDS` (starting from 1 step and
+            growing at most 4-fold per call).
+    """
+    require_concrete("interruptible_scan", init, xs, operands)
+    length = int(length)
+    chunk = CHUNK_STEPS if chunk is None else chunk
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"`chunk` must be a positive number of steps or None, got {chunk}.")
+    carry = jax.tree.map(lambda leaf: jnp.array(leaf, copy=True), init)
+    if length == 0:
+        return carry, None, 0
+    x_first = jax.tree.map(lambda leaf: leaf[0], xs)
+    out_shapes = eqx.filter_eval_shape(f, operands, carry, x_first)[1]
+    outputs = jax.tree.map(lambda s: _empty_like(s, length), out_shapes)
+    start, steps = 0, 1 if chunk is None else int(chunk)
+    while start < length and not stop_requested():
+        stop = min(length, start + steps)
+        bounds = (jnp.asarray(start, jnp.int32), jnp.asarray(stop, jnp.int32))
+        seconds = time.perf_counter()
+        carry, outputs = _run_chunk((f, operands, xs, *bounds), carry, outputs)
+        jax.block_until_ready((carry, outputs))
+        seconds = time.perf_counter() - seconds
+        if chunk is None:
+            steps = _next_chunk(stop - start, seconds)
+        start = stop
+    return carry, outputs, start

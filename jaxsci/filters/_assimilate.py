@@ -6,6 +6,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import (
     check_finite,
@@ -17,7 +18,7 @@ from .._checks import (
     finite_float,
 )
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
-from .._interrupts import interruptible_scan
+from .._interrupts import interruptible_scan, require_concrete
 from ..integrate import Flow, rollout
 from ..observations import AbstractObservation
 from ._base import AbstractFilter, Ensemble, FilterState
@@ -77,6 +78,52 @@ def _window_map(flow: FlowFn, length: float) -> Callable:
     return lambda y, t0: flow(y, t0, t0 + length)
 
 
+def _cycle(spec, state: FilterState, xs):
+    """One cycle of `run_filter`: forecast from t0 + (k-1) dt to t0 + k dt, process noise,
+    analysis, and the cycle's statistics (`spec` as built by `_run_filter`). Module-level, so
+    that an interruptible run's compiled chunk is reused across calls."""
+    flow, obs_op, filter, t0, dt, noise_factor, store, likelihood, observe = spec
+    k, inputs, key_k = xs
+    dtype = state.ensemble.dtype
+    forecast = jax.vmap(_window_map(flow, dt), in_axes=(0, None))
+    y = obs_op.sample(*inputs) if observe else inputs
+    ens = forecast(state.ensemble, t0 + (k - 1) * dt)
+    if noise_factor is not None:
+        key_a, key_q = jax.random.split(key_k)
+        ens = ens + jax.random.normal(key_q, ens.shape, dtype=dtype) @ noise_factor
+    else:
+        key_a = key_k
+    state = FilterState(ens, state.log_weights)
+    mean_f, spread_f = filter.statistics(state)
+    state, info = filter.analysis(key_a, state, y, obs_op)
+    mean_a, spread_a = filter.statistics(state)
+    nan = jnp.asarray(jnp.nan, dtype=dtype)
+    out: dict[str, Any] = dict(
+        mean_f=mean_f,
+        mean_a=mean_a,
+        spread_f=spread_f,
+        spread_a=spread_a,
+        log_likelihood=info.log_likelihood if likelihood else nan,
+        ess=info.ess,
+        finite=jnp.all(jnp.isfinite(state.ensemble)),
+        ensembles=state.ensemble if store else None,
+        log_weights=state.log_weights if store else None,
+    )
+    if observe:
+        out["observations"] = y
+    return state, out
+
+
+def _filter_start(key, filter, ensemble, n_cycles, noise_chol):
+    """The per-cycle inputs of `run_filter` and its initial state."""
+    keys = jax.random.split(key, n_cycles)
+    noise_factor = None if noise_chol is None else noise_chol.T.astype(ensemble.dtype)
+    return jnp.arange(1, n_cycles + 1), keys, noise_factor, filter.init(ensemble)
+
+
+_filter_start_jit = eqx.filter_jit(_filter_start)
+
+
 def _run_filter(
     key,
     flow,
@@ -90,59 +137,29 @@ def _run_filter(
     store,
     likelihood,
     interruptible,
-    observe=None,
+    observe=False,
 ):
     """`run_filter` after its checks (positional, for `eqx.filter_jit` and `assimilate`).
 
     Returns the `FilterResult` and the observations. Without `observe`, `ys` are the
-    observations (K, obs); with it, `ys` is a pytree of per-cycle inputs (leading axis K) and
-    cycle k's observation is `observe(ys[k])`, drawn inside the loop just before its analysis
-    (so an interruptible loop stops the drawing too; NaN for the cycles that did not run).
+    observations (K, obs); with it, `ys` is (keys, states) with leading axis K and cycle k's
+    observation is `obs_op.sample(keys[k], states[k])`, drawn inside the loop just before its
+    analysis (so an interrupted loop stops the drawing too; NaN for the cycles that did not
+    run). `interruptible`: a host loop of compiled chunks (`interruptible_scan`), called
+    outside jit with concrete inputs; otherwise one `lax.scan`, traceable.
     """
-    dtype = ensemble.dtype
-    forecast = jax.vmap(_window_map(flow, dt), in_axes=(0, None))
     n_cycles = jax.tree.leaves(ys)[0].shape[0]
-    keys = jax.random.split(key, n_cycles)
-    noise_factor = None if noise_chol is None else noise_chol.T.astype(dtype)
-
-    def cycle(state: FilterState, xs):
-        k, inputs, key_k = xs
-        y = inputs if observe is None else observe(inputs)
-        ens = forecast(state.ensemble, t0 + (k - 1) * dt)
-        if noise_factor is not None:
-            key_a, key_q = jax.random.split(key_k)
-            ens = ens + jax.random.normal(key_q, ens.shape, dtype=dtype) @ noise_factor
-        else:
-            key_a = key_k
-        state = FilterState(ens, state.log_weights)
-        mean_f, spread_f = filter.statistics(state)
-        state, info = filter.analysis(key_a, state, y, obs_op)
-        mean_a, spread_a = filter.statistics(state)
-        nan = jnp.asarray(jnp.nan, dtype=dtype)
-        out: dict[str, Any] = dict(
-            mean_f=mean_f,
-            mean_a=mean_a,
-            spread_f=spread_f,
-            spread_a=spread_a,
-            log_likelihood=info.log_likelihood if likelihood else nan,
-            ess=info.ess,
-            finite=jnp.all(jnp.isfinite(state.ensemble)),
-            ensembles=state.ensemble if store else None,
-            log_weights=state.log_weights if store else None,
-        )
-        if observe is not None:
-            out["observations"] = y
-        return state, out
-
-    steps = jnp.arange(1, n_cycles + 1)
+    start = _filter_start_jit if interruptible else _filter_start
+    steps, keys, noise_factor, state0 = start(key, filter, ensemble, n_cycles, noise_chol)
+    spec = (flow, obs_op, filter, t0, dt, noise_factor, store, likelihood, observe)
     xs = (steps, ys, keys)
     if interruptible:
-        _, out, n_run = interruptible_scan(cycle, filter.init(ensemble), xs, n_cycles)
-        out["completed"] = jnp.arange(n_cycles) < n_run
+        _, out, n_run = interruptible_scan(_cycle, state0, xs, n_cycles, operands=spec)
+        out["completed"] = jnp.asarray(np.arange(n_cycles) < n_run)
     else:
-        _, out = jax.lax.scan(cycle, filter.init(ensemble), xs)
+        _, out = jax.lax.scan(lambda state, x: _cycle(spec, state, x), state0, xs)
         out["completed"] = jnp.ones(n_cycles, dtype=bool)
-    observations = ys if observe is None else out.pop("observations")
+    observations = out.pop("observations") if observe else ys
     return FilterResult(**out), observations
 
 
@@ -194,10 +211,12 @@ def run_filter(
         compute_likelihood: report the filter's per-cycle log-likelihood (`FilterInfo`;
             NaN when off, and the ensemble Kalman filters' Gaussian likelihood is then not
             computed).
-        interruptible: check for Ctrl-C every few cycles (a host callback) inside a
-            `jaxsci.deferred_interrupts()` block: after one, the call returns within a few
-            cycles and the remaining ones are NaN (`completed` False). A while loop: not
-            reverse-mode differentiable.
+        interruptible: run the cycles from the host in compiled chunks of about
+            `jaxsci._interrupts.CHUNK_SECONDS` each (the same numbers as one compiled scan)
+            and stop after the running chunk on a Ctrl-C inside a
+            `jaxsci.deferred_interrupts()` block: the remaining cycles are then NaN
+            (`completed` False). Needs concrete inputs (a TypeError under `jit`, `vmap` or
+            `grad`); not differentiable.
     """
     _check_filter(filter)
     check_ensemble(initial_ensemble, obs_op, "initial_ensemble")
@@ -212,7 +231,11 @@ def run_filter(
         bool(compute_likelihood),
         bool(interruptible),
     )
-    return _run_filter_jit(key, flow, obs_op, filter, initial_ensemble, observations, *options)
+    args = (key, flow, obs_op, filter, initial_ensemble, observations, *options)
+    if interruptible:
+        require_concrete("run_filter(..., interruptible=True)", args)
+        return _run_filter(*args)[0]
+    return _run_filter_jit(*args)
 
 
 def climatological_spread(
@@ -310,22 +333,12 @@ def _divergence_rule(divergence_threshold: float | None) -> str:
     return "rmse_a > the given divergence_threshold"
 
 
-def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *options):
-    """`assimilate` after its checks (positional, for `eqx.filter_jit`)."""
-    (
-        init_std,
-        burn_in,
-        store,
-        divergence_threshold,
-        noise_chol,
-        likelihood,
-        interruptible,
-        centre,
-    ) = options
+def _assimilate_start(key, x0, n_cycles, dt, ensemble_size, init_std, centre):
+    """`assimilate`'s draws: the filter's key, the analysis times, the per-cycle observation
+    keys and the initial ensemble."""
     key_obs, key_init, key_filter = jax.random.split(key, 3)
     dtype = x0.dtype
     times = (jnp.arange(1, n_cycles + 1) * dt).astype(dtype)
-    truth = rollout(flow, x0, n_cycles, dt=dt, interruptible=interruptible)
     # y_k = h(x_k) + r_k as `synthetic_observations(key_obs, obs_op, truth)` (the same key
     # per cycle, so the same numbers), but drawn cycle by cycle in the filter's loop: after
     # a Ctrl-C, no draws for the cycles that will not run.
@@ -334,21 +347,12 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
     init = centre + init_std * jax.random.normal(
         key_init, (ensemble_size, x0.shape[0]), dtype=dtype
     )
-    res, ys = _run_filter(
-        key_filter,
-        flow,
-        obs_op,
-        filter,
-        init,
-        (obs_keys, truth),
-        0.0,
-        dt,
-        noise_chol,
-        store,
-        likelihood,
-        interruptible,
-        lambda key_x: obs_op.sample(*key_x),
-    )
+    return key_filter, times, obs_keys, init
+
+
+def _assimilate_score(times, truth, ys, res, burn_in, divergence_threshold, interruptible):
+    """`assimilate`'s errors, averages and divergence verdict from the truth and the filter."""
+    dtype = truth.dtype
     rmse_f = jnp.sqrt(jnp.mean((res.mean_f - truth) ** 2, axis=-1))
     rmse_a = jnp.sqrt(jnp.mean((res.mean_a - truth) ** 2, axis=-1))
     after = (times > burn_in) & res.completed  # completed: all unless interrupted
@@ -389,6 +393,46 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
     )
 
 
+def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *options):
+    """`assimilate` after its checks (positional, for `eqx.filter_jit`). Interruptible: a
+    host-level sequence of compiled calls (the draws, the truth's and the filter's chunked
+    loops, the scores), the same numbers as the one compiled call."""
+    (
+        init_std,
+        burn_in,
+        store,
+        divergence_threshold,
+        noise_chol,
+        likelihood,
+        interruptible,
+        centre,
+    ) = options
+    start = _assimilate_start_jit if interruptible else _assimilate_start
+    key_filter, times, obs_keys, init = start(
+        key, x0, n_cycles, dt, ensemble_size, init_std, centre
+    )
+    truth = rollout(flow, x0, n_cycles, dt=dt, interruptible=interruptible)
+    res, ys = _run_filter(
+        key_filter,
+        flow,
+        obs_op,
+        filter,
+        init,
+        (obs_keys, truth),
+        0.0,
+        dt,
+        noise_chol,
+        store,
+        likelihood,
+        interruptible,
+        True,
+    )
+    score = _assimilate_score_jit if interruptible else _assimilate_score
+    return score(times, truth, ys, res, burn_in, divergence_threshold, interruptible)
+
+
+_assimilate_start_jit = eqx.filter_jit(_assimilate_start)
+_assimilate_score_jit = eqx.filter_jit(_assimilate_score)
 _assimilate_jit = eqx.filter_jit(_assimilate)
 
 
@@ -458,9 +502,11 @@ def assimilate(
             `DIVERGENCE_FRACTION` x the truth's climatological spread, see above).
         process_noise_chol: optional additive model noise for the filter's forecast.
         compute_likelihood: also compute the per-cycle log-likelihood.
-        interruptible: as `run_filter`: after a Ctrl-C in a `jaxsci.deferred_interrupts()`
-            block the remaining cycles are skipped, and `rmse_a_mean`, `spread_a_mean` and
-            `diverged` cover the completed cycles after `burn_in` (`filter.completed`).
+        interruptible: as `run_filter` (the truth run too: `rollout(..., interruptible=True)`;
+            the same numbers as a plain run): after a Ctrl-C in a
+            `jaxsci.deferred_interrupts()` block the remaining cycles are skipped, and
+            `rmse_a_mean`, `spread_a_mean` and `diverged` cover the completed cycles after
+            `burn_in` (`filter.completed`).
         ensemble_centre: centre of the initial ensemble, shape of `x0` (default `x0`, the
             truth); the prior mean mu0 for DAPPER's convention (see above).
     """
@@ -497,6 +543,8 @@ def assimilate(
         bool(interruptible),
         ensemble_centre,
     )
-    return _assimilate_jit(
-        key, flow, obs_op, filter, x0, n_cycles, float(dt), ensemble_size, *options
-    )
+    args = (key, flow, obs_op, filter, x0, n_cycles, float(dt), ensemble_size, *options)
+    if interruptible:
+        require_concrete("assimilate(..., interruptible=True)", args)
+        return _assimilate(*args)
+    return _assimilate_jit(*args)

@@ -76,7 +76,8 @@ class Flow(eqx.Module):
 
         Filters advance every member over the same window once per cycle. When `length` is a
         whole number n of steps `dt`, the model is deterministic and the adjoint is the default
-        `RecursiveCheckpointAdjoint`, the n solver steps run as a `lax.scan` of fixed length
+        `RecursiveCheckpointAdjoint` or `ForwardMode` (a scan is differentiable in both
+        modes), the n solver steps run as a `lax.scan` of fixed length
         over `solver.step` instead of `diffeqsolve`'s bounded while loop: the same solver and
         the same steps, without the per-step bookkeeping of the general loop (step-size
         control, clipping to t1, saving, the checkpointed loop), which on a CPU cost as much
@@ -99,7 +100,7 @@ class Flow(eqx.Module):
         fast = (
             whole
             and not isinstance(self.dynamics, AbstractSDE)
-            and type(self.adjoint) is diffrax.RecursiveCheckpointAdjoint
+            and type(self.adjoint) in _SCAN_ADJOINTS
         )
         if not fast:
 
@@ -143,6 +144,11 @@ class Flow(eqx.Module):
             return jnp.where(ok, y, jnp.nan)
 
         return advance
+
+
+#: Adjoints whose differentiation a `lax.scan` of solver steps provides (reverse mode
+#: through the stored steps, forward mode).
+_SCAN_ADJOINTS = (diffrax.RecursiveCheckpointAdjoint, diffrax.ForwardMode)
 
 
 def _ignores_time(dynamics, solver, y, args) -> bool:

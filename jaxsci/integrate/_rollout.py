@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from .._checks import check_int
 from .._custom_types import Array, Float, Key, PyTree
-from .._interrupts import interruptible_scan
+from .._interrupts import interruptible_scan, require_concrete
 from ._flow import Flow
 
 
@@ -49,9 +49,11 @@ def rollout(
         args: passed to a `Flow` as `args=` (flows only).
         key: PRNG key for a stochastic autoregressive step (split once per step).
         include_initial: prepend `y0`, giving num_steps + 1 states.
-        interruptible: check for Ctrl-C every few steps (a host callback) inside a
-            `jaxsci.deferred_interrupts()` block; after one, the call returns within a few
-            steps and the remaining states are NaN. A while loop: no reverse-mode gradient.
+        interruptible: run from the host in compiled chunks of about
+            `jaxsci._interrupts.CHUNK_SECONDS` each (`interruptible_scan`: the same states)
+            and stop after the running chunk on a Ctrl-C inside a
+            `jaxsci.deferred_interrupts()` block; the states not reached are then NaN. Needs
+            concrete inputs (a TypeError under `jit`, `vmap` or `grad`); no gradient.
 
     Returns:
         The states after steps 1..num_steps, shape (num_steps, *y0.shape), or
@@ -70,28 +72,32 @@ def rollout(
         if not float(dt) > 0:
             raise ValueError(f"`dt` must be positive, got {dt}.")
         xs = jnp.arange(n)
-    flow_window = step.window(float(dt)) if isinstance(step, Flow) and dt is not None else None
-    extra = {} if args is None else {"args": args}
-    step_fn = cast(Callable[..., Array], step)
-
-    def advance_one(y, x):
-        if dt is None:  # autoregressive: x is a key or None
-            return step_fn(y) if key is None else step_fn(y, key=x)
-        ta = t_start + x * dt
-        if flow_window is not None:
-            return flow_window(y, ta, args=args)
-        return step_fn(y, ta, ta + dt, **extra)
-
-    def body(y, x):
-        nxt = advance_one(y, x)
-        return nxt, nxt
-
+        dt = float(dt)  # static in the compiled step (a Flow's window length)
+    spec = (step, dt, t_start, args, key is not None)
     if n == 0:
         return y0[None]
     if interruptible:
-        _, ys, _ = interruptible_scan(body, y0, xs, n)
+        require_concrete("rollout(..., interruptible=True)", step, y0, t_start, args, key)
+        _, ys, _ = interruptible_scan(_advance, y0, xs, n, operands=spec)
     else:
-        _, ys = jax.lax.scan(body, y0, xs, length=n)
+        _, ys = jax.lax.scan(lambda y, x: _advance(spec, y, x), y0, xs, length=n)
     if include_initial:
         ys = jnp.concatenate([y0[None], ys])
     return ys
+
+
+def _advance(spec, y, x):
+    """One step of `rollout` (`spec`: step, dt, t0, args, keyed); x is the step index (flows),
+    a key (keyed autoregressive steps) or None. Module-level, so that an interruptible
+    rollout's compiled chunk is reused across calls."""
+    step, dt, t_start, args, keyed = spec
+    step_fn = cast(Callable[..., Array], step)
+    if dt is None:  # autoregressive
+        nxt = step_fn(y, key=x) if keyed else step_fn(y)
+    else:
+        ta = t_start + x * dt
+        if isinstance(step, Flow):
+            nxt = step.window(dt)(y, ta, args=args)
+        else:
+            nxt = step_fn(y, ta, ta + dt, **({} if args is None else {"args": args}))
+    return nxt, nxt
