@@ -14,7 +14,7 @@ from .._custom_types import Array, Float
 from .._interrupts import check_interrupted
 from .._progress import progress_bar
 from ..dynamics import AbstractDynamics
-from ._simulate import simulate
+from ._simulate import raise_if_failed, simulate
 
 
 class ChunkedSimulation(NamedTuple):
@@ -100,7 +100,9 @@ def simulate_chunked(
     y0 = jnp.asarray(y0)
 
     def advance(y, ts):
-        traj = simulate(
+        # throw=False, and simulate's errors raised on the host after each call
+        # (`checked`): the compiled chunk holds no `eqx.error_if` of simulate's own
+        return simulate(
             dynamics,
             y,
             ts,
@@ -108,18 +110,20 @@ def simulate_chunked(
             dt0=dt0,
             stepsize_controller=stepsize_controller,
             max_steps=max_steps,
+            throw=False,
         )
+
+    def checked(traj):
+        raise_if_failed(traj, max_steps)
         return traj.ys, traj.num_steps
 
     chunk_ts = jnp.asarray(every * np.arange(per_chunk + 1), dtype=y0.dtype)
-    # eqx.filter_jit (not AOT-compiled jax.jit) so that a blow-up raises simulate's own
-    # message
     chunk = eqx.filter_jit(lambda y: advance(y, chunk_ts))
     n_steps_spinup, spinup_seconds = 0, 0.0
     if spinup > 0:
         spin_ts = jnp.asarray([0.0, spinup], dtype=y0.dtype)
         start = time.perf_counter()
-        ys, steps = eqx.filter_jit(lambda y: advance(y, spin_ts))(y0)
+        ys, steps = checked(eqx.filter_jit(lambda y: advance(y, spin_ts))(y0))
         y0, n_steps_spinup = ys[-1], int(steps)
         spinup_seconds = time.perf_counter() - start
     pieces, n_steps, y, seconds = [np.asarray(y0)[None]], 0, y0, []
@@ -128,7 +132,7 @@ def simulate_chunked(
         for _ in range(n_chunks):
             check_interrupted()  # a Ctrl-C that jax's tracing swallowed
             start = time.perf_counter()
-            ys, steps = chunk(y)
+            ys, steps = checked(chunk(y))
             y = ys[-1]
             pieces.append(np.asarray(ys[1:]))
             seconds.append(time.perf_counter() - start)

@@ -306,25 +306,10 @@ def simulate(
     finite = jnp.all(jnp.isfinite(ys) | ~saved)
     ok = (sol.result == diffrax.RESULTS.successful) & finite
     if throw:
-        ys = eqx.error_if(
-            ys,
-            sol.result == diffrax.RESULTS.max_steps_reached,
-            f"simulate: the solver reached max_steps={max_steps} before the last save time; "
-            "increase `max_steps` or `dt0`, or loosen rtol/atol.",
-        )
-        ys = eqx.error_if(
-            ys,
-            (sol.result != diffrax.RESULTS.successful)
-            & (sol.result != diffrax.RESULTS.max_steps_reached),
-            "simulate: the diffrax solve failed (see diffrax.RESULTS); pass throw=False "
-            "to inspect Trajectory.result.",
-        )
-        ys = eqx.error_if(
-            ys,
-            ~finite,
-            "simulate: the trajectory became non-finite (NaN or inf): the step is too "
-            "large for this model (reduce `dt0`) or the parameters make it blow up.",
-        )
+        max_steps_hit, failed = _failures(sol.result)
+        ys = eqx.error_if(ys, max_steps_hit, _MAX_STEPS_MESSAGE.format(max_steps))
+        ys = eqx.error_if(ys, failed, _FAILED_MESSAGE)
+        ys = eqx.error_if(ys, ~finite, _NON_FINITE_MESSAGE)
     stats = sol.stats
     return Trajectory(
         ts=ts_saved,
@@ -335,3 +320,43 @@ def simulate(
         result=sol.result,
         success=ok,
     )
+
+
+_MAX_STEPS_MESSAGE = (
+    "simulate: the solver reached max_steps={} before the last save time; increase "
+    "`max_steps` or `dt0`, or loosen rtol/atol."
+)
+_FAILED_MESSAGE = (
+    "simulate: the diffrax solve failed (see diffrax.RESULTS); pass throw=False to inspect "
+    "Trajectory.result."
+)
+_NON_FINITE_MESSAGE = (
+    "simulate: the trajectory became non-finite (NaN or inf): the step is too large for this "
+    "model (reduce `dt0`) or the parameters make it blow up."
+)
+
+
+def _failures(result) -> tuple[Array, Array]:
+    """(max_steps reached, another solver failure) from a diffrax result."""
+    max_steps_hit = result == diffrax.RESULTS.max_steps_reached
+    return max_steps_hit, (result != diffrax.RESULTS.successful) & ~max_steps_hit
+
+
+def raise_if_failed(traj: Trajectory, max_steps: int | None) -> None:
+    """On the host, after a compiled `simulate(..., throw=False)`: raise what `throw=True`
+    raises (an `equinox.EquinoxRuntimeError` with the same message) if the solve failed.
+
+    `throw=True` checks with `eqx.error_if`, a host callback on CPU (JAX never stores a
+    program holding one in its persistent compilation cache) that `EQX_ON_ERROR=nan` turns
+    into NaN; this check needs neither. `max_steps` is named in the message (None: the
+    bound `simulate` chose)."""
+    max_steps_hit, failed = _failures(traj.result)
+    non_finite = (traj.result == diffrax.RESULTS.successful) & ~traj.success
+    bound = "its bound" if max_steps is None else max_steps
+    for bad, message in (
+        (max_steps_hit, _MAX_STEPS_MESSAGE.format(bound)),
+        (failed, _FAILED_MESSAGE),
+        (non_finite, _NON_FINITE_MESSAGE),
+    ):
+        if bool(bad):
+            raise eqx.EquinoxRuntimeError(message)
