@@ -16,10 +16,13 @@ JAX import included), as a user meets it:
   compilation cache hit" lines says how many came from the cache; the rest of a run is
   Python start-up and imports, tracing and lowering (not cached by JAX) and the run itself.
   JAX never caches a program that holds a host callback (`JAX_EXPLAIN_CACHE_MISSES=1` says
-  which); their number and compile seconds are reported too.
+  which); their number, compile seconds and names are reported too, and the number of
+  programs JAX left out because they compiled faster than its minimum (cheaper to
+  recompile than to load).
 
     .venv/bin/python benchmarks/bench_cli_cache.py [--configs l63 quickstart ...]
         [--repeats 5] [--json benchmarks/_out/bench_cli_cache.json] [--quick]
+        [--env EQX_ON_ERROR=nan]
 """
 
 import argparse
@@ -48,24 +51,17 @@ CONFIGS = {
     "l63_pf": ["experiment.n_cycles=300"],
     "lorenz63_posterior": ["sampler.num_warmup=100", "sampler.num_samples=100"],
 }
-# `--without-polling` (a what-if, not a supported mode): the command with jaxsci's Ctrl-C
-# polling (`stop_requested`, a host callback in every `interruptible_scan` loop) replaced by a
-# constant False, so those loops hold no host callback and JAX can cache them.
-_WITHOUT_POLLING = """
-import sys
-import jax.numpy as jnp
-import jaxsci._interrupts as interrupts
-interrupts.stop_requested = lambda step, every=16: jnp.asarray(False)
-from jaxsci.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 _METRIC_KEYS = ("state_mean", "state_std", "rmse_a", "rmse_f", "n_steps")
+
+
+#: extra environment of the timed runs (`--env`, what-ifs such as EQX_ON_ERROR=nan)
+_EXTRA_ENV: dict[str, str] = {}
 
 
 def _env() -> dict[str, str]:
     """The caller's environment without any compilation-cache setting of its own."""
     drop = ("JAX_COMPILATION_CACHE_DIR", "JAXSCI_CACHE_DIR", "JAXSCI_NO_COMPILE_CACHE")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env = {k: v for k, v in os.environ.items() if k not in drop} | _EXTRA_ENV
     env["JAX_LOG_COMPILES"] = "1"
     env["JAX_EXPLAIN_CACHE_MISSES"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -95,16 +91,21 @@ def time_help(repeats: int) -> dict:
 
 
 _COMPILED = re.compile(r"Finished XLA compilation of .* in ([0-9.]+) sec")
+_CALLBACKS = re.compile(r"Not writing persistent cache entry for '([^']*)' because it uses host")
 
 
 def _compile_log(stderr: str) -> dict:
     """From a run's compile log: seconds in XLA compilation (or cache loads) and the number
     of programs, persistent-cache hits, and the programs JAX will not cache because they
-    hold host callbacks (jaxsci's Ctrl-C polling, progress callbacks) with their seconds."""
+    hold host callbacks (error checks, progress meters) with their seconds and names, and
+    the programs JAX left out as faster to compile than its minimum."""
     xla, programs, uncacheable, uncacheable_xla, pending = 0.0, 0, 0, 0.0, False
+    names: list[str] = []
     for line in stderr.splitlines():
-        if "because it uses host callbacks" in line:
+        callbacks = _CALLBACKS.search(line)
+        if callbacks:
             pending = True  # JAX says so just before the program's compile-time line
+            names.append(callbacks.group(1))
         found = _COMPILED.search(line)
         if found:
             seconds = float(found.group(1))
@@ -118,6 +119,8 @@ def _compile_log(stderr: str) -> dict:
         hits=stderr.count("Persistent compilation cache hit"),
         uncacheable=uncacheable,
         uncacheable_xla=uncacheable_xla,
+        uncacheable_names=sorted(set(names)),
+        too_fast=stderr.count("because it took <"),
     )
 
 
@@ -126,7 +129,7 @@ def _folder_size(path: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def time_config(stem: str, overrides: list[str], work: Path, polling: bool = True) -> dict:
+def time_config(stem: str, overrides: list[str], work: Path) -> dict:
     sets = [a for s in overrides for a in ("--set", s)]
     cache = work / f"{stem}-cache"
     out: dict = dict(overrides=overrides)
@@ -137,8 +140,7 @@ def time_config(stem: str, overrides: list[str], work: Path, polling: bool = Tru
         ("warm", ["--cache-dir", str(cache)]),
     ):
         run_dir = work / f"{stem}-{mode}"
-        command = ["-m", "jaxsci.cli"] if polling else ["-c", _WITHOUT_POLLING]
-        argv = [sys.executable, *command, "run", f"configs/{stem}.yaml"]
+        argv = [sys.executable, "-m", "jaxsci.cli", "run", f"configs/{stem}.yaml"]
         argv += ["--out", str(run_dir), "--quiet", *sets, *flags]
         out[mode], proc = _timed(argv)
         out.update({f"{mode}_{k}": v for k, v in _compile_log(proc.stderr).items()})
@@ -156,18 +158,21 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--repeats", type=int, default=5, help="runs of --help (median)")
     parser.add_argument("--json", help="write the results here")
-    parser.add_argument(
-        "--without-polling",
-        action="store_true",
-        help="what-if: replace jaxsci's Ctrl-C polling callback by False (see _WITHOUT_POLLING)",
-    )
     parser.add_argument("--quick", action="store_true", help="l63 only, --help 3 times")
+    parser.add_argument(
+        "--env",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="what-if: extra environment of the runs (e.g. EQX_ON_ERROR=nan: equinox's "
+        "runtime checks give NaN instead of a host callback that raises)",
+    )
     args = parser.parse_args()
+    _EXTRA_ENV.update(item.split("=", 1) for item in args.env)
     if args.quick:
         args.configs, args.repeats = ["l63"], 3
 
-    result: dict = dict(machine=machine_summary())
-    result["without_polling"] = args.without_polling
+    result: dict = dict(machine=machine_summary(), env=dict(_EXTRA_ENV))
     print("load average at the start:", result["machine"]["load_average"])
     result["help"] = h = time_help(args.repeats)
     print(
@@ -181,9 +186,7 @@ def main() -> None:
     result["configs"] = {}
     with tempfile.TemporaryDirectory(prefix="jaxsci-bench-cache-") as tmp:
         for stem in args.configs:
-            r = result["configs"][stem] = time_config(
-                stem, CONFIGS[stem], Path(tmp), polling=not args.without_polling
-            )
+            r = result["configs"][stem] = time_config(stem, CONFIGS[stem], Path(tmp))
             flag = "" if r["same_metrics"] else "  METRICS DIFFER"
             print(
                 f"{stem:<20} {r['no_cache']:>8.1f}s {r['cold']:>6.1f}s {r['warm']:>6.1f}s "
@@ -192,6 +195,11 @@ def main() -> None:
                 f"{r['cold_uncacheable']}, {r['cold_uncacheable_xla']:.1f}s)  "
                 f"{r['cache_files']} files, "
                 f"{r['cache_bytes'] / 2**20:.1f} MiB{flag}",
+                flush=True,
+            )
+            print(
+                f"{'':<20} uncacheable (host callbacks): {r['cold_uncacheable_names']}; "
+                f"too fast to cache: {r['cold_too_fast']}; load {os.getloadavg()}",
                 flush=True,
             )
     finish(result, args.json)
