@@ -223,6 +223,42 @@ def test_interrupted_assimilation_scores_the_cycles_that_ran():
         assert np.isnan(metrics["rmse_a"]) and metrics["diverged"] is False
 
 
+_filter_sent = [False]
+
+
+def _send_sigint_once_at(k):
+    """SIGINT once, when step SIGNAL_AT is reached (the forecast calls the flow per member)."""
+    if int(k) == SIGNAL_AT and not _filter_sent[0]:
+        _filter_sent[0] = True
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.slow  # two compilations of an L96 ETKF run (9 s on 2 cores)
+def test_interrupted_filter_keeps_the_cycles_of_the_completed_chunks(fixed_chunks):
+    """run_filter stops after the chunk holding the cycle in which Ctrl-C came, and the cycles
+    it kept are those of the uninterrupted run."""
+    model, plain_flow, obs, x0 = _l96_setup()
+
+    def flow(y, t0, t1):
+        jax.debug.callback(lambda t: _send_sigint_once_at(round(float(t) / 0.05)), t0)
+        return plain_flow(y, t0, t1)
+
+    truth = integrate.rollout(plain_flow, x0, 100, dt=0.05)
+    ys = truth[:, ::2] + jax.random.normal(jax.random.key(1), (100, 4))
+    ens = x0 + jax.random.normal(jax.random.key(2), (6, 8))
+    args = (jax.random.key(0), flow, obs, filters.ETKF(), ens, ys)
+    _filter_sent[0] = False
+    with jaxsci.deferred_interrupts() as flag:
+        stopped = filters.run_filter(*args, dt=0.05, interruptible=True)
+    assert flag.requested and _filter_sent[0]
+    done = np.asarray(stopped.completed)
+    assert done.sum() == STOP_AT and done[:STOP_AT].all()  # cycle 41 is step 40
+    whole = filters.run_filter(*args, dt=0.05)  # no signal left to send
+    for got, want in zip(jax.tree.leaves(stopped), jax.tree.leaves(whole), strict=True):
+        np.testing.assert_array_equal(got[:STOP_AT], want[:STOP_AT])
+    assert np.isnan(np.asarray(stopped.mean_a[STOP_AT:])).all()
+
+
 _drawn = [0]
 
 
