@@ -4,9 +4,9 @@ Built only from the public API (`jaxsci.dynamics`, `jaxsci.integrate`): the traj
 `integrate.simulate_chunked` (equal compiled chunks, so a progress bar can follow it and
 compilation is timed apart from the run; the saved times are labelled t0, t0 + save_every,
 ..., t1), the exponents `integrate.lyapunov_exponents`. A Ctrl-C during the Lyapunov run stops it
-at the end of an interval (within a few intervals): the exponents over the completed intervals
-are saved (`lyapunov.npz`) and reported as partial metrics (`lyapunov_intervals` of
-`lyapunov_intervals_planned`), and the run exits as interrupted.
+at the end of a host-level chunk of intervals (about 0.2 s of work): the exponents over the
+completed intervals are saved (`lyapunov.npz`) and reported as partial metrics
+(`lyapunov_intervals` of `lyapunov_intervals_planned`), and the run exits as interrupted.
 """
 
 import dataclasses
@@ -322,7 +322,7 @@ def _lyapunov(lc: LyapunovSection, step: float, model, solver, y0, run_dir: Path
             num_intervals=lc.num_intervals,
             transient=lc.transient,
             key=key,
-            interruptible=True,  # Ctrl-C stops the compiled run within a few intervals
+            interruptible=True,  # Ctrl-C stops the run within a chunk (~0.2 s)
         )
         result = jax.block_until_ready(result)
     seconds = time.perf_counter() - t
