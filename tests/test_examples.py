@@ -20,12 +20,18 @@ def test_there_are_examples():
     assert EXAMPLES
 
 
-# Examples that run for more than a few seconds (every example runs in CI).
+# Examples that run for more than a few seconds (every example runs in CI). The tutorials
+# (examples/tutorial_*.py) are executed by the docs build too (`make docs` in CI).
 SLOW = {
     "compose_medida",
     "ks_lyapunov",
     "ks_model_error",
     "learn_l96_forcing",
+    "tutorial_assimilate",
+    "tutorial_infer",
+    "tutorial_learn",
+    "tutorial_sample",
+    "tutorial_simulate",
 }
 
 
