@@ -21,8 +21,10 @@ from ._runner import (
 )
 from ._schema import (
     ConfigError as ConfigError,
+    SchemaRow as SchemaRow,
     describe as describe,
     option as option,
+    schema_rows as schema_rows,
     section as section,
     to_dict as to_dict,
     validate as validate,

@@ -357,29 +357,182 @@ def to_dict(config: Any) -> Any:
     return config
 
 
-def describe(schema: type, indent: int = 0) -> str:
-    """A human-readable listing of `schema`'s keys, types, defaults and constraints."""
-    lines = []
-    for field in dataclasses.fields(schema):
-        spec = _spec(field)
-        tp = field_type(schema, field.name, spec)
-        pad = "  " * indent
-        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-            lines.append(f"{pad}{field.name}:  {spec.help}".rstrip())
-            lines.append(describe(tp, indent + 1))
+@dataclasses.dataclass(frozen=True)
+class SchemaRow:
+    """One key of a config schema, as `schema_rows` lists it.
+
+    Attributes:
+        key: the full dotted key (`integrate.dt`).
+        depth: nesting level (0 for a top-level key).
+        type: the value's type in words (`float`, `a list of int or null`, `a mapping
+            (section)`).
+        default: the default as Python writes it (`repr`), '' when the key is required or is
+            a section of its own keys.
+        required: whether the key must be given.
+        constraints: the allowed values and bounds in words (`one of [...]`, `> 0.0`).
+        help: the option's description.
+        section: whether the key is a section whose keys follow it (depth + 1).
+        when: for the keys of a section whose schema depends on an earlier key (a model's
+            parameters on its name), the condition in words (`model.name = Lorenz63`);
+            '' otherwise.
+        objects: the classes (`module.Class`) whose instances may stand for the value when
+            the config is built in Python (`option(objects=...)`).
+    """
+
+    key: str
+    depth: int
+    type: str
+    default: str
+    required: bool
+    constraints: tuple[str, ...]
+    help: str
+    section: bool
+    when: str = ""
+    objects: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The last part of `key`."""
+        return self.key.rsplit(".", 1)[-1]
+
+
+def _dataclass_in(tp) -> type | None:
+    """The schema dataclass of a section type `S` or `S | None`, else None."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        if len(found) == 1 and isinstance(found[0], type):
+            return found[0]
+    return None
+
+
+def _section_variants(
+    schema: type, fields: list[dataclasses.Field], upto: int, spec: Spec, path: str
+) -> list[tuple[str, type]]:
+    """(condition, schema) for each value of an earlier key that the sibling-dependent
+    section `fields[upto]` (`option(section=fn)`) accepts.
+
+    The candidates are the `choices` of the fields before it and of the keys of the sections
+    before it (`model.name` for a `truth` section next to `model`); a candidate that `fn`
+    cannot use (it reads another key) is skipped.
+    """
+    assert spec.section is not None
+    candidates: list[tuple[str, dict[str, Any]]] = []
+    for field in fields[:upto]:
+        choices = _spec(field).choices
+        if choices:
+            key = _join(path, field.name)
+            candidates += [(f"{key} = {c}", {field.name: c}) for c in choices]
             continue
-        if field.default is not _MISSING:
-            default = f" = {field.default!r}"
-        elif field.default_factory is not _MISSING:
-            default = ""
-        else:
-            default = " (required)"
-        extra = []
+        sub = _dataclass_in(field_type(schema, field.name))
+        if sub is None:
+            continue
+        for inner in dataclasses.fields(sub):
+            for choice in _spec(inner).choices or ():
+                try:
+                    value = validate(sub, {inner.name: choice})
+                except ConfigError:  # the section needs more than this key
+                    continue
+                key = _join(_join(path, field.name), inner.name)
+                candidates.append((f"{key} = {choice}", {field.name: value}))
+    variants = []
+    for when, siblings in candidates:
+        try:
+            variants.append((when, spec.section(siblings)))
+        except (KeyError, AttributeError):  # `fn` depends on another key
+            continue
+    return variants
+
+
+def _default_text(field: dataclasses.Field) -> str:
+    if field.default is not _MISSING:
+        return repr(field.default)
+    factory = field.default_factory
+    if factory is _MISSING or (isinstance(factory, type) and dataclasses.is_dataclass(factory)):
+        return ""
+    value = factory()
+    return repr(value) if value != {} else ""
+
+
+def schema_rows(schema: type, path: str = "", depth: int = 0, when: str = "") -> list[SchemaRow]:
+    """Every key of the config schema `schema`, depth first, in declaration order.
+
+    A section (a schema dataclass, or `S | None`) gives a row of its own (`section=True`)
+    followed by its keys. A section whose schema depends on an earlier key
+    (`option(section=fn)`, e.g. `model.params` on `model.name`) is listed once per value
+    of that key, each of its rows carrying the condition in `when`. `describe` (`jaxsci list
+    --schema`) and the documentation's config reference both render these rows.
+
+    Arguments:
+        schema: a schema dataclass (`PIPELINES[name].schema`).
+        path: the dotted key of `schema` itself ('' for a whole config).
+        depth: the nesting level of `schema`'s keys.
+        when: a condition inherited by every row.
+    """
+    rows = []
+    fields = list(dataclasses.fields(schema))
+    for index, field in enumerate(fields):
+        spec = _spec(field)
+        key = _join(path, field.name)
+        tp = field_type(schema, field.name, spec)
+        sub = _dataclass_in(tp)
+        variants = (
+            _section_variants(schema, fields, index, spec, path) if spec.section is not None else []
+        )
+        constraints = []
         if spec.choices:
-            extra.append(f"one of {list(spec.choices)}")
+            constraints.append(f"one of {list(spec.choices)}")
         for name, sign, _ in _BOUNDS:
             if getattr(spec, name) is not None:
-                extra.append(f"{sign} {getattr(spec, name)}")
-        note = f"  [{', '.join(extra)}]" if extra else ""
-        lines.append(f"{pad}{field.name}: {_type_name(tp)}{default}{note}  {spec.help}".rstrip())
+                constraints.append(f"{sign} {getattr(spec, name)}")
+        is_section = sub is not None or spec.section is not None
+        if spec.section is not None:
+            type_text = "a mapping (section)"
+        else:
+            type_text = _type_name(tp)
+        required = field.default is _MISSING and field.default_factory is _MISSING
+        rows.append(
+            SchemaRow(
+                key=key,
+                depth=depth,
+                type=type_text,
+                default="" if is_section and field.default is _MISSING else _default_text(field),
+                required=required,
+                constraints=tuple(constraints),
+                help=spec.help,
+                section=is_section,
+                when=when,
+                objects=tuple(f"{c.__module__}.{c.__qualname__}" for c in spec.objects),
+            )
+        )
+        if sub is not None:
+            rows += schema_rows(sub, key, depth + 1, when)
+        for condition, variant in variants:
+            inner = f"{when}, {condition}" if when else condition
+            rows += schema_rows(variant, key, depth + 1, inner)
+    return rows
+
+
+def describe(schema: type, indent: int = 0) -> str:
+    """A human-readable listing of `schema`'s keys, types, defaults and constraints.
+
+    One line per row of `schema_rows`, indented by nesting; the keys of a section that
+    depends on an earlier key are listed under a line naming the condition.
+    """
+    lines = []
+    shown_when = ""
+    for row in schema_rows(schema):
+        depth = row.depth + indent
+        if row.when and row.when != shown_when and row.depth > 0:
+            lines.append(f"{'  ' * depth}[{row.when.rsplit(', ', 1)[-1]}]")
+        shown_when = row.when
+        pad = "  " * (depth + (1 if row.when else 0))
+        if row.section and not row.default:  # a header: its keys follow
+            required = " (required)" if row.required else ""
+            lines.append(f"{pad}{row.name}:{required}  {row.help}".rstrip())
+            continue
+        default = " (required)" if row.required else f" = {row.default}" if row.default else ""
+        note = f"  [{', '.join(row.constraints)}]" if row.constraints else ""
+        lines.append(f"{pad}{row.name}: {row.type}{default}{note}  {row.help}".rstrip())
     return "\n".join(lines)

@@ -1,13 +1,25 @@
-"""The declarative config schema: defaults, conversion, ranges, choices, unknown keys."""
+"""The declarative config schema: defaults, conversion, ranges, choices, unknown keys, and
+the rows (`schema_rows`) that `describe` and the docs' config reference render."""
 
 import dataclasses
+import inspect
+from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxsci.pipelines import ConfigError, describe, option, section, to_dict, validate
+from jaxsci.pipelines import (
+    PIPELINES,
+    ConfigError,
+    describe,
+    option,
+    schema_rows,
+    section,
+    to_dict,
+    validate,
+)
 from jaxsci.pipelines._models import MODELS, build_model, params_schema
 
 
@@ -147,3 +159,103 @@ def test_objects_stand_for_values_from_python_only():
 
 class _Other(eqx.Module):
     pass
+
+
+@dataclasses.dataclass(frozen=True)
+class _Small:
+    order: int = option(2, ge=1, le=4, help="the order")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Large:
+    order: int = option(2, ge=1, help="the order")
+    scale: float = option(1.0, gt=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Method:
+    kind: str = option(help="which method", choices=("small", "large"))
+    settings: Any = option(
+        factory=dict,
+        section=lambda s: {"small": _Small, "large": _Large}[s["kind"]],
+        help="the method's settings",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Extra:
+    depth: int = option(3, ge=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Top:
+    steps: int = option(help="how many")
+    method: _Method = option(help="the method")
+    extra: _Extra | None = option(None, help="optional extras")
+    sizes: list[int] = option(factory=lambda: [1, 2])
+    inner: _Extra = section(_Extra)
+
+
+def test_schema_rows_lists_every_key():
+    rows = {(r.key, r.when): r for r in schema_rows(_Top)}
+    assert list(rows) == [
+        ("steps", ""),
+        ("method", ""),
+        ("method.kind", ""),
+        ("method.settings", ""),
+        ("method.settings.order", "method.kind = small"),
+        ("method.settings.order", "method.kind = large"),
+        ("method.settings.scale", "method.kind = large"),
+        ("extra", ""),
+        ("extra.depth", ""),
+        ("sizes", ""),
+        ("inner", ""),
+        ("inner.depth", ""),
+    ]
+    steps = rows["steps", ""]
+    assert steps.required and steps.type == "int" and steps.help == "how many"
+    assert rows["method", ""].section and rows["method", ""].required
+    kind = rows["method.kind", ""]
+    assert kind.constraints == ("one of ['small', 'large']",) and kind.depth == 1
+    small = rows["method.settings.order", "method.kind = small"]
+    assert small.default == "2" and small.constraints == (">= 1", "<= 4") and small.depth == 2
+    assert rows["method.settings.scale", "method.kind = large"].constraints == ("> 0.0",)
+    extra = rows["extra", ""]
+    assert extra.section and extra.default == "None" and extra.type == "a mapping (section) or null"
+    assert rows["sizes", ""].default == "[1, 2]"
+    assert rows["inner", ""].section and not rows["inner", ""].required
+
+
+def test_describe_renders_the_rows():
+    text = describe(_Top)
+    assert "steps: int (required)  how many" in text
+    assert "[method.kind = large]" in text and "scale: float = 1.0  [> 0.0]" in text
+    assert "depth: int = 3  [>= 0]" in text  # the keys of an optional section are listed
+
+
+def test_describe_lists_model_parameters_per_model():
+    """`jaxsci list --schema` lists each model's constructor arguments (they were one
+    `params: Any` line); the defaults are the constructor's (inspect.signature)."""
+    from jaxsci.dynamics import KuramotoSivashinsky, Lorenz63
+
+    rows = schema_rows(PIPELINES["simulate"].schema)
+    for cls in (Lorenz63, KuramotoSivashinsky):
+        when = f"model.name = {cls.__name__}"
+        got = {r.name: r.default for r in rows if r.when == when}
+        params = inspect.signature(cls.__init__).parameters.values()
+        want = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+        assert set(got) == set(want), cls
+        for name, default in want.items():
+            assert type(default)(eval(got[name])) == default, (cls, name)  # noqa: S307
+    text = describe(PIPELINES["simulate"].schema)
+    assert "[model.name = Lorenz63]" in text and "sigma: float = 10.0" in text
+
+
+def test_section_variants_skip_unknown_siblings():
+    @dataclasses.dataclass(frozen=True)
+    class Needs:
+        other: str = option("a", choices=("a", "b"))
+        settings: Any = option(factory=dict, section=lambda s: {"x": _Small}[s["missing"]])
+
+    rows = schema_rows(Needs)
+    assert [r.key for r in rows] == ["other", "settings"]
