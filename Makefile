@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run test test-slow lint format bench clean
+.PHONY: run test test-slow lint format bench docs docs-serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,docs]'
+	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 ## run: install jaxsci and run the default pipeline (configs/quickstart.yaml)
 run: $(VENV)/.installed
@@ -46,9 +50,19 @@ lint: $(VENV)/.installed-dev
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format jaxsci tests examples benchmarks
 
+## docs: install jaxsci[dev,docs]; build the documentation site into site/ with
+## `mkdocs build --strict` (runs examples/tutorial_*.py; a broken reference, a griffe
+## warning or a failing tutorial fails it)
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+## docs-serve: serve the documentation at http://127.0.0.1:8000, rebuilt on changes
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 ## bench: install the peer packages and run the benchmarks (see benchmarks/RESULTS.md)
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .cache .pytest_cache .ruff_cache

@@ -13,11 +13,6 @@ from ..dynamics import AbstractDynamics, AbstractSDE, AbstractSemilinear
 from ..spectral import PeriodicGrid
 from ._mlp import MLP
 
-_NETWORK_SHAPE_DOC = """network_shape: the input shape of the network when it differs from the
-            state's (same number of entries), e.g. `(1, n)` for an `FNO` or `UNet` on
-            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
-            output back to the state's shape. Default: the state's shape."""
-
 
 def _infer_state_shape(network: Callable) -> tuple[int, ...] | None:
     """`(size,)` for an `MLP` from and to vectors of one size; None otherwise."""
@@ -89,7 +84,10 @@ class NeuralVectorField(AbstractDynamics):
             out_size, required otherwise.
         time_dependent: call the network as `network(t, y)` (e.g. a `ScoreMLP`-style
             time-conditioned network) instead of `network(y)`.
-        NETWORK_SHAPE
+        network_shape: the input shape of the network when it differs from the
+            state's (same number of entries), e.g. `(1, n)` for an `FNO` or `UNet` on
+            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
+            output back to the state's shape. Default: the state's shape.
     """
 
     network: Callable
@@ -165,7 +163,10 @@ class HybridVectorField(AbstractDynamics):
         closure: `closure(y)` (or `closure(t, y)` when `time_dependent`) returning an array
             of its input's shape.
         time_dependent: call the closure with the time.
-        NETWORK_SHAPE
+        network_shape: the input shape of the network when it differs from the
+            state's (same number of entries), e.g. `(1, n)` for an `FNO` or `UNet` on
+            the `(n,)` state of a 1-D PDE: the state is reshaped on the way in and the
+            output back to the state's shape. Default: the state's shape.
     """
 
     physics: AbstractDynamics
@@ -254,7 +255,3 @@ class HybridSemilinear(AbstractSemilinear):
 
     def default_initial_state(self, key: Array | None = None) -> State:
         return self.physics.default_initial_state(key)
-
-
-for _cls in (NeuralVectorField, HybridVectorField):
-    _cls.__doc__ = (_cls.__doc__ or "").replace("NETWORK_SHAPE", _NETWORK_SHAPE_DOC)
