@@ -37,7 +37,7 @@ print("train inputs", x_train.shape, "targets", y_train.shape)
 # form `loss(model, batch, *, key) -> (value, aux)`, the data as a pytree with a leading
 # example axis and an optax optimizer; it returns the trained model and a history dict.
 model = FNO(1, 1, 1, width=32, modes=16, depth=4, key=jax.random.key(1))
-epochs, batch_size = 30, 20
+epochs, batch_size = 20, 20
 steps = epochs * (x_train.shape[0] // batch_size)
 schedule = optax.cosine_decay_schedule(3e-3, steps)
 model, history = fit(

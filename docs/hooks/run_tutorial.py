@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def main(script: Path, out_dir: Path) -> int:
     n_fig = 0
     for i, (prose, code) in enumerate(cells, start=1):
         buffer = io.StringIO()
+        start = time.perf_counter()
         try:
             compiled = compile(code, f"{script} (cell {i})", "exec")
             with contextlib.redirect_stdout(buffer):
@@ -53,8 +55,15 @@ def main(script: Path, out_dir: Path) -> int:
             plt.figure(num).savefig(out_dir / name, dpi=90, bbox_inches="tight")
             figures.append(name)
         plt.close("all")
+        seconds = round(time.perf_counter() - start, 2)
         records.append(
-            {"prose": prose, "code": code, "stdout": buffer.getvalue(), "figures": figures}
+            {
+                "prose": prose,
+                "code": code,
+                "stdout": buffer.getvalue(),
+                "figures": figures,
+                "seconds": seconds,
+            }
         )
     page = {"title": title, "intro": intro, "cells": records}
     (out_dir / "cells.json").write_text(json.dumps(page, indent=1))
