@@ -52,7 +52,10 @@ def _public(package: str) -> dict[str, str | None]:
     names: dict[str, str | None] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
-            other = node.module if node.level == 2 else None
+            # `from ..filters import X as X`: re-exported from a sibling subpackage;
+            # `from .._checks import X as X`: the package's own public name
+            sibling = node.level == 2 and node.module in _subpackages()
+            other = node.module if sibling else None
             for alias in node.names:
                 if alias.asname is not None and alias.asname == alias.name:
                     names[alias.name] = other

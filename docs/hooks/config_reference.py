@@ -32,9 +32,11 @@ def _table(rows, base_depth: int) -> list[str]:
         default = "*required*" if row.required else _code(row.default)
         allowed = ", ".join(_code(c) for c in row.constraints)
         kind = "section" if row.section and not row.default else row.type
-        lines.append(
-            f"| {indent}`{row.key}` | {_cell(kind)} | {default} | {allowed} | {_cell(row.help)} |"
-        )
+        text = _cell(row.help)
+        if row.objects:
+            names = " or ".join(f"`{o}`" for o in row.objects)
+            text += f" *From Python also: an instance of {names}.*"
+        lines.append(f"| {indent}`{row.key}` | {_cell(kind)} | {default} | {allowed} | {text} |")
     return lines
 
 
