@@ -259,3 +259,16 @@ def test_section_variants_skip_unknown_siblings():
 
     rows = schema_rows(Needs)
     assert [r.key for r in rows] == ["other", "settings"]
+
+
+def test_schema_rows_name_the_python_objects_a_key_takes():
+    """A key declared with `option(objects=...)` takes an instance of those classes from
+    Python; its row names them (the docs' config reference shows them), and the type is the
+    config's (the section), not the union with the classes."""
+    from jaxsci.dynamics import AbstractDynamics
+
+    rows = {r.key: r for r in schema_rows(PIPELINES["simulate"].schema)}
+    model = rows["model"]
+    assert model.objects == ("jaxsci.dynamics._base.AbstractDynamics",)
+    assert AbstractDynamics.__qualname__ in model.objects[0] and model.section
+    assert rows["integrate.dt"].objects == ()
