@@ -24,6 +24,7 @@ import difflib
 import functools
 import math
 import operator
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -375,8 +376,8 @@ class SchemaRow:
         when: for the keys of a section whose schema depends on an earlier key (a model's
             parameters on its name), the condition in words (`model.name = Lorenz63`);
             '' otherwise.
-        objects: the classes (`module.Class`) whose instances may stand for the value when
-            the config is built in Python (`option(objects=...)`).
+        objects: the classes (`package.Class`, by their public path) whose instances may
+            stand for the value when the config is built in Python (`option(objects=...)`).
     """
 
     key: str
@@ -445,6 +446,18 @@ def _section_variants(
     return variants
 
 
+def _public_name(cls: type) -> str:
+    """`package.Class` where the package re-exports `cls` (jaxsci.dynamics.AbstractDynamics,
+    not jaxsci.dynamics._base.AbstractDynamics), else `module.Class`."""
+    parts = cls.__module__.split(".")
+    while len(parts) > 1 and parts[-1].startswith("_"):
+        parts.pop()
+    package = sys.modules.get(".".join(parts))
+    if package is not None and getattr(package, cls.__qualname__, None) is cls:
+        return f"{package.__name__}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _default_text(field: dataclasses.Field) -> str:
     if field.default is not _MISSING:
         return repr(field.default)
@@ -503,7 +516,7 @@ def schema_rows(schema: type, path: str = "", depth: int = 0, when: str = "") ->
                 help=spec.help,
                 section=is_section,
                 when=when,
-                objects=tuple(f"{c.__module__}.{c.__qualname__}" for c in spec.objects),
+                objects=tuple(_public_name(c) for c in spec.objects),
             )
         )
         if sub is not None:

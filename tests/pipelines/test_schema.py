@@ -269,6 +269,6 @@ def test_schema_rows_name_the_python_objects_a_key_takes():
 
     rows = {r.key: r for r in schema_rows(PIPELINES["simulate"].schema)}
     model = rows["model"]
-    assert model.objects == ("jaxsci.dynamics._base.AbstractDynamics",)
+    assert model.objects == ("jaxsci.dynamics.AbstractDynamics",)  # the public path
     assert AbstractDynamics.__qualname__ in model.objects[0] and model.section
     assert rows["integrate.dt"].objects == ()
