@@ -1,7 +1,8 @@
 """`Flow`: the model step y(t0) -> y(t1) that filters and Lyapunov analysis call."""
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import diffrax
@@ -51,6 +52,10 @@ class Flow(eqx.Module):
     ) -> Float[Array, "..."]:
         y = jnp.asarray(y)
         self.dynamics.check_state(y, "y")
+        with _shape_errors_named(self.dynamics, y, args, t0):
+            return self._solve(y, t0, t1, args, key)
+
+    def _solve(self, y, t0, t1, args, key):
         terms = make_terms(
             self.dynamics, self.solver, t0, t1, self.dt, key, jax.ShapeDtypeStruct(y.shape, y.dtype)
         )
@@ -117,6 +122,10 @@ class Flow(eqx.Module):
         def advance(y, t0, *, args: PyTree = None):
             y = jnp.asarray(y)
             self.dynamics.check_state(y, "y")
+            with _shape_errors_named(self.dynamics, y, args, t0):
+                return steps(y, t0, args)
+
+        def steps(y, t0, args):
             t0 = jnp.asarray(t0, dtype=jnp.result_type(float))
             if _ignores_time(self.dynamics, solver, y, args):
                 # An autonomous model's flow map does not depend on t0: integrate from 0, so
@@ -144,6 +153,18 @@ class Flow(eqx.Module):
             return jnp.where(ok, y, jnp.nan)
 
         return advance
+
+
+@contextlib.contextmanager
+def _shape_errors_named(dynamics, y, args, t0) -> Iterator[None]:
+    """A vector field of the wrong shape fails inside the solver as a broadcasting error that
+    names neither the model nor the method: on such a (trace-time) error, name them
+    (`check_vector_field`, checked only on failure, so calls pay nothing)."""
+    try:
+        yield
+    except (ValueError, TypeError):
+        dynamics.check_vector_field(y, args, t0)
+        raise
 
 
 #: Adjoints whose differentiation a `lax.scan` of solver steps provides (reverse mode

@@ -137,3 +137,23 @@ def test_vector_field_of_the_wrong_shape_is_named():
     with pytest.raises(ValueError, match=message):
         model.check_vector_field(y0)
     dyn.Lorenz63().check_vector_field(jnp.ones(3))  # a right one passes
+
+
+def test_flow_names_a_vector_field_of_the_wrong_shape():
+    """`Flow` (the model step of the filters, rollouts and discovery), its call and its
+    fixed-window scan, names the model's `vector_field` too, not diffrax's broadcasting."""
+    import jaxsci
+    from jaxsci import filters
+
+    model, y0 = _ThreeOfFour(), jnp.ones(4)
+    message = r"`vector_field` of _ThreeOfFour returns shape \(3,\) for a state of shape \(4,\)"
+    flow = jaxsci.Flow(model, 0.1)
+    with pytest.raises(ValueError, match=message):
+        flow(y0, 0.0, 1.0)
+    with pytest.raises(ValueError, match=message):
+        flow.window(1.0)(y0, 0.0)
+    obs = filters.IndexObservation(4, [0, 1], noise_std=1.0)
+    with pytest.raises(ValueError, match=message):
+        filters.assimilate(
+            jax.random.key(0), flow, obs, filters.ETKF(), y0, n_cycles=3, dt=0.1, ensemble_size=4
+        )
