@@ -7,8 +7,12 @@ as DAPPER draws its truth from X0. The initial ensemble is drawn around the trut
 N(x0, initial_spread^2 I) (`experiment.ensemble_centre: truth`, the default), or, as in
 DAPPER, from the same prior independently of the truth, N(mu0, initial_spread^2 I)
 (`ensemble_centre: independent`; see `filters.assimilate`). Every seed is
-one `filters.assimilate` call; a list of seeds runs as one `vmap`ped, jitted call, compiled
-ahead of time so that compilation is reported apart from the run.
+one `filters.assimilate` call, run host-chunked (`interruptible=True`: a Ctrl-C stops it
+within a chunk, and its compiled programs hold no host callback, so the persistent
+compilation cache keeps them); a list of seeds runs one seed after another on the same
+programs. Compilation (JAX's account of lowering and compiling, `CompileClock`) is reported
+apart from the run. After a Ctrl-C, the metrics and arrays cover the seeds that finished
+(`complete_seeds`).
 
 Metrics follow DAPPER: `rmse_a` is the time-average, over analysis times after the burn-in,
 of the RMS over state components of (analysis mean - truth); `spread_a` the same average of
@@ -245,7 +249,7 @@ class AssimilateConfig:
 
     model: ModelSection | dynamics.AbstractDynamics = model_option()
     seed: int | list[int] = option(
-        0, help="PRNG seed, or a list of seeds run as one vmapped call (median rmse_a)"
+        0, help="PRNG seed, or a list of seeds run one after another (median rmse_a)"
     )
     flow: FlowSection = section(FlowSection)
     observations: ObservationsSection = section(ObservationsSection)
@@ -371,6 +375,15 @@ def filter_label(cfg: FilterSection) -> str:
     return ", ".join(parts)
 
 
+def complete_seeds(runs: list) -> list:
+    """The runs of an interrupted multi-seed experiment that its metrics cover: the seeds that
+    finished every cycle, dropping the one the Ctrl-C cut short (its cycles would truncate
+    every seed's arrays and mix partial with whole-run means); only when the first seed was
+    cut short is that partial run kept (then the only one)."""
+    whole = [r for r in runs if bool(np.all(np.asarray(r.filter.completed)))]
+    return whole if whole else runs[:1]
+
+
 def _spun_up_state(model, flow, interval: float, spinup: float) -> jax.Array:
     """The model's default state advanced over `spinup` (whole observation intervals)."""
     x = jnp.asarray(model.default_initial_state())
@@ -455,16 +468,18 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
 
     # The seeds one after the other (an interruptible run cannot be vmapped); the first
     # compiles, the others reuse its programs. After a Ctrl-C the remaining seeds are
-    # skipped and the metrics cover the seeds run (the last one partially). Compile time is
-    # JAX's own account of lowering and compiling (CompileClock), the run time the rest.
+    # skipped (see `complete_seeds` for which runs are kept). Compile time is JAX's own
+    # account of lowering and compiling (CompileClock), the run time the rest.
     runs = []
-    logger.info("running %d seed(s)", len(seeds))
+    planned = len(seeds)
+    logger.info("running %d seed(s)", planned)
     t = time.perf_counter()
     with deferred_interrupts() as interrupt, CompileClock() as clock:
         for seed in seeds:
             runs.append(jax.block_until_ready(one(seed)))
             if interrupt.requested:
                 break
+    runs = complete_seeds(runs)
     seeds = seeds[: len(runs)]
     result = jax.tree.map(lambda *leaves: jnp.stack(leaves), *runs)
     compile_seconds = clock.seconds
@@ -499,10 +514,12 @@ def run(config: AssimilateConfig, run_dir: Path) -> dict:
     if fcfg.is_particle:
         ess = np.asarray(result.filter.ess)[:, completed]
         metrics["ess_mean"] = float(np.mean(ess)) if n_done else float("nan")
-    if len(seeds) > 1:
+    if planned > 1:
         metrics["n_seeds"] = len(seeds)
         metrics["n_diverged"] = int(diverged.sum())
         metrics["rmse_a_seeds"] = rmse_seeds.tolist()
+    if len(seeds) < planned:  # interrupted: the seeds that finished (see complete_seeds)
+        metrics["n_seeds_planned"] = planned
     metrics.update(
         {
             "burn_in_cycles": int(np.sum(np.asarray(result.times[0]) <= ecfg.burn_in)),

@@ -89,7 +89,7 @@ class ModelSection:
 def truth_section(siblings) -> type:
     """The `truth` section: the model's physical parameters, each optional (None = as model)."""
     if isinstance(siblings["model"], dynamics.AbstractDynamics):
-        return _NoTruthChanges
+        return _NoTruthChanges  # no keys: a parameter change is refused by name below
     name = siblings["model"].name
     fields = []
     for field in dataclasses.fields(params_schema(name)):

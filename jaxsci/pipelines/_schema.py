@@ -213,25 +213,53 @@ def _is_section(value: Any) -> bool:
     return True
 
 
-def _check_object(spec: Spec, value: Any, key: str) -> Any:
+def _check_object(spec: Spec, value: Any, key: str, tp: Any = None) -> Any:
+    """`value` (an object) when `spec` takes objects of its kind, else a ConfigError."""
+    got = type(value).__name__
+    if isinstance(value, type):  # the class itself, not an instance
+        got = f"the class {value.__name__} (pass an instance, {value.__name__}(...))"
+    if tp is not None and typing.get_origin(tp) is list:
+        raise ConfigError(key, f"expected a list, got {got} (objects go inside the list)")
     if spec.objects and isinstance(value, spec.objects):
         return value
     if not spec.objects:
-        raise ConfigError(key, f"takes no Python object, got a {type(value).__name__}")
-    names = " or ".join(f"{c.__module__}.{c.__qualname__}" for c in spec.objects)
-    raise ConfigError(key, f"expected an instance of {names}, got a {type(value).__name__}")
+        raise ConfigError(key, f"takes no Python object, got {got}")
+    names = " or ".join(_public_name(c) for c in spec.objects)
+    raise ConfigError(key, f"expected an instance of {names}, got {got}")
+
+
+def _object_record_given(spec: Spec, value: Any, key: str) -> None:
+    """A ConfigError when a config holds the record of a Python object (the resolved config
+    of a run on objects): records describe what ran; they cannot be run again from YAML."""
+    if spec.objects and isinstance(value, Mapping) and set(value) == {"object", "fields"}:
+        raise ConfigError(
+            key,
+            f"holds the record of a Python object ({value['object']}), as the config.yaml of "
+            "a run on objects does: run it again from Python, "
+            f"run_config(config, out, objects={{{key!r}: ...}})",
+        )
 
 
 def field_type(schema: type, name: str, spec: "Spec | None" = None) -> Any:
     """The config type of field `name` of `schema`: its annotation without the `objects`
-    classes (`ModelSection | AbstractDynamics` is the section `ModelSection` to a config)."""
+    classes (`ModelSection | AbstractDynamics` is the section `ModelSection` to a config,
+    `list[str | AbstractSampler]` a `list[str]`)."""
     tp = typing.get_type_hints(schema)[name]
     if spec is None:
         spec = _spec(next(f for f in dataclasses.fields(schema) if f.name == name))
-    if not spec.objects or typing.get_origin(tp) not in (typing.Union, types.UnionType):
+    return _without(tp, spec.objects)
+
+
+def _without(tp: Any, objects: tuple[type, ...]) -> Any:
+    """The type `tp` with the classes `objects` removed from its unions, inside lists too."""
+    if not objects:
         return tp
-    args = [a for a in typing.get_args(tp) if a not in spec.objects]
-    return _union(args)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return list[_without(typing.get_args(tp)[0], objects)]
+    if origin not in (typing.Union, types.UnionType):
+        return tp
+    return _union([_without(a, objects) for a in typing.get_args(tp) if a not in objects])
 
 
 def _union(types_: list) -> Any:
@@ -241,7 +269,8 @@ def _union(types_: list) -> Any:
 
 def _validate_value(tp, spec: Spec, value: Any, key: str) -> Any:
     if is_object(value):
-        return _check_object(spec, value, key)
+        return _check_object(spec, value, key, tp)
+    _object_record_given(spec, value, key)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None:
@@ -287,6 +316,9 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
     fields = [f for f in dataclasses.fields(schema) if f.init]
     names = [f.name for f in fields]
     for key in raw:
+        if key not in names and not names:  # a section without keys (here): say why
+            why = " ".join((schema.__doc__ or "this section takes no keys").split())
+            raise ConfigError(_join(path, str(key)), f"unknown key: {why}")
         if key not in names:
             raise ConfigError(
                 _join(path, str(key)),
@@ -307,8 +339,9 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
             want = _type_name(field_type(schema, field.name, spec))
             raise ConfigError(key, f"required key is missing ({want})")
         if is_object(value):
-            values[field.name] = _check_object(spec, value, key)
+            values[field.name] = _check_object(spec, value, key, field_type(schema, field.name))
             continue
+        _object_record_given(spec, value, key)
         if _is_section(value):
             value = to_dict(value)
         if spec.section is not None:
@@ -323,27 +356,39 @@ def validate(schema: type, raw: Any, path: str = "") -> Any:
 
 
 def object_record(obj: Any) -> dict:
-    """How the resolved config records a Python object given for a value: its class and its
-    scalar fields (numbers, strings, one-element arrays)."""
-    cls = type(obj)
+    """How the resolved config records a Python object given for a value: its class (public
+    path where it has one) and its scalar fields (numbers, strings, one-element arrays) as
+    plain Python values. A record is not a config value: a config holding one is refused
+    with a pointer to `run_config(..., objects=...)`."""
     fields = {}
     if dataclasses.is_dataclass(obj):
         names = [f.name for f in dataclasses.fields(obj)]
     else:
         names = list(getattr(obj, "_fields", ()))  # a NamedTuple
-    if names:
-        for name in names:
-            value = getattr(obj, name, None)
-            if isinstance(value, bool | int | float | str):
-                fields[name] = value
-            elif isinstance(value, np.ndarray | np.generic | jax.Array) and value.size == 1:
-                scalar = np.asarray(value).reshape(())
-                if scalar.dtype.kind == "f":  # the shortest repr: 0.2, not 0.200000003
-                    text = np.format_float_positional(scalar.dtype.type(scalar.item()), unique=True)
-                    fields[name] = float(text)
-                elif scalar.dtype.kind in "iub":
-                    fields[name] = scalar.item()
-    return {"object": f"{cls.__module__}.{cls.__qualname__}", "fields": fields}
+    for name in names:
+        value = _plain_scalar(getattr(obj, name, None))
+        if value is not None:
+            fields[name] = value
+    return {"object": _public_name(type(obj)), "fields": fields}
+
+
+def _plain_scalar(value: Any) -> bool | int | float | str | None:
+    """`value` as a plain Python scalar (YAML-safe), or None when it is not one."""
+    if isinstance(value, np.ndarray | np.generic | jax.Array):
+        if value.size != 1:
+            return None
+        scalar = np.asarray(value).reshape(())
+        if scalar.dtype.kind == "f":  # the shortest repr: float32 0.2 is 0.2, not 0.200000003
+            return float(np.format_float_positional(scalar.dtype.type(scalar.item()), unique=True))
+        if scalar.dtype.kind == "b":
+            return bool(scalar.item())
+        if scalar.dtype.kind in "iu":
+            return int(scalar.item())
+        return None
+    for plain in (bool, int, float, str):  # subclasses (an IntEnum, ...) as the base type
+        if isinstance(value, plain):
+            return plain(value)
+    return None
 
 
 def to_dict(config: Any) -> Any:

@@ -323,3 +323,22 @@ def test_netcdf_output_matches_npz_and_stores_the_ensemble(tmp_path):
         echo=False,
     )
     assert (out / "assimilation.npz").is_file() and not (out / "assimilation.nc").exists()
+
+
+def test_an_interrupted_multi_seed_run_keeps_the_seeds_that_finished():
+    """After a Ctrl-C in seed j of several, the metrics cover the seeds that finished (the
+    cut-short seed's cycles used to truncate every seed's arrays: a Ctrl-C at the start of
+    seed 1 gave rmse_a nan over 0 cycles although seed 0 had finished); only a cut-short
+    first seed is kept, alone."""
+    from types import SimpleNamespace
+
+    from jaxsci.pipelines._assimilate import complete_seeds
+
+    def run(done: int, total: int = 5):
+        completed = np.arange(total) < done
+        return SimpleNamespace(filter=SimpleNamespace(completed=completed), done=done)
+
+    assert [r.done for r in complete_seeds([run(5), run(5), run(2)])] == [5, 5]
+    assert [r.done for r in complete_seeds([run(5), run(0)])] == [5]
+    assert [r.done for r in complete_seeds([run(3)])] == [3]
+    assert [r.done for r in complete_seeds([run(5), run(5)])] == [5, 5]

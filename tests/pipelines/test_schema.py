@@ -151,9 +151,9 @@ def test_objects_stand_for_values_from_python_only():
     assert validate(WithObjects, {}).thing == Inner()
     with pytest.raises(ConfigError, match=r"names\[0\]: expected str, got 3"):
         validate(WithObjects, {"names": [3]})
-    with pytest.raises(ConfigError, match="thing: expected an instance of .*_Thing, got a _Other"):
+    with pytest.raises(ConfigError, match="thing: expected an instance of .*_Thing, got _Other"):
         validate(WithObjects, {"thing": _Other()})
-    with pytest.raises(ConfigError, match="steps: takes no Python object, got a _Thing"):
+    with pytest.raises(ConfigError, match="steps: takes no Python object, got _Thing"):
         validate(Top, {"steps": thing})
 
 
@@ -272,3 +272,25 @@ def test_schema_rows_name_the_python_objects_a_key_takes():
     assert model.objects == ("jaxsci.dynamics.AbstractDynamics",)  # the public path
     assert AbstractDynamics.__qualname__ in model.objects[0] and model.section
     assert rows["integrate.dt"].objects == ()
+
+
+def test_object_mistakes_are_config_errors_naming_the_key():
+    """A class instead of an instance, one object for a list key, and the record of an
+    object (a run-on-objects config.yaml) fed back as config are ConfigErrors that say what
+    to do; a record's field values are plain Python (np.float64 0.5 would break YAML)."""
+    thing = _Thing(jnp.asarray(0.2))
+    with pytest.raises(ConfigError, match=r"thing: .*got the class _Thing \(pass an instance"):
+        validate(WithObjects, {"thing": _Thing})
+    with pytest.raises(ConfigError, match=r"names: expected a list, got _Thing"):
+        validate(WithObjects, {"names": thing})
+    record = to_dict(validate(WithObjects, {"thing": thing}))["thing"]
+    with pytest.raises(ConfigError, match=r"thing: holds the record of a Python object"):
+        validate(WithObjects, {"thing": record})
+    with pytest.raises(ConfigError, match=r"names\[0\]: holds the record"):
+        validate(WithObjects, {"names": [record]})
+    import numpy as np
+    import yaml
+
+    fields = to_dict(validate(WithObjects, {"thing": _Thing(np.float64(0.5))}))["thing"]["fields"]
+    assert fields == {"rate": 0.5, "label": "x"} and type(fields["rate"]) is float
+    yaml.safe_dump(fields)
