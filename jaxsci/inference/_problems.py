@@ -9,6 +9,7 @@
   with its data, its posterior-predictive simulation and ODE curves of posterior draws.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -357,6 +358,28 @@ def lorenz63_problem(
     return problem._replace(truth={"sigma": sigma, "rho": rho, "beta": beta})
 
 
+def check_parameter_fields(model: AbstractDynamics, names: tuple[str, ...]) -> None:
+    """Raise a ValueError naming `names` unless each is a scalar floating-point array field
+    of `model` (what a sampler can move: not a property, not static, not an integer)."""
+    fields = {f.name: f for f in dataclasses.fields(model)}
+    for n in names:
+        field = fields.get(n)
+        value = getattr(model, n, None) if field is not None else None
+        static = field is not None and field.metadata.get("static", False)
+        if (
+            field is None
+            or static
+            or not eqx.is_array(value)
+            or np.ndim(np.asarray(value)) != 0
+            or not jnp.issubdtype(jnp.result_type(value), jnp.inexact)
+        ):
+            raise ValueError(
+                f"`names`: {n!r} is not a scalar floating-point array field of "
+                f"{type(model).__name__} (a sampler moves array fields; a property, a static "
+                "field or an integer cannot be inferred)."
+            )
+
+
 def _with_parameters(model: AbstractDynamics, names: tuple[str, ...], params: dict) -> Any:
     """`model` with the fields `names` replaced by `params[name]` (in the field's dtype)."""
     values = tuple(jnp.asarray(params[n], jnp.result_type(getattr(model, n))) for n in names)
@@ -376,7 +399,7 @@ def _twin_logdensity(params, *, model, names, ts, y0, y_obs, observed, noise_std
 
 def twin_logdensity(
     model: AbstractDynamics,
-    names: tuple[str, ...],
+    names: str | tuple[str, ...] | list[str],
     ts: Float[ArrayLike, " T"],
     y0: Float[ArrayLike, " dim"],
     y_obs: Float[ArrayLike, "T k"],
@@ -397,7 +420,8 @@ def twin_logdensity(
     """
     import numpyro.distributions as dist
 
-    names = tuple(names)
+    names = (names,) if isinstance(names, str) else tuple(names)
+    check_parameter_fields(model, names)
     ts, y0, y_obs = jnp.asarray(ts), jnp.asarray(y0), jnp.asarray(y_obs)
     model.check_state(y0, "y0")
     dim = int(math.prod(model.state_shape))
@@ -444,11 +468,11 @@ def twin_logdensity(
 def twin_problem(
     key: Key,
     model: AbstractDynamics,
-    names: tuple[str, ...] | list[str],
+    names: str | tuple[str, ...] | list[str],
     *,
     obs_times: Float[ArrayLike, " T"],
-    prior_loc: tuple[float, ...] | list[float],
-    prior_scale: float | tuple[float, ...] | list[float] = 0.3,
+    prior_loc: tuple[float, ...] | list[float] | Float[ArrayLike, " n"],
+    prior_scale: tuple[float, ...] | list[float] | Float[ArrayLike, "*n"] = 0.3,
     observed: tuple[int, ...] | list[int] | None = None,
     noise_std: float = 1.0,
     y0: Float[ArrayLike, " dim"] | None = None,
@@ -482,19 +506,33 @@ def twin_problem(
         ValueError: a bad argument (naming it), or the true parameters do not give a
             finite solve.
     """
-    names = tuple(names)
+    names = (names,) if isinstance(names, str) else tuple(names)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"`names` must be distinct field names, got {names}.")
-    for n in names:
-        value = getattr(model, n, None)
-        if value is None or jnp.ndim(value) != 0:
-            raise ValueError(f"`names`: {n!r} is not a scalar field of {type(model).__name__}.")
+    check_parameter_fields(model, names)
     if len(model.state_shape) != 1:
         raise ValueError(f"`model` must have a vector state, got state shape {model.state_shape}.")
     dim = model.state_shape[0]
-    index = np.arange(dim) if observed is None else np.asarray(observed, dtype=int)
-    if isinstance(prior_scale, int | float):
-        prior_scale = (float(prior_scale),) * len(names)
+    index = np.arange(dim) if observed is None else np.asarray(observed).reshape(-1)
+    if (
+        index.size == 0
+        or not np.issubdtype(index.dtype, np.integer)
+        or np.any((index < 0) | (index >= dim))
+        or len(set(index.tolist())) != index.size
+    ):
+        raise ValueError(f"`observed` must be distinct indices in [0, {dim}), got {observed}.")
+    scales = np.asarray(prior_scale, dtype=float).reshape(-1)
+    if scales.size == 1:
+        scales = np.repeat(scales, len(names))
+    locs = np.asarray(prior_loc, dtype=float).reshape(-1)
+    for arg, values in (("prior_loc", locs), ("prior_scale", scales)):
+        if values.size != len(names) or not np.all(values > 0):
+            raise ValueError(
+                f"`{arg}` must hold {len(names)} positive numbers (one per name in {names}), "
+                f"got {tuple(values.tolist())}."
+            )
+    if labels is not None and len(labels) != dim:
+        raise ValueError(f"`labels` must hold {dim} labels (one per component), got {labels}.")
     ts = np.asarray(obs_times, dtype=float)
     if ts.ndim != 1 or ts.size == 0 or not ts[0] > 0 or np.any(np.diff(ts) <= 0):
         raise ValueError(f"`obs_times` must be increasing times > 0, got {obs_times}.")
@@ -519,8 +557,8 @@ def twin_problem(
         y_obs,
         observed=tuple(int(i) for i in index),
         noise_std=noise_std,
-        prior_loc=tuple(prior_loc),
-        prior_scale=tuple(prior_scale),
+        prior_loc=tuple(locs.tolist()),
+        prior_scale=tuple(scales.tolist()),
         **kwargs,
     )
     plain = {k: v for k, v in kwargs.items() if k != "sensitivity"}
@@ -548,8 +586,6 @@ def twin_problem(
         return PredictiveCurves(fine, np.asarray(paths)[:, :, index])
 
     labels = tuple(f"x[{i}]" for i in range(dim)) if labels is None else tuple(labels)
-    if len(labels) != dim:
-        raise ValueError(f"`labels` must hold {dim} labels (one per component), got {labels}.")
     return PosteriorProblem(
         name=type(model).__name__ if name is None else name,
         target=target,
