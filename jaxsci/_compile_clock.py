@@ -3,10 +3,11 @@
 A host-chunked driver (`interruptible=True`) compiles its chunk program on the first call
 of its loop, so compilation cannot be timed apart with `jit(...).lower().compile()`. JAX
 reports each compilation step through `jax.monitoring`: `CompileClock` sums, while active,
-the lowering to MLIR (`/jax/core/compile/jaxpr_to_mlir_module_duration`), the XLA compile
-(`/jax/core/compile/backend_compile_duration`) and the reads of the persistent cache
-(`/jax/compilation_cache/cache_retrieval_time_sec`). Tracing is left out: its events nest
-(an inner jit is traced inside its parent) and would be counted twice.
+the lowering to MLIR (`/jax/core/compile/jaxpr_to_mlir_module_duration`) and the XLA compile
+(`/jax/core/compile/backend_compile_duration`, which times `compile_or_get_cached`, so a read
+from the persistent cache is counted there, not added again from the cache's own event).
+Tracing is left out: its events nest (an inner jit is traced inside its parent) and would be
+counted twice.
 """
 
 import threading
@@ -16,7 +17,6 @@ import jax
 _EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
-    "/jax/compilation_cache/cache_retrieval_time_sec",
 )
 _active: list["CompileClock"] = []
 _lock = threading.Lock()
