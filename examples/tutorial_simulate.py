@@ -36,8 +36,9 @@ ax.set_title("Lorenz-63")
 # %%
 # ## A stiff PDE: Kuramoto-Sivashinsky with ETDRK4
 # u_t = -u u_x - u_xx - u_xxxx on a periodic domain of length 22 with 64 Fourier points
-# (2/3 de-aliased). `ETDRK4` (Cox & Matthews 2002, with Kassam & Trefethen's contour
-# integrals for the phi-functions) takes fixed steps `dt0` and treats the stiff linear part
+# (2/3 de-aliased). `ETDRK4` (Cox & Matthews 2002, in Kassam & Trefethen's form; the
+# phi-functions by a Taylor series where their argument is small, in place of Kassam &
+# Trefethen's contour integrals) takes fixed steps `dt0` and treats the stiff linear part
 # exactly.
 ks = KuramotoSivashinsky(length=22.0, num_points=64)
 ts = jnp.arange(0.0, 150.0, 0.5)

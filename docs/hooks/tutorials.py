@@ -30,7 +30,8 @@ PREFIX = "tutorial_"
 
 def _digest(script: Path) -> str:
     h = hashlib.sha256(script.read_bytes())
-    h.update(RUNNER.read_bytes())
+    for helper in sorted(RUNNER.parent.glob("*.py")):  # the runner and its cell splitter
+        h.update(helper.read_bytes())
     for path in sorted((ROOT / "jaxsci").rglob("*.py")):
         h.update(path.as_posix().encode())
         h.update(path.read_bytes())

@@ -165,6 +165,12 @@ class GMMSamplersConfig:
         known = _deterministic_samplers()
         for i, name in enumerate(self.samplers):
             if isinstance(name, jd.AbstractSampler):
+                if name.stochastic:
+                    raise ConfigError(
+                        f"samplers[{i}]",
+                        f"{type(name).__name__} is stochastic; only deterministic samplers are "
+                        "compared against the reference solve",
+                    )
                 continue
             if name not in known:
                 stoch = "" if name not in SAMPLERS else " (stochastic samplers are not compared)"

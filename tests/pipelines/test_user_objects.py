@@ -342,3 +342,9 @@ def test_inverse_gmm_runs_a_twist_class_of_the_test(tmp_path):
     assert is_complete(run_dir)
     assert all(np.isfinite(v) for v in metrics["error_mean"].values())
     assert _saved(run_dir)["smc"]["twist_variance"]["fields"] == {"factor": 1.5}
+
+
+def test_gmm_samplers_refuses_a_stochastic_sampler_object():
+    """As it refuses stochastic sampler names: a stochastic object has no reference to meet."""
+    with pytest.raises(ConfigError, match=r"samplers\[0\]: DDIM is stochastic"):
+        run_config({"pipeline": "gmm_samplers"}, objects={"samplers": [jd.DDIM(eta=1.0)]})
