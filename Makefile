@@ -34,7 +34,7 @@ run: $(VENV)/.installed
 ## test not marked `slow`) under the jaxtyping import hook (beartype; see addopts in
 ## pyproject.toml), with the 20 slowest tests reported
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check jaxsci tests examples benchmarks
+	$(BIN)/ruff check jaxsci tests examples benchmarks docs/hooks
 	$(BIN)/pyright jaxsci
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -44,11 +44,11 @@ test-slow: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check jaxsci tests examples benchmarks
+	$(BIN)/ruff check jaxsci tests examples benchmarks docs/hooks
 	$(BIN)/pyright jaxsci
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format jaxsci tests examples benchmarks
+	$(BIN)/ruff format jaxsci tests examples benchmarks docs/hooks
 
 ## docs: install jaxsci[dev,docs]; build the documentation site into site/ with
 ## `mkdocs build --strict` (runs examples/tutorial_*.py; a broken reference, a griffe
