@@ -51,15 +51,27 @@ class Lorenz96TwoScale(AbstractDynamics):
     def state_shape(self) -> tuple[int, ...]:
         return (self.k + self.k * self.j,)
 
+    def slow(self, y: Float[Array, " n"]) -> Float[Array, " k"]:
+        """The slow variables X of a state, (K,)."""
+        return y[: self.k]
+
+    def subgrid_tendency(self, y: Float[Array, " n"]) -> Float[Array, " k"]:
+        r"""The unresolved coupling term of the slow equations, -(h c / b) sum_j Y_{j,k}, (K,).
+
+        The slow tendency minus the one-scale Lorenz-96 tendency of X: the target of a
+        closure U(X) of the slow state (Wilks 2005 fits a cubic U(X_k); a local network in
+        `jaxsci.nn.LocalMLP`).
+        """
+        h, c, b = self.coupling, self.time_scale, self.amplitude_scale
+        return -h * c / b * y[self.k :].reshape(self.k, self.j).sum(axis=1)
+
     def vector_field(
         self, t: ScalarLike, y: Float[Array, " n"], args: PyTree = None
     ) -> Float[Array, " n"]:
         x, fast = y[: self.k], y[self.k :]
         h, c, b = self.coupling, self.time_scale, self.amplitude_scale
-        fast_sum = fast.reshape(self.k, self.j).sum(axis=1)
         ahead, back2, back1 = cyclic_shifts(x, (1, -2, -1))
-        dx = (ahead - back2) * back1 - x + self.forcing
-        dx = dx - h * c / b * fast_sum
+        dx = (ahead - back2) * back1 - x + self.forcing + self.subgrid_tendency(y)
         f_ahead, f_ahead2, f_back = cyclic_shifts(fast, (1, 2, -1))
         dfast = -c * b * f_ahead * (f_ahead2 - f_back)
         dfast = dfast - c * fast + h * c / b * jnp.repeat(x, self.j)

@@ -6,11 +6,11 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._checks import check_finite, check_int, check_key, check_positive, float_parameter
 from .._custom_types import Array, ArrayLike, Float, Key, PyTree
 from ._base import AbstractNetwork, check_shape
+from ._local import periodic_stencil
 from ._mlp import MLP
 
 
@@ -74,11 +74,9 @@ class LocalStochastic(AbstractNetwork):
         """One ensemble member of the state one lead time after `x` (one example, (sites,))."""
         check_shape("x", x, (None,), "(sites,)")
         n = x.shape[0]
-        offsets = np.arange(-self.radius, self.radius + 1)
-        idx = (np.arange(n)[:, None] + offsets[None, :]) % n
         mean = jax.lax.stop_gradient(self.mean).astype(x.dtype)
         scale = jax.lax.stop_gradient(self.scale).astype(x.dtype)
-        window = (x[idx] - mean) / scale  # (n, 2r + 1)
+        window = (periodic_stencil(x, self.radius) - mean) / scale  # (n, 2r + 1)
         z = jax.random.normal(key, (n, self.noise_dim), x.dtype)
         out = jax.vmap(self.mlp)(jnp.concatenate([window, z], axis=1))
         return x + scale * out[:, 0]

@@ -27,7 +27,14 @@ FORECASTER_CASES = {
         call=lambda m, x, key: m(x, key=key),
         buffers=("mean", "scale"),
     ),
+    "LocalMLP": Case(  # a local closure on a ring (one shared MLP per site)
+        make=lambda k: nn.LocalMLP(1, 8, 2, mean=0.5, scale=2.0, output_scale=1.5, key=k),
+        inputs=lambda k, r: (_normal(k, ((10, 17)[r],)),),
+        out_shape=lambda x: x.shape,
+        params=mlp_params(2 * 1 + 1, 1, 8, 2) + 3,  # + the buffers mean, scale, output_scale
+        buffers=("mean", "scale", "output_scale"),
+    ),
 }
 
 # (index of the argument given a spurious leading batch axis, the name its error must use)
-FORECASTER_BAD_INPUT = {"Stepper": (0, "x"), "LocalStochastic": (0, "x")}
+FORECASTER_BAD_INPUT = {"Stepper": (0, "x"), "LocalStochastic": (0, "x"), "LocalMLP": (0, "x")}
