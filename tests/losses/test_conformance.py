@@ -108,6 +108,41 @@ def _pinn_batch(rng, n):
     }
 
 
+class LinearClosure(eqx.Module):
+    """x -> a x + b, elementwise: a closure of a hybrid model."""
+
+    a: jax.Array
+    b: jax.Array
+
+    def __call__(self, x):
+        return self.a * x + self.b
+
+
+def _l96_hybrid():
+    from jaxsci.dynamics import Lorenz96
+    from jaxsci.nn import HybridVectorField
+
+    return HybridVectorField(Lorenz96(6, 8.0), LinearClosure(-0.1, 0.2))
+
+
+def _filter_loss():
+    from jaxsci import filters
+
+    obs_op = filters.IndexObservation(6, indices=[0, 2, 4], noise_cov=1.0)
+    return losses.FilterLikelihoodLoss(
+        obs_op, filters.Inflation(filters.DEnKF(), 1.05), 0.05, burn_in=1
+    )
+
+
+def _windows_batch(rng, n):
+    """n windows: 5-member ensembles around a state near 8, and 3 cycles of 3 observations."""
+    return 8.0 + rng.normal(size=(n, 5, 6)), 8.0 + 2.0 * rng.normal(size=(n, 3, 3))
+
+
+def _windows_bad(rng):
+    return rng.normal(size=(2, 5, 6)), rng.normal(size=(3, 3, 3))
+
+
 def _data_batch(rng, n):
     return rng.normal(size=(n, 3))
 
@@ -128,6 +163,9 @@ CASES = {
         lambda: Affine(0.9, 0.05),
         _rollout_batch,
         bad_batch=_pair_bad,
+    ),
+    "FilterLikelihoodLoss": Case(
+        _filter_loss, _l96_hybrid, _windows_batch, stochastic=True, bad_batch=_windows_bad
     ),
     "CRPSLoss": Case(
         lambda: losses.CRPSLoss(4),
