@@ -372,6 +372,15 @@ ROWS = [
         {"radius": 1, "noise_dim": 1, "width": 4, "depth": 1, "key": KEY},
         ("radius", "noise_dim", "width", "depth", "mean", "scale"),
     ),
+    Row(
+        "LocalMLP",
+        jnn.LocalMLP,
+        {"radius": 1, "width": 4, "depth": 1, "key": KEY},
+        ("radius", "width", "depth", "mean", "scale", "output_scale"),
+        lambda m: m(jnp.ones(5)),
+        # the inputs are divided by `scale`: below ~1e-30 an order-one state overflows float32
+        tiny=1e-30,
+    ),
     # --- discovery: term libraries, sparse regressions, the corrected model, EnKF passes
     Row(
         "SpectralLibrary",
@@ -448,6 +457,17 @@ ROWS = [
         # values on the grid of the call, which the constructor does not know
         moderate=8.0,
         tiny=1e-3,
+    ),
+    Row(
+        "FilterLikelihoodLoss",
+        jloss.FilterLikelihoodLoss,
+        {
+            "obs_op": jobs.IndexObservation(4, [0, 2], noise_std=1.0),
+            "filter": jfilters.DEnKF(),
+            "dt": 0.05,
+        },
+        ("dt", "burn_in", "step", "max_steps"),
+        integers=("burn_in", "max_steps"),
     ),
     Row(
         "PINNLoss",

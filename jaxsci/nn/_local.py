@@ -80,6 +80,9 @@ class LocalMLP(AbstractNetwork):
         self.mean = float_parameter("mean", mean)
         self.scale = float_parameter("scale", scale)
         self.output_scale = float_parameter("output_scale", output_scale)
+        # a positive number that underflows to 0 in the float dtype would divide by zero
+        check_positive("scale", self.scale)
+        check_positive("output_scale", self.output_scale)
         mlp = MLP(2 * self.radius + 1, 1, width, depth, key=key)
         if zero_init:
             zero = jax.tree.map(jnp.zeros_like, mlp.layers[-1])  # its weight and bias
