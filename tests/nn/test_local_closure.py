@@ -236,3 +236,76 @@ def test_closure_learned_through_the_filter_beats_no_closure_on_held_out_cycles(
     print(f"held-out rmse_a: none {none_:.3f}  learned {learned_:.3f}  oracle {oracle_:.3f}")
     assert oracle_ < none_
     assert learned_ < 0.7 * none_
+
+
+def _small_twin(k=8, n=6):
+    plain = Lorenz96(k, 10.0)
+    obs_op = F.IndexObservation(k, indices=np.arange(0, k, 2), noise_cov=1.0)
+    x = 10.0 + 3.0 * jax.random.normal(jax.random.key(20), (k,))
+    truth = rollout(Flow(plain, 0.05), x, n, dt=0.05)
+    ys = F.synthetic_observations(jax.random.key(21), obs_op, truth)
+    ens = x + jax.random.normal(jax.random.key(22), (5, k))
+    return plain, obs_op, ys, ens
+
+
+def test_filter_windows_and_loss_are_the_filter_likelihood_of_each_window():
+    """`filter_windows` against slicing by hand; the loss against `log_likelihood` (the
+    filter's own sum over cycles) of each window, averaged per cycle and negated."""
+    plain, obs_op, ys, ens = _small_twin()
+    filt = F.Inflation(F.DEnKF(), 1.05)
+    record = F.run_filter(
+        jax.random.key(23),
+        Flow(plain, 0.05),
+        obs_op,
+        filt,
+        ens,
+        ys,
+        dt=0.05,
+        store_ensembles=True,
+    )
+    wens, wys = losses.filter_windows(record, ys, 3, 2)
+    assert wens.shape == (2, 5, 8) and wys.shape == (2, 3, 4)  # starts at cycles 1 and 3
+    np.testing.assert_array_equal(wens[1], record.ensembles[2])
+    np.testing.assert_array_equal(wys[1], ys[3:6])
+    loss = losses.FilterLikelihoodLoss(obs_op, filt, 0.05)
+    key = jax.random.key(24)
+    value, aux = eqx.filter_jit(lambda m, b, k: loss(m, b, key=k))(plain, (wens, wys), key)
+    keys = jax.random.split(key, 2)
+    want = [
+        F.log_likelihood(
+            keys[i], Flow(plain, 0.05, max_steps=4), obs_op, filt, wens[i], wys[i], dt=0.05
+        )
+        for i in range(2)
+    ]
+    np.testing.assert_allclose(value, -sum(want) / 6, rtol=1e-5)
+    assert float(aux["finite"]) == 1.0
+    with pytest.raises(ValueError, match="burn_in"):
+        losses.FilterLikelihoodLoss(obs_op, filt, 0.05, burn_in=3)(plain, (wens, wys), key=key)
+    with pytest.raises(TypeError, match="key"):
+        loss(plain, (wens, wys))
+    with pytest.raises(ValueError, match="ensembles"):
+        unstored = F.run_filter(
+            jax.random.key(23), Flow(plain, 0.05), obs_op, filt, ens, ys, dt=0.05
+        )
+        losses.filter_windows(unstored, ys, 3, 2)
+
+
+def test_a_blown_up_closure_is_reported_by_fit_not_silent():
+    """A closure that blows the forecasts up makes the filter loss non-finite: `fit` stops and
+    says so (throw=False) or raises (throw=True)."""
+    plain, obs_op, ys, ens = _small_twin()
+    closure = nn.LocalMLP(1, 4, 1, output_scale=1e30, key=jax.random.key(25))
+    model = nn.HybridVectorField(plain, closure)
+    loss = losses.FilterLikelihoodLoss(obs_op, F.Inflation(F.DEnKF(), 1.05), 0.05)
+    batch = (ens[None], ys[None])
+    kwargs = dict(
+        optimizer=optax.adam(1e-3),
+        key=jax.random.key(26),
+        batch_size=1,
+        num_steps=3,
+        progress=False,
+    )
+    _, hist = train.fit(model, loss, batch, throw=False, **kwargs)
+    assert hist["stopped"] != ""
+    with pytest.raises(Exception, match="(?i)finite|nan"):
+        train.fit(model, loss, batch, throw=True, **kwargs)
