@@ -154,15 +154,16 @@ def test_closure_learned_through_the_filter_beats_no_closure_on_held_out_cycles(
     network (zero-initialised, so training starts from no closure) fitted by Adam on
     `FilterLikelihoodLoss` over 20-cycle windows whose initial ensembles are the analyses of
     a no-closure DEnKF run of the training observations -- observations only, no truth. Each
-    model is then scored by the DEnKF (20 members, 10% inflation) on the held-out cycles from a
-    climatological ensemble: mean rmse_a after 20 spin-up cycles.
+    model is then scored by the DEnKF (30 members, 20% inflation: with them the no-closure
+    filter keeps track, rmse_a well below the climatological spread ~3.5) on the held-out
+    cycles from a climatological ensemble: mean rmse_a after 20 spin-up cycles.
     """
     n_train, n_valid, dt = 400, 200, 0.05
     truth_model, traj, xs, obs_op, ys = _two_scale_twin(n_train, n_valid)
     u = jax.vmap(truth_model.subgrid_tendency)(traj)
     mean, std, u_std = float(xs.mean()), float(xs.std()), float(u.std())
-    filt = F.Inflation(F.DEnKF(), 1.1)
-    ens0 = mean + std * jax.random.normal(jax.random.key(2), (20, 36))
+    filt = F.Inflation(F.DEnKF(), 1.2)
+    ens0 = mean + std * jax.random.normal(jax.random.key(2), (30, 36))
     plain = Lorenz96(36, 10.0)
 
     def make_closure():
@@ -234,8 +235,8 @@ def test_closure_learned_through_the_filter_beats_no_closure_on_held_out_cycles(
     oracle = nn.HybridVectorField(plain, oracle_closure)
     none_, learned_, oracle_ = rmse_a(plain), rmse_a(learned), rmse_a(oracle)
     print(f"held-out rmse_a: none {none_:.3f}  learned {learned_:.3f}  oracle {oracle_:.3f}")
-    assert oracle_ < none_
-    assert learned_ < 0.7 * none_
+    assert oracle_ < none_ < 0.5 * float(xs.std())  # the baseline filter has not lost the truth
+    assert learned_ < 0.9 * none_
 
 
 def _small_twin(k=8, n=6):
