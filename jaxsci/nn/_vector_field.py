@@ -158,6 +158,12 @@ class HybridVectorField(AbstractDynamics):
     `physics` is integrated here as a general ODE (its split is not used); for stiff
     spectral PDEs use `HybridSemilinear`, which keeps the ETDRK solvers available.
 
+    A local closure of a ring model, e.g. one-scale Lorenz-96 standing for the two-scale one,
+    is `HybridVectorField(Lorenz96(n, F), LocalMLP(r, ...))` (see `LocalMLP`); fitted offline
+    to subgrid tendencies with `jaxsci.losses.MSELoss`, or from noisy, sparse observations
+    alone through an ensemble filter with `jaxsci.losses.FilterLikelihoodLoss`, both by
+    `jaxsci.train.fit`.
+
     Arguments:
         physics: an `AbstractDynamics` (not an SDE).
         closure: `closure(y)` (or `closure(t, y)` when `time_dependent`) returning an array
