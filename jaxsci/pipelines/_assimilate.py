@@ -267,7 +267,8 @@ class AssimilateConfig:
         if len(set(seeds)) != len(seeds):
             raise ConfigError("seed", f"expected distinct seeds, got {self.seed}")
         model = model_of(self.model)
-        check_default_state(model)
+        if isinstance(self.model, dynamics.AbstractDynamics):  # a user object: zoo models have one
+            check_default_state(model)
         if len(model.state_shape) != 1:
             raise ConfigError(
                 "model",

@@ -119,7 +119,9 @@ def model_params(model: Any) -> dict:
 
 def check_default_state(model: Any, key: str = "model") -> None:
     """A ConfigError on `key` when a model object cannot give its initial state (the
-    pipelines start from `default_initial_state()`)."""
+    pipelines start from `default_initial_state()`). For objects only: it builds the state,
+    and a zoo model's config may ask for a state too large to allocate (the run then fails
+    where it would anyway, not the validation)."""
     try:
         model.default_initial_state()
     except NotImplementedError as err:

@@ -168,7 +168,8 @@ class SimulateConfig:
 
     def __post_init__(self):
         model = model_of(self.model)
-        check_default_state(model)
+        if isinstance(self.model, dynamics.AbstractDynamics):  # a user object: zoo models have one
+            check_default_state(model)
         check_solver(self.integrate.solver, model_name(self.model), model, "integrate.solver")
         if self.lyapunov is not None:
             dim = math.prod(model.state_shape)

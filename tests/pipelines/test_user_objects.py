@@ -14,7 +14,7 @@ import yaml
 
 from jaxsci import diffusion as jd, filters, inference
 from jaxsci.dynamics import AbstractDynamics, AbstractSemilinear
-from jaxsci.pipelines import ConfigError, is_complete, run_config
+from jaxsci.pipelines import ConfigError, is_complete, load_config, run_config
 from jaxsci.spectral import PeriodicGrid
 
 
@@ -348,3 +348,14 @@ def test_gmm_samplers_refuses_a_stochastic_sampler_object():
     """As it refuses stochastic sampler names: a stochastic object has no reference to meet."""
     with pytest.raises(ConfigError, match=r"samplers\[0\]: DDIM is stochastic"):
         run_config({"pipeline": "gmm_samplers"}, objects={"samplers": [jd.DDIM(eta=1.0)]})
+
+
+def test_validating_a_zoo_model_config_allocates_no_state():
+    """Only an object's default state is built at validation: a zoo model config may ask for
+    a state too large to allocate (Lorenz-96 with 10**12 sites; building it crashed a test
+    worker in the slow config fuzz), and validation must not try."""
+    for pipeline in ("simulate", "assimilate"):
+        _, config = load_config(
+            {"pipeline": pipeline, "model": {"name": "Lorenz96", "params": {"n": 10**12}}}
+        )
+        assert config.model.params.n == 10**12
