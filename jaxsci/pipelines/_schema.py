@@ -15,13 +15,15 @@ A field that names its `objects=` classes may hold, from Python only, an instanc
 them in place of its value (a user's model class instead of the `model` section, a filter
 object instead of `filter.method`): `validate` passes it through unchecked (the object
 checked itself when it was built) and `to_dict` records it as `{"object": "module.Class",
-"fields": {...its scalar fields}}`, so the resolved config names what ran. YAML never builds
+"fields": {...its scalar fields}, "arrays": digest of its arrays}`, so the resolved config names
+what ran and `--resume` tells two objects apart. YAML never builds
 objects: configs stay declarative.
 """
 
 import dataclasses
 import difflib
 import functools
+import hashlib
 import math
 import operator
 import sys
@@ -32,6 +34,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 _MISSING = dataclasses.MISSING
@@ -231,7 +234,7 @@ def _check_object(spec: Spec, value: Any, key: str, tp: Any = None) -> Any:
 def _object_record_given(spec: Spec, value: Any, key: str) -> None:
     """A ConfigError when a config holds the record of a Python object (the resolved config
     of a run on objects): records describe what ran; they cannot be run again from YAML."""
-    if spec.objects and isinstance(value, Mapping) and set(value) == {"object", "fields"}:
+    if spec.objects and isinstance(value, Mapping) and {"object", "fields"} <= set(value):
         raise ConfigError(
             key,
             f"holds the record of a Python object ({value['object']}), as the config.yaml of "
@@ -369,14 +372,30 @@ def object_record(obj: Any) -> dict:
         value = _plain_scalar(getattr(obj, name, None))
         if value is not None:
             fields[name] = value
-    return {"object": _public_name(type(obj)), "fields": fields}
+    return {"object": _public_name(type(obj)), "fields": fields, "arrays": _arrays_digest(obj)}
+
+
+def _arrays_digest(obj: Any) -> str:
+    """A digest of the dtypes, shapes and values of every array in `obj` (a network's weights,
+    a model's parameter arrays): two objects whose scalar fields agree but whose arrays differ
+    (other weights, another architecture) are told apart, so `--resume` never continues a run
+    on another object."""
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(obj):
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        if isinstance(leaf, np.ndarray | np.generic | jax.Array):
+            arr = np.asarray(leaf)
+            digest.update(f"{arr.dtype}{arr.shape}".encode())
+            digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _plain_scalar(value: Any) -> bool | int | float | str | None:
     """`value` as a plain Python scalar (YAML-safe), or None when it is not one."""
     if isinstance(value, np.ndarray | np.generic | jax.Array):
-        if value.size != 1:
-            return None
+        if value.size != 1 or jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+            return None  # not a scalar, or a PRNG key (no number to record)
         scalar = np.asarray(value).reshape(())
         if scalar.dtype.kind == "f":  # the shortest repr: float32 0.2 is 0.2, not 0.200000003
             return float(np.format_float_positional(scalar.dtype.type(scalar.item()), unique=True))

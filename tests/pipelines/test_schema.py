@@ -147,7 +147,8 @@ def test_objects_stand_for_values_from_python_only():
     config = validate(WithObjects, {"thing": thing, "names": ["b", thing]})
     assert config.thing is thing and config.names[1] is thing
     record = to_dict(config)["thing"]
-    assert record == {"object": f"{__name__}._Thing", "fields": {"rate": 0.2, "label": "x"}}
+    assert record["object"] == f"{__name__}._Thing"
+    assert record["fields"] == {"rate": 0.2, "label": "x"}
     assert validate(WithObjects, {}).thing == Inner()
     with pytest.raises(ConfigError, match=r"names\[0\]: expected str, got 3"):
         validate(WithObjects, {"names": [3]})
@@ -294,3 +295,33 @@ def test_object_mistakes_are_config_errors_naming_the_key():
     fields = to_dict(validate(WithObjects, {"thing": _Thing(np.float64(0.5))}))["thing"]["fields"]
     assert fields == {"rate": 0.5, "label": "x"} and type(fields["rate"]) is float
     yaml.safe_dump(fields)
+
+
+def test_records_tell_objects_with_other_arrays_apart(tmp_path):
+    """Two objects with equal scalar fields but other arrays (a network's weights, another
+    architecture) have different records, so `--resume` refuses to continue a run on the
+    other object; the same object resumes."""
+    import yaml
+
+    from jaxsci.pipelines import RunFolderError, prepare_run_folder
+    from jaxsci.pipelines._schema import object_record
+
+    class Net(eqx.Module):
+        weights: jax.Array
+
+    a, b, c = Net(jnp.zeros(3)), Net(jnp.ones(3)), Net(jnp.zeros(4))
+    assert object_record(a)["fields"] == object_record(b)["fields"] == {}
+    assert len({object_record(x)["arrays"] for x in (a, b, c)}) == 3
+    assert object_record(a) == object_record(Net(jnp.zeros(3)))
+    assert object_record(_Keyed(jax.random.key(0)))["arrays"]  # typed keys are hashed too
+    saved = {"pipeline": "x", "thing": object_record(a)}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert prepare_run_folder(run, {"pipeline": "x", "thing": object_record(a)}, resume=True)
+    with pytest.raises(RunFolderError, match="differs .* at thing.arrays"):
+        prepare_run_folder(run, {"pipeline": "x", "thing": object_record(b)}, resume=True)
+
+
+class _Keyed(eqx.Module):
+    key: jax.Array
