@@ -397,6 +397,35 @@ def _twin_logdensity(params, *, model, names, ts, y0, y_obs, observed, noise_std
     return lp + log_likelihood(sol, lambda ys: dist.Normal(ys[:, idx], noise_std), y_obs)
 
 
+def _observed_indices(observed: Any, dim: int) -> tuple[int, ...]:
+    """`observed` as a tuple of distinct indices in [0, dim), or a ValueError naming it."""
+    index = np.asarray(observed).reshape(-1)
+    if (
+        index.size == 0
+        or not np.issubdtype(index.dtype, np.integer)
+        or np.any((index < 0) | (index >= dim))
+        or len(set(index.tolist())) != index.size
+    ):
+        raise ValueError(f"`observed` must be distinct indices in [0, {dim}), got {observed}.")
+    return tuple(int(i) for i in index)
+
+
+def _log_normal_priors(names: tuple[str, ...], prior_loc: Any, prior_scale: Any):
+    """(medians, log-scales) as float tuples, one per name (a single scale serves all), or a
+    ValueError naming the argument that is not `len(names)` positive numbers."""
+    locs = np.asarray(prior_loc, dtype=float).reshape(-1)
+    scales = np.asarray(prior_scale, dtype=float).reshape(-1)
+    if scales.size == 1:
+        scales = np.repeat(scales, len(names))
+    for arg, values in (("prior_loc", locs), ("prior_scale", scales)):
+        if values.size != len(names) or not np.all(values > 0):
+            raise ValueError(
+                f"`{arg}` must hold {len(names)} positive numbers (one per name in {names}), "
+                f"got {tuple(values.tolist())}."
+            )
+    return tuple(locs.tolist()), tuple(scales.tolist())
+
+
 def twin_logdensity(
     model: AbstractDynamics,
     names: str | tuple[str, ...] | list[str],
@@ -425,13 +454,7 @@ def twin_logdensity(
     ts, y0, y_obs = jnp.asarray(ts), jnp.asarray(y0), jnp.asarray(y_obs)
     model.check_state(y0, "y0")
     dim = int(math.prod(model.state_shape))
-    observed = tuple(int(i) for i in observed)
-    if (
-        not observed
-        or any(not 0 <= i < dim for i in observed)
-        or len(set(observed)) != len(observed)
-    ):
-        raise ValueError(f"`observed` must be distinct indices in [0, {dim}), got {observed}.")
+    observed = _observed_indices(observed, dim)
     if ts.ndim != 1:
         raise ValueError(f"`ts` must be 1-D, got shape {ts.shape}.")
     if y_obs.shape != (ts.shape[0], len(observed)):
@@ -440,15 +463,10 @@ def twin_logdensity(
             f"{(ts.shape[0], len(observed))}."
         )
     check_positive("noise_std", noise_std)
-    for key, values in (("prior_loc", prior_loc), ("prior_scale", prior_scale)):
-        if len(values) != len(names) or any(not float(v) > 0 for v in values):
-            raise ValueError(
-                f"`{key}` must hold {len(names)} positive numbers (one per name in "
-                f"{names}), got {tuple(values)}."
-            )
+    locs, scales = _log_normal_priors(names, prior_loc, prior_scale)
     prior = {
-        name: dist.LogNormal(jnp.log(float(loc)), float(scale))
-        for name, loc, scale in zip(names, prior_loc, prior_scale, strict=True)
+        name: dist.LogNormal(jnp.log(loc), scale)
+        for name, loc, scale in zip(names, locs, scales, strict=True)
     }
     fn = functools.partial(
         _twin_logdensity,
@@ -513,24 +531,8 @@ def twin_problem(
     if len(model.state_shape) != 1:
         raise ValueError(f"`model` must have a vector state, got state shape {model.state_shape}.")
     dim = model.state_shape[0]
-    index = np.arange(dim) if observed is None else np.asarray(observed).reshape(-1)
-    if (
-        index.size == 0
-        or not np.issubdtype(index.dtype, np.integer)
-        or np.any((index < 0) | (index >= dim))
-        or len(set(index.tolist())) != index.size
-    ):
-        raise ValueError(f"`observed` must be distinct indices in [0, {dim}), got {observed}.")
-    scales = np.asarray(prior_scale, dtype=float).reshape(-1)
-    if scales.size == 1:
-        scales = np.repeat(scales, len(names))
-    locs = np.asarray(prior_loc, dtype=float).reshape(-1)
-    for arg, values in (("prior_loc", locs), ("prior_scale", scales)):
-        if values.size != len(names) or not np.all(values > 0):
-            raise ValueError(
-                f"`{arg}` must hold {len(names)} positive numbers (one per name in {names}), "
-                f"got {tuple(values.tolist())}."
-            )
+    index = np.asarray(_observed_indices(np.arange(dim) if observed is None else observed, dim))
+    locs, scales = _log_normal_priors(names, prior_loc, prior_scale)  # checked before the solve
     if labels is not None and len(labels) != dim:
         raise ValueError(f"`labels` must hold {dim} labels (one per component), got {labels}.")
     ts = np.asarray(obs_times, dtype=float)
@@ -557,8 +559,8 @@ def twin_problem(
         y_obs,
         observed=tuple(int(i) for i in index),
         noise_std=noise_std,
-        prior_loc=tuple(locs.tolist()),
-        prior_scale=tuple(scales.tolist()),
+        prior_loc=locs,
+        prior_scale=scales,
         **kwargs,
     )
     plain = {k: v for k, v in kwargs.items() if k != "sensitivity"}

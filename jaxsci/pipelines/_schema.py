@@ -211,9 +211,7 @@ def is_object(value: Any) -> bool:
 def _is_section(value: Any) -> bool:
     """Whether `value` is an instance of a schema dataclass: a plain (frozen) dataclass, not
     an equinox Module (models, filters, samplers and networks are Modules: objects)."""
-    if not dataclasses.is_dataclass(value) or isinstance(value, type | eqx.Module):
-        return False
-    return True
+    return dataclasses.is_dataclass(value) and not isinstance(value, type | eqx.Module)
 
 
 def _check_object(spec: Spec, value: Any, key: str, tp: Any = None) -> Any:
