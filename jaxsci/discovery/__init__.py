@@ -5,7 +5,9 @@ library terms (`CorrectedModel`), model-error samples and their designs
 (`model_error_samples`, `instantaneous_design`, `integrated_design`), sparse regression
 (`RVM`, `STLSQ`, `HorseshoeRegression`), the whole regression step (`fit_model_error`), the
 MEDIDA loop from noisy observations through the EnKF (`discover_model_error`, `EnKFPasses`,
-the sample kinds `InstrumentalPairs`, `ObservationPairs`, `AnalysisPairs`), the true model
+the sample kinds `InstrumentalPairs`, `ObservationPairs`, `AnalysisPairs`), closures learned
+from observations through a differentiable filter (`learn_closure`) or fitted to filter
+increments (`fit_closure_to_increments`), the true model
 error of a twin experiment (`true_coefficients`) and forecast skill (`normalised_error`,
 `valid_time`, from `jaxsci.metrics`).
 """
@@ -17,6 +19,12 @@ from ._base import (
     NormalEquations as NormalEquations,
     SparseRegressionResult as SparseRegressionResult,
     normal_equations as normal_equations,
+)
+from ._closure import (
+    ClosureTraining as ClosureTraining,
+    IncrementFit as IncrementFit,
+    fit_closure_to_increments as fit_closure_to_increments,
+    learn_closure as learn_closure,
 )
 from ._corrected import CorrectedModel as CorrectedModel
 from ._driver import (

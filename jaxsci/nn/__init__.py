@@ -14,7 +14,11 @@ from ._base import (
 from ._deeponet import DeepONet as DeepONet
 from ._embedding import SinusoidalEmbedding as SinusoidalEmbedding
 from ._fno import FNO as FNO, FNO1d as FNO1d, FNO2d as FNO2d
-from ._local import LocalMLP as LocalMLP, periodic_stencil as periodic_stencil
+from ._local import (
+    LocalMLP as LocalMLP,
+    LocalPolynomial as LocalPolynomial,
+    periodic_stencil as periodic_stencil,
+)
 from ._mlp import MLP as MLP
 from ._score import ScoreMLP as ScoreMLP
 from ._spectral import (

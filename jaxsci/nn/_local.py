@@ -1,5 +1,7 @@
 """`LocalMLP`: one MLP applied at every site of a ring to its periodic stencil (a local closure)."""
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -97,3 +99,96 @@ class LocalMLP(AbstractNetwork):
         out_scale = jax.lax.stop_gradient(self.output_scale).astype(x.dtype)
         window = (periodic_stencil(x, self.radius) - mean) / scale  # (n, 2r + 1)
         return out_scale * jax.vmap(self.mlp)(window)[:, 0].astype(x.dtype)
+
+
+class LocalPolynomial(AbstractNetwork):
+    r"""A polynomial of each site's own value on a ring: the classic local closure.
+
+        c_i(x) = sum_{p=0}^{d} a_p ((x_i - m) / s)^p,   i = 1..n,
+
+    d = degree (Wilks 2005, QJRMS 131, fits a cubic, d = 3, to the subgrid tendencies of the
+    two-scale Lorenz-96 model; Arnold et al. 2013, Phil. Trans. R. Soc. A 371, likewise).
+    The coefficients a are trainable; m = `mean` and s = `scale` (the input normalisation,
+    which keeps the least-squares problem well conditioned) are buffers read through
+    `jax.lax.stop_gradient`. `LocalPolynomial.fit` is the least-squares fit to (state,
+    target) samples, e.g. true subgrid tendencies or filter increments per unit time
+    (`jaxsci.train.fit_closure_to_increments`).
+
+    Arguments:
+        coefficients: a_0..a_d, (d + 1,).
+        mean, scale: m and s > 0.
+    """
+
+    coefficients: Float[Array, " power"]
+    mean: Float[Array, ""]
+    scale: Float[Array, ""]
+
+    def __init__(
+        self,
+        coefficients: Float[ArrayLike, " power"] | Sequence[float],
+        *,
+        mean: Float[ArrayLike, ""] = 0.0,
+        scale: Float[ArrayLike, ""] = 1.0,
+    ):
+        check_finite("coefficients", coefficients)
+        check_finite("mean", mean)
+        check_positive("scale", scale)
+        coefficients = float_parameter("coefficients", coefficients)
+        check_shape("coefficients", coefficients, (None,), "(degree + 1,)")
+        if coefficients.shape[0] < 1:
+            raise ValueError("`coefficients` must hold at least a_0, got an empty array.")
+        self.coefficients = coefficients
+        self.mean = float_parameter("mean", mean)
+        self.scale = float_parameter("scale", scale)
+        check_positive("scale", self.scale)
+
+    @property
+    def degree(self) -> int:
+        """d, the highest power."""
+        return self.coefficients.shape[0] - 1
+
+    def __call__(self, x: Float[Array, " site"]) -> Float[Array, " site"]:
+        """The closure at every site of one state x, (sites,) -> (sites,)."""
+        check_shape("x", x, (None,), "(sites,)")
+        mean = jax.lax.stop_gradient(self.mean).astype(x.dtype)
+        scale = jax.lax.stop_gradient(self.scale).astype(x.dtype)
+        z = (x - mean) / scale
+        out = jnp.zeros_like(x)
+        for a in self.coefficients[::-1]:  # Horner
+            out = out * z + a.astype(x.dtype)
+        return out
+
+    @classmethod
+    def fit(
+        cls,
+        states: Float[ArrayLike, "sample site"],
+        targets: Float[ArrayLike, "samples sites"],
+        degree: int,
+        *,
+        mean: float | None = None,
+        scale: float | None = None,
+    ) -> "LocalPolynomial":
+        """The least-squares polynomial of degree `degree` through the pairs (x_i, t_i) of
+        every site of every sample (pooled: one polynomial for all sites), solved in
+        float64 on the host. `mean`/`scale` default to the states' mean and std."""
+        degree = check_int("degree", degree, minimum=0)
+        xs = np.asarray(states, dtype=np.float64)
+        ts = np.asarray(targets, dtype=np.float64)
+        if xs.ndim != 2 or xs.shape != ts.shape:
+            raise ValueError(
+                "`states` and `targets` must be (samples, sites) of the same shape, got "
+                f"{xs.shape} and {ts.shape}."
+            )
+        if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ts))):
+            raise ValueError("`states` and `targets` must be finite (a diverged filter run?).")
+        m = float(xs.mean()) if mean is None else float(mean)
+        s = float(xs.std()) if scale is None else float(scale)
+        if xs.size < degree + 1 or not s > 0:
+            raise ValueError(
+                f"a degree-{degree} fit needs at least {degree + 1} distinct values; got "
+                f"{xs.size} values with spread {s:.3g}."
+            )
+        z = ((xs - m) / s).ravel()
+        design = z[:, None] ** np.arange(degree + 1)[None, :]
+        coef, *_ = np.linalg.lstsq(design, ts.ravel(), rcond=None)
+        return cls(coef, mean=m, scale=s)
