@@ -12,7 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import _assimilate, _diffusion, _discover, _inverse_gmm, _posterior, _simulate, _train
+from . import (
+    _assimilate,
+    _diffusion,
+    _discover,
+    _inverse_gmm,
+    _l96_closure,
+    _posterior,
+    _simulate,
+    _train,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,5 +62,8 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "inverse_gmm": Pipeline(
         "inverse_gmm", _inverse_gmm.InverseGMMConfig, _inverse_gmm.run, _inverse_gmm.DESCRIPTION
+    ),
+    "l96_closure": Pipeline(
+        "l96_closure", _l96_closure.L96ClosureConfig, _l96_closure.run, _l96_closure.DESCRIPTION
     ),
 }
