@@ -5,5 +5,6 @@ benchmarks; each says which paper or peer it follows.
 """
 
 from ._convergence import fit_convergence_order as fit_convergence_order
+from ._ensemble import EnsembleScores as EnsembleScores, ensemble_scores as ensemble_scores
 from ._forecast import normalised_error as normalised_error, valid_time as valid_time
 from ._sample_quality import mmd2 as mmd2

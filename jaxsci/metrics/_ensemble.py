@@ -1,0 +1,74 @@
+r"""Scores of ensembles (or posterior draws) against a verifying truth.
+
+For M members x_1..x_M per case (a time, say) and variable, with mean x_bar:
+
+* rmse: sqrt of the mean over cases and variables of (x_bar - truth)^2, the error of the
+  ensemble mean;
+* spread: sqrt of the mean over cases and variables of ((M + 1) / M) s^2, s^2 the unbiased
+  member variance. The (M + 1)/M factor makes a calibrated ensemble (truth and members
+  exchangeable draws of one distribution) have E[spread^2] = E[rmse^2] at any M (Fortin et
+  al. 2014, "Why should ensemble spread match the RMSE of the ensemble mean?", J. Hydromet.
+  15, 1708), so spread_skill = spread / rmse is 1 for a calibrated ensemble, below 1 for an
+  overconfident one;
+* crps: the mean fair (unbiased in M) ensemble CRPS (`jaxsci.losses.crps_fair`; Ferro 2014),
+  so ensembles of different sizes compare on one scale.
+"""
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from .._checks import check_int
+from .._custom_types import Array, ArrayLike, Float
+from ..losses import crps_fair
+
+
+class EnsembleScores(NamedTuple):
+    """Output of `ensemble_scores`: `rmse`, `spread`, `crps`, `spread_skill` (scalars over
+    all cases and variables) and `rmse_per_case`, `spread_per_case` (per case)."""
+
+    rmse: Float[Array, ""]
+    spread: Float[Array, ""]
+    crps: Float[Array, ""]
+    spread_skill: Float[Array, ""]
+    rmse_per_case: Float[Array, " case"]
+    spread_per_case: Float[Array, " case"]
+
+
+def ensemble_scores(
+    ensembles: Float[ArrayLike, "case M dim"], truth: Float[ArrayLike, "case dim"]
+) -> EnsembleScores:
+    """RMSE of the ensemble mean, calibrated spread, fair CRPS and the spread-skill ratio.
+
+    See the module docstring for the definitions.
+
+    Arguments:
+        ensembles: (cases, M >= 2 members, variables).
+        truth: the verifying states, (cases, variables).
+
+    Returns:
+        `EnsembleScores`.
+    """
+    ensembles, truth = jnp.asarray(ensembles), jnp.asarray(truth)
+    if ensembles.ndim != 3:
+        raise ValueError(f"`ensembles` must have shape (case, M, dim), got {ensembles.shape}.")
+    m = check_int("ensembles.shape[1] (members)", ensembles.shape[1], 2)
+    if truth.shape != (ensembles.shape[0], ensembles.shape[2]):
+        raise ValueError(
+            f"`truth` must have shape (case, dim) = ({ensembles.shape[0]}, "
+            f"{ensembles.shape[2]}), got {truth.shape}."
+        )
+    mean = jnp.mean(ensembles, axis=1)
+    sq_err = jnp.mean((mean - truth) ** 2, axis=-1)
+    var = (m + 1) / m * jnp.mean(jnp.var(ensembles, axis=1, ddof=1), axis=-1)
+    crps = crps_fair(jnp.swapaxes(ensembles, 0, 1), truth)
+    rmse = jnp.sqrt(jnp.mean(sq_err))
+    spread = jnp.sqrt(jnp.mean(var))
+    return EnsembleScores(
+        rmse=rmse,
+        spread=spread,
+        crps=jnp.mean(crps),
+        spread_skill=spread / rmse,
+        rmse_per_case=jnp.sqrt(sq_err),
+        spread_per_case=jnp.sqrt(var),
+    )

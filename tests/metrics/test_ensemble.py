@@ -1,0 +1,55 @@
+"""`ensemble_scores` against references: a hand-computed case, the closed-form CRPS of a
+Gaussian (Gneiting & Raftery 2007, eq. 5) and the calibrated-ensemble identity
+E[spread^2] = E[rmse^2] (Fortin et al. 2014) by Monte Carlo with its standard error."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from jaxsci.metrics import ensemble_scores
+
+
+def test_hand_computed_case():
+    ens = np.array([[[0.0, 1.0], [2.0, 3.0]]])  # one case, M = 2, two variables
+    truth = np.array([[0.0, 0.0]])
+    s = ensemble_scores(ens, truth)
+    # mean (1, 2): rmse sqrt((1 + 4) / 2); member variance 2 (ddof 1) in both variables.
+    np.testing.assert_allclose(s.rmse, math.sqrt(2.5), rtol=1e-6)
+    np.testing.assert_allclose(s.spread, math.sqrt(1.5 * 2.0), rtol=1e-6)
+    # fair CRPS: mean |x - y| - |x1 - x2| / 2 per variable: (1 - 1, 2 - 1) -> mean 0.5.
+    np.testing.assert_allclose(s.crps, 0.5, rtol=1e-6)
+    np.testing.assert_allclose(s.spread_skill, s.spread / s.rmse, rtol=1e-6)
+
+
+def test_gaussian_crps_and_calibration():
+    rng = np.random.default_rng(0)
+    cases, m, d = 4000, 5, 3
+    # Calibrated: truth and members are exchangeable N(0, 1) draws.
+    truth = rng.normal(size=(cases, d))
+    ens = rng.normal(size=(cases, m, d))
+    s = ensemble_scores(ens, truth)
+    mean = ens.mean(1)
+    sq = np.mean((mean - truth) ** 2, -1)
+    var = (m + 1) / m * np.mean(ens.var(1, ddof=1), -1)
+    diff = var - sq  # E[diff] = 0 for a calibrated ensemble
+    assert abs(diff.mean()) < 4 * diff.std(ddof=1) / math.sqrt(cases)
+    assert 0.95 < float(s.spread_skill) < 1.05
+    # Fair CRPS of N(0, 1) members is unbiased for the Gaussian CRPS averaged over the truth:
+    # E_y CRPS(N(0, 1), y) for y ~ N(0, 1) is E|X - Y| - E|X - X'| / 2 = 1 / sqrt(pi).
+    z = truth
+    crps_exact = z * (2 * norm.cdf(z) - 1) + 2 * norm.pdf(z) - 1 / math.sqrt(math.pi)
+    assert abs(float(s.crps) - crps_exact.mean()) < 0.02
+    np.testing.assert_allclose(crps_exact.mean(), 1 / math.sqrt(math.pi), atol=0.02)
+    # An overconfident ensemble (members with half the spread) has ratio well below 1.
+    assert float(ensemble_scores(0.5 * ens, truth).spread_skill) < 0.7
+
+
+def test_bad_shapes_are_named():
+    with pytest.raises((ValueError, TypeError), match="ensembles"):
+        ensemble_scores(np.zeros((3, 4)), np.zeros((3, 4)))
+    with pytest.raises((ValueError, TypeError), match="truth"):
+        ensemble_scores(np.zeros((3, 4, 2)), np.zeros((3, 3)))
+    with pytest.raises((ValueError, TypeError), match="members"):
+        ensemble_scores(np.zeros((3, 1, 2)), np.zeros((3, 2)))
