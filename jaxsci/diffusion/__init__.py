@@ -3,6 +3,7 @@ samplers and posterior sampling. Every choice is an object (a schedule, a parame
 a grid spacing, a weighting, a law of training times, a twist); the string names of the
 configs live in `jaxsci.pipelines`."""
 
+from ._analysis import PosteriorDraws as PosteriorDraws, posterior_draws as posterior_draws
 from ._base import (
     AbstractSchedule as AbstractSchedule,
     newton_t_from_lambda as newton_t_from_lambda,
