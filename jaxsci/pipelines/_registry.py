@@ -17,6 +17,7 @@ from . import (
     _diffusion,
     _discover,
     _inverse_gmm,
+    _ks_score_da,
     _l96_closure,
     _posterior,
     _simulate,
@@ -65,5 +66,8 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "l96_closure": Pipeline(
         "l96_closure", _l96_closure.L96ClosureConfig, _l96_closure.run, _l96_closure.DESCRIPTION
+    ),
+    "ks_score_da": Pipeline(
+        "ks_score_da", _ks_score_da.KSScoreDAConfig, _ks_score_da.run, _ks_score_da.DESCRIPTION
     ),
 }
