@@ -26,6 +26,7 @@ SLOW = {
     "compose_medida",
     "ks_lyapunov",
     "ks_model_error",
+    "ks_score_da",
     "learn_l96_forcing",
     "tutorial_assimilate",
     "tutorial_infer",
