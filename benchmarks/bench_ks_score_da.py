@@ -1,7 +1,7 @@
 """Score-based data assimilation on KS (pipeline `ks_score_da`) at full size: the table of
 every method and the wall time split by stage.
 
-`configs/ks_score_da.yaml` as shipped (2000 KS states, ScoreMLP 256x3 trained 4000 DSM steps,
+`configs/ks_score_da.yaml` as shipped (2000 KS states, ScoreMLP 256x3 trained 12000 DSM steps,
 40 analyses of every 4th point with noise 10% of the climatological std; DPS 32 draws, TDS
 256 particles resampled to 32, LETKF N = 20 cycling with the true model), plots off. Times
 per analysis are measured after compilation (the first analysis call, which compiles, is

@@ -1,6 +1,6 @@
 """Score-based data assimilation on Kuramoto-Sivashinsky with jaxsci.
 
-    python examples/ks_score_da.py            # 2000 states, 4000 training steps (~1-2 min)
+    python examples/ks_score_da.py            # 2000 states, 4000 training steps (~1 min)
     python examples/ks_score_da.py --fast     # a small run, for the tests
 
 1. Attractor states of KS (L = 22, 64 points) are the training data of a score network

@@ -99,7 +99,7 @@ class NetworkSection:
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSection:
-    steps: int = option(4000, ge=1, help="optimiser steps")
+    steps: int = option(12000, ge=1, help="optimiser steps")
     batch_size: int = option(128, ge=1)
     learning_rate: float = option(1e-3, gt=0.0, help="Adam, cosine decay to 5%")
     ema: float | None = option(0.999, gt=0.0, lt=1.0, help="EMA decay of the weights (null: off)")
