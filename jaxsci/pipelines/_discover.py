@@ -250,7 +250,8 @@ class DiscoverConfig:
         if obs.interval / self.integrate.dt > _MAX_FLOW_STEPS:
             raise ConfigError(
                 "observations.interval",
-                f"expected at most {_MAX_FLOW_STEPS} integrator steps per interval",
+                f"expected at most {_MAX_FLOW_STEPS} integrator steps per interval "
+                f"(integrate.dt = {self.integrate.dt:g})",
             )
         steps = obs.interval / self.integrate.dt
         if not math.isclose(steps, round(steps), rel_tol=1e-6):

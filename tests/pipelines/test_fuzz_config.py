@@ -151,6 +151,9 @@ def _fuzz(target, value):
 # a huge coefficient overflowing the KS linear operator was reported on model.params.length
 # ("too short for the grid"; found by the slow tier)
 @example(target=("ks", ("model", "params", "nu")), value=4.877651371865718e34)
+# a tiny integrate.dt was reported on observations.interval without naming dt (the slow
+# tier's draw once the configs of issue 15 changed the sequence)
+@example(target=("ks_model_error_nonlinear", ("integrate", "dt")), value=1e-300)
 def test_config_fuzz(target, value):
     _fuzz(target, value)
 
