@@ -35,7 +35,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
             t = time.perf_counter()
-            metrics = run_config(
+            _, metrics = run_config(
                 ROOT / "configs" / "l96_closure.yaml",
                 out,
                 overrides=[f"seed={seed}", "plot.enabled=false", *args.set],
