@@ -78,8 +78,10 @@ def test_increment_closure_finds_a_missing_forcing():
 @pytest.mark.slow
 def test_closure_learned_through_the_filter_finds_a_missing_forcing():
     """`learn_closure` from observations alone: a zero-initialised LocalMLP closure trained
-    on the filter likelihood reaches +1 (within 0.2) on the attractor, the physics' forcing
-    stays 10 (train_physics False), and the loss falls."""
+    on the filter likelihood (150 Adam steps on windows of 400 noisy cycles) takes up most of the
+    missing +1 on the attractor (mean within 0.25, RMS error of the tendency below 0.5, half
+    the model's error without closure), the physics' forcing stays 10 (train_physics False),
+    and the loss falls."""
     physics, obs_op, ys, ens, xs = _forcing_twin(cycles=400)
     closure = nn.LocalMLP(0, 8, 1, mean=2.5, scale=3.5, zero_init=True, key=jax.random.key(6))
     out = discovery.learn_closure(
@@ -116,7 +118,8 @@ def test_closure_learned_through_the_filter_finds_a_missing_forcing():
         )
     assert out.num_windows == len(range(1, 400 - 10 + 1, 5)) - 4  # skip 20: starts 1..16 out
     c = np.asarray(jax.vmap(out.model.closure)(xs[100:]))
-    assert abs(c.mean() - 1.0) < 0.2, c.mean()
+    assert abs(c.mean() - 1.0) < 0.25, c.mean()
+    assert np.sqrt(np.mean((c - 1.0) ** 2)) < 0.5
     loss = out.history["loss"]
     assert loss[-20:].mean() < loss[:20].mean()
 
