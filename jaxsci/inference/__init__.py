@@ -7,7 +7,9 @@ failed solve turned into a rejected proposal; `map_estimate` and `laplace` are t
 baseline and an initialiser, both on one L-BFGS (`minimize_lbfgs`); `rhat`, `ess_bulk`,
 `ess_tail`, `mcse_mean`, `mcse_sd` and `summary` are the convergence diagnostics of Vehtari et
 al. (2021), `ebfmi` Betancourt's (2016) energy diagnostic, and `PosteriorResult.diagnose()` turns
-failed checks into `Advice` on what to change.
+failed checks into `Advice` on what to change. `last_layer_laplace` and `last_layer_logdensity`
+put a Bayesian last layer on a network (exact Gaussian posterior, or NUTS/HMC through
+`posterior`), `predictive_samples` turns weight draws into output ensembles.
 """
 
 from ._advice import Advice as Advice
@@ -28,6 +30,12 @@ from ._diagnostics import (
     summary as summary,
 )
 from ._init import INIT_STRATEGIES as INIT_STRATEGIES
+from ._last_layer import (
+    LastLayerPosterior as LastLayerPosterior,
+    last_layer_laplace as last_layer_laplace,
+    last_layer_logdensity as last_layer_logdensity,
+    predictive_samples as predictive_samples,
+)
 from ._lbfgs import LBFGSResult as LBFGSResult, minimize_lbfgs as minimize_lbfgs
 from ._optimize import (
     LaplaceResult as LaplaceResult,

@@ -11,14 +11,16 @@ For M members x_1..x_M per case (a time, say) and variable, with mean x_bar:
   15, 1708), so spread_skill = spread / rmse is 1 for a calibrated ensemble, below 1 for an
   overconfident one;
 * crps: the mean fair (unbiased in M) ensemble CRPS (`jaxsci.losses.crps_fair`; Ferro 2014),
-  so ensembles of different sizes compare on one scale.
+  so ensembles of different sizes compare on one scale;
+* coverage (`interval_coverage`): the fraction of cases and variables whose truth lies in the
+  members' central interval of a given probability.
 """
 
 from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from .._checks import check_int
+from .._checks import check_int, check_range
 from .._custom_types import Array, ArrayLike, Float
 from ..losses import crps_fair
 
@@ -72,3 +74,42 @@ def ensemble_scores(
         rmse_per_case=jnp.sqrt(sq_err),
         spread_per_case=jnp.sqrt(var),
     )
+
+
+def interval_coverage(
+    ensembles: Float[ArrayLike, "case M dim"],
+    truth: Float[ArrayLike, "case dim"],
+    level: float = 0.9,
+) -> Float[Array, ""]:
+    r"""Fraction of cases and variables whose truth lies in the ensemble's central `level`
+    interval.
+
+    The interval of each case and variable is [q_{(1-level)/2}, q_{(1+level)/2}] of the
+    members (`jnp.quantile`'s linear interpolation between order statistics). A calibrated
+    predictive distribution covers the truth with frequency `level` (Gneiting, Balabdaoui &
+    Raftery 2007); below it the ensemble is over-confident. With few members the empirical
+    quantiles lie inside the members' range, which holds an exchangeable truth with
+    probability (M - 1)/(M + 1) only: use M large against 2 / (1 - level) (M >= 40 for 90%)
+    for the coverage of the distribution the members are drawn from.
+
+    Arguments:
+        ensembles: (cases, M >= 2 members, variables).
+        truth: the verifying values, (cases, variables).
+        level: the central probability in (0, 1).
+
+    Returns:
+        The covered fraction in [0, 1].
+    """
+    check_range("level", level, 0.0, 1.0, lower_open=True, upper_open=True)
+    ensembles, truth = jnp.asarray(ensembles), jnp.asarray(truth)
+    if ensembles.ndim != 3:
+        raise ValueError(f"`ensembles` must have shape (case, M, dim), got {ensembles.shape}.")
+    check_int("ensembles.shape[1] (members)", ensembles.shape[1], 2)
+    if truth.shape != (ensembles.shape[0], ensembles.shape[2]):
+        raise ValueError(
+            f"`truth` must have shape (case, dim) = ({ensembles.shape[0]}, "
+            f"{ensembles.shape[2]}), got {truth.shape}."
+        )
+    q = jnp.asarray([(1 - level) / 2, (1 + level) / 2], ensembles.dtype)
+    lo, hi = jnp.quantile(ensembles, q, axis=1)
+    return jnp.mean((truth >= lo) & (truth <= hi))

@@ -27,7 +27,11 @@ from ._spectral import (
     SpectralConv2d as SpectralConv2d,
 )
 from ._stepper import Stepper as Stepper
-from ._stochastic import LocalStochastic as LocalStochastic, sample_ensemble as sample_ensemble
+from ._stochastic import (
+    LocalStochastic as LocalStochastic,
+    NoiseInjected as NoiseInjected,
+    sample_ensemble as sample_ensemble,
+)
 from ._unet import (
     ScoreUNet as ScoreUNet,
     ScoreUNet1d as ScoreUNet1d,

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .._checks import check_int
+from .._checks import check_int, check_range
 from .._custom_types import Array, Float, Key
 from ._base import AbstractNetwork, check_example
 from ._init import subkey
@@ -24,11 +24,17 @@ def _make_lifting(c0: int, width: int, lifting_width: int | None, key) -> tuple[
     )
 
 
-def _forward(net, x):
-    """Lifting -> `depth` Fourier layers sigma(K v + W v + b) -> projection.
+def _features(net, x, key):
+    """Lifting -> `depth` Fourier layers sigma(K v + W v + b) -> the projection's hidden layer.
 
-    No activation after the last Fourier layer (Li et al.'s reference architecture).
+    No activation after the last Fourier layer (Li et al.'s reference architecture). With
+    `net.dropout` > 0 and a key, dropout (`eqx.nn.Dropout`, inverted: kept entries are
+    divided by 1 - p) follows every hidden activation of the Fourier layers and the
+    projection's hidden layer, the inputs of the last `depth` weight layers (Gal &
+    Ghahramani 2016 put dropout before each weight layer).
     """
+    drop = eqx.nn.Dropout(net.dropout, inference=key is None)
+    keys = [None] * len(net.spectral) if key is None else jax.random.split(key, len(net.spectral))
     if net.grid:
         x = jnp.concatenate([x, grid_channels(x.shape[1:], x.dtype)], axis=0)
     v = net.lifting[0](x)
@@ -37,8 +43,8 @@ def _forward(net, x):
     for i, (spectral, skip) in enumerate(zip(net.spectral, net.skips, strict=True)):
         v = spectral(v) + skip(v)
         if i < len(net.spectral) - 1:
-            v = net.activation(v)
-    return net.projection[1](net.activation(net.projection[0](v)))
+            v = drop(net.activation(v), key=keys[i])
+    return drop(net.activation(net.projection[0](v)), key=keys[-1])
 
 
 class FNO(AbstractNetwork):
@@ -88,6 +94,12 @@ class FNO(AbstractNetwork):
             hidden channels (neuraloperator's default uses 2 * width); default one layer.
         grid: append the coordinate channels (Li et al. do).
         activation: pointwise nonlinearity (default `jax.nn.gelu`, tanh approximation).
+        dropout: the dropout rate p in [0, 1) (default 0: none). Called with a `key`, the
+            network zeroes each hidden activation with probability p and divides the rest by
+            1 - p (expected activations unchanged; `eqx.nn.Dropout`), after every hidden
+            Fourier layer and in the projection; called without a key it is deterministic
+            (dropout off). Monte Carlo dropout (Gal & Ghahramani 2016) keeps it on at
+            prediction: `nn.sample_ensemble(model, x, M, key=key)` draws M members.
         transform: how the spectral convolutions compute their truncated transforms,
             "auto", "fft" or "dft" (see `SpectralConv`; "auto" was tuned on CPU, where the
             DFT products win for few modes; on a GPU compare with "fft").
@@ -103,6 +115,7 @@ class FNO(AbstractNetwork):
     out_channels: int = eqx.field(static=True)
     width: int = eqx.field(static=True)
     grid: bool = eqx.field(static=True)
+    dropout: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -120,7 +133,10 @@ class FNO(AbstractNetwork):
         grid: bool = True,
         activation: Callable[[Array], Array] = jax.nn.gelu,
         transform: str = "auto",
+        dropout: float = 0.0,
     ):
+        check_range("dropout", dropout, 0.0, 1.0, upper_open=True)
+        self.dropout = float(dropout)
         d = check_int("num_spatial_dims", num_spatial_dims, maximum=3)
         self.num_spatial_dims = d
         self.in_channels = check_int("in_channels", in_channels)
@@ -157,9 +173,7 @@ class FNO(AbstractNetwork):
     def depth(self) -> int:
         return len(self.spectral)
 
-    def __call__(
-        self, x: Float[Array, " in_channels *spatial"]
-    ) -> Float[Array, " out_channels *spatial"]:
+    def _check(self, x) -> None:
         names = ", ".join(_SPATIAL[self.num_spatial_dims - 1])
         check_example(
             "x",
@@ -167,7 +181,22 @@ class FNO(AbstractNetwork):
             (self.in_channels,) + (None,) * self.num_spatial_dims,
             f"(in_channels, {names}) = ({self.in_channels}, {names})",
         )
-        return _forward(self, x)
+
+    def features(
+        self, x: Float[Array, " in_channels *spatial"], *, key: Key | None = None
+    ) -> Float[Array, " projection_width *spatial"]:
+        """The hidden layer of the projection Q, sigma(Q_0 v_L) (after dropout when `key` is
+        given): the network is `projection[1]` (a pointwise affine map) of these features,
+        so it is linear in its last layer's weights (what last-layer Laplace and last-layer
+        MCMC use, `jaxsci.inference.last_layer_laplace`)."""
+        self._check(x)
+        return _features(self, x, key)
+
+    def __call__(
+        self, x: Float[Array, " in_channels *spatial"], *, key: Key | None = None
+    ) -> Float[Array, " out_channels *spatial"]:
+        """The output field; with `key` (and `dropout` > 0), one Monte Carlo dropout draw."""
+        return self.projection[1](self.features(x, key=key))
 
 
 def FNO1d(*args, key: Key, **kwargs) -> FNO:

@@ -1,4 +1,5 @@
 """`LocalStochastic`: a noise-injected local forecaster on a ring, one ensemble member per call;
+`NoiseInjected`: any field-to-field network made generative by latent noise channels;
 `sample_ensemble`: members of any such generative model."""
 
 from collections.abc import Callable
@@ -80,6 +81,45 @@ class LocalStochastic(AbstractNetwork):
         z = jax.random.normal(key, (n, self.noise_dim), x.dtype)
         out = jax.vmap(self.mlp)(jnp.concatenate([window, z], axis=1))
         return x + scale * out[:, 0]
+
+
+class NoiseInjected(AbstractNetwork):
+    r"""A field-to-field network made generative: one ensemble member per call.
+
+    Draws z ~ N(0, I_k), k = `noise_channels`, and appends it to the input as k constant
+    channels (the same z at every grid point):
+
+        member = network(concat(x, z 1^T)),
+
+    so that a smooth network (an FNO) returns a smooth random field, its randomness a
+    k-dimensional latent variable. Trained with an ensemble score such as the fair CRPS
+    (`jaxsci.losses.CRPSLoss`), members drawn with independent keys form a calibrated
+    ensemble in the noise-injection design of AIFS-CRPS (Lang et al. 2024). The wrapped
+    network must take `in_channels + noise_channels` input channels. No parameters of its
+    own (`count_params` counts the network's).
+
+    Arguments:
+        network: the wrapped network, `(c + k, *spatial) -> output` for one example.
+        noise_channels: k >= 1.
+    """
+
+    network: Callable[..., Array]
+    noise_channels: int = eqx.field(static=True)
+
+    def __init__(self, network: Callable[..., Array], noise_channels: int):
+        self.network = network
+        self.noise_channels = check_int("noise_channels", noise_channels)
+
+    def __call__(self, x: Float[Array, " channel *spatial"], *, key: Key) -> Array:
+        """One member for one input `x` of shape (channels, *spatial)."""
+        if jnp.ndim(x) < 2:
+            raise ValueError(
+                f"`x` has shape {jnp.shape(x)}; expected (channels, *spatial), at least 2-D."
+            )
+        key = check_key("key", key)
+        z = jax.random.normal(key, (self.noise_channels,) + (1,) * (x.ndim - 1), x.dtype)
+        noise = jnp.broadcast_to(z, (self.noise_channels,) + x.shape[1:])
+        return self.network(jnp.concatenate([x, noise], axis=0))
 
 
 def sample_ensemble(

@@ -1,9 +1,11 @@
 """Training: the pure step (`TrainState`, `train_init`, `train_step` with its `TrainInfo`),
 `fit` (a minibatch driver over it with validation, EMA, clipping, early stopping and atomic,
 verified, bit-for-bit resumable checkpoints that keep the previous one as a fallback and
-refuse another optimizer or architecture) and `evaluate`."""
+refuse another optimizer or architecture), `evaluate`, and deep ensembles (`fit_ensemble`,
+`stack_models`)."""
 
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
+from ._ensemble import fit_ensemble as fit_ensemble, stack_models as stack_models
 from ._fit import evaluate as evaluate, fit as fit
 from ._step import (
     TrainInfo as TrainInfo,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from jaxsci.metrics import ensemble_scores
+from jaxsci.metrics import ensemble_scores, interval_coverage
 
 
 def test_hand_computed_case():
@@ -53,3 +53,33 @@ def test_bad_shapes_are_named():
         ensemble_scores(np.zeros((3, 4, 2)), np.zeros((3, 3)))
     with pytest.raises((ValueError, TypeError), match="members"):
         ensemble_scores(np.zeros((3, 1, 2)), np.zeros((3, 2)))
+
+
+def test_coverage_counts_the_central_interval_by_hand():
+    # 101 members 0..100 for each of 5 variables of one case: the 90% interval is [5, 95]
+    ens = np.tile(np.arange(101.0)[None, :, None], (1, 1, 5))
+    truth = np.array([[4.0, 5.0, 50.0, 95.0, 95.5]])
+    assert float(interval_coverage(ens, truth, 0.9)) == pytest.approx(3 / 5)
+    assert float(interval_coverage(ens, truth, 0.999)) == pytest.approx(5 / 5)
+
+
+def test_coverage_of_an_exchangeable_ensemble():
+    """Truth and M = 99 members i.i.d.: the truth's rank is uniform on 1..M+1, so it falls
+    between the order statistics bracketing the 5% and 95% quantiles with probability in
+    [(94 - 6)/100, (95 - 5)/100]."""
+    rng = np.random.default_rng(0)
+    n = 20000
+    ens, truth = rng.normal(size=(n, 99, 1)), rng.normal(size=(n, 1))
+    cov = float(interval_coverage(ens, truth, 0.9))
+    se = np.sqrt(0.9 * 0.1 / n)
+    assert 0.88 - 4 * se < cov < 0.90 + 4 * se
+
+
+def test_coverage_bad_shapes_and_levels_are_named(own_checks):
+    ens = np.zeros((4, 3, 2))
+    with pytest.raises(ValueError, match="`truth` must have shape"):
+        interval_coverage(ens, np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="level"):
+        interval_coverage(ens, np.zeros((4, 2)), 1.0)
+    with pytest.raises(ValueError, match="members"):
+        interval_coverage(ens[:, :1], np.zeros((4, 2)))

@@ -1,5 +1,6 @@
-"""Conformance cases of the learned forecasters (`Stepper`, `LocalStochastic`), in the format
-of `_registry.CASES` (merged there with `CASES.update(FORECASTER_CASES)`)."""
+"""Conformance cases of the learned forecasters (`Stepper`, `LocalStochastic`,
+`NoiseInjected`), in the format of `_registry.CASES` (merged there with
+`CASES.update(FORECASTER_CASES)`)."""
 
 import jax
 
@@ -26,6 +27,15 @@ FORECASTER_CASES = {
         params=mlp_params(2 * 2 + 1 + 3, 1, 8, 2) + 2,  # + the buffers mean and scale
         call=lambda m, x, key: m(x, key=key),
         buffers=("mean", "scale"),
+    ),
+    "NoiseInjected": Case(  # an FNO with 2 latent noise channels and MC dropout; key an input
+        make=lambda k: nn.NoiseInjected(
+            nn.FNO1d(3, 1, 4, 3, 1, key=k, projection_width=4, dropout=0.2), 2
+        ),
+        inputs=lambda k, r: (_normal(k, (1, (16, 24)[r])), jax.random.fold_in(k, 1)),
+        out_shape=lambda x, key: x.shape,
+        params=fno_params(4, 4, [3], 4, 1, dims=1),
+        call=lambda m, x, key: m(x, key=key),
     ),
     "LocalMLP": Case(  # a local closure on a ring (one shared MLP per site)
         make=lambda k: nn.LocalMLP(1, 8, 2, mean=0.5, scale=2.0, output_scale=1.5, key=k),

@@ -1,0 +1,205 @@
+r"""Bayesian last layer of a network: the Gaussian linear model on the network's features.
+
+A network u(x) = phi(x)^T w whose last layer is affine (e.g. `nn.FNO`: `projection[1]` of
+`FNO.features`) is linear in the last layer's weights w (bias included as a constant
+feature). With a Gaussian prior w ~ N(0, alpha^{-1} I) and a Gaussian likelihood
+y_i ~ N(phi_i^T w, sigma^2) on the training rows (every grid point of every training pair),
+the posterior over w is Gaussian (Bayesian linear regression; Bishop 2006, sec. 3.3):
+
+    A = alpha I + sigma^{-2} Phi^T Phi,   m = sigma^{-2} A^{-1} Phi^T y,   w | y ~ N(m, A^{-1}).
+
+The Laplace approximation of this posterior is exact: the generalised Gauss-Newton matrix
+J^T J / sigma^2 + alpha I, with J = d(Phi w)/dw = Phi, is the Hessian of the negative log
+posterior, and one Newton step from any w lands on the mode m (Daxberger et al. 2021,
+"Laplace Redux", whose last-layer GGN Laplace this is). `last_layer_laplace` computes it
+from the eigendecomposition Phi^T Phi = V diag(lambda) V^T, and chooses alpha and sigma, when
+not given, by maximising the marginal likelihood (the evidence) with MacKay's fixed-point
+updates (Bishop 2006, sec. 3.5.2):
+
+    gamma = sum_i beta lambda_i / (alpha + beta lambda_i),   alpha = gamma / |m|^2,
+    1 / beta = sigma^2 = |y - Phi m|^2 / (N - gamma).
+
+`last_layer_logdensity` is the same model as a log-density for `posterior` (NUTS/HMC), in
+sufficient statistics Phi^T Phi, Phi^T y, y^T y, so one evaluation costs O(p^2) whatever N.
+"""
+
+import math
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._checks import check_int, check_key, check_positive
+from .._custom_types import Array, ArrayLike, Float, Key
+
+
+class LastLayerPosterior(eqx.Module):
+    """The Gaussian posterior N(mean, cov) over last-layer weights, with the noise std and
+    prior precision it was computed with and the log marginal likelihood log p(y | alpha,
+    sigma) of the data under them."""
+
+    mean: Float[Array, " p"]
+    cov: Float[Array, "p p"]
+    noise_std: Float[Array, ""]
+    prior_precision: Float[Array, ""]
+    log_evidence: Float[Array, ""]
+
+    def sample(self, key: Key, num_samples: int) -> Float[Array, "sample p"]:
+        """`num_samples` draws of the weights."""
+        key = check_key("key", key)
+        num_samples = check_int("num_samples", num_samples)
+        return jax.random.multivariate_normal(
+            key, self.mean, self.cov, (num_samples,), method="eigh", dtype=self.mean.dtype
+        )
+
+    def predictive(
+        self,
+        features: Float[ArrayLike, "row p"],
+        *,
+        key: Key,
+        num_samples: int,
+        noise: bool = True,
+    ) -> Float[Array, "sample row"]:
+        """Draws of the outputs Phi w (+ N(0, sigma^2) noise per row when `noise`: the
+        posterior predictive of a new observation; without it, the epistemic part only)."""
+        key_w, key_noise = jax.random.split(check_key("key", key))
+        weights = self.sample(key_w, num_samples)
+        return predictive_samples(
+            features, weights, self.noise_std if noise else None, key=key_noise
+        )
+
+
+def _check_design(features, targets):
+    features, targets = jnp.asarray(features), jnp.asarray(targets)
+    if features.ndim != 2:
+        raise ValueError(f"`features` has shape {features.shape}; expected (rows, p).")
+    if targets.shape != features.shape[:1]:
+        raise ValueError(
+            f"`targets` has shape {targets.shape}; expected (rows,) = ({features.shape[0]},) "
+            "like `features`."
+        )
+    return features, targets
+
+
+def last_layer_laplace(
+    features: Float[ArrayLike, "row p"],
+    targets: Float[ArrayLike, " row"],
+    *,
+    noise_std: float | None = None,
+    prior_precision: float | None = None,
+    iterations: int = 100,
+) -> LastLayerPosterior:
+    r"""Last-layer Laplace (GGN) posterior of a Gaussian linear model, exact for it.
+
+    Arguments:
+        features: Phi, one row per training output (append a ones column for a bias).
+        targets: y, the training outputs.
+        noise_std: sigma of the Gaussian likelihood; None: maximise the evidence over it.
+        prior_precision: alpha of the prior N(0, alpha^{-1} I); None: maximise the evidence.
+        iterations: MacKay fixed-point iterations when either is None (they converge
+            linearly; 100 reach the fixed point to round-off on well-determined problems).
+
+    Returns:
+        A `LastLayerPosterior` (mean m, covariance A^{-1}, and the sigma, alpha used).
+    """
+    features, targets = _check_design(features, targets)
+    iterations = check_int("iterations", iterations)
+    if noise_std is not None:
+        check_positive("noise_std", noise_std)
+    if prior_precision is not None:
+        check_positive("prior_precision", prior_precision)
+    n, p = features.shape
+    dtype = features.dtype
+    lam, vecs = jnp.linalg.eigh(features.T @ features)
+    lam = jnp.maximum(lam, 0.0)
+    c = vecs.T @ (features.T @ targets)
+
+    def mode(alpha, beta):
+        u = beta * c / (alpha + beta * lam)  # V^T m
+        return u, targets - features @ (vecs @ u)
+
+    def update(_, ab):
+        alpha, beta = ab
+        u, r = mode(alpha, beta)
+        gamma = jnp.sum(beta * lam / (alpha + beta * lam))
+        new_alpha = alpha if prior_precision is not None else gamma / jnp.sum(u**2)
+        new_beta = beta if noise_std is not None else (n - gamma) / jnp.sum(r**2)
+        return new_alpha, new_beta
+
+    # Start from alpha = 1 / Var(y)-ish scales that are safe for any data: beta from the
+    # targets' variance, alpha = 1 (MacKay's iteration is insensitive to the start).
+    alpha0 = jnp.asarray(1.0 if prior_precision is None else prior_precision, dtype)
+    beta0 = (
+        1.0 / jnp.maximum(jnp.var(targets), jnp.finfo(dtype).tiny)
+        if noise_std is None
+        else jnp.asarray(noise_std, dtype) ** -2
+    )
+    if prior_precision is None or noise_std is None:
+        alpha, beta = jax.lax.fori_loop(0, iterations, update, (alpha0, beta0.astype(dtype)))
+    else:
+        alpha, beta = alpha0, beta0.astype(dtype)
+    u, r = mode(alpha, beta)
+    d = alpha + beta * lam
+    log_evidence = 0.5 * (
+        p * jnp.log(alpha)
+        + n * jnp.log(beta)
+        - beta * jnp.sum(r**2)
+        - alpha * jnp.sum(u**2)
+        - jnp.sum(jnp.log(d))
+        - n * math.log(2 * math.pi)
+    )
+    return LastLayerPosterior(
+        mean=vecs @ u,
+        cov=(vecs / d) @ vecs.T,
+        noise_std=beta**-0.5,
+        prior_precision=alpha,
+        log_evidence=log_evidence,
+    )
+
+
+def last_layer_logdensity(
+    features: Float[ArrayLike, "row p"],
+    targets: Float[ArrayLike, " row"],
+    *,
+    noise_std: float,
+    prior_precision: float,
+    name: str = "w",
+) -> Callable[[dict[str, Array]], Array]:
+    """The log posterior density of the weights, `{name: w} -> log p(w | y)` up to a
+    constant, for `posterior(logdensity, constraints={name: "real"}, shapes={name: (p,)})`:
+    log N(w; 0, alpha^{-1} I) + sum_i log N(y_i; phi_i^T w, sigma^2), through the sufficient
+    statistics Phi^T Phi and Phi^T y (O(p^2) per evaluation)."""
+    features, targets = _check_design(features, targets)
+    check_positive("noise_std", noise_std)
+    check_positive("prior_precision", prior_precision)
+    gram, proj = features.T @ features, features.T @ targets
+    beta, alpha = 1.0 / noise_std**2, prior_precision
+
+    def logdensity(params: dict[str, Array]) -> Array:
+        w = params[name]
+        return -0.5 * (beta * (w @ gram @ w - 2.0 * w @ proj) + alpha * (w @ w))
+
+    return logdensity
+
+
+def predictive_samples(
+    features: Float[ArrayLike, "row p"],
+    weights: Float[ArrayLike, "sample p"],
+    noise_std: Float[ArrayLike, ""] | None = None,
+    *,
+    key: Key | None = None,
+) -> Float[Array, "sample row"]:
+    """Outputs Phi w_s for weight draws w_s, plus N(0, sigma^2) per row when `noise_std` is
+    given (then `key` draws the noise): (samples, rows)."""
+    features, weights = jnp.asarray(features), jnp.asarray(weights)
+    if weights.ndim != 2 or weights.shape[1] != features.shape[-1]:
+        raise ValueError(
+            f"`weights` has shape {weights.shape}; expected (samples, p) with p = "
+            f"{features.shape[-1]} like `features`."
+        )
+    out = weights @ features.T
+    if noise_std is None:
+        return out
+    key = check_key("key", key)
+    return out + noise_std * jax.random.normal(key, out.shape, out.dtype)

@@ -1,0 +1,117 @@
+"""Bayesian last layer (`last_layer_laplace`, `last_layer_logdensity`) against closed forms.
+
+The model is exactly Bayesian linear regression, y = Phi w + N(0, sigma^2), w ~ N(0, I/alpha).
+References written independently of the library's eigenbasis formulas: the posterior by
+Gaussian conditioning in data space (the Kalman form, mean = K y, cov = S0 - K Phi S0), the
+evidence as the density of y under its marginal N(0, Phi Phi^T / alpha + sigma^2 I), and the
+Hessian of the log-density by automatic differentiation.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsci import inference
+
+RNG = np.random.default_rng(3)
+N, P = 80, 4
+PHI = np.concatenate([RNG.normal(size=(N, P - 1)), np.ones((N, 1))], axis=1)
+W_TRUE = np.array([0.8, -1.2, 0.4, 0.5])
+Y = PHI @ W_TRUE + 0.3 * RNG.normal(size=N)
+ALPHA, SIGMA = 2.0, 0.3
+
+
+def _kalman_posterior(alpha, sigma):
+    s0 = np.eye(P) / alpha
+    gain = s0 @ PHI.T @ np.linalg.inv(PHI @ s0 @ PHI.T + sigma**2 * np.eye(N))
+    return gain @ Y, s0 - gain @ PHI @ s0
+
+
+def _log_evidence(alpha, sigma):
+    cov = PHI @ PHI.T / alpha + sigma**2 * np.eye(N)
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (Y @ np.linalg.solve(cov, Y) + logdet + N * np.log(2 * np.pi))
+
+
+def test_laplace_is_the_exact_gaussian_posterior(x64):
+    post = inference.last_layer_laplace(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+    mean, cov = _kalman_posterior(ALPHA, SIGMA)
+    np.testing.assert_allclose(post.mean, mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(post.cov, cov, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(post.log_evidence, _log_evidence(ALPHA, SIGMA), rtol=1e-10)
+
+
+def test_laplace_precision_is_the_hessian_and_the_mean_its_mode(x64):
+    """GGN = exact Hessian of the negative log posterior for the linear-Gaussian model."""
+    post = inference.last_layer_laplace(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+    logp = inference.last_layer_logdensity(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+    w = jnp.asarray(RNG.normal(size=P))
+    hess = jax.hessian(lambda v: -logp({"w": v}))(w)
+    np.testing.assert_allclose(np.linalg.inv(post.cov), hess, rtol=1e-9)
+    grad = jax.grad(lambda v: logp({"w": v}))(post.mean)
+    assert np.max(np.abs(grad)) < 1e-9
+
+
+def test_evidence_fixed_point_maximises_the_marginal_likelihood(x64):
+    post = inference.last_layer_laplace(PHI, Y, iterations=500)
+    alpha, sigma = float(post.prior_precision), float(post.noise_std)
+    np.testing.assert_allclose(post.log_evidence, _log_evidence(alpha, sigma), rtol=1e-10)
+    # a stationary point of the reference evidence in (log alpha, log sigma) ...
+    h = 1e-4
+    for da, ds in ((h, 0.0), (0.0, h)):
+        up = _log_evidence(alpha * np.exp(da), sigma * np.exp(ds))
+        down = _log_evidence(alpha * np.exp(-da), sigma * np.exp(-ds))
+        assert abs(up - down) / (2 * h) < 1e-6
+    # ... and its maximum on a grid around it
+    grid = [_log_evidence(alpha * a, sigma * s) for a in (0.5, 0.8, 1.25, 2.0) for s in (0.9, 1.1)]
+    assert max(grid) < float(post.log_evidence)
+    assert 0.2 < sigma < 0.4  # near the simulated noise std 0.3
+
+
+def test_predictive_samples_match_the_posterior_predictive(x64):
+    post = inference.last_layer_laplace(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+    x_new = PHI[:3]
+    draws = np.asarray(post.predictive(x_new, key=jax.random.key(0), num_samples=20000))
+    mean, cov = _kalman_posterior(ALPHA, SIGMA)
+    ref_cov = x_new @ cov @ x_new.T + SIGMA**2 * np.eye(3)
+    se = np.sqrt(np.diag(ref_cov) / draws.shape[0])
+    assert np.all(np.abs(draws.mean(0) - x_new @ mean) < 4 * se)
+    np.testing.assert_allclose(np.cov(draws.T), ref_cov, atol=0.05 * ref_cov.max())
+    epistemic = np.asarray(
+        post.predictive(x_new, key=jax.random.key(1), num_samples=20000, noise=False)
+    )
+    np.testing.assert_allclose(epistemic.var(0), np.diag(x_new @ cov @ x_new.T), rtol=0.05)
+
+
+@pytest.mark.slow  # ~9 s on 2 loaded cores, most of it NUTS compilation
+def test_nuts_on_the_last_layer_matches_the_closed_form(x64):
+    logp = inference.last_layer_logdensity(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+    result = inference.posterior(
+        logp,
+        constraints={"w": "real"},
+        shapes={"w": (P,)},
+        key=jax.random.key(2),
+        num_chains=4,
+        num_warmup=300,
+        num_samples=500,
+        progress_bar=False,
+        chunk_size=800,
+    )
+    mean, cov = _kalman_posterior(ALPHA, SIGMA)
+    summary = result.summary()
+    for i in range(P):
+        row = summary[f"w[{i + 1}]"]
+        assert abs(row["mean"] - mean[i]) < 4 * row["mcse_mean"], (i, row)
+        assert abs(row["sd"] - np.sqrt(cov[i, i])) < 4 * row["mcse_sd"], (i, row)
+        assert row["rhat"] < 1.01
+    assert result.divergences == 0
+
+
+def test_bad_shapes_are_named(own_checks):
+    with pytest.raises(ValueError, match="`targets` has shape"):
+        inference.last_layer_laplace(PHI, Y[:-1])
+    with pytest.raises(ValueError, match="`features` has shape"):
+        inference.last_layer_laplace(PHI[:, 0], Y)
+    with pytest.raises(ValueError, match="noise_std"):
+        inference.last_layer_laplace(PHI, Y, noise_std=-1.0)
