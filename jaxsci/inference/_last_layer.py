@@ -35,12 +35,14 @@ from .._custom_types import Array, ArrayLike, Float, Key
 
 
 class LastLayerPosterior(eqx.Module):
-    """The Gaussian posterior N(mean, cov) over last-layer weights, with the noise std and
-    prior precision it was computed with and the log marginal likelihood log p(y | alpha,
-    sigma) of the data under them."""
+    """The Gaussian posterior N(mean, cov) over last-layer weights, with a square root
+    `scale` of the covariance (cov = scale scale^T, from its eigendecomposition), the noise
+    std and prior precision it was computed with, and the log marginal likelihood
+    log p(y | alpha, sigma) of the data under them."""
 
     mean: Float[Array, " p"]
     cov: Float[Array, "p p"]
+    scale: Float[Array, "p p"]
     noise_std: Float[Array, ""]
     prior_precision: Float[Array, ""]
     log_evidence: Float[Array, ""]
@@ -49,9 +51,13 @@ class LastLayerPosterior(eqx.Module):
         """`num_samples` draws of the weights."""
         key = check_key("key", key)
         num_samples = check_int("num_samples", num_samples)
-        return jax.random.multivariate_normal(
-            key, self.mean, self.cov, (num_samples,), method="eigh", dtype=self.mean.dtype
-        )
+        z = jax.random.normal(key, (num_samples, self.mean.shape[0]), self.mean.dtype)
+        return self.unwhiten(z)
+
+    def unwhiten(self, z: Float[ArrayLike, "*batch p"]) -> Float[Array, "*batch p"]:
+        """w = mean + scale z: standard normal z to posterior draws (the map that
+        `last_layer_logdensity(..., precondition=self)` samples through)."""
+        return self.mean + jnp.asarray(z) @ self.scale.T
 
     def predictive(
         self,
@@ -152,6 +158,7 @@ def last_layer_laplace(
     return LastLayerPosterior(
         mean=vecs @ u,
         cov=(vecs / d) @ vecs.T,
+        scale=vecs / jnp.sqrt(d),
         noise_std=beta**-0.5,
         prior_precision=alpha,
         log_evidence=log_evidence,
@@ -165,11 +172,19 @@ def last_layer_logdensity(
     noise_std: float,
     prior_precision: float,
     name: str = "w",
+    precondition: LastLayerPosterior | None = None,
 ) -> Callable[[dict[str, Array]], Array]:
     """The log posterior density of the weights, `{name: w} -> log p(w | y)` up to a
     constant, for `posterior(logdensity, constraints={name: "real"}, shapes={name: (p,)})`:
     log N(w; 0, alpha^{-1} I) + sum_i log N(y_i; phi_i^T w, sigma^2), through the sufficient
-    statistics Phi^T Phi and Phi^T y (O(p^2) per evaluation)."""
+    statistics Phi^T Phi and Phi^T y (O(p^2) per evaluation).
+
+    With `precondition` (a `LastLayerPosterior`, e.g. this model's Laplace approximation)
+    the density is of z, w = precondition.unwhiten(z) = mean + scale z (a linear map, so the
+    Jacobian is a constant): NUTS/HMC on z is NUTS/HMC on w with the mass matrix
+    cov^{-1}, which a warmup adapts only slowly when the features' Gram matrix is
+    ill-conditioned. Map the draws back with `precondition.unwhiten`.
+    """
     features, targets = _check_design(features, targets)
     check_positive("noise_std", noise_std)
     check_positive("prior_precision", prior_precision)
@@ -177,7 +192,7 @@ def last_layer_logdensity(
     beta, alpha = 1.0 / noise_std**2, prior_precision
 
     def logdensity(params: dict[str, Array]) -> Array:
-        w = params[name]
+        w = params[name] if precondition is None else precondition.unwhiten(params[name])
         return -0.5 * (beta * (w @ gram @ w - 2.0 * w @ proj) + alpha * (w @ w))
 
     return logdensity

@@ -15,6 +15,7 @@ from ._regression import (
     MSELoss as MSELoss,
     RelativeL2Loss as RelativeL2Loss,
     SobolevLoss as SobolevLoss,
+    StochasticRegressionLoss as StochasticRegressionLoss,
 )
 from ._rollout import RolloutLoss as RolloutLoss
 from ._scores import (

@@ -1,8 +1,10 @@
-"""Supervised regression losses: mean squared error, relative L2, Sobolev H^s errors."""
+"""Supervised regression losses: mean squared error, relative L2, Sobolev H^s errors, and any of
+them for a stochastic (dropout) network."""
 
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Real
 
@@ -15,8 +17,8 @@ from .._checks import (
     float_parameter,
 )
 from .._custom_types import Array, ArrayLike, Float
-from ._base import AbstractRegressionLoss
-from ._scores import relative_l2, sobolev_norm
+from ._base import AbstractLoss, AbstractRegressionLoss, batch_pair, example_keys
+from ._scores import check_same_shape, relative_l2, sobolev_norm
 
 
 class MSELoss(AbstractRegressionLoss):
@@ -99,3 +101,35 @@ class SobolevLoss(AbstractRegressionLoss):
         return sobolev_norm(
             u, self.s, length=self.length, spatial_dims=self.spatial_dims, seminorm=self.seminorm
         )
+
+
+class StochasticRegressionLoss(AbstractLoss):
+    """A regression loss of a stochastic network, one random draw per example: the batch
+    mean of `loss.error(model(x_b, key=k_b), y_b)` with independent keys k_b.
+
+    This is how a network with dropout is trained (Srivastava et al. 2014): a fresh dropout
+    mask per example and step, so that `fit` minimises the expected error over masks (the
+    objective whose Monte Carlo dropout predictions approximate a Bayesian posterior
+    predictive, Gal & Ghahramani 2016). A deterministic regression loss calls `model(x)`,
+    which keeps dropout off.
+
+    Arguments:
+        loss: the per-example error, any `AbstractRegressionLoss` (`MSELoss()`, ...).
+    """
+
+    loss: AbstractRegressionLoss
+
+    def __check_init__(self):
+        if not isinstance(self.loss, AbstractRegressionLoss):
+            raise TypeError(
+                "`loss` must be an AbstractRegressionLoss such as losses.MSELoss(), got "
+                f"{type(self.loss).__name__}."
+            )
+
+    def __call__(self, model, batch, *, key=None):
+        inputs, targets = batch_pair(batch)
+        keys = example_keys(key, targets.shape[0], "StochasticRegressionLoss")
+        preds = jax.vmap(lambda x, k: model(x, key=k))(inputs, keys)
+        check_same_shape(preds, targets, "model(inputs, key=...) (batched)", "batch targets")
+        value = jnp.mean(jax.vmap(self.loss.error)(preds, targets))
+        return value, {"loss": value}

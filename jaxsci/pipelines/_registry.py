@@ -14,6 +14,7 @@ from typing import Any
 
 from . import (
     _assimilate,
+    _burgers_uq,
     _diffusion,
     _discover,
     _inverse_gmm,
@@ -60,6 +61,9 @@ PIPELINES: dict[str, Pipeline] = {
         _diffusion.TrainDiffusionConfig,
         _diffusion.run_train_diffusion,
         _diffusion.TRAIN_DESCRIPTION,
+    ),
+    "burgers_uq": Pipeline(
+        "burgers_uq", _burgers_uq.BurgersUQConfig, _burgers_uq.run, _burgers_uq.DESCRIPTION
     ),
     "inverse_gmm": Pipeline(
         "inverse_gmm", _inverse_gmm.InverseGMMConfig, _inverse_gmm.run, _inverse_gmm.DESCRIPTION

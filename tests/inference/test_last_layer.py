@@ -39,6 +39,7 @@ def test_laplace_is_the_exact_gaussian_posterior(x64):
     mean, cov = _kalman_posterior(ALPHA, SIGMA)
     np.testing.assert_allclose(post.mean, mean, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(post.cov, cov, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(post.scale @ post.scale.T, cov, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(post.log_evidence, _log_evidence(ALPHA, SIGMA), rtol=1e-10)
 
 
@@ -84,9 +85,19 @@ def test_predictive_samples_match_the_posterior_predictive(x64):
     np.testing.assert_allclose(epistemic.var(0), np.diag(x_new @ cov @ x_new.T), rtol=0.05)
 
 
-@pytest.mark.slow  # ~9 s on 2 loaded cores, most of it NUTS compilation
-def test_nuts_on_the_last_layer_matches_the_closed_form(x64):
-    logp = inference.last_layer_logdensity(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+@pytest.mark.slow  # ~9 s each on 2 loaded cores, most of it NUTS compilation
+@pytest.mark.parametrize("precondition", [False, True])
+def test_nuts_on_the_last_layer_matches_the_closed_form(x64, precondition):
+    """NUTS on w, or on z with w = m + L z (L from a Laplace fit with other alpha and
+    sigma, so that z is not exactly standard normal), matches the exact posterior."""
+    pre = (
+        inference.last_layer_laplace(PHI, Y, noise_std=0.5, prior_precision=0.5)
+        if precondition
+        else None
+    )
+    logp = inference.last_layer_logdensity(
+        PHI, Y, noise_std=SIGMA, prior_precision=ALPHA, precondition=pre
+    )
     result = inference.posterior(
         logp,
         constraints={"w": "real"},
@@ -99,6 +110,15 @@ def test_nuts_on_the_last_layer_matches_the_closed_form(x64):
         chunk_size=800,
     )
     mean, cov = _kalman_posterior(ALPHA, SIGMA)
+    if pre is not None:  # back to w, a linear map of the draws
+        draws = np.asarray(pre.unwhiten(result.draws["w"]))  # (chains, draws, P)
+        for i in range(P):
+            x = draws[..., i]
+            assert abs(x.mean() - mean[i]) < 4 * inference.mcse_mean(x), i
+            assert abs(x.std(ddof=1) - np.sqrt(cov[i, i])) < 4 * inference.mcse_sd(x), i
+            assert inference.rhat(x) < 1.01
+        assert result.divergences == 0
+        return
     summary = result.summary()
     for i in range(P):
         row = summary[f"w[{i + 1}]"]

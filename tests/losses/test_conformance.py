@@ -174,6 +174,13 @@ CASES = {
         stochastic=True,
         bad_batch=_pair_bad,
     ),
+    "StochasticRegressionLoss": Case(  # a noisy network (a dropout net's stand-in)
+        lambda: losses.StochasticRegressionLoss(losses.MSELoss()),
+        lambda: Sampler(1.2, 0.5),
+        _pair((6,)),
+        stochastic=True,
+        bad_batch=_pair_bad,
+    ),
     "EnergyScoreLoss": Case(
         lambda: losses.EnergyScoreLoss(4),
         lambda: Sampler(1.2, 0.5),

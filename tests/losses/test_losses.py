@@ -309,3 +309,28 @@ def test_causal_weights_follow_wang_sankaran_perdikaris(x64):
         loss(model, {"collocation": pts[:, 0]})
     with pytest.raises(TypeError, match="must be a dict with key 'collocation'"):
         loss(model, pts)
+
+
+def test_stochastic_regression_loss_draws_one_key_per_example():
+    """The batch mean of the per-example error with the keys of `jax.random.split(key, B)`;
+    with a deterministic network it is the plain loss."""
+    from jaxsci import nn
+
+    net = nn.FNO1d(1, 1, 4, 3, 1, key=jax.random.key(0), projection_width=4, dropout=0.5)
+    x = jax.random.normal(jax.random.key(1), (3, 1, 16))
+    y = jax.random.normal(jax.random.key(2), (3, 1, 16))
+    key = jax.random.key(3)
+    loss = losses.StochasticRegressionLoss(losses.MSELoss())
+    value, _ = loss(net, (x, y), key=key)
+    keys = jax.random.split(key, 3)
+    manual = np.mean([np.mean((net(x[b], key=keys[b]) - y[b]) ** 2) for b in range(3)])
+    np.testing.assert_allclose(value, manual, rtol=1e-6)
+    assert not np.isclose(value, losses.MSELoss()(net, (x, y))[0])  # dropout was on
+    plain = nn.FNO1d(1, 1, 4, 3, 1, key=jax.random.key(0), projection_width=4)
+    np.testing.assert_allclose(
+        loss(plain, (x, y), key=key)[0], losses.MSELoss()(plain, (x, y))[0], rtol=1e-6
+    )
+    with pytest.raises(TypeError, match="needs `key`"):
+        loss(net, (x, y))
+    with pytest.raises(TypeError, match="AbstractRegressionLoss"):
+        losses.StochasticRegressionLoss(losses.CRPSLoss(2))  # pyright: ignore[reportArgumentType]
