@@ -513,28 +513,34 @@ _COLORS = {
 
 
 def _bands_figure(arrays, config) -> Figure:
-    """Per method (rows) and split (columns): truth, ensemble mean and 5-95% band of the
-    first test example."""
-    fig = Figure(figsize=(9.0, 2.0 * len(METHODS)), layout="constrained")
+    """Per method (rows) and split (columns), on the first test example: the error of the
+    ensemble mean and the 5-95% band of the members, both relative to the simulator's
+    u(t1) (the bands are far narrower than the field itself), and the field (grey, right
+    axis) for orientation."""
+    fig = Figure(figsize=(9.5, 2.0 * len(METHODS)), layout="constrained")
     axes = fig.subplots(len(METHODS), 2, sharex=True, squeeze=False)
     for j, split in enumerate(SPLITS):
         truth = arrays[f"{split}_truth"][0]
         x = np.arange(truth.size) / truth.size
         for i, method in enumerate(METHODS):
-            ens = arrays[f"{split}_{method}"][:, 0]
-            lo, hi = np.quantile(ens, [0.05, 0.95], axis=0)
+            err = arrays[f"{split}_{method}"][:, 0] - truth
+            lo, hi = np.quantile(err, [0.05, 0.95], axis=0)
             ax = axes[i, j]
-            ax.fill_between(x, lo, hi, color=_COLORS[method], alpha=0.3, label="5-95%")
-            ax.plot(x, ens.mean(0), color=_COLORS[method], lw=1.2, label="ensemble mean")
-            ax.plot(x, truth, color="k", lw=1.0, ls="--", label="simulator")
-            ax.set_title(f"{method}, {split.upper()}", fontsize=9)
+            ax.fill_between(x, lo, hi, color=_COLORS[method], alpha=0.3, label="5-95% band")
+            ax.plot(x, err.mean(0), color=_COLORS[method], lw=1.2, label="ensemble mean")
+            ax.axhline(0.0, color="k", lw=1.0, ls="--", label="simulator")
+            twin = ax.twinx()
+            twin.plot(x, truth, color="0.6", lw=0.8)
+            twin.tick_params(labelsize=6, colors="0.5")
+            ax.set_title(f"{method}, {split.upper()}: prediction - simulator", fontsize=9)
             ax.grid(alpha=0.3)
         axes[-1, j].set_xlabel("x")
     axes[0, 0].legend(fontsize=7, loc="best")
     o = config.ood
     fig.suptitle(
-        f"Burgers u(t1={config.data.t1:g}), nu={config.data.nu:g}: first test example; OOD "
-        f"field sigma={o.sigma:g}, tau={o.tau:g}, alpha={o.alpha:g} (ID 25, 5, 2)",
+        f"Burgers u(t1={config.data.t1:g}), nu={config.data.nu:g}, first test example (grey: "
+        f"u(t1), right axis); OOD field sigma={o.sigma:g}, tau={o.tau:g}, alpha={o.alpha:g} "
+        "(ID 25, 5, 2)",
         fontsize=9,
     )
     return fig
