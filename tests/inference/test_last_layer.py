@@ -135,3 +135,24 @@ def test_bad_shapes_are_named(own_checks):
         inference.last_layer_laplace(PHI[:, 0], Y)
     with pytest.raises(ValueError, match="noise_std"):
         inference.last_layer_laplace(PHI, Y, noise_std=-1.0)
+
+
+def test_evidence_fit_matches_scikit_learn_bayesian_ridge(x64):
+    """Peer: scikit-learn's BayesianRidge runs MacKay's fixed point too; with its Gamma
+    hyperpriors made flat it must land on the same alpha, sigma and posterior mean."""
+    from sklearn.linear_model import BayesianRidge
+
+    post = inference.last_layer_laplace(PHI, Y, iterations=500)
+    ridge = BayesianRidge(
+        max_iter=500,
+        tol=1e-14,
+        alpha_1=0.0,
+        alpha_2=0.0,
+        lambda_1=0.0,
+        lambda_2=0.0,
+        fit_intercept=False,
+    ).fit(PHI, Y)
+    np.testing.assert_allclose(post.prior_precision, ridge.lambda_, rtol=1e-8)
+    np.testing.assert_allclose(post.noise_std, ridge.alpha_**-0.5, rtol=1e-8)
+    np.testing.assert_allclose(post.mean, ridge.coef_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(post.cov, ridge.sigma_, rtol=1e-7, atol=1e-14)
