@@ -2,7 +2,7 @@
 table of the five methods in and out of distribution, and the wall time of every stage.
 
 End to end: `configs/burgers_uq.yaml` as shipped (500 training pairs at 64 points, 100 ID
-and 100 OOD test pairs, FNO width 32 / 12 modes / depth 3, 30 epochs per network, 5
+and 100 OOD test pairs, FNO width 32 / 12 modes / depth 3, 100 epochs per network, 10
 deep-ensemble members, 2 x 300 NUTS draws, 100 predictive draws per input), run once through
 the `jaxsci` command (a fresh process: the stage times include XLA compilation, as a user
 sees them; the persistent compilation cache is switched off so that a second run is not

@@ -104,12 +104,14 @@ class ModelSection:
     modes: int = option(12, ge=1, help="Fourier modes kept per layer")
     depth: int = option(3, ge=1, help="Fourier layers")
     projection_width: int = option(64, ge=1, help="features of the last layer (Laplace, NUTS)")
-    seed: int = option(1, ge=0, help="PRNG seed of the initialisations")
+    seed: int = option(
+        1, ge=0, help="PRNG seed of the dropout and CRPS networks (deep ensemble: training.seed)"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSection:
-    epochs: int = option(30, ge=1, help="epochs of every network")
+    epochs: int = option(100, ge=1, help="epochs of every network")
     batch_size: int = option(25, ge=1)
     learning_rate: float = option(2e-3, gt=0.0, help="Adam, cosine decay to 0")
     seed: int = option(2, ge=0, help="PRNG seed of the data orders and loss noise")
@@ -117,7 +119,7 @@ class TrainingSection:
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleSection:
-    members: int = option(5, ge=2, help="deep-ensemble members")
+    members: int = option(10, ge=2, help="deep-ensemble members")
 
 
 @dataclasses.dataclass(frozen=True)
