@@ -108,6 +108,11 @@ def last_layer_laplace(
 
     Returns:
         A `LastLayerPosterior` (mean m, covariance A^{-1}, and the sigma, alpha used).
+
+    A trained network's features are strongly correlated: the eigenvalues of Phi^T Phi span
+    many decades, and in float32 the small ones (which set the widest posterior directions)
+    are round-off. Compute in float64 (`with jax.enable_x64(True):` and float64 arrays), as
+    the `burgers_uq` pipeline does.
     """
     features, targets = _check_design(features, targets)
     iterations = check_int("iterations", iterations)
