@@ -27,6 +27,7 @@ SLOW = {
     "ks_lyapunov",
     "ks_model_error",
     "ks_score_da",
+    "l96_closure",
     "learn_l96_forcing",
     "tutorial_assimilate",
     "tutorial_infer",

@@ -7,6 +7,7 @@ Lorenz-96 standing for the two-scale system) and return the hybrid
 `jaxsci.nn.HybridVectorField(physics, closure)`.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -19,10 +20,15 @@ import optax
 from .._checks import check_int, check_key, check_positive, finite_float
 from .._custom_types import Array, Float, Key
 from ..dynamics import AbstractDynamics
-from ..filters import AbstractFilter, FilterResult, Inflation, run_filter
+from ..filters import (
+    AbstractEnsembleFilter,
+    AbstractFilter,
+    FilterResult,
+    Inflation,
+    run_filter,
+)
 from ..integrate import Flow
-from ..losses import FilterLikelihoodLoss, filter_windows
-from ..losses._base import AbstractLoss
+from ..losses import AbstractLoss, FilterLikelihoodLoss, filter_windows, window_starts
 from ..nn import HybridVectorField, LocalPolynomial
 from ..observations import AbstractObservation
 from ..train import fit
@@ -36,7 +42,7 @@ class _Trained(eqx.Module):
     log_excess_inflation: Float[Array, ""] | None
 
 
-def inflation_of(log_excess: Float[Array, ""]) -> Float[Array, ""]:
+def _inflation_of(log_excess: Float[Array, ""]) -> Float[Array, ""]:
     """The inflation factor 1 + exp(s) of its trained parameter s (always > 1)."""
     return 1.0 + jnp.exp(log_excess)
 
@@ -60,11 +66,11 @@ class _FilterLoss(AbstractLoss):
         if model.log_excess_inflation is not None:
             inner = loss.filter
             assert isinstance(inner, Inflation)  # learn_closure checked it
-            factor = inflation_of(model.log_excess_inflation)
+            factor = _inflation_of(model.log_excess_inflation)
             loss = eqx.tree_at(lambda obj: obj.filter, loss, Inflation(inner.filter, factor))
         value, aux = loss(self.hybrid(model), batch, key=key)
         if model.log_excess_inflation is not None:
-            aux = {**aux, "inflation": inflation_of(model.log_excess_inflation)}
+            aux = {**aux, "inflation": _inflation_of(model.log_excess_inflation)}
         return value, aux
 
 
@@ -133,9 +139,10 @@ def learn_closure(
     3. `jaxsci.train.fit` minimises `jaxsci.losses.FilterLikelihoodLoss` (minus the filter's
        log-likelihood per cycle after `burn_in` cycles of each window) over the closure's
        weights, the gradients flowing through every forecast and analysis of the windows
-       (Bocquet et al. 2020, Found. Data Sci. 2; Brajard et al. 2021, Phil. Trans. R. Soc. A
-       379, train on the analyses instead; `fit_closure_to_increments` regresses the
-       increments).
+       (the autodifferentiable EnKF of Chen, Sanz-Alonso & Willett 2022, SIAM J. Math. Data
+       Sci. 4; Bocquet et al. 2020, Found. Data Sci. 2, and Brajard et al. 2021, Phil.
+       Trans. R. Soc. A 379, train offline on the analyses instead;
+       `fit_closure_to_increments` regresses the increments).
     4. With `train_inflation` (the default) the filter's multiplicative inflation is
        trained with the closure (factor 1 + exp(s) > 1, from the given one): the
        likelihood scores the forecast spread as well as the mean, and with the inflation
@@ -164,7 +171,8 @@ def learn_closure(
         train_physics: also train the physics' parameters (e.g. the forcing F).
         train_inflation: train the inflation with the closure; `filter` must then be an
             `Inflation` with factor > 1.
-        checkpoint_dir, progress, throw: as `fit`'s.
+        checkpoint_dir, progress, throw: as `fit`'s (`throw` covers the training; a
+            divergent record is always a ValueError).
     """
     if not isinstance(physics, AbstractDynamics):
         raise TypeError(f"`physics` must be an AbstractDynamics, got {type(physics).__name__}.")
@@ -182,13 +190,22 @@ def learn_closure(
             + "; or pass train_inflation=False."
         )
     loss = FilterLikelihoodLoss(obs_op, filter, dt, burn_in=burn_in, step=step, max_steps=max_steps)
+    if not isinstance(filter, AbstractEnsembleFilter):
+        raise TypeError(
+            "`filter` must be an ensemble Kalman filter (AbstractEnsembleFilter: a particle "
+            f"filter's resampling has no useful gradient), got {type(filter).__name__}."
+        )
     n_cycles = observations.shape[0]
-    starts = np.arange(1, n_cycles - window + 1, stride)  # as filter_windows cuts them
+    if burn_in >= window:
+        raise ValueError(f"`burn_in` = {burn_in} leaves no cycle of a {window}-cycle window.")
+    starts = window_starts(n_cycles, window, stride)
+    if starts.size == 0:
+        raise ValueError(f"`window` = {window} leaves no window in {n_cycles} cycles.")
     keep = starts > skip
     if not keep.any():
         raise ValueError(
-            f"`skip` = {skip} with `window` = {window} leaves no window in {n_cycles} cycles; "
-            "give more observations or a smaller `skip`."
+            f"`skip` = {skip} leaves no window: the last of {starts.size} starts at cycle "
+            f"{starts[-1]}; give more observations or a smaller `skip`."
         )
     key_record, key_fit = jax.random.split(key)
     record = run_filter(
@@ -223,12 +240,14 @@ def learn_closure(
     trained_filter = filter
     if trained.log_excess_inflation is not None:
         assert isinstance(filter, Inflation)
-        trained_filter = Inflation(filter.filter, inflation_of(trained.log_excess_inflation))
+        trained_filter = Inflation(filter.filter, _inflation_of(trained.log_excess_inflation))
     return ClosureTraining(
         objective.hybrid(trained), trained_filter, history, record, int(keep.sum())
     )
 
 
+#: The smallest gain estimate a secant step accepts (a step at most 20x the pass's fit):
+#: an ensemble Kalman filter observing at least a few percent of the state corrects more.
 _MIN_GAIN = 0.05
 
 
@@ -281,17 +300,25 @@ def fit_closure_to_increments(
     added pass after pass the fits converge slowly (a missing constant forcing of Lorenz-96,
     half observed: 22% after one pass, 62% after four). Pass p > 1 therefore divides its
     fit f_p by the gain estimated from the previous step s_{p-1} (a secant step):
-    g = <f_{p-1} - f_p, s_{p-1}> / |s_{p-1}|^2, clipped to [0.05, 1], s_p = f_p / g. Two
+    g = <f_{p-1} - f_p, s_{p-1}> / |s_{p-1}|^2, s_p = f_p / g; an estimate outside [0.05, 1]
+    (the fits have converged to noise) keeps the previous gain. Dividing by g also divides
+    the biases below by g. Two
     biases stay: the regressors are analyses, whose errors the next increment partly
     undoes (errors in variables: a spurious negative slope of order var(x^a - x) /
     (dt var(x)), large for frequent observations), and the fit sees only the states the
-    filter visits. `learn_closure` fits through the filter instead.
+    filter visits. `learn_closure` fits through the filter instead. MEDIDA's
+    `discover_model_error` with `AnalysisPairs` is the library-regression counterpart
+    (samples from the forecast of the analysis mean over one interval, sparse regression
+    on a spectral term library, passes re-filtering with the corrected model); here the
+    samples are the filter's own increments (the mean of the members' forecasts), the
+    regression a dense local polynomial on a ring, and the passes add secant steps.
 
     Arguments:
         physics: the known model (one-scale Lorenz-96 for the two-scale system).
         obs_op, filter, observations, initial_ensemble, dt, key: the filter runs (as
             `learn_closure`'s record).
-        degree: the polynomial's degree (3: Wilks 2005's cubic).
+        degree: the polynomial's degree (3: the cubic of Arnold et al. 2013, Phil. Trans.
+            R. Soc. A 371; Wilks 2005 fits degree 4).
         passes: filter + fit passes (>= 1).
         burn_in: the cycles of each run left out of the fit.
         step, max_steps: the forecasts' solver step (default `dt`) and step bound.
@@ -335,12 +362,15 @@ def fit_closure_to_increments(
             LocalPolynomial.fit(starts, increments, degree, mean=mean, scale=scale).coefficients,
             dtype=np.float64,
         )
-        gain = 1.0
+        gain = gains[-1] if gains else 1.0
         if previous_fit is not None and previous_step is not None:
             # the increments' fit responds to the closure's step by about -gain x step
-            change = previous_fit - fitted
-            gain = float(change @ previous_step / (previous_step @ previous_step))
-            gain = min(max(gain, _MIN_GAIN), 1.0)
+            norm2 = float(previous_step @ previous_step)
+            estimate = float((previous_fit - fitted) @ previous_step) / norm2 if norm2 else 0.0
+            if math.isfinite(estimate) and _MIN_GAIN <= estimate <= 1.0:
+                gain = estimate
+            # else: the fits are noise (converged) or the response is not a gain: keep the
+            # last gain rather than a step blown up by a tiny or negative estimate
         step_ = fitted / gain
         coef = coef + step_
         previous_fit, previous_step = fitted, step_

@@ -59,7 +59,7 @@ class Lorenz96TwoScale(AbstractDynamics):
         r"""The unresolved coupling term of the slow equations, -(h c / b) sum_j Y_{j,k}, (K,).
 
         The slow tendency minus the one-scale Lorenz-96 tendency of X: the target of a
-        closure U(X) of the slow state (Wilks 2005 fits a cubic U(X_k); a local network in
+        closure U(X) of the slow state (Wilks 2005 fits a polynomial U(X_k); a local network in
         `jaxsci.nn.LocalMLP`).
         """
         h, c, b = self.coupling, self.time_scale, self.amplitude_scale

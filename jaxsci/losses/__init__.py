@@ -2,7 +2,11 @@
 and error norms they are built from (plain functions of arrays)."""
 
 from ._base import AbstractLoss as AbstractLoss, AbstractRegressionLoss as AbstractRegressionLoss
-from ._filter import FilterLikelihoodLoss as FilterLikelihoodLoss, filter_windows as filter_windows
+from ._filter import (
+    FilterLikelihoodLoss as FilterLikelihoodLoss,
+    filter_windows as filter_windows,
+    window_starts as window_starts,
+)
 from ._pinn import PINNLoss as PINNLoss, derivative as derivative
 from ._probabilistic import (
     AlmostFairCRPS as AlmostFairCRPS,

@@ -4,6 +4,7 @@ the loss that learns a model (a closure) from noisy, sparse observations alone."
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_int, check_positive, finite_float
 from .._custom_types import Array, Float, Key, PyTree
@@ -130,14 +131,25 @@ class FilterLikelihoodLoss(AbstractLoss):
         return -jnp.mean(ll), aux
 
 
+def window_starts(num_cycles: int, length: int, stride: int) -> np.ndarray:
+    """The 1-based cycles s_w = 1 + w `stride` whose analysis ensembles start the windows of
+    `length` cycles that `filter_windows` cuts from a record of `num_cycles` cycles (window w
+    holds the observations of cycles s_w + 1 .. s_w + `length` <= `num_cycles`); empty when
+    none fits."""
+    length, stride = check_int("length", length), check_int("stride", stride)
+    num_cycles = check_int("num_cycles", num_cycles, minimum=0)
+    return np.arange(1, num_cycles - length + 1, stride)
+
+
 def filter_windows(
     result: FilterResult, observations: Float[Array, "time obs"], length: int, stride: int
 ) -> tuple[Float[Array, "window ens dim"], Float[Array, "window length obs"]]:
     """Training windows cut from one filtered record: (initial ensembles, observations).
 
-    Window w starts from the analysis ensemble of cycle s_w = w `stride` (1-based cycles as
-    `run_filter`'s; `result` must store its ensembles) and holds the `length` observations of
-    cycles s_w + 1 .. s_w + `length`: the batches of `FilterLikelihoodLoss`.
+    Window w starts from the analysis ensemble of cycle s_w = 1 + w `stride` (1-based cycles
+    as `run_filter`'s, `window_starts`; `result` must store its ensembles) and holds the
+    `length` observations of cycles s_w + 1 .. s_w + `length`: the batches of
+    `FilterLikelihoodLoss`.
 
     Arguments:
         result: `run_filter(..., store_ensembles=True)` over `observations`.
@@ -145,11 +157,10 @@ def filter_windows(
         length: cycles per window (>= 1).
         stride: cycles between window starts (>= 1).
     """
-    length, stride = check_int("length", length), check_int("stride", stride)
     if result.ensembles is None:
         raise ValueError("`result` must store its ensembles (run_filter(store_ensembles=True)).")
     n = observations.shape[0]
-    starts = list(range(1, n - length + 1, stride))
+    starts = window_starts(n, length, stride).tolist()
     if not starts:
         raise ValueError(f"`length` {length} leaves no window in {n} cycles.")
     ens = jnp.stack([result.ensembles[s - 1] for s in starts])

@@ -1,4 +1,5 @@
-"""`LocalMLP`: one MLP applied at every site of a ring to its periodic stencil (a local closure)."""
+"""Local closures on a ring: `LocalMLP` (one MLP applied at every site to its periodic stencil)
+and `LocalPolynomial` (a polynomial of each site's own value)."""
 
 from collections.abc import Sequence
 
@@ -30,7 +31,7 @@ class LocalMLP(AbstractNetwork):
     Lorenz-96 model, whose slow tendency is the one-scale model's plus the unresolved
     coupling -(h c / b) sum_j Y_{j,i}, parameterised by a function of the local slow
     state (Wilks 2005, "Effects of stochastic parametrizations in the Lorenz '96 system",
-    QJRMS 131, uses a cubic of X_i alone, r = 0): wrapped as
+    QJRMS 131, fits a polynomial of X_i alone, r = 0): wrapped as
     `HybridVectorField(Lorenz96(n, F), LocalMLP(...))` it is a hybrid model that can be
     trained offline on subgrid tendencies or end to end through an ensemble filter from
     observations (Brajard et al. 2021, "Combining data assimilation and machine learning to
@@ -106,13 +107,13 @@ class LocalPolynomial(AbstractNetwork):
 
         c_i(x) = sum_{p=0}^{d} a_p ((x_i - m) / s)^p,   i = 1..n,
 
-    d = degree (Wilks 2005, QJRMS 131, fits a cubic, d = 3, to the subgrid tendencies of the
-    two-scale Lorenz-96 model; Arnold et al. 2013, Phil. Trans. R. Soc. A 371, likewise).
+    d = degree (Wilks 2005, QJRMS 131, fits d = 4 to the subgrid tendencies of the two-scale
+    Lorenz-96 model; Arnold et al. 2013, Phil. Trans. R. Soc. A 371, a cubic, d = 3).
     The coefficients a are trainable; m = `mean` and s = `scale` (the input normalisation,
     which keeps the least-squares problem well conditioned) are buffers read through
     `jax.lax.stop_gradient`. `LocalPolynomial.fit` is the least-squares fit to (state,
     target) samples, e.g. true subgrid tendencies or filter increments per unit time
-    (`jaxsci.train.fit_closure_to_increments`).
+    (`jaxsci.discovery.fit_closure_to_increments`).
 
     Arguments:
         coefficients: a_0..a_d, (d + 1,).
@@ -183,12 +184,14 @@ class LocalPolynomial(AbstractNetwork):
             raise ValueError("`states` and `targets` must be finite (a diverged filter run?).")
         m = float(xs.mean()) if mean is None else float(mean)
         s = float(xs.std()) if scale is None else float(scale)
-        if xs.size < degree + 1 or not s > 0:
-            raise ValueError(
-                f"a degree-{degree} fit needs at least {degree + 1} distinct values; got "
-                f"{xs.size} values with spread {s:.3g}."
-            )
+        if not s > 0:
+            raise ValueError(f"`scale` must be > 0, got {s:.3g} (constant states?).")
         z = ((xs - m) / s).ravel()
         design = z[:, None] ** np.arange(degree + 1)[None, :]
-        coef, *_ = np.linalg.lstsq(design, ts.ravel(), rcond=None)
+        coef, _, rank, _ = np.linalg.lstsq(design, ts.ravel(), rcond=None)
+        if rank < degree + 1:
+            raise ValueError(
+                f"a degree-{degree} fit needs at least {degree + 1} distinct state values; "
+                f"the {xs.size} given determine only {rank} coefficients."
+            )
         return cls(coef, mean=m, scale=s)

@@ -59,13 +59,14 @@ def test_increment_closure_finds_a_missing_forcing():
     physics, obs_op, ys, ens, xs = _forcing_twin()
     filt = F.Inflation(F.DEnKF(), 1.1)
     fit = discovery.fit_closure_to_increments(
-        physics, obs_op, filt, ys, ens, 0.05, key=jax.random.key(5), degree=0, passes=3
+        physics, obs_op, filt, ys, ens, 0.05, key=jax.random.key(5), degree=0, passes=7
     )
     a = fit.coefficients[:, 0]
-    assert fit.coefficients.shape == (3, 1)
-    assert abs(a[-1] - 1.0) < 0.05, a
+    assert fit.coefficients.shape == (7, 1)
+    # converged by pass 3, and passes beyond convergence (fits of noise) stay there
+    assert np.all(np.abs(a[2:] - 1.0) < 0.05), a
     assert a[0] < 0.4, a  # one pass: the gain's fraction
-    assert 0.1 < fit.gains[1] < 0.4 and fit.gains[0] == 1.0
+    assert 0.1 < fit.gains[1] < 0.4 and np.all(fit.gains >= 0.05)
     assert fit.increment_rms[-1] < fit.increment_rms[0]
     assert isinstance(fit.model, nn.HybridVectorField)
     np.testing.assert_array_equal(fit.model.physics.forcing, 10.0)

@@ -44,7 +44,19 @@ FORECASTER_CASES = {
         params=mlp_params(2 * 1 + 1, 1, 8, 2) + 3,  # + the buffers mean, scale, output_scale
         buffers=("mean", "scale", "output_scale"),
     ),
+    "LocalPolynomial": Case(  # a cubic of each site's value (random coefficients)
+        make=lambda k: nn.LocalPolynomial(jax.random.normal(k, (4,)), mean=0.5, scale=2.0),
+        inputs=lambda k, r: (_normal(k, ((10, 17)[r],)),),
+        out_shape=lambda x: x.shape,
+        params=4 + 2,  # the coefficients + the buffers mean and scale
+        buffers=("mean", "scale"),
+    ),
 }
 
 # (index of the argument given a spurious leading batch axis, the name its error must use)
-FORECASTER_BAD_INPUT = {"Stepper": (0, "x"), "LocalStochastic": (0, "x"), "LocalMLP": (0, "x")}
+FORECASTER_BAD_INPUT = {
+    "Stepper": (0, "x"),
+    "LocalStochastic": (0, "x"),
+    "LocalMLP": (0, "x"),
+    "LocalPolynomial": (0, "x"),
+}

@@ -45,6 +45,10 @@ def test_shipped_config_validates_and_bad_keys_fail_by_name():
         (["training.burn_in=20"], "training.burn_in"),
         (["filter.burn_in=300"], "filter.burn_in"),
         (["observations.every_kth=36"], "observations.every_kth"),
+        (["filter.inflation=1.0"], "filter.inflation"),  # the trained inflation starts > 1
+        # starts 1, 11, 21: none after cycle 21 (a check after the simulation before)
+        (["observations.train=42", "training.skip=21"], "training.skip"),
+        (["closure.radius=18"], "closure.radius"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             load_config(CONFIG, override)
