@@ -299,7 +299,7 @@ class AssimilateConfig:
         if self.experiment.burn_in >= run_length:
             raise ConfigError(
                 "experiment.burn_in",
-                f"expected less than the run length n_cycles x interval = "
+                f"expected less than the run length n_cycles x observations.interval = "
                 f"{self.experiment.n_cycles} x {interval:g} = {run_length:g}, got "
                 f"{self.experiment.burn_in:g} (no cycle would be left to score)",
             )

@@ -149,7 +149,11 @@ def _dry(capsys, *sets, config="l96_letkf.yaml"):
         ("observations.offset=40", "observations.offset", "state dimension 40"),
         ("experiment.n_cycles=0", "experiment.n_cycles", ">= 1"),
         # l96_letkf: 5000 cycles of 0.05; a burn-in of the whole run leaves nothing to score
-        ("experiment.burn_in=250", "experiment.burn_in", "n_cycles x interval = 5000 x 0.05"),
+        (
+            "experiment.burn_in=250",
+            "experiment.burn_in",
+            "n_cycles x observations.interval = 5000 x 0.05",
+        ),
         ("experiment.burn_n=3", "experiment.burn_n", "did you mean 'experiment.burn_in'"),
         ("experiment.ensemble_centre=prior", "experiment.ensemble_centre", "independent"),
         ("seed=[1, 1]", "seed", "distinct"),
