@@ -79,28 +79,34 @@ def main(fast: bool, out: Path) -> dict:
             parameterization=param,
             **kw,
         )
-        ensembles[name] = np.asarray(draws.samples)
+        # the weighted particles (TDS) or draws (DPS, equal weights): TDS's resampled draws
+        # repeat particles, which the scores would count as independent members
+        ensembles[name] = (np.asarray(draws.particles), np.asarray(draws.weights))
     flow = integrate.Flow(KuramotoSivashinsky(LENGTH, POINTS), DT, integrate.ETDRK4())
     x0 = jnp.asarray(states[:20])  # climatological members: no knowledge of the truth
     letkf = filters.Inflation(filters.LETKF(4.0, obs), 1.05)
     res = filters.run_filter(
         jax.random.key(5), flow, obs, letkf, x0, ys, dt=1.0, store_ensembles=True
     )
-    ensembles["LETKF (true model)"] = np.asarray(res.ensembles)
+    ensembles["LETKF (true model)"] = (np.asarray(res.ensembles), None)
 
     # 4. scores (after the filter's first analyses)
     burn = 2 if fast else 10
     table = {}
     print(f"climatological std {clim_std:.3f}, noise std {0.1 * clim_std:.3f}")
-    for name, ens in ensembles.items():
-        s = metrics.ensemble_scores(ens[burn:], truth[burn:])
+    for name, (ens, w) in ensembles.items():
+        s = metrics.ensemble_scores(ens[burn:], truth[burn:], None if w is None else w[burn:])
         table[name] = {"rmse": float(s.rmse), "crps": float(s.crps), "ratio": float(s.spread_skill)}
         print(f"{name:20s} rmse {s.rmse:.4f}  CRPS {s.crps:.4f}  spread/skill {s.spread_skill:.2f}")
 
     xs = np.arange(POINTS) * LENGTH / POINTS
     fig = Figure(figsize=(12, 3.6), layout="constrained")
-    for ax, (name, ens) in zip(fig.subplots(1, 3, sharey=True), ensembles.items(), strict=True):
-        m, sd = ens[-1].mean(0), ens[-1].std(0)
+    for ax, (name, (ens, w)) in zip(
+        fig.subplots(1, 3, sharey=True), ensembles.items(), strict=True
+    ):
+        w = np.full(ens.shape[1], 1 / ens.shape[1]) if w is None else w[-1]
+        m = w @ ens[-1]
+        sd = np.sqrt(w @ (ens[-1] - m) ** 2)
         ax.fill_between(xs, m - 2 * sd, m + 2 * sd, alpha=0.3)
         ax.plot(xs, m, label="mean")
         ax.plot(xs, truth[-1], "k--", label="truth")

@@ -8,8 +8,11 @@ analyses are independent: nothing is carried from one time to the next.
 
 `posterior_draws` runs one sampler over a sequence of observations with the same observation
 model, replacing only the observed values `y` of the sampler (an array field, so one compiled
-program serves every time), and returns unweighted draws: DPS draws are independent; the TDS
-weighted particles are resampled (systematic) to `num_samples` draws.
+program serves every time), and returns unweighted draws -- DPS draws are independent; the TDS
+weighted particles are resampled (systematic) to `num_samples` draws, duplicates included --
+and the weighted particles themselves (DPS: its draws with equal weights). Score the weighted
+particles (`metrics.ensemble_scores(..., weights=...)`): the resampled draws are not
+independent members.
 """
 
 from collections.abc import Callable
@@ -38,13 +41,17 @@ class PosteriorDraws(NamedTuple):
     size of each analysis (TDS: the final ESS of the weighted particles before resampling;
     DPS: num_samples, its draws are independent), (time,); min_ess: TDS's smallest ESS over
     the steps (DPS: num_samples), (time,); collapsed: TDS's weights collapsed (DPS: False),
-    (time,).
+    (time,); particles: the weighted particles (TDS: the `num_particles` final particles; DPS:
+    `samples`), (time, P, d); weights: their normalised weights (DPS: 1 / num_samples),
+    (time, P).
     """
 
     samples: Float[Array, "time N d"]
     ess: Float[Array, " time"]
     min_ess: Float[Array, " time"]
     collapsed: Bool[Array, " time"]
+    particles: Float[Array, "time P d"]
+    weights: Float[Array, "time P"]
 
 
 @eqx.filter_jit
@@ -58,13 +65,14 @@ def _draws(sampler, denoiser, grid, observations, keys, num_samples, num_particl
         k1, k2 = jax.random.split(key)
         if isinstance(s, TDS):
             res = smc_sample(s, denoiser, denoiser.schedule, grid, num_particles, key=k1)
-            return res.resample(k2, num_samples), res.ess, res.min_ess, res.collapsed
+            draws = res.resample(k2, num_samples)
+            return draws, res.ess, res.min_ess, res.collapsed, res.particles, res.weights()
         x_T = denoiser.schedule.prior_std() * jax.random.normal(k1, (num_samples, dim), dtype)
         x = jax.vmap(lambda k, x: sample(s, denoiser, denoiser.schedule, grid, x, key=k).x)(
             jax.random.split(k2, num_samples), x_T
         )
         n = jnp.asarray(num_samples, dtype)
-        return x, n, n, jnp.asarray(False)
+        return x, n, n, jnp.asarray(False), x, jnp.full((num_samples,), 1 / n, dtype)
 
     return PosteriorDraws(*jax.lax.map(one, (keys, observations)))
 

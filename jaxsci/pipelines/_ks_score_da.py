@@ -20,7 +20,9 @@ Built from the public API only:
      states (no knowledge of the truth).
 4. **metrics** (`metrics.ensemble_scores`) over the analysis times after `experiment.burn_in`
    (the same times for every method): rmse of the posterior/ensemble mean against the truth,
-   fair CRPS, the (M+1)/M-calibrated spread and spread/rmse, and the wall time per analysis
+   fair CRPS, the (M+1)/M-calibrated spread and spread/rmse (TDS: its weighted particles,
+   scored with their weights, not the resampled draws, whose duplicates are not independent
+   members), and the wall time per analysis
    (after compilation, the median over the analyses; for the filter, the whole cycling run
    timed again after a compiling run, divided by the cycles: forecast + analysis).
 
@@ -138,7 +140,12 @@ class DPSSection:
 @dataclasses.dataclass(frozen=True)
 class TDSSection:
     particles: int = option(256, ge=2, help="particles per analysis")
-    num_samples: int = option(32, ge=2, help="draws resampled from the weighted particles")
+    num_samples: int = option(
+        32,
+        ge=2,
+        help="draws resampled from the weighted particles (at most particles) for the saved "
+        "draws; the scores use the weighted particles",
+    )
     ess_threshold: float = option(0.5, ge=0.0, le=1.0, help="resample when ESS < threshold N")
     data_std: float | None = option(
         None, gt=0.0, help="prior scale of the pigdm twist (null: the climatological std)"
@@ -185,15 +192,22 @@ class KSScoreDAConfig:
             raise ConfigError(
                 "experiment.plot_time", f"expected an index below {e.n_analyses}, got {e.plot_time}"
             )
+        if self.tds.num_samples > self.tds.particles:
+            raise ConfigError(
+                "tds.num_samples",
+                f"expected at most tds.particles = {self.tds.particles}, got "
+                f"{self.tds.num_samples} (the draws are resampled from the particles)",
+            )
         if self.filter.is_particle:
             raise ConfigError("filter.method", "expected an ensemble Kalman filter, not pf")
 
 
 def _timed_analyses(sampler, model, sch, grid, ys, n, key, **kw):
     """One analysis per call (one compiled program); the first call's time includes the
-    compilation. Returns the draws (time, n, d), ESS (time,), collapsed (time,), the time of
-    the first call and the median time of the others (the median: the machine may be shared)."""
-    samples, ess, collapsed, seconds = [], [], [], []
+    compilation. Returns the draws (time, n, d), the weighted particles (time, P, d) and their
+    weights (time, P), ESS (time,), collapsed (time,), the time of the first call and the
+    median time of the others (the median: the machine may be shared)."""
+    samples, ess, collapsed, seconds, particles, weights = [], [], [], [], [], []
     for k in range(ys.shape[0]):
         t0 = time.perf_counter()
         out = jd.posterior_draws(
@@ -202,11 +216,15 @@ def _timed_analyses(sampler, model, sch, grid, ys, n, key, **kw):
         out = jax.block_until_ready(out)
         seconds.append(time.perf_counter() - t0)
         samples.append(np.asarray(out.samples[0]))
+        particles.append(np.asarray(out.particles[0]))
+        weights.append(np.asarray(out.weights[0]))
         ess.append(float(out.ess[0]))
         collapsed.append(bool(out.collapsed[0]))
     rest = seconds[1:] or seconds
     return (
         np.stack(samples),
+        np.stack(particles),
+        np.stack(weights),
         np.asarray(ess),
         np.asarray(collapsed),
         seconds[0],
@@ -280,17 +298,18 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
 
     grid = jd.time_grid(sch, config.diffusion.steps, SPACINGS[config.diffusion.grid]())
     y0 = ys[0]
-    ensembles: dict[str, np.ndarray] = {}
+    ensembles: dict[str, np.ndarray] = {}  # the members or particles, (time, M, d)
+    weights: dict[str, np.ndarray] = {}  # their weights, (time, M)
     timing: dict[str, dict[str, float]] = {}
     diag: dict[str, object] = {}
 
     # 4a. DPS
     t0 = time.perf_counter()
     dps = jd.DPS(obs, y0, zeta=config.dps.zeta, eta=config.diffusion.eta)  # pyright: ignore[reportCallIssue]
-    ens, _, _, first, per = _timed_analyses(
+    _, ens, w, _, _, first, per = _timed_analyses(
         dps, model, sch, grid, ys, config.dps.num_samples, k_dps, parameterization=param
     )
-    ensembles["dps"] = ens
+    ensembles["dps"], weights["dps"] = ens, w
     timing["dps"] = {"first_call_seconds": first, "seconds_per_analysis": per}
     stages["dps"] = time.perf_counter() - t0
     logger.info("dps: %.3f s per analysis (first call %.2f s)", per, first)
@@ -305,7 +324,7 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
         twist=jd.PiGDMTwist(tsc.data_std or clim_std),
         ess_threshold=tsc.ess_threshold,
     )
-    ens, ess, collapsed, first, per = _timed_analyses(
+    draws, ens, w, ess, collapsed, first, per = _timed_analyses(
         tds,
         model,
         sch,
@@ -316,7 +335,7 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
         num_particles=tsc.particles,
         parameterization=param,
     )
-    ensembles["tds"] = ens
+    ensembles["tds"], weights["tds"], tds_draws = ens, w, draws
     timing["tds"] = {"first_call_seconds": first, "seconds_per_analysis": per}
     diag["tds_final_ess"] = {
         "median": float(np.median(ess)),
@@ -365,6 +384,7 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
     per = (time.perf_counter() - t1) / ec.n_analyses
     assert res.ensembles is not None  # store_ensembles=True
     ensembles["filter"] = np.asarray(res.ensembles)
+    weights["filter"] = np.full(ensembles["filter"].shape[:2], 1 / fc.ensemble_size)
     timing["filter"] = {"first_call_seconds": first, "seconds_per_analysis": per}
     stages["filter"] = time.perf_counter() - t0
     logger.info("filter (%s): %.4f s per cycle", filter_label(fc), per)
@@ -376,9 +396,9 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
     per_time: dict[str, np.ndarray] = {}
     spread_time: dict[str, np.ndarray] = {}
     for name in METHODS:
-        ens = ensembles[name]
-        s = ensemble_scores(ens[keep], truth[keep])
-        full = ensemble_scores(ens, truth)
+        ens, w = ensembles[name], weights[name]
+        s = ensemble_scores(ens[keep], truth[keep], w[keep])
+        full = ensemble_scores(ens, truth, w)
         per_time[name] = np.asarray(full.rmse_per_case)
         spread_time[name] = np.asarray(full.spread_per_case)
         table[name] = {
@@ -388,6 +408,7 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
             "spread_skill": float(s.spread_skill),
             "seconds_per_analysis": timing[name]["seconds_per_analysis"],
             "members": int(ens.shape[1]),
+            "effective_members": float(np.median(1 / np.sum(w[keep] ** 2, axis=1))),
         }
         logger.info(
             "%-6s rmse %.4f  crps %.4f  spread %.4f  spread/skill %.3f  %.4f s/analysis",
@@ -399,21 +420,22 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
             timing[name]["seconds_per_analysis"],
         )
     k_plot = ec.n_analyses - 1 if ec.plot_time is None else ec.plot_time
+    draws_of = {**ensembles, "tds": tds_draws}  # unweighted draws (TDS: resampled)
     np.savez(
         run_dir / "ks_score_da.npz",
         truth=truth,
         observations=np.asarray(ys),
         observed_indices=np.asarray(obs.indices),
         plot_time=k_plot,
-        **{f"{n}_mean": ensembles[n].mean(1) for n in METHODS},
+        **{f"{n}_mean": np.einsum("tm,tmd->td", weights[n], ensembles[n]) for n in METHODS},
         **{f"{n}_rmse": per_time[n] for n in METHODS},
         **{f"{n}_spread": spread_time[n] for n in METHODS},
-        **{f"{n}_draws_at_plot_time": ensembles[n][k_plot] for n in METHODS},
+        **{f"{n}_draws_at_plot_time": draws_of[n][k_plot] for n in METHODS},
     )
     if config.plot.enabled:
         with _plots.guard():
             _plots._save(
-                _analysis_figure(truth, ys, obs, ensembles, k_plot, mc, oc),
+                _analysis_figure(truth, ys, obs, ensembles, weights, k_plot, mc, oc),
                 run_dir / "analysis.png",
                 config.plot.dpi,
             )
@@ -454,14 +476,15 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
 _TITLES = {"dps": "DPS (learned prior, no forecast)", "tds": "TDS / twisted SMC (learned prior)"}
 
 
-def _analysis_figure(truth, ys, obs, ensembles, k, mc, oc) -> Figure:
+def _analysis_figure(truth, ys, obs, ensembles, weights, k, mc, oc) -> Figure:
     xs = np.arange(mc.num_points) * mc.length / mc.num_points
     x_obs = xs[np.asarray(obs.indices)]
     fig = Figure(figsize=(4.2 * len(METHODS), 3.6), layout="constrained")
     axes = fig.subplots(1, len(METHODS), sharey=True)
     for ax, name in zip(axes, METHODS, strict=True):
-        ens = ensembles[name][k]
-        m, s = ens.mean(0), ens.std(0, ddof=1)
+        ens, w = ensembles[name][k], weights[name][k]
+        m = w @ ens
+        s = np.sqrt(w @ (ens - m) ** 2 / (1 - np.sum(w**2)))  # ddof 1 at equal weights
         ax.fill_between(xs, m - 2 * s, m + 2 * s, color="tab:blue", alpha=0.25, label="+-2 std")
         ax.plot(xs, m, color="tab:blue", label="posterior mean")
         ax.plot(xs, truth[k], "k--", lw=1.0, label="truth")

@@ -28,6 +28,8 @@ def test_tds_draws_follow_each_exact_posterior():
         tds, prior.eps_model(sch), sch, grid, jnp.asarray(YS), n, key=jax.random.key(0)
     )
     assert out.samples.shape == (2, n, 2)
+    assert out.particles.shape == (2, n, 2) and out.weights.shape == (2, n)
+    np.testing.assert_allclose(np.asarray(out.weights).sum(1), 1.0, rtol=1e-5)
     assert not np.any(np.asarray(out.collapsed))
     for k, y in enumerate(YS):
         post = jd.exact_posterior(prior, obs, y)
@@ -36,6 +38,8 @@ def test_tds_draws_follow_each_exact_posterior():
         # discretisation bias of a few hundredths for this prior (test_kalman_reference.py).
         se = np.sqrt(np.diag(np.asarray(post.covariance())) / float(out.ess[k]))
         assert np.all(np.abs(x.mean(0) - np.asarray(post.mean())) < 4 * se + 0.1), (k, x.mean(0))
+        xw = np.asarray(out.weights[k]) @ np.asarray(out.particles[k])  # the weighted mean
+        assert np.all(np.abs(xw - np.asarray(post.mean())) < 4 * se + 0.1), (k, xw)
         std = math.sqrt(float(post.covariance()[0, 0]))
         assert abs(x[:, 0].std() - std) < 0.2 * std, (k, x[:, 0].std(), std)
     # the two analyses differ: each follows its own observation
@@ -53,6 +57,8 @@ def test_dps_draws_and_bad_input():
     )
     assert out.samples.shape == (2, 8, 2)
     np.testing.assert_array_equal(out.ess, 8.0)
+    np.testing.assert_array_equal(out.particles, out.samples)  # DPS: equal weights
+    np.testing.assert_allclose(out.weights, 1 / 8)
     assert np.all(np.isfinite(np.asarray(out.samples)))
     with pytest.raises((ValueError, TypeError), match="observations"):
         jd.posterior_draws(

@@ -83,3 +83,62 @@ def test_coverage_bad_shapes_and_levels_are_named(own_checks):
         interval_coverage(ens, np.zeros((4, 2)), 1.0)
     with pytest.raises(ValueError, match="members"):
         interval_coverage(ens[:, :1], np.zeros((4, 2)))
+
+
+def test_weighted_scores_equal_weights_are_the_unweighted_scores():
+    rng = np.random.default_rng(3)
+    ens, truth = rng.normal(size=(5, 7, 3)), rng.normal(size=(5, 3))
+    s = ensemble_scores(ens, truth)
+    w = ensemble_scores(ens, truth, np.full((5, 7), 3.0))  # normalised inside
+    for a, b in zip(s, w, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-5)
+    # Zero weights drop members: the scores of the others alone.
+    w0 = np.ones((5, 7))
+    w0[:, 4:] = 0.0
+    for a, b in zip(
+        ensemble_scores(ens[:, :4], truth), ensemble_scores(ens, truth, w0), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=2e-5)
+
+
+def _inverse_cdf_index(cdf, u):
+    return np.sum(u[:, :, None] > cdf[:, None, :], axis=-1)
+
+
+def test_weighted_crps_of_importance_weights_matches_the_gaussian_crps():
+    """Self-normalised importance weights of N(0, 2^2) proposals for an N(0, 1) target, the
+    truth y ~ N(0, 1): E_y CRPS(N(0, 1), y) = 1/sqrt(pi). The weighted particles score it
+    within Monte-Carlo error; resampling them to 32 draws and scoring the draws as independent
+    members (duplicates included) is biased up by many standard errors."""
+    rng = np.random.default_rng(1)
+    cases, n, blocks = 8000, 32, 20
+    truth = rng.normal(size=(cases, 1))
+    x = 2.0 * rng.normal(size=(cases, n, 1))
+    logw = norm.logpdf(x[..., 0]) - norm.logpdf(x[..., 0], scale=2.0)
+    w = np.exp(logw - logw.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    u = rng.uniform(size=(cases, n))  # multinomial resampling by the inverse CDF
+    idx = np.minimum(_inverse_cdf_index(np.cumsum(w, 1), u), n - 1)
+    draws = np.take_along_axis(x, idx[..., None], 1)
+    exact = 1 / math.sqrt(math.pi)
+
+    def crps_and_se(*args):
+        per_block = [
+            float(ensemble_scores(*a).crps)
+            for a in zip(*(np.split(v, blocks) for v in args), strict=True)
+        ]
+        return np.mean(per_block), np.std(per_block, ddof=1) / math.sqrt(blocks)
+
+    crps_w, se_w = crps_and_se(x, truth, w)
+    assert abs(crps_w - exact) < 4 * se_w, (crps_w, se_w)
+    crps_d, se_d = crps_and_se(draws, truth)
+    assert crps_d - exact > 4 * se_d, (crps_d, se_d)
+    assert 0.95 < float(ensemble_scores(x, truth, w).spread_skill) < 1.05
+
+
+def test_weighted_scores_reject_bad_weights():
+    ens, truth = np.zeros((2, 3, 1)), np.zeros((2, 1))
+    with pytest.raises(ValueError, match="weights"):
+        ensemble_scores(ens, truth, -np.ones((2, 3)))
+    with pytest.raises(ValueError, match="weights"):
+        ensemble_scores(ens, truth, np.array([[1.0, 0, 0], [1, 1, 1]]))

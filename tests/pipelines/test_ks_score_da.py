@@ -51,6 +51,9 @@ def test_ks_score_da_runs_and_the_table_is_sane(tmp_path, capsys):
     arrays = np.load(out / "ks_score_da.npz")
     assert arrays["truth"].shape == (6, 64) and arrays["observations"].shape == (6, 16)
     assert arrays["tds_draws_at_plot_time"].shape == (8, 64)
+    # TDS is scored on its 32 weighted particles, not on the 8 resampled draws
+    assert m["table"]["tds"]["members"] == 32
+    assert 1 <= m["table"]["tds"]["effective_members"] <= 32
     for png in ("analysis.png", "rmse.png"):
         assert (out / png).stat().st_size > 10_000, png
 
@@ -64,3 +67,8 @@ def test_ks_score_da_config_errors_name_the_key(tmp_path, capsys):
         capsys, "run", CONFIG, "--out", tmp_path / "r2", "--set", "training.parameterization=z"
     )
     assert code != 0 and "training.parameterization" in err
+    # more resampled draws than particles would only repeat particles
+    code, _, err = run_cli(
+        capsys, "run", CONFIG, "--out", tmp_path / "r3", "--set", "tds.num_samples=300"
+    )
+    assert code != 0 and "tds.num_samples" in err
