@@ -26,7 +26,9 @@ Built from the public API only:
    (after compilation, the median over the analyses; for the filter, the whole cycling run
    timed again after a compiling run, divided by the cycles: forecast + analysis).
 
-Outputs: `metrics.json` (the table per method, the climatological std and the noise std),
+Outputs: `metrics.json` (the table per method, the climatological std and the noise std;
+a method with non-finite analyses at scored times -- a diverged filter -- has null scores,
+`diverged: true` in its row and its name in `diverged`),
 `diagnostics.json` (wall time per stage, compile times, training losses, TDS ESS),
 `ks_score_da.npz` (truth, observations, per-method means, spreads and per-time rmse, draws at
 the plotted time), `analysis.png` (truth, observations, mean and 2-std band per method at one
@@ -198,6 +200,14 @@ class KSScoreDAConfig:
                 f"expected at most tds.particles = {self.tds.particles}, got "
                 f"{self.tds.num_samples} (the draws are resampled from the particles)",
             )
+        n_states = self.data.num_trajectories * self.data.states_per_trajectory
+        if self.filter.ensemble_size > n_states:
+            raise ConfigError(
+                "filter.ensemble_size",
+                f"expected at most the {n_states} training states (data.num_trajectories x "
+                f"data.states_per_trajectory) the initial members are drawn from, got "
+                f"{self.filter.ensemble_size}",
+            )
         if self.filter.is_particle:
             raise ConfigError("filter.method", "expected an ensemble Kalman filter, not pf")
 
@@ -230,6 +240,37 @@ def _timed_analyses(sampler, model, sch, grid, ys, n, key, **kw):
         seconds[0],
         float(np.median(rest)),
     )
+
+
+def _finite_case(ens, w):
+    """Cases (times) whose members and weights are finite, with two positive weights."""
+    ok = np.all(np.isfinite(ens), axis=(1, 2)) & np.all(np.isfinite(w), axis=1)
+    return ok & (np.sum(np.where(np.isfinite(w), w, 0.0) > 0, axis=1) >= 2)
+
+
+def _scores(ens, w, truth, burn_in):
+    """The table row of one method over the times from `burn_in` on, and its rmse and spread
+    per time (NaN at non-finite times). A non-finite analysis at a scored time (a diverged
+    filter, collapsed weights) gives rmse, crps, spread and spread_skill null and
+    `diverged` true, not a NaN average."""
+    ok = _finite_case(ens, w)
+    rmse_t, spread_t = np.full(len(ens), np.nan), np.full(len(ens), np.nan)
+    if np.any(ok):
+        full = ensemble_scores(ens[ok], truth[ok], w[ok])
+        rmse_t[ok], spread_t[ok] = np.asarray(full.rmse_per_case), np.asarray(full.spread_per_case)
+    if not np.all(ok[burn_in:]):
+        row = dict.fromkeys(("rmse", "crps", "spread", "spread_skill"), None)
+        return {**row, "effective_members": None, "diverged": True}, rmse_t, spread_t
+    s = ensemble_scores(ens[burn_in:], truth[burn_in:], w[burn_in:])
+    row = {
+        "rmse": float(s.rmse),
+        "crps": float(s.crps),
+        "spread": float(s.spread),
+        "spread_skill": float(s.spread_skill),
+        "effective_members": float(np.median(1 / np.sum(w[burn_in:] ** 2, axis=1))),
+        "diverged": False,
+    }
+    return row, rmse_t, spread_t
 
 
 def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
@@ -391,34 +432,30 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
 
     # 5. scores over the same times
     t0 = time.perf_counter()
-    keep = slice(ec.burn_in, None)
-    table: dict[str, dict[str, float]] = {}
+    table: dict[str, dict] = {}
     per_time: dict[str, np.ndarray] = {}
     spread_time: dict[str, np.ndarray] = {}
     for name in METHODS:
-        ens, w = ensembles[name], weights[name]
-        s = ensemble_scores(ens[keep], truth[keep], w[keep])
-        full = ensemble_scores(ens, truth, w)
-        per_time[name] = np.asarray(full.rmse_per_case)
-        spread_time[name] = np.asarray(full.spread_per_case)
-        table[name] = {
-            "rmse": float(s.rmse),
-            "crps": float(s.crps),
-            "spread": float(s.spread),
-            "spread_skill": float(s.spread_skill),
-            "seconds_per_analysis": timing[name]["seconds_per_analysis"],
-            "members": int(ens.shape[1]),
-            "effective_members": float(np.median(1 / np.sum(w[keep] ** 2, axis=1))),
-        }
-        logger.info(
-            "%-6s rmse %.4f  crps %.4f  spread %.4f  spread/skill %.3f  %.4f s/analysis",
-            name,
-            s.rmse,
-            s.crps,
-            s.spread,
-            s.spread_skill,
-            timing[name]["seconds_per_analysis"],
+        row, per_time[name], spread_time[name] = _scores(
+            ensembles[name], weights[name], truth, ec.burn_in
         )
+        table[name] = {
+            **row,
+            "seconds_per_analysis": timing[name]["seconds_per_analysis"],
+            "members": int(ensembles[name].shape[1]),
+        }
+        if row["diverged"]:
+            logger.warning("%s: non-finite analyses at scored times: rmse reported as null", name)
+        else:
+            logger.info(
+                "%-6s rmse %.4f  crps %.4f  spread %.4f  spread/skill %.3f  %.4f s/analysis",
+                name,
+                row["rmse"],
+                row["crps"],
+                row["spread"],
+                row["spread_skill"],
+                timing[name]["seconds_per_analysis"],
+            )
     k_plot = ec.n_analyses - 1 if ec.plot_time is None else ec.plot_time
     draws_of = {**ensembles, "tds": tds_draws}  # unweighted draws (TDS: resampled)
     np.savez(
@@ -466,6 +503,7 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
         "noise_std": noise_std,
         "observed": f"every {oc.every_kth}th of {mc.num_points} points",
         "scored_times": ec.n_analyses - ec.burn_in,
+        "diverged": [n for n in METHODS if table[n]["diverged"]],
         "stage_seconds": stages,
         "wall_seconds": time.perf_counter() - start,
     }

@@ -72,3 +72,35 @@ def test_ks_score_da_config_errors_name_the_key(tmp_path, capsys):
         capsys, "run", CONFIG, "--out", tmp_path / "r3", "--set", "tds.num_samples=300"
     )
     assert code != 0 and "tds.num_samples" in err
+    # the initial members are drawn without replacement from the 4 x 50 training states
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        CONFIG,
+        "--out",
+        tmp_path / "r4",
+        *("--set", "data.num_trajectories=4", "--set", "data.states_per_trajectory=50"),
+        *("--set", "filter.ensemble_size=201"),
+    )
+    assert code != 0 and "filter.ensemble_size" in err
+
+
+def test_a_diverged_method_is_reported_not_averaged():
+    """A filter that blew up at a scored time: null scores and a divergence flag (metrics.json
+    would otherwise hold "nan" strings); the finite times keep their per-time rmse."""
+    from jaxsci.pipelines._ks_score_da import _scores
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(5, 3))
+    ens = truth[:, None] + rng.normal(size=(5, 4, 3))
+    w = np.full((5, 4), 0.25)
+    row, rmse_t, _ = _scores(ens, w, truth, burn_in=1)
+    assert not row["diverged"]
+    err = np.sqrt(np.mean((ens.mean(1) - truth) ** 2, -1))
+    np.testing.assert_allclose(row["rmse"], np.sqrt(np.mean(err[1:] ** 2)), rtol=1e-5)
+    np.testing.assert_allclose(rmse_t, err, rtol=1e-5)
+    ens[3, 2, 0] = np.inf
+    row, rmse_t, _ = _scores(ens, w, truth, burn_in=1)
+    assert row["diverged"] and row["rmse"] is None and row["crps"] is None
+    assert np.isnan(rmse_t[3]) and np.allclose(np.delete(rmse_t, 3), np.delete(err, 3), rtol=1e-5)
+    json.dumps(row, allow_nan=False)  # valid JSON: null, not NaN
