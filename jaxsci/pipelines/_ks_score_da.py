@@ -30,7 +30,7 @@ Outputs: `metrics.json` (the table per method, the climatological std and the no
 a method with non-finite analyses at scored times -- a diverged filter -- has null scores,
 `diverged: true` in its row and its name in `diverged`),
 `diagnostics.json` (wall time per stage, compile times, training losses, TDS ESS),
-`ks_score_da.npz` (truth, observations, per-method means, spreads and per-time rmse, draws at
+`ks_score_da.npz` (truth, observations, per-method means, per-time rmse, spread and CRPS, draws at
 the plotted time), `analysis.png` (truth, observations, mean and 2-std band per method at one
 time) and `rmse.png` (rmse and spread over time per method).
 """
@@ -249,18 +249,21 @@ def _finite_case(ens, w):
 
 
 def _scores(ens, w, truth, burn_in):
-    """The table row of one method over the times from `burn_in` on, and its rmse and spread
-    per time (NaN at non-finite times). A non-finite analysis at a scored time (a diverged
-    filter, collapsed weights) gives rmse, crps, spread and spread_skill null and
+    """The table row of one method over the times from `burn_in` on, and its rmse, spread and
+    CRPS per time (a dict; NaN at non-finite times). A non-finite analysis at a scored time
+    (a diverged filter, collapsed weights) gives rmse, crps, spread and spread_skill null and
     `diverged` true, not a NaN average."""
     ok = _finite_case(ens, w)
-    rmse_t, spread_t = np.full(len(ens), np.nan), np.full(len(ens), np.nan)
+    rmse_t, spread_t, crps_t = (np.full(len(ens), np.nan) for _ in range(3))
     if np.any(ok):
         full = ensemble_scores(ens[ok], truth[ok], w[ok])
         rmse_t[ok], spread_t[ok] = np.asarray(full.rmse_per_case), np.asarray(full.spread_per_case)
+        for k in np.flatnonzero(ok):
+            crps_t[k] = float(ensemble_scores(ens[k : k + 1], truth[k : k + 1], w[k : k + 1]).crps)
+    per_time = {"rmse": rmse_t, "spread": spread_t, "crps": crps_t}
     if not np.all(ok[burn_in:]):
         row = dict.fromkeys(("rmse", "crps", "spread", "spread_skill"), None)
-        return {**row, "effective_members": None, "diverged": True}, rmse_t, spread_t
+        return {**row, "effective_members": None, "diverged": True}, per_time
     s = ensemble_scores(ens[burn_in:], truth[burn_in:], w[burn_in:])
     row = {
         "rmse": float(s.rmse),
@@ -270,7 +273,7 @@ def _scores(ens, w, truth, burn_in):
         "effective_members": float(np.median(1 / np.sum(w[burn_in:] ** 2, axis=1))),
         "diverged": False,
     }
-    return row, rmse_t, spread_t
+    return row, per_time
 
 
 def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
@@ -435,9 +438,13 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
     table: dict[str, dict] = {}
     per_time: dict[str, np.ndarray] = {}
     spread_time: dict[str, np.ndarray] = {}
+    crps_time: dict[str, np.ndarray] = {}
     for name in METHODS:
-        row, per_time[name], spread_time[name] = _scores(
-            ensembles[name], weights[name], truth, ec.burn_in
+        row, series = _scores(ensembles[name], weights[name], truth, ec.burn_in)
+        per_time[name], spread_time[name], crps_time[name] = (
+            series["rmse"],
+            series["spread"],
+            series["crps"],
         )
         table[name] = {
             **row,
@@ -467,6 +474,7 @@ def run(config: KSScoreDAConfig, run_dir: Path) -> dict:
         **{f"{n}_mean": np.einsum("tm,tmd->td", weights[n], ensembles[n]) for n in METHODS},
         **{f"{n}_rmse": per_time[n] for n in METHODS},
         **{f"{n}_spread": spread_time[n] for n in METHODS},
+        **{f"{n}_crps": crps_time[n] for n in METHODS},
         **{f"{n}_draws_at_plot_time": draws_of[n][k_plot] for n in METHODS},
     )
     if config.plot.enabled:
