@@ -99,8 +99,9 @@ def posterior_draws(
     Arguments:
         sampler: a `DPS` or a `TDS`; its `y` is replaced (its observation model is kept).
         model: a callable (t, x) -> output of kind `parameterization` for one state x (d,),
-            or a `Denoiser`.
-        schedule: the noise schedule the model was trained for.
+            or a `Denoiser` (its own parameterisation is used).
+        schedule: the noise schedule the model was trained for (for a `Denoiser`, its
+            schedule; another one is refused rather than silently ignored).
         grid: strictly decreasing times from the noise end to the data end.
         observations: (time, m), m the observation model's obs_dim.
         num_samples: draws per analysis (>= 1).
@@ -130,6 +131,12 @@ def posterior_draws(
     if not jnp.issubdtype(observations.dtype, jnp.floating):
         raise TypeError(f"`observations` must be floating, got dtype {observations.dtype}.")
     check_finite("observations", observations)
+    if isinstance(model, Denoiser) and eqx.tree_equal(model.schedule, schedule) is not True:
+        raise ValueError(
+            "`schedule` must be the schedule of the `Denoiser` passed as `model` (its own "
+            f"would be used): got {type(schedule).__name__}, the denoiser has "
+            f"{type(model.schedule).__name__} with other parameters or type."
+        )
     denoiser = as_denoiser(model, schedule, parameterization)
     ts = check_grid(denoiser.schedule, grid).astype(observations.dtype)
     keys = jax.random.split(key, observations.shape[0])

@@ -1,6 +1,10 @@
 """`posterior_draws`: one sampler over a sequence of observations. TDS draws against the
-exact posterior of a Gaussian-mixture prior (`exact_posterior`, checked against quadrature in
-test_posterior.py) at two analysis times with different observations; DPS's bookkeeping."""
+exact posterior of a Gaussian prior (a one-component `GaussianMixture`, whose
+`exact_posterior` is checked against quadrature in test_posterior.py) at two analysis times
+with different observations; DPS's bookkeeping and the argument checks. The TDS tolerances
+are loose on purpose: 50 steps leave the chain's discretisation bias (a few hundredths for
+this prior, test_kalman_reference.py), and one run of 512 particles has no run-to-run
+error estimate for the std."""
 
 import math
 
@@ -75,6 +79,11 @@ def test_dps_draws_and_bad_input():
             key=jax.random.key(0),
             num_particles=16,
         )
+    # a Denoiser brings its own schedule: another `schedule` is refused, not ignored
+    den = jd.Denoiser(prior.eps_model(sch), sch, jd.EpsPrediction())
+    with pytest.raises(ValueError, match="schedule"):
+        jd.posterior_draws(dps, den, jd.VPCosine(), grid, jnp.asarray(YS), 8, key=jax.random.key(0))
+    jd.posterior_draws(dps, den, sch, grid, jnp.asarray(YS), 2, key=jax.random.key(0))
     with pytest.raises(TypeError, match="sampler"):
         jd.posterior_draws(
             jd.DDIM(), prior.eps_model(sch), sch, grid, jnp.asarray(YS), 8, key=jax.random.key(0)

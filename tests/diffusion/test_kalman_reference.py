@@ -198,3 +198,11 @@ def test_tds_matches_the_kalman_posterior_of_its_chain(x64):
     assert np.all(np.abs(z_cov) < 4), (cv.mean(0), post_cov, z_cov)
     # and at 25 steps the chain's prior is visibly not N(m, C): the exact reference matters
     assert np.max(np.abs(chain_cov - cov)) > 0.05
+    # ... and the test can tell: the same particles fail the 4-standard-error check above
+    # against the Kalman posterior of the continuous prior N(m, C) (five covariance entries
+    # 4.4-5.5 standard errors off with this seed)
+    cont_mean, cont_cov = _kalman(mean, cov, y)
+    z_cont = ((cv.mean(0) - cont_cov) / (cv.std(0, ddof=1) / math.sqrt(repeats)))[
+        np.triu_indices(D)
+    ]
+    assert np.sum(np.abs(z_cont) > 4) >= 3, (cv.mean(0), cont_cov, z_cont)

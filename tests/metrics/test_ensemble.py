@@ -1,6 +1,8 @@
 """`ensemble_scores` against references: a hand-computed case, the closed-form CRPS of a
-Gaussian (Gneiting & Raftery 2007, eq. 5) and the calibrated-ensemble identity
-E[spread^2] = E[rmse^2] (Fortin et al. 2014) by Monte Carlo with its standard error."""
+Gaussian (Gneiting, Raftery, Westveld & Goldman 2005, eq. 5, the citation of
+`losses.crps_gaussian`) and the calibrated-ensemble identity E[spread^2] = E[rmse^2] (Fortin
+et al. 2014) by Monte Carlo with its standard error; the weighted scores against the unweighted
+ones and against importance-weighted particles of a known Gaussian."""
 
 import math
 
