@@ -12,7 +12,7 @@ Burgers pairs u(0) -> u(1) from the simulator, then
 * a fair-CRPS ensemble (`nn.NoiseInjected` trained with `losses.CRPSLoss`),
 
 each scored in and out of distribution (initial fields of twice the amplitude) against the
-simulator by the relative L2 error of the mean, the fair CRPS, the 90% coverage and the
+simulator by the relative L2 error of the mean, the fair CRPS, the rank-based 90% coverage and the
 spread-skill ratio (`jaxsci.metrics.ensemble_scores`, `interval_coverage`).
 
     .venv/bin/python examples/burgers_uq.py [--fast]

@@ -21,8 +21,10 @@ For M members x_1..x_M per case (a time, say) and variable, with mean x_bar:
   the pair term normalised over i != j. Equal weights give the unweighted scores exactly;
   resampling the particles instead and scoring the draws counts duplicates as independent
   members (their zero distances bias the fair CRPS up and the spread down);
-* coverage (`interval_coverage`): the fraction of cases and variables whose truth lies in the
-  members' central interval of a given probability.
+* coverage (`interval_coverage`): the rank-based (randomised PIT) fraction of cases and
+  variables whose truth lies in the central interval of a given probability of the
+  distribution the members are drawn from; exactly the level in expectation for a calibrated
+  ensemble at any M.
 """
 
 from typing import NamedTuple
@@ -131,16 +133,19 @@ def interval_coverage(
     truth: Float[ArrayLike, "case dim"],
     level: float = 0.9,
 ) -> Float[Array, ""]:
-    r"""Fraction of cases and variables whose truth lies in the ensemble's central `level`
-    interval.
+    r"""Fraction of cases and variables whose truth lies in the central `level` interval of
+    the distribution the members are drawn from, unbiased at any ensemble size M.
 
-    The interval of each case and variable is [q_{(1-level)/2}, q_{(1+level)/2}] of the
-    members (`jnp.quantile`'s linear interpolation between order statistics). A calibrated
-    predictive distribution covers the truth with frequency `level` (Gneiting, Balabdaoui &
-    Raftery 2007); below it the ensemble is over-confident. With few members the empirical
-    quantiles lie inside the members' range, which holds an exchangeable truth with
-    probability (M - 1)/(M + 1) only: use M large against 2 / (1 - level) (M >= 40 for 90%)
-    for the coverage of the distribution the members are drawn from.
+    Rank-based (randomised PIT): with r the number of members below the truth and t the
+    number equal to it, the truth's probability integral transform is taken uniform on
+    [r, r + t + 1] / (M + 1), and the covered fraction of a case and variable is the exact
+    expectation, over that uniform tie-breaker, of the PIT falling in
+    [(1 - level)/2, (1 + level)/2]: the length of the overlap divided by (t + 1)/(M + 1).
+    For a truth exchangeable with the members the rank is uniform on 0..M, so the expected
+    coverage is exactly `level` at every M (no random key: the tie-breaker is integrated
+    out). A calibrated predictive distribution covers the truth with frequency `level`
+    (Gneiting, Balabdaoui & Raftery 2007); below it the ensemble is over-confident. A
+    non-finite (NaN) member or truth makes the result NaN.
 
     Arguments:
         ensembles: (cases, M >= 2 members, variables).
@@ -148,7 +153,7 @@ def interval_coverage(
         level: the central probability in (0, 1).
 
     Returns:
-        The covered fraction in [0, 1].
+        The covered fraction in [0, 1] (NaN if a member or truth is NaN).
     """
     check_range("level", level, 0.0, 1.0, lower_open=True, upper_open=True)
     ensembles, truth = jnp.asarray(ensembles), jnp.asarray(truth)
@@ -160,6 +165,11 @@ def interval_coverage(
             f"`truth` must have shape (case, dim) = ({ensembles.shape[0]}, "
             f"{ensembles.shape[2]}), got {truth.shape}."
         )
-    q = jnp.asarray([(1 - level) / 2, (1 + level) / 2], ensembles.dtype)
-    lo, hi = jnp.quantile(ensembles, q, axis=1)
-    return jnp.mean((truth >= lo) & (truth <= hi))
+    m = ensembles.shape[1]
+    below = jnp.sum(ensembles < truth[:, None, :], axis=1)
+    ties = jnp.sum(ensembles == truth[:, None, :], axis=1)
+    lo, hi = (1 - level) / 2 * (m + 1), (1 + level) / 2 * (m + 1)
+    overlap = jnp.clip(jnp.minimum(below + ties + 1, hi) - jnp.maximum(below, lo), 0.0, None)
+    covered = overlap / (ties + 1)
+    bad = jnp.any(jnp.isnan(ensembles), axis=1) | jnp.isnan(truth)
+    return jnp.mean(jnp.where(bad, jnp.nan, covered))

@@ -58,23 +58,50 @@ def test_bad_shapes_are_named():
 
 
 def test_coverage_counts_the_central_interval_by_hand():
-    # 101 members 0..100 for each of 5 variables of one case: the 90% interval is [5, 95]
+    """101 members 0..100 for each of 5 variables of one case; the 90% PIT window is
+    [0.05, 0.95] * 102 = [5.1, 96.9] in rank units. A truth tied with one member has PIT
+    uniform on [r, r + 2]/102 (r members below), an untied one on [r, r + 1]/102; the
+    coverage is the overlap with the window over the length:
+    4 -> (6 - 5.1)/2, 5 -> (7 - 5.1)/2, 50 -> 1, 95 -> (96.9 - 95)/2, 95.5 -> 96.9 - 96."""
     ens = np.tile(np.arange(101.0)[None, :, None], (1, 1, 5))
     truth = np.array([[4.0, 5.0, 50.0, 95.0, 95.5]])
-    assert float(interval_coverage(ens, truth, 0.9)) == pytest.approx(3 / 5)
+    expected = (0.45 + 0.95 + 1.0 + 0.95 + 0.9) / 5
+    assert float(interval_coverage(ens, truth, 0.9)) == pytest.approx(expected, abs=1e-6)
     assert float(interval_coverage(ens, truth, 0.999)) == pytest.approx(5 / 5)
 
 
-def test_coverage_of_an_exchangeable_ensemble():
-    """Truth and M = 99 members i.i.d.: the truth's rank is uniform on 1..M+1, so it falls
-    between the order statistics bracketing the 5% and 95% quantiles with probability in
-    [(94 - 6)/100, (95 - 5)/100]."""
-    rng = np.random.default_rng(0)
+@pytest.mark.slow
+@pytest.mark.parametrize("m", [10, 99, 100])
+def test_coverage_of_an_exchangeable_ensemble_is_the_level_at_any_size(m):
+    """Truth and M members i.i.d.: the truth's rank is uniform on 0..M, so the expected
+    rank-based coverage is exactly the level (the quantile interval of the members covered
+    0.76 at M = 10 and 0.886 at M = 100). Per-case coverage lies in [0, 1], so its
+    variance is at most 0.9 * 0.1 (Bhatia-Davis); 4 SE."""
+    rng = np.random.default_rng(m)
     n = 20000
-    ens, truth = rng.normal(size=(n, 99, 1)), rng.normal(size=(n, 1))
+    ens, truth = rng.normal(size=(n, m, 1)), rng.normal(size=(n, 1))
     cov = float(interval_coverage(ens, truth, 0.9))
     se = np.sqrt(0.9 * 0.1 / n)
-    assert 0.88 - 4 * se < cov < 0.90 + 4 * se
+    assert abs(cov - 0.9) < 4 * se
+
+
+def test_coverage_exact_expectation_over_ranks():
+    """One case per possible rank r = 0..M of an untied truth: the mean over ranks is the
+    expectation for an exchangeable truth, exactly the level (M = 10, level 0.9 and 0.5)."""
+    m = 10
+    ens = np.tile(np.arange(1.0, m + 1)[None, :, None], (m + 1, 1, 1))
+    truth = np.arange(m + 1.0)[:, None] + 0.5
+    for level in (0.9, 0.5):
+        assert float(interval_coverage(ens, truth, level)) == pytest.approx(level, abs=1e-6)
+
+
+def test_coverage_nan_member_or_truth_is_nan():
+    ens = np.tile(np.arange(10.0)[None, :, None], (2, 1, 1))
+    truth = np.array([[4.5], [5.5]])
+    bad = ens.copy()
+    bad[1, 3, 0] = np.nan
+    assert np.isnan(float(interval_coverage(bad, truth)))
+    assert np.isnan(float(interval_coverage(ens, np.array([[4.5], [np.nan]]))))
 
 
 def test_coverage_bad_shapes_and_levels_are_named(own_checks):
