@@ -36,7 +36,8 @@ five methods, calibrated against the exact simulator in and out of distribution.
 `metrics.json` holds the table `{method: {split: {rel_l2, crps, coverage90, spread_skill}}}`
 and the NUTS diagnostics; `diagnostics.json` the wall time of every stage (the last-layer
 stages include their predictive draws, solved in float64); `uq.npz` the test
-inputs, truths and each method's ensemble on the plotted examples; two PNG plots.
+inputs (`{split}_input`, and `{split}_initial` on the simulation grid), truths and each
+method's ensemble on the first `num_plot` test examples; two PNG plots.
 """
 
 import dataclasses
@@ -267,6 +268,7 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
         "id": (u0[d.num_train :, None, ::stride], u1[d.num_train :, ::stride]),
         "ood": (v0[:, None, ::stride], v1[:, ::stride]),
     }
+    initial = {"id": np.asarray(u0[d.num_train :]), "ood": np.asarray(v0)}  # full grid
     seconds["data"] = time.perf_counter() - t0
     logger.info(
         "data: %d training, %d ID and %d OOD test pairs (nu=%g, t1=%g) at %d points; %.1f s",
@@ -466,6 +468,7 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
     for split in SPLITS:
         x, truth = tests[split]
         arrays[f"{split}_input"] = x[:kp, 0]
+        arrays[f"{split}_initial"] = initial[split][:kp]
         arrays[f"{split}_truth"] = truth[:kp]
         for method in METHODS:
             arrays[f"{split}_{method}"] = ensembles[method][split][:, :kp]

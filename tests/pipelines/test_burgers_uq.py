@@ -1,6 +1,8 @@
-"""The `burgers_uq` pipeline at CI size through the CLI: the table is complete and sane, the
-truth is the simulator's, the outputs are written; bad keys fail by name."""
+"""The `burgers_uq` pipeline at CI size through the CLI: every cell of the table is
+recomputed from the saved ensembles by an independent NumPy implementation, the ID and OOD
+truths are the exact (Cole-Hopf) solutions, the outputs are written; bad keys fail by name."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,10 +16,18 @@ from jaxsci.pipelines import PIPELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs/burgers_uq.yaml"
+_spec = importlib.util.spec_from_file_location(
+    "_burgers_test_datasets", ROOT / "tests/data/test_datasets.py"
+)
+assert _spec is not None and _spec.loader is not None
+_datasets = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_datasets)
+cole_hopf = _datasets.cole_hopf  # the exact viscous Burgers solution (tests/data)
 METHODS = {"deep_ensemble", "mc_dropout", "laplace", "nuts", "crps_ensemble"}
 CI = [
     "data.num_train=100",
-    "data.num_test=16",
+    "data.num_test=8",
+    "num_plot=8",  # every test ensemble is saved in uq.npz
     "data.num_points=128",
     "data.train_points=32",
     "model.width=12",
@@ -34,6 +44,46 @@ CI = [
     "crps.noise_channels=2",
     "num_samples=40",
 ]
+
+
+def _np_coverage(ens, truth, level=0.9):
+    """Rank coverage by loops: the PIT of the truth uniform on [r, r + t + 1]/(M + 1)
+    (r members below, t tied), the covered probability of [(1-level)/2, (1+level)/2]."""
+    m = ens.shape[0]
+    lo, hi = (1 - level) / 2, (1 + level) / 2
+    total, count = 0.0, 0
+    for n in range(truth.shape[0]):
+        for j in range(truth.shape[1]):
+            col = np.sort(ens[:, n, j].astype(np.float64))
+            y = float(truth[n, j])
+            r = int(np.searchsorted(col, y, side="left"))
+            t = int(np.searchsorted(col, y, side="right")) - r
+            a, b = r / (m + 1), (r + t + 1) / (m + 1)
+            total += max(0.0, min(b, hi) - max(a, lo)) / (b - a)
+            count += 1
+    return total / count
+
+
+def _np_cell(ens, truth):
+    """The table's cell of an ensemble (M, N, n) against the truth (N, n), in NumPy."""
+    ens, truth = ens.astype(np.float64), truth.astype(np.float64)
+    m = ens.shape[0]
+    mean = ens.mean(0)
+    rel = np.linalg.norm(mean - truth, axis=1) / np.linalg.norm(truth, axis=1)
+    rmse = np.sqrt(np.mean((mean - truth) ** 2))
+    spread = np.sqrt(np.mean((m + 1) / m * ens.var(0, ddof=1)))
+    # fair CRPS: mean |x_i - y| - sum_{i != j} |x_i - x_j| / (2 M (M - 1)), by the pair sum
+    pair = np.zeros(truth.shape)
+    for i in range(m):
+        for j in range(m):
+            pair += np.abs(ens[i] - ens[j])
+    crps = np.abs(ens - truth).mean(0) - pair / (2 * m * (m - 1))
+    return {
+        "rel_l2": rel.mean(),
+        "crps": crps.mean(),
+        "coverage90": _np_coverage(ens, truth),
+        "spread_skill": spread / rmse,
+    }
 
 
 @pytest.mark.slow  # ~30 s on 2 loaded cores (five trainings, NUTS, three compilations)
@@ -62,15 +112,40 @@ def test_burgers_uq_runs_and_the_table_is_complete_and_sane(tmp_path, capsys):
     stages = {"data", "train_deep_ensemble", "train_mc_dropout", "laplace", "nuts"}
     assert stages | {"train_crps_ensemble", "evaluate", "total"} <= set(diag["seconds"])
     arrays = np.load(out / "uq.npz")
-    # the truth is the simulator's u(t1): regenerate the first ID test pair independently
-    u0, u1 = jdata.burgers_dataset(jax.random.key(0), 116, num_points=128)
-    np.testing.assert_allclose(arrays["id_truth"][0], u1[100, ::4], rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(arrays["id_input"][0], u0[100, ::4], rtol=1e-6)
-    assert arrays["id_nuts"].shape == (40, 2, 32)
-    assert arrays["ood_deep_ensemble"].shape == (3, 2, 32)
-    # the OOD inputs have the configured amplitude: about twice the ID one
-    ratio = np.std(arrays["ood_input"]) / np.std(arrays["id_input"])
-    assert 1.2 < ratio < 3.5
+    # every cell of the table, recomputed from the saved ensembles (all 8 test examples)
+    for method in METHODS:
+        for split in ("id", "ood"):
+            ens, truth = arrays[f"{split}_{method}"], arrays[f"{split}_truth"]
+            assert ens.shape[1:] == truth.shape == (8, 32), (method, split)
+            ref = _np_cell(ens, truth)
+            for key, value in ref.items():
+                assert table[method][split][key] == pytest.approx(value, rel=2e-4, abs=1e-6), (
+                    method,
+                    split,
+                    key,
+                )
+    # the truths are the exact solutions u(t1 = 1) (nu = 0.1) of the saved initial fields
+    for split in ("id", "ood"):
+        u0 = arrays[f"{split}_initial"]
+        assert u0.shape == (8, 128)
+        np.testing.assert_allclose(arrays[f"{split}_input"], u0[:, ::4])
+        exact = np.stack([cole_hopf(u, 0.1, 1.0) for u in u0])[:, ::4]
+        scale = np.abs(exact).max()
+        assert np.max(np.abs(arrays[f"{split}_truth"] - exact)) < 1e-3 * scale, split
+    # the initial fields are the configured GRFs: the ID one regenerated independently, and
+    # the OOD one (sigma = 50, same tau and alpha) has twice its spectral amplitude
+    u0, _ = jdata.burgers_dataset(jax.random.key(0), 108, num_points=128)
+    np.testing.assert_allclose(arrays["id_initial"][0], u0[100], rtol=1e-6)
+    k = np.arange(1, 64)
+    shape = ((2 * np.pi * k) ** 2 + 25.0) ** -2.0  # tau = 5, alpha = 2
+    power = {
+        s: np.abs(np.fft.rfft(arrays[f"{s}_initial"])[:, 1:64]) ** 2 / shape for s in ("id", "ood")
+    }
+    # |u_k|^2 / shape_k ~ sigma^2 Exp(1): 504 draws per split, ratio SE ~ 0.032 * 2
+    ratio = np.sqrt(power["ood"].mean() / power["id"].mean())
+    assert abs(ratio - 2.0) < 0.26, ratio
+    assert arrays["id_nuts"].shape == (40, 8, 32)
+    assert arrays["ood_deep_ensemble"].shape == (3, 8, 32)
     for png in ("predictions.png", "calibration.png"):
         assert (out / png).stat().st_size > 10_000, png
 
