@@ -20,7 +20,9 @@ updates (Bishop 2006, sec. 3.5.2):
     1 / beta = sigma^2 = |y - Phi m|^2 / (N - gamma).
 
 `last_layer_logdensity` is the same model as a log-density for `posterior` (NUTS/HMC), in
-sufficient statistics Phi^T Phi, Phi^T y, y^T y, so one evaluation costs O(p^2) whatever N.
+sufficient statistics Phi^T Phi, Phi^T y, y^T y, so one evaluation costs O(p^2) whatever N;
+with alpha and/or sigma left None it samples them too under weak Gamma hyperpriors (the
+fully Bayesian last layer, whose w marginal is a scale mixture of the Gaussians above).
 """
 
 import math
@@ -174,31 +176,62 @@ def last_layer_logdensity(
     features: Float[ArrayLike, "row p"],
     targets: Float[ArrayLike, " row"],
     *,
-    noise_std: float,
-    prior_precision: float,
+    noise_std: float | None,
+    prior_precision: float | None,
     name: str = "w",
     precondition: LastLayerPosterior | None = None,
+    hyperprior: tuple[float, float] = (1e-3, 1e-3),
 ) -> Callable[[dict[str, Array]], Array]:
-    """The log posterior density of the weights, `{name: w} -> log p(w | y)` up to a
-    constant, for `posterior(logdensity, constraints={name: "real"}, shapes={name: (p,)})`:
-    log N(w; 0, alpha^{-1} I) + sum_i log N(y_i; phi_i^T w, sigma^2), through the sufficient
-    statistics Phi^T Phi and Phi^T y (O(p^2) per evaluation).
+    r"""The log posterior density of the last layer, `params -> log p(params | y)` up to a
+    constant, for `posterior(logdensity, constraints=..., shapes=...)`, through the
+    sufficient statistics G = Phi^T Phi, Phi^T y, y^T y and n (O(p^2) per evaluation).
+
+    With `noise_std` and `prior_precision` given, `params = {name: w}` (constraint 'real',
+    shape (p,)) and the density is log N(w; 0, alpha^{-1} I) + sum_i log N(y_i; phi_i^T w,
+    sigma^2): Gaussian, the `last_layer_laplace` posterior exactly. Either one None makes it a
+    parameter too, fully Bayesian: `params["noise_precision"]` (beta = sigma^{-2}) and/or
+    `params["prior_precision"]` (alpha), both constraint 'positive', shape (), each with the
+    Gamma(a, b) hyperprior of `hyperprior = (shape a, rate b)` (default (1e-3, 1e-3), weak:
+    mean 1, sd ~32 -- the scale of the targets matters; Bishop 2006, sec. 3.3 / MacKay 1992):
+
+        n/2 log beta - beta/2 (y^T y - 2 w^T Phi^T y + w^T G w) + p/2 log alpha
+        - alpha/2 |w|^2 + (a - 1) log alpha - b alpha + (a - 1) log beta - b beta.
 
     With `precondition` (a `LastLayerPosterior`, e.g. this model's Laplace approximation)
-    the density is of z, w = precondition.unwhiten(z) = mean + scale z (a linear map, so the
-    Jacobian is a constant): NUTS/HMC on z is NUTS/HMC on w with the mass matrix
+    the `name` block is z, w = precondition.unwhiten(z) = mean + scale z (a linear map, so
+    the Jacobian is a constant): NUTS/HMC on z is NUTS/HMC on w with the mass matrix
     cov^{-1}, which a warmup adapts only slowly when the features' Gram matrix is
-    ill-conditioned. Map the draws back with `precondition.unwhiten`.
+    ill-conditioned. Only w is preconditioned. Map the draws back with
+    `precondition.unwhiten`.
     """
     features, targets = _check_design(features, targets)
-    check_positive("noise_std", noise_std)
-    check_positive("prior_precision", prior_precision)
-    gram, proj = features.T @ features, features.T @ targets
-    beta, alpha = 1.0 / noise_std**2, prior_precision
+    if noise_std is not None:
+        check_positive("noise_std", noise_std)
+    if prior_precision is not None:
+        check_positive("prior_precision", prior_precision)
+    if len(hyperprior) != 2:
+        raise ValueError(f"`hyperprior` must be (shape, rate), got {hyperprior!r}.")
+    check_positive("hyperprior[0] (shape)", hyperprior[0])
+    check_positive("hyperprior[1] (rate)", hyperprior[1])
+    a0, b0 = float(hyperprior[0]), float(hyperprior[1])
+    gram, proj, yty = features.T @ features, features.T @ targets, targets @ targets
+    n, p = features.shape
 
     def logdensity(params: dict[str, Array]) -> Array:
         w = params[name] if precondition is None else precondition.unwhiten(params[name])
-        return -0.5 * (beta * (w @ gram @ w - 2.0 * w @ proj) + alpha * (w @ w))
+        sq = yty - 2.0 * w @ proj + w @ gram @ w
+        out = jnp.zeros((), w.dtype)
+        if noise_std is None:
+            beta = params["noise_precision"]
+            out = out + 0.5 * n * jnp.log(beta) + (a0 - 1.0) * jnp.log(beta) - b0 * beta
+        else:
+            beta = 1.0 / noise_std**2
+        if prior_precision is None:
+            alpha = params["prior_precision"]
+            out = out + 0.5 * p * jnp.log(alpha) + (a0 - 1.0) * jnp.log(alpha) - b0 * alpha
+        else:
+            alpha = prior_precision
+        return out - 0.5 * (beta * sq + alpha * (w @ w))
 
     return logdensity
 
@@ -206,12 +239,12 @@ def last_layer_logdensity(
 def predictive_samples(
     features: Float[ArrayLike, "row p"],
     weights: Float[ArrayLike, "sample p"],
-    noise_std: Float[ArrayLike, ""] | None = None,
+    noise_std: Float[ArrayLike, ""] | Float[ArrayLike, " sample"] | None = None,
     *,
     key: Key | None = None,
 ) -> Float[Array, "sample row"]:
     """Outputs Phi w_s for weight draws w_s, plus N(0, sigma^2) per row when `noise_std` is
-    given (then `key` draws the noise): (samples, rows)."""
+    given (a scalar, or one sigma per draw; then `key` draws the noise): (samples, rows)."""
     features, weights = jnp.asarray(features), jnp.asarray(weights)
     if weights.ndim != 2 or weights.shape[1] != features.shape[-1]:
         raise ValueError(
@@ -222,4 +255,7 @@ def predictive_samples(
     if noise_std is None:
         return out
     key = check_key("key", key)
-    return out + noise_std * jax.random.normal(key, out.shape, out.dtype)
+    sigma = jnp.asarray(noise_std)
+    if sigma.ndim == 1:
+        sigma = sigma[:, None]
+    return out + sigma * jax.random.normal(key, out.shape, out.dtype)

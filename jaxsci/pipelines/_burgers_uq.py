@@ -17,12 +17,15 @@ five methods, calibrated against the exact simulator in and out of distribution.
      of the projection's last affine layer (GGN = exact Hessian for a model linear in it),
      prior precision and noise std by maximising the marginal likelihood
      (`jaxsci.inference.last_layer_laplace`); predictive draws include the fitted noise;
-   * `nuts`: NUTS (blackjax, through `jaxsci.inference.posterior`, dense mass matrix) on the
-     same last layer with the same prior and noise std, by default preconditioned by the
-     Laplace covariance (`nuts.precondition`: the features' Gram matrix is too
-     ill-conditioned for a short warmup to adapt to); R-hat, ESS, divergences and the
-     largest gap to the exact (Laplace) posterior mean in posterior sds in metrics.json;
-     predictive draws include the noise;
+   * `nuts`: the fully Bayesian last layer: NUTS (blackjax, through
+     `jaxsci.inference.posterior`, dense mass matrix) over the weights w, the prior precision
+     alpha and the noise precision 1/sigma^2 (weak Gamma(`nuts.hyperprior_shape`,
+     `nuts.hyperprior_rate`) hyperpriors; either one fixed when `last_layer` fixes it), so it
+     integrates over the hyperparameters the Laplace row fixes at the evidence optimum; the w
+     block preconditioned by the Laplace covariance (`nuts.precondition`: the features' Gram
+     matrix is too ill-conditioned for a short warmup to adapt to); R-hat, ESS, divergences,
+     the largest gap to the Laplace mean in Laplace sds and the hyper-posterior quantiles in
+     metrics.json; predictive draws include each draw's noise;
    * `crps_ensemble`: one FNO made generative by `crps.noise_channels` latent noise channels
      (`jaxsci.nn.NoiseInjected`), trained with the fair CRPS of `crps.members` members per
      example (`jaxsci.losses.CRPSLoss`; AIFS-CRPS, Lang et al. 2024).
@@ -151,7 +154,18 @@ class NUTSSection:
     precondition: bool = option(
         True,
         help="sample z, w = Laplace mean + scale z (NUTS with the Laplace covariance as mass "
-        "matrix); false: w directly (the warmup must learn the ill-conditioned covariance)",
+        "matrix, w block only); false: w directly (the warmup must learn the ill-conditioned "
+        "covariance)",
+    )
+    hyperprior_shape: float = option(
+        1e-3, gt=0.0, help="Gamma shape of the hyperpriors on alpha and 1/sigma^2 (sampled)"
+    )
+    hyperprior_rate: float = option(
+        1e-6,
+        gt=0.0,
+        help="Gamma rate of the hyperpriors on alpha and 1/sigma^2 (sampled); weak only when "
+        "small against |w|^2/2 and the residual sum of squares/2 (a fitted net's sigma is "
+        "small: 1e-3 would shift 1/sigma^2 visibly at CI size)",
     )
 
 
@@ -192,6 +206,12 @@ class BurgersUQConfig:
             raise ConfigError(
                 "training.batch_size",
                 f"expected at most data.num_train = {self.data.num_train}",
+            )
+        if self.nuts.num_chains * self.nuts.num_samples < self.num_samples:
+            raise ConfigError(
+                "nuts.num_samples",
+                f"expected nuts.num_chains * nuts.num_samples >= num_samples = "
+                f"{self.num_samples} (fewer NUTS draws would be repeated)",
             )
 
 
@@ -330,7 +350,7 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
     train_loss["mc_dropout"] = float(h["train_loss"][-1])
 
     # 2c, 2d. The last layer of the base network: Laplace (evidence-optimal prior and noise)
-    # and NUTS with the same prior and noise, with their predictive draws on both splits.
+    # and NUTS over the weights and both hyperparameters, with their predictive draws.
     # Solved in float64: the Gram matrix of the features is too ill-conditioned for float32
     # (its small eigenvalues, which set the widest posterior directions, are round-off there).
     phi = np.asarray(_design(base, x_train), np.float64)
@@ -342,7 +362,6 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
         laplace = inference.last_layer_laplace(
             phi, targets, noise_std=ll.noise_std, prior_precision=ll.prior_precision
         )
-        noise = laplace.noise_std if ll.predictive_noise else None
         for i, split in enumerate(SPLITS):
             k = jax.random.fold_in(key_eval, 10 + i)
             ensembles["laplace"][split] = np.asarray(
@@ -370,27 +389,41 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
         )
 
         t0 = time.perf_counter()
+        # Fully Bayesian: alpha and beta = 1/sigma^2 sampled with w (unless configured fixed).
         logp = inference.last_layer_logdensity(
             phi,
             targets,
-            noise_std=float(laplace.noise_std),
-            prior_precision=float(laplace.prior_precision),
+            noise_std=ll.noise_std,
+            prior_precision=ll.prior_precision,
             precondition=laplace if nc.precondition else None,
+            hyperprior=(nc.hyperprior_shape, nc.hyperprior_rate),
         )
+        constraints: dict[str, str] = {"w": "real"}
+        shapes: dict[str, tuple[int, ...]] = {"w": (phi.shape[1],)}
+        hyper_start = []  # unconstrained (log) starts at the evidence optimum
+        if ll.prior_precision is None:
+            constraints["prior_precision"], shapes["prior_precision"] = "positive", ()
+            hyper_start.append(np.log(float(laplace.prior_precision)))
+        if ll.noise_std is None:
+            constraints["noise_precision"], shapes["noise_precision"] = "positive", ()
+            hyper_start.append(-2.0 * np.log(float(laplace.noise_std)))
         k_nuts, k_init_nuts = jax.random.split(jax.random.fold_in(key_eval, 4))
+        w_start = np.asarray(
+            jax.random.normal(k_init_nuts, (nc.num_chains, phi.shape[1]), phi.dtype)
+            if nc.precondition
+            else laplace.sample(k_init_nuts, nc.num_chains)
+        )
         result = inference.posterior(
             logp,
-            constraints={"w": "real"},
-            shapes={"w": (phi.shape[1],)},
+            constraints=constraints,
+            shapes=shapes,
             key=k_nuts,
             sampler=inference.NUTS(dense_mass=True, target_accept=nc.target_accept),
             num_chains=nc.num_chains,
             num_warmup=nc.num_warmup,
             num_samples=nc.num_samples,
-            init=np.asarray(
-                jax.random.normal(k_init_nuts, (nc.num_chains, phi.shape[1]), phi.dtype)
-                if nc.precondition
-                else laplace.sample(k_init_nuts, nc.num_chains)
+            init=np.concatenate(
+                [w_start, np.broadcast_to(hyper_start, (nc.num_chains, len(hyper_start)))], 1
             ),
             progress_bar=False,
             chunk_size=nc.num_warmup + nc.num_samples,
@@ -398,13 +431,23 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
         draws = result.draws["w"].reshape(-1, phi.shape[1])
         if nc.precondition:
             draws = np.asarray(laplace.unwhiten(draws))
+        alphas = (
+            np.asarray(result.draws["prior_precision"]).reshape(-1)
+            if ll.prior_precision is None
+            else np.full(len(draws), ll.prior_precision)
+        )
+        sigmas = (
+            np.asarray(result.draws["noise_precision"]).reshape(-1) ** -0.5
+            if ll.noise_std is None
+            else np.full(len(draws), ll.noise_std)
+        )
         thin = np.linspace(0, len(draws) - 1, config.num_samples).round().astype(int)
         for i, split in enumerate(SPLITS):
             ensembles["nuts"][split] = np.asarray(
                 inference.predictive_samples(
                     phi_test[split],
                     draws[thin],
-                    noise,
+                    sigmas[thin] if ll.predictive_noise else None,
                     key=jax.random.fold_in(key_eval, 20 + i),
                 ),
                 np.float32,
@@ -420,6 +463,9 @@ def run(config: BurgersUQConfig, run_dir: Path) -> dict:
         # max over weights of |NUTS mean - Laplace mean| / Laplace sd (exact model: ~ MC error)
         "mean_vs_laplace_z": float(np.max(np.abs(draws.mean(0) - np.asarray(laplace.mean)) / sd)),
         "sd_ratio_vs_laplace_max": float(np.max(np.abs(draws.std(0) / sd - 1.0))),
+        # the hyper-posterior (5%, 50%, 95%) beside the evidence optimum of the Laplace row
+        "prior_precision_q05_q50_q95": [float(v) for v in np.quantile(alphas, [0.05, 0.5, 0.95])],
+        "noise_std_q05_q50_q95": [float(v) for v in np.quantile(sigmas, [0.05, 0.5, 0.95])],
     }
     logger.info(
         "last-layer NUTS: %d draws, R-hat max %.3f, bulk ESS min %.0f, %d divergences; %.1f s",

@@ -108,6 +108,11 @@ def test_burgers_uq_runs_and_the_table_is_complete_and_sane(tmp_path, capsys):
     assert m["nuts"]["divergences"] == 0
     assert m["nuts"]["mean_vs_laplace_z"] < 1.0
     assert m["laplace"]["noise_std"] > 0 and m["laplace"]["prior_precision"] > 0
+    # NUTS samples the hyperparameters (fully Bayesian): their posterior holds the evidence
+    # optimum of the Laplace row (weak hyperpriors) and has a width
+    for key, opt in (("prior_precision", "prior_precision"), ("noise_std", "noise_std")):
+        q05, _, q95 = m["nuts"][f"{key}_q05_q50_q95"]
+        assert q05 < m["laplace"][opt] < q95, (key, m["nuts"], m["laplace"])
     diag = json.loads((out / "diagnostics.json").read_text())
     stages = {"data", "train_deep_ensemble", "train_mc_dropout", "laplace", "nuts"}
     assert stages | {"train_crps_ensemble", "evaluate", "total"} <= set(diag["seconds"])
@@ -156,3 +161,7 @@ def test_burgers_uq_config_errors(capsys):
     assert code != 0 and "train_points" in err
     code, _, err = run_cli(capsys, "run", CONFIG, "--dry-run", "--set", "dropout.rate=1.0")
     assert code != 0 and "dropout.rate" in err
+    # fewer NUTS draws than predictive draws would repeat draws
+    sets = ("--set", "nuts.num_chains=1", "--set", "nuts.num_samples=50")
+    code, _, err = run_cli(capsys, "run", CONFIG, "--dry-run", *sets)
+    assert code != 0 and "nuts.num_samples" in err
