@@ -33,14 +33,15 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_int, check_key, check_positive
-from .._custom_types import Array, ArrayLike, Float, Key
+from .._custom_types import Array, ArrayLike, Float, Int, Key
 
 
 class LastLayerPosterior(eqx.Module):
     """The Gaussian posterior N(mean, cov) over last-layer weights, with a square root
     `scale` of the covariance (cov = scale scale^T, from its eigendecomposition), the noise
-    std and prior precision it was computed with, and the log marginal likelihood
-    log p(y | alpha, sigma) of the data under them."""
+    std and prior precision it was computed with, the log marginal likelihood
+    log p(y | alpha, sigma) of the data under them, and the evidence fit's `iterations` run
+    and the `relative_change` of (alpha, beta) in its last one (0 when both were given)."""
 
     mean: Float[Array, " p"]
     cov: Float[Array, "p p"]
@@ -48,6 +49,8 @@ class LastLayerPosterior(eqx.Module):
     noise_std: Float[Array, ""]
     prior_precision: Float[Array, ""]
     log_evidence: Float[Array, ""]
+    iterations: Int[Array, ""]
+    relative_change: Float[Array, ""]
 
     def sample(self, key: Key, num_samples: int) -> Float[Array, "sample p"]:
         """`num_samples` draws of the weights."""
@@ -97,6 +100,8 @@ def last_layer_laplace(
     noise_std: float | None = None,
     prior_precision: float | None = None,
     iterations: int = 100,
+    tol: float = 1e-10,
+    mean: Float[ArrayLike, " p"] | None = None,
 ) -> LastLayerPosterior:
     r"""Last-layer Laplace (GGN) posterior of a Gaussian linear model, exact for it.
 
@@ -105,11 +110,22 @@ def last_layer_laplace(
         targets: y, the training outputs.
         noise_std: sigma of the Gaussian likelihood; None: maximise the evidence over it.
         prior_precision: alpha of the prior N(0, alpha^{-1} I); None: maximise the evidence.
-        iterations: MacKay fixed-point iterations when either is None (they converge
-            linearly; 100 reach the fixed point to round-off on well-determined problems).
+        iterations: the most MacKay fixed-point iterations when either is None (they
+            converge linearly; 100 reach the fixed point to round-off on well-determined
+            problems).
+        tol: stop when the largest relative change of alpha and beta in an iteration is
+            below it (float32 round-off never gets there: all `iterations` run).
+        mean: the centre of the Gaussian: None, the posterior mode m (the Bayesian linear
+            regression refit of the last layer); or the trained last-layer weights, the
+            Laplace approximation at the trained network (Daxberger et al. 2021: the
+            GGN precision beta Phi^T Phi + alpha I at the network's own weights).
 
     Returns:
-        A `LastLayerPosterior` (mean m, covariance A^{-1}, and the sigma, alpha used).
+        A `LastLayerPosterior` (mean, covariance A^{-1}, the sigma and alpha used, the
+        iterations run and the last relative change).
+
+    Raises (at run time, `eqx.error_if`) when the fitted alpha or sigma is not finite and
+    positive (e.g. all-zero targets: |m|^2 = 0).
 
     A trained network's features are strongly correlated: the eigenvalues of Phi^T Phi span
     many decades, and in float32 the small ones (which set the widest posterior directions)
@@ -122,7 +138,12 @@ def last_layer_laplace(
         check_positive("noise_std", noise_std)
     if prior_precision is not None:
         check_positive("prior_precision", prior_precision)
+    check_positive("tol", tol)
     n, p = features.shape
+    if mean is not None:
+        mean = jnp.asarray(mean, features.dtype)
+        if mean.shape != (p,):
+            raise ValueError(f"`mean` has shape {mean.shape}; expected (p,) = ({p},).")
     dtype = features.dtype
     lam, vecs = jnp.linalg.eigh(features.T @ features)
     lam = jnp.maximum(lam, 0.0)
@@ -132,13 +153,21 @@ def last_layer_laplace(
         u = beta * c / (alpha + beta * lam)  # V^T m
         return u, targets - features @ (vecs @ u)
 
-    def update(_, ab):
-        alpha, beta = ab
+    def update(state):
+        i, alpha, beta, _ = state
         u, r = mode(alpha, beta)
         gamma = jnp.sum(beta * lam / (alpha + beta * lam))
         new_alpha = alpha if prior_precision is not None else gamma / jnp.sum(u**2)
         new_beta = beta if noise_std is not None else (n - gamma) / jnp.sum(r**2)
-        return new_alpha, new_beta
+        change = jnp.maximum(
+            jnp.abs(new_alpha / alpha - 1.0), jnp.abs(new_beta / beta - 1.0)
+        ).astype(dtype)
+        return i + 1, new_alpha, new_beta, change
+
+    def running(state):
+        i, alpha, beta, change = state
+        finite = jnp.isfinite(alpha) & jnp.isfinite(beta)
+        return (i < iterations) & (change >= tol) & finite
 
     # Start from alpha = 1 / Var(y)-ish scales that are safe for any data: beta from the
     # targets' variance, alpha = 1 (MacKay's iteration is insensitive to the start).
@@ -148,10 +177,19 @@ def last_layer_laplace(
         if noise_std is None
         else jnp.asarray(noise_std, dtype) ** -2
     )
+    state = (jnp.zeros((), jnp.int32), alpha0, beta0.astype(dtype), jnp.asarray(0.0, dtype))
     if prior_precision is None or noise_std is None:
-        alpha, beta = jax.lax.fori_loop(0, iterations, update, (alpha0, beta0.astype(dtype)))
-    else:
-        alpha, beta = alpha0, beta0.astype(dtype)
+        state = (state[0], state[1], state[2], jnp.asarray(jnp.inf, dtype))
+        state = jax.lax.while_loop(running, update, state)
+    count, alpha, beta, change = state
+    bad = ~(jnp.isfinite(alpha) & jnp.isfinite(beta) & (alpha > 0) & (beta > 0))
+    alpha = eqx.error_if(
+        alpha,
+        bad,
+        "last_layer_laplace: the evidence fit gave a non-finite or non-positive prior "
+        "precision or noise precision (all-zero targets, or features that fit the targets "
+        "exactly?); give `prior_precision` and `noise_std`.",
+    )
     u, r = mode(alpha, beta)
     d = alpha + beta * lam
     log_evidence = 0.5 * (
@@ -163,12 +201,14 @@ def last_layer_laplace(
         - n * math.log(2 * math.pi)
     )
     return LastLayerPosterior(
-        mean=vecs @ u,
+        mean=vecs @ u if mean is None else mean,
         cov=(vecs / d) @ vecs.T,
         scale=vecs / jnp.sqrt(d),
         noise_std=beta**-0.5,
         prior_precision=alpha,
         log_evidence=log_evidence,
+        iterations=count,
+        relative_change=change,
     )
 
 

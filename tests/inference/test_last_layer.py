@@ -228,3 +228,28 @@ def test_fully_bayesian_last_layer_nuts_matches_quadrature(x64):
     assert result.divergences == 0
     # the hyper-uncertainty is real: the w marginal is wider than the evidence-optimal Gaussian
     assert np.all(sd > np.sqrt(np.diag(np.asarray(pre.cov))))
+
+
+def test_evidence_fit_reports_convergence_and_refuses_degenerate_data(x64):
+    post = inference.last_layer_laplace(PHI, Y)
+    assert 1 < int(post.iterations) < 100 and float(post.relative_change) < 1e-10
+    short = inference.last_layer_laplace(PHI, Y, iterations=2)
+    assert int(short.iterations) == 2 and float(short.relative_change) > 1e-10
+    fixed = inference.last_layer_laplace(PHI, Y, noise_std=SIGMA, prior_precision=ALPHA)
+    assert int(fixed.iterations) == 0 and float(fixed.relative_change) == 0.0
+    # all-zero targets: |m|^2 = 0, alpha = gamma / 0 (was a silent NaN/inf)
+    with pytest.raises(Exception, match="non-finite or non-positive"):
+        jax.block_until_ready(inference.last_layer_laplace(PHI, np.zeros(N)).prior_precision)
+
+
+def test_laplace_at_given_weights_keeps_the_precision(x64):
+    """Laplace at the trained weights (Daxberger et al. 2021): centred at the given weights,
+    covariance (beta Phi^T Phi + alpha I)^{-1} of the closed form."""
+    w_trained = W_TRUE + 0.1
+    post = inference.last_layer_laplace(
+        PHI, Y, noise_std=SIGMA, prior_precision=ALPHA, mean=w_trained
+    )
+    np.testing.assert_allclose(post.mean, w_trained)
+    np.testing.assert_allclose(post.cov, _kalman_posterior(ALPHA, SIGMA)[1], rtol=1e-10, atol=1e-13)
+    with pytest.raises((ValueError, TypeError), match="mean"):
+        inference.last_layer_laplace(PHI, Y, mean=np.zeros(P + 1))
