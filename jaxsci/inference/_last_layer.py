@@ -221,6 +221,7 @@ def last_layer_logdensity(
     name: str = "w",
     precondition: LastLayerPosterior | None = None,
     hyperprior: tuple[float, float] = (1e-3, 1e-3),
+    noise_hyperprior: tuple[float, float] = (0.0, 0.0),
 ) -> Callable[[dict[str, Array]], Array]:
     r"""The log posterior density of the last layer, `params -> log p(params | y)` up to a
     constant, for `posterior(logdensity, constraints=..., shapes=...)`, through the
@@ -229,13 +230,17 @@ def last_layer_logdensity(
     With `noise_std` and `prior_precision` given, `params = {name: w}` (constraint 'real',
     shape (p,)) and the density is log N(w; 0, alpha^{-1} I) + sum_i log N(y_i; phi_i^T w,
     sigma^2): Gaussian, the `last_layer_laplace` posterior exactly. Either one None makes it a
-    parameter too, fully Bayesian: `params["noise_precision"]` (beta = sigma^{-2}) and/or
-    `params["prior_precision"]` (alpha), both constraint 'positive', shape (), each with the
-    Gamma(a, b) hyperprior of `hyperprior = (shape a, rate b)` (default (1e-3, 1e-3), weak:
-    mean 1, sd ~32 -- the scale of the targets matters; Bishop 2006, sec. 3.3 / MacKay 1992):
+    parameter too, fully Bayesian: `params["prior_precision"]` (alpha) and/or
+    `params["noise_precision"]` (beta = sigma^{-2}), both constraint 'positive', shape (),
+    with Gamma(shape, rate) hyperpriors: alpha ~ Gamma(`hyperprior`) (default (1e-3, 1e-3),
+    weak; the rate must be > 0: the evidence stays finite as alpha -> infinity), beta ~
+    Gamma(`noise_hyperprior`) (default (0, 0): the scale-free Jeffreys prior p(beta) ~ 1/beta,
+    log-uniform, proper in the posterior whenever the residuals are not all zero; a Gamma
+    rate b > 0 is weak only if b << |y - Phi w|^2 / 2, which a well-fitted network's tiny
+    sigma breaks). With (a, b) for alpha and (c, d) for beta (Bishop 2006, sec. 3.3):
 
         n/2 log beta - beta/2 (y^T y - 2 w^T Phi^T y + w^T G w) + p/2 log alpha
-        - alpha/2 |w|^2 + (a - 1) log alpha - b alpha + (a - 1) log beta - b beta.
+        - alpha/2 |w|^2 + (a - 1) log alpha - b alpha + (c - 1) log beta - d beta.
 
     With `precondition` (a `LastLayerPosterior`, e.g. this model's Laplace approximation)
     the `name` block is z, w = precondition.unwhiten(z) = mean + scale z (a linear map, so
@@ -249,11 +254,17 @@ def last_layer_logdensity(
         check_positive("noise_std", noise_std)
     if prior_precision is not None:
         check_positive("prior_precision", prior_precision)
-    if len(hyperprior) != 2:
-        raise ValueError(f"`hyperprior` must be (shape, rate), got {hyperprior!r}.")
-    check_positive("hyperprior[0] (shape)", hyperprior[0])
+    if len(hyperprior) != 2 or len(noise_hyperprior) != 2:
+        raise ValueError(
+            f"`hyperprior` and `noise_hyperprior` must be (shape, rate), got {hyperprior!r} "
+            f"and {noise_hyperprior!r}."
+        )
+    check_positive("hyperprior[0] (shape)", hyperprior[0], allow_zero=True)
     check_positive("hyperprior[1] (rate)", hyperprior[1])
+    check_positive("noise_hyperprior[0] (shape)", noise_hyperprior[0], allow_zero=True)
+    check_positive("noise_hyperprior[1] (rate)", noise_hyperprior[1], allow_zero=True)
     a0, b0 = float(hyperprior[0]), float(hyperprior[1])
+    c0, d0 = float(noise_hyperprior[0]), float(noise_hyperprior[1])
     gram, proj, yty = features.T @ features, features.T @ targets, targets @ targets
     n, p = features.shape
 
@@ -263,7 +274,7 @@ def last_layer_logdensity(
         out = jnp.zeros((), w.dtype)
         if noise_std is None:
             beta = params["noise_precision"]
-            out = out + 0.5 * n * jnp.log(beta) + (a0 - 1.0) * jnp.log(beta) - b0 * beta
+            out = out + 0.5 * n * jnp.log(beta) + (c0 - 1.0) * jnp.log(beta) - d0 * beta
         else:
             beta = 1.0 / noise_std**2
         if prior_precision is None:

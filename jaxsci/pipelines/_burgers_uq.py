@@ -20,9 +20,11 @@ five methods, calibrated against the exact simulator in and out of distribution.
      (`jaxsci.inference.last_layer_laplace`); predictive draws include the fitted noise;
    * `nuts`: the fully Bayesian last layer: NUTS (blackjax, through
      `jaxsci.inference.posterior`, dense mass matrix) over the weights w, the prior precision
-     alpha and the noise precision 1/sigma^2 (weak Gamma(`nuts.hyperprior_shape`,
-     `nuts.hyperprior_rate`) hyperpriors; either one fixed when `last_layer` fixes it), so it
-     integrates over the hyperparameters the Laplace row fixes at the evidence optimum; the w
+     alpha and the noise precision 1/sigma^2 (alpha ~ Gamma(`nuts.hyperprior_shape`,
+     `nuts.hyperprior_rate`), weak; 1/sigma^2 Jeffreys, log-uniform: a Gamma rate would not
+     be weak against a fitted network's tiny sigma; either one fixed when `last_layer` fixes
+     it), so it integrates over the hyperparameters the Laplace row fixes at the evidence
+     optimum; the w
      block preconditioned by the Laplace covariance (`nuts.precondition`: the features' Gram
      matrix is too ill-conditioned for a short warmup to adapt to); R-hat, ESS, divergences,
      the largest gap to the Laplace mean in Laplace sds and the hyper-posterior quantiles in
@@ -159,14 +161,10 @@ class NUTSSection:
         "covariance)",
     )
     hyperprior_shape: float = option(
-        1e-3, gt=0.0, help="Gamma shape of the hyperpriors on alpha and 1/sigma^2 (sampled)"
+        1e-3, ge=0.0, help="Gamma shape of the hyperprior on alpha (1/sigma^2: Jeffreys)"
     )
     hyperprior_rate: float = option(
-        1e-6,
-        gt=0.0,
-        help="Gamma rate of the hyperpriors on alpha and 1/sigma^2 (sampled); weak only when "
-        "small against |w|^2/2 and the residual sum of squares/2 (a fitted net's sigma is "
-        "small: 1e-3 would shift 1/sigma^2 visibly at CI size)",
+        1e-3, gt=0.0, help="Gamma rate of the hyperprior on alpha (1/sigma^2: Jeffreys)"
     )
 
 
