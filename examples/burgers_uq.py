@@ -78,26 +78,36 @@ def main(fast: bool = False) -> dict:
 
     with jax.enable_x64(True):  # the features' Gram matrix is ill-conditioned in float32
         phi, target = design(x), np.asarray(y, np.float64).reshape(-1)
-        laplace = inference.last_layer_laplace(phi, target)
-        logp = inference.last_layer_logdensity(
+        refit = inference.last_layer_laplace(phi, target)  # evidence-optimal alpha, sigma
+        # Laplace at the trained weights (Laplace Redux): the refit's precision, centred at
+        # the network's own last layer
+        trained = np.concatenate([base.projection[1].weight[0], base.projection[1].bias])
+        laplace = inference.last_layer_laplace(
             phi,
             target,
-            noise_std=float(laplace.noise_std),
-            prior_precision=float(laplace.prior_precision),
-            precondition=laplace,
+            noise_std=float(refit.noise_std),
+            prior_precision=float(refit.prior_precision),
+            mean=trained.astype(np.float64),
         )
+        # fully Bayesian last layer: NUTS over w, alpha (Gamma(1e-3, 1e-3)) and 1/sigma^2
+        # (Jeffreys), the w block preconditioned by the refit's covariance
+        logp = inference.last_layer_logdensity(
+            phi, target, noise_std=None, prior_precision=None, precondition=refit
+        )
+        hyper = [np.log(float(refit.prior_precision)), -2 * np.log(float(refit.noise_std))]
         nuts = inference.posterior(
             logp,
-            constraints={"w": "real"},
-            shapes={"w": (phi.shape[1],)},
+            constraints={"w": "real", "prior_precision": "positive", "noise_precision": "positive"},
+            shapes={"w": (phi.shape[1],), "prior_precision": (), "noise_precision": ()},
             key=jax.random.key(7),
             num_chains=2,
             num_warmup=50 if fast else 300,
             num_samples=draws,
-            init=np.zeros((2, phi.shape[1])),
+            init=np.concatenate([np.zeros((2, phi.shape[1])), np.tile(hyper, (2, 1))], 1),
             progress_bar=False,
         )
-        w_nuts = np.asarray(laplace.unwhiten(nuts.draws["w"].reshape(-1, phi.shape[1])))
+        w_nuts = np.asarray(refit.unwhiten(nuts.draws["w"].reshape(-1, phi.shape[1])))
+        sigma_nuts = np.asarray(nuts.draws["noise_precision"]).reshape(-1) ** -0.5
         print(f"NUTS: {nuts.divergences} divergences, R-hat max", end=" ")
         print(f"{max(r['rhat'] for r in nuts.summary().values()):.3f}")
         last_layer = {}
@@ -110,7 +120,7 @@ def main(fast: bool = False) -> dict:
                     shape
                 ),
                 "nuts": np.asarray(
-                    inference.predictive_samples(phi_t, w_nuts[:draws], laplace.noise_std, key=k2)
+                    inference.predictive_samples(phi_t, w_nuts[:draws], sigma_nuts[:draws], key=k2)
                 ).reshape(shape),
             }
 
