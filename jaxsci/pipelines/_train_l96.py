@@ -15,11 +15,10 @@ from typing import Any
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from .. import data as jdata, losses, nn
+from .. import data as jdata, losses, metrics as metrics_, nn
 from . import _plots
 from ._schema import option
 from ._training import Task, check_multiple, fit, history_figure, network_of
@@ -133,17 +132,16 @@ def run(config, run_dir: Path) -> dict:
             for i in range(0, len(x_test), 256)
         ]
     )  # (cases, M, n)
-    ens_mean = ens.mean(axis=1)
+    ens_mean = ens.mean(axis=1)  # for the spread-skill figure
     var = ens.var(axis=1, ddof=1)
-    crps = np.asarray(losses.crps_fair(jnp.moveaxis(jnp.asarray(ens), 1, 0), jnp.asarray(y_test)))
-    rmse = float(np.sqrt(np.mean((ens_mean - y_test) ** 2)))
     mm = ev.ensemble_size
-    # For a calibrated M-member ensemble E(mean - y)^2 = (1 + 1/M) E[var] (Fortin et al. 2014).
-    spread = float(np.sqrt((mm + 1) / mm * var.mean()))
+    # rmse of the mean, the (M + 1)/M-calibrated spread (Fortin et al. 2014), fair CRPS
+    scores = metrics_.ensemble_scores(ens, y_test)
+    rmse, spread = float(scores.rmse), float(scores.spread)
     noisy_rmse = float(np.sqrt(np.mean((x_test - y_test) ** 2)))
     metrics: dict[str, Any] = {
         "task": config.task,
-        "test_crps": float(crps.mean()),
+        "test_crps": float(scores.crps),
         "test_rmse": rmse,
         "test_spread": spread,
         "spread_skill_ratio": spread / rmse,
