@@ -74,6 +74,15 @@ class _FilterLoss(AbstractLoss):
         return value, aux
 
 
+def _check_driver_inputs(physics, key, dt) -> tuple[Key, float]:
+    """The arguments both closure drivers share: the physics, the key, dt > 0."""
+    if not isinstance(physics, AbstractDynamics):
+        raise TypeError(f"`physics` must be an AbstractDynamics, got {type(physics).__name__}.")
+    dt = finite_float("dt", dt)
+    check_positive("dt", dt)
+    return check_key("key", key), dt
+
+
 def _check_run(result: FilterResult, what: str) -> None:
     if not bool(jnp.all(result.finite)):
         first = int(np.argmin(np.asarray(result.finite)))
@@ -174,11 +183,7 @@ def learn_closure(
         checkpoint_dir, progress, throw: as `fit`'s (`throw` covers the training; a
             divergent record is always a ValueError).
     """
-    if not isinstance(physics, AbstractDynamics):
-        raise TypeError(f"`physics` must be an AbstractDynamics, got {type(physics).__name__}.")
-    key = check_key("key", key)
-    dt = finite_float("dt", dt)
-    check_positive("dt", dt)
+    key, dt = _check_driver_inputs(physics, key, dt)
     window = check_int("window", window)
     stride = check_int("stride", stride)
     skip = check_int("skip", skip, minimum=0)
@@ -323,11 +328,7 @@ def fit_closure_to_increments(
         burn_in: the cycles of each run left out of the fit.
         step, max_steps: the forecasts' solver step (default `dt`) and step bound.
     """
-    if not isinstance(physics, AbstractDynamics):
-        raise TypeError(f"`physics` must be an AbstractDynamics, got {type(physics).__name__}.")
-    key = check_key("key", key)
-    dt = finite_float("dt", dt)
-    check_positive("dt", dt)
+    key, dt = _check_driver_inputs(physics, key, dt)
     degree = check_int("degree", degree, minimum=0)
     passes = check_int("passes", passes)
     burn_in = check_int("burn_in", burn_in, minimum=1)

@@ -241,19 +241,20 @@ def _truth(config: L96ClosureConfig, key, lam: float) -> tuple[Lorenz96TwoScale,
     n_spin = math.ceil(tc.spinup / oc.interval - 1e-9)
     if n_spin:
         x = _trajectory(flow, x, oc.interval, n_spin)[-1]
-    n_total = oc.train + oc.test + _forecast_cycles(config, lam)
+    spacing, horizon = _forecast_steps(config, lam)
+    n_total = oc.train + oc.test + spacing * config.forecast.count + horizon + 1
     states = jnp.concatenate([x[None], _trajectory(flow, x, oc.interval, n_total)])
     if not bool(jnp.all(jnp.isfinite(states))):
         raise ValueError("the two-scale truth blew up: reduce truth.dt")
     return model, states
 
 
-def _forecast_cycles(config: L96ClosureConfig, lam: float) -> int:
-    """Cycles of the forecast region after the test cycles: all starts + one horizon of
-    `forecast.horizon` Lyapunov times at lambda_max = `lam`."""
-    fc, oc = config.forecast, config.observations
-    spacing = max(1, round(fc.spacing / oc.interval))
-    return spacing * fc.count + math.ceil(fc.horizon / lam / oc.interval) + 1
+def _forecast_steps(config: L96ClosureConfig, lam: float) -> tuple[int, int]:
+    """(spacing, horizon) in cycles: between forecast starts, and `forecast.horizon`
+    Lyapunov times at lambda_max = `lam`. The forecast region after the test cycles holds
+    `count` starts and one horizon: spacing * count + horizon + 1 cycles."""
+    fc, interval = config.forecast, config.observations.interval
+    return max(1, round(fc.spacing / interval)), math.ceil(fc.horizon / lam / interval)
 
 
 def _lyapunov(config: L96ClosureConfig, physics: Lorenz96) -> float:
@@ -443,8 +444,7 @@ def run(config: L96ClosureConfig, run_dir: Path) -> dict:
     err = jnp.sqrt(jnp.mean((res.mean_a - test_truth) ** 2, axis=-1))
     rmse_a_trained_inflation = float(jnp.mean(err[fcfg.burn_in :]))  # NaN if diverged
     fc = config.forecast
-    horizon = math.ceil(fc.horizon / lam / interval)
-    spacing = max(1, round(fc.spacing / interval))
+    spacing, horizon = _forecast_steps(config, lam)
     first = n_obs + spacing
     starts = first + spacing * np.arange(fc.count)
     assert starts[-1] + horizon < slow.shape[0]  # the truth was sized with this lambda
