@@ -23,6 +23,7 @@ def test_there_are_examples():
 # Examples that run for more than a few seconds (every example runs in CI). The tutorials
 # (examples/tutorial_*.py) are executed by the docs build too (`make docs` in CI).
 SLOW = {
+    "burgers_uq",
     "compose_medida",
     "ks_lyapunov",
     "ks_model_error",
