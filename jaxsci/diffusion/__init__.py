@@ -8,6 +8,12 @@ from ._base import (
     AbstractSchedule as AbstractSchedule,
     newton_t_from_lambda as newton_t_from_lambda,
 )
+from ._dc_solver import (
+    DCCalibrationInfo as DCCalibrationInfo,
+    DCSolver as DCSolver,
+    dc_calibrate as dc_calibrate,
+    dc_lagrange_weights as dc_lagrange_weights,
+)
 from ._discrete import (
     AbstractTimestepSpacing as AbstractTimestepSpacing,
     DiscreteDDPM as DiscreteDDPM,
