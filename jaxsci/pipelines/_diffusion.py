@@ -16,6 +16,9 @@ pre-asymptotic, see `order_tail` (the last two budgets) too; `theory_order` is e
 sampler's `convergence_order`. Per-sample errors are
 RMS over coordinates; `error_rms` is their root mean square, `error_median` their median
 (few-step runs on mixtures are dominated by the samples that land in the wrong component).
+`dc_solver` (`jd.DCSolver`) has its compensation ratios searched for each grid
+(`jd.dc_calibrate`) on 10 calibration noises drawn apart from the scored ones, with their
+own reference solves.
 
 **train_diffusion**: train a `jaxsci.nn.ScoreMLP` on a 2-D dataset of `jaxsci.data`
 (`two_moons`, or a `ring` of Gaussians) with denoising score matching (or conditional flow
@@ -204,6 +207,20 @@ def _budgeted(sampler, denoiser, spacing, nfe, x_T):
     return x, used, steps
 
 
+# Calibration trajectories of samplers prepared per grid (DC-Solver: the paper uses 10).
+_CALIBRATION_SAMPLES = 10
+
+
+def _prepare(sampler, denoiser, spacing, nfe, calibration):
+    """A sampler ready for the grid of `nfe` steps: `DCSolver` gets its ratios searched
+    (`jd.dc_calibrate`) on `calibration` = (noises, reference samples), not the scored ones."""
+    if isinstance(sampler, jd.DCSolver):
+        grid = jd.time_grid(denoiser.schedule, max(sampler.min_steps(), nfe), spacing)
+        sampler, info = jd.dc_calibrate(sampler, denoiser, grid, *calibration)
+        logger.info("dc_solver NFE %d: calibration loss %.2e", nfe, float(info.final_loss))
+    return sampler
+
+
 def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
     """Errors of every sampler against the reference, table, plot, metrics."""
     start = time.perf_counter()
@@ -222,9 +239,16 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
             max_steps=config.reference.max_steps,
         )
         t0 = time.perf_counter()
+        # Calibration noises (of the samplers `_prepare`d per grid), solved with the scored ones.
+        key_cal = jax.random.fold_in(jax.random.key(config.seed), 1)
+        x_cal = mix.sample(key_cal, _CALIBRATION_SAMPLES, a_T, s_T)
         ref, ref_nfe = _run_sampler(
-            ref_sampler, denoiser, jnp.asarray([sch.t_max, sch.t_min], jnp.float64), x_T
+            ref_sampler,
+            denoiser,
+            jnp.asarray([sch.t_max, sch.t_min], jnp.float64),
+            jnp.concatenate([x_T, x_cal]),
         )
+        ref, calibration = ref[: len(x_T)], (x_cal, ref[len(x_T) :])
         logger.info(
             "reference: Dopri8 rtol=%g, %d NFE per sample, %.1f s",
             config.reference.rtol,
@@ -241,7 +265,8 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
             theory[name] = None if name == "probability_flow" else sampler.convergence_order
             rms[name], med[name], used[name], steps_of[name] = {}, {}, {}, {}
             for nfe in config.nfe:
-                x, n_used, steps = _budgeted(sampler, denoiser, SPACINGS[config.grid](), nfe, x_T)
+                prepared = _prepare(sampler, denoiser, SPACINGS[config.grid](), nfe, calibration)
+                x, n_used, steps = _budgeted(prepared, denoiser, SPACINGS[config.grid](), nfe, x_T)
                 e = np.sqrt(np.mean((np.asarray(x) - np.asarray(ref)) ** 2, axis=-1))
                 rms[name][nfe] = float(np.sqrt(np.mean(e**2)))
                 med[name][nfe] = float(np.median(e))
