@@ -31,6 +31,7 @@ import optax
 from .._checks import as_float_array, check_finite, check_int, check_shape
 from .._custom_types import Array, ArrayLike, Float, Int, Key
 from ._exponential import UniPC, _effective_order, _history_init, _push, _switch
+from ._grids import check_grid
 from ._parameterization import Denoiser
 from ._sampler import (
     AbstractMultistepSampler,
@@ -232,6 +233,38 @@ def _final_samples(sampler, denoiser, ts, x_T):
     return jax.vmap(one)(x_T)
 
 
+def _with_ratios(sampler: DCSolver, ratios) -> DCSolver:
+    return eqx.tree_at(lambda s: s.ratios, sampler, ratios, is_leaf=lambda x: x is None)
+
+
+@eqx.filter_jit
+def _search(sampler, denoiser, ts, x_T, ref, r0, learning_rate, iterations):
+    """Adam on the ratios (one compiled program per sampler structure, grid length, batch
+    shape, learning rate and iteration count); returns the best ratios, their loss and the
+    loss per iteration."""
+    opt = optax.adam(learning_rate)
+
+    def loss_fn(r):
+        x = _final_samples(_with_ratios(sampler, r), denoiser, ts, x_T)
+        return jnp.mean((x - ref) ** 2)
+
+    def body(carry, _):
+        r, opt_state, best_r, best = carry
+        loss, grad = jax.value_and_grad(loss_fn)(r)
+        better = loss < best
+        best_r = jnp.where(better, r, best_r)
+        best = jnp.where(better, loss, best)
+        upd, opt_state = opt.update(grad, opt_state, r)
+        r_new = cast(Array, optax.apply_updates(r, upd))
+        return (r_new, opt_state, best_r, best), loss
+
+    init = (r0, opt.init(r0), r0, jnp.asarray(jnp.inf, r0.dtype))
+    (r, _, best_r, best), losses = jax.lax.scan(body, init, None, length=iterations)
+    last = loss_fn(r)
+    best_r = jnp.where(last < best, r, best_r)
+    return best_r, jnp.minimum(last, best), losses
+
+
 def dc_calibrate(
     sampler: DCSolver | UniPC,
     denoiser: Denoiser,
@@ -280,9 +313,7 @@ def dc_calibrate(
         isinstance(learning_rate, (int, float)) and 0 < learning_rate < math.inf
     ):
         raise ValueError(f"`learning_rate` must be a positive number, got {learning_rate!r}.")
-    ts = as_float_array("ts", ts)
-    if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ValueError(f"`ts` must be a 1-D grid of at least 2 times, got shape {ts.shape}.")
+    ts = check_grid(denoiser.schedule, ts, "ts")
     x_T = as_float_array("x_T", x_T)
     if x_T.ndim < 2:
         raise ValueError(
@@ -295,34 +326,10 @@ def dc_calibrate(
     sampler.unipc.check_steps(n)
     ts = ts.astype(x_T.dtype)
     ref = jnp.asarray(reference_x0, x_T.dtype)
-    opt = optax.adam(learning_rate)
-
-    def loss_fn(r):
-        dc = eqx.tree_at(lambda s: s.ratios, sampler, r, is_leaf=lambda x: x is None)
-        x = _final_samples(dc, denoiser, ts, x_T)
-        return jnp.mean((x - ref) ** 2)
-
-    @jax.jit
-    def search(r0):
-        def body(carry, _):
-            r, opt_state, best_r, best = carry
-            loss, grad = jax.value_and_grad(loss_fn)(r)
-            better = loss < best
-            best_r = jnp.where(better, r, best_r)
-            best = jnp.where(better, loss, best)
-            upd, opt_state = opt.update(grad, opt_state, r)
-            r_new = cast(Array, optax.apply_updates(r, upd))
-            return (r_new, opt_state, best_r, best), loss
-
-        init = (r0, opt.init(r0), r0, jnp.asarray(jnp.inf, r0.dtype))
-        (r, _, best_r, best), losses = jax.lax.scan(body, init, None, length=iterations)
-        last = loss_fn(r)
-        best_r = jnp.where(last < best, r, best_r)
-        return best_r, jnp.minimum(last, best), losses
-
     r0 = jnp.ones((n,), x_T.dtype)
-    ratios, final, losses = search(r0)
-    solver = eqx.tree_at(lambda s: s.ratios, sampler, ratios, is_leaf=lambda x: x is None)
+    sampler = _with_ratios(sampler, r0)  # one program whether or not it had ratios
+    ratios, final, losses = _search(sampler, denoiser, ts, x_T, ref, r0, learning_rate, iterations)
+    solver = _with_ratios(sampler, ratios)
     info = DCCalibrationInfo(losses, losses[0], final, jnp.asarray(iterations))
     return solver, info
 
