@@ -267,6 +267,7 @@ ROWS = [
         ("order", "lower_order_final_below"),
     ),
     Row("UniPC", jdiff.UniPC, {}, ("order", "lower_order_final_below")),
+    Row("DCSolver", jdiff.DCSolver, {"ratios": np.ones(5)}, ("unipc", "ratios", "dc_order")),
     Row("SDEDPMSolverPP2M", jdiff.SDEDPMSolverPP2M, {}, ("lower_order_final_below",)),
     Row("PredictorCorrector", jdiff.PredictorCorrector, {}, ("snr", "n_corrector")),
     Row("ProbabilityFlowODE", jdiff.ProbabilityFlowODE, {}, ("rtol", "atol", "max_steps")),
