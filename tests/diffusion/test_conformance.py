@@ -141,7 +141,7 @@ def _step_keys(name, key):
     return jax.random.split(key, STEPS)
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow"}))
+@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver"}))
 def test_contract_jit_equals_no_jit_and_gradients(name):
     xs, keys = _inputs(name)
     x_T, key = xs[0], keys[0]
@@ -176,7 +176,7 @@ def test_contract_jit_equals_no_jit_and_gradients(name):
         assert int(final.nfe) == int(nfe) + 1
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow"}))
+@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver"}))
 def test_vmap_equals_loop(name):
     xs, keys = _inputs(name)
     batched = _batched(name)(xs, MODEL32, keys)

@@ -504,7 +504,7 @@ def test_lower_order_final_sde_dpmpp_2m(x64):
 MULTISTEP = [n for n in SAMPLERS if make_sampler(n).multistep]
 
 
-@pytest.mark.parametrize("name", MULTISTEP)
+@pytest.mark.parametrize("name", marked_params(MULTISTEP, {"dc_solver"}))
 def test_multistep_samplers_run_on_grids_shorter_than_their_order(name, x64):
     """A multistep sampler on a grid shorter than its order lowers its order (as diffusers'
     schedulers do) instead of refusing: on one step every deterministic one is exactly the
