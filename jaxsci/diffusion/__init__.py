@@ -66,6 +66,11 @@ from ._parameterization import (
     X0Prediction as X0Prediction,
     convert as convert,
 )
+from ._pfgmpp import (
+    EmpiricalPFGMPPDenoiser as EmpiricalPFGMPPDenoiser,
+    PFGMPPKernel as PFGMPPKernel,
+    PFGMPPLoss as PFGMPPLoss,
+)
 from ._posterior import (
     DPS as DPS,
     TDS as TDS,
