@@ -52,6 +52,11 @@ from ._grids import (
     check_grid as check_grid,
     time_grid as time_grid,
 )
+from ._lightsb import (
+    LightSB as LightSB,
+    LightSBLoss as LightSBLoss,
+    gaussian_eot_plan as gaussian_eot_plan,
+)
 from ._losses import DenoisingScoreMatching as DenoisingScoreMatching, FlowMatching as FlowMatching
 from ._mixture import GaussianMixture as GaussianMixture
 from ._parameterization import (
