@@ -151,8 +151,8 @@ def test_d_dependence_on_a_2d_mixture(x64):
     samples and the empirical law of the data. At 32 steps (NFE 63) every D is converged
     (the distance is the 256-sample Monte-Carlo level, < 0.01); at 4 steps (NFE 7) a
     moderate D = 4 is more robust to the step size than the diffusion limit (the paper's
-    section 5.3 finding: moderate D degrades least when NFE falls), while D = 1 (PFGM) is
-    hurt by its heavy-tailed prior."""
+    finding that smaller D is more robust than diffusion models, here for the step size),
+    while D = 1 (PFGM) is hurt by its heavy-tailed prior."""
     data = _ring(128, 0)
     key = jax.random.key(4)
     ed = {}
