@@ -43,6 +43,17 @@ from ._exponential import (
     unipc_bh1 as unipc_bh1,
     unipc_bh2 as unipc_bh2,
 )
+from ._fk_correctors import (
+    AbstractFKTarget as AbstractFKTarget,
+    AnnealedTarget as AnnealedTarget,
+    FKCInfo as FKCInfo,
+    FKCorrector as FKCorrector,
+    FKCResult as FKCResult,
+    FKCState as FKCState,
+    GuidedTarget as GuidedTarget,
+    ProductTarget as ProductTarget,
+    fk_sample as fk_sample,
+)
 from ._grids import (
     AbstractSpacing as AbstractSpacing,
     Karras as Karras,
