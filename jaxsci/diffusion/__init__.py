@@ -26,6 +26,10 @@ from ._discrete import (
     linear_betas as linear_betas,
     scaled_linear_betas as scaled_linear_betas,
 )
+from ._ensemble_posterior import (
+    EnsemblePosterior as EnsemblePosterior,
+    ensemble_posterior_sample as ensemble_posterior_sample,
+)
 from ._exponential import (
     DDIM as DDIM,
     DEIS as DEIS,
