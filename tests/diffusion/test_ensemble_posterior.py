@@ -86,25 +86,29 @@ def test_initial_draw_is_the_gaussian_times_likelihood(x64):
     y = np.array([0.3, -0.7])
     s, r = 1.5, 0.4
     ens = jd.EnsemblePosterior(LinearObservation(jnp.asarray(a), noise_std=r), y)
-    x, log_z = ens.initial_draw(jax.random.key(0), s, 200_000)
+    x, log_z = ens.initial_draw(jax.random.key(0), s, 50_000)
     prec = np.eye(2) / s**2 + a.T @ a / r**2
     cov = np.linalg.inv(prec)
     mean = cov @ a.T @ y / r**2
     x = np.asarray(x)
     se = np.sqrt(np.diag(cov) / x.shape[0])
     assert np.all(np.abs(x.mean(0) - mean) < 5 * se)
-    np.testing.assert_allclose(np.cov(x.T), cov, rtol=0.02, atol=0.002)
+    np.testing.assert_allclose(np.cov(x.T), cov, rtol=0.04, atol=0.004)
     cz = s**2 * a @ a.T + r**2 * np.eye(2)
     ref = -0.5 * y @ np.linalg.solve(cz, y) - 0.5 * np.log(np.linalg.det(2 * np.pi * cz))
     np.testing.assert_allclose(float(log_z), ref, rtol=1e-10)
 
 
-def test_weight_collapse_is_reported_and_bad_inputs_named():
+def _small():
     prior = jd.GaussianMixture(W, MU, VAR)
     sch = jd.VPLinear()
-    grid = jd.time_grid(sch, 10)
-    model = prior.eps_model(sch)
     obs = LinearObservation(jnp.asarray(A), noise_std=0.05)
+    return prior.eps_model(sch), sch, jd.time_grid(sch, 10), obs
+
+
+@pytest.mark.slow
+def test_weight_collapse_is_reported():
+    model, sch, grid, obs = _small()
     # A sharp likelihood, no resampling, 16 particles and 10 steps: the weights collapse.
     ens = jd.EnsemblePosterior(obs, Y, ess_threshold=0.0, collapse_ess=4.0)
     with pytest.warns(RuntimeWarning, match="collapsed"):
@@ -112,6 +116,10 @@ def test_weight_collapse_is_reported_and_bad_inputs_named():
     assert bool(res.collapsed) and int(res.num_resampled) == 0
     with pytest.raises(eqx.EquinoxRuntimeError, match="collapsed"):
         jd.ensemble_posterior_sample(ens, model, sch, grid, 16, key=jax.random.key(0), throw=True)
+
+
+def test_bad_inputs_name_the_argument():
+    model, sch, grid, obs = _small()
     key = jax.random.key(0)
     with pytest.raises(TypeError, match="observation"):
         jd.EnsemblePosterior(NonlinearObservation(jnp.sin, 2, 2, noise_std=1.0), [0.0, 0.0])

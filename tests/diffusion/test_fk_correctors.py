@@ -194,6 +194,7 @@ def test_guided_target_of_two_gaussians(x64):
     assert abs(cov_n[:, 0, 0].mean() - v[0]) > 8 * _se(cov_n[:, 0, 0]), (cov_n.mean(0), v)
 
 
+@pytest.mark.slow
 def test_weight_collapse_is_reported():
     # beta = 8 without resampling, 16 particles: the weights concentrate on one particle.
     mix = jd.GaussianMixture(W1, MU1, VAR1)
