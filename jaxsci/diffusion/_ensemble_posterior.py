@@ -74,8 +74,8 @@ class EnsemblePosterior(eqx.Module):
             default 1 resamples at every step: the weights of this path are heavy-tailed
             where the likelihood is informative (the unweighted SDE concentrates more than
             the posterior, and the weights must restore its tails), and resampling at every
-            step lets the SDE's noise rejuvenate the copies; with ESS-triggered resampling
-            (0.5) the tests' mixture case showed a visibly biased spread at N = 2000.
+            step lets the SDE's noise rejuvenate the copies (ESS-triggered resampling left
+            the posterior spread visibly low on the mixture test case).
         collapse_ess: the ESS (in particles) below which weights count as collapsed
             (capped at N / 2).
     """
