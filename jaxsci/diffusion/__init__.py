@@ -26,6 +26,11 @@ from ._discrete import (
     linear_betas as linear_betas,
     scaled_linear_betas as scaled_linear_betas,
 )
+from ._dpm_solver_v3 import (
+    DPMSolverV3 as DPMSolverV3,
+    ModelStatistics as ModelStatistics,
+    model_statistics as model_statistics,
+)
 from ._ensemble_posterior import (
     EnsemblePosterior as EnsemblePosterior,
     ensemble_posterior_sample as ensemble_posterior_sample,
