@@ -92,6 +92,21 @@ def _sampler_kwargs(name: str, lower_order_final: bool, warmup: str) -> dict:
 
 # ---------------------------------------------------------------------------- gmm_samplers
 
+# Data draws of the mixture that DPM-Solver-v3's statistics are estimated from.
+V3_STATISTICS_SAMPLES = 1024
+
+
+def _with_statistics(sampler, denoiser, mix, seed: int):
+    """The sampler, with statistics where it needs them (once, not per grid as `_prepare`):
+    DPM-Solver-v3 without statistics gets
+    `model_statistics` from `V3_STATISTICS_SAMPLES` draws of the mixture (its own key)."""
+    if isinstance(sampler, jd.DPMSolverV3) and sampler.statistics is None:
+        k_data, k_stats = jax.random.split(jax.random.fold_in(jax.random.key(seed), 3))
+        x0 = mix.sample(k_data, V3_STATISTICS_SAMPLES)
+        stats = jd.model_statistics(denoiser, x0, k_stats)
+        sampler = dataclasses.replace(sampler, statistics=stats)
+    return sampler
+
 
 def check_mixture_section(section, min_dim: int) -> None:
     """Config checks of a Gaussian-mixture section (`weights`, `means`, `variances`): K
@@ -262,6 +277,7 @@ def run_gmm_samplers(config: GMMSamplersConfig, run_dir: Path) -> dict:
             else:
                 kwargs = _sampler_kwargs(given, config.lower_order_final, config.warmup)
                 sampler = make_sampler(given, **kwargs)
+            sampler = _with_statistics(sampler, denoiser, mix, config.seed)
             theory[name] = None if name == "probability_flow" else sampler.convergence_order
             rms[name], med[name], used[name], steps_of[name] = {}, {}, {}, {}
             for nfe in config.nfe:

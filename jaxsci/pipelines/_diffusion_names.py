@@ -38,6 +38,7 @@ SAMPLERS: dict[str, tuple[Callable[..., jd.AbstractSampler], dict[str, Any]]] = 
     "unipc_2": (jd.UniPC, {"order": 2}),
     "unipc_3": (jd.UniPC, {"order": 3}),
     "dc_solver": (jd.DCSolver, {}),  # UniPC-3 + compensation ratios searched per grid
+    "dpm_solver_v3": (jd.DPMSolverV3, {}),
     "euler": (jd.Euler, {}),
     "heun": (jd.Heun, {}),
     "euler_maruyama": (jd.EulerMaruyama, {}),

@@ -58,6 +58,12 @@ class Case:
 
 
 CASES = {name: Case(lambda name=name: make_sampler(name)) for name in SAMPLERS}
+# DPM-Solver-v3 runs on statistics (any table covering the grid's log-SNRs; nonzero s and b
+# so every term of its step is exercised).
+_V3_LAM = jnp.linspace(-10.5, 10.5, 5, dtype=jnp.float32)
+_V3_ONE = jnp.ones((5, 2), jnp.float32)
+_V3_STATS = jd.ModelStatistics(_V3_LAM, 0.6 * _V3_ONE, -0.3 * _V3_ONE, 0.1 * _V3_ONE)
+CASES["dpm_solver_v3"] = Case(lambda: make_sampler("dpm_solver_v3", statistics=_V3_STATS))
 CASES["dps"] = Case(lambda: jd.DPS(OBS, Y_OBS, zeta=0.5))
 CASES["tds"] = Case(lambda: jd.TDS(OBS, Y_OBS, twist=jd.PiGDMTwist(2.0)), smc=True)
 NAMES = list(CASES)
@@ -141,7 +147,9 @@ def _step_keys(name, key):
     return jax.random.split(key, STEPS)
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver"}))
+@pytest.mark.parametrize(
+    "name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver", "dpm_solver_v3"})
+)
 def test_contract_jit_equals_no_jit_and_gradients(name):
     xs, keys = _inputs(name)
     x_T, key = xs[0], keys[0]
@@ -176,7 +184,9 @@ def test_contract_jit_equals_no_jit_and_gradients(name):
         assert int(final.nfe) == int(nfe) + 1
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver"}))
+@pytest.mark.parametrize(
+    "name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver", "dpm_solver_v3"})
+)
 def test_vmap_equals_loop(name):
     xs, keys = _inputs(name)
     batched = _batched(name)(xs, MODEL32, keys)

@@ -48,6 +48,32 @@ def test_gmm_samplers_orders_and_outputs(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_gmm_samplers_dpm_solver_v3_at_most_unipc3(tmp_path, capsys):
+    """The shipped config (its mixture, schedule, grid, 256 samples, lower_order_final off,
+    reference rtol): DPM-Solver-v3 on statistics the pipeline estimates is at least as
+    accurate as UniPC-3 at NFE 5 and 10."""
+    out = tmp_path / "run"
+    code, _, _ = run_cli(
+        capsys,
+        "run",
+        ROOT / "configs/gmm_samplers.yaml",
+        "--out",
+        out,
+        "--set",
+        "samplers=[dpm_solver_v3, unipc_3]",
+        "--set",
+        "nfe=[5, 10]",
+        "--set",
+        "plot.enabled=false",
+    )
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for nfe in ("5", "10"):
+        v3, uni = m["error_rms"]["dpm_solver_v3"][nfe], m["error_rms"]["unipc_3"][nfe]
+        assert v3 <= uni, (nfe, v3, uni)
+
+
+@pytest.mark.slow
 def test_train_diffusion_matches_data_distribution(tmp_path, capsys):
     """Fixed seeds: the DSM loss decreases, and the squared MMD of the samples to held-out
     two-moons data is below a tenth of that of standard Gaussian samples (what sampling
