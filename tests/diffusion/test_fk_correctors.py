@@ -46,7 +46,8 @@ def _weighted_moments(res, weighted=True):
 def _quadrature_1d(mix, beta, lim=12.0, n=24001):
     """Normaliser-free moments of p^beta on a fine grid (trapezoid rule, float64)."""
     xs = np.linspace(-lim, lim, n)
-    lp = np.asarray(jax.vmap(mix.logpdf)(jnp.asarray(xs)[:, None])) * beta
+    with jax.enable_x64(True):  # the mixture's float64 arrays stay float64 here
+        lp = np.asarray(jax.vmap(mix.logpdf)(jnp.asarray(xs)[:, None])) * beta
     q = np.exp(lp - lp.max())
     q /= np.trapezoid(q, xs)
     m = np.trapezoid(q * xs, xs)
