@@ -72,6 +72,15 @@ from ._grids import (
     check_grid as check_grid,
     time_grid as time_grid,
 )
+from ._inversion import (
+    BDIA as BDIA,
+    EDICT as EDICT,
+    AbstractInversion as AbstractInversion,
+    DDIMInversion as DDIMInversion,
+    InversionResult as InversionResult,
+    generate as generate,
+    invert as invert,
+)
 from ._lightsb import (
     LightSB as LightSB,
     LightSBLoss as LightSBLoss,

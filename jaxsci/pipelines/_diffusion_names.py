@@ -44,6 +44,7 @@ SAMPLERS: dict[str, tuple[Callable[..., jd.AbstractSampler], dict[str, Any]]] = 
     "euler_maruyama": (jd.EulerMaruyama, {}),
     "predictor_corrector": (jd.PredictorCorrector, {}),
     "probability_flow": (jd.ProbabilityFlowODE, {}),
+    "bdia": (jd.BDIA, {}),
 }
 
 PARAMETERIZATIONS: dict[str, Callable[[], jd.AbstractParameterization]] = {
