@@ -138,7 +138,7 @@ def _ddpm_model(t, x):
 
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
-@pytest.mark.parametrize("n", [10, 50])
+@pytest.mark.parametrize("n", [10, pytest.param(50, marks=pytest.mark.slow)])
 def test_ddim_inversion_matches_diffusers(spacing, n, x64):
     """`DDIMInversion(eps_at_target=True)` on `ddpm_grid` = DDIMInverseScheduler
     (set_alpha_to_one=False) state by state in float64. "leading": diffusers' first step
@@ -244,3 +244,13 @@ def test_bad_inputs():
         jd.generate(jd.EDICT(), model, sch, grid, jnp.ones(3))
     with pytest.raises(ValueError, match="strictly decreasing"):
         jd.invert(jd.BDIA(), model, sch, grid[::-1], x)
+
+
+def test_dtype_of_x_is_kept_with_a_float64_model(x64):
+    """float32 x with a float64 model: the scan carries x's dtype (float32 results)."""
+    sch, model, grid = _setup(3)
+    x = jnp.array([0.7, -0.2], jnp.float32)
+    for m in (jd.BDIA(), jd.EDICT(), jd.DDIMInversion()):
+        inv = jd.invert(m, model, sch, grid, x)
+        assert inv.x.dtype == jnp.float32
+        assert jd.generate(m, model, sch, grid, inv.x).x.dtype == jnp.float32
