@@ -209,11 +209,17 @@ def _run_sampler(sampler, denoiser, grid, x_T):
     return out.x, int(np.asarray(out.nfe)[0])
 
 
+def _first_steps(sampler, nfe: int) -> int:
+    """The number of steps `_budgeted` tries first for an NFE budget (and `_prepare`
+    calibrates for: samplers prepared per grid take one NFE per step, so it is kept)."""
+    return max(sampler.min_steps(), nfe // sampler.nfe_per_step)
+
+
 def _budgeted(sampler, denoiser, spacing, nfe, x_T):
     """Run with the most steps whose measured NFE fits the budget (see the module doc)."""
     sch = denoiser.schedule
     lo = sampler.min_steps()
-    steps = max(lo, nfe // sampler.nfe_per_step)
+    steps = _first_steps(sampler, nfe)
     for _ in range(4):
         x, used = _run_sampler(sampler, denoiser, jd.time_grid(sch, steps, spacing), x_T)
         if used <= nfe or steps == lo:
@@ -230,7 +236,7 @@ def _prepare(sampler, denoiser, spacing, nfe, calibration):
     """A sampler ready for the grid of `nfe` steps: `DCSolver` gets its ratios searched
     (`jd.dc_calibrate`) on `calibration` = (noises, reference samples), not the scored ones."""
     if isinstance(sampler, jd.DCSolver):
-        grid = jd.time_grid(denoiser.schedule, max(sampler.min_steps(), nfe), spacing)
+        grid = jd.time_grid(denoiser.schedule, _first_steps(sampler, nfe), spacing)
         sampler, info = jd.dc_calibrate(sampler, denoiser, grid, *calibration)
         logger.info("dc_solver NFE %d: calibration loss %.2e", nfe, float(info.final_loss))
     return sampler
