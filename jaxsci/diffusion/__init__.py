@@ -72,6 +72,25 @@ from ._grids import (
     check_grid as check_grid,
     time_grid as time_grid,
 )
+from ._interpolant_losses import (
+    InterpolantDenoiserLoss as InterpolantDenoiserLoss,
+    InterpolantVelocityLoss as InterpolantVelocityLoss,
+)
+from ._interpolant_sampling import (
+    InterpolantSolution as InterpolantSolution,
+    interpolant_ode as interpolant_ode,
+    interpolant_sde as interpolant_sde,
+)
+from ._interpolants import (
+    AbstractInterpolant as AbstractInterpolant,
+    AbstractLatentNoise as AbstractLatentNoise,
+    BrownianBridgeNoise as BrownianBridgeNoise,
+    ExactMixtureInterpolant as ExactMixtureInterpolant,
+    LinearInterpolant as LinearInterpolant,
+    NoLatentNoise as NoLatentNoise,
+    StochasticInterpolant as StochasticInterpolant,
+    TrigonometricInterpolant as TrigonometricInterpolant,
+)
 from ._inversion import (
     BDIA as BDIA,
     EDICT as EDICT,
