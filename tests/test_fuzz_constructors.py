@@ -294,6 +294,26 @@ ROWS = [
         ("t_min", "t_max"),
     ),
     Row("FlowMatching", jdiff.FlowMatching, {}, ("t_min", "t_max")),
+    Row("BrownianBridgeNoise", jdiff.BrownianBridgeNoise, {"a": 1.0}, ("a",)),
+    Row(
+        "StochasticInterpolant",
+        jdiff.StochasticInterpolant,
+        {"noise": jdiff.BrownianBridgeNoise()},
+        ("path", "noise", "one_sided"),
+        lambda s: s.noise_scale(0.5),
+    ),
+    Row(
+        "InterpolantVelocityLoss",
+        jdiff.InterpolantVelocityLoss,
+        {"interpolant": jdiff.StochasticInterpolant(one_sided=True)},
+        ("interpolant", "t_min", "t_max", "antithetic"),
+    ),
+    Row(
+        "InterpolantDenoiserLoss",
+        jdiff.InterpolantDenoiserLoss,
+        {"interpolant": jdiff.StochasticInterpolant(one_sided=True)},
+        ("interpolant", "t_min", "t_max"),
+    ),
     Row(
         "DPS",
         jdiff.DPS,

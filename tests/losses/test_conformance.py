@@ -212,6 +212,15 @@ CASES = {
         stochastic=True,
         bad_batch=lambda rng: rng.normal(size=(0, 3)),
     ),
+    "InterpolantVelocityLoss": Case(
+        lambda: diffusion.InterpolantVelocityLoss(
+            diffusion.StochasticInterpolant(noise=diffusion.BrownianBridgeNoise())
+        ),
+        lambda: TimeModel(0.6, 0.2),
+        _pair((3,)),
+        stochastic=True,
+        bad_batch=_pair_bad,
+    ),
 }
 NAMES = list(CASES)
 
