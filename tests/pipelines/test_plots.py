@@ -57,10 +57,10 @@ def test_lyapunov_limits_of_a_settled_or_failed_estimate():
 
 
 def test_gmm_samplers_figure_gives_each_sampler_its_own_style():
-    """The shipped gmm_samplers config compares 17 samplers: each line of the error plot has
+    """The shipped gmm_samplers config compares 18 samplers: each line of the error plot has
     its own colour (matplotlib's default cycle has 10) and its own (colour, marker, linestyle)."""
     _, config = load_config(ROOT / "configs/gmm_samplers.yaml")
-    assert len(config.samplers) == 17
+    assert len(config.samplers) == 18
     nfe = config.nfe
     rms = {s: {n: 1.0 / n ** (1 + i % 3) for n in nfe} for i, s in enumerate(config.samplers)}
     used = {s: {n: n for n in nfe} for s in config.samplers}
@@ -69,9 +69,9 @@ def test_gmm_samplers_figure_gives_each_sampler_its_own_style():
         styles = [
             (to_hex(line.get_color()), line.get_marker(), line.get_linestyle()) for line in ax.lines
         ]
-        assert len(styles) == 17
-        assert len({c for c, _, _ in styles}) == 17, styles
-        assert len(set(styles)) == 17, styles
+        assert len(styles) == 18
+        assert len({c for c, _, _ in styles}) == 18, styles
+        assert len(set(styles)) == 18, styles
 
 
 def test_series_styles_distinct_and_stable_per_name():
