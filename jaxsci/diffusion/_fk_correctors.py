@@ -42,8 +42,9 @@ linear part is integrated exactly (the first-order SDE-DPM-Solver step of Lu et 
     x_{i+1} = (alpha_{i+1} / alpha_i) x_i - 2 sigma_{i+1} (e^h - 1) eps~
               + sigma_{i+1} sqrt(e^{2h} - 1) z.
 
-Since g^2 / (2 sigma^2) = -d lambda / dt, the weight increment is exact in its coefficients
-and trapezoidal in the particles' values:
+Since g^2 / (2 sigma^2) = -d lambda / dt, the weight increment integrates the rate by the
+trapezoid rule in lambda (and in log alpha), with the rates evaluated at the particles' values
+at both ends of the step (R carries the factor sigma^2 implicitly, through eps = -sigma S):
 
     log w += h (R_i + R_{i+1}) / 2 + (log alpha_i - log alpha_{i+1}) (P_i + P_{i+1}) / 2,
     R = |eps~|^2 - sum_k beta_k |eps_k|^2 + sigma^2 lap l,   P = (B - 1) d - x . grad l,
@@ -246,10 +247,14 @@ def fk_step(key, state, denoisers, betas, potential, resampler, ess_threshold, s
     """Resample when the ESS is low, move by the exponential SDE step, reweight.
 
     `stiff`: an optional symmetric positive semi-definite (d, d) matrix M, the curvature
-    -hess l of a (near-)quadratic log-potential, whose part of the drift is taken implicitly:
-    the step's term c grad l(x_i), c = 2 sigma_i sigma_{i+1} (e^h - 1), becomes
-    c (grad l(x_i) + M x_i - M x_{i+1}) (drift-implicit Euler, stable however stiff the
-    likelihood; exact in grad l for a quadratic l).
+    -hess l of a (near-)quadratic log-potential, whose part of the drift is taken
+    semi-implicitly: with c = sigma_i sigma_{i+1} (e^h - 1) (half the explicit coefficient),
+    the step's term 2 c grad l(x_i) becomes c (2 grad l(x_i) + M x_i - M x_{i+1})
+    (trapezoidal, Crank-Nicolson, in grad l for a quadratic l: the linear solve
+    (I + c M) x_{i+1} = ...). Its amplification of a mode of M with eigenvalue m is
+    (1 - c m) / (1 + c m): bounded by 1 (A-stable) but tending to -1 when c m >> 1, so stiff
+    modes oscillate undamped instead of relaxing (not L-stable); resolve the stiffness with
+    the grid (c m small) for accurate spreads.
     """
     g, i = state.grid, state.i
     key_res, key_prop = jax.random.split(key)
