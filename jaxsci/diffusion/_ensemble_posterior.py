@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Real, Shaped
 
-from .._checks import check_int, check_key, check_maps_to_own_shape
+from .._checks import check_int, check_key, check_maps_to_own_shape, hyperparameter
 from .._custom_types import Array, ArrayLike, Float, Key
 from ..observations import AbstractLinearObservation, gaussian_log_density
 from ..smc import AbstractResampler, Resampler
@@ -87,8 +87,8 @@ class EnsemblePosterior(eqx.Module):
     observation: AbstractLinearObservation
     y: Float[Array, " m"] = eqx.field(converter=_y_field)
     resampler: AbstractResampler = Resampler()
-    ess_threshold: RealLike = 1.0
-    collapse_ess: RealLike = 2.0
+    ess_threshold: RealLike = eqx.field(default=1.0, converter=hyperparameter)
+    collapse_ess: RealLike = eqx.field(default=2.0, converter=hyperparameter)
 
     def __check_init__(self):
         _check_observation(self.observation, self.y, linear=True)

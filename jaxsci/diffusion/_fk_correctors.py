@@ -430,8 +430,8 @@ class FKCorrector(eqx.Module):
 
     target: AbstractFKTarget
     resampler: AbstractResampler = Resampler()
-    ess_threshold: RealLike = 0.5
-    collapse_ess: RealLike = 2.0
+    ess_threshold: RealLike = eqx.field(default=0.5, converter=hyperparameter)
+    collapse_ess: RealLike = eqx.field(default=2.0, converter=hyperparameter)
 
     def __check_init__(self):
         if not isinstance(self.target, AbstractFKTarget):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import jaxsci.diffusion as jd
+from jaxsci.observations import LinearObservation
 
 # A 1-D mixture with unequal, well-separated modes: p^beta moves mass between them.
 W1 = [0.7, 0.3]
@@ -247,3 +248,17 @@ def test_bad_inputs_name_the_argument():
         jd.fk_sample(fkc, model, sch, grid, 8, key=key, x_T=jnp.zeros((4, 1)))
     with pytest.raises(TypeError, match="fkc"):
         jd.fk_sample(jd.AnnealedTarget(), model, sch, grid, 8, key=key, dim=1)
+
+
+def test_smc_options_are_sweepable_hyperparameters():
+    # ess_threshold and collapse_ess convert to float arrays like beta / guidance, so a vmap
+    # over modules built from an array of values sweeps them (no Python float fields).
+    fkc = jd.FKCorrector(jd.AnnealedTarget(2.0), ess_threshold=0.3, collapse_ess=4)
+    ens = jd.EnsemblePosterior(LinearObservation(jnp.ones((1, 2)), noise_std=1.0), [0.3])
+    for mod in (fkc, ens):
+        for value in (mod.ess_threshold, mod.collapse_ess):
+            assert isinstance(value, jax.Array) and value.dtype == jnp.result_type(float)
+    batch = jax.vmap(lambda t: jd.FKCorrector(jd.AnnealedTarget(2.0), ess_threshold=t))(
+        jnp.array([0.0, 0.5, 1.0])
+    )
+    np.testing.assert_allclose(batch.ess_threshold, [0.0, 0.5, 1.0])
