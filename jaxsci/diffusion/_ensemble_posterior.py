@@ -25,9 +25,11 @@ l; its module notes give the derivation and the exponential discretisation). For
 Gaussian likelihood grad l = A^T R^{-1} (y - A x) and lap l = -tr(A^T R^{-1} A), so the
 weights need no approximation of p(y | x_t): what remains is the score model's error, the
 discretisation error of the grid and the Monte-Carlo error of the weighted ensemble
-(resampled by the shared `jaxsci.smc` layer when its ESS is low). The log-normaliser
-estimate is log p(y): log Z_{t_max} (a Gaussian evidence, in closed form) plus the sum of
-the SMC increments.
+(resampled by the shared `jaxsci.smc` layer when its ESS is low). The log-normaliser,
+log Z_{t_max} (a Gaussian evidence, in closed form) plus the sum of the SMC increments, is
+only a rough diagnostic of log p(y): it inherits the discretisation bias of the increments
+(`FKCorrector`'s module notes), which grows with the likelihood's stiffness: it can be
+several nats off when the grid does not resolve the likelihood.
 """
 
 from collections.abc import Callable
@@ -198,7 +200,8 @@ def ensemble_posterior_sample(
         throw: raise (via `eqx.error_if`) when the weights collapsed.
 
     Returns:
-        An `FKCResult`; `log_normalizer` estimates log p(y).
+        An `FKCResult`; `log_normalizer` is a rough diagnostic of log p(y), biased by the
+        discretisation (module notes).
     """
     if not isinstance(ens, EnsemblePosterior):
         raise TypeError(f"`ens` must be an EnsemblePosterior, got {type(ens).__name__}.")
