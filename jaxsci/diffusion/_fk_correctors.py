@@ -300,9 +300,10 @@ class FKCResult(NamedTuple):
     particles: (N, d) at the data end; log_weights: (N,) normalised; log_normalizer: a
     rough diagnostic of the log-normaliser that converges only as the steps grow (see the
     sampler; not an accurate evidence estimate at practical grids); ess: the final ESS;
-    min_ess: the smallest ESS over all steps and the end; num_resampled: how many steps resampled; collapsed: the
-    weights collapsed (ESS below `collapse_ess`, or NaN weights) at some step; info: the
-    per-step `FKCInfo` (leading steps axis); nfe: model evaluations per particle.
+    min_ess: the smallest ESS over all steps and the end; num_resampled: how many steps
+    resampled; collapsed: the weights collapsed (ESS below `collapse_ess`, or NaN weights)
+    at some step; info: the per-step `FKCInfo` (leading steps axis); nfe: model
+    evaluations per particle.
     """
 
     particles: Float[Array, "N d"]
