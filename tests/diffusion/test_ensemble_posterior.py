@@ -135,3 +135,26 @@ def test_bad_inputs_name_the_argument():
         jd.ensemble_posterior_sample(
             jd.EnsemblePosterior(obs, Y), model, sch, grid, 8, key=key, x_T=jnp.zeros((8, 3))
         )
+
+
+def test_stiffness_bound_and_warning(x64):
+    # c_i m, c_i = sigma_i sigma_{i+1} (e^{h_i} - 1), m = lambda_max(A^T R^-1 A) = 2 / 0.25
+    # for A = [1, 1], noise std 0.5; VP: alpha = exp(-int beta / 2), sigma^2 = 1 - alpha^2.
+    sch = jd.VPLinear()
+    obs = LinearObservation(jnp.asarray(A), noise_std=0.5)
+    ens = jd.EnsemblePosterior(obs, Y)
+    ts = np.asarray(jd.time_grid(sch, 100))
+    alpha = np.asarray(jax.vmap(sch.alpha)(jnp.asarray(ts)))
+    sigma = np.sqrt(1.0 - alpha**2)
+    h = np.diff(np.log(alpha / sigma))
+    ref = np.max(sigma[:-1] * sigma[1:] * np.expm1(h)) * 8.0
+    np.testing.assert_allclose(ens.stiffness(sch, ts), ref, rtol=1e-6)
+    assert 0.5 < ref < 1.0  # unresolved at 100 steps ...
+    assert float(ens.stiffness(sch, jd.time_grid(sch, 400))) < 0.25  # ... resolved at 400
+    model = jd.GaussianMixture(W, MU, VAR).eps_model(sch)
+    with pytest.warns(RuntimeWarning, match="stiffness"):
+        jd.ensemble_posterior_sample(ens, model, sch, ts, 8, key=jax.random.key(0))
+    # The test case of test_matches_exact_posterior_next_to_dps_and_tds (noise std 1) is
+    # resolved at its 100 steps: no warning there.
+    obs1 = LinearObservation(jnp.asarray(A), noise_std=NOISE)
+    assert float(jd.EnsemblePosterior(obs1, Y).stiffness(sch, ts)) < 0.25
