@@ -5,7 +5,8 @@ The registry holds every name of the pipelines' sampler registry (`SAMPLERS`) pl
 keeps it complete. For each: the init/step contract (typed NamedTuple info with an integer
 `nfe`, the index advances, the state keeps shape and dtype); jit == no-jit (the first
 step, run op by op in Python under `jax.disable_jit` from the initial state, equals the
-jitted driver's trajectory; for TDS, which keeps no trajectory, the jitted step); vmap over initial
+jitted driver's trajectory; for the weighted samplers (TDS, FKCorrector, EnsemblePosterior,
+which keep no trajectory) the jitted step); vmap over initial
 noises and keys == a loop of single calls; finite, non-zero gradients with respect to x_T
 and to a model parameter; dtype preserved (float32 in, float32 out; float64 in, float64
 out under x64); bad shapes rejected with an error naming the argument.
@@ -55,6 +56,7 @@ class ScaledMixtureEps(eqx.Module):
 class Case:
     make: Callable[[], object]
     smc: bool = False  # TDS: weighted particles through `smc_sample`
+    driver: str = "smc_sample"  # the weighted samplers' driver (FK: fk_sample, ...)
 
 
 CASES = {name: Case(lambda name=name: make_sampler(name)) for name in SAMPLERS}
@@ -66,6 +68,13 @@ _V3_STATS = jd.ModelStatistics(_V3_LAM, 0.6 * _V3_ONE, -0.3 * _V3_ONE, 0.1 * _V3
 CASES["dpm_solver_v3"] = Case(lambda: make_sampler("dpm_solver_v3", statistics=_V3_STATS))
 CASES["dps"] = Case(lambda: jd.DPS(OBS, Y_OBS, zeta=0.5))
 CASES["tds"] = Case(lambda: jd.TDS(OBS, Y_OBS, twist=jd.PiGDMTwist(2.0)), smc=True)
+CASES["fk_corrector"] = Case(
+    lambda: jd.FKCorrector(jd.AnnealedTarget(2.0)), smc=True, driver="fk_sample"
+)
+CASES["ensemble_posterior"] = Case(
+    lambda: jd.EnsemblePosterior(OBS, Y_OBS), smc=True, driver="ensemble_posterior_sample"
+)
+WEIGHTED = {"tds", "fk_corrector", "ensemble_posterior"}
 NAMES = list(CASES)
 
 
@@ -100,7 +109,8 @@ def _forward(name, x_T, model, key):
     its particles)."""
     grid = jnp.asarray(GRID, x_T.dtype)
     if CASES[name].smc:
-        res = jd.smc_sample(CASES[name].make(), model, SCHEDULE, grid, PARTICLES, key=key, x_T=x_T)
+        driver = getattr(jd, CASES[name].driver)
+        res = driver(CASES[name].make(), model, SCHEDULE, grid, PARTICLES, key=key, x_T=x_T)
         return res.particles, res.weights(), res.nfe
     res = jd.sample(CASES[name].make(), model, SCHEDULE, grid, x_T, key=key, save_trajectory=True)
     return res.x, res.trajectory, res.nfe
@@ -132,7 +142,10 @@ def test_registry_covers_every_sampler():
         obj
         for obj in vars(jd).values()
         if isinstance(obj, type)
-        and (issubclass(obj, jd.AbstractSampler) or obj is jd.TDS)
+        and (
+            issubclass(obj, jd.AbstractSampler)
+            or obj in (jd.TDS, jd.FKCorrector, jd.EnsemblePosterior)
+        )
         and not obj.__name__.startswith("Abstract")
     }
     covered = {type(case.make()) for case in CASES.values()}
@@ -148,7 +161,7 @@ def _step_keys(name, key):
 
 
 @pytest.mark.parametrize(
-    "name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver", "dpm_solver_v3"})
+    "name", marked_params(NAMES, {"probability_flow", "dc_solver", "dpm_solver_v3"} | WEIGHTED)
 )
 def test_contract_jit_equals_no_jit_and_gradients(name):
     xs, keys = _inputs(name)
@@ -162,6 +175,8 @@ def test_contract_jit_equals_no_jit_and_gradients(name):
     # The contract, and the first step op by op in Python (init is jitted: DEIS's
     # coefficient table and TDS's twists are thousands of small operations).
     sampler, den = CASES[name].make(), jd.Denoiser(MODEL32, SCHEDULE)
+    if name == "fk_corrector":  # one denoiser per model of the target
+        den = (den,)
     state = eqx.filter_jit(sampler.init)(den, jnp.asarray(GRID, jnp.float32), jnp.asarray(x_T))
     assert int(state.i) == 0 and state.x.shape == x_T.shape
     k = _step_keys(name, key)[0]
@@ -185,7 +200,7 @@ def test_contract_jit_equals_no_jit_and_gradients(name):
 
 
 @pytest.mark.parametrize(
-    "name", marked_params(NAMES, {"tds", "probability_flow", "dc_solver", "dpm_solver_v3"})
+    "name", marked_params(NAMES, {"probability_flow", "dc_solver", "dpm_solver_v3"} | WEIGHTED)
 )
 def test_vmap_equals_loop(name):
     xs, keys = _inputs(name)
@@ -212,10 +227,12 @@ def test_bad_shapes_rejected_by_name(name):
     # test run enables it: it checks the annotated shapes first.
     bad_shape = (ValueError, TypeError)
     if CASES[name].smc:
+        driver = getattr(jd, CASES[name].driver)
+        kw = {"dim": 2} if name == "fk_corrector" else {}
         with pytest.raises(ValueError, match=r"`x_T` must have shape \(num_particles, d\)"):
-            jd.smc_sample(sampler, MODEL32, SCHEDULE, grid, PARTICLES, key=key, x_T=x_T[:, :1])
+            driver(sampler, MODEL32, SCHEDULE, grid, PARTICLES, key=key, x_T=x_T[:, :1], **kw)
         with pytest.raises(bad_shape, match=named("grid")):
-            jd.smc_sample(sampler, MODEL32, SCHEDULE, grid[None], PARTICLES, key=key)
+            driver(sampler, MODEL32, SCHEDULE, grid[None], PARTICLES, key=key, **kw)
         return
     with pytest.raises(bad_shape, match=named("grid")):
         jd.sample(sampler, MODEL32, SCHEDULE, jnp.stack([grid, grid]), x_T, key=key)
@@ -226,3 +243,29 @@ def test_bad_shapes_rejected_by_name(name):
             jd.sample(sampler, MODEL32, SCHEDULE, grid, np.zeros(3, np.float32), key=key)
     with pytest.raises(ValueError, match=r"model returned shape \(3,\) for `x_T` of shape \(2,\)"):
         jd.sample(sampler, lambda t, x: jnp.zeros(3), SCHEDULE, grid, x_T, key=key)
+
+
+@pytest.mark.parametrize("name", ["fk_corrector", "ensemble_posterior"])
+def test_weighted_samplers_sweep_smc_options_without_recompiling(name):
+    # ess_threshold and collapse_ess are array fields: a new value is a new input to the
+    # compiled run, not a new compilation (under eqx.filter_jit, Python floats are static).
+    traces = []
+
+    @eqx.filter_jit
+    def run(sampler, x_T, key):
+        traces.append(1)
+        driver = getattr(jd, CASES[name].driver)
+        return driver(sampler, MODEL32, SCHEDULE, GRID, PARTICLES, key=key, x_T=x_T).particles
+
+    xs, keys = _inputs(name)
+    for threshold, collapse in ((0.5, 2.0), (0.9, 1.0)):
+        if name == "fk_corrector":
+            sampler = jd.FKCorrector(
+                jd.AnnealedTarget(2.0), ess_threshold=threshold, collapse_ess=collapse
+            )
+        else:
+            sampler = jd.EnsemblePosterior(
+                OBS, Y_OBS, ess_threshold=threshold, collapse_ess=collapse
+            )
+        run(sampler, xs[0], keys[0])
+    assert len(traces) == 1
