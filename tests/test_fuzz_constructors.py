@@ -738,6 +738,9 @@ def test_constructor_fuzz_long(row, data):
 @example(case=("GaussianNLLLoss", "min_variance"), value=[])
 @example(case=("RVM", "noise_floor"), value=10**400)
 @example(case=("SobolevLoss", "s"), value=math.nan)
+# an empty string as step weights raised NumPy's "could not convert string to float" naming
+# no argument (the slow tier's draw once the issue-16 rows changed the sequence)
+@example(case=("RolloutLoss", "step_weights"), value="")
 def test_regressions(case, value):
     row_id, name = case
     check_row(ROW_BY_ID[row_id], name, value)

@@ -138,7 +138,8 @@ def window_starts(num_cycles: int, length: int, stride: int) -> np.ndarray:
     none fits."""
     length, stride = check_int("length", length), check_int("stride", stride)
     num_cycles = check_int("num_cycles", num_cycles, minimum=0)
-    return np.arange(1, num_cycles - length + 1, stride)
+    # no window fits when length >= num_cycles (max: a huge length would overflow arange)
+    return np.arange(1, max(1, num_cycles - length + 1), stride)
 
 
 def filter_windows(

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_int, concrete_numbers
 from .._custom_types import Array, ArrayLike, Float, Key, PyTree
 from ..integrate import rollout
 from ._base import AbstractLoss, AbstractRegressionLoss, batch_pair
@@ -53,7 +53,10 @@ class RolloutLoss(AbstractLoss):
         if step_weights is None:
             self.step_weights = None
         else:
-            w = np.asarray(step_weights, dtype=np.float64).reshape(-1)
+            w = concrete_numbers("step_weights", step_weights)
+            if w is None:
+                raise TypeError("`step_weights` must be concrete numbers, not a traced array.")
+            w = np.asarray(w, dtype=np.float64).reshape(-1)
             if w.shape != (self.num_steps,) or np.any(w < 0) or not w.sum() > 0:
                 raise ValueError(
                     f"`step_weights` must be {self.num_steps} non-negative numbers with a "

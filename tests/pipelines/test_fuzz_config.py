@@ -157,6 +157,9 @@ def _fuzz(target, value):
 # the observations section emptied (defaults: a shorter interval) made the burn-in too
 # long, reported on experiment.burn_in without naming the interval's section
 @example(target=("l63_pf", ("observations",)), value=None)
+# a huge window overflowed NumPy's arange in losses.window_starts ("Maximum allowed size
+# exceeded", no key named; the slow tier's draw in stop 26)
+@example(target=("l96_closure", ("training", "window")), value=1e300)
 def test_config_fuzz(target, value):
     _fuzz(target, value)
 
