@@ -30,7 +30,7 @@ import optax
 
 from .._checks import as_float_array, check_finite, check_int, check_shape
 from .._custom_types import Array, ArrayLike, Float, Int, Key
-from ._exponential import UniPC, _effective_order, _history_init, _push, _switch
+from ._exponential import UniPC, _history_init
 from ._grids import check_grid
 from ._parameterization import Denoiser
 from ._sampler import (
@@ -39,7 +39,6 @@ from ._sampler import (
     SamplerState,
     StepInfo,
     grid_arrays,
-    step_info as _step_info,
 )
 
 
@@ -161,51 +160,14 @@ class DCSolver(AbstractMultistepSampler):
         self, key: Key | None, state: SamplerState, denoiser: Denoiser
     ) -> tuple[SamplerState, StepInfo]:
         del key
-        u = self.unipc
-        g, i, x_pred = state.grid, state.i, state.x
-        ms, lams, x_base, q_prev = state.history
-        p = u.order
-        m_new = denoiser.x0(g.t[i], x_pred)
-        # UniC for the previous step (i - 1 -> i), skipped at i = 0: as in `UniPC.step`.
-        corrected = _switch(
-            q_prev,
-            [
-                lambda q=q: u._update(
-                    q, x_base, ms, lams, g.lam[i], g.sigma[i] / g.sigma[i - 1], g.alpha[i], m_new
-                )
-                for q in range(1, p + 1)
-            ],
-        )
-        x_base = jnp.where((i > 0) & (q_prev > 0), corrected, x_pred)
-        ms, lams = _push(ms, m_new), _push(lams, g.lam[i])
-        # Dynamic compensation of m_i (the new output) before the predictor uses it.
-        w = dc_lagrange_weights(g, i, self._ratio(i, g.t.dtype), self.dc_order)
-        k1 = self.dc_order + 1
-        m_dc = jnp.tensordot(w.astype(ms.dtype), ms[:k1], axes=1)
-        ms = ms.at[0].set(m_dc)
-        q = _effective_order(
-            p,
-            i,
-            g,
-            u.lower_order_final,
-            u.final_steps_below,
-            u.lower_order_final_ratio,
-            True,
-        )
 
-        def predictor(x):
-            branches = [
-                lambda x, q=q: u._update(
-                    q, x, ms, lams, g.lam[i + 1], g.sigma[i + 1] / g.sigma[i], g.alpha[i + 1]
-                )
-                for q in range(1, p + 1)
-            ]
-            return _switch(q, branches, x)
+        def compensate(ms, g, i):
+            # Dynamic compensation of m_i (the new output) before the predictor uses it.
+            w = dc_lagrange_weights(g, i, self._ratio(i, g.t.dtype), self.dc_order)
+            m_dc = jnp.tensordot(w.astype(ms.dtype), ms[: self.dc_order + 1], axes=1)
+            return ms.at[0].set(m_dc)
 
-        e_s = (x_base - g.alpha[i] * ms[0]) / g.sigma[i]
-        x_next, nfe, replaced = u.warmup(denoiser, g, i, x_base, e_s, predictor, p)
-        q = jnp.where(replaced, 0, q)  # a replaced (warm-up) step is not corrected
-        return SamplerState(x_next, i + 1, g, (ms, lams, x_base, q)), _step_info(nfe)
+        return self.unipc.step_with(state, denoiser, compensate)
 
 
 class DCCalibrationInfo(NamedTuple):

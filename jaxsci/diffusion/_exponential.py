@@ -826,6 +826,17 @@ class UniPC(AbstractMultistepSampler):
         self, key: Key | None, state: SamplerState, denoiser: Denoiser
     ) -> tuple[SamplerState, StepInfo]:
         del key
+        return self.step_with(state, denoiser)
+
+    def step_with(
+        self,
+        state: SamplerState,
+        denoiser: Denoiser,
+        compensate: Callable[[Array, GridArrays, Array], Array] | None = None,
+    ) -> tuple[SamplerState, StepInfo]:
+        """`step`, with `compensate(ms, grid, i) -> ms` applied to the history of model
+        outputs (newest first) after the corrector and before the predictor uses it: the
+        hook of `DCSolver`'s dynamic compensation (None: UniPC itself)."""
         g, i, x_pred = state.grid, state.i, state.x
         ms, lams, x_base, q_prev = state.history
         p = self.order
@@ -843,6 +854,8 @@ class UniPC(AbstractMultistepSampler):
         # q_prev = 0 marks a singlestep warm-up step, which is not corrected.
         x_base = jnp.where((i > 0) & (q_prev > 0), corrected, x_pred)
         ms, lams = _push(ms, m_new), _push(lams, g.lam[i])
+        if compensate is not None:
+            ms = compensate(ms, g, i)
         q = _effective_order(
             p,
             i,
@@ -862,7 +875,7 @@ class UniPC(AbstractMultistepSampler):
             ]
             return _switch(q, branches, x)
 
-        e_s = (x_base - g.alpha[i] * m_new) / g.sigma[i]
+        e_s = (x_base - g.alpha[i] * ms[0]) / g.sigma[i]
         x_next, nfe, replaced = self.warmup(denoiser, g, i, x_base, e_s, predictor, p)
         q = jnp.where(replaced, 0, q)  # a replaced (warm-up) step is not corrected
         return SamplerState(x_next, i + 1, g, (ms, lams, x_base, q)), step_info(nfe)
