@@ -1,4 +1,5 @@
-"""Data assimilation: the EnKF family, LETKF, particle filters, Kalman, and the drivers.
+"""Data assimilation: the EnKF family, LETKF, particle filters, Kalman (and the ProbConserv
+conservation update built on its linear-Gaussian analysis), and the drivers.
 
 Every filter is an `AbstractFilter` over one `FilterState` (ensemble, log-weights). The
 observation models come from `jaxsci.observations`, the weighted-particle layer (resampling,
@@ -43,6 +44,7 @@ from ._base import (
     FilterInfo as FilterInfo,
     FilterState as FilterState,
 )
+from ._conservation import conservation_update as conservation_update
 from ._dataset import (
     assimilation_dataset as assimilation_dataset,
     observation_description as observation_description,
@@ -62,7 +64,9 @@ from ._inflation import (
 )
 from ._kalman import (
     KalmanResult as KalmanResult,
+    KalmanUpdate as KalmanUpdate,
     kalman_filter as kalman_filter,
+    kalman_update as kalman_update,
     rts_smoother as rts_smoother,
 )
 from ._letkf import LETKF as LETKF
