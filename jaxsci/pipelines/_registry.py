@@ -14,6 +14,7 @@ from typing import Any
 
 from . import (
     _assimilate,
+    _burgers_probconserv,
     _burgers_uq,
     _diffusion,
     _discover,
@@ -64,6 +65,12 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "burgers_uq": Pipeline(
         "burgers_uq", _burgers_uq.BurgersUQConfig, _burgers_uq.run, _burgers_uq.DESCRIPTION
+    ),
+    "burgers_probconserv": Pipeline(
+        "burgers_probconserv",
+        _burgers_probconserv.BurgersProbConservConfig,
+        _burgers_probconserv.run,
+        _burgers_probconserv.DESCRIPTION,
     ),
     "inverse_gmm": Pipeline(
         "inverse_gmm", _inverse_gmm.InverseGMMConfig, _inverse_gmm.run, _inverse_gmm.DESCRIPTION
