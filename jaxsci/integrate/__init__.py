@@ -15,6 +15,7 @@ from ._etdrk import (
     AbstractETDRK as AbstractETDRK,
 )
 from ._flow import Flow as Flow
+from ._flow_map import FlowMap as FlowMap
 from ._lyapunov import LyapunovResult as LyapunovResult, lyapunov_exponents as lyapunov_exponents
 from ._phi import phi as phi, phi_functions as phi_functions
 from ._rk4 import RK4 as RK4

@@ -21,6 +21,7 @@ from ._local import (
 )
 from ._mlp import MLP as MLP
 from ._score import ScoreMLP as ScoreMLP
+from ._semilinear_operator import SemilinearOperator as SemilinearOperator
 from ._spectral import (
     SpectralConv as SpectralConv,
     SpectralConv1d as SpectralConv1d,

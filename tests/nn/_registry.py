@@ -195,6 +195,18 @@ CASES = {
         params=fno_params(2, 4, [3], 4, 1, dims=1) + 5,  # + nu, alpha, lam, dispersion, growth
         call=lambda m, t, y: m.vector_field(t, y, None),
     ),
+    "SemilinearOperator": Case(
+        make=lambda k: nn.SemilinearOperator(
+            dyn.KuramotoSivashinsky(num_points=16).grid,
+            nn.FNO1d(1, 1, 4, 3, 1, key=k, projection_width=4),
+            dyn.KuramotoSivashinsky(num_points=16).linear_operator(),
+            network_shape=(1, 16),
+        ),
+        inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (16,))),
+        out_shape=lambda t, y: (16,),
+        params=fno_params(2, 4, [3], 4, 1, dims=1) + 2 * 9,  # + Re, Im of 9 rFFT modes
+        call=lambda m, t, y: m.vector_field(t, y, None),
+    ),
 }
 
 

@@ -172,5 +172,5 @@ def test_batched_input_raises_a_value_error_naming_the_argument(name, own_checks
 
 
 def test_bad_input_table_covers_every_network_case():
-    wrappers = {"NeuralVectorField", "HybridVectorField", "HybridSemilinear"}
+    wrappers = {"NeuralVectorField", "HybridVectorField", "HybridSemilinear", "SemilinearOperator"}
     assert set(BAD_INPUT) == set(NAMES) - wrappers - set(FORECASTER_CASES)
