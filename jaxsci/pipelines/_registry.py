@@ -20,6 +20,7 @@ from . import (
     _discover,
     _inverse_gmm,
     _ks_score_da,
+    _ks_semilinear_operator,
     _l96_closure,
     _posterior,
     _simulate,
@@ -80,5 +81,11 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "ks_score_da": Pipeline(
         "ks_score_da", _ks_score_da.KSScoreDAConfig, _ks_score_da.run, _ks_score_da.DESCRIPTION
+    ),
+    "ks_semilinear_operator": Pipeline(
+        "ks_semilinear_operator",
+        _ks_semilinear_operator.KSSemilinearOperatorConfig,
+        _ks_semilinear_operator.run,
+        _ks_semilinear_operator.DESCRIPTION,
     ),
 }
