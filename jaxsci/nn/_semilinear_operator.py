@@ -3,6 +3,7 @@
 from collections.abc import Callable
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -48,12 +49,14 @@ class SemilinearOperator(AbstractSemilinear):
     that no mode grows faster than max_real (stability of the learned model: a bound of 0
     makes L dissipative, a small positive bound on a few modes admits the linearly unstable
     band of Kuramoto-Sivashinsky, whose largest growth rate is max_k (k^2 - k^4) = 1/4).
-    Both are array fields (`eqx.filter_grad` trains them with the network).
+    Both are array fields (`eqx.filter_grad` trains them with the network); `max_real` is
+    an array field too (a vmap over bounds works) but frozen: read through `stop_gradient`,
+    its gradient is zero.
 
     With the true symbol (`linear=model.linear_operator()`) and a network returning a
     model's nonlinear term in grid space it reproduces that model (tested on KS). The
     parameter count is that of `network` plus two real numbers per mode of the real-FFT
-    layout.
+    layout (plus the entries of `max_real`, which `count_params` counts but training keeps).
 
     Arguments:
         grid: the `jaxsci.spectral.PeriodicGrid` of the state (e.g. `model.grid`).
@@ -133,7 +136,9 @@ class SemilinearOperator(AbstractSemilinear):
         if self.max_real is None:
             re = self.linear_real
         else:
-            re = self.max_real - self.linear_real**2
+            # the bound is a hyperparameter: read through stop_gradient, so that training
+            # every inexact array (`train.fit`) leaves it where it was set
+            re = jax.lax.stop_gradient(self.max_real) - self.linear_real**2
         im = jnp.where(_self_conjugate(self.grid), 0.0, self.linear_imag)
         return re + 1j * im
 
