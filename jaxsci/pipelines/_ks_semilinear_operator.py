@@ -386,6 +386,7 @@ def run(config: KSSemilinearOperatorConfig, run_dir: Path) -> dict:
             "initial": float(np.max(np.abs(init_symbol - true_symbol)[keep])),
             "learned": float(np.max(np.abs(learned_symbol - true_symbol)[keep])),
             "modes": int(np.sum(keep)),
+            "max_real_learned": float(np.max(np.real(learned_symbol))),
         },
         "stage_seconds": stages,
         "wall_seconds": time.perf_counter() - start,

@@ -30,15 +30,17 @@ def _fno(n, key, width=8, modes=8):
 
 
 def test_the_true_split_reproduces_kuramoto_sivashinsky():
-    ks = dynamics.KuramotoSivashinsky(num_points=64)
+    ks = dynamics.KuramotoSivashinsky(num_points=32)
     sno = nn.SemilinearOperator(ks.grid, TrueKSNonlinear(ks), ks.linear_operator(), max_real=0.25)
-    # the symbol: exact unbounded; through max_real - s^2 to float32 rounding of |L| <~ 7e3
-    np.testing.assert_allclose(sno.linear_operator(), ks.linear_operator(), atol=2e-3, rtol=0)
+    # the symbol through max_real - s^2: float32 rounding of |L| <~ 450
+    np.testing.assert_allclose(sno.linear_operator(), ks.linear_operator(), atol=1e-4, rtol=0)
     u0 = ks.default_initial_state()
+    # the reference: KS's own flow over windows of one time unit; ours: the operator's
+    # one-argument `FlowMap` step (so this also checks FlowMap against the flow it wraps)
     truth = integrate.rollout(integrate.Flow(ks, 0.25), u0, 20, dt=1.0)
     ours = integrate.rollout(integrate.FlowMap(integrate.Flow(sno, 0.25), 1.0), u0, 20)
-    # 80 ETDRK4 steps of the same scheme: differences are float32 rounding, amplified by the
-    # chaos (Lyapunov exponent 0.048 at L = 22) over 20 time units
+    # 80 ETDRK4 steps of the same scheme: differences are float32 rounding (|L| <~ 450 on 32
+    # points), amplified by the chaos (Lyapunov exponent 0.048 at L = 22) over 20 time units
     assert float(jnp.max(jnp.abs(ours - truth))) < 1e-4 * float(jnp.max(jnp.abs(truth)))
 
 
@@ -84,10 +86,3 @@ def test_bad_arguments_are_named():
         integrate.FlowMap(flow, 0.0)
     with pytest.raises(TypeError, match="flow"):
         integrate.FlowMap(lambda y, a, b: y, 1.0)  # pyright: ignore[reportArgumentType]
-
-
-def test_flow_map_is_the_flow_over_one_window():
-    ks = dynamics.KuramotoSivashinsky(num_points=16)
-    flow = integrate.Flow(ks, 0.25)
-    u = ks.default_initial_state()
-    np.testing.assert_allclose(integrate.FlowMap(flow, 1.0)(u), flow(u, 3.0, 4.0), atol=1e-5)
