@@ -17,7 +17,7 @@ Built from the public API only:
    time (the true model's curve is the predictability limit of that initial error).
 4. **filter**: the same observations (every `observations.every_kth` grid point, noise std
    `observations.noise_std`, every `data.step`) of a new truth run, filtered (`filter`,
-   e.g. the LETKF of configs/ks_letkf.yaml) by `filters.run_filter` with the true model,
+   e.g. the LETKF settings of the ks_letkf config) by `filters.run_filter` with the true model,
    the learned operator and the FNO stepper as forecast models, from the same initial
    ensemble; rmse_a (time-mean over cycles after `experiment.burn_in` of the RMS error of
    the analysis mean), spread_a, against the observation error and the climatological std.
