@@ -150,6 +150,13 @@ ROWS = [
     ),
     Row("Burgers", dyn.Burgers, {"num_points": 16}, ("nu", "length", "num_points"), _vector_field),
     Row(
+        "AllenCahn",
+        dyn.AllenCahn,
+        {"num_points": 16},
+        ("diffusion", "reaction", "length", "num_points", "start"),
+        _vector_field,
+    ),
+    Row(
         "NavierStokes2D",
         dyn.NavierStokes2D,
         {"num_points": 8},

@@ -6,6 +6,7 @@ models of your own: they name the argument and let traced values through, so a m
 """
 
 from .._checks import check_positive as check_positive, float_parameter as float_parameter
+from ._allen_cahn import AllenCahn as AllenCahn
 from ._base import (
     AbstractDynamics as AbstractDynamics,
     AbstractSDE as AbstractSDE,

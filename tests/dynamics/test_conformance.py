@@ -17,6 +17,7 @@ REGISTRY = {
     "Lorenz96TwoScale": lambda: dyn.Lorenz96TwoScale(k=4, j=4),
     "KuramotoSivashinsky": lambda: dyn.KuramotoSivashinsky(length=22.0, num_points=32),
     "Burgers": lambda: dyn.Burgers(nu=0.1, num_points=32),
+    "AllenCahn": lambda: dyn.AllenCahn(num_points=32),
     "NavierStokes2D": lambda: dyn.NavierStokes2D(
         nu=1e-2, num_points=16, drag=0.1, forcing_amplitude=1.0, forcing_wavenumber=2
     ),
