@@ -1,4 +1,7 @@
+from collections.abc import Callable
+
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Real
@@ -78,3 +81,25 @@ class AllenCahn(AbstractSemilinear):
     def default_initial_state(self, key: Array | None = None) -> State:
         x = jnp.asarray(self.coordinates(), dtype=jnp.result_type(float))
         return x**2 * jnp.cos(np.pi * x)
+
+    def residual(self, u: Callable, point: Float[Array, "..."]) -> Array:
+        r"""The PDE residual of a field u(x, t) at point = (x, t), for physics-informed losses:
+
+            R = u_t - diffusion u_xx - reaction (u - u^3),
+
+        derivatives by nested forward-mode automatic differentiation (exact to rounding).
+        `u` maps a point of shape (2,) to the field (any shape, e.g. (1,)); the residual has
+        that shape. Use as `jaxsci.losses.PINNLoss(model.residual, ...)`.
+        """
+        point = jnp.asarray(point)
+        if point.shape != (2,):
+            raise ValueError(f"`point` must be (x, t) of shape (2,), got shape {point.shape}.")
+        ex = jnp.zeros_like(point).at[0].set(1.0)
+        et = jnp.zeros_like(point).at[1].set(1.0)
+
+        def u_x(p):
+            return jax.jvp(u, (p,), (ex,))[1]
+
+        value, u_t = jax.jvp(u, (point,), (et,))
+        u_xx = jax.jvp(u_x, (point,), (ex,))[1]
+        return u_t - self.diffusion * u_xx - self.reaction * (value - value**3)

@@ -7,7 +7,11 @@ from ._filter import (
     filter_windows as filter_windows,
     window_starts as window_starts,
 )
-from ._pinn import PINNLoss as PINNLoss, derivative as derivative
+from ._pinn import (
+    PINNLoss as PINNLoss,
+    derivative as derivative,
+    time_slab_points as time_slab_points,
+)
 from ._probabilistic import (
     AlmostFairCRPS as AlmostFairCRPS,
     CRPSLoss as CRPSLoss,

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Real
 
-from .._checks import check_ndim, check_positive
-from .._custom_types import Array, ArrayLike, Float
+from .._checks import check_int, check_ndim, check_positive
+from .._custom_types import Array, ArrayLike, Float, Key
 from ._base import AbstractLoss
 from ._scores import check_same_shape
 
@@ -108,6 +108,15 @@ class PINNLoss(AbstractLoss):
         before = jnp.cumsum(slab_losses) - slab_losses
         return jax.lax.stop_gradient(jnp.exp(-eps * before))
 
+    def slab_losses(self, model, points: Float[Array, "N N_t d"]) -> Float[Array, " N_t"]:
+        """L_r(t_i): the mean squared residual of `model` over each time slab of `points`
+        (N, N_t, d), the quantities the causal weights are built from (e.g. to plot
+        `causal_weights(slab_losses(model, points))` during training)."""
+        pts = jnp.asarray(points)
+        check_ndim("points", pts, 3, "(time slabs of shape (N, N_t, d))")
+        res_fn = jax.vmap(lambda p: jnp.mean(jnp.square(self.residual(model, p))))
+        return jnp.mean(jax.vmap(res_fn)(pts), axis=0)
+
     def __call__(self, model, batch, *, key=None):
         if not isinstance(batch, dict) or "collocation" not in batch:
             raise TypeError(
@@ -133,7 +142,7 @@ class PINNLoss(AbstractLoss):
         res_fn = jax.vmap(lambda p: jnp.mean(jnp.square(self.residual(model, p))))
         aux = {}
         if causal:
-            slab = jnp.mean(jax.vmap(res_fn)(pts), axis=0)
+            slab = self.slab_losses(model, pts)
             w = self.causal_weights(slab)
             loss_r = jnp.mean(w * slab)
             aux["causal_min_weight"] = jnp.min(w)
@@ -148,3 +157,41 @@ class PINNLoss(AbstractLoss):
                 value = value + weight * term
         aux["loss"] = value
         return value, aux
+
+
+def time_slab_points(
+    key: Key,
+    num_points: int,
+    num_slabs: int,
+    lower: Real[ArrayLike, "..."] | Sequence[float],
+    upper: Real[ArrayLike, "..."] | Sequence[float],
+) -> Float[Array, "num_points num_slabs d"]:
+    r"""Collocation points in time slabs for `PINNLoss` (causal or not), shape (N, N_t, d).
+
+    The last coordinate is time. Slab i covers [t_lo + i dt, t_lo + (i + 1) dt),
+    dt = (t_hi - t_lo) / N_t, and every point p[n, i] has its time drawn uniformly in slab i
+    and its space coordinates uniformly in the box [lower, upper) (stratified in time,
+    so the slab means L_r(t_i) of the causal weights are means over the slab, the
+    discretisation of Wang, Sankaran & Perdikaris 2022 with fresh points in each slab).
+
+    Arguments:
+        key: PRNG key.
+        num_points: N, points per slab.
+        num_slabs: N_t.
+        lower, upper: the box's corners (d,), time last.
+    """
+    n = check_int("num_points", num_points)
+    n_t = check_int("num_slabs", num_slabs)
+    lo = jnp.asarray(lower, dtype=float)
+    hi = jnp.asarray(upper, dtype=float)
+    check_ndim("lower", lo, 1, "(the box's lower corner (d,), time last)")
+    if hi.shape != lo.shape:
+        raise ValueError(f"`upper` must have the shape of `lower` {lo.shape}, got {hi.shape}.")
+    if not bool(jnp.all(hi > lo)):
+        raise ValueError(f"`upper` must exceed `lower` in every coordinate, got {lo} and {hi}.")
+    d = lo.shape[0]
+    u = jax.random.uniform(key, (n, n_t, d), dtype=lo.dtype)
+    slab = jnp.arange(n_t, dtype=lo.dtype)[None, :]
+    t = (slab + u[..., -1]) / n_t
+    unit = jnp.concatenate([u[..., :-1], t[..., None]], axis=-1)
+    return lo + (hi - lo) * unit

@@ -20,6 +20,11 @@ from ._local import (
     periodic_stencil as periodic_stencil,
 )
 from ._mlp import MLP as MLP
+from ._periodic import (
+    EmbeddedNetwork as EmbeddedNetwork,
+    HardInitialCondition as HardInitialCondition,
+    PeriodicEmbedding as PeriodicEmbedding,
+)
 from ._score import ScoreMLP as ScoreMLP
 from ._semilinear_operator import SemilinearOperator as SemilinearOperator
 from ._spectral import (

@@ -152,6 +152,26 @@ CASES = {
         out_shape=lambda t: (8,),
         params=0,
     ),
+    "PeriodicEmbedding": Case(
+        make=lambda k: nn.PeriodicEmbedding((2.0, None), num_harmonics=3),
+        inputs=lambda k, r: (_normal(k, (2,)),),
+        out_shape=lambda p: (7,),
+        params=0,
+    ),
+    "EmbeddedNetwork": Case(
+        make=lambda k: nn.EmbeddedNetwork(
+            nn.PeriodicEmbedding((2.0, None), num_harmonics=3), nn.MLP(7, 1, 8, 2, key=k)
+        ),
+        inputs=lambda k, r: (_normal(k, (2,)),),
+        out_shape=lambda p: (1,),
+        params=mlp_params(7, 1, 8, 2),
+    ),
+    "HardInitialCondition": Case(
+        make=lambda k: nn.HardInitialCondition(nn.MLP(2, 1, 8, 2, key=k), jax.numpy.cos, t0=0.0),
+        inputs=lambda k, r: (_normal(k, (2,)),),
+        out_shape=lambda p: (1,),
+        params=mlp_params(2, 1, 8, 2),
+    ),
     "ScoreMLP": Case(
         make=lambda k: nn.ScoreMLP(3, 16, 2, 8, key=k),
         inputs=lambda k, r: (_t(k), _normal(jax.random.fold_in(k, 1), (3,))),
