@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (
+    _allen_cahn_pinn,
     _assimilate,
     _burgers_probconserv,
     _burgers_uq,
@@ -63,6 +64,12 @@ PIPELINES: dict[str, Pipeline] = {
         _diffusion.TrainDiffusionConfig,
         _diffusion.run_train_diffusion,
         _diffusion.TRAIN_DESCRIPTION,
+    ),
+    "allen_cahn_pinn": Pipeline(
+        "allen_cahn_pinn",
+        _allen_cahn_pinn.AllenCahnPINNConfig,
+        _allen_cahn_pinn.run,
+        _allen_cahn_pinn.DESCRIPTION,
     ),
     "burgers_uq": Pipeline(
         "burgers_uq", _burgers_uq.BurgersUQConfig, _burgers_uq.run, _burgers_uq.DESCRIPTION
