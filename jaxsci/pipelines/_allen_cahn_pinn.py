@@ -213,16 +213,16 @@ def run(config: AllenCahnPINNConfig, run_dir: Path) -> dict:
         seconds[method] = train_s + compile_s
 
     slab_times = (np.arange(t.num_slabs) + 0.5) / t.num_slabs
-    np.savez_compressed(
-        run_dir / "allen_cahn_pinn.npz",
-        t=ts,
-        x=xs,
-        reference=reference,
-        slab_times=slab_times,
-        causal_weights=np.stack(weights_by_stage),
-        causal_min_weight=np.concatenate(min_weight),
+    arrays: dict[str, np.ndarray] = {
+        "t": ts,
+        "x": xs,
+        "reference": reference,
+        "slab_times": slab_times,
+        "causal_weights": np.stack(weights_by_stage),
+        "causal_min_weight": np.concatenate(min_weight),
         **{f"{k}_prediction": v for k, v in predictions.items()},
-    )
+    }
+    np.savez_compressed(run_dir / "allen_cahn_pinn.npz", **arrays)
     if config.plot.enabled:
         with _plots.guard():
             fig = _solution_figure(ts, xs, reference, predictions, results)
@@ -239,11 +239,15 @@ def _solution_figure(ts, xs, reference, predictions, results) -> Figure:
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     axes = fig.subplots(2, 3, sharex=True, sharey=True)
     extent = (float(ts[0]), float(ts[-1]), float(xs[0]), float(xs[-1]))
-    panels = [(axes[0, 0], reference, "reference (ETDRK4)", "RdBu_r", (-1, 1))]
+    panels: list[tuple[Any, np.ndarray, str, str, tuple[float, float]]] = [
+        (axes[0, 0], reference, "reference (ETDRK4)", "RdBu_r", (-1.0, 1.0))
+    ]
     for i, method in enumerate(METHODS):
         u = predictions[method]
         err = results[method]["rel_l2"]
-        panels.append((axes[0, 1 + i], u, f"{method} PINN (rel. L2 {err:.2e})", "RdBu_r", (-1, 1)))
+        panels.append(
+            (axes[0, 1 + i], u, f"{method} PINN (rel. L2 {err:.2e})", "RdBu_r", (-1.0, 1.0))
+        )
         emax = max(float(np.abs(predictions[k] - reference).max()) for k in METHODS)
         panels.append(
             (axes[1, 1 + i], np.abs(u - reference), f"|{method} - ref|", "magma", (0, emax))
