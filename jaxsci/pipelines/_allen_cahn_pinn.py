@@ -213,7 +213,7 @@ def run(config: AllenCahnPINNConfig, run_dir: Path) -> dict:
         seconds[method] = train_s + compile_s
 
     slab_times = (np.arange(t.num_slabs) + 0.5) / t.num_slabs
-    arrays: dict[str, np.ndarray] = {
+    arrays: dict[str, Any] = {
         "t": ts,
         "x": xs,
         "reference": reference,
