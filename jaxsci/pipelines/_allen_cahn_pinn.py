@@ -237,7 +237,7 @@ def run(config: AllenCahnPINNConfig, run_dir: Path) -> dict:
 
 def _solution_figure(ts, xs, reference, predictions, results) -> Figure:
     fig = Figure(figsize=(12, 6.5), layout="constrained")
-    axes = fig.subplots(2, 3, sharex=True, sharey=True)
+    axes = fig.subplots(2, 3)
     extent = (float(ts[0]), float(ts[-1]), float(xs[0]), float(xs[-1]))
     panels: list[tuple[Any, np.ndarray, str, str, tuple[float, float]]] = [
         (axes[0, 0], reference, "reference (ETDRK4)", "RdBu_r", (-1.0, 1.0))
@@ -262,11 +262,12 @@ def _solution_figure(ts, xs, reference, predictions, results) -> Figure:
     for method, style in zip(METHODS, ("C0--", "C3:"), strict=True):
         axes[1, 0].plot(xs, predictions[method][-1], style, lw=1.2, label=method)
     axes[1, 0].set_title("u(x, t = 1)")
+    axes[1, 0].set_xlabel("x")
+    axes[1, 0].set_ylabel("u")
     axes[1, 0].legend(fontsize=8)
-    for ax in axes[1]:
-        ax.set_xlabel("t (maps) / x (profile)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("x (maps) / u (profile)")
+    for ax in (axes[0, 0], axes[0, 1], axes[0, 2], axes[1, 1], axes[1, 2]):
+        ax.set_xlabel("t")
+        ax.set_ylabel("x")
     return fig
 
 
