@@ -368,6 +368,13 @@ ROWS = [
         lambda e: e(jnp.asarray(0.5)),
     ),
     Row(
+        "PeriodicEmbedding",
+        jnn.PeriodicEmbedding,
+        {"periods": (2.0, None), "num_harmonics": 2},
+        ("num_harmonics",),
+        lambda e: e(jnp.array([0.3, 0.5])),
+    ),
+    Row(
         "FNO",
         jnn.FNO,
         {
