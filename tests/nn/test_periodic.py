@@ -29,13 +29,13 @@ def test_network_is_exactly_periodic_with_its_derivatives():
     u = _field()
     pts = jax.random.uniform(jax.random.key(1), (20, 2), minval=-1.0, maxval=1.0)
     shift = jnp.array([2.0, 0.0])
-    f = jax.vmap(lambda p: u(p)[0])
+    f = jax.jit(jax.vmap(lambda p: u(p)[0]))
     np.testing.assert_allclose(np.asarray(f(pts + shift)), np.asarray(f(pts)), atol=1e-5)
-    du = jax.vmap(jax.grad(lambda p: u(p)[0]))
+    du = jax.jit(jax.vmap(jax.grad(lambda p: u(p)[0])))
     np.testing.assert_allclose(np.asarray(du(pts - shift)), np.asarray(du(pts)), atol=1e-4)
     # a network on the raw coordinates is not periodic (the check can fail)
     raw = MLP(2, 1, 16, 2, activation=jnp.tanh, key=jax.random.key(0))
-    g = jax.vmap(lambda p: raw(p)[0])
+    g = jax.jit(jax.vmap(lambda p: raw(p)[0]))
     assert float(jnp.max(jnp.abs(g(pts + shift) - g(pts)))) > 1e-2
 
 
@@ -45,9 +45,10 @@ def test_hard_initial_condition_is_exact():
 
     u = HardInitialCondition(_field(), u0, t0=0.25)
     xs = jnp.linspace(-1, 1, 7)
-    at_t0 = jax.vmap(lambda x: u(jnp.array([x, 0.25]))[0])(xs)
+    field = jax.jit(jax.vmap(lambda x, t: u(jnp.stack([x, t]))[0], in_axes=(0, None)))
+    at_t0 = field(xs, 0.25)
     np.testing.assert_allclose(np.asarray(at_t0), np.asarray(u0(xs)), atol=1e-7)
-    later = jax.vmap(lambda x: u(jnp.array([x, 0.9]))[0])(xs)
+    later = field(xs, 0.9)
     assert float(jnp.max(jnp.abs(later - u0(xs)))) > 1e-3
 
 
