@@ -84,7 +84,7 @@ class ModelSection:
 @dataclasses.dataclass(frozen=True)
 class TrainingSection:
     epsilons: list[float] = option(
-        factory=lambda: [1e-2, 1e-1, 1.0, 10.0, 100.0],
+        factory=lambda: [1e-2, 1e-1, 1.0, 10.0, 100.0, 100.0, 100.0],
         help="causal epsilon of each stage (the plain PINN runs as many stages unweighted)",
     )
     steps_per_stage: int = option(6000, ge=1, help="Adam steps per stage")
