@@ -546,7 +546,7 @@ ROWS = [
         "train_init",
         lambda **kw: jtrain.train_init(_Scale(jnp.ones(2)), optax.sgd(0.1), **kw),
         {"key": KEY},
-        ("key", "ema"),
+        ("key", "ema", "trainable"),
         lambda state: state.model.w,
     ),
 ]

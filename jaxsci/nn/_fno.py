@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import check_int, check_range
-from .._custom_types import Array, Float, Key
+from .._custom_types import Array, Float, Key, PyTree
 from ._base import AbstractNetwork, check_example
 from ._init import subkey
 from ._layers import Pointwise, grid_channels
@@ -172,6 +172,21 @@ class FNO(AbstractNetwork):
     @property
     def depth(self) -> int:
         return len(self.spectral)
+
+    def last_layers(self, num_fourier_layers: int = 1) -> tuple[PyTree, ...]:
+        """The last `num_fourier_layers` Fourier layers (their spectral convolutions K_l
+        and skips W_l, b_l) and the projection Q: the parts Spectral-Refiner fine-tunes
+        (Cao et al. 2024, arXiv:2405.17211, who refit the last layers of a trained FNO
+        with a negative Sobolev loss while the rest stays frozen).
+
+        A tuple of nodes of this network, for `jaxsci.train.fit(..., trainable=where)`
+        with `where = lambda m: m.last_layers()` (or `m.net.last_layers()` for an
+        `nn.Stepper` around the FNO). `num_fourier_layers` = 0 gives the projection alone;
+        `depth` gives every layer but the lifting.
+        """
+        k = check_int("num_fourier_layers", num_fourier_layers, minimum=0, maximum=self.depth)
+        first = self.depth - k
+        return (*self.spectral[first:], *self.skips[first:], self.projection)
 
     def _check(self, x) -> None:
         names = ", ".join(_SPATIAL[self.num_spatial_dims - 1])

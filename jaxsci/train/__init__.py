@@ -2,7 +2,7 @@
 `fit` (a minibatch driver over it with validation, EMA, clipping, early stopping and atomic,
 verified, bit-for-bit resumable checkpoints that keep the previous one as a fallback and
 refuse another optimizer or architecture), `evaluate`, and deep ensembles (`fit_ensemble`,
-`stack_models`)."""
+`stack_models`); `trainable_mask`, the parameters a fine-tuning of part of a model trains."""
 
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
 from ._ensemble import fit_ensemble as fit_ensemble, stack_models as stack_models
@@ -13,3 +13,4 @@ from ._step import (
     train_init as train_init,
     train_step as train_step,
 )
+from ._trainable import trainable_mask as trainable_mask

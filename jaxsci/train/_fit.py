@@ -197,6 +197,7 @@ def fit(
     val_batch_size: int | None = None,
     ema: float | None = None,
     clip_norm: float | None = None,
+    trainable: Callable[[Any], Any] | None = None,
     early_stopping: int | None = None,
     min_delta: float = 0.0,
     restore_best: bool = True,
@@ -229,6 +230,12 @@ def fit(
             warm-up min(ema, (1 + t)/(10 + t)); the returned model and the validation use
             the averaged weights.
         clip_norm: clip gradients to this global norm.
+        trainable: train only part of the model, `model -> node or tuple of nodes` (as
+            `equinox.tree_at`'s `where`; see `train_init` and `trainable_mask`), e.g.
+            `lambda m: m.net.last_layers()` to fine-tune the last Fourier layer and the
+            projection of an FNO stepper. The other arrays are returned bit for bit
+            unchanged, get no gradient (the backward pass stops at the earliest free
+            layer) and no optimizer state. None: every inexact array is trained.
         early_stopping: patience: stop after this many evaluations (epoch ends) without a
             validation loss below the best by more than `min_delta`; needs `val_data`. With
             `restore_best` the returned model is the best one.
@@ -310,6 +317,7 @@ def fit(
         tx,
         key=jnp.copy(key),  # the state is donated: keep the caller's key valid
         ema=ema is not None,
+        trainable=trainable,
     )
     best = (
         None
@@ -340,6 +348,13 @@ def fit(
             "ema": ema is not None,
             "clip_norm": clip_norm is not None,
             "early_stopping": early_stopping is not None,
+            # which arrays are trained (only recorded when some are frozen, so that the
+            # checkpoints of full training keep their meta)
+            **(
+                {}
+                if state.trainable is None
+                else {"trainable": [bool(b) for b in jax.tree.leaves(state.trainable)]}
+            ),
         },
         # What the checkpointed arrays belong to: a resume under another architecture or
         # optimizer is refused (their arrays may even fit the other structure by chance).
@@ -504,9 +519,12 @@ def _resume(directory, like, meta):
     saved_meta = ckpt.meta
     for name in ("key", "num_examples", "batch_size", "state_options"):
         if saved_meta.get(name) != meta[name]:
-            arg = {"num_examples": "data", "state_options": "ema/clip_norm/early_stopping"}.get(
-                name, name
-            )
+            options = "ema/clip_norm/early_stopping"
+            if "trainable" in meta["state_options"] or "trainable" in (
+                saved_meta.get("state_options") or {}
+            ):
+                options += "/trainable"
+            arg = {"num_examples": "data", "state_options": options}.get(name, name)
             raise ValueError(
                 f"`checkpoint_dir` {str(directory)!r} holds a checkpoint of another run: its "
                 f"{name} is {saved_meta.get(name)!r}, this call's `{arg}` gives "

@@ -15,6 +15,7 @@ import optax
 
 from .._checks import check_key
 from .._custom_types import Array, ArrayLike, Float, Int, Key, PyTree
+from ._trainable import parameter_filter, trainable_mask
 
 # Salts for jax.random.fold_in: the data order, the loss's randomness and validation draw
 # from independent streams of the one run key.
@@ -25,12 +26,16 @@ class TrainState(eqx.Module):
     """Everything a training run carries from one step to the next.
 
     Attributes:
-        model: the model being trained (its inexact arrays are the parameters).
+        model: the model being trained (its inexact arrays are the parameters, or those
+            of them that `trainable` marks).
         opt_state: the optimizer's state (learning-rate schedules count in it).
         ema_model: the exponential moving average of the model's parameters, or None.
         step: the global step (the number of updates made so far).
         key: the run key; step s's loss gets `fold_in(fold_in(key, LOSS), s)`, so a step's
             randomness depends only on the run key and the global step.
+        trainable: None (every inexact array is trained) or the boolean mask of the
+            trained arrays (`trainable_mask`), a pytree of the model's structure; the
+            other arrays are constants of the step.
     """
 
     model: PyTree
@@ -38,6 +43,7 @@ class TrainState(eqx.Module):
     ema_model: PyTree | None
     step: Int[Array, ""]
     key: Key
+    trainable: PyTree | None = None
 
 
 class TrainInfo(NamedTuple):
@@ -63,8 +69,9 @@ def train_init(
     *,
     key: Key,
     ema: bool = False,
+    trainable: Callable[[Any], Any] | None = None,
 ) -> TrainState:
-    """The state before the first step: `optimizer.init` on the model's inexact arrays,
+    """The state before the first step: `optimizer.init` on the model's trained arrays,
     the EMA (with `ema`) starting as a copy of the model, step 0.
 
     Arguments:
@@ -72,17 +79,26 @@ def train_init(
         optimizer: an optax transformation.
         key: the run key (see `TrainState`).
         ema: keep an exponential moving average of the parameters.
+        trainable: train only part of the model: `model -> node or tuple of nodes`, the
+            parts whose inexact arrays are trained (as `equinox.tree_at`'s `where`, see
+            `trainable_mask`; e.g. `lambda m: m.net.last_layers()` to fine-tune the last
+            Fourier layer and the projection of an `nn.FNO` inside an `nn.Stepper`). The
+            other arrays are frozen: `train_step` takes no gradient with respect to them,
+            the optimizer keeps no state for them, and they stay bit for bit the same.
+            None: every inexact array is trained.
     """
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(
             f"`optimizer` must be an optax.GradientTransformation, got {type(optimizer).__name__}."
         )
+    mask = None if trainable is None else trainable_mask(model, trainable)
     return TrainState(
         model=model,
-        opt_state=optimizer.init(eqx.filter(model, eqx.is_inexact_array)),
+        opt_state=optimizer.init(eqx.filter(model, parameter_filter(mask))),
         ema_model=_copy(model) if ema else None,
         step=jnp.zeros((), jnp.int32),
         key=check_key("key", key),
+        trainable=mask,
     )
 
 
@@ -130,7 +146,9 @@ def train_step(
     0.999; an array, so a sweep over it compiles once) the average follows
     e_{t+1} = d_t e_t + (1 - d_t) p_{t+1} with the warm-up d_t = min(ema, (1 + t)/(10 + t)).
     Gradient clipping belongs to the optimizer (`optax.chain(optax.clip_by_global_norm(c),
-    optimizer)`, as `fit(clip_norm=c)` does).
+    optimizer)`, as `fit(clip_norm=c)` does). With a state made by
+    `train_init(..., trainable=where)` only the arrays under `where` are differentiated,
+    updated and averaged; the gradient norm is theirs.
 
     Arguments:
         state: from `train_init` (with `ema=True` when `ema` is given) or a previous step.
@@ -143,7 +161,7 @@ def train_step(
     Returns:
         The new state and this step's `TrainInfo`.
     """
-    params, static = eqx.partition(state.model, eqx.is_inexact_array)
+    params, static = eqx.partition(state.model, parameter_filter(state.trainable))
     key = jax.random.fold_in(jax.random.fold_in(state.key, LOSS), state.step)
 
     def loss_of(p):
@@ -162,7 +180,7 @@ def train_step(
         # early averages do not cling to the initial weights.
         t = state.step.astype(jnp.result_type(float))
         d = jnp.minimum(ema, (1.0 + t) / (10.0 + t))
-        averaged, ema_static = eqx.partition(ema_model, eqx.is_inexact_array)
+        averaged, ema_static = eqx.partition(ema_model, parameter_filter(state.trainable))
         averaged = jax.tree.map(
             lambda e, p: (d * e + (1 - d) * p).astype(p.dtype), averaged, params
         )
@@ -173,5 +191,6 @@ def train_step(
         ema_model=ema_model,
         step=state.step + 1,
         key=state.key,
+        trainable=state.trainable,
     )
     return new, TrainInfo(loss=value, grad_norm=grad_norm, aux=scalar_aux(aux))
