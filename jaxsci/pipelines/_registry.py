@@ -23,6 +23,7 @@ from . import (
     _ks_score_da,
     _ks_semilinear_operator,
     _l96_closure,
+    _ns2d_spectral_refiner,
     _posterior,
     _simulate,
     _train,
@@ -94,5 +95,11 @@ PIPELINES: dict[str, Pipeline] = {
         _ks_semilinear_operator.KSSemilinearOperatorConfig,
         _ks_semilinear_operator.run,
         _ks_semilinear_operator.DESCRIPTION,
+    ),
+    "ns2d_spectral_refiner": Pipeline(
+        "ns2d_spectral_refiner",
+        _ns2d_spectral_refiner.NS2DSpectralRefinerConfig,
+        _ns2d_spectral_refiner.run,
+        _ns2d_spectral_refiner.DESCRIPTION,
     ),
 }
