@@ -26,7 +26,8 @@ Built from the public API only:
    `evaluation.error_threshold`); the enstrophy spectra Z(k) (`spectral.isotropic_spectrum`)
    of the rollouts and of the truth at the steps `evaluation.spectrum_steps`, averaged over
    the test trajectories, and their log-error mean_k |log10 Z_model(k) / Z_true(k)| over
-   the shells 1 <= k <= n/2.
+   the shells 1 <= k <= n/3 - 1/2 (those whose every mode the 2/3-de-aliased simulator
+   keeps; the data have no enstrophy beyond |m_i| >= n/3).
 
 Outputs: `metrics.json` (`table`: per model the one-step MSE and H^{-1} losses on all test
 pairs, the rollout errors at step 1, at `evaluation.report_step` and averaged over the
@@ -84,7 +85,7 @@ class DataSection:
     dt: float = option(0.02, gt=0.0, help="ETDRK4 step of the simulator")
     step: float = option(0.2, gt=0.0, help="time step of the surrogate (a multiple of dt)")
     spinup: float = option(20.0, ge=0.0, help="time run onto the attractor before saving")
-    num_train: int = option(32, ge=1, help="training trajectories")
+    num_train: int = option(96, ge=1, help="training trajectories")
     num_test: int = option(8, ge=1, help="test trajectories")
     train_steps: int = option(40, ge=1, help="surrogate steps saved per training trajectory")
     test_steps: int = option(50, ge=1, help="rollout horizon in surrogate steps")
@@ -222,9 +223,17 @@ def _spectra(fields, steps, length):
     return kappa, np.asarray(z).mean(axis=0)
 
 
+def _resolved_shells(n: int) -> slice:
+    """The shells 1 <= k <= n/3 - 1/2: every mode of them (|m| < k + 1/2 <= n/3) is kept by
+    the simulator's 2/3 de-aliasing, so the truth has its full enstrophy there (beyond, the
+    shells are partly or wholly empty in the data)."""
+    return slice(1, int(np.floor(n / 3 - 0.5)) + 1)
+
+
 def _log_error(z_model, z_true, n):
-    """mean over shells 1..n/2 of |log10(Z_model / Z_true)|, per spectrum."""
-    k = slice(1, n // 2 + 1)
+    """mean over the resolved shells (`_resolved_shells`) of |log10(Z_model / Z_true)|, per
+    spectrum."""
+    k = _resolved_shells(n)
     tiny = np.finfo(np.float32).tiny
     ratio = np.maximum(z_model[..., k], tiny) / np.maximum(z_true[..., k], tiny)
     return np.mean(np.abs(np.log10(ratio)), axis=-1)
@@ -482,16 +491,20 @@ def _error_figure(times, curves, curves_hm1, threshold, heading) -> Figure:
 
 
 def _spectrum_figure(kappa, z_true, spectra, steps, d, heading) -> Figure:
-    shells = slice(1, d.num_points // 2 + 1)
+    # the truth on the shells the de-aliased simulator fills; the models up to n/2
+    resolved, shells = _resolved_shells(d.num_points), slice(1, d.num_points // 2 + 1)
     fig = Figure(figsize=(4.2 * len(steps), 4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(steps), sharey=True))
+    bottom = 0.1 * float(np.min(z_true[:, resolved]))
     for i, (ax, s) in enumerate(zip(axes, steps, strict=True)):
-        ax.loglog(kappa[shells], z_true[i, shells], color="k", lw=2.0, label="truth")
+        ax.loglog(kappa[resolved], z_true[i, resolved], color="k", lw=2.0, label="truth")
         for name, z in spectra.items():
             ax.loglog(kappa[shells], z[i, shells], color=_COLORS[name], lw=1.2, label=_LABELS[name])
+        ax.axvline(kappa[resolved.stop - 1], color="0.5", ls=":", lw=0.9)
         ax.set_title(f"rollout step {s} (t = {s * d.step:g})", fontsize=9)
-        ax.set_xlabel("wavenumber |k|")
+        ax.set_xlabel("wavenumber |k| (dotted: de-aliasing band of the data)")
         ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylim(bottom=bottom)
     axes[0].set_ylabel("enstrophy spectrum Z(k)")
     axes[0].legend(fontsize=7)
     fig.suptitle(heading + "\nmean over test trajectories", fontsize=9)
