@@ -73,6 +73,7 @@ def _stepper_problem():
     return stepper, (jnp.asarray(inputs), jnp.asarray(targets))
 
 
+@pytest.mark.slow  # ~3 s of compilation of an FNO fit; the fast tier has the Line case
 def test_fine_tuning_the_last_fno_layers_keeps_the_rest_bit_identical():
     stepper, data = _stepper_problem()
     where = lambda m: m.net.last_layers()  # noqa: E731
