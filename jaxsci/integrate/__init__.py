@@ -16,6 +16,15 @@ from ._etdrk import (
 )
 from ._flow import Flow as Flow
 from ._flow_map import FlowMap as FlowMap
+from ._heuristics import (
+    HeuristicSolution as HeuristicSolution,
+    HeuristicSolver as HeuristicSolver,
+    StepHeuristics as StepHeuristics,
+    function_evaluations as function_evaluations,
+    one_step_heuristics as one_step_heuristics,
+    solve_heuristics as solve_heuristics,
+    step_heuristics as step_heuristics,
+)
 from ._lyapunov import LyapunovResult as LyapunovResult, lyapunov_exponents as lyapunov_exponents
 from ._phi import phi as phi, phi_functions as phi_functions
 from ._rk4 import RK4 as RK4

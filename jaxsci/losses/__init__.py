@@ -26,6 +26,10 @@ from ._regression import (
     StochasticRegressionLoss as StochasticRegressionLoss,
 )
 from ._rollout import RolloutLoss as RolloutLoss
+from ._solver_heuristics import (
+    LocalRegularisedLoss as LocalRegularisedLoss,
+    SolverHeuristicLoss as SolverHeuristicLoss,
+)
 from ._scores import (
     crps_almost_fair as crps_almost_fair,
     crps_ensemble as crps_ensemble,

@@ -65,6 +65,24 @@ class TimeModel(eqx.Module):
         return self.w * x + self.b * t
 
 
+class TanhField(eqx.Module):
+    """A tiny neural vector field f(t, y) = tanh(w y) + b for the neural-ODE losses."""
+
+    w: jax.Array
+    b: jax.Array
+
+    def __call__(self, t, y, args=None):
+        return jnp.tanh(self.w @ y) + self.b
+
+
+def _tanh_field():
+    return TanhField(np.array([[-0.5, 1.0], [-1.0, -0.3]]), np.array([0.1, -0.2]))
+
+
+def _node_batch(rng, n):
+    return rng.normal(size=(n, 2)), rng.normal(size=(n, 3, 2))
+
+
 def _heat_residual(u, p):
     du = jax.grad(u)(p)
     d2 = jax.hessian(u)(p)[0, 0]
@@ -164,6 +182,23 @@ CASES = {
         lambda: losses.RolloutLoss(3),
         lambda: Affine(0.9, 0.05),
         _rollout_batch,
+        bad_batch=_pair_bad,
+    ),
+    # constant steps (dt0): the step sizes do not move with the parameters, so central
+    # differences see the same discretisation (adaptive steps carry no gradient, as in diffrax)
+    "SolverHeuristicLoss": Case(
+        lambda: losses.SolverHeuristicLoss([0.0, 0.2, 0.4], 0.5, 0.1, dt0=0.1),
+        _tanh_field,
+        _node_batch,
+        bad_batch=_pair_bad,
+    ),
+    "LocalRegularisedLoss": Case(
+        lambda: losses.LocalRegularisedLoss(
+            [0.0, 0.2, 0.4], 0.5, 0.1, dt0=0.1, detach_state=False
+        ),
+        _tanh_field,
+        _node_batch,
+        stochastic=True,
         bad_batch=_pair_bad,
     ),
     "FilterLikelihoodLoss": Case(
