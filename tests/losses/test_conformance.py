@@ -187,14 +187,14 @@ CASES = {
     # constant steps (dt0): the step sizes do not move with the parameters, so central
     # differences see the same discretisation (adaptive steps carry no gradient, as in diffrax)
     "SolverHeuristicLoss": Case(
-        lambda: losses.SolverHeuristicLoss([0.0, 0.2, 0.4], 0.5, 0.1, dt0=0.1),
+        lambda: losses.SolverHeuristicLoss([0.0, 0.2, 0.4], 0.5, 0.1, dt0=0.1, max_steps=8),
         _tanh_field,
         _node_batch,
         bad_batch=_pair_bad,
     ),
     "LocalRegularisedLoss": Case(
         lambda: losses.LocalRegularisedLoss(
-            [0.0, 0.2, 0.4], 0.5, 0.1, dt0=0.1, detach_state=False
+            [0.0, 0.2, 0.4], 0.5, 0.1, dt0=0.1, max_steps=8, detach_state=False
         ),
         _tanh_field,
         _node_batch,
