@@ -24,6 +24,7 @@ from . import (
     _ks_semilinear_operator,
     _l96_closure,
     _ns2d_spectral_refiner,
+    _node_regularisation,
     _posterior,
     _simulate,
     _train,
@@ -86,6 +87,12 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "l96_closure": Pipeline(
         "l96_closure", _l96_closure.L96ClosureConfig, _l96_closure.run, _l96_closure.DESCRIPTION
+    ),
+    "node_regularisation": Pipeline(
+        "node_regularisation",
+        _node_regularisation.NodeRegularisationConfig,
+        _node_regularisation.run,
+        _node_regularisation.DESCRIPTION,
     ),
     "ks_score_da": Pipeline(
         "ks_score_da", _ks_score_da.KSScoreDAConfig, _ks_score_da.run, _ks_score_da.DESCRIPTION

@@ -70,9 +70,7 @@ def test_local_estimate_is_unbiased_for_the_global_sum(solved):
         np.testing.assert_allclose(n * per_step.mean(), solved.heuristics.error, rtol=1e-10)
         loss = losses.LocalRegularisedLoss(TS, rtol=RTOL, atol=ATOL, max_steps=4096)
         keys = jax.random.split(jax.random.key(0), 200)
-        draws = jax.jit(jax.vmap(lambda k: loss.local_estimate(_lv(), jnp.asarray(Y0), k)[0]))(
-            keys
-        )
+        draws = jax.jit(jax.vmap(lambda k: loss.local_estimate(_lv(), jnp.asarray(Y0), k)[0]))(keys)
         draws = np.asarray(draws.error)
     se = draws.std(ddof=1) / np.sqrt(len(draws))
     assert abs(draws.mean() - solved.heuristics.error) < 4 * se
