@@ -511,6 +511,20 @@ ROWS = [
         ("boundary_weight", "initial_weight", "causal_epsilon"),
     ),
     Row(
+        "SolverHeuristicLoss",
+        jloss.SolverHeuristicLoss,
+        {"ts": [0.0, 0.5, 1.0]},
+        ("ts", "error_weight", "stiffness_weight", "rtol", "atol", "dt0", "max_steps"),
+        integers=("max_steps",),
+    ),
+    Row(
+        "LocalRegularisedLoss",
+        jloss.LocalRegularisedLoss,
+        {"ts": [0.0, 0.5, 1.0]},
+        ("ts", "error_weight", "stiffness_weight", "rtol", "atol", "dt0", "max_steps"),
+        integers=("max_steps",),
+    ),
+    Row(
         "RolloutLoss",
         jloss.RolloutLoss,
         {"num_steps": 2},

@@ -7,8 +7,9 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from .._checks import check_int, check_positive
+from .._checks import as_float_array, check_finite, check_int, check_positive, concrete
 from .._custom_types import Array, ArrayLike, Float, Key, PyTree
 from ..dynamics import AbstractDynamics
 from ..integrate import HeuristicSolution, StepHeuristics, one_step_heuristics, solve_heuristics
@@ -38,9 +39,13 @@ def _check_batch(batch, num_times: int):
 
 
 def _check_common(ts, error_weight, stiffness_weight, rtol, atol, solver):
-    ts_arr = jnp.asarray(ts, dtype=float)
+    ts_arr = as_float_array("ts", ts)
     if ts_arr.ndim != 1 or ts_arr.shape[0] < 2:
         raise ValueError(f"`ts` must be 1-D with at least 2 save times, got shape {ts_arr.shape}.")
+    check_finite("ts", ts_arr)
+    t = concrete(ts_arr)
+    if t is not None and np.any(np.diff(t) <= 0):
+        raise ValueError(f"`ts` must be strictly increasing, got {t.tolist()}.")
     check_positive("error_weight", error_weight, allow_zero=True)
     check_positive("stiffness_weight", stiffness_weight, allow_zero=True)
     check_positive("rtol", rtol)
