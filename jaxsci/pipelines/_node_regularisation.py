@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .. import integrate, losses, nn, train
 from ..dynamics import LotkaVolterra
@@ -266,18 +267,26 @@ def _plot(results, selected, histories, run_dir: Path, dpi: int) -> None:
         ax1.scatter(r["train_mse"], r["test_nfe"], color=styles[r["method"]], s=30)
         ax1.annotate(r["name"], (r["train_mse"], r["test_nfe"]), fontsize=7)
     ax1.set_xscale("log")
+    ax1.xaxis.set_minor_formatter(NullFormatter())
     ax1.set_xlabel("training MSE")
     ax1.set_ylabel("test NFE (adaptive)")
     ax1.set_title("NFE vs training loss (every run)")
-    for method, r in selected.items():
+    for r in results:  # every run; the selected ones bold
         h = histories[r["name"]]
         width = max(1, len(h) // 50)
         smooth = np.convolve(h, np.ones(width) / width, mode="valid")
-        ax2.plot(smooth, color=styles[method], label=r["name"])
+        bold = selected.get(r["method"]) is r
+        ax2.plot(
+            smooth,
+            color=styles[r["method"]],
+            lw=2.0 if bold else 0.8,
+            alpha=1.0 if bold else 0.6,
+            label=r["name"] + (" (selected)" if bold else ""),
+        )
     ax2.set_xlabel("training step")
     ax2.set_ylabel("NFE per training solve (batch mean)")
-    ax2.set_title("NFE over training (selected runs)")
-    ax2.legend()
+    ax2.set_title("NFE over training")
+    ax2.legend(fontsize=7)
     fig.savefig(run_dir / "nfe.png", dpi=dpi, bbox_inches="tight")
 
 
