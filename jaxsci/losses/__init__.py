@@ -26,10 +26,6 @@ from ._regression import (
     StochasticRegressionLoss as StochasticRegressionLoss,
 )
 from ._rollout import RolloutLoss as RolloutLoss
-from ._solver_heuristics import (
-    LocalRegularisedLoss as LocalRegularisedLoss,
-    SolverHeuristicLoss as SolverHeuristicLoss,
-)
 from ._scores import (
     crps_almost_fair as crps_almost_fair,
     crps_ensemble as crps_ensemble,
@@ -40,4 +36,8 @@ from ._scores import (
     relative_l2 as relative_l2,
     sobolev_norm as sobolev_norm,
     sobolev_weights as sobolev_weights,
+)
+from ._solver_heuristics import (
+    LocalRegularisedLoss as LocalRegularisedLoss,
+    SolverHeuristicLoss as SolverHeuristicLoss,
 )
