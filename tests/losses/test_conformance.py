@@ -99,6 +99,9 @@ class Case:
     bad_name: str = "batch"
     # model fields documented as frozen (read through stop_gradient): gradient exactly zero
     frozen: tuple[str, ...] = ()
+    # the float64 finite-difference gradient check compiles a diffrax solve and its adjoint
+    # several times (~7 s each): run it in the slow tier
+    slow_gradient: bool = False
 
 
 def _pair(shape_in, shape_out=None):
@@ -191,6 +194,7 @@ CASES = {
         _tanh_field,
         _node_batch,
         bad_batch=_pair_bad,
+        slow_gradient=True,
     ),
     "LocalRegularisedLoss": Case(
         lambda: losses.LocalRegularisedLoss(
@@ -200,6 +204,7 @@ CASES = {
         _node_batch,
         stochastic=True,
         bad_batch=_pair_bad,
+        slow_gradient=True,
     ),
     "FilterLikelihoodLoss": Case(
         _filter_loss, _l96_hybrid, _windows_batch, stochastic=True, bad_batch=_windows_bad
@@ -359,7 +364,10 @@ def test_vmap_over_batches_equals_loop(name):
     np.testing.assert_allclose(got, np.stack(want), rtol=2e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if CASES[n].slow_gradient else n for n in NAMES],
+)
 def test_gradient_matches_finite_differences_float64(name, x64):
     """d loss / d theta for every parameter against central differences (float64, fixed key)."""
     loss, model, key = CASES[name].loss(), _model(name, jnp.float64), _key(name)
