@@ -19,6 +19,7 @@ from ._probabilistic import (
     EnsembleScore as EnsembleScore,
     GaussianNLLLoss as GaussianNLLLoss,
 )
+from ._refiner import PDERefinerLoss as PDERefinerLoss
 from ._regression import (
     MSELoss as MSELoss,
     RelativeL2Loss as RelativeL2Loss,

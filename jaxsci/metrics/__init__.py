@@ -6,6 +6,10 @@ benchmarks; each says which paper or peer it follows.
 """
 
 from ._convergence import fit_convergence_order as fit_convergence_order
+from ._correlation import (
+    high_correlation_time as high_correlation_time,
+    pearson_correlation as pearson_correlation,
+)
 from ._ensemble import (
     EnsembleScores as EnsembleScores,
     ensemble_scores as ensemble_scores,

@@ -25,6 +25,7 @@ from ._periodic import (
     HardInitialCondition as HardInitialCondition,
     PeriodicEmbedding as PeriodicEmbedding,
 )
+from ._refiner import PDERefiner as PDERefiner
 from ._score import ScoreMLP as ScoreMLP
 from ._semilinear_operator import SemilinearOperator as SemilinearOperator
 from ._spectral import (
