@@ -31,9 +31,7 @@ class PDERefinerLoss(AbstractLoss):
         self, model: PDERefiner, batch: PyTree, *, key: Key | None = None
     ) -> tuple[Float[Array, ""], dict[str, Array]]:
         if not isinstance(model, PDERefiner):
-            raise TypeError(
-                f"`model` must be a jaxsci.nn.PDERefiner, got {type(model).__name__}."
-            )
+            raise TypeError(f"`model` must be a jaxsci.nn.PDERefiner, got {type(model).__name__}.")
         inputs, targets = batch_pair(batch)
         if inputs.shape != targets.shape:
             raise ValueError(
@@ -41,9 +39,7 @@ class PDERefinerLoss(AbstractLoss):
                 f"(B, C, *spatial), got {tuple(inputs.shape)} and {tuple(targets.shape)}."
             )
         keys = example_keys(key, inputs.shape[0], "PDERefinerLoss")
-        errors, is_zero = jax.vmap(lambda u, v, k: _example(model, u, v, k))(
-            inputs, targets, keys
-        )
+        errors, is_zero = jax.vmap(lambda u, v, k: _example(model, u, v, k))(inputs, targets, keys)
         value = jnp.mean(errors)
         n0 = jnp.sum(is_zero)
         one_step = jnp.sum(jnp.where(is_zero, errors, 0.0)) / jnp.maximum(n0, 1)

@@ -54,7 +54,7 @@ class PDERefiner(AbstractNetwork):
     """
 
     net: Callable[[ScalarLike, Array], Array]
-    min_noise_std: Float[Array, ""] = eqx.field(converter=hyperparameter)
+    min_noise_std: Float[Array, ""]
     channels: int = eqx.field(static=True)
     num_refinement_steps: int = eqx.field(static=True)
     residual: bool = eqx.field(static=True)
@@ -76,7 +76,7 @@ class PDERefiner(AbstractNetwork):
         self.net = net
         self.channels = check_int("channels", channels)
         self.num_refinement_steps = check_int("num_refinement_steps", num_refinement_steps, 0)
-        self.min_noise_std = min_noise_std
+        self.min_noise_std = hyperparameter(min_noise_std)
         self.residual = bool(residual)
 
     def __check_init__(self):
@@ -94,10 +94,10 @@ class PDERefiner(AbstractNetwork):
 
     def predict(
         self,
-        u_prev: Float[Array, "channels *spatial"],
-        u_noisy: Float[Array, "channels *spatial"],
+        u_prev: Float[Array, " channels *spatial"],
+        u_noisy: Float[Array, " channels *spatial"],
         k: Int[Array, ""] | int,
-    ) -> Float[Array, "channels *spatial"]:
+    ) -> Float[Array, " channels *spatial"]:
         """The network's output at step k: for k = 0 the prediction of u(t + Delta) (the
         increment with `residual`; `u_noisy` should then be zeros), for k >= 1 the
         predicted noise eps of `u_noisy`."""
@@ -112,8 +112,8 @@ class PDERefiner(AbstractNetwork):
         return out[: self.channels]
 
     def __call__(
-        self, u: Float[Array, "channels *spatial"], *, key: Key | None = None
-    ) -> Float[Array, "channels *spatial"]:
+        self, u: Float[Array, " channels *spatial"], *, key: Key | None = None
+    ) -> Float[Array, " channels *spatial"]:
         """The refined state one step after `u` (one example). `key` draws the refinement
         noise; it is required when K > 0 and unused when K = 0."""
         u = as_float_array("u", u)

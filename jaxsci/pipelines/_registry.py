@@ -20,6 +20,7 @@ from . import (
     _diffusion,
     _discover,
     _inverse_gmm,
+    _ks_pde_refiner,
     _ks_score_da,
     _ks_semilinear_operator,
     _l96_closure,
@@ -93,6 +94,12 @@ PIPELINES: dict[str, Pipeline] = {
         _node_regularisation.NodeRegularisationConfig,
         _node_regularisation.run,
         _node_regularisation.DESCRIPTION,
+    ),
+    "ks_pde_refiner": Pipeline(
+        "ks_pde_refiner",
+        _ks_pde_refiner.KSPDERefinerConfig,
+        _ks_pde_refiner.run,
+        _ks_pde_refiner.DESCRIPTION,
     ),
     "ks_score_da": Pipeline(
         "ks_score_da", _ks_score_da.KSScoreDAConfig, _ks_score_da.run, _ks_score_da.DESCRIPTION

@@ -166,6 +166,13 @@ def _windows_bad(rng):
     return rng.normal(size=(2, 5, 6)), rng.normal(size=(3, 3, 3))
 
 
+def _refiner():
+    """A PDE-Refiner with K = 2 over the time-conditioned toy network (first channel used)."""
+    from jaxsci.nn import PDERefiner
+
+    return PDERefiner(TimeModel(0.6, 0.2), 1, 2, 0.01)
+
+
 def _data_batch(rng, n):
     return rng.normal(size=(n, 3))
 
@@ -205,6 +212,14 @@ CASES = {
         stochastic=True,
         bad_batch=_pair_bad,
         slow_gradient=True,
+    ),
+    "PDERefinerLoss": Case(
+        losses.PDERefinerLoss,
+        _refiner,
+        _pair((1, 8)),
+        stochastic=True,
+        bad_batch=_pair_bad,
+        frozen=("min_noise_std",),  # a fixed hyperparameter (read through stop_gradient)
     ),
     "FilterLikelihoodLoss": Case(
         _filter_loss, _l96_hybrid, _windows_batch, stochastic=True, bad_batch=_windows_bad

@@ -6,7 +6,7 @@ import jax
 
 import jaxsci.nn as nn
 
-from ._registry import Case, fno_params, mlp_params
+from ._registry import Case, fno_params, mlp_params, time_mlp_params, unet_params
 
 
 def _normal(key, shape):
@@ -37,6 +37,15 @@ FORECASTER_CASES = {
         params=fno_params(4, 4, [3], 4, 1, dims=1),
         call=lambda m, x, key: m(x, key=key),
     ),
+    "PDERefiner": Case(  # K = 2 refinements over a ScoreUNet1d on [u_prev, u_noisy]; key input
+        make=lambda k: nn.PDERefiner(nn.ScoreUNet1d(2, 4, (1, 2), 4, key=k), 1, 2, 1e-3),
+        inputs=lambda k, r: (_normal(k, (1, (16, 24)[r])), jax.random.fold_in(k, 1)),
+        out_shape=lambda x, key: x.shape,
+        # the U-Net (2 -> 2 channels, time embedding 4: e = 16) + its time MLP + sigma_min
+        params=unet_params(1, 2, 2, 4, (1, 2), 1, emb=16) + time_mlp_params(4) + 1,
+        call=lambda m, x, key: m(x, key=key),
+        buffers=("min_noise_std",),
+    ),
     "LocalMLP": Case(  # a local closure on a ring (one shared MLP per site)
         make=lambda k: nn.LocalMLP(1, 8, 2, mean=0.5, scale=2.0, output_scale=1.5, key=k),
         inputs=lambda k, r: (_normal(k, ((10, 17)[r],)),),
@@ -58,5 +67,6 @@ FORECASTER_BAD_INPUT = {
     "Stepper": (0, "x"),
     "LocalStochastic": (0, "x"),
     "LocalMLP": (0, "x"),
+    "PDERefiner": (0, "u"),
     "LocalPolynomial": (0, "x"),
 }

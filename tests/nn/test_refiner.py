@@ -56,7 +56,9 @@ def test_noise_schedule_is_geometric_down_to_sigma_min():
     np.testing.assert_allclose(s, 2e-7 ** (np.arange(1, 5) / 4), rtol=1e-5)
     assert np.all(np.diff(np.log(s)) < 0)
     np.testing.assert_allclose(np.diff(np.log(s)), np.log(2e-7) / 4, rtol=1e-4)
-    assert r4.noise_stds().shape == (4,) and nn.PDERefiner(Zero(jnp.zeros(())), 1, 0).noise_stds().shape == (0,)
+    assert r4.noise_stds().shape == (4,) and nn.PDERefiner(
+        Zero(jnp.zeros(())), 1, 0
+    ).noise_stds().shape == (0,)
 
 
 class Mix(eqx.Module):
