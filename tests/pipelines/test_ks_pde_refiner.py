@@ -57,6 +57,6 @@ def test_ks_pde_refiner_config_errors_name_the_key(tmp_path, capsys):
     )
     assert code != 0 and "refiner.steps" in err
     code, _, err = run_cli(
-        capsys, "run", CONFIG, "--out", tmp_path / "r3", "--set", "data.num_points=60"
+        capsys, "run", CONFIG, "--out", tmp_path / "r3", "--set", "data.num_points=62"
     )
     assert code != 0 and "network.channel_multipliers" in err
