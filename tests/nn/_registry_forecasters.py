@@ -37,12 +37,12 @@ FORECASTER_CASES = {
         params=fno_params(4, 4, [3], 4, 1, dims=1),
         call=lambda m, x, key: m(x, key=key),
     ),
-    "PDERefiner": Case(  # K = 2 refinements over a ScoreUNet1d on [u_prev, u_noisy]; key input
-        make=lambda k: nn.PDERefiner(nn.ScoreUNet1d(2, 4, (1, 2), 4, key=k), 1, 2, 1e-3),
+    "PDERefiner": Case(  # K = 1 refinement over a one-level ScoreUNet1d on [u_prev, u_noisy]
+        make=lambda k: nn.PDERefiner(nn.ScoreUNet1d(2, 4, (1,), 4, key=k), 1, 1, 1e-3),
         inputs=lambda k, r: (_normal(k, (1, (16, 24)[r])), jax.random.fold_in(k, 1)),
         out_shape=lambda x, key: x.shape,
         # the U-Net (2 -> 2 channels, time embedding 4: e = 16) + its time MLP + sigma_min
-        params=unet_params(1, 2, 2, 4, (1, 2), 1, emb=16) + time_mlp_params(4) + 1,
+        params=unet_params(1, 2, 2, 4, (1,), 1, emb=16) + time_mlp_params(4) + 1,
         call=lambda m, x, key: m(x, key=key),
         buffers=("min_noise_std",),
     ),

@@ -99,7 +99,7 @@ def test_vmap_equals_loop(name):
         )
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"UNet2d"}))
+@pytest.mark.parametrize("name", marked_params(NAMES, {"UNet2d", "PDERefiner"}))
 def test_finite_connected_gradients(name):
     """d(sum(out * r))/d(params) is finite and every parameter array gets a nonzero gradient,
     except the documented buffers, whose gradient is exactly zero (stop_gradient). A
