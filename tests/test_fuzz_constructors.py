@@ -361,6 +361,17 @@ ROWS = [
         ("data_dim", "width", "depth", "time_embedding_dim", "time_scale"),
     ),
     Row(
+        "PDERefiner",
+        jnn.PDERefiner,
+        {
+            "net": jnn.ScoreUNet1d(2, 4, (1,), 4, key=KEY),
+            "channels": 1,
+            "num_refinement_steps": 1,
+            "min_noise_std": 1e-3,
+        },
+        ("num_refinement_steps", "min_noise_std"),
+    ),
+    Row(
         "SinusoidalEmbedding",
         jnn.SinusoidalEmbedding,
         {"dim": 4},
