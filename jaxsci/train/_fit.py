@@ -350,11 +350,7 @@ def fit(
             "early_stopping": early_stopping is not None,
             # which arrays are trained (only recorded when some are frozen, so that the
             # checkpoints of full training keep their meta)
-            **(
-                {}
-                if state.trainable is None
-                else {"trainable": [bool(b) for b in jax.tree.leaves(state.trainable)]}
-            ),
+            **({} if state.trainable is None else {"trainable": list(state.trainable)}),
         },
         # What the checkpointed arrays belong to: a resume under another architecture or
         # optimizer is refused (their arrays may even fit the other structure by chance).

@@ -33,9 +33,11 @@ class TrainState(eqx.Module):
         step: the global step (the number of updates made so far).
         key: the run key; step s's loss gets `fold_in(fold_in(key, LOSS), s)`, so a step's
             randomness depends only on the run key and the global step.
-        trainable: None (every inexact array is trained) or the boolean mask of the
-            trained arrays (`trainable_mask`), a pytree of the model's structure; the
-            other arrays are constants of the step.
+        trainable: None (every inexact array is trained) or the leaves of the boolean
+            mask of the trained arrays (`trainable_mask`), one per leaf of `model`; the
+            other arrays are constants of the step. Static structure (a tuple of Python
+            bools), so a state with a mask passes through `jit` and `lax.scan` (a mask of
+            traced booleans could not be a filter spec); `parameters()` rebuilds the mask.
     """
 
     model: PyTree
@@ -43,7 +45,13 @@ class TrainState(eqx.Module):
     ema_model: PyTree | None
     step: Int[Array, ""]
     key: Key
-    trainable: PyTree | None = None
+    trainable: tuple[bool, ...] | None = eqx.field(default=None, static=True)
+
+    def parameters(self) -> Any:
+        """The filter spec of the trained arrays: the mask over `model`, or every inexact array."""
+        if self.trainable is None:
+            return parameter_filter(None)
+        return jax.tree.unflatten(jax.tree.structure(self.model), list(self.trainable))
 
 
 class TrainInfo(NamedTuple):
@@ -98,7 +106,7 @@ def train_init(
         ema_model=_copy(model) if ema else None,
         step=jnp.zeros((), jnp.int32),
         key=check_key("key", key),
-        trainable=mask,
+        trainable=None if mask is None else tuple(bool(b) for b in jax.tree.leaves(mask)),
     )
 
 
@@ -161,7 +169,7 @@ def train_step(
     Returns:
         The new state and this step's `TrainInfo`.
     """
-    params, static = eqx.partition(state.model, parameter_filter(state.trainable))
+    params, static = eqx.partition(state.model, state.parameters())
     key = jax.random.fold_in(jax.random.fold_in(state.key, LOSS), state.step)
 
     def loss_of(p):
@@ -180,7 +188,7 @@ def train_step(
         # early averages do not cling to the initial weights.
         t = state.step.astype(jnp.result_type(float))
         d = jnp.minimum(ema, (1.0 + t) / (10.0 + t))
-        averaged, ema_static = eqx.partition(ema_model, parameter_filter(state.trainable))
+        averaged, ema_static = eqx.partition(ema_model, state.parameters())
         averaged = jax.tree.map(
             lambda e, p: (d * e + (1 - d) * p).astype(p.dtype), averaged, params
         )

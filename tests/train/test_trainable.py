@@ -146,3 +146,19 @@ def test_a_checkpoint_of_a_partial_fit_refuses_another_trainable(tmp_path):
     fit(model, mse, data, trainable=lambda m: m.a, **kwargs)
     with pytest.raises(ValueError, match="trainable"):
         fit(model, mse, data, trainable=lambda m: m.b, **{**kwargs, "num_steps": 3})
+
+
+def test_a_masked_state_passes_through_jit_and_scan(x64):
+    """The mask is static structure: jit(train_step) and a lax.scan over train_step work on a
+    masked state (a mask stored as a pytree of bools became traced arrays there and failed as
+    a filter spec) and give the same steps as the eager loop."""
+    model, data = _line_problem()
+    opt = optax.sgd(0.1)
+    state = train_init(model, opt, key=jax.random.key(0), trainable=lambda m: m.b)
+    step = jax.jit(lambda s: train_step(s, data, loss=mse, optimizer=opt)[0])
+    scanned, _ = jax.lax.scan(lambda s, _: (step(s), None), state, None, length=4)
+    eager = state
+    for _ in range(4):
+        eager, _ = train_step(eager, data, loss=mse, optimizer=opt)
+    assert float(scanned.model.b) == pytest.approx(float(eager.model.b), rel=1e-12)
+    assert float(scanned.model.a) == 0.5 and scanned.trainable == state.trainable
