@@ -23,6 +23,11 @@ def _self_conjugate(grid: PeriodicGrid) -> np.ndarray:
     return own
 
 
+# smallest initial gap max_real - Re L (units of the symbol, 1/time): keeps s = sqrt(gap)
+# away from the zero-gradient point s = 0 of Re L = max_real - s^2
+_MIN_GAP = 1e-4
+
+
 class SemilinearOperator(AbstractSemilinear):
     r"""A semilinear neural operator: u_t = L_theta u + N_theta(u) on a periodic grid.
 
@@ -46,8 +51,9 @@ class SemilinearOperator(AbstractSemilinear):
     Parameterisation of the symbol: Im L = `linear_imag` (zero on the self-conjugate modes
     m = 0 and the Nyquist mode, where a real field has real coefficients); Re L =
     `linear_real` when `max_real` is None, otherwise Re L = max_real - linear_real^2, so
-    that no mode grows faster than max_real (stability of the learned model: a bound of 0
-    makes L dissipative, a small positive bound on a few modes admits the linearly unstable
+    that no mode grows faster than max_real (a mode started at the bound starts 1e-4 below
+    it, since s = 0 would be a zero-gradient point; stability of the learned model: a bound
+    of 0 makes L dissipative, a small positive bound on a few modes admits the linearly unstable
     band of Kuramoto-Sivashinsky, whose largest growth rate is max_k (k^2 - k^4) = 1/4).
     Both are array fields (`eqx.filter_grad` trains them with the network); `max_real` is
     an array field too (a vmap over bounds works) but frozen: read through `stop_gradient`,
@@ -59,7 +65,7 @@ class SemilinearOperator(AbstractSemilinear):
     layout (plus the entries of `max_real`, which `count_params` counts but training keeps).
 
     Arguments:
-        grid: the `jaxsci.spectral.PeriodicGrid` of the state (e.g. `model.grid`).
+        grid: the 1-D `jaxsci.spectral.PeriodicGrid` of the state (e.g. `model.grid`).
         network: `network(u)` returning an array of its input's shape, the nonlinear term in
             grid space (e.g. an `FNO1d(1, 1, ...)` with `network_shape=(1, n)`).
         linear: the initial symbol, complex or real, of `grid.spectral_shape` (default 0;
@@ -90,6 +96,14 @@ class SemilinearOperator(AbstractSemilinear):
             raise TypeError(f"`grid` must be a jaxsci.spectral.PeriodicGrid, got {type(grid)}.")
         if not callable(network):
             raise TypeError(f"`network` must be callable, got {type(network).__name__}.")
+        if grid.ndim != 1:
+            # on a d > 1 real-FFT layout the columns of last-axis mode 0 (and Nyquist) hold
+            # both m and -m of the other axes, where a real field needs L(-m) = conj L(m);
+            # free entries there would be silently dropped by the inverse real FFT
+            raise ValueError(
+                f"`grid` must be a 1-D PeriodicGrid (the symbol's Hermitian symmetry is only "
+                f"built in for one axis), got a grid of shape {grid.shape}."
+            )
         spectral = grid.spectral_shape
         dtype = jnp.result_type(float)
         symbol = np.zeros(spectral) if linear is None else np.asarray(linear)
@@ -124,7 +138,10 @@ class SemilinearOperator(AbstractSemilinear):
                     f"{bound_full[i]:g}."
                 )
             self.max_real = jnp.asarray(bound, dtype)
-            self.linear_real = jnp.asarray(np.sqrt(bound_full - re), dtype)
+            # Re L = max_real - s^2 has zero gradient in s at s = 0: a mode started exactly
+            # at the bound (e.g. the default zero symbol with max_real = 0) could never move,
+            # so s starts at least at sqrt(_MIN_GAP) (Re L at most 1e-4 below the bound)
+            self.linear_real = jnp.asarray(np.sqrt(np.maximum(bound_full - re, _MIN_GAP)), dtype)
         self.linear_imag = jnp.asarray(np.where(_self_conjugate(grid), 0.0, im), dtype)
         self.grid = grid
         self.network_shape = _check_network_shape(network_shape, grid.shape)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsci import dynamics, integrate, nn
+from jaxsci import dynamics, integrate, nn, spectral
 
 
 class TrueKSNonlinear(eqx.Module):
@@ -62,6 +62,13 @@ def test_symbol_parameterisation_and_its_bound():
     # the bound is frozen: no gradient reaches it
     grad = eqx.filter_grad(lambda m: jnp.sum(jnp.abs(m.linear_operator()) ** 2))(sno)
     assert float(jnp.abs(grad.max_real)) == 0.0 and float(jnp.max(jnp.abs(grad.linear_real))) > 0
+    # a mode started at the bound (default zero symbol, max_real = 0) is not stuck there:
+    # Re L = max_real - s^2 starts 1e-4 below it, where d Re L / ds = -2 s is not zero
+    at_bound = nn.SemilinearOperator(grid, _fno(16, jax.random.key(0)), max_real=0.0,
+                                     network_shape=(1, 16))  # fmt: skip
+    np.testing.assert_allclose(np.asarray(at_bound.linear_operator().real), -1e-4, rtol=1e-3)
+    g = eqx.filter_grad(lambda m: jnp.sum(m.linear_operator().real))(at_bound)
+    assert float(jnp.min(jnp.abs(g.linear_real))) > 1e-3
 
 
 def test_bad_arguments_are_named():
@@ -81,6 +88,8 @@ def test_bad_arguments_are_named():
         nn.SemilinearOperator(grid, net, network_shape=(1, 15))
     with pytest.raises(TypeError, match="grid"):
         nn.SemilinearOperator(16, net)  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="`grid` must be a 1-D PeriodicGrid"):
+        nn.SemilinearOperator(spectral.PeriodicGrid((8, 8)), net)
     flow = integrate.Flow(dynamics.KuramotoSivashinsky(num_points=16), 0.25)
     with pytest.raises(ValueError, match="`interval`"):
         integrate.FlowMap(flow, 0.0)
