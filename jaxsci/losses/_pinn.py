@@ -5,9 +5,10 @@ from collections.abc import Callable, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Real
 
-from .._checks import check_int, check_ndim, check_positive
+from .._checks import check_int, check_ndim, check_positive, concrete
 from .._custom_types import Array, ArrayLike, Float, Key
 from ._base import AbstractLoss
 from ._scores import check_same_shape
@@ -187,8 +188,9 @@ def time_slab_points(
     check_ndim("lower", lo, 1, "(the box's lower corner (d,), time last)")
     if hi.shape != lo.shape:
         raise ValueError(f"`upper` must have the shape of `lower` {lo.shape}, got {hi.shape}.")
-    if not bool(jnp.all(hi > lo)):
-        raise ValueError(f"`upper` must exceed `lower` in every coordinate, got {lo} and {hi}.")
+    lo_c, hi_c = concrete(lo), concrete(hi)  # None under jit: the check is skipped there
+    if lo_c is not None and hi_c is not None and not np.all(hi_c > lo_c):
+        raise ValueError(f"`upper` must exceed `lower` in every coordinate, got {lo_c} and {hi_c}.")
     d = lo.shape[0]
     u = jax.random.uniform(key, (n, n_t, d), dtype=lo.dtype)
     slab = jnp.arange(n_t, dtype=lo.dtype)[None, :]

@@ -51,10 +51,17 @@ def _check_common(ts, error_weight, stiffness_weight, rtol, atol, solver):
     check_positive("rtol", rtol)
     check_positive("atol", atol)
     solver = diffrax.Tsit5() if solver is None else solver
-    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+    tableau = getattr(solver, "tableau", None)
+    if not (
+        isinstance(solver, diffrax.AbstractAdaptiveSolver)
+        and isinstance(tableau, diffrax.ButcherTableau)
+        and not tableau.implicit
+    ):
+        # the heuristics (and the evaluation count) read an explicit Runge-Kutta tableau:
+        # refuse others here, not at the first call inside a compiled training step
         raise ValueError(
-            "`solver` must be an adaptive diffrax solver (Tsit5, Dopri5, ...), got "
-            f"{type(solver).__name__}."
+            "`solver` must be an adaptive explicit Runge-Kutta diffrax solver (Tsit5, "
+            f"Dopri5, ...), got {type(solver).__name__}."
         )
     as_arr = lambda x: jnp.asarray(x, dtype=float)  # noqa: E731
     return (

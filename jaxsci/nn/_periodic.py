@@ -91,6 +91,12 @@ class HardInitialCondition(eqx.Module):
     network learns only the departure from u0. `net` maps a point (d,) to any shape that
     broadcasts against u0(x); u0 maps the spatial coordinates (d - 1,) to the field.
     `t0` is a static float (the start of the time window).
+
+    Periodicity: with a periodic `net` (e.g. over a `PeriodicEmbedding`) u is periodic in
+    x exactly when u0 is, and its x-derivatives only as far as u0's are: Allen-Cahn's
+    u0 = x^2 cos(pi x) on [-1, 1) has equal values but slopes -+2 at x = +-1, a kink that
+    u0 + (t - t0) net keeps at every t (the periodic solution smooths it out; the PINN
+    benchmark accepts that error at the seam).
     """
 
     network: Callable

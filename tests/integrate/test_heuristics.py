@@ -110,3 +110,7 @@ def test_bad_arguments_are_named():
         losses.LocalRegularisedLoss([0.0, 1.0], error_weight=-1.0)
     with pytest.raises(ValueError, match="solver"):
         integrate.function_evaluations(diffrax.Kvaerno5(), 3)
+    # an implicit (adaptive) solver is refused when the loss is built, not at its first call
+    for loss in (losses.SolverHeuristicLoss, losses.LocalRegularisedLoss):
+        with pytest.raises(ValueError, match="`solver` must be an adaptive explicit"):
+            loss([0.0, 1.0], solver=diffrax.Kvaerno5())

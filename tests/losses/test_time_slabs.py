@@ -18,6 +18,11 @@ def test_points_lie_in_their_slabs():
     assert x.min() >= -1 and x.max() < 1
     # uniform: mean within 4 standard errors (sd of U(-1, 1) is 1/sqrt(3))
     assert abs(x.mean()) < 4 / np.sqrt(3) / np.sqrt(x.size)
+    # the box may be traced (a jitted sampler over domains): same points as eager
+    jitted = jax.jit(lambda lo, hi: losses.time_slab_points(jax.random.key(0), 500, 4, lo, hi))
+    np.testing.assert_array_equal(
+        np.asarray(jitted(jnp.asarray([-1.0, 0.0]), jnp.asarray([1.0, 2.0]))), np.asarray(pts)
+    )
 
 
 def test_slab_losses_are_the_slab_means():
