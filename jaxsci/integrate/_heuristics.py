@@ -116,7 +116,11 @@ class HeuristicSolver(diffrax.AbstractAdaptiveSolver, diffrax.AbstractWrappedSol
 
         R_E = sum_j E_j |h_j|,    R_S = sum_j |lambda_j| |h_j|,
 
-    over the accepted steps j of the solve (`step_heuristics` defines E_j and lambda_j). The
+    over the accepted steps j of the solve (`step_heuristics` defines E_j and lambda_j).
+    R_S weights each stiffness estimate by |h_j| like R_E (a time integral of the
+    stiffness, not a per-step count); we have not checked it against the paper's exact
+    normalisation of its stiffness term, and no reported figure uses it (the
+    `node_regularisation` pipeline trains with the error term only). The
     sums ride in the solver state next to the wrapped solver's own state, so diffrax keeps
     them on accepted steps and discards them on rejected ones, exactly as it does the
     state, and reverse-mode differentiation through the solve (`RecursiveCheckpointAdjoint`,
