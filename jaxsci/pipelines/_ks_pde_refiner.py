@@ -83,10 +83,10 @@ class NetworkSection:
 class RefinerSection:
     num_refinement_steps: int = option(3, ge=1, help="K, denoising steps after the prediction")
     min_noise_std: float = option(
-        4.47e-4,
+        2e-7,
         gt=0.0,
         lt=1.0,
-        help="sigma_min, a std; sigma_k = sigma_min^(k/K) (sqrt(2e-7): the paper's code, KS)",
+        help="sigma_min, a std; sigma_k = sigma_min^(k/K) (paper, KS: 2e-7; its code: 4.47e-4)",
     )
 
 
