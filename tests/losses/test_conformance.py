@@ -99,9 +99,12 @@ class Case:
     bad_name: str = "batch"
     # model fields documented as frozen (read through stop_gradient): gradient exactly zero
     frozen: tuple[str, ...] = ()
-    # the float64 finite-difference gradient check compiles a diffrax solve and its adjoint
-    # several times (~7 s each): run it in the slow tier
+    # the float64 finite-difference gradient check in the slow tier (it compiles the loss
+    # and its gradient several times: ~5-7 s for a diffrax solve or a U-Net)
     slow_gradient: bool = False
+    # every numeric row (contract, vmap, gradient) in the slow tier; the bad-batch row and
+    # the loss's own tests stay fast
+    slow: bool = False
 
 
 def _pair(shape_in, shape_out=None):
@@ -201,7 +204,7 @@ CASES = {
         _tanh_field,
         _node_batch,
         bad_batch=_pair_bad,
-        slow_gradient=True,
+        slow=True,  # each row compiles a diffrax solve (and its adjoint): 3-7 s
     ),
     "LocalRegularisedLoss": Case(
         lambda: losses.LocalRegularisedLoss(
@@ -211,7 +214,7 @@ CASES = {
         _node_batch,
         stochastic=True,
         bad_batch=_pair_bad,
-        slow_gradient=True,
+        slow=True,  # each row compiles a diffrax solve (and its adjoint): 3-7 s
     ),
     "PDERefinerLoss": Case(
         losses.PDERefinerLoss,
@@ -220,6 +223,7 @@ CASES = {
         stochastic=True,
         bad_batch=_pair_bad,
         frozen=("min_noise_std",),  # a fixed hyperparameter (read through stop_gradient)
+        slow_gradient=True,  # a U-Net's float64 gradients compiled several times: ~5 s
     ),
     "FilterLikelihoodLoss": Case(
         _filter_loss, _l96_hybrid, _windows_batch, stochastic=True, bad_batch=_windows_bad
@@ -305,6 +309,16 @@ CASES = {
 NAMES = list(CASES)
 
 
+def _tiered(gradient: bool = False) -> list:
+    """NAMES with the cases documented as slow (for this check) marked `slow`."""
+    return [
+        pytest.param(n, marks=pytest.mark.slow)
+        if CASES[n].slow or (gradient and CASES[n].slow_gradient)
+        else n
+        for n in NAMES
+    ]
+
+
 def _cast(tree, dtype):
     return jax.tree_util.tree_map(
         lambda x: jnp.asarray(x, dtype) if np.issubdtype(np.asarray(x).dtype, np.floating) else x,
@@ -349,7 +363,7 @@ def test_registry_covers_every_loss():
     assert exported == set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _tiered())
 def test_contract_jit_and_dtype(name):
     loss, model, batch, key = CASES[name].loss(), _model(name, jnp.float32), None, _key(name)
     batch = _batch(name, jnp.float32)
@@ -363,7 +377,7 @@ def test_contract_jit_and_dtype(name):
     assert set(jaux) == set(aux)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", _tiered())
 def test_vmap_over_batches_equals_loop(name):
     loss, model, key = CASES[name].loss(), _model(name, jnp.float32), _key(name)
     batches = [_batch(name, jnp.float32, seed=s) for s in range(3)]
@@ -379,10 +393,7 @@ def test_vmap_over_batches_equals_loop(name):
     np.testing.assert_allclose(got, np.stack(want), rtol=2e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.slow) if CASES[n].slow_gradient else n for n in NAMES],
-)
+@pytest.mark.parametrize("name", _tiered(gradient=True))
 def test_gradient_matches_finite_differences_float64(name, x64):
     """d loss / d theta for every parameter against central differences (float64, fixed key)."""
     loss, model, key = CASES[name].loss(), _model(name, jnp.float64), _key(name)

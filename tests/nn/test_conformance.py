@@ -70,7 +70,7 @@ def test_registry_covers_every_network():
         assert isinstance(make, type) or isinstance(_model(name), eqx.Module)
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"UNet2d"}))
+@pytest.mark.parametrize("name", marked_params(NAMES, {"UNet2d", "PDERefiner"}))
 def test_shape_jit_equals_no_jit_and_no_recompilation(name):
     model, args, call = _model(name), _args(name), CASES[name].call
     out = call(model, *args)

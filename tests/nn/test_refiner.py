@@ -110,6 +110,7 @@ def test_refinement_with_an_oracle_noise_predictor_recovers_the_target(k_steps):
     np.testing.assert_allclose(roll[1], _target(_target(u)), atol=1e-4)
 
 
+@pytest.mark.slow  # a Monte-Carlo check of the k draws: ~3 s of compilation and draws
 def test_loss_is_zero_at_the_oracle_and_draws_k_uniformly():
     sigma_min = 1e-2
     u = jax.random.normal(jax.random.key(0), (64, 1, 8))
