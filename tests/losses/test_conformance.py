@@ -226,7 +226,12 @@ CASES = {
         slow_gradient=True,  # a U-Net's float64 gradients compiled several times: ~5 s
     ),
     "FilterLikelihoodLoss": Case(
-        _filter_loss, _l96_hybrid, _windows_batch, stochastic=True, bad_batch=_windows_bad
+        _filter_loss,
+        _l96_hybrid,
+        _windows_batch,
+        stochastic=True,
+        bad_batch=_windows_bad,
+        slow_gradient=True,
     ),
     "CRPSLoss": Case(
         lambda: losses.CRPSLoss(4),
@@ -297,6 +302,7 @@ CASES = {
         _data_batch,
         stochastic=True,
         bad_batch=lambda rng: rng.normal(size=(4, 5)),
+        slow_gradient=True,
     ),
     "LightSBLoss": Case(
         diffusion.LightSBLoss,
@@ -304,6 +310,7 @@ CASES = {
         _pair((3,)),
         bad_batch=_pair_bad,
         frozen=("epsilon",),  # the entropic regularisation is the problem, not a parameter
+        slow_gradient=True,
     ),
 }
 NAMES = list(CASES)

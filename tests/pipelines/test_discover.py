@@ -57,7 +57,15 @@ def test_shipped_discover_configs():
 
 @pytest.mark.parametrize(
     "config",
-    stem_params(CONFIGS, {"ks_model_error", "ks_model_error_dispersion", "ks_model_error_growth"}),
+    stem_params(
+        CONFIGS,
+        {
+            "ks_model_error",
+            "ks_model_error_dispersion",
+            "ks_model_error_growth",
+            "ks_model_error_nonlinear",
+        },
+    ),
 )
 def test_noise_free_discovery_is_exact(config, tmp_path, capsys):
     # the issue: exactly the injected terms, every coefficient within 2%, no spurious terms
