@@ -166,6 +166,10 @@ def plot_trajectory(
         ]
     if isinstance(model, dynamics.Lorenz96TwoScale):
         return [_save(_two_scale(model, ts, ys, heading), run_dir / "hovmoller.png", dpi)]
+    if ys.ndim == 4:  # a layered 2-D field (layer, y, x), e.g. TwoLayerQG's PV
+        return [
+            _save(_layer_snapshots(ts, ys, heading, options.snapshots), run_dir / "layers.png", dpi)
+        ]
     if ys.ndim == 2 and is_field(model, ys.shape[1]):
         return [_save(_field_1d(model, ts, ys, heading), run_dir / "hovmoller.png", dpi)]
     labels = _LABELS.get(name, tuple(f"y[{i}]" for i in range(ys.shape[1])))
@@ -277,6 +281,31 @@ def _ns_snapshots(model, ts, ys, heading, count) -> Figure:
     ax.set_ylabel("enstrophy ½⟨ω²⟩")
     ax.grid(alpha=0.3)
     fig.suptitle(heading, fontsize=10)
+    return fig
+
+
+def _layer_snapshots(ts, ys, heading, count) -> Figure:
+    """Snapshots of every layer of states (time, layer, y, x), one colour scale per layer."""
+    count = min(count, len(ts))
+    idx = np.unique(np.linspace(0, len(ts) - 1, count).round().astype(int))
+    layers = ys.shape[1]
+    fig = Figure(figsize=(2.8 * len(idx) + 1.4, 2.7 * layers + 0.6), layout="constrained")
+    axes = np.asarray(fig.subplots(layers, len(idx), squeeze=False))
+    for layer in range(layers):
+        m = float(np.max(np.abs(ys[idx, layer]))) or 1.0
+        for col, i in enumerate(idx):
+            ax = axes[layer, col]
+            # State is indexed [y, x] (pyqg's layout): rows are y, as imshow wants.
+            ax.imshow(ys[i, layer], origin="lower", cmap="RdBu_r", vmin=-m, vmax=m)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if layer == 0:
+                ax.set_title(f"t = {ts[i]:.4g}", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"layer {layer + 1}")
+        shared = ScalarMappable(norm=Normalize(-m, m), cmap="RdBu_r")
+        fig.colorbar(shared, ax=list(axes[layer]), shrink=0.9, pad=0.01, format="%.1e")
+    fig.suptitle(f"{heading}\nstate per layer (e.g. potential vorticity)", fontsize=10)
     return fig
 
 

@@ -26,6 +26,13 @@ from .. import dynamics, integrate
 from .._interrupts import deferred_interrupts
 from . import _plots
 from ._files import PartialRun, write_netcdf
+from ._flow_statistics import (
+    StatisticsSection,
+    check_model,
+    flow_statistics,
+    plot_statistics,
+    summary,
+)
 from ._models import (
     MODELS,
     build_model,
@@ -163,6 +170,11 @@ class SimulateConfig:
     lyapunov: LyapunovSection | None = option(
         None, help="present (even empty) to compute Lyapunov exponents"
     )
+    statistics: StatisticsSection | None = option(
+        None,
+        help="present (even empty) for a 2-D flow's steady-state statistics: energy time "
+        "series, time-mean kinetic-energy spectrum per layer and its slope",
+    )
     plot: PlotSection = section(PlotSection)
     output: OutputSection = section(OutputSection)
 
@@ -177,6 +189,15 @@ class SimulateConfig:
                 raise ConfigError(
                     "lyapunov.num_exponents",
                     f"expected <= the state dimension {dim}, got {self.lyapunov.num_exponents}",
+                )
+        if self.statistics is not None:
+            check_model(model, model_name(self.model))
+            start = self.statistics.start
+            if start is not None and not self.integrate.t0 <= start < self.integrate.t1:
+                raise ConfigError(
+                    "statistics.start",
+                    f"expected in [t0, t1) = [{self.integrate.t0:g}, {self.integrate.t1:g}), "
+                    f"got {start:g}",
                 )
 
 
@@ -281,6 +302,13 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
         "finite": bool(np.all(np.isfinite(ys))),
     }
 
+    stats, stats_config = None, config.statistics
+    if stats_config is not None:
+        stats_metrics, stats = flow_statistics(model, ts, ys, stats_config)
+        np.savez_compressed(run_dir / "statistics.npz", allow_pickle=False, **stats)
+        metrics.update(stats_metrics)
+        logger.info("%s", summary(stats_metrics))
+
     lyap = None
     if config.lyapunov is not None:
         lyap = _lyapunov(config.lyapunov, config.integrate.dt, model, solver, ys[0], run_dir)
@@ -295,6 +323,10 @@ def run(config: SimulateConfig, run_dir: Path) -> dict:
             _plots.plot_trajectory(model, ts, ys, title, run_dir, config.plot)
             if lyap is not None:
                 _plots.plot_lyapunov(lyap["times"], lyap["running"], title, run_dir, config.plot)
+            if stats is not None and stats_config is not None:
+                plot_statistics(
+                    stats, metrics, stats_config, model, title, run_dir, config.plot.dpi
+                )
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
 
