@@ -257,6 +257,9 @@ def _spectrum_figure(arrays, metrics, section: StatisticsSection, model, heading
             ax.loglog(k, anchor * k**slope, "--", color=line.get_color(), lw=1.5)
     if fit.any():
         ax.axvspan(kappa[fit][0], kappa[fit][-1], color="0.5", alpha=0.1, label="fit range")
+    top = float(np.max(spec[:, shown])) if shown.any() else 0.0
+    if top > 0:  # the filtered shells fall by many decades: show eight below the peak
+        ax.set_ylim(top * 1e-8, top * 3)
     ax.set_xlabel("wavenumber κ = 2π|m|/L")
     ax.set_ylabel("kinetic energy spectrum E(κ) (shell sum)")
     ax.grid(alpha=0.3, which="both")

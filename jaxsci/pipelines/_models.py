@@ -20,6 +20,7 @@ MODELS: dict[str, type] = {
         dynamics.KuramotoSivashinsky,
         dynamics.Burgers,
         dynamics.NavierStokes2D,
+        dynamics.TwoLayerQG,
         dynamics.LotkaVolterra,
         dynamics.SIR,
     )

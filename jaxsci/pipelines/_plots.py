@@ -55,6 +55,7 @@ _NICE = {
     "KuramotoSivashinsky": "Kuramoto-Sivashinsky",
     "Burgers": "Viscous Burgers",
     "NavierStokes2D": "2-D Navier-Stokes (vorticity)",
+    "TwoLayerQG": "Two-layer quasi-geostrophic",
     "LotkaVolterra": "Lotka-Volterra",
     "SIR": "SIR epidemic",
 }

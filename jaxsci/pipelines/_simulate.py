@@ -50,8 +50,9 @@ DESCRIPTION = "integrate a zoo model; trajectory, plots, optional Lyapunov expon
 
 logger = logging.getLogger("jaxsci.pipelines.simulate")
 
-#: Solver names -> constructors. ETDRK* need a semilinear (spectral PDE) model.
+#: Solver names -> constructors. ETDRK* and AB3 need a semilinear (spectral PDE) model.
 SOLVERS = {
+    "AB3": integrate.AB3,
     "ETDRK1": integrate.ETDRK1,
     "ETDRK2": integrate.ETDRK2,
     "ETDRK3": integrate.ETDRK3,
@@ -93,7 +94,7 @@ def solver_option():
 
 def check_solver(solver: str, model_name: str, model, key: str) -> None:
     """Raise a ConfigError on `key` when an ETDRK solver is asked for a non-spectral model."""
-    if solver.startswith("ETDRK") and not is_semilinear(model):
+    if _semilinear_solver(solver) and not is_semilinear(model):
         semi = [n for n in MODELS if is_semilinear(build_model(n, {}))]
         raise ConfigError(
             key,
@@ -201,10 +202,24 @@ class SimulateConfig:
                 )
 
 
+def _semilinear_solver(name: str) -> bool:
+    return name.startswith("ETDRK") or name == "AB3"
+
+
 def make_solver(name: str, model) -> diffrax.AbstractSolver:
+    """The solver `name` for `model`. A model with a post-step spectral filter (a
+    `spectral_filter()` method, e.g. TwoLayerQG's, pyqg's scheme) gets it after every step
+    of AB3 (its `filter`) and of the ETDRK solvers (`integrate.Filtered`); other solvers
+    run without it."""
     if name == "auto":
-        return integrate.ETDRK4() if is_semilinear(model) else integrate.RK4()
-    return SOLVERS[name]()
+        name = "ETDRK4" if is_semilinear(model) else "RK4"
+    filt = model.spectral_filter() if callable(getattr(model, "spectral_filter", None)) else None
+    if name == "AB3":
+        return integrate.AB3(filter=filt)
+    solver = SOLVERS[name]()
+    if filt is not None and _semilinear_solver(name):
+        return integrate.Filtered(solver, filt)
+    return solver
 
 
 def _initial_state(config: SimulateConfig, model) -> jax.Array:
