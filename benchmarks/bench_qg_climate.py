@@ -10,6 +10,8 @@ jaxsci's `layer_weights @ kinetic_energy(q)`) averaged over years `--start`..`--
 its standard error from the integral correlation time of each series (the autocorrelation
 summed to its first zero crossing).
 
+With `--members M`, M runs of each model from pyqg-jax's starts for keys 0..M-1 (vmapped);
+the standard error of the mean over members is then the spread of the M independent means.
 Also printed: the yearly means (the growth from the start and the plateau), and wall times.
 
 Run: `python benchmarks/bench_qg_climate.py` (20 years, float64, a few minutes on 2 cores),
@@ -25,6 +27,9 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--quick", action="store_true", help="6 years, statistics from year 3")
 parser.add_argument("--years", type=float, default=None, help="model years (360 days)")
 parser.add_argument("--start", type=float, default=None, help="first year of the statistics")
+parser.add_argument(
+    "--members", type=int, default=1, help="runs from pyqg-jax's start with keys 0..M-1 (vmapped)"
+)
 parser.add_argument("--json", default=None, help="write the results to this JSON file")
 ARGS = parser.parse_args()
 
@@ -75,15 +80,18 @@ def run_pyqg(q0, n_saves):
         pyqg_jax.steppers.AB3Stepper(dt=DT),
     )
     grid = model.model.get_grid()
-    state = model.create_initial_state(jax.random.key(0))
-    state = model.initialize_stepper_state(state.state.update(q=q0))
+    inner = model.create_initial_state(jax.random.key(0)).state
 
     def save(s, _):
         s = jax.lax.fori_loop(0, SAVE, lambda _, s: model.step_model(s), s)
         return s, pyqg_jax.diagnostics.total_ke(model.get_full_state(s), grid)
 
+    def run(q):
+        state = model.initialize_stepper_state(inner.update(q=q))
+        return jax.lax.scan(save, state, None, n_saves)[1]
+
     t = time.perf_counter()
-    _, ke = jax.block_until_ready(jax.jit(lambda s: jax.lax.scan(save, s, None, n_saves))(state))
+    ke = jax.block_until_ready(jax.jit(jax.vmap(run))(q0))
     return np.asarray(ke, dtype=float), time.perf_counter() - t
 
 
@@ -99,7 +107,7 @@ def run_jaxsci(q0, n_saves):
         return jax.vmap(lambda y: weights @ model.kinetic_energy(y))(ys.ys[1:])
 
     t = time.perf_counter()
-    ke = jax.block_until_ready(run(q0))
+    ke = jax.block_until_ready(jax.vmap(run)(q0))
     return np.asarray(ke, dtype=float), time.perf_counter() - t
 
 
@@ -111,24 +119,40 @@ def main():
     out = dict(machine=machine_summary(), args=vars(ARGS), years=years, start_year=start_year)
     print("machine:", out["machine"])
     qg = pyqg_jax.qg_model.QGModel(precision=pyqg_jax.state.Precision.DOUBLE)
-    q0 = qg.create_initial_state(jax.random.key(0)).q
+    q0 = jnp.stack([qg.create_initial_state(jax.random.key(i)).q for i in range(ARGS.members)])
     rows = {}
     for name, fn in (
         ("pyqg-jax", lambda: run_pyqg(q0, n_saves)),
         ("jaxsci", lambda: run_jaxsci(q0, n_saves)),
     ):
-        ke, seconds = fn()
-        rows[name] = dict(summary(ke, start), seconds=seconds, steps=n_saves * SAVE)
-        yearly = ke[: int(years) * 36].reshape(-1, 36).mean(axis=1)
-        rows[name]["yearly_mean"] = yearly.tolist()
-        print(f"  {name} (float64): {n_saves * SAVE} steps in {seconds:.1f} s (with compile)")
-        print("    yearly mean KE:", " ".join(f"{v:.3e}" for v in yearly))
-        r = rows[name]
-        std, se = 100 * r["rel_std"], 100 * r["rel_standard_error"]
-        print(
-            f"    years {start_year:g}-{years:g}: mean {r['mean']:.4e}, std {std:.1f}%, "
-            f"correlation {r['correlation_saves']:.0f} saves, SE {se:.1f}%"
+        ke, seconds = fn()  # (members, saves)
+        members = [summary(k, start) for k in ke]
+        means = np.array([m["mean"] for m in members])
+        if len(means) > 1:  # independent runs: the spread of their means
+            se = float(means.std(ddof=1) / np.sqrt(len(means)) / means.mean())
+        else:
+            se = members[0]["rel_standard_error"]
+        yearly = ke[:, : int(years) * 36].reshape(len(ke), -1, 36).mean(axis=2)
+        rows[name] = dict(
+            mean=float(means.mean()),
+            rel_standard_error=se,
+            members=members,
+            seconds=seconds,
+            steps=n_saves * SAVE,
+            yearly_mean=yearly.tolist(),
         )
+        print(
+            f"  {name} (float64): {len(ke)} x {n_saves * SAVE} steps in {seconds:.1f} s "
+            "(with compile)"
+        )
+        for i, (m, y) in enumerate(zip(members, yearly, strict=True)):
+            print(f"    member {i} yearly mean KE:", " ".join(f"{v:.3e}" for v in y))
+            std, mse = 100 * m["rel_std"], 100 * m["rel_standard_error"]
+            print(
+                f"      years {start_year:g}-{years:g}: mean {m['mean']:.4e}, std {std:.1f}%, "
+                f"correlation {m['correlation_saves']:.0f} saves, SE {mse:.1f}%"
+            )
+        print(f"    mean over members {means.mean():.4e}, SE {100 * se:.1f}%")
     a, b = rows["jaxsci"], rows["pyqg-jax"]
     diff = a["mean"] / b["mean"] - 1
     se = np.hypot(a["rel_standard_error"], b["rel_standard_error"])
