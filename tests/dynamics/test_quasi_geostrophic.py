@@ -1,7 +1,9 @@
 """TwoLayerQG against its peer pyqg-jax (tendency and AB3-filter steps to round-off, float64
 in both), against linear theory (the Phillips dispersion relation; the growth of the most
 unstable mode in a run), and energy conservation of the inviscid, undriven system at the
-integrators' orders."""
+integrators' orders. The fast tier keeps the cheap checks (linear theory, bad arguments);
+the model's own fast rows are in the dynamics conformance registry and the constructor
+fuzz, the solvers' in the integrate registry (fast-tier budget of this part: ~6 s)."""
 
 import diffrax
 import equinox as eqx
@@ -33,6 +35,7 @@ def _relative(a, b):
     return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
 
 
+@pytest.mark.slow
 def test_tendency_streamfunction_and_velocities_equal_pyqg_jax(x64):
     """float64 both; a white-noise state (every mode, the Nyquist modes included), physical
     fields compared (pyqg-jax's spectral tendency also holds the imaginary parts of
