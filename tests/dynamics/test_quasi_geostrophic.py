@@ -310,3 +310,26 @@ def test_bad_solver_arguments_are_named():
         AB3(filter=jnp.ones(3) * 1j)
     with pytest.raises(ValueError, match="`solver`"):
         Filtered(diffrax.Tsit5(), 1.0)
+
+
+@pytest.mark.slow
+def test_stiff_hyperviscosity_is_exact_in_etdrk4(x64):
+    """With beta = U = drag = 0 a single Fourier mode (one wavevector, both layers) has no
+    Jacobian, so only L = -nu |k|^(2p) acts: q(t) = e^{-nu K^8 t} q(0). ETDRK4 integrates it
+    exactly (to round-off) at a step where the mode's h |L| = 2 (AB3, explicit, is unstable
+    beyond 6/11), over 4 steps (a decay by e^-8)."""
+    nu = 1e34  # m^8/s: K = 2 pi sqrt(5) / L -> nu K^8 ~ 1.5e-5 / s
+    model = TwoLayerQG(16, beta=0.0, U1=0.0, U2=0.0, rek=0.0, filterfac=0.0, hyperviscosity=nu)
+    y, x = (jnp.asarray(c) for c in model.grid.coordinates())
+    # (2, 1): the products' harmonics (4, 2) are resolved on 16^2, so the flux-form
+    # Jacobian of the one wave vanishes on the grid (an aliased harmonic would not)
+    kx, ky = 2 * np.pi * 2 / model.length, 2 * np.pi * 1 / model.length
+    phase = kx * x + ky * y
+    q0 = 1e-6 * jnp.stack([jnp.cos(phase), 0.3 * jnp.sin(phase + 1.0)])
+    decay = nu * (kx**2 + ky**2) ** 4
+    dt = 2.0 / decay
+    traj = simulate(model, q0, jnp.asarray([0.0, 4 * dt]), solver=ETDRK4(), dt0=dt)
+    expected = np.exp(-decay * 4 * dt) * np.asarray(q0)
+    assert np.abs(expected).max() > 1e-4 * 1e-6
+    np.testing.assert_allclose(np.asarray(traj.ys[-1]), expected, rtol=0, atol=1e-12 * 1e-6)
+    np.testing.assert_allclose(np.asarray(model.linear_operator()).real.max(), 0.0, atol=0.0)
