@@ -267,7 +267,9 @@ class TwoLayerQG(AbstractSemilinear):
         M = (-i k diag(U) - nu K^(2p)) A - i k diag(Q_y) + diag(0, r_ek K^2); the growth rate
         is the largest real part of the eigenvalues of A^-1 M (the Phillips problem with
         beta, drag and hyperviscosity; Vallis 2017, "Atmospheric and Oceanic Fluid
-        Dynamics", section 9.6). Zero at K = 0.
+        Dynamics", section 9.6), with the model's discrete wavenumbers: zero at K = 0, and
+        on the x-Nyquist column (where d/dx of a real grid field is zero) only the drag and
+        hyperviscosity act.
         """
         kx, _, k2 = self._wavenumbers()
         f1, f2 = self.F1, self.F2

@@ -21,6 +21,10 @@ Start-up (`start`):
   integration over two steps of the first step's size, so the method is AB3 from the
   first step and third order globally (8 extra evaluations of F once per solve).
 
+A multistep method starts afresh at every solve: each `simulate` call, each `Flow` step
+between assimilation times. With short windows the Euler start recurs in every window;
+"rk4" keeps those windows third order.
+
 With `filter` (an array broadcasting against the spectral state, e.g. pyqg's exponential
 filter `TwoLayerQG.spectral_filter()`), the new spectral state is multiplied by it after
 every step, as pyqg does (the stored tendencies stay unfiltered). `Filtered` does the same

@@ -1,7 +1,9 @@
 """TwoLayerQG against its peer pyqg-jax (tendency and AB3-filter steps to round-off, float64
 in both), against linear theory (the Phillips dispersion relation; the growth of the most
 unstable mode in a run), and energy conservation of the inviscid, undriven system at the
-integrators' orders."""
+integrators' orders. The fast tier keeps the cheap checks (linear theory, bad arguments);
+the model's own fast rows are in the dynamics conformance registry and the constructor
+fuzz, the solvers' in the integrate registry (fast-tier budget of this part: ~6 s)."""
 
 import diffrax
 import equinox as eqx
@@ -33,6 +35,7 @@ def _relative(a, b):
     return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
 
 
+@pytest.mark.slow
 def test_tendency_streamfunction_and_velocities_equal_pyqg_jax(x64):
     """float64 both; a white-noise state (every mode, the Nyquist modes included), physical
     fields compared (pyqg-jax's spectral tendency also holds the imaginary parts of
@@ -162,7 +165,7 @@ def test_growth_rate_of_the_most_unstable_mode_in_a_run(x64):
     the 64^2 grid's too), started from that mode at amplitude 1e-12 / s (linear), stepped
     with pyqg's AB3 and filter at dt = 7200 s for 100 days; the slope of log ||q|| over the
     last 50 days against linear theory (and `linear_growth_rates().max()`): within 2%.
-    Measured: relative error 2.4e-6."""
+    Measured: 0.0067349 / day, relative error 1.4e-9."""
     model = TwoLayerQG(32)
     rate, q0 = _most_unstable_mode(model)
     np.testing.assert_allclose(float(model.linear_growth_rates().max()), rate, rtol=1e-12)
@@ -174,7 +177,7 @@ def test_growth_rate_of_the_most_unstable_mode_in_a_run(x64):
     late = slice(10, None)
     measured = np.polyfit(np.asarray(ts)[late], np.log(norms[late]), 1)[0]
     assert abs(measured / rate - 1) < 0.02, (measured, rate)
-    assert abs(measured / rate - 1) < 1e-4, (measured, rate)  # (AB3 at sigma dt ~ 6e-4)
+    assert abs(measured / rate - 1) < 1e-6, (measured, rate)  # (AB3 at sigma dt ~ 6e-4)
 
 
 def _inviscid_model_and_state(n=32):
@@ -224,11 +227,14 @@ def test_semi_discrete_energy_is_conserved_and_diagnostics_are_pyqgs(x64):
 def test_energy_drift_converges_at_the_integrators_order(x64):
     """The inviscid, undriven system over 30 days: relative energy drift |E(T) - E(0)| / E(0)
     against the step, log-log slope. AB3 with the third-order start (start="rk4"): ~3 (the
-    default Euler start adds an O(dt^2) drift, the order-2 slope checked too); ETDRK4 (here
+    default Euler start adds an O(dt^2) drift: slope 1.94 measured at dt = 14400 .. 1800 s,
+    not rerun here); ETDRK4 (here
     no stiff part, L = 0): at least 4 -- measured 5.1-5.9, the energy error of the
     classical fourth-order stages converging faster than the state (whose error against
-    Dopri8 converges at 4, checked here too). Measured drifts: AB3 4.5e-4 .. 7.2e-6
-    (dt = 28800 .. 7200 s, slope 2.98); ETDRK4 3.0e-6 .. 2.3e-9 (57600 .. 14400 s)."""
+    Dopri8 converges at 4, checked here too). Measured drifts: AB3 4.5e-4, 5.7e-5, 7.2e-6
+    (dt = 28800, 14400, 7200 s; slope 2.98); ETDRK4 3.0e-6, 9.0e-8, 2.3e-9 (57600 .. 14400 s;
+    slope 5.2); ETDRK4's state error over 5 days 1.1e-6, 7.1e-8, 4.5e-9 (28800 .. 7200 s;
+    slope 4.00)."""
     model, q0 = _inviscid_model_and_state()
     e0 = float(model.energy(q0))
     final = 30 * 86400.0
@@ -244,8 +250,6 @@ def test_energy_drift_converges_at_the_integrators_order(x64):
 
     ab3, drifts = slope(AB3(start="rk4"), [28800.0, 14400.0, 7200.0])
     assert abs(ab3 - 3) < 0.3, (ab3, drifts)
-    euler_start, drifts = slope(AB3(), [14400.0, 7200.0, 3600.0])
-    assert abs(euler_start - 2) < 0.3, (euler_start, drifts)
     etdrk4, drifts = slope(ETDRK4(), [57600.0, 28800.0, 14400.0])
     assert etdrk4 > 3.7, (etdrk4, drifts)
 
@@ -306,3 +310,26 @@ def test_bad_solver_arguments_are_named():
         AB3(filter=jnp.ones(3) * 1j)
     with pytest.raises(ValueError, match="`solver`"):
         Filtered(diffrax.Tsit5(), 1.0)
+
+
+@pytest.mark.slow
+def test_stiff_hyperviscosity_is_exact_in_etdrk4(x64):
+    """With beta = U = drag = 0 a single Fourier mode (one wavevector, both layers) has no
+    Jacobian, so only L = -nu |k|^(2p) acts: q(t) = e^{-nu K^8 t} q(0). ETDRK4 integrates it
+    exactly (to round-off) at a step where the mode's h |L| = 2 (AB3, explicit, is unstable
+    beyond 6/11), over 4 steps (a decay by e^-8)."""
+    nu = 1e34  # m^8/s: K = 2 pi sqrt(5) / L -> nu K^8 ~ 1.5e-5 / s
+    model = TwoLayerQG(16, beta=0.0, U1=0.0, U2=0.0, rek=0.0, filterfac=0.0, hyperviscosity=nu)
+    y, x = (jnp.asarray(c) for c in model.grid.coordinates())
+    # (2, 1): the products' harmonics (4, 2) are resolved on 16^2, so the flux-form
+    # Jacobian of the one wave vanishes on the grid (an aliased harmonic would not)
+    kx, ky = 2 * np.pi * 2 / model.length, 2 * np.pi * 1 / model.length
+    phase = kx * x + ky * y
+    q0 = 1e-6 * jnp.stack([jnp.cos(phase), 0.3 * jnp.sin(phase + 1.0)])
+    decay = nu * (kx**2 + ky**2) ** 4
+    dt = 2.0 / decay
+    traj = simulate(model, q0, jnp.asarray([0.0, 4 * dt]), solver=ETDRK4(), dt0=dt)
+    expected = np.exp(-decay * 4 * dt) * np.asarray(q0)
+    assert np.abs(expected).max() > 1e-4 * 1e-6
+    np.testing.assert_allclose(np.asarray(traj.ys[-1]), expected, rtol=0, atol=1e-12 * 1e-6)
+    np.testing.assert_allclose(np.asarray(model.linear_operator()).real.max(), 0.0, atol=0.0)
