@@ -12,6 +12,7 @@ subgrid (strides (2, 4), (4, 4), (8, 8)). Reports the relative L2 error on the g
 the fit wall time (compile apart).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_rff_interp.py [--seeds 2] [--steps 2000]
+        [--alpha 2]    (alpha 3: shell power ~ k^-5, a streamfunction-like field)
 """
 
 import argparse
@@ -62,10 +63,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--alpha", type=float, default=2.0, help="GRF exponent: shell power ~ k^(1 - 2 alpha)"
+    )
     args = parser.parse_args()
     grid = PeriodicGrid((N, N), 1.0)
     y, x = grid.coordinates()
-    grf = GaussianRandomField((N, N), length=1.0, alpha=2.0, tau=2 * np.pi * 2, zero_mean=True)
+    grf = GaussianRandomField(
+        (N, N), length=1.0, alpha=args.alpha, tau=2 * np.pi * 2, zero_mean=True
+    )
     rows = []
     for seed in range(args.seeds):
         f = np.asarray(grf(jax.random.key(seed)), np.float64)

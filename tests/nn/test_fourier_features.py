@@ -45,8 +45,7 @@ def test_features_and_network_are_exactly_periodic():
     periods = (1.0, 2.0)
     net = nn.FourierFeatureMLP(2, 1, 8, 1, num_features=32, scale=4.0, periods=periods, key=key)
     free = nn.RandomFourierFeatures(2, 32, scale=4.0, key=key)
-    x = jnp.array([0.37, 1.21])
-    points = jnp.stack([x, x.at[0].add(periods[0]), x.at[1].add(periods[1])])
+    points = np.array([0.37, 1.21]) + np.array([[0.0, 0.0], [periods[0], 0.0], [0.0, periods[1]]])
     features, outputs, gaussian = jax.jit(
         lambda p: (jax.vmap(net.features)(p), jax.vmap(net)(p), jax.vmap(free)(p))
     )(points)
