@@ -70,7 +70,9 @@ def test_registry_covers_every_network():
         assert isinstance(make, type) or isinstance(_model(name), eqx.Module)
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"UNet2d", "PDERefiner"}))
+@pytest.mark.parametrize(
+    "name", marked_params(NAMES, {"UNet2d", "PDERefiner", "FourierFeatureMLP"})
+)
 def test_shape_jit_equals_no_jit_and_no_recompilation(name):
     model, args, call = _model(name), _args(name), CASES[name].call
     out = call(model, *args)
@@ -99,7 +101,9 @@ def test_vmap_equals_loop(name):
         )
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, {"UNet2d", "PDERefiner"}))
+@pytest.mark.parametrize(
+    "name", marked_params(NAMES, {"UNet2d", "PDERefiner", "FourierFeatureMLP"})
+)
 def test_finite_connected_gradients(name):
     """d(sum(out * r))/d(params) is finite and every parameter array gets a nonzero gradient,
     except the documented buffers, whose gradient is exactly zero (stop_gradient). A
@@ -142,6 +146,8 @@ def test_runs_at_another_resolution(name):
 BAD_INPUT = {
     "MLP": (0, "x"),
     "MLP-fourier": (0, "x"),
+    "RandomFourierFeatures": (0, "x"),
+    "FourierFeatureMLP": (0, "x"),
     "SpectralConv1d": (0, "x"),
     "SpectralConv2d": (0, "x"),
     "SpectralConv3d": (0, "x"),
