@@ -184,7 +184,7 @@ def test_misspelt_key_in_yaml_file(tmp_path, capsys):
     code, _, err = run_cli(capsys, "run", tmp_path / "typo.yaml", "--out", tmp_path / "o")
     assert code == 2
     assert "intgrate: unknown key (did you mean 'integrate'?)" in err, err
-    assert "valid keys: model, initial_condition, integrate, lyapunov, plot" in err
+    assert "valid keys: model, initial_condition, integrate, lyapunov, statistics, plot" in err
 
     text = (ROOT / "configs/l63.yaml").read_text().replace("save_every:", "save_evry:")
     (tmp_path / "typo2.yaml").write_text(text)
