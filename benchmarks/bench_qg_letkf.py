@@ -5,11 +5,12 @@ random start for `--spinup` days into statistically steady baroclinic turbulence
 (`--observe`): the upper-layer PV q_1 or streamfunction psi_1 at one grid point in `--k`
 along each axis (k = 2: 1024 of the 4096 points of a layer, 1 in 8 of the state's 8192
 values), every `--interval` days, with noise std `--noise` x the climatological std of the
-observed field (0.1: 10%). Filter: `filters.LETKF` with one local domain per grid column (both layers,
-`filters.grid_domains`), the gathered local-observation path, RTPS. The initial ensemble
-is climatological: `--members` states of the steady part of the spin-up, at least
-`--offset` days before the truth's start (`filters.run_filter`). Reported: rmse_a of the full state (both layers) against
-the observation error and the climatological spread (std of the truth about its time mean,
+observed field (0.1: 10%). Filter: `filters.LETKF` with one local domain per grid column
+(both layers, `filters.grid_domains`), the gathered local-observation path, RTPS. The
+initial ensemble is climatological: `--members` states of the steady part of the spin-up,
+at least `--offset` days before the truth's start (`filters.run_filter`). Reported: rmse_a
+of the full state (both layers) against the observation error and the climatological
+spread (std of the truth about its time mean over the steady spin-up,
 `filters.climatological_spread`), and the per-cycle analysis time (one jitted `update`).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_qg_letkf.py [--cycles 100 ...]

@@ -77,7 +77,12 @@ def as_domains(domains: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
             f"`domains` has shape {domains.shape}, expected (domains, size): the state "
             "indices of each local domain."
         )
-    rows = [np.asarray(r) for r in domains]
+    try:
+        rows = [np.asarray(r) for r in domains]
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"`domains` must be a list of index lists (one per local domain), got {domains!r}."
+        ) from err
     if not rows or any(r.ndim != 1 or r.size == 0 for r in rows):
         raise ValueError(
             "`domains` must be a non-empty list of non-empty 1-D index lists (one per local "

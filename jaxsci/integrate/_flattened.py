@@ -21,22 +21,18 @@ class FlattenedFlow(eqx.Module):
     flow's fixed-window fast path.
 
     Arguments:
-        flow: the `Flow` of the field model.
-        state_shape: the field's shape (default: `flow.dynamics.state_shape`).
+        flow: the `Flow` of the field model (its `dynamics.state_shape` is the field's
+            shape, `state_shape` here).
     """
 
     flow: Flow
     state_shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, flow: Flow, state_shape: tuple[int, ...] | None = None):
+    def __init__(self, flow: Flow):
         if not isinstance(flow, Flow):
             raise TypeError(f"`flow` must be a jaxsci.integrate.Flow, got {type(flow).__name__}.")
-        shape = flow.dynamics.state_shape if state_shape is None else state_shape
-        shape = tuple(int(n) for n in shape)
-        if not shape or any(n < 1 for n in shape):
-            raise ValueError(f"`state_shape` must be a shape of positive sizes, got {state_shape}.")
         self.flow = flow
-        self.state_shape = shape
+        self.state_shape = tuple(int(n) for n in flow.dynamics.state_shape)
 
     @property
     def dim(self) -> int:
