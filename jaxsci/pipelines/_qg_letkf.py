@@ -43,7 +43,7 @@ _MEMBER_GAP_DAYS = 100  # initial members come from at least this long before th
 
 @dataclasses.dataclass(frozen=True)
 class ModelSection:
-    num_points: int = option(64, ge=8, help="grid points per side (even)")
+    num_points: int = option(64, ge=8, le=1024, help="grid points per side (even)")
     dt: float = option(7200.0, gt=0.0, help="model step in seconds (pyqg's 7200)")
     grid_damping: float = option(
         1.0, gt=0.0, help="del^8 hyperviscosity: damping rate x dt at the grid-scale wavenumber"

@@ -20,17 +20,22 @@ def _update(filt, key, ens, y, obs_op):
     return filt.update(key, ens, y, obs_op)
 
 
-def _problem():
-    ens = jax.random.normal(jax.random.key(0), (N, DIM), dtype=jnp.float64)
-    ens = ens + jnp.linspace(-1.0, 1.0, DIM)
-    # layer 0 at every 2nd point along both axes, and three points of layer 1
+def _obs_op():
+    """Layer 0 at every 2nd point along both axes, and three points of layer 1."""
     op0 = F.every_kth_grid((NY, NX), 2, n_layers=LAYERS, layers=0)
     extra = np.array([[1, 4], [5, 0], [3, 3]])  # (y, x) grid positions in layer 1
     idx = np.concatenate([op0.indices, NY * NX + extra[:, 0] * NX + extra[:, 1]])
     locs = np.concatenate([np.asarray(op0.locations), extra])
     noise = np.linspace(0.4, 1.2, idx.size)
-    obs_op = F.IndexObservation(DIM, idx, noise_std=noise, locations=locs)
-    y = jax.random.normal(jax.random.key(1), (idx.size,), dtype=jnp.float64)
+    return F.IndexObservation(DIM, idx, noise_std=noise, locations=locs)
+
+
+def _problem():
+    """A fixed ensemble (NumPy draws: no PRNG kernels to compile), observations, obs_op."""
+    rng = np.random.default_rng(0)
+    ens = jnp.asarray(rng.standard_normal((N, DIM)) + np.linspace(-1.0, 1.0, DIM))
+    obs_op = _obs_op()
+    y = jnp.asarray(rng.standard_normal(obs_op.obs_dim))
     return ens, obs_op, y
 
 
@@ -83,7 +88,10 @@ def test_grid_domains_layout():
     np.testing.assert_array_equal(op.locations, [[2, 2], [10, 2]])
 
 
-@pytest.mark.parametrize("gather", [True, False])
+@pytest.mark.parametrize(
+    "gather",
+    [True, pytest.param(False, marks=pytest.mark.slow)],  # one compile each
+)
 def test_grid_letkf_equals_brute_force_per_column_etkf(x64, gather):
     """Both local-observation paths equal the per-column ETKF loop (loc_rad 1: the taper
     reaches 3.6 grid points, so columns see different subsets and some wrap around)."""
@@ -94,6 +102,7 @@ def test_grid_letkf_equals_brute_force_per_column_etkf(x64, gather):
     np.testing.assert_allclose(out, _brute_force_letkf(ens, obs_op, y, 1.0), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow  # two compiles (the grouped LETKF, the ETKF)
 def test_grid_letkf_with_infinite_radius_is_the_etkf(x64):
     ens, obs_op, y = _problem()
     key = jax.random.key(3)
@@ -101,6 +110,7 @@ def test_grid_letkf_with_infinite_radius_is_the_etkf(x64):
     np.testing.assert_allclose(out, _update(F.ETKF(), key, ens, y, obs_op), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow  # two compiles; the 1-D path itself is pinned by the DAPPER tests
 def test_one_coordinate_locations_are_the_1d_letkf(x64):
     """(dim, 1) / (obs, 1) positions with a (1,) length give the ring LETKF's analysis."""
     dim, idx = 20, np.arange(0, 20, 3)
@@ -129,7 +139,7 @@ def test_sparse_2d_observations_take_the_gathered_path():
 
 
 def test_bad_grid_arguments_are_named():
-    ens, obs_op, y = _problem()
+    obs_op = _obs_op()
     g = F.grid_domains((NY, NX), n_layers=LAYERS)
     with pytest.raises(ValueError, match="`state_locations` has shape"):
         F.LETKF(1.0, obs_op, g.state_locations[:-1], g.domain_length)
