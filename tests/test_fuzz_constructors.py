@@ -172,6 +172,13 @@ ROWS = [
     ),
     Row("SIR", dyn.SIR, {}, ("beta", "gamma", "population"), _vector_field),
     Row(
+        "TwoLayerQG",
+        dyn.TwoLayerQG,
+        {"num_points": 8},
+        ("num_points", "length", "beta", "rd", "delta", "H1", "U1", "U2", "rek", "filterfac"),
+        _vector_field,
+    ),
+    Row(
         "AdditiveNoise",
         dyn.AdditiveNoise,
         {"dynamics": dyn.Lorenz63(), "sigma": 0.5},

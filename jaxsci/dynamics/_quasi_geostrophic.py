@@ -150,10 +150,27 @@ class TwoLayerQG(AbstractSemilinear):
         return jnp.stack([self.beta + self.F1 * shear, self.beta - self.F2 * shear])
 
     def _wavenumbers(self):
-        """(k, l, |k|^2) on the real-FFT layout: k along x (the last axis), l along y; the
-        Nyquist modes kept, as pyqg's `k`, `l` and `wv2`."""
+        """(k, l, |k|^2) on the real-FFT layout: k along x (the last axis), l along y.
+
+        |k|^2 is pyqg's `wv2` (every mode). The first-derivative symbols i k, i l are pyqg's
+        except on the self-conjugate Nyquist entries -- the x-Nyquist column, and the
+        y-Nyquist row's entries in the columns k = 0 and k = n/2 -- where a real field's
+        coefficient is real, so i k or i l times it is an imaginary part that the inverse
+        real FFT drops: pyqg's physical fields are unchanged by setting them to zero, and the
+        tendency then maps the spectra of real fields to spectra of real fields. Integrators
+        that combine stages in spectral space (ETDRK) need that: otherwise the dropped parts
+        feed back through a second derivative in the next stage (an O(h^2) error per step at
+        the Nyquist modes, first order globally; measured on the inviscid system).
+        """
         ky, kx = self.grid.wavenumbers()
-        return kx, ky, kx**2 + ky**2
+        n = self.num_points
+        mx = np.fft.rfftfreq(n, 1.0 / n)[None, :] + 0 * kx
+        my = np.fft.fftfreq(n, 1.0 / n)[:, None] + 0 * ky
+        nyquist_x = mx == n // 2
+        self_conjugate = (my == -(n // 2)) & ((mx == 0) | nyquist_x)
+        kx_d = np.where(nyquist_x, 0.0, kx)
+        ky_d = np.where(self_conjugate, 0.0, ky)
+        return kx_d, ky_d, kx**2 + ky**2
 
     # ------------------------------------------------------------------ the model
 
@@ -210,7 +227,7 @@ class TwoLayerQG(AbstractSemilinear):
         wavenumber k* = sqrt((k dx)^2 + (l dy)^2) <= 0.65 pi (`FILTER_CUTOFF`), else
         exp(-filterfac (k* - 0.65 pi)^4). Multiplies the spectral state after every step
         (pyqg's `filtr`; Arbic & Flierl 2004); all ones when `filterfac` is 0."""
-        kx, ky, _ = self._wavenumbers()
+        ky, kx = self.grid.wavenumbers()
         dx = self.length / self.num_points
         kstar = np.sqrt((kx * dx) ** 2 + (ky * dx) ** 2)
         excess = np.where(kstar > FILTER_CUTOFF, kstar - FILTER_CUTOFF, 0.0)
@@ -250,7 +267,9 @@ class TwoLayerQG(AbstractSemilinear):
         M = (-i k diag(U) - nu K^(2p)) A - i k diag(Q_y) + diag(0, r_ek K^2); the growth rate
         is the largest real part of the eigenvalues of A^-1 M (the Phillips problem with
         beta, drag and hyperviscosity; Vallis 2017, "Atmospheric and Oceanic Fluid
-        Dynamics", section 9.6). Zero at K = 0.
+        Dynamics", section 9.6), with the model's discrete wavenumbers: zero at K = 0, and
+        on the x-Nyquist column (where d/dx of a real grid field is zero) only the drag and
+        hyperviscosity act.
         """
         kx, _, k2 = self._wavenumbers()
         f1, f2 = self.F1, self.F2

@@ -15,8 +15,19 @@ import numpy as np
 import pytest
 
 import jaxsci.integrate as integrate
-from jaxsci.dynamics import KuramotoSivashinsky, Lorenz63
-from jaxsci.integrate import ETDRK1, ETDRK2, ETDRK3, ETDRK4, RK4, Flow, HeuristicSolver, simulate
+from jaxsci.dynamics import KuramotoSivashinsky, Lorenz63, TwoLayerQG
+from jaxsci.integrate import (
+    AB3,
+    ETDRK1,
+    ETDRK2,
+    ETDRK3,
+    ETDRK4,
+    RK4,
+    Filtered,
+    Flow,
+    HeuristicSolver,
+    simulate,
+)
 from jaxsci.integrate._simulate import make_terms
 
 
@@ -31,6 +42,27 @@ def _lorenz63():
     return Lorenz63(), jnp.asarray([1.0, 1.5, 20.0])
 
 
+def _qg():
+    """A small nondimensional two-layer QG flow (16^2 on [0, 2 pi)^2, r_d = 0.5, sheared,
+    with beta and drag, no filter) and a smooth O(1) PV: AB3 is explicit, so it needs a
+    non-stiff semilinear problem (KS at these steps is not)."""
+    model = TwoLayerQG(
+        16,
+        2 * np.pi,
+        beta=1.0,
+        rd=0.5,
+        delta=1.0,
+        H1=1.0,
+        U1=0.5,
+        U2=0.0,
+        rek=0.1,
+        filterfac=0.0,
+    )
+    y, x = (jnp.asarray(c) for c in model.grid.coordinates())
+    q = jnp.stack([jnp.sin(x) * jnp.cos(2 * y) + 0.5 * jnp.cos(x + y), jnp.cos(2 * x - y)])
+    return model, q
+
+
 # name -> (solver, order, problem, step for the contract checks)
 REGISTRY = {
     "ETDRK1": (ETDRK1(), 1, _ks, 0.1),
@@ -40,8 +72,18 @@ REGISTRY = {
     "RK4": (RK4(), 4, _lorenz63, 0.01),
     # the wrapper must not change the wrapped solver's steps (Tsit5: order 5)
     "HeuristicSolver": (HeuristicSolver(diffrax.Tsit5()), 5, _lorenz63, 0.01),
+    # AB3 with its third-order start (the default, pyqg's Euler start, is order 2)
+    "AB3": (AB3(start="rk4"), 3, _qg, 0.05),
+    # the filter wrapper around ETDRK4 with an all-pass filter: ETDRK4's order
+    "Filtered": (Filtered(ETDRK4(), 1.0), 4, _ks, 0.1),
 }
 STEPS = 2
+# rows whose contract checks run in the slow tier (fast-tier budget: the QG model's eager
+# steps and AB3's backward-RK4 start compile many small programs; ~3 s each unloaded)
+SLOW_ROWS = {"AB3", "Filtered"}
+CONTRACT_ROWS = [
+    pytest.param(name, marks=pytest.mark.slow) if name in SLOW_ROWS else name for name in REGISTRY
+]
 # wrappers -> the solver they wrap in REGISTRY (their order test: the very same steps)
 WRAPS = {"HeuristicSolver": diffrax.Tsit5()}
 
@@ -73,7 +115,7 @@ def _advance(solver, model, h):
     return run
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", CONTRACT_ROWS)
 def test_jit_equals_no_jit_vmap_equals_loop_and_float32_kept(name):
     solver, _, problem, h = REGISTRY[name]
     model, y0 = problem()
@@ -91,7 +133,7 @@ def test_jit_equals_no_jit_vmap_equals_loop_and_float32_kept(name):
     assert not np.allclose(looped[0], looped[1])
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", CONTRACT_ROWS)
 def test_gradient_matches_finite_differences_and_float64_kept(x64, name):
     """d <w, y_2> / d y0 along a random direction against central differences (float64:
     truncation and rounding errors ~1e-10 relative at eps = 1e-6)."""
@@ -131,6 +173,8 @@ KT_STEPS = np.array([1 / 2, 1 / 4, 1 / 8, 1 / 16])
 KT_FINAL = 4.0  # long enough to be nonlinear, short enough that chaos does not enter the fit
 L63_STEPS = np.array([0.02, 0.01, 0.005, 0.0025])
 L63_FINAL = 0.5
+QG_STEPS = np.array([0.04, 0.02, 0.01, 0.005])
+QG_FINAL = 2.0
 
 
 def _kassam_trefethen():
@@ -151,6 +195,8 @@ ORDER_PROBLEMS = {
     "ETDRK4": (_kassam_trefethen, KT_FINAL, KT_STEPS),
     "RK4": (_lorenz63, L63_FINAL, L63_STEPS),
     "HeuristicSolver": (_lorenz63, L63_FINAL, L63_STEPS),
+    "AB3": (_qg, QG_FINAL, QG_STEPS),
+    "Filtered": (_kassam_trefethen, KT_FINAL, KT_STEPS),
 }
 
 
