@@ -4,9 +4,11 @@ Built only from the public API. The truth: `dynamics.TwoLayerQG` spun up from py
 start (`experiment.spinup` days, states kept every 10 days) into statistically steady
 baroclinic turbulence; its climatological spread is the std of the states from
 `experiment.steady_from` on about their time mean (`filters.climatological_spread`). The
-model steps with ETDRK4 and a del^8 hyperviscosity damping the grid-scale wavenumber
-pi n / L at the rate `model.grid_damping` / dt (pyqg's AB3 + exponential filter is not a
-`jaxsci.integrate` scheme yet). States (2, n, n) are flattened for the filter
+model steps with pyqg's scheme (`model.scheme: ab3`: `integrate.AB3` with the model's
+exponential filter; it restarts from an Euler step at every analysis window), or ETDRK4
+with the same filter (`integrate.Filtered`), or ETDRK4 with a del^8 hyperviscosity damping
+the grid-scale wavenumber pi n / L at the rate `model.grid_damping` / dt instead of the
+filter. States (2, n, n) are flattened for the filter
 (`integrate.FlattenedFlow`); the observations are the upper-layer PV q_1 (`field: q`) or
 streamfunction psi_1 (`field: psi`) at every `stride`-th grid point along each axis
 (`observations.every_kth_grid` positions), with noise `noise_fraction` x the climatological
@@ -45,8 +47,16 @@ _MEMBER_GAP_DAYS = 100  # initial members come from at least this long before th
 class ModelSection:
     num_points: int = option(64, ge=8, le=1024, help="grid points per side (even)")
     dt: float = option(7200.0, gt=0.0, help="model step in seconds (pyqg's 7200)")
+    scheme: str = option(
+        "ab3",
+        choices=("ab3", "etdrk4_filter", "etdrk4_hyperviscosity"),
+        help="ab3: pyqg's AB3 + exponential filter; etdrk4_filter: ETDRK4 + the same "
+        "filter; etdrk4_hyperviscosity: ETDRK4 + a del^8 hyperviscosity, no filter",
+    )
     grid_damping: float = option(
-        1.0, gt=0.0, help="del^8 hyperviscosity: damping rate x dt at the grid-scale wavenumber"
+        1.0,
+        gt=0.0,
+        help="etdrk4_hyperviscosity: damping rate x dt at the grid-scale wavenumber",
     )
 
 
@@ -117,10 +127,21 @@ def run(config: QGLetkfConfig, run_dir: Path) -> dict:
     start = time.perf_counter()
     mc, oc, fc, ec = config.model, config.observations, config.filter, config.experiment
     n = mc.num_points
-    kmax = np.pi * n / 1e6  # pyqg's default side L = 1e6 m
-    model = dynamics.TwoLayerQG(n, hyperviscosity=mc.grid_damping / (mc.dt * kmax**8))
-    flow = integrate.FlattenedFlow(integrate.Flow(model, mc.dt))
-    logger.info("TwoLayerQG %d^2, dt %g s; spin-up %d days", n, mc.dt, ec.spinup)
+    if mc.scheme == "etdrk4_hyperviscosity":
+        kmax = np.pi * n / 1e6  # pyqg's default side L = 1e6 m
+        model = dynamics.TwoLayerQG(
+            n, filterfac=0.0, hyperviscosity=mc.grid_damping / (mc.dt * kmax**8)
+        )
+        solver = integrate.ETDRK4()
+    else:
+        model = dynamics.TwoLayerQG(n)
+        solver = (
+            integrate.AB3(filter=model.spectral_filter())
+            if mc.scheme == "ab3"
+            else integrate.Filtered(integrate.ETDRK4(), model.spectral_filter())
+        )
+    flow = integrate.FlattenedFlow(integrate.Flow(model, mc.dt, solver))
+    logger.info("TwoLayerQG %d^2, %s, dt %g s; spin-up %d days", n, mc.scheme, mc.dt, ec.spinup)
 
     t = time.perf_counter()
     spin = jax.jit(
