@@ -31,10 +31,11 @@ DT = 7200.0  # pyqg's default step
 
 
 def qg_flow(n: int = 64) -> integrate.FlattenedFlow:
-    """The QG model's flow on flattened states. pyqg's AB3 + spectral filter is not in
-    `jaxsci.integrate` yet: ETDRK4 with a del^8 hyperviscosity that damps the grid-scale
-    wavenumber k_max = pi n / L at the rate 1 / dt (scale-selective: k_max / 2 at 1 / (256
-    dt)) plays the filter's role here."""
+    """The QG model's flow on flattened states: ETDRK4 with a del^8 hyperviscosity that
+    damps the grid-scale wavenumber k_max = pi n / L at the rate 1 / dt (scale-selective:
+    k_max / 2 at 1 / (256 dt)) in the role of pyqg's filter (this script predates
+    `integrate.AB3`; pyqg's own AB3 + filter is the `qg_letkf` pipeline's default,
+    `jaxsci run configs/qg_letkf.yaml`)."""
     kmax = np.pi * n / 1e6
     model = dynamics.TwoLayerQG(n, hyperviscosity=1.0 / (DT * kmax**8))
     return integrate.FlattenedFlow(integrate.Flow(model, DT))
