@@ -234,7 +234,7 @@ ROWS = [
         "LETKF",
         jfilters.LETKF,
         {"loc_rad": 2.0, "obs_op": _l96_obs()},
-        ("loc_rad", "domain_length", "state_locations"),
+        ("loc_rad", "domain_length", "state_locations", "domains"),
     ),
     Row(
         "BootstrapPF",

@@ -19,7 +19,7 @@ from .._checks import (
 )
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
 from .._interrupts import interruptible_scan, require_concrete
-from ..integrate import Flow, rollout
+from ..integrate import FlattenedFlow, Flow, rollout
 from ..observations import AbstractObservation
 from ._base import AbstractFilter, Ensemble, FilterState
 from ._statistics import check_ensemble
@@ -73,7 +73,7 @@ class FilterResult(eqx.Module):
 def _window_map(flow: FlowFn, length: float) -> Callable:
     """`(y, t0) -> flow(y, t0, t0 + length)`; a `jaxsci.integrate.Flow` supplies a faster map
     for a window length fixed at trace time (`Flow.window`)."""
-    if isinstance(flow, Flow):
+    if isinstance(flow, (Flow, FlattenedFlow)):
         return flow.window(length)
     return lambda y, t0: flow(y, t0, t0 + length)
 
@@ -489,7 +489,8 @@ def assimilate(
 
     Arguments:
         key: PRNG key for observations, the initial ensemble and the filter.
-        flow: model step `flow(y, t0, t1)` (e.g. `jaxsci.integrate.Flow`).
+        flow: model step `flow(y, t0, t1)` (e.g. `jaxsci.integrate.Flow`; for a field
+            model, `jaxsci.integrate.FlattenedFlow`, so that states are vectors).
         obs_op: observation model.
         filter: ensemble Kalman filter (possibly wrapped in inflation) or particle filter.
         x0: initial truth.

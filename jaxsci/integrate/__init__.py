@@ -15,6 +15,7 @@ from ._etdrk import (
     ETDRK4 as ETDRK4,
     AbstractETDRK as AbstractETDRK,
 )
+from ._flattened import FlattenedFlow as FlattenedFlow
 from ._flow import Flow as Flow
 from ._flow_map import FlowMap as FlowMap
 from ._heuristics import (

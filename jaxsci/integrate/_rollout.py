@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from .._checks import check_int
 from .._custom_types import Array, Float, Key, PyTree
 from .._interrupts import interruptible_scan, require_concrete
+from ._flattened import FlattenedFlow
 from ._flow import Flow
 
 
@@ -96,7 +97,7 @@ def _advance(spec, y, x):
         nxt = step_fn(y, key=x) if keyed else step_fn(y)
     else:
         ta = t_start + x * dt
-        if isinstance(step, Flow):
+        if isinstance(step, (Flow, FlattenedFlow)):
             nxt = step.window(dt)(y, ta, args=args)
         else:
             nxt = step_fn(y, ta, ta + dt, **({} if args is None else {"args": args}))

@@ -27,6 +27,7 @@ from . import (
     _node_regularisation,
     _ns2d_spectral_refiner,
     _posterior,
+    _qg_letkf,
     _simulate,
     _train,
 )
@@ -116,4 +117,5 @@ PIPELINES: dict[str, Pipeline] = {
         _ns2d_spectral_refiner.run,
         _ns2d_spectral_refiner.DESCRIPTION,
     ),
+    "qg_letkf": Pipeline("qg_letkf", _qg_letkf.QGLetkfConfig, _qg_letkf.run, _qg_letkf.DESCRIPTION),
 }
