@@ -20,4 +20,5 @@ from ._lorenz96_two_scale import Lorenz96TwoScale as Lorenz96TwoScale
 from ._lotka_volterra import LotkaVolterra as LotkaVolterra
 from ._navier_stokes import NavierStokes2D as NavierStokes2D
 from ._noise import AdditiveNoise as AdditiveNoise
+from ._quasi_geostrophic import TwoLayerQG as TwoLayerQG
 from ._sir import SIR as SIR

@@ -93,13 +93,21 @@ class AbstractSemilinear(AbstractDynamics):
         # Or a coefficient is so large that it overflows on a reasonable grid.
         symbol = self.linear_operator()
         # A symbol on another layout (e.g. the full FFT's, from `wavenumbers(full=True)`)
-        # would otherwise fail inside the integrators as a broadcasting error.
-        if tuple(jnp.shape(symbol)) != self.grid.spectral_shape:
+        # would otherwise fail inside the integrators as a broadcasting error. A state with
+        # leading channel axes (e.g. the layers of a layered model) may have one symbol per
+        # channel or one shared by all (broadcast over the channel axes).
+        allowed = {self.grid.spectral_shape, self.spectral_state_shape}
+        if tuple(jnp.shape(symbol)) not in allowed:
             raise ValueError(
                 f"`linear_operator()` of {type(self).__name__} has shape "
                 f"{tuple(jnp.shape(symbol))}, but it must have the grid's real-FFT shape "
                 f"{self.grid.spectral_shape} (`grid.spectral_shape`, that of `to_spectral(y)`; "
-                "build it from `grid.wavenumbers()`, whose default is that layout)."
+                "build it from `grid.wavenumbers()`, whose default is that layout)"
+                + (
+                    f" or the spectral state's shape {self.spectral_state_shape}."
+                    if self.spectral_state_shape != self.grid.spectral_shape
+                    else "."
+                )
             )
         if is_concrete(symbol) and not np.all(np.isfinite(np.asarray(symbol))):
             k_max = np.pi * max(self.grid.shape) / self.grid.length
@@ -134,8 +142,19 @@ class AbstractSemilinear(AbstractDynamics):
 
     @property
     def state_shape(self) -> tuple[int, ...]:
-        """The grid's shape: the state is the field on the grid."""
+        """The grid's shape: the state is the field on the grid.
+
+        A model whose state has leading channel axes (one field per layer, say) overrides
+        this with `channels + grid.shape`; the real FFTs run over the last `grid.ndim` axes,
+        and the linear symbol is per channel or shared (broadcast over the channels).
+        """
         return self.grid.shape
+
+    @property
+    def spectral_state_shape(self) -> tuple[int, ...]:
+        """The shape of `to_spectral(y)`: the channel axes, then `grid.spectral_shape`."""
+        channels = tuple(self.state_shape)[: len(self.state_shape) - self.grid.ndim]
+        return channels + self.grid.spectral_shape
 
     @abc.abstractmethod
     def linear_operator(self) -> SpectralState:

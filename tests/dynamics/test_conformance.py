@@ -24,6 +24,7 @@ REGISTRY = {
     "LotkaVolterra": lambda: dyn.LotkaVolterra(),
     "SIR": lambda: dyn.SIR(),
     "AdditiveNoise": lambda: dyn.AdditiveNoise(dyn.Lorenz63(), 0.5),
+    "TwoLayerQG": lambda: dyn.TwoLayerQG(num_points=16),
 }
 NAMES = list(REGISTRY)
 
@@ -102,9 +103,12 @@ def test_semilinear_models_declare_their_grid(name):
     model = REGISTRY[name]()
     grid = model.grid
     assert isinstance(grid, PeriodicGrid)
-    assert grid.shape == tuple(model.state_shape)
-    assert grid.length == model.length and grid.dealias == model.dealias
-    assert model.linear_operator().shape == grid.spectral_shape
+    # the grid spans the last axes; leading axes are channels (TwoLayerQG's layers)
+    assert grid.shape == tuple(model.state_shape)[-grid.ndim :]
+    channels = tuple(model.state_shape)[: -grid.ndim]
+    assert model.spectral_state_shape == channels + grid.spectral_shape
+    assert grid.length == model.length and grid.dealias == getattr(model, "dealias", False)
+    assert model.linear_operator().shape in {grid.spectral_shape, model.spectral_state_shape}
     y0 = model.default_initial_state()
     np.testing.assert_array_equal(
         np.asarray(model.to_spectral(y0)), np.asarray(grid.to_spectral(y0))
