@@ -1,6 +1,7 @@
 """Integration: `simulate` over diffrax, exponential integrators, flows, `rollout`, ensembles,
 Lyapunov exponents, trajectories as xarray datasets."""
 
+from ._adams_bashforth import AB3 as AB3, Filtered as Filtered
 from ._chunked import (
     ChunkedSimulation as ChunkedSimulation,
     simulate_chunked as simulate_chunked,

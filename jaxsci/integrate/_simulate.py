@@ -68,9 +68,11 @@ def default_step_solver(dynamics: AbstractDynamics) -> diffrax.AbstractSolver:
 
 
 def make_terms(dynamics, solver, t0, t1, dt0, key, y_struct):
-    """The diffrax term(s) for `dynamics`: a SemilinearTerm for ETDRK solvers, an ODETerm,
+    """The diffrax term(s) for `dynamics`: a SemilinearTerm for the solvers of semilinear
+    models (ETDRK, AB3), an ODETerm,
     or drift + diagonal-noise terms with a virtual Brownian tree for SDEs."""
-    if isinstance(solver, AbstractETDRK):
+    if getattr(solver, "term_structure", None) is SemilinearTerm:
+        # ETDRK1-4, AB3 and wrappers of them (`Filtered`) step the semilinear split
         if not isinstance(dynamics, AbstractSemilinear):
             raise ValueError(
                 f"`solver` {type(solver).__name__} needs a semilinear model "
