@@ -13,6 +13,7 @@ from ..observations import (
     LinearObservation as LinearObservation,
     NonlinearObservation as NonlinearObservation,
     every_kth as every_kth,
+    every_kth_grid as every_kth_grid,
     synthetic_observations as synthetic_observations,
 )
 from ..smc import (
@@ -49,6 +50,7 @@ from ._dataset import (
     assimilation_dataset as assimilation_dataset,
     observation_description as observation_description,
 )
+from ._domains import GridDomains as GridDomains, grid_domains as grid_domains
 from ._ensemble_filters import (
     ETKF as ETKF,
     DEnKF as DEnKF,

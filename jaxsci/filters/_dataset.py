@@ -45,7 +45,8 @@ def assimilation_dataset(
     - the state: `x` with the grid points as coordinates for a semilinear model on a 1-D
       grid, otherwise `state` (0..dim-1);
     - `obs`: the observations, with `obs_op.locations` as coordinate (the observed state
-      index for an `IndexObservation`; 0..obs-1 when the observations have no location);
+      index for an `IndexObservation`; 0..obs-1 when the observations have no location or
+      d-dimensional ones);
     - `member`: the ensemble member, only when `assimilate(..., store_ensembles=True)`
       stored the analysis ensembles.
 
@@ -100,7 +101,12 @@ def assimilation_dataset(
         sdims, coords = state_dims(None, grid_shape)
     sdim = sdims[0]
     locations = obs_op.locations
-    obs_coord = np.arange(obs_op.obs_dim) if locations is None else np.asarray(locations)
+    # d-dimensional locations (obs, d) are not a coordinate: the observation index is
+    obs_coord = (
+        np.asarray(locations)
+        if locations is not None and np.ndim(locations) == 1
+        else np.arange(obs_op.obs_dim)
+    )
     coords["time"] = (
         "time",
         (times[0] if batched else times)[done],

@@ -1,5 +1,7 @@
 """LETKF: the ETKF done independently for each local domain, with tapered observations."""
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ from .._checks import check_finite, check_int, check_positive, concrete_numbers,
 from .._custom_types import Array, Float, Int, Key
 from ..observations import AbstractObservation
 from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
+from ._domains import as_domains
 from ._ensemble_filters import random_mean_preserving_rotation, symmetric_sqrt_transform
 from ._localization import contiguous_batches, local_observations
 from ._statistics import ensemble_stats
@@ -17,24 +20,33 @@ from ._statistics import ensemble_stats
 class LETKF(AbstractEnsembleFilter):
     """Local ensemble transform Kalman filter (Hunt et al. 2007) with DAPPER's conventions.
 
-    The state is split into local domains: single state variables (`batch_size` 1), or
+    The state is split into local domains: single state variables (`batch_size` 1),
     contiguous batches of about `batch_size` variables (DAPPER's `nd_Id_localization(shape,
     batch_shape)`, see `contiguous_batches`: round(dim / batch_size) batches whose sizes
-    differ by at most one when `batch_size` does not divide dim). For domain b the whitened
-    observation anomalies and innovation are multiplied by sqrt(rho_bj), rho the
-    Gaspari-Cohn taper with half-width 1.82 * `loc_rad` (taper < 1e-3 counts as outside) of
-    the distance between the domain and observation j; for a batch that distance is the mean
-    of the distances from its points to the observation (DAPPER's rule, not the distance from
-    the batch's centre: the two agree for an observation outside the batch's span and differ
-    inside it). The symmetric-square-root ETKF update (w_b, T_b) is then applied to the
-    batch's columns of the ensemble. All domains are one `vmap` (a batch of N x N inverse
-    square roots by Newton-Schulz iteration, see `inv_sqrt_shifted`), not a Python loop.
+    differ by at most one when `batch_size` does not divide dim), or any explicit grouping
+    `domains` (e.g. the layers of one grid column of a layered model, `grid_domains`). For
+    domain b the whitened observation anomalies and innovation are multiplied by
+    sqrt(rho_bj), rho the Gaspari-Cohn taper with half-width 1.82 * `loc_rad` (taper < 1e-3
+    counts as outside) of the distance between the domain and observation j; for a domain of
+    several variables that distance is the mean of the distances from its points to the
+    observation (DAPPER's rule for batches, not the distance from the batch's centre: the two
+    agree for an observation outside the batch's span and differ inside it; for the layers
+    of one column, all at one position, it is that position's distance). The
+    symmetric-square-root ETKF update (w_b, T_b) is then applied to the domain's columns of
+    the ensemble. All domains are one `vmap` (a batch of N x N inverse square roots by
+    Newton-Schulz iteration, see `inv_sqrt_shifted`), not a Python loop.
+
+    Positions are 1-D (`state_locations` (dim,), observation `locations` (obs,): a line or
+    a ring) or d-dimensional ((dim, d) and (obs, d), e.g. (y, x) on a doubly periodic
+    square); distances are Euclidean, each axis' difference wrapped to the shortest one on a
+    periodic domain of length `domain_length` (one number, or one per axis).
 
     Each domain gathers only the observations inside its taper (`local_obs`, padded to the
     largest count with zero taper), precomputed here from the observation locations, so an
-    analysis costs O(domains x local obs), not O(domains x obs). When a domain sees more than
-    half of all observations the dense (domains, obs) taper is used instead (`local_obs` is
-    None): the gather would cost more than it saves.
+    analysis costs O(domains x local obs), not O(domains x obs): sparse observations of a
+    2-D field are this path. When a domain sees more than half of all observations the dense
+    (domains, obs) taper is used instead (`local_obs` is None): the gather would cost more
+    than it saves. `gather` overrides that choice (both give the same analysis).
 
     With `rotate=True` the analysis anomalies of the whole state are multiplied on the left
     by one Haar-random mean-preserving rotation drawn from `key`
@@ -45,13 +57,22 @@ class LETKF(AbstractEnsembleFilter):
     not.
 
     Arguments:
-        loc_rad: localisation radius in grid units (DAPPER's `loc_rad`); `inf` gives the ETKF.
-        obs_op: the observation operator, for its `locations` and dimensions.
-        state_locations: positions of the state variables (default: 0, 1, ..., dim-1).
-        domain_length: circumference of the periodic 1-D domain (default: dim, the L96 ring).
-        periodic: whether distances wrap around (False: a line).
+        loc_rad: localisation radius in the units of the locations (grid units for
+            `IndexObservation`s; DAPPER's `loc_rad`); `inf` gives the ETKF.
+        obs_op: the observation operator, for its `locations` ((obs,) or (obs, d)) and
+            dimensions.
+        state_locations: positions of the state variables, (dim,) or (dim, d) with d the
+            observations' (default: 0, 1, ..., dim-1).
+        domain_length: the periodic length: a number (every axis) or (d,) (one per axis);
+            default dim for 1-D positions (the L96 ring), required for d > 1.
+        periodic: whether distances wrap around (False: a line, or open d-dim space).
         batch_size: state variables per local domain, an integer in [1, dim] (1: one domain
             per variable; DAPPER's L96 `sakov2008` setup uses 2, its KS setup 4).
+        domains: instead of `batch_size`, the state indices of each local domain: a
+            (domains, size) integer array or a list of index lists; every state index in
+            exactly one domain (`grid_domains(...).domains` for a layered grid).
+        gather: force the gathered (True) or the dense (False) local-observation path
+            (None: gathered unless a domain sees more than half of the observations).
         rotate: apply a random mean-preserving rotation to the analysis anomalies.
     """
 
@@ -63,6 +84,7 @@ class LETKF(AbstractEnsembleFilter):
     loc_rad: float = eqx.field(static=True)
     obs_dim: int = eqx.field(static=True)
     batch_size: int = eqx.field(static=True)
+    grouped: bool = eqx.field(static=True)
     rotate: bool = eqx.field(static=True)
 
     def __init__(
@@ -70,10 +92,12 @@ class LETKF(AbstractEnsembleFilter):
         loc_rad: float,
         obs_op: AbstractObservation,
         state_locations=None,
-        domain_length: float | None = None,
+        domain_length: Any = None,
         periodic: bool = True,
         *,
         batch_size: int = 1,
+        domains: Any = None,
+        gather: bool | None = None,
         rotate: bool = False,
     ):
         radius = concrete_numbers("loc_rad", loc_rad)
@@ -88,34 +112,37 @@ class LETKF(AbstractEnsembleFilter):
         if not isinstance(rotate, (bool, np.bool_)):
             raise TypeError(f"`rotate` must be a bool, got {rotate!r}.")
         self.rotate = bool(rotate)
-        locs = np.arange(dim) if state_locations is None else np.asarray(state_locations)
-        if locs.shape != (dim,):
-            raise ValueError(f"`state_locations` has shape {locs.shape}, wanted ({dim},).")
-        check_finite("state_locations", locs)
+        locs, obs_locs = _locations(state_locations, np.asarray(obs_op.locations), dim)
         length = None
         if periodic:
-            length = (
-                float(dim)
-                if domain_length is None
-                else finite_float("domain_length", domain_length)
-            )
-            check_positive("domain_length", length)
+            length = _domain_length(domain_length, dim, locs)
         self.loc_rad = float(radius)  # an int beyond float64 is inf (the ETKF)
         self.obs_dim = obs_op.obs_dim
-        points, sizes = contiguous_batches(dim, self.batch_size)
-        batches = None if self.batch_size == 1 else (points, sizes)
-        idx, taper = local_observations(
-            locs, np.asarray(obs_op.locations), self.loc_rad, length, batches=batches
-        )
+        if domains is not None:
+            if self.batch_size != 1:
+                raise ValueError(
+                    f"give `domains` or `batch_size` (got {batch_size}), not both: `domains` "
+                    "already groups the state variables."
+                )
+            points, sizes = as_domains(domains, dim)
+            self.grouped = True
+        else:
+            points, sizes = contiguous_batches(dim, self.batch_size)
+            self.grouped = self.batch_size != 1
+        batches = (points, sizes) if self.grouped else None
+        idx, taper = local_observations(locs, obs_locs, self.loc_rad, length, batches=batches)
         n_domains = points.shape[0]
-        if 2 * idx.shape[1] > obs_op.obs_dim:
+        if gather is not None and not isinstance(gather, (bool, np.bool_)):
+            raise TypeError(f"`gather` must be None (automatic) or a bool, got {gather!r}.")
+        dense = 2 * idx.shape[1] > obs_op.obs_dim if gather is None else not gather
+        if dense:
             # most observations are local to every domain: the dense taper is cheaper than a
             # gather (L96 with loc_rad 4 sees 25 of 40: 66 vs 80 us per cycle on one core,
             # benchmarks/bench_filters_ablation.py --only gather).
             # Scatter-add the lists into it (padding adds 0 at index 0).
-            dense = np.zeros((n_domains, obs_op.obs_dim))
-            np.add.at(dense, (np.arange(n_domains)[:, None], idx), taper)
-            self.local_obs, taper = None, dense
+            full = np.zeros((n_domains, obs_op.obs_dim))
+            np.add.at(full, (np.arange(n_domains)[:, None], idx), taper)
+            self.local_obs, taper = None, full
         else:
             self.local_obs = jnp.asarray(idx)
         self.local_sqrt_taper = jnp.asarray(taper, dtype=jnp.result_type(float))
@@ -149,7 +176,7 @@ class LETKF(AbstractEnsembleFilter):
 
         idx_axis = None if self.local_obs is None else 0
         local = jax.vmap(local, in_axes=(idx_axis, 0, 0, 1))
-        if self.batch_size == 1:  # one variable per domain: the columns themselves
+        if not self.grouped:  # one variable per domain: the columns themselves
             out = local(self.local_obs, taper, s.mean, s.anomalies)
         else:  # gather each domain's columns, then put each variable's result back
             pts = self.domain_points
@@ -160,3 +187,47 @@ class LETKF(AbstractEnsembleFilter):
             return members_or_mean.T
         q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
         return members_or_mean + q @ anomalies.T
+
+
+def _locations(state_locations: Any, obs_locations: np.ndarray, dim: int):
+    """(state, obs) locations as float arrays with the same number of coordinates: (dim,)
+    and (obs,) on a line or ring, else (dim, d) and (obs, d) (a 1-D array counts as d = 1)."""
+    locs: np.ndarray = np.asarray(np.arange(dim) if state_locations is None else state_locations)
+    if locs.ndim not in (1, 2) or locs.shape[0] != dim or 0 in locs.shape:
+        raise ValueError(
+            f"`state_locations` has shape {locs.shape}, wanted ({dim},) or ({dim}, d): one "
+            "position (of d coordinates) per state variable."
+        )
+    check_finite("state_locations", locs)
+    d_state = 1 if locs.ndim == 1 else locs.shape[-1]
+    d_obs = 1 if obs_locations.ndim == 1 else obs_locations.shape[1]
+    if d_state != d_obs:
+        raise ValueError(
+            f"`obs_op.locations` has shape {obs_locations.shape} ({d_obs} coordinate(s) per "
+            f"observation) but `state_locations` has shape {locs.shape} ({d_state}): they "
+            "must be positions in the same space."
+        )
+    return locs.astype(np.float64), obs_locations.astype(np.float64)
+
+
+def _domain_length(domain_length: Any, dim: int, locs: np.ndarray):
+    """The periodic length: a positive float, or a (d,) vector for d-coordinate locations."""
+    d = 1 if locs.ndim == 1 else locs.shape[1]
+    if domain_length is None:
+        if d != 1:
+            raise ValueError(
+                f"`domain_length` is required with {d}-coordinate `state_locations` (the "
+                "periodic length of each axis, e.g. `grid_domains(...).domain_length`), or "
+                "pass periodic=False."
+            )
+        return float(dim)
+    if np.ndim(domain_length) == 0:
+        length = np.asarray(finite_float("domain_length", domain_length))
+    else:
+        length = np.asarray(domain_length, dtype=np.float64)
+    if length.shape not in ((), (d,)):
+        want = f"a number or shape ({d},): one length per axis"
+        raise ValueError(f"`domain_length` has shape {length.shape}, expected {want}.")
+    check_finite("domain_length", length)
+    check_positive("domain_length", length)
+    return float(length) if length.shape == () else length

@@ -34,20 +34,37 @@ def gaspari_cohn(distance, half_width):
     return np.where(r <= 1, inner, np.where(r <= 2, outer, 0.0))
 
 
-def periodic_distance(a, b, length: float | None):
-    """|a - b| on a line, or the shortest distance on a ring of circumference `length`."""
-    d = np.abs(np.asarray(a, dtype=np.float64)[:, None] - np.asarray(b, dtype=np.float64)[None])
-    if length is None:
-        return d
-    d = np.mod(d, length)
-    return np.minimum(d, length - d)
+def periodic_distance(a, b, length):
+    """Distances between points `a` (m,) or (m, d) and `b` (k,) or (k, d), shape (m, k).
+
+    On a line (`length` None) |a - b| in 1-D and the Euclidean distance in d dimensions; on a
+    periodic domain (a ring, a doubly periodic square, ...) each axis' difference is first
+    wrapped to the shortest one, min(|da| mod L, L - |da| mod L), with `length` L a scalar
+    (every axis) or a (d,) vector (one per axis): the Euclidean distance on the torus. 1-D
+    points (m,) are points with d = 1, and give exactly the same numbers as (m, 1).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim == 1 and b.ndim == 1:
+        d = np.abs(a[:, None] - b[None])
+        if length is None:
+            return d
+        d = np.mod(d, length)
+        return np.minimum(d, length - d)
+    a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
+    d = np.abs(a[:, None, :] - b[None, :, :])  # (m, k, d)
+    if length is not None:
+        ell = np.asarray(length, dtype=np.float64)
+        d = np.mod(d, ell)
+        d = np.minimum(d, ell - d)
+    return np.sqrt(np.sum(d**2, axis=-1))
 
 
 def sqrt_taper_matrix(
     state_locations,
     obs_locations,
     loc_rad: float,
-    domain_length: float | None,
+    domain_length: float | np.ndarray | None,
     cutoff: float = 1e-3,
 ):
     """sqrt of the Gaspari-Cohn taper between each state location (local domain) and each
@@ -108,7 +125,7 @@ def local_observations(
     state_locations,
     obs_locations,
     loc_rad: float,
-    domain_length: float | None,
+    domain_length: float | np.ndarray | None,
     cutoff: float = 1e-3,
     chunk: int = 1024,
     batches: tuple[np.ndarray, np.ndarray] | None = None,

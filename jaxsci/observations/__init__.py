@@ -10,7 +10,11 @@ from ._base import (
     GaussianNoise as GaussianNoise,
 )
 from ._gaussian import gaussian_log_density as gaussian_log_density
-from ._index import IndexObservation as IndexObservation, every_kth as every_kth
+from ._index import (
+    IndexObservation as IndexObservation,
+    every_kth as every_kth,
+    every_kth_grid as every_kth_grid,
+)
 from ._linear import LinearObservation as LinearObservation
 from ._nonlinear import NonlinearObservation as NonlinearObservation
 from ._synthetic import synthetic_observations as synthetic_observations

@@ -84,13 +84,19 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
     return (*_in_dtype(name, mats, dtype), diagonal)
 
 
-def as_locations(locations: Any, obs_dim: int) -> Float[Array, " obs"] | None:
-    """The `locations` argument of an observation model: None, or the finite (obs,)
-    positions of the observations (LETKF localisation distances use them)."""
+def as_locations(locations: Any, obs_dim: int) -> Float[Array, " obs *coord"] | None:
+    """The `locations` argument of an observation model: None, or the finite positions of
+    the observations (LETKF localisation distances use them): (obs,) on a line or ring,
+    (obs, d) in d dimensions (e.g. (y, x) on a 2-D grid)."""
     if locations is None:
         return None
     locs = float_parameter("locations", locations)
-    check_shape("locations", locs, (obs_dim,), f"({obs_dim},): one per observation")
+    if locs.ndim == 2 and locs.shape[0] == obs_dim and locs.shape[1] >= 1:
+        check_finite("locations", locs)
+        return locs
+    check_shape(
+        "locations", locs, (obs_dim,), f"({obs_dim},) or ({obs_dim}, d): one per observation"
+    )
     check_finite("locations", locs)
     return locs
 
@@ -127,15 +133,16 @@ class AbstractObservation(eqx.Module):
 
     Concrete classes hold `noise` (a `GaussianNoise`: R, its Cholesky factor L and L^{-1},
     read as `noise_cov`, `noise_chol`, `noise_inv_chol`), `state_dim` and `locations`
-    (positions of the observations on the model grid, for localisation; None when the
-    observation has no position), and implement `__call__(x) -> h(x)` on one state. One type
+    (positions of the observations on the model grid, for localisation: (obs,) in 1-D,
+    (obs, d) in d dimensions; None when the observation has no position), and implement
+    `__call__(x) -> h(x)` on one state. One type
     serves the filters (`jaxsci.filters`) and posterior sampling with a diffusion prior
     (`jaxsci.diffusion`).
     """
 
     noise: eqx.AbstractVar[GaussianNoise]
     state_dim: eqx.AbstractVar[int]
-    locations: eqx.AbstractVar[Float[Array, " obs"] | None]
+    locations: eqx.AbstractVar[Float[Array, " obs *coord"] | None]
 
     @abc.abstractmethod
     def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:

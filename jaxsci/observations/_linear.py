@@ -27,14 +27,15 @@ class LinearObservation(AbstractLinearObservation):
         noise_std: instead of `noise_cov`, the error standard deviation(s), a scalar or an
             (obs,) vector (R = diag(noise_std^2)). Neither: R = I.
         dim: the state dimension (required for a callable; checked against a matrix).
-        locations: optional positions of the observations on the state grid (for LETKF).
+        locations: optional positions of the observations on the state grid, (obs,) or (obs, d)
+            (for LETKF).
     """
 
     operator: Float[Array, "obs dim"] | Callable
     gram: Float[Array, "obs obs"]
     noise: GaussianNoise
     state_dim: int = eqx.field(static=True)
-    locations: Float[Array, " obs"] | None
+    locations: Float[Array, " obs *coord"] | None
 
     def __init__(
         self,
@@ -43,7 +44,7 @@ class LinearObservation(AbstractLinearObservation):
         *,
         noise_std: Any = None,
         dim: int | None = None,
-        locations: Float[ArrayLike, " obs"] | Sequence[float] | None = None,
+        locations: Float[ArrayLike, " obs *coord"] | Sequence[Any] | None = None,
     ):
         dtype = jnp.result_type(float)
         if callable(operator):

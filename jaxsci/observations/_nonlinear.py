@@ -20,13 +20,14 @@ class NonlinearObservation(AbstractObservation):
         state_dim, obs_dim: dimensions.
         noise_cov: R as a scalar, a vector (diagonal) or a full matrix.
         noise_std: instead of `noise_cov`, the error standard deviation(s). Neither: R = I.
-        locations: optional positions of the observations (for LETKF).
+        locations: optional positions of the observations, (obs,) or (obs, d) (for
+            LETKF).
     """
 
     fn: Callable = eqx.field(static=True)
     noise: GaussianNoise
     state_dim: int = eqx.field(static=True)
-    locations: Float[Array, " obs"] | None
+    locations: Float[Array, " obs *coord"] | None
 
     def __init__(
         self,
@@ -34,7 +35,7 @@ class NonlinearObservation(AbstractObservation):
         state_dim: int,
         obs_dim: int,
         noise_cov: Any = None,
-        locations: Float[ArrayLike, " obs"] | Sequence[float] | None = None,
+        locations: Float[ArrayLike, " obs *coord"] | Sequence[Any] | None = None,
         *,
         noise_std: Any = None,
     ):
