@@ -40,6 +40,12 @@ from ._fit import (
     fit_model_error as fit_model_error,
 )
 from ._horseshoe import HorseshoeRegression as HorseshoeRegression
+from ._increments import (
+    STATES as STATES,
+    IncrementDiscovery as IncrementDiscovery,
+    IncrementInfo as IncrementInfo,
+    discover_from_increments as discover_from_increments,
+)
 from ._layered_library import (
     QG_TERMS as QG_TERMS,
     LayeredLibrary as LayeredLibrary,

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_choice, check_finite, check_int, check_key, check_positive
-from .._custom_types import Array, Float, Key
+from .._custom_types import Array, ArrayLike, Float, Key
 from ..filters import AbstractEnsembleFilter, run_filter
 from ..observations import IndexObservation
 from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, fit_normal_jit
@@ -89,6 +89,9 @@ class IncrementDiscovery(NamedTuple):
         coefficients: xi, zero for terms not selected, (columns,).
         active: the selected columns.
         regression: the `SparseRegressionResult`.
+        column_rms: the RMS of every (low-passed) library column over the regressed
+            samples, (columns,): |xi_j| column_rms_j is term j's contribution in the
+            target's units, how terms of different units compare.
         analysis, background: the filter's means at the observation times, (K, *state).
         increments: the interpolated increments of the regressed cycles, (cycles, *state).
         full_increments: x^t - x^b of those cycles (None without a truth).
@@ -99,6 +102,7 @@ class IncrementDiscovery(NamedTuple):
     coefficients: Float[Array, " column"]
     active: Array
     regression: SparseRegressionResult
+    column_rms: Float[Array, " column"]
     analysis: Float[Array, "time layer y x"]
     background: Float[Array, "time layer y x"]
     increments: Float[Array, "cycle layer y x"]
@@ -177,8 +181,8 @@ def discover_from_increments(
     regression: AbstractSparseRegression,
     obs_op: IndexObservation,
     filter: AbstractEnsembleFilter,
-    initial_ensemble: Float[Array, "ens dim"],
-    observations: Float[Array, "time obs"],
+    initial_ensemble: Float[ArrayLike, "..."],
+    observations: Float[ArrayLike, "..."],
     interval: float,
     *,
     interpolate: Callable,
@@ -186,7 +190,7 @@ def discover_from_increments(
     burn_in: int = 0,
     states: str = "background",
     lowpass: float | None = None,
-    truth: Float[Array, "time layer y x"] | None = None,
+    truth: Float[ArrayLike, "..."] | None = None,
 ) -> IncrementDiscovery:
     r"""Discover the error of a layered 2-D model from sparse analysis increments (MEDIDA-QG).
 
@@ -285,8 +289,7 @@ def discover_from_increments(
     seconds["assimilation"] = time.perf_counter() - t
     if not bool(jnp.all(res.finite)):
         raise ValueError(
-            "the filter diverged (a non-finite analysis): increase its inflation or ensemble "
-            "size."
+            "the filter diverged (a non-finite analysis): increase its inflation or ensemble size."
         )
     analysis = res.mean_a.reshape(num_cycles, *shape)
     background = res.mean_f.reshape(num_cycles, *shape)
@@ -360,6 +363,7 @@ def discover_from_increments(
         coefficients=result.coefficients,
         active=result.active,
         regression=result,
+        column_rms=jnp.sqrt(jnp.diag(ne.gram) / ne.num_samples),
         analysis=analysis,
         background=background,
         increments=increments,

@@ -1,0 +1,114 @@
+"""`discover_from_increments` (MEDIDA-QG) on a tiny two-layer QG twin: the plumbing (shapes,
+names, timings, the diagnostics' definitions) and its argument checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsci import discovery, dynamics, filters, integrate, observations
+
+N = 16
+
+
+def _setup(k=1):
+    truth = dynamics.TwoLayerQG(N)
+    model = dynamics.TwoLayerQG(N, rek=0.0)
+    obs_op = observations.every_kth_grid((N, N), k, n_layers=2, noise_std=1e-8)
+    library = discovery.LayeredLibrary(
+        ["lap(psi)", "psi_x", "J(psi,q)"], truth.length, N, streamfunction=truth.streamfunction
+    )
+    return truth, model, obs_op, library
+
+
+def _scatter(coords, values, key):
+    # every point observed: the "interpolation" puts the values back on the grid
+    del key
+    spacing = 1e6 / N
+    iy = np.asarray(jnp.round(coords[:, 0] / spacing)).astype(int)
+    ix = np.asarray(jnp.round(coords[:, 1] / spacing)).astype(int)
+    return jnp.zeros((values.shape[0], N, N)).at[:, iy, ix].set(values)
+
+
+@pytest.mark.slow
+def test_plumbing_on_a_fully_observed_twin():
+    truth, model, obs_op, library = _setup()
+    solver = integrate.Filtered(integrate.ETDRK4(), truth.spectral_filter())
+    dt = 7200.0
+    q0 = truth.default_initial_state(jax.random.key(0)) * 1e3  # a finite-amplitude start
+    traj = integrate.rollout(integrate.Flow(truth, dt, solver), q0, 30, dt=dt)
+    y = filters.synthetic_observations(jax.random.key(1), obs_op, traj[10:].reshape(20, -1))
+    dom = filters.grid_domains((N, N), 2)
+    letkf = filters.LETKF(2.0, obs_op, dom.state_locations, dom.domain_length, domains=dom.domains)
+    ens = traj[:10].reshape(10, -1)[::2]
+    res = discovery.discover_from_increments(
+        integrate.Flow(model, dt, solver),
+        library,
+        discovery.STLSQ(threshold=0.05),
+        obs_op,
+        filters.Inflation(letkf, 1.1),
+        ens,
+        y,
+        dt,
+        interpolate=_scatter,
+        key=jax.random.key(2),
+        burn_in=5,
+        truth=traj[10:],
+    )
+    assert res.names == tuple(f"{t}[{i}]" for i in (1, 2) for t in library.terms)
+    assert res.increments.shape == (15, 2, N, N) and res.analysis.shape == (20, 2, N, N)
+    # every point observed and put back: the interpolated increments are the filter's own
+    np.testing.assert_allclose(
+        res.increments, (res.analysis - res.background)[5:], rtol=1e-5, atol=1e-12
+    )
+    info = res.info
+    assert info.interpolation_error == pytest.approx(info.filter_increment_error, rel=1e-4)
+    assert info.num_samples == 15 * 2 * N * N
+    assert set(info.seconds) == {"assimilation", "interpolation", "regression"}
+    assert np.all(np.isfinite(np.asarray(res.coefficients)))
+
+
+def test_argument_errors_name_the_argument():
+    truth, model, obs_op, library = _setup(k=2)
+    flow = integrate.Flow(model, 7200.0)
+    letkf = filters.ETKF()
+    ens = jnp.zeros((4, 2 * N * N))
+    y = jnp.zeros((10, obs_op.obs_dim))
+    kw = dict(interpolate=_scatter, key=jax.random.key(0))
+    reg = discovery.RVM()
+    with pytest.raises(ValueError, match="states"):
+        discovery.discover_from_increments(
+            flow, library, reg, obs_op, letkf, ens, y, 1.0, states="middle", **kw
+        )
+    with pytest.raises(ValueError, match="burn_in"):
+        discovery.discover_from_increments(
+            flow, library, reg, obs_op, letkf, ens, y, 1.0, burn_in=10, **kw
+        )
+    with pytest.raises(ValueError, match="observations"):
+        discovery.discover_from_increments(
+            flow, library, reg, obs_op, letkf, ens, y[:, :3], 1.0, **kw
+        )
+    with pytest.raises(ValueError, match="initial_ensemble"):
+        discovery.discover_from_increments(
+            flow, library, reg, obs_op, letkf, ens[:, :5], y, 1.0, **kw
+        )
+    with pytest.raises(ValueError, match="lowpass"):
+        discovery.discover_from_increments(
+            flow, library, reg, obs_op, letkf, ens, y, 1.0, lowpass=2.0, **kw
+        )
+    with pytest.raises(ValueError, match="truth"):
+        discovery.discover_from_increments(
+            flow, library, reg, obs_op, letkf, ens, y, 1.0, truth=jnp.zeros((3, 2, N, N)), **kw
+        )
+    with pytest.raises(TypeError, match="obs_op"):
+        discovery.discover_from_increments(
+            flow,
+            library,
+            reg,
+            observations.LinearObservation(jnp.eye(4, 2 * N * N)),
+            letkf,
+            ens,
+            y,
+            1.0,
+            **kw,
+        )
