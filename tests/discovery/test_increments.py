@@ -69,46 +69,27 @@ def test_plumbing_on_a_fully_observed_twin():
 
 
 def test_argument_errors_name_the_argument():
-    truth, model, obs_op, library = _setup(k=2)
-    flow = integrate.Flow(model, 7200.0)
-    letkf = filters.ETKF()
-    ens = jnp.zeros((4, 2 * N * N))
-    y = jnp.zeros((10, obs_op.obs_dim))
+    # every check runs before any computation: a library on an 8^2 grid and index
+    # observations built from NumPy arrays keep this test cheap
+    n = 8
+    library = discovery.LayeredLibrary(["lap(psi)"], 1e6, n)
+    obs_op = observations.IndexObservation(2 * n * n, np.arange(0, 2 * n * n, 4))
+    ens = np.zeros((4, 2 * n * n))
+    y = np.zeros((10, obs_op.obs_dim))
     kw = dict(interpolate=_scatter, key=jax.random.key(0))
-    reg = discovery.RVM()
+    args = (lambda q, t0, t1: q, library, discovery.RVM())
+    call = discovery.discover_from_increments
     with pytest.raises(ValueError, match="states"):
-        discovery.discover_from_increments(
-            flow, library, reg, obs_op, letkf, ens, y, 1.0, states="middle", **kw
-        )
+        call(*args, obs_op, filters.ETKF(), ens, y, 1.0, states="middle", **kw)
     with pytest.raises(ValueError, match="burn_in"):
-        discovery.discover_from_increments(
-            flow, library, reg, obs_op, letkf, ens, y, 1.0, burn_in=10, **kw
-        )
+        call(*args, obs_op, filters.ETKF(), ens, y, 1.0, burn_in=10, **kw)
     with pytest.raises(ValueError, match="observations"):
-        discovery.discover_from_increments(
-            flow, library, reg, obs_op, letkf, ens, y[:, :3], 1.0, **kw
-        )
+        call(*args, obs_op, filters.ETKF(), ens, y[:, :3], 1.0, **kw)
     with pytest.raises(ValueError, match="initial_ensemble"):
-        discovery.discover_from_increments(
-            flow, library, reg, obs_op, letkf, ens[:, :5], y, 1.0, **kw
-        )
+        call(*args, obs_op, filters.ETKF(), ens[:, :5], y, 1.0, **kw)
     with pytest.raises(ValueError, match="lowpass"):
-        discovery.discover_from_increments(
-            flow, library, reg, obs_op, letkf, ens, y, 1.0, lowpass=2.0, **kw
-        )
+        call(*args, obs_op, filters.ETKF(), ens, y, 1.0, lowpass=2.0, **kw)
     with pytest.raises(ValueError, match="truth"):
-        discovery.discover_from_increments(
-            flow, library, reg, obs_op, letkf, ens, y, 1.0, truth=jnp.zeros((3, 2, N, N)), **kw
-        )
+        call(*args, obs_op, filters.ETKF(), ens, y, 1.0, truth=np.zeros((3, 2, n, n)), **kw)
     with pytest.raises(TypeError, match="obs_op"):
-        discovery.discover_from_increments(
-            flow,
-            library,
-            reg,
-            observations.LinearObservation(jnp.eye(4, 2 * N * N)),
-            letkf,
-            ens,
-            y,
-            1.0,
-            **kw,
-        )
+        call(*args, "not an observation", filters.ETKF(), ens, y, 1.0, **kw)
