@@ -1,6 +1,7 @@
 """Model zoo: MLP, Fourier neural operators, U-Nets, DeepONet, time-conditioned networks,
-and networks as dynamics models. Equinox modules acting on one example (channels-first
-fields); batch with `jax.vmap`."""
+networks as dynamics models, and coordinate networks on random Fourier features that
+interpolate scattered data onto a periodic grid (`interpolate_scattered`). Equinox modules
+acting on one example (channels-first fields); batch with `jax.vmap`."""
 
 from collections.abc import Callable
 
@@ -14,6 +15,14 @@ from ._base import (
 from ._deeponet import DeepONet as DeepONet
 from ._embedding import SinusoidalEmbedding as SinusoidalEmbedding
 from ._fno import FNO as FNO, FNO1d as FNO1d, FNO2d as FNO2d
+from ._fourier_features import (
+    FourierFeatureMLP as FourierFeatureMLP,
+    RandomFourierFeatures as RandomFourierFeatures,
+)
+from ._interpolate import (
+    InterpolationInfo as InterpolationInfo,
+    interpolate_scattered as interpolate_scattered,
+)
 from ._local import (
     LocalMLP as LocalMLP,
     LocalPolynomial as LocalPolynomial,
@@ -57,6 +66,7 @@ from ._vector_field import (
 #: the classes and the fixed-dimension constructors (`FNO1d` is `FNO` with d = 1, ...).
 NETWORKS: dict[str, Callable[..., eqx.Module]] = {
     "MLP": MLP,
+    "FourierFeatureMLP": FourierFeatureMLP,
     "FNO": FNO,
     "FNO1d": FNO1d,
     "FNO2d": FNO2d,

@@ -170,3 +170,14 @@ def grid_channels(spatial: tuple[int, ...], dtype: jax.typing.DTypeLike) -> Arra
     resolution independent).
     """
     return jnp.asarray(np.stack(PeriodicGrid(spatial, 1.0).coordinates()), dtype=dtype)
+
+
+def fourier_map(
+    frequencies: Float[Array, "m d"], x: Float[Array, " d"]
+) -> Float[Array, " features"]:
+    """Random Fourier features gamma(x) = [cos(2 pi B x), sin(2 pi B x)] (Tancik et al.
+    2020) with B = `frequencies` read through `stop_gradient`: a fixed buffer whose gradient
+    is exactly zero. The one home of the formula (`MLP(fourier_features=m)`,
+    `RandomFourierFeatures`)."""
+    z = 2 * jnp.pi * (jax.lax.stop_gradient(frequencies) @ x)
+    return jnp.concatenate([jnp.cos(z), jnp.sin(z)])

@@ -4,13 +4,12 @@ from collections.abc import Callable
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
 from .._checks import check_int, check_positive
 from .._custom_types import Array, Float, Key
 from ._base import AbstractNetwork, check_example
 from ._init import normal, subkey
-from ._layers import linear
+from ._layers import fourier_map, linear
 
 
 def _identity(x):
@@ -106,9 +105,7 @@ class MLP(AbstractNetwork):
         """The network's input representation: gamma(x) with Fourier features, else x."""
         if self.fourier_matrix is None:
             return x
-        b = jax.lax.stop_gradient(self.fourier_matrix)
-        z = 2 * jnp.pi * (b @ x)
-        return jnp.concatenate([jnp.cos(z), jnp.sin(z)])
+        return fourier_map(self.fourier_matrix, x)
 
     def __call__(self, x: Float[Array, " in_size"]) -> Float[Array, " out_size"]:
         check_example("x", x, (self.in_size,), f"(in_size,) = ({self.in_size},)")

@@ -96,6 +96,22 @@ CASES = {
         params=mlp_params(12, 1, 16, 1) + 6 * 2,
         buffers=("fourier_matrix",),
     ),
+    "RandomFourierFeatures": Case(
+        make=lambda k: nn.RandomFourierFeatures(2, 6, scale=2.0, periods=(1.0, None), key=k),
+        inputs=lambda k, r: (jax.random.uniform(k, (2,)),),
+        out_shape=lambda x: (12,),
+        params=6 * 2,  # the buffer B only
+        buffers=("frequencies",),
+    ),
+    "FourierFeatureMLP": Case(
+        make=lambda k: nn.FourierFeatureMLP(
+            2, 3, 16, 2, num_features=6, scale=2.0, periods=(1.0, 1.0), key=k
+        ),
+        inputs=lambda k, r: (jax.random.uniform(k, (2,)),),
+        out_shape=lambda x: (3,),
+        params=mlp_params(12, 3, 16, 2) + 6 * 2,
+        buffers=("frequencies",),
+    ),
     "SpectralConv1d": Case(
         make=lambda k: nn.SpectralConv1d(2, 3, 5, key=k),
         inputs=lambda k, r: (_normal(k, (2, (16, 40)[r])),),

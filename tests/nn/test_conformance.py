@@ -142,6 +142,8 @@ def test_runs_at_another_resolution(name):
 BAD_INPUT = {
     "MLP": (0, "x"),
     "MLP-fourier": (0, "x"),
+    "RandomFourierFeatures": (0, "x"),
+    "FourierFeatureMLP": (0, "x"),
     "SpectralConv1d": (0, "x"),
     "SpectralConv2d": (0, "x"),
     "SpectralConv3d": (0, "x"),
