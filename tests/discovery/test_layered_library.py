@@ -9,7 +9,6 @@ import pytest
 
 from jaxsci.discovery import (
     QG_TERMS,
-    RVM,
     STLSQ,
     LayeredLibrary,
     layer_term_name,
@@ -133,8 +132,7 @@ def _pyqg_tendencies(rek, key, count, nx):
 
 
 @pytest.mark.slow  # two pyqg-jax compilations in float64: ~8 s on the shared 2-core VM
-@pytest.mark.parametrize("regression", [RVM(), STLSQ(threshold=0.05)], ids=["rvm", "stlsq"])
-def test_twin_model_error_recovered_exactly(x64, regression):
+def test_twin_model_error_recovered_exactly(x64):
     # pyqg-jax (the peer, independent code) with and without the lower-layer linear drag:
     # truth - model = -rek lap(psi_2) in the lower layer's PV tendency, nothing else
     nx, rek = 32, 5.787e-7
@@ -146,7 +144,9 @@ def test_twin_model_error_recovered_exactly(x64, regression):
     target = np.concatenate(
         [np.asarray(t[2] - m[2]).ravel() for t, m in zip(samples, plain, strict=True)]
     )
-    fit = regression.fit(jnp.asarray(design), jnp.asarray(target))
+    # STLSQ here (the RVM selects the same single column; measured, not kept: +15 s of slow
+    # tier for its compilation)
+    fit = STLSQ(threshold=0.05).fit(jnp.asarray(design), jnp.asarray(target))
     coef = np.asarray(fit.coefficients)
     j = lib.names.index("lap(psi)[2]")
     np.testing.assert_allclose(coef[j], -rek, rtol=1e-6)
