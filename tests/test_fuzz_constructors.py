@@ -465,6 +465,15 @@ ROWS = [
         ("terms", "length", "num_points"),
         _library,
     ),
+    Row(
+        "LayeredLibrary",
+        jdisc.LayeredLibrary,
+        {"num_points": 8},
+        ("terms", "length", "num_points", "num_layers"),
+        lambda m: m(jnp.ones(m.state_shape), jnp.ones(m.state_shape)),
+        # lap2 scales as length^-4: a 1e-30 box overflows float32, as any derivative would
+        tiny=1e-3,
+    ),
     Row("STLSQ", jdisc.STLSQ, {}, ("threshold", "ridge", "max_iterations"), _regression),
     Row(
         "RVM",

@@ -9,7 +9,8 @@ the sample kinds `InstrumentalPairs`, `ObservationPairs`, `AnalysisPairs`), clos
 from observations through a differentiable filter (`learn_closure`) or fitted to filter
 increments (`fit_closure_to_increments`), the true model
 error of a twin experiment (`true_coefficients`) and forecast skill (`normalised_error`,
-`valid_time`, from `jaxsci.metrics`).
+`valid_time`, from `jaxsci.metrics`). `LayeredLibrary` is the term library of layered 2-D
+PV models (two-layer quasi-geostrophic turbulence).
 """
 
 # forecast skill lives in `jaxsci.metrics`; re-exported for the discovery examples
@@ -39,6 +40,18 @@ from ._fit import (
     fit_model_error as fit_model_error,
 )
 from ._horseshoe import HorseshoeRegression as HorseshoeRegression
+from ._increments import (
+    STATES as STATES,
+    IncrementDiscovery as IncrementDiscovery,
+    IncrementInfo as IncrementInfo,
+    discover_from_increments as discover_from_increments,
+)
+from ._layered_library import (
+    QG_TERMS as QG_TERMS,
+    LayeredLibrary as LayeredLibrary,
+    layer_term_name as layer_term_name,
+    parse_layer_term as parse_layer_term,
+)
 from ._library import (
     DEFAULT_TERMS as DEFAULT_TERMS,
     SpectralLibrary as SpectralLibrary,

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._custom_types import ArrayLike, Float
 from ..dynamics import AbstractDynamics
+from ._layered_library import LayeredLibrary
 from ._library import SpectralLibrary
 
 #: Contributions below this fraction of the model error's RMS are float32 rounding of the
@@ -32,8 +33,8 @@ class TrueCoefficients(NamedTuple):
 def true_coefficients(
     truth: AbstractDynamics,
     model: AbstractDynamics,
-    library: SpectralLibrary,
-    states: Float[ArrayLike, "time dim"],
+    library: SpectralLibrary | LayeredLibrary,
+    states: Float[ArrayLike, "time ..."],
 ) -> TrueCoefficients:
     r"""xi with f_T(u) - f_M(u) = sum_j xi_j theta_j(u), by least squares on `states`.
 
@@ -47,14 +48,15 @@ def true_coefficients(
         truth: the true system (same state as the model).
         model: the imperfect model.
         library: the candidate terms, on the models' grid.
-        states: (K, dim) states of the truth, e.g. a subsample of its trajectory.
+        states: (K, *state) states of the truth, e.g. a subsample of its trajectory: (K, dim)
+            for a `SpectralLibrary`, (K, layer, y, x) for a `LayeredLibrary`.
 
     Returns:
         `TrueCoefficients(coefficients, residual)`.
     """
     u = jnp.asarray(states)
-    if u.ndim != 2 or u.shape[0] < 1:
-        raise ValueError(f"`states` must be (time, dim), got shape {u.shape}.")
+    if u.ndim < 2 or u.shape[0] < 1:
+        raise ValueError(f"`states` must be (time, *state), got shape {u.shape}.")
     diff = jax.vmap(lambda x: truth.vector_field(0.0, x, None) - model.vector_field(0.0, x, None))
     target = np.asarray(diff(u), dtype=np.float64).reshape(-1)
     design = np.asarray(jax.vmap(library)(u), dtype=np.float64)

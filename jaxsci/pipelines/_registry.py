@@ -28,6 +28,7 @@ from . import (
     _ns2d_spectral_refiner,
     _posterior,
     _qg_letkf,
+    _qg_model_error,
     _simulate,
     _train,
 )
@@ -110,6 +111,12 @@ PIPELINES: dict[str, Pipeline] = {
         _ks_semilinear_operator.KSSemilinearOperatorConfig,
         _ks_semilinear_operator.run,
         _ks_semilinear_operator.DESCRIPTION,
+    ),
+    "qg_model_error": Pipeline(
+        "qg_model_error",
+        _qg_model_error.QGModelErrorConfig,
+        _qg_model_error.run,
+        _qg_model_error.DESCRIPTION,
     ),
     "ns2d_spectral_refiner": Pipeline(
         "ns2d_spectral_refiner",
