@@ -93,6 +93,12 @@ class FilterSection:
     loc_rad: float = option(4.0, gt=0.0, help="localisation radius in grid points")
     inflation: float = option(1.05, ge=1.0, help="multiplicative inflation")
     rtps: float = option(0.7, ge=0.0, le=1.0, help="relaxation to prior spread (0: off)")
+    obs_error_factor: float = option(
+        1.0,
+        ge=1.0,
+        help="the filter's observation error std over the true noise std (R inflation: a "
+        "20-member ensemble overfits 1%-noise observations and its spread collapses)",
+    )
     burn_in: int = option(20, ge=0, help="cycles left out of the regression")
     member_spacing_days: float = option(
         10.0, gt=0.0, help="time between the truth states that start the members (days)"
@@ -248,6 +254,10 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
     noise_std = np.repeat(oc.noise * layer_std, per_layer)
     obs_op = observations.every_kth_grid((n, n), oc.every_kth, n_layers=2, noise_std=noise_std)
     y = filters.synthetic_observations(k_obs, obs_op, truth[1:].reshape(oc.count, -1))
+    # the filter's R: (obs_error_factor x noise std)^2 (the observations keep the true noise)
+    obs_op = observations.every_kth_grid(
+        (n, n), oc.every_kth, n_layers=2, noise_std=fc.obs_error_factor * noise_std
+    )
 
     # --- 3-5. LETKF + interpolation + regression ------------------------------------------
     dom = filters.grid_domains((n, n), 2)
