@@ -13,6 +13,7 @@ from jaxsci import data
 
 
 @pytest.mark.parametrize("shape", [(64,), (16, 12)])
+@pytest.mark.slow  # 16-24 s under xdist; CI's slow tier runs it
 def test_grf_covariance_matches_the_operator(shape):
     # Empirical covariance of 6000 samples at a few lags against
     # C(r) = L^{-d} sum_k lambda_k cos(kappa . r) (a direct sum over modes), within 4.5 MCSE.

@@ -112,6 +112,7 @@ OFFICIAL_X0 = {
 }
 
 
+@pytest.mark.slow  # 16-24 s under xdist; CI's slow tier runs it
 def test_matches_the_official_implementation(x64):
     """On the official scheduler's own discrete schedule (`DiscreteDDPM`, whose time is the
     training step, the variable the official code interpolates in) and grid, with UniPC-3

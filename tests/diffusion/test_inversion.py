@@ -51,6 +51,7 @@ def test_round_trips_are_exact(method, x64):
     assert _rel(jd.generate(jd.DDIMInversion(), model, sch, grid, d.x).x, x0) > 1e-3
 
 
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_round_trip_any_schedule_and_parameterization(x64):
     """Through a Denoiser with a v-prediction model on EDM, and x0-prediction on VE."""
     mix = jd.GaussianMixture(WEIGHTS, MEANS, VARS)

@@ -168,6 +168,7 @@ MIN_CASES = [
 
 
 @pytest.mark.parametrize("kind, param, target, weighting, times", MIN_CASES)
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_dsm_at_exact_model_equals_analytic_minimum(kind, param, target, weighting, times):
     sch = SCHEDULES[kind]
     t0, t1 = float(sch.t_min), float(sch.t_max)

@@ -74,6 +74,7 @@ def _grid_reference(w, mu, var, a, y, r, lim=10.0, n=401):
 
 
 @pytest.mark.parametrize("case", ["isotropic", "full_cov_2obs"])
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_exact_posterior_against_grid_quadrature(x64, case):
     if case == "isotropic":
         w, mu, var, a, y, r = W, MU, VAR, A, Y, np.array([[NOISE**2]])
@@ -102,6 +103,7 @@ def test_exact_posterior_against_grid_quadrature(x64, case):
         )
 
 
+@pytest.mark.slow  # 16-24 s under xdist; CI's slow tier runs it
 def test_exact_posterior_samples_and_callable_operator(x64):
     prior, obs = _problem()
     post = jd.exact_posterior(prior, obs, Y)
@@ -264,6 +266,7 @@ def test_dps_is_biased_where_smc_is_not(smc_study):
     assert abs(std_smc.mean() - std_ax) < 4 * se + 0.01, (std_smc, std_ax)
 
 
+@pytest.mark.slow  # 16-24 s under xdist; CI's slow tier runs it
 def test_weight_collapse_is_reported():
     # The paper's untempered twist p(y | x0_hat) with a small noise std and 8 particles: the
     # weights concentrate on one particle (ESS = 1) at several steps.
@@ -319,6 +322,7 @@ def test_jit_vmap_over_observations():
     assert float(jnp.abs(batched[0][0] - batched[0][2]).max()) > 0.5
 
 
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_dps_step_size_convention():
     """zeta_i = zeta / ||r|| on grad ||r||^2: with isotropic noise std s, whitening the
     residual (r / s) is the same update as the unwhitened one at zeta / s; zeta = 0 is the

@@ -67,6 +67,7 @@ def _ddim_paper_step(x0, eps, abar_s, abar_t, eta):
     return np.sqrt(abar_t) * x0 + np.sqrt(1 - abar_t - sig2) * eps, sig2
 
 
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_ddim_eta_one_step_law(x64):
     """One DDIM(eta) step from a fixed x, eta in {0.5, 1}: mean and variance of x_t over
     20000 keys against the DDIM paper's formula; for eta = 1 the variance is DDPM's
@@ -262,6 +263,7 @@ def _tilted_eps_model(w):
     return model
 
 
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_classifier_free_guidance_in_a_run(x64):
     """DPM-Solver++(2M) runs with guided models: scale 1 gives the conditional model's
     samples and scale 0 the unconditional one's; at scale 3 the run equals the run of the

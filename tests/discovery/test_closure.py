@@ -14,6 +14,7 @@ from jaxsci.dynamics import Lorenz96
 from jaxsci.integrate import Flow, rollout
 
 
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_local_polynomial_is_its_formula_and_its_fit_recovers_a_polynomial(x64):
     """c_i = sum_p a_p ((x_i - m)/s)^p at every site; `fit` recovers the coefficients of
     noise-free polynomial data to round-off (float64) in any normalisation."""
@@ -125,6 +126,7 @@ def test_closure_learned_through_the_filter_finds_a_missing_forcing():
     assert loss[-20:].mean() < loss[:20].mean()
 
 
+@pytest.mark.slow  # 16-24 s under xdist; CI's slow tier runs it
 def test_closure_drivers_report_divergence_and_empty_windows():
     physics, obs_op, ys, ens, _ = _forcing_twin(cycles=40)
     closure = nn.LocalMLP(0, 4, 1, zero_init=True, key=jax.random.key(8))

@@ -16,6 +16,20 @@ from ._registry import DIM, FILTERS, N_MEMBERS, obs_op
 NAMES = list(FILTERS)
 
 
+# Rows whose whole contract runs in the slow tier (CI runs both tiers): the fast tier keeps
+# one row per filter family (EnKF, DEnKF, ETKF, LETKF, SerialEnSRF, PF, the wrappers), the
+# variants (rotations, batches, other resamplers, RTPS) cost 12-19 s each under xdist.
+SLOW_ROWS = {
+    "ETKF-rot",
+    "LETKF-batch3-rot",
+    "PF-multinomial-always",
+    "PF-residual-diff-jitter-all",
+    "PF-soft",
+    "PF-stratified",
+    "RTPS(EnKF)",
+}
+
+
 def _inputs(seed=0):
     k1, k2 = jax.random.split(jax.random.key(seed))
     ens = 1.0 + jax.random.normal(k1, (N_MEMBERS, DIM))
@@ -32,7 +46,7 @@ def _state(filt, ens, seed=None):
     return F.FilterState(ens, lw - jax.nn.logsumexp(lw))
 
 
-@pytest.mark.parametrize("name", marked_params(NAMES, slow={"LETKF-local-batch2"}))
+@pytest.mark.parametrize("name", marked_params(NAMES, slow=SLOW_ROWS | {"LETKF-local-batch2"}))
 def test_contract_jit_vmap(name):
     o = obs_op()
     filt = FILTERS[name](o)
@@ -79,7 +93,7 @@ def test_contract_jit_vmap(name):
         np.testing.assert_allclose(b_info.log_likelihood[i], s_info.log_likelihood, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", marked_params(NAMES, slow=SLOW_ROWS))
 def test_finite_gradients(name):
     o = obs_op()
     filt = FILTERS[name](o)
@@ -108,7 +122,7 @@ def _new_values(tree, s):
     )
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", marked_params(NAMES, slow=SLOW_ROWS))
 def test_no_recompilation(name):
     """The filter and the observation operator are jit arguments, rebuilt with new values of
     their array fields (inflation factors, LETKF tapers, ESS thresholds, jitter scales, R) on

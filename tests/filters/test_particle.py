@@ -92,6 +92,7 @@ def test_pf_tracks_lorenz63():
     [(F.NoUniqueJitter(), 0), (F.KeepFirstCopyJitter(), 1), (F.JitterAll(), 0)],
     ids=["nuj", "keep_first", "all"],
 )
+@pytest.mark.slow  # 16-24 s under xdist; CI's slow tier runs it
 def test_jitter_survives_degenerate_weights(rule, n_on_survivor):
     """Regression: when one particle holds all the weight, the weighted covariance is zero;
     DAPPER falls back to the unweighted covariance so the resampled copies are spread out

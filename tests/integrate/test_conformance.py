@@ -79,8 +79,9 @@ REGISTRY = {
 }
 STEPS = 2
 # rows whose contract checks run in the slow tier (fast-tier budget: the QG model's eager
-# steps and AB3's backward-RK4 start compile many small programs; ~3 s each unloaded)
-SLOW_ROWS = {"AB3", "Filtered"}
+# steps and AB3's backward-RK4 start compile many small programs; ~3 s each unloaded; ETDRK2/3
+# and the heuristic wrapper of Tsit5 cost 4-8 s each under xdist, ETDRK1/4 keep the family fast)
+SLOW_ROWS = {"AB3", "Filtered", "ETDRK2", "ETDRK3", "HeuristicSolver"}
 CONTRACT_ROWS = [
     pytest.param(name, marks=pytest.mark.slow) if name in SLOW_ROWS else name for name in REGISTRY
 ]

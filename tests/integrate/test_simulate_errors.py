@@ -37,6 +37,7 @@ def test_bad_save_times_name_ts(ts):
 
 
 @pytest.mark.parametrize("kw", [{}, dict(solver=RK4(), dt0=0.01)], ids=["adaptive", "fixed"])
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_t0_after_the_save_times_names_t0(kw):
     """Was diffrax's "saveat.ts must lie between t0 and t1" runtime error (adaptive) or an
     IndexError from the fixed-step grid."""

@@ -249,6 +249,7 @@ def _small_twin(k=8, n=6):
     return plain, obs_op, ys, ens
 
 
+@pytest.mark.slow  # 12-16 s under xdist; CI's slow tier runs it
 def test_filter_windows_and_loss_are_the_filter_likelihood_of_each_window():
     """`filter_windows` against slicing by hand; the loss against `log_likelihood` (the
     filter's own sum over cycles) of each window, averaged per cycle and negated."""
