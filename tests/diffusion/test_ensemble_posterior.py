@@ -137,6 +137,7 @@ def test_bad_inputs_name_the_argument():
         )
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_stiffness_bound_and_warning(x64):
     # c_i m, c_i = sigma_i sigma_{i+1} (e^{h_i} - 1), m = lambda_max(A^T R^-1 A) = 2 / 0.25
     # for A = [1, 1], noise std 0.5; VP: alpha = exp(-int beta / 2), sigma^2 = 1 - alpha^2.

@@ -328,6 +328,7 @@ def test_ode_and_sde_transport_to_the_mixture(one_sided, x64):
         assert np.all(np.abs(mu - np.asarray(mix.means)) < 4.5 * mu_se), (mu, mu_se)
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_sde_with_vanishing_eps_approaches_the_ode(x64):
     """Same Euler grid: the SDE path differs from the ODE path by O(sqrt(eps)) and equals it
     at eps = 0 (the score term dropped where eps = 0)."""

@@ -10,6 +10,7 @@ from jaxsci import inference
 from jaxsci.dynamics import Lorenz63
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_lorenz63_problem_data_and_target():
     key = jax.random.key(3)
     problem = inference.lorenz63_problem(key, num_obs=6, observed=(0, 2), noise_std=0.5)

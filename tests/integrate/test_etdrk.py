@@ -17,6 +17,7 @@ def test_etdrk_needs_semilinear_model():
         simulate(Lorenz63(), jnp.ones(3), jnp.array([0.0, 1.0]), solver=ETDRK4(), dt0=0.1)
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_etdrk_linear_problem_is_exact(x64):
     """With N = 0 (lam = 0) ETDRK4 is the exact solution e^{tL} u0 for any step."""
     ks = KuramotoSivashinsky(length=22.0, num_points=32, lam=0.0)

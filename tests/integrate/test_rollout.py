@@ -39,6 +39,7 @@ def test_flow_equals_repeated_calls():
     np.testing.assert_allclose(got, np.stack(want), rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_plain_callable_flow_and_vmap_and_grad():
     model = Lorenz96(n=8)
     flow = Flow(model, dt=0.01, solver=RK4())

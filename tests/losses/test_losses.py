@@ -311,6 +311,7 @@ def test_causal_weights_follow_wang_sankaran_perdikaris(x64):
         loss(model, pts)
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_stochastic_regression_loss_draws_one_key_per_example():
     """The batch mean of the per-example error with the keys of `jax.random.split(key, B)`;
     with a deterministic network it is the plain loss."""

@@ -97,6 +97,7 @@ def test_simulate_runs_a_model_class_of_the_test(tmp_path):
     assert saved["fields"] == {"beta": 0.5, "sigma": 0.2, "gamma": 0.1}
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_assimilate_runs_a_model_class_and_a_filter_object(tmp_path):
     """SEIR with an ETKF wrapped in inflation, both objects: observing I and R with noise
     std 0.005, the analysis error is below the observation noise and the metrics name the

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jaxsci import losses, nn
 from jaxsci.train import fit_ensemble, stack_models
@@ -13,6 +14,7 @@ X = np.linspace(-1.0, 1.0, 64, dtype=np.float32)[:, None]
 Y = np.sin(3.0 * X)
 
 
+@pytest.mark.slow  # 4-6 s alone on the 2-core VM (fast-tier budget); CI's slow tier runs it
 def test_members_differ_and_each_is_trained():
     loss = losses.MSELoss()
 
