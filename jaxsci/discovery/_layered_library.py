@@ -36,7 +36,7 @@ layer-major: everything `jaxsci.discovery`'s regressions and `true_coefficients`
 """
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import equinox as eqx
@@ -47,6 +47,7 @@ from .._checks import check_int
 from .._custom_types import Array, ArrayLike, Float
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
+from ._library import canonical_terms
 
 _FIELDS = ("q", "psi")
 _DERIV = re.compile(r"^(q|psi)(?:_([xy]+))?$")
@@ -178,33 +179,7 @@ class LayeredLibrary(eqx.Module):
         streamfunction: Callable | None = None,
         dealias: bool = False,
     ):
-        if isinstance(terms, str) or isinstance(terms, Mapping) or not isinstance(terms, Iterable):
-            raise TypeError(f"`terms` must be a sequence of term names, got {terms!r}.")
-        terms = tuple(terms)
-        for term in terms:
-            if not isinstance(term, str):
-                raise TypeError(
-                    f"`terms` must be a sequence of term names (strings), got the entry "
-                    f"{term!r} ({type(term).__name__})."
-                )
-        if not terms:
-            raise ValueError(
-                f"`terms` is empty: a library needs at least one candidate term, e.g. "
-                f"{list(QG_TERMS)}."
-            )
-        try:
-            factors = tuple(parse_layer_term(t) for t in terms)
-        except ValueError as err:
-            raise ValueError(f"`terms`: {err}") from err
-        names = tuple(layer_term_name(f) for f in factors)
-        seen: dict[str, str] = {}
-        for given, name in zip(terms, names, strict=True):
-            if name in seen:
-                raise ValueError(
-                    f"`terms` lists the same term twice: {seen[name]!r} and {given!r} are both "
-                    f"{name!r}."
-                )
-            seen[name] = given
+        factors, names = canonical_terms(terms, parse_layer_term, layer_term_name, QG_TERMS)
         n, length = check_even_grid(num_points, length, ndim=2)
         if streamfunction is not None and not callable(streamfunction):
             raise TypeError(

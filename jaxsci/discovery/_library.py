@@ -20,7 +20,8 @@ product projected back onto them, so that the library column equals what
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -81,6 +82,55 @@ def term_name(factors: tuple[tuple[int, int], ...]) -> str:
     return "*".join(_factor_name(o, p) for o, p in factors)
 
 
+def canonical_terms(
+    terms: Any,
+    parse: Callable[[str], tuple],
+    name_of: Callable[[tuple], str],
+    example: Iterable[str],
+) -> tuple[tuple[tuple, ...], tuple[str, ...]]:
+    """Check a library's `terms` argument and parse it: (factors, canonical names) per term.
+
+    Shared by the term libraries (`SpectralLibrary`, `LayeredLibrary`), each with its own
+    grammar (`parse`, `name_of`). Raises a TypeError for a string, mapping or non-sequence
+    or a non-string entry, a ValueError for an empty list, an unparsable term or two names
+    of the same term; `example` is shown in the empty-list message.
+    """
+    if isinstance(terms, str):
+        raise TypeError(f"`terms` must be a sequence of term names, got the string {terms!r}.")
+    if isinstance(terms, Mapping) or not isinstance(terms, Iterable):
+        raise TypeError(
+            f"`terms` must be a sequence of term names, got {type(terms).__name__} {terms!r}."
+        )
+    try:
+        terms = tuple(terms)
+    except TypeError as err:  # a 0-d array
+        raise TypeError(f"`terms` must be a sequence of term names, got {terms!r}.") from err
+    for term in terms:
+        if not isinstance(term, str):
+            raise TypeError(
+                f"`terms` must be a sequence of term names (strings), got the entry "
+                f"{term!r} ({type(term).__name__})."
+            )
+    if not terms:
+        raise ValueError(
+            f"`terms` is empty: a library needs at least one candidate term, e.g. {list(example)}."
+        )
+    try:
+        factors = tuple(parse(t) for t in terms)
+    except ValueError as err:
+        raise ValueError(f"`terms`: {err}") from err
+    names = tuple(name_of(f) for f in factors)
+    seen: dict[str, str] = {}
+    for given, name in zip(terms, names, strict=True):
+        if name in seen:
+            raise ValueError(
+                f"`terms` lists the same term twice: {seen[name]!r} and {given!r} are both "
+                f"{name!r}."
+            )
+        seen[name] = given
+    return factors, names
+
+
 class SpectralLibrary(eqx.Module):
     """A library of candidate terms theta_j(u) of a field u on the periodic grid
     x_i = i length / num_points, i = 0..num_points-1.
@@ -112,40 +162,7 @@ class SpectralLibrary(eqx.Module):
         num_points: int = 64,
         dealias: bool = True,
     ):
-        if isinstance(terms, str):
-            raise TypeError(f"`terms` must be a sequence of term names, got the string {terms!r}.")
-        if isinstance(terms, Mapping) or not isinstance(terms, Iterable):
-            raise TypeError(
-                f"`terms` must be a sequence of term names, got {type(terms).__name__} {terms!r}."
-            )
-        try:
-            terms = tuple(terms)
-        except TypeError as err:  # a 0-d array
-            raise TypeError(f"`terms` must be a sequence of term names, got {terms!r}.") from err
-        for term in terms:
-            if not isinstance(term, str):
-                raise TypeError(
-                    f"`terms` must be a sequence of term names (strings), got the entry "
-                    f"{term!r} ({type(term).__name__})."
-                )
-        if not terms:
-            raise ValueError(
-                "`terms` is empty: a library needs at least one candidate term, e.g. "
-                f"{list(DEFAULT_TERMS)}."
-            )
-        try:
-            factors = tuple(parse_term(t) for t in terms)
-        except ValueError as err:
-            raise ValueError(f"`terms`: {err}") from err
-        names = tuple(term_name(f) for f in factors)
-        seen: dict[str, str] = {}
-        for given, name in zip(terms, names, strict=True):
-            if name in seen:
-                raise ValueError(
-                    f"`terms` lists the same term twice: {seen[name]!r} and {given!r} are both "
-                    f"{name!r}."
-                )
-            seen[name] = given
+        factors, names = canonical_terms(terms, parse_term, term_name, DEFAULT_TERMS)
         self.num_points, self.length = check_even_grid(num_points, length)
         self.names = names
         self.factors = factors
