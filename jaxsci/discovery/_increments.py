@@ -47,6 +47,7 @@ import numpy as np
 from .._checks import check_choice, check_finite, check_int, check_key, check_positive
 from .._custom_types import Array, ArrayLike, Float, Key
 from ..filters import AbstractEnsembleFilter, run_filter
+from ..losses import relative_l2
 from ..observations import IndexObservation
 from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, fit_normal_jit
 from ._layered_library import LayeredLibrary
@@ -171,8 +172,9 @@ def _normal_equations(library, mask, states, targets) -> NormalEquations:
 
 
 def _rel(a, b) -> float:
-    den = float(jnp.sqrt(jnp.sum(b**2)))
-    return float(jnp.sqrt(jnp.sum((a - b) ** 2))) / den if den > 0 else float("nan")
+    """`losses.relative_l2` as a float, NaN when the reference `b` is zero."""
+    value = float(relative_l2(a, b))
+    return value if np.isfinite(value) else float("nan")
 
 
 def discover_from_increments(
