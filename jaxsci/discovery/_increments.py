@@ -155,11 +155,7 @@ def _normal_equations(library, mask, states, targets) -> NormalEquations:
     def one(carry, xs):
         state, target = xs
         theta = library.term_fields(state)  # (layer, y, x, term)
-        theta = _apply_mask(library.grid, mask, theta, (1, 2))
-        layers, ny, nx, terms = theta.shape
-        eye = jnp.eye(layers, dtype=theta.dtype)
-        design = theta.reshape(layers, ny * nx, 1, terms) * eye[:, None, :, None]
-        design = design.reshape(layers * ny * nx, layers * terms)
+        design = library.design(_apply_mask(library.grid, mask, theta, (1, 2)))
         t = target.reshape(-1)
         gram, moment, tsq = carry
         return (gram + design.T @ design, moment + design.T @ t, tsq + t @ t), None

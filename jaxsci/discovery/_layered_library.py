@@ -291,7 +291,12 @@ class LayeredLibrary(eqx.Module):
     ) -> Float[Array, "point column"]:
         """The design block of one state: (num_layers ny nx, num_layers terms), rows in
         `q.ravel()` order, column (l, j) = theta_j of layer l on layer l's rows, 0 elsewhere."""
-        theta = self.term_fields(q, psi)
+        return self.design(self.term_fields(q, psi))
+
+    def design(self, theta: Float[Array, "layer y x term"]) -> Float[Array, "point column"]:
+        """The design block of term fields `theta` (as `term_fields` returns them, possibly
+        filtered): (num_layers ny nx, num_layers terms), column (l, j) = theta_j of layer l
+        on layer l's rows, 0 elsewhere."""
         layers, ny, nx, terms = theta.shape
         eye = jnp.eye(layers, dtype=theta.dtype)
         design = theta.reshape(layers, ny * nx, 1, terms) * eye[:, None, :, None]
