@@ -62,6 +62,7 @@ def _rms(sampler, den, grid, x_T, ref):
     return float(np.sqrt(np.mean(e**2)))
 
 
+@pytest.mark.slow
 def test_gaussian_statistics_closed_form(x64):
     sch, mix, den = _gauss()
     x0 = mix.sample(jax.random.key(1), 8)

@@ -174,6 +174,7 @@ def test_chain_prior_converges_to_the_gaussian(x64):
     assert -1.3 < slope < -0.7, (errs, slope)
 
 
+@pytest.mark.slow
 def test_tds_matches_the_kalman_posterior_of_its_chain(x64):
     mean, cov, y = _problem()
     sch = jd.VPLinear()

@@ -34,6 +34,7 @@ def _perturb_many(kernel, y, sigma, n, seed):
     return np.asarray(_perturb_jit(kernel, jnp.asarray(y), jnp.asarray(sigma), keys))
 
 
+@pytest.mark.slow
 def test_kernel_log_prob_is_the_multivariate_t_and_the_gaussian_limit(x64):
     """p_sigma(x | y) = multivariate t with D degrees of freedom and scale sigma (SciPy);
     D = inf is N(y, sigma^2 I)."""

@@ -182,6 +182,7 @@ def test_dynamic_threshold_rule_against_numpy_and_diffusers(p, max_value, x64):
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_dynamic_threshold_in_ddim_run(x64):
     """A DDIM run with a thresholded denoiser equals a NumPy DDIM loop that thresholds each
     x0 prediction (and recomputes eps from it), and the denoised output lies in [-1, 1]

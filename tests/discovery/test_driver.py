@@ -98,6 +98,7 @@ def test_sample_kinds_by_hand():
     assert not discovery.AnalysisPairs.needs_full_state
 
 
+@pytest.mark.slow
 def test_true_coefficients_of_a_changed_parameter():
     model, truth, lib, expected = _setup()
     states = truth_states(CASES["uxx"][0], INTERVAL, 20)

@@ -154,6 +154,7 @@ def test_solve_ode_matches_simulate_and_lorenz_blow_up():
     np.testing.assert_array_equal(np.asarray(failed.ys), np.broadcast_to(np.asarray(y0), (11, 3)))
 
 
+@pytest.mark.slow
 def test_gradient_with_constant_initial_state(x64):
     """Only the model parameters are differentiated (y0 a constant): forward sensitivities of
     Lorenz-63's (sigma, rho, beta) against central differences."""

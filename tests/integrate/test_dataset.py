@@ -15,6 +15,7 @@ def _roundtrip(ds, tmp_path):
         return back.load()
 
 
+@pytest.mark.slow
 def test_ode_trajectory_roundtrip(tmp_path):
     model = dynamics.Lorenz63()
     ts = jnp.linspace(0.0, 0.2, 5)

@@ -35,6 +35,7 @@ def test_sde_is_reproducible_and_key_dependent():
     assert float(jnp.max(jnp.abs(a[-1] - c[-1]))) > 1e-3
 
 
+@pytest.mark.slow
 def test_zero_noise_euler_maruyama_is_euler():
     """sigma = 0: Euler-Maruyama is the deterministic Euler method, step for step."""
     ode = Lorenz63()

@@ -9,6 +9,7 @@ from jaxsci.dynamics import Lorenz63, Lorenz96
 from jaxsci.integrate import RK4, simulate
 
 
+@pytest.mark.slow
 def test_saveat_t1_matches_last_save_time():
     model = Lorenz96(n=40, forcing=8.0)
     y0 = model.default_initial_state()

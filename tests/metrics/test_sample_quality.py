@@ -31,6 +31,7 @@ def _brute_force(x, y, bandwidths):
     return sxx + syy - 2 * sxy
 
 
+@pytest.mark.slow
 def test_matches_brute_force(x64):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(7, 3)), rng.normal(0.5, 1.5, size=(5, 3))
