@@ -2,6 +2,7 @@ r"""`interpolate_scattered`: a coordinate network fitted to values at scattered 
 periodic box and evaluated on its grid (the sparse-increment interpolation of MEDIDA,
 Mojgani, Chattopadhyay & Hassanzadeh 2024)."""
 
+import functools
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -206,8 +207,7 @@ def interpolate_scattered(
         if isinstance(network, FourierFeatureMLP):
             trainable = _mlp_part
     if optimizer is None:
-        schedule = optax.cosine_decay_schedule(float(learning_rate), num_steps, alpha=0.01)
-        optimizer = optax.adam(schedule)
+        optimizer = _default_optimizer(float(learning_rate), num_steps)
 
     trained, history = fit(
         network,
@@ -241,6 +241,15 @@ def interpolate_scattered(
         train_seconds=float(history["train_seconds"]),
     )
     return field, info
+
+
+@functools.lru_cache(maxsize=16)
+def _default_optimizer(learning_rate: float, num_steps: int) -> optax.GradientTransformation:
+    """Adam with a cosine decay to 1% of `learning_rate` over `num_steps`; one object per
+    setting, so that repeated calls (one per window of MEDIDA's increments) reuse
+    `train.fit`'s compiled step (a new optax closure is a new static argument: a recompile)."""
+    schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.01)
+    return optax.adam(schedule)
 
 
 def _mlp_part(model: FourierFeatureMLP) -> Any:
