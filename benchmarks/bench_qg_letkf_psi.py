@@ -17,7 +17,9 @@ and cached (`--cache`), so each row costs only its truth, observations and filte
 Each row prints the rmse of q_1, q_2, psi_1, psi_2 (mean over cycles after `burn`) over that
 field's climatological spread (std about the time mean of the steady spin-up), of the whole
 q state (`q_all`), of psi_1 over the psi obs error (`psi1_over_noise`, psi units), and the
-psi_1 error every 5 cycles. `free: true` runs the members without analyses (the baseline).
+psi_1 error every 5 cycles, and where the errors sit: the fraction of the psi error variance
+in mode numbers |k| < 4 and of the q error variance in |k| > N / 4. `free: true` runs the
+members without analyses (the baseline).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_qg_letkf_psi.py \\
         '{"space": "psi", "loc_rad": 2, "rtps": 0.5}' '{"space": "q", "loc_rad": 2}' ...
@@ -60,6 +62,18 @@ def spin_up(cache: str) -> jax.Array:
 def layer_spread(a) -> list[float]:
     a = a - a.mean(0)
     return [float(jnp.sqrt(jnp.mean(a[:, k * N * N : (k + 1) * N * N] ** 2))) for k in (0, 1)]
+
+
+def band_fractions(err) -> tuple[float, float]:
+    """Of the error variance of flattened (cycles, 2 N^2) fields, the fractions in the
+    largest scales (mode numbers |k| < 4) and in the smallest (|k| > N / 4)."""
+    power = np.abs(np.fft.fft2(np.asarray(err).reshape(-1, 2, N, N))) ** 2
+    m = np.fft.fftfreq(N, 1.0 / N)
+    shell = np.hypot(m[:, None], m[None, :])
+    total = power.sum()
+    return float(power[..., shell < 4].sum() / total), float(
+        power[..., shell > N / 4].sum() / total
+    )
 
 
 def main(rows: list[dict], cache: str) -> None:
@@ -161,6 +175,9 @@ def main(rows: list[dict], cache: str) -> None:
             psi2=rmse(ep, 1) / clim_psi[1],
             psi1_over_noise=rmse(ep, 0) / noise if field == "psi" else float("nan"),
             spread_a=spread,  # in the analysed field's units
+            # where the errors sit: psi's in the largest scales, q's in the smallest
+            psi_err_fraction_k_lt_4=band_fractions(ep[burn:])[0],
+            q_err_fraction_k_gt_16=band_fractions(e[burn:])[1],
             finite=bool(np.all(np.isfinite(e))),
             psi1_every_5=[
                 round(float(np.sqrt(np.mean(ep[k, : N * N] ** 2))) / clim_psi[0], 3)
