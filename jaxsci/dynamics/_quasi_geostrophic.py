@@ -214,6 +214,16 @@ class TwoLayerQG(AbstractSemilinear):
         """The streamfunction psi of PV `q` (the inversion; psi has zero mean)."""
         return self.grid.from_spectral(self._invert(self.grid.to_spectral(q)))
 
+    def potential_vorticity(self, psi: Float[Array, "2 n n"]) -> Float[Array, "2 n n"]:
+        r"""The PV anomaly q of the streamfunction `psi`, the inverse of `streamfunction`:
+        q_1 = lap psi_1 + F_1 (psi_2 - psi_1), q_2 = lap psi_2 + F_2 (psi_1 - psi_2) (pyqg's
+        PV; spectral Laplacian). q's layer means are zero (psi does not hold them: add them
+        back where a state has them)."""
+        grid = self.grid
+        lap = grid.from_spectral(jnp.asarray(grid.laplacian()) * grid.to_spectral(psi))
+        stretch = jnp.stack([self.F1 * (psi[1] - psi[0]), self.F2 * (psi[0] - psi[1])])
+        return lap + stretch
+
     def velocity(
         self, q: Float[Array, "2 n n"]
     ) -> tuple[Float[Array, "2 n n"], Float[Array, "2 n n"]]:

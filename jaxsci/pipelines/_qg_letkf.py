@@ -334,13 +334,9 @@ def _identity(x):
 
 
 def _potential_vorticity(model, psi, q_means):
-    """q of the streamfunction psi (2, n, n): q_1 = lap psi_1 + F_1 (psi_2 - psi_1), q_2 =
-    lap psi_2 + F_2 (psi_1 - psi_2) (pyqg's PV, the inverse of `model.streamfunction`),
-    plus the layer means `q_means` that psi does not hold."""
-    grid = model.grid
-    lap = grid.from_spectral(jnp.asarray(grid.laplacian()) * grid.to_spectral(psi))
-    stretch = jnp.stack([model.F1 * (psi[1] - psi[0]), model.F2 * (psi[0] - psi[1])])
-    return lap + stretch + q_means[:, None, None]
+    """q of the streamfunction psi (2, n, n) (`model.potential_vorticity`) plus the layer
+    means `q_means` that psi does not hold."""
+    return model.potential_vorticity(psi) + q_means[:, None, None]
 
 
 def _layer_rmse(a, b, n):

@@ -60,6 +60,20 @@ def test_tendency_streamfunction_and_velocities_equal_pyqg_jax(x64):
     )
 
 
+def test_potential_vorticity_inverts_the_streamfunction(x64):
+    """potential_vorticity(streamfunction(q)) = q for a white-noise q of zero layer means
+    (every mode, the Nyquist ones included; `streamfunction` is checked against pyqg-jax in
+    the slow tier), and q's layer means are what psi loses."""
+    n = 16
+    model = TwoLayerQG(n, **PARAMS)
+    q = _random_state(n)
+    q = q - q.mean(axis=(1, 2), keepdims=True)
+    back = jax.jit(jax.vmap(lambda q: model.potential_vorticity(model.streamfunction(q))))
+    plain, shifted = back(jnp.stack([q, q + jnp.array([1e-6, -2e-6])[:, None, None]]))
+    assert _relative(plain, q) < 1e-13
+    assert _relative(shifted, q) < 1e-13
+
+
 @pytest.mark.slow
 def test_ab3_filter_steps_equal_pyqg_jax_stepped_model(x64):
     """AB3(filter=spectral_filter()) through `simulate` against pyqg-jax's
