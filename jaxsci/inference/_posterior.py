@@ -164,8 +164,8 @@ def posterior(
                 WarmupStage(*(jnp.asarray(s[sl]) for s in schedule)),
                 jnp.asarray(active[sl]),
             )
-            # (steps, chains, ...): keep the real chains
-            pos, info = unpad_batch(jax.device_get((pos, info)), num_chains, axis=1)
+            # (steps, chains, ...): keep the real chains (whole on every process)
+            pos, info = jax.device_get(unpad_batch((pos, info), num_chains, axis=1))
             seconds.append(time.perf_counter() - t)
             positions.append(np.asarray(pos))
             infos.append(info)
@@ -187,8 +187,8 @@ def posterior(
         seconds, chunk_size, num_warmup, total
     )
     draws = jax.device_get(_constrain(target, jnp.asarray(pos[:, num_warmup:])))
-    step_size, imm = unpad_batch(
-        jax.device_get(_adapted(sampler, target, build_warmup, states)), num_chains
+    step_size, imm = jax.device_get(
+        unpad_batch(_adapted(sampler, target, build_warmup, states), num_chains)
     )
     return PosteriorResult(
         draws={k: np.asarray(v) for k, v in draws.items()},
