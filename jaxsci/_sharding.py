@@ -136,9 +136,7 @@ def place(a: Any, sharding: Any) -> Any:
     """
     if not eqx.is_array(a):
         return a
-    if sharding.is_fully_addressable or (
-        isinstance(a, jax.Array) and not a.is_fully_addressable
-    ):
+    if sharding.is_fully_addressable or (isinstance(a, jax.Array) and not a.is_fully_addressable):
         return jax.device_put(a, sharding)
     if _is_key(a):
         impl = jax.random.key_impl(a)
@@ -159,7 +157,9 @@ def _gather_leaf(a: Any) -> Any:
     if isinstance(sharding, NamedSharding):
         replicated = NamedSharding(sharding.mesh, PartitionSpec())
     else:  # any other layout: replicated over the same devices
-        replicated = NamedSharding(Mesh(np.asarray(sharding._device_assignment), ("all",)), PartitionSpec())
+        replicated = NamedSharding(
+            Mesh(np.asarray(sharding._device_assignment), ("all",)), PartitionSpec()
+        )
     # An all-gather on the devices (no trip through host memory), then this process's copy:
     # a single-device array on one of its own devices.
     return jax.jit(_identity, out_shardings=replicated)(a).addressable_data(0)

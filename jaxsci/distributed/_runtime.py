@@ -1,6 +1,7 @@
 """`initialize`: join the processes of a run into one JAX distributed runtime."""
 
 import logging
+import os
 from collections.abc import Sequence
 
 import jax
@@ -13,6 +14,24 @@ logger = logging.getLogger("jaxsci.distributed")
 CPU_COLLECTIVES = "gloo"
 
 _SETTINGS: dict[str, object] = {}
+
+#: Read by `initialize` when the argument is not given (JAX itself reads only
+#: JAX_COORDINATOR_ADDRESS): with these three set, any launcher (ssh, a batch system JAX does
+#: not detect, a test) can start the processes.
+NUM_PROCESSES_ENV = "JAX_NUM_PROCESSES"
+PROCESS_ID_ENV = "JAX_PROCESS_ID"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(
+            f"the environment variable {name} must be an integer, got {value!r}."
+        ) from None
 
 
 def is_initialized() -> bool:
@@ -47,7 +66,8 @@ def initialize(
     `cluster_detection_method="mpi4py"`): `coordinator_address` ("host:port" of process
     0), `num_processes` and `process_id` then come from the environment
     (`SLURM_NTASKS`, `SLURM_PROCID`, the first node of `SLURM_STEP_NODELIST`, ...), as do
-    `JAX_COORDINATOR_ADDRESS` / `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID` when set.
+    `JAX_COORDINATOR_ADDRESS` (read by JAX) / `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID`
+    (read here) when set.
     `initialization_timeout` is how long (seconds) a process waits for the others.
 
     On CPU the processes exchange collectives through gloo (`CPU_COLLECTIVES`, JAX's
@@ -63,6 +83,10 @@ def initialize(
         RuntimeError: JAX's devices are already in use in this process (call `initialize`
             earlier).
     """
+    if num_processes is None:
+        num_processes = _env_int(NUM_PROCESSES_ENV)
+    if process_id is None:
+        process_id = _env_int(PROCESS_ID_ENV)
     given = {
         "coordinator_address": coordinator_address,
         "num_processes": num_processes,
@@ -81,16 +105,12 @@ def initialize(
             raise ValueError(f"`{name}` must be a non-negative int, got {given[name]!r}.")
     if "num_processes" in given and given["num_processes"] < 1:
         raise ValueError(f"`num_processes` must be at least 1, got {num_processes!r}.")
-    if (
-        num_processes is not None
-        and process_id is not None
-        and not process_id < num_processes
-    ):
+    if num_processes is not None and process_id is not None and not process_id < num_processes:
         raise ValueError(
             f"`process_id` must be in 0..num_processes-1 = 0..{num_processes - 1}, got "
             f"{process_id}."
         )
-    if jax.config.jax_cpu_collectives_implementation is None:
+    if jax.config.values.get("jax_cpu_collectives_implementation") is None:
         # Not a library-wide setting: `initialize` is the call that configures the runtime.
         jax.config.update("jax_cpu_collectives_implementation", CPU_COLLECTIVES)
     try:

@@ -28,8 +28,7 @@ from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
 from .._interrupts import check_interrupted
 from .._progress import progress_bar
-from .._sharding import batch_sharding, gather, place
-from .._sharding import batch_size as _batch_size
+from .._sharding import batch_sharding, batch_size as _batch_size, gather, place
 from ._checkpoint import (
     UNREADABLE_NAME,
     checkpoint_path,

@@ -1,8 +1,8 @@
 """Multi-process runs for real, on one machine: 2 (and 4, slow) CPU processes on localhost,
 each with 2 virtual devices, joined by `jaxsci.distributed.initialize` (gloo collectives),
 run `_worker.py` (an L96 ensemble, EnKF and LETKF twin experiments with sharded members,
-HMC (fast test) or NUTS (slow test) chains, data-parallel `fit` steps) and are compared with one process holding as many
-virtual devices (and, in the slow test, with one device).
+HMC (fast test) or NUTS (slow test) chains, data-parallel `fit` steps) and are compared
+with one process holding as many virtual devices (and, in the slow test, with one device).
 
 What must match, and how exactly:
 - every process returns the same results, bit for bit (the drivers gather them);
@@ -96,9 +96,7 @@ def _finish(runs: list[tuple[subprocess.Popen, Path]]) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        logs = "\n".join(
-            f"--- {log.name} ---\n{log.read_text()[-4000:]}" for _, log in runs
-        )
+        logs = "\n".join(f"--- {log.name} ---\n{log.read_text()[-4000:]}" for _, log in runs)
         pytest.fail("; ".join(failed) + "\n" + logs)
 
 
