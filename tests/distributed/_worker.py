@@ -129,6 +129,12 @@ def main(
         results[f"{tag}/fit_weight"] = np.asarray(fitted.layers[0].weight)
         results[f"seconds/{tag}/fit"] = np.asarray(time.perf_counter() - t)
 
+    try:  # members are coupled by the analysis: no padding, a clear error instead
+        filters.assimilate(
+            key, flow, obs, letkf, x0, n_cycles=1, dt=0.05, ensemble_size=7, devices=jax.devices()
+        )
+    except ValueError as err:
+        results["indivisible_error"] = np.asarray(str(err))
     run(jax.devices(), "all")
     if n == 1 and one_device:
         run(jax.devices()[:1], "one")

@@ -127,6 +127,9 @@ def _compare(outs, ref, processes):
     first = outs[0]
     assert int(first["devices"]) == int(ref["devices"]) == 2 * processes
     assert "already called" in str(first["repeat_error"])
+    assert f"7 members, which do not divide evenly over the {2 * processes} `devices`" in str(
+        first["indivisible_error"]
+    )
     for i, out in enumerate(outs[1:], 1):
         for name, value in first.items():
             if not name.startswith(("seconds/", "repeat_error")):
