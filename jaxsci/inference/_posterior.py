@@ -111,7 +111,9 @@ def posterior(
         chunk_size: steps per compiled chunk (progress granularity).
         devices: devices for the chain axis (default all). Chains that do not divide
             evenly are padded with copies of the last chain, so that every device is used;
-            the copies are dropped from the result.
+            the copies are dropped from the result. In a multi-process run
+            (`jaxsci.distributed`) the default spans the devices of every process, and every
+            process gets the whole result.
 
     Returns:
         A `PosteriorResult`; its `diagnose()` lists the failed post-run checks (divergences,
