@@ -151,7 +151,9 @@ def _identity(a):
 
 
 def _gather_leaf(a: Any) -> Any:
-    if not isinstance(a, jax.Array) or a.is_fully_addressable:
+    # a traced value (the caller's jit, vmap, grad) is gathered, if at all, where its
+    # computation returns
+    if not isinstance(a, jax.Array) or isinstance(a, jax.core.Tracer) or a.is_fully_addressable:
         return a
     sharding = a.sharding
     if isinstance(sharding, NamedSharding):
@@ -173,7 +175,8 @@ def gather(tree: PyTree) -> PyTree:
     all-gathers each such array onto the devices (a collective: every process must call it,
     on the same arrays, as the drivers do) and returns this process's copy, a single-device
     array holding the whole value, the same on every process. Fully addressable arrays (all of
-    a single-process run's) and non-arrays are returned as they are.
+    a single-process run's), traced values (inside `jit`, `vmap`, `grad`) and non-arrays are
+    returned as they are.
     """
     return jax.tree_util.tree_map(_gather_leaf, tree)
 
