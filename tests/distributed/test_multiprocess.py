@@ -18,8 +18,13 @@ What must match, and how exactly:
   grows along a trajectory (see tests/inference/test_sharding.py) and only a gross error
   (a chain given another chain's key or start, an O(1) change) is caught.
 
-Time (fast tier): the 2 workers and the reference run side by side; each starts Python and
-JAX, imports jaxsci and compiles every path once, which is nearly all of the test's time.
+Time: the workers and the reference run side by side; each starts Python and JAX, imports
+jaxsci and compiles every path once, which is nearly all of the test's time (the runs are
+tiny). Measured with --durations=0 on the 2-core development VM while loaded by other jobs
+(load average 8-11): the 2-process test 117-143 s, the 4-process one 176-214 s. That is far
+over the fast tier's 15 s: the CPU work is about 55 s (3 processes each importing jaxsci
+and compiling 6 programs), so even a quiet 2-core machine needs some 30 s; mark
+`test_two_processes_equal_one_process` slow if the fast tier cannot carry it.
 """
 
 import os
