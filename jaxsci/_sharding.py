@@ -9,6 +9,16 @@ so that every device is used and holds an equal share; the padded members comput
 the last one and are dropped from the results (`unpad_batch`). No device is ever left out, and
 a member's result does not depend on the device count, up to floating-point rounding (a
 different per-device batch shape can change XLA's rounding).
+
+Several processes (`jaxsci.distributed.initialize`): `jax.devices()` is then every device of
+every process, and the batch is split over all of them. Each process runs the same script
+and holds the same full batch (the same keys give the same draws everywhere); `shard_batch`
+gives each process's devices their rows of it (`jax.make_array_from_callback`: no data
+crosses processes, and the equal-value contract is documented rather than checked, since a
+check would gather the whole batch). Results of a computation over such a global array span
+devices that another process owns and cannot be read there: `unpad_batch` (and `gather`)
+bring them back to every process first, as one all-gather, so that the drivers return the
+same fully addressable arrays on every process as a single-process run.
 """
 
 from collections.abc import Sequence
@@ -16,13 +26,22 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._custom_types import PyTree
 
-__all__ = ["batch_sharding", "batch_size", "pad_batch", "shard_batch", "unpad_batch"]
+__all__ = [
+    "batch_sharding",
+    "batch_size",
+    "gather",
+    "pad_batch",
+    "place",
+    "shard_batch",
+    "unpad_batch",
+]
 
 #: The name of the mesh axis the batch is split over.
 BATCH_AXIS = "batch"
@@ -99,14 +118,74 @@ def shard_batch(tree: PyTree, devices: Sequence[Any] | None = None) -> tuple[PyT
         return tree, batch_size(tree)
     tree, size = pad_batch(tree, sharding.mesh.size)
 
-    def place(a):
-        return jax.device_put(a, sharding) if eqx.is_array(a) else a
+    return jax.tree_util.tree_map(lambda a: place(a, sharding), tree), size
 
-    return jax.tree_util.tree_map(place, tree), size
+
+def _is_key(a: Any) -> bool:
+    return isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def place(a: Any, sharding: Any) -> Any:
+    """`a` (an array; anything else is returned as is) laid out with `sharding`.
+
+    Within one process this is `jax.device_put`. A sharding over devices of several
+    processes is built from this process's full copy of `a`: every process must hold the
+    same value (`jax.device_put` would check it with an all-gather of the whole array; here
+    it is the caller's contract, kept by running the same script with the same keys), and
+    each keeps the rows its own devices hold. An array already laid out over the same devices
+    is resharded by `jax.device_put`. PRNG key arrays travel as their key data.
+    """
+    if not eqx.is_array(a):
+        return a
+    if sharding.is_fully_addressable or (isinstance(a, jax.Array) and not a.is_fully_addressable):
+        return jax.device_put(a, sharding)
+    if _is_key(a):
+        impl = jax.random.key_impl(a)
+        data = place(jax.random.key_data(a), sharding)
+        return jax.random.wrap_key_data(data, impl=impl)
+    host = np.asarray(a)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _identity(a):
+    return a
+
+
+def _gather_leaf(a: Any) -> Any:
+    # a traced value (the caller's jit, vmap, grad) is gathered, if at all, where its
+    # computation returns
+    if not isinstance(a, jax.Array) or isinstance(a, jax.core.Tracer) or a.is_fully_addressable:
+        return a
+    sharding = a.sharding
+    if isinstance(sharding, NamedSharding):
+        replicated = NamedSharding(sharding.mesh, PartitionSpec())
+    else:  # any other layout: replicated over the same devices
+        replicated = NamedSharding(
+            Mesh(np.asarray(sharding._device_assignment), ("all",)), PartitionSpec()
+        )
+    # An all-gather on the devices (no trip through host memory), then this process's copy:
+    # a single-device array on one of its own devices.
+    return jax.jit(_identity, out_shardings=replicated)(a).addressable_data(0)
+
+
+def gather(tree: PyTree) -> PyTree:
+    """Every array of `tree` that spans devices of other processes, brought whole to this one.
+
+    A jitted computation over arrays sharded across processes returns arrays that this
+    process holds only part of; reading one (`numpy.asarray`, `float`, printing) fails. This
+    all-gathers each such array onto the devices (a collective: every process must call it,
+    on the same arrays, as the drivers do) and returns this process's copy, a single-device
+    array holding the whole value, the same on every process. Fully addressable arrays (all of
+    a single-process run's), traced values (inside `jit`, `vmap`, `grad`) and non-arrays are
+    returned as they are.
+    """
+    return jax.tree_util.tree_map(_gather_leaf, tree)
 
 
 def unpad_batch(tree: PyTree, size: int, axis: int = 0) -> PyTree:
-    """The first `size` members along `axis` of every array of `tree` (drops the padding)."""
+    """The first `size` members along `axis` of every array of `tree` (drops the padding),
+    each brought whole to every process first (`gather`) when it spans several."""
+    tree = gather(tree)
 
     def cut(a):
         if not (eqx.is_array(a) or isinstance(a, np.ndarray)) or a.shape[axis] == size:

@@ -12,6 +12,18 @@ settings), `$XDG_CACHE_HOME/jaxsci/xla`, `~/.cache/jaxsci/xla`. `--no-compile-ca
 `JAXSCI_NO_COMPILE_CACHE=1`) turns it off. The folder may be deleted at any time. Only the
 command does this; `import jaxsci` leaves JAX's configuration alone.
 
+`jaxsci run --distributed` runs one process of a multi-process run (the same command in every
+process, e.g. one per node or per GPU under SLURM's `srun`): it first joins the processes
+with `jaxsci.distributed.initialize()` (the coordinator, process count and process id come
+from the cluster environment that JAX detects: SLURM, Open MPI, Cloud TPU, or
+`JAX_COORDINATOR_ADDRESS` / `JAX_NUM_PROCESSES` / `JAX_PROCESS_ID`), so that the sharded
+parts of the pipeline (ensembles, chains) spread over the devices of all processes. Process
+0 writes the run folder and prints the table; the others run the same pipeline (they must:
+every process takes part in every sharded computation) into a temporary folder that is
+removed afterwards, and print nothing. Without a detectable cluster the command stops with
+exit code 2 and says what to set. `--resume` is refused with several processes (only
+process 0 would find the run to resume).
+
 A run folder gets a `COMPLETE` marker last; an existing `--out` is used only with
 `--overwrite` (cleared first) or `--resume` (the unfinished run there continues).
 
@@ -47,6 +59,7 @@ _EPILOG = """examples:
   jaxsci run configs/l96.yaml --out runs/l96 --overwrite   # run again into the same folder
   jaxsci run configs/burgers_fno.yaml --out runs/b --set training.checkpoint=true --resume
   jaxsci run configs/l63.yaml --no-compile-cache        # compile everything afresh
+  srun -N 2 --ntasks-per-node=1 jaxsci run configs/l96.yaml --distributed --out runs/l96
   jaxsci list
   jaxsci list --schema                                  # every config key, type and default
 
@@ -86,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="validate and print the resolved config, run nothing"
     )
     run.add_argument("--quiet", action="store_true", help="log to run.log only")
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one process of a multi-process run (e.g. under srun): join the others with "
+        "jaxsci.distributed.initialize() (cluster detected from the environment) first; "
+        "process 0 writes the run folder",
+    )
     again = run.add_mutually_exclusive_group()
     again.add_argument(
         "--overwrite",
@@ -221,7 +241,7 @@ def _list(args) -> int:
     return 0
 
 
-def _run(args) -> int:
+def _run(args, lead: bool = True) -> int:
     from .pipelines import load_config, metrics_table, resolved_dict, run_config
     from .pipelines._runner import interrupts_ignored
 
@@ -229,19 +249,58 @@ def _run(args) -> int:
         pipeline, config = load_config(args.config, args.overrides)
         print(yaml.safe_dump(resolved_dict(pipeline, config), sort_keys=False), end="")
         return 0
-    with _compilation_cache(args):
+    with _compilation_cache(args), _run_folder(args, lead) as out:
         run_dir, metrics = run_config(
             args.config,
-            args.out,
+            out,
             args.overrides,
-            echo=not args.quiet,
+            echo=lead and not args.quiet,
             overwrite=args.overwrite,
             resume=args.resume,
         )
+    if not lead:
+        return 0
     with interrupts_ignored():  # the run is complete; a late Ctrl-C changes nothing
         print(metrics_table(metrics))
         print(f"results in {run_dir}/")
     return 0
+
+
+class DistributedError(Exception):
+    """`jaxsci run --distributed` could not join a multi-process run (exit code 2)."""
+
+
+def _join(args) -> bool:
+    """Join the processes of a `--distributed` run; return whether this is process 0.
+    Called before the pipelines are imported: importing some of them creates arrays, which
+    starts JAX's backend, after which no process can join."""
+    import jax
+
+    from .distributed import initialize
+
+    try:
+        initialize()
+    except (ValueError, RuntimeError) as err:
+        raise DistributedError(f"--distributed: {err}") from err
+    if jax.process_count() > 1 and args.resume:
+        raise DistributedError(
+            "--distributed: --resume is not supported with several processes (only process 0 "
+            "holds the run folder to resume); run again with --overwrite."
+        )
+    return jax.process_index() == 0
+
+
+@contextlib.contextmanager
+def _run_folder(args, lead: bool) -> Iterator[str | None]:
+    """The run folder: `--out` for process 0 (and single-process runs), a temporary folder,
+    removed afterwards, for the other processes of a `--distributed` run."""
+    if lead:
+        yield args.out
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="jaxsci-process-") as folder:
+        yield str(Path(folder) / "run")
 
 
 def _summary(err: Exception) -> str:
@@ -260,10 +319,17 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
         return int(exc.code or 0)
+    lead = True
+    if args.command == "run" and args.distributed and not args.dry_run:
+        try:
+            lead = _join(args)
+        except DistributedError as err:
+            print(f"jaxsci: {err}", file=sys.stderr)
+            return 2
     from .pipelines import ConfigError, RunFolderError  # imports JAX: after parsing
 
     try:
-        return _list(args) if args.command == "list" else _run(args)
+        return _list(args) if args.command == "list" else _run(args, lead)
     except ConfigError as err:
         print(f"jaxsci: invalid config: {err}", file=sys.stderr)
         return 2

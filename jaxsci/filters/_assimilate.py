@@ -1,6 +1,6 @@
 """Drivers: `run_filter` over given observations, and `assimilate`, the twin experiment."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -19,6 +19,7 @@ from .._checks import (
 )
 from .._custom_types import Array, ArrayLike, Bool, Float, Key
 from .._interrupts import interruptible_scan, require_concrete
+from .._sharding import batch_sharding, gather, place
 from ..integrate import FlattenedFlow, Flow, rollout
 from ..observations import AbstractObservation
 from ._base import AbstractFilter, Ensemble, FilterState
@@ -82,7 +83,7 @@ def _cycle(spec, state: FilterState, xs):
     """One cycle of `run_filter`: forecast from t0 + (k-1) dt to t0 + k dt, process noise,
     analysis, and the cycle's statistics (`spec` as built by `_run_filter`). Module-level, so
     that an interruptible run's compiled chunk is reused across calls."""
-    flow, obs_op, filter, t0, dt, noise_factor, store, likelihood, observe = spec
+    flow, obs_op, filter, t0, dt, noise_factor, store, likelihood, observe, members = spec
     k, inputs, key_k = xs
     dtype = state.ensemble.dtype
     forecast = jax.vmap(_window_map(flow, dt), in_axes=(0, None))
@@ -93,9 +94,13 @@ def _cycle(spec, state: FilterState, xs):
         ens = ens + jax.random.normal(key_q, ens.shape, dtype=dtype) @ noise_factor
     else:
         key_a = key_k
+    # members sharded over devices: the analysis' ensemble means and anomaly products are
+    # then reductions across devices, which GSPMD turns into collectives
+    ens = _constrain(ens, members)
     state = FilterState(ens, state.log_weights)
     mean_f, spread_f = filter.statistics(state)
     state, info = filter.analysis(key_a, state, y, obs_op)
+    state = FilterState(_constrain(state.ensemble, members), state.log_weights)
     mean_a, spread_a = filter.statistics(state)
     nan = jnp.asarray(jnp.nan, dtype=dtype)
     out: dict[str, Any] = dict(
@@ -112,6 +117,39 @@ def _cycle(spec, state: FilterState, xs):
     if observe:
         out["observations"] = y
     return state, out
+
+
+def _constrain(ensemble, members):
+    """`ensemble` laid out with its members over the devices of `members` (a sharding; None:
+    as XLA chooses)."""
+    if members is None:
+        return ensemble
+    return jax.lax.with_sharding_constraint(ensemble, members)
+
+
+def _member_sharding(devices, n_members: int, what: str):
+    """The sharding of the member axis over `devices` (None: no placement). The members of a
+    filter are coupled by the analysis: a padded copy would change it, so the ensemble size
+    must be a multiple of the device count."""
+    if devices is None:
+        return None
+    sharding = batch_sharding(devices)
+    if sharding is not None and n_members % sharding.mesh.size:
+        raise ValueError(
+            f"{what} has {n_members} members, which do not divide evenly over the "
+            f"{sharding.mesh.size} `devices`: give a multiple of {sharding.mesh.size} members "
+            "or fewer devices (members are coupled by the analysis, so they cannot be padded)."
+        )
+    return sharding
+
+
+def _check_interruptible(devices, interruptible: bool) -> None:
+    if interruptible and devices is not None and jax.process_count() > 1:
+        raise ValueError(
+            "`interruptible=True` with `devices` is not supported in a multi-process run: its "
+            "chunks are timed on each process separately, and all processes must run the "
+            "same programs. Use interruptible=False."
+        )
 
 
 def _filter_start(key, filter, ensemble, n_cycles, noise_chol):
@@ -138,6 +176,7 @@ def _run_filter(
     likelihood,
     interruptible,
     observe=False,
+    members=None,
 ):
     """`run_filter` after its checks (positional, for `eqx.filter_jit` and `assimilate`).
 
@@ -151,7 +190,8 @@ def _run_filter(
     n_cycles = jax.tree.leaves(ys)[0].shape[0]
     start = _filter_start_jit if interruptible else _filter_start
     steps, keys, noise_factor, state0 = start(key, filter, ensemble, n_cycles, noise_chol)
-    spec = (flow, obs_op, filter, t0, dt, noise_factor, store, likelihood, observe)
+    state0 = FilterState(_constrain(state0.ensemble, members), state0.log_weights)
+    spec = (flow, obs_op, filter, t0, dt, noise_factor, store, likelihood, observe, members)
     xs = (steps, ys, keys)
     if interruptible:
         _, out, n_run = interruptible_scan(_cycle, state0, xs, n_cycles, operands=spec)
@@ -190,6 +230,7 @@ def run_filter(
     store_ensembles: bool = False,
     compute_likelihood: bool = True,
     interruptible: bool = False,
+    devices: Sequence[Any] | None = None,
 ) -> FilterResult:
     """Filter a sequence of observations: `lax.scan` over cycles of forecast and analysis.
 
@@ -217,9 +258,18 @@ def run_filter(
             `jaxsci.deferred_interrupts()` block: the remaining cycles are then NaN
             (`completed` False). Needs concrete inputs (a TypeError under `jit`, `vmap` or
             `grad`); not differentiable.
+        devices: shard the members over these devices (e.g. `jax.devices()`: all of them,
+            those of every process in a multi-process run, see `jaxsci.distributed`); the
+            ensemble size must be a multiple of their number. The forecasts run in parallel
+            and the analysis' ensemble means and anomaly products become reductions across
+            devices (collectives); the results are those of one device up to floating-point
+            rounding (a different summation order), and come back whole on every process.
+            None (default): no placement.
     """
     _check_filter(filter)
     check_ensemble(initial_ensemble, obs_op, "initial_ensemble")
+    _check_interruptible(devices, interruptible)
+    members = _member_sharding(devices, initial_ensemble.shape[0], "`initial_ensemble`")
     obs_op.check_observation(observations, "observations")
     check_ndim("observations", observations, 2, "(time, obs)")
     check_positive("dt", dt)
@@ -231,11 +281,13 @@ def run_filter(
         bool(compute_likelihood),
         bool(interruptible),
     )
+    if members is not None:
+        initial_ensemble = place(initial_ensemble, members)
     args = (key, flow, obs_op, filter, initial_ensemble, observations, *options)
     if interruptible:
         require_concrete("run_filter(..., interruptible=True)", args)
-        return _run_filter(*args)[0]
-    return _run_filter_jit(*args)
+        return gather(_run_filter(*args, False, members)[0])
+    return gather(_run_filter_jit(*args, False, members))
 
 
 def climatological_spread(
@@ -406,11 +458,13 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
         likelihood,
         interruptible,
         centre,
+        members,
     ) = options
     start = _assimilate_start_jit if interruptible else _assimilate_start
     key_filter, times, obs_keys, init = start(
         key, x0, n_cycles, dt, ensemble_size, init_std, centre
     )
+    init = _constrain(init, members)
     truth = rollout(flow, x0, n_cycles, dt=dt, interruptible=interruptible)
     res, ys = _run_filter(
         key_filter,
@@ -426,6 +480,7 @@ def _assimilate(key, flow, obs_op, filter, x0, n_cycles, dt, ensemble_size, *opt
         likelihood,
         interruptible,
         True,
+        members,
     )
     score = _assimilate_score_jit if interruptible else _assimilate_score
     return score(times, truth, ys, res, burn_in, divergence_threshold, interruptible)
@@ -454,6 +509,7 @@ def assimilate(
     compute_likelihood: bool = True,
     interruptible: bool = False,
     ensemble_centre: Float[ArrayLike, " dim"] | None = None,
+    devices: Sequence[Any] | None = None,
 ) -> AssimilationResult:
     """Twin experiment: truth run, synthetic observations, and the filter over them.
 
@@ -510,6 +566,8 @@ def assimilate(
             `burn_in` (`filter.completed`).
         ensemble_centre: centre of the initial ensemble, shape of `x0` (default `x0`, the
             truth); the prior mean mu0 for DAPPER's convention (see above).
+        devices: shard the members over these devices, as `run_filter` (the truth run is
+            not sharded); `ensemble_size` must be a multiple of their number.
     """
     _check_filter(filter)
     x0 = jnp.asarray(x0)
@@ -526,6 +584,8 @@ def assimilate(
         check_shape("ensemble_centre", ensemble_centre, x0.shape, f"{tuple(x0.shape)} (that of x0)")
         check_finite("ensemble_centre", ensemble_centre)
     burn_in = finite_float("burn_in", burn_in)
+    _check_interruptible(devices, interruptible)
+    members = _member_sharding(devices, ensemble_size, "`ensemble_size`")
     dt_value = concrete(dt)
     if dt_value is not None and burn_in >= n_cycles * float(dt_value):
         length = n_cycles * float(dt_value)
@@ -543,9 +603,10 @@ def assimilate(
         bool(compute_likelihood),
         bool(interruptible),
         ensemble_centre,
+        members,
     )
     args = (key, flow, obs_op, filter, x0, n_cycles, float(dt), ensemble_size, *options)
     if interruptible:
         require_concrete("assimilate(..., interruptible=True)", args)
-        return _assimilate(*args)
-    return _assimilate_jit(*args)
+        return gather(_assimilate(*args))
+    return gather(_assimilate_jit(*args))

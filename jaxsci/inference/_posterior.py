@@ -111,7 +111,9 @@ def posterior(
         chunk_size: steps per compiled chunk (progress granularity).
         devices: devices for the chain axis (default all). Chains that do not divide
             evenly are padded with copies of the last chain, so that every device is used;
-            the copies are dropped from the result.
+            the copies are dropped from the result. In a multi-process run
+            (`jaxsci.distributed`) the default spans the devices of every process, and every
+            process gets the whole result.
 
     Returns:
         A `PosteriorResult`; its `diagnose()` lists the failed post-run checks (divergences,
@@ -164,8 +166,8 @@ def posterior(
                 WarmupStage(*(jnp.asarray(s[sl]) for s in schedule)),
                 jnp.asarray(active[sl]),
             )
-            # (steps, chains, ...): keep the real chains
-            pos, info = unpad_batch(jax.device_get((pos, info)), num_chains, axis=1)
+            # (steps, chains, ...): keep the real chains (whole on every process)
+            pos, info = jax.device_get(unpad_batch((pos, info), num_chains, axis=1))
             seconds.append(time.perf_counter() - t)
             positions.append(np.asarray(pos))
             infos.append(info)
@@ -187,8 +189,8 @@ def posterior(
         seconds, chunk_size, num_warmup, total
     )
     draws = jax.device_get(_constrain(target, jnp.asarray(pos[:, num_warmup:])))
-    step_size, imm = unpad_batch(
-        jax.device_get(_adapted(sampler, target, build_warmup, states)), num_chains
+    step_size, imm = jax.device_get(
+        unpad_batch(_adapted(sampler, target, build_warmup, states), num_chains)
     )
     return PosteriorResult(
         draws={k: np.asarray(v) for k, v in draws.items()},

@@ -28,7 +28,9 @@ def ensemble(
     Arguments:
         fn: a function of one member.
         in_axes: per positional argument, 0 (batched) or None (shared); an int applies to all.
-        devices: the devices (`jax.Device`) to shard over.
+        devices: the devices (`jax.Device`) to shard over. In a multi-process run
+            (`jaxsci.distributed`) the default spans the devices of every process; each
+            process passes the same arguments and gets the whole result back.
     """
     jitted = {}
 

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
 from .._interrupts import check_interrupted
 from .._progress import progress_bar
-from .._sharding import batch_size as _batch_size
+from .._sharding import batch_sharding, batch_size as _batch_size, gather, place
 from ._checkpoint import (
     UNREADABLE_NAME,
     checkpoint_path,
@@ -97,15 +97,19 @@ def _with_clipping(optimizer, clip_norm):
 def _train_chunk(fixed, state: TrainState) -> tuple[TrainState, TrainInfo]:
     """`train_step`s at positions pos0 <= pos < pos1 of the epoch whose batches are `perm`
     (spe, B). The state is donated (its buffers are reused); `fixed` = (data, perm, loss,
-    optimizer, ema, records, pos0, pos1) is not. Returns the new state and the per-step
-    records, shaped like `records` ((spe,) arrays), NaN outside [pos0, pos1)."""
-    data, perm, loss, optimizer, ema, records, pos0, pos1 = fixed
+    optimizer, ema, records, split, pos0, pos1) is not. Returns the new state and the
+    per-step records, shaped like `records` ((spe,) arrays), NaN outside [pos0, pos1).
+    `split`: None, or the sharding of a batch's examples over devices (data parallel: the
+    gradient's sum over the batch becomes a reduction across devices)."""
+    data, perm, loss, optimizer, ema, records, split, pos0, pos1 = fixed
 
     arrays, static = eqx.partition(state, eqx.is_array)  # a loop carries arrays only
 
     def body(pos, carry):
         arrays, rec = carry
         batch = jax.tree.map(lambda a: jnp.take(a, perm[pos], axis=0), data)
+        if split is not None:
+            batch = jax.lax.with_sharding_constraint(batch, split)
         new, info = train_step(
             eqx.combine(arrays, static), batch, loss=loss, optimizer=optimizer, ema=ema
         )
@@ -205,6 +209,7 @@ def fit(
     checkpoint_every: int | None = None,
     progress: bool = True,
     throw: bool = True,
+    devices: Sequence[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     r"""Train `model` on `data` by minibatch gradient descent; return (model, history).
 
@@ -253,6 +258,14 @@ def fit(
         progress: show a tqdm progress bar.
         throw: raise if the loss becomes non-finite; otherwise stop and report it in
             `history["stopped"]`.
+        devices: data-parallel training over these devices (e.g. `jax.devices()`: all of
+            them, those of every process in a multi-process run, see `jaxsci.distributed`):
+            the model, optimizer state and data are replicated on every device, each step's
+            batch is split over them, and the gradient's sum over the batch becomes a
+            reduction across devices (GSPMD inserts the all-reduce). The same steps as on one
+            device up to floating-point rounding (another summation order); the returned
+            model is whole on every process. None (default): one device. Not with
+            `checkpoint_dir` in a multi-process run (every process would write the file).
 
     Returns:
         The trained model, and `history`, a dict of numpy arrays and scalars: per step
@@ -290,6 +303,12 @@ def fit(
     check_positive("min_delta", min_delta, allow_zero=True)
     if early_stopping is not None and val_data is None:
         raise ValueError("`early_stopping` needs `val_data` to monitor.")
+    split = None if devices is None else batch_sharding(devices)
+    if split is not None and checkpoint_dir is not None and not split.is_fully_addressable:
+        raise ValueError(
+            "`checkpoint_dir` is not supported with `devices` of several processes (every "
+            "process would write the same files); give checkpoint_dir=None."
+        )
     n = _leading_size(data, "data")
     if batch_size > n:
         raise ValueError(f"`batch_size` {batch_size} exceeds the {n} examples in `data`.")
@@ -319,6 +338,10 @@ def fit(
         ema=ema is not None,
         trainable=trainable,
     )
+    if split is not None:  # everything but the batches whole on every device
+        whole = jax.sharding.NamedSharding(split.mesh, jax.sharding.PartitionSpec())
+        state = jax.tree.map(lambda a: place(a, whole), state)
+        data = jax.tree.map(lambda a: place(a, whole), data)
     best = (
         None
         if early_stopping is None
@@ -402,7 +425,7 @@ def fit(
             epoch = step // spe
             epoch_end = min((epoch + 1) * spe, total)
             perm = _epoch_perm(data_key, np.int32(epoch), n=n, spe=spe, batch_size=batch_size)
-            fixed = (data, perm, loss, tx, ema_decay, records)
+            fixed = (data, perm, loss, tx, ema_decay, records, split)
             while step < epoch_end:
                 check_interrupted()  # a Ctrl-C that jax's tracing swallowed
                 stop = epoch_end
@@ -411,7 +434,7 @@ def fit(
                 pos0, pos1 = step - epoch * spe, stop - epoch * spe
                 t = time.perf_counter()
                 state, rec = run.chunk((*fixed, np.int32(pos0), np.int32(pos1)), state)
-                rec = jax.tree.map(lambda a, sl=slice(pos0, pos1): np.asarray(a)[sl], rec)
+                rec = jax.tree.map(lambda a, sl=slice(pos0, pos1): np.asarray(a)[sl], gather(rec))
                 train_seconds += time.perf_counter() - t
                 columns = [rec.loss, rec.grad_norm, *(rec.aux[a] for a in aux_names)]
                 for name, column in zip(hist, columns, strict=True):
@@ -448,7 +471,7 @@ def fit(
                     loss=f"{evals['train_loss'][-1]:.4g}", val=f"{evals['val_loss'][-1]:.4g}"
                 )
             save()
-    final = state.model if ema is None else state.ema_model
+    final = gather(state.model if ema is None else state.ema_model)
     if early_stopping is not None and restore_best and meta["best_step"] >= 0:
         final = eqx.combine(best, final)
     history: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in hist.items()}
