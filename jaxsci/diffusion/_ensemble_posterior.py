@@ -67,8 +67,13 @@ from ._parameterization import AbstractParameterization, Denoiser, EpsPrediction
 from ._posterior import _check_observation, _y_field
 from ._sampler import grid_arrays
 
-_ONE = jnp.ones((1,))
 _STIFFNESS_LIMIT = 0.25  # see EnsemblePosterior.stiffness
+
+
+def _one() -> Float[Array, " 1"]:
+    """The one guidance weight (built on call: an array made at import would start JAX's
+    backend before `jaxsci.distributed.initialize` can run)."""
+    return jnp.ones((1,))
 
 
 class EnsemblePosterior(eqx.Module):
@@ -172,12 +177,12 @@ class EnsemblePosterior(eqx.Module):
         self, denoiser: Denoiser, ts: Float[Array, " n1"], x_T: Float[Array, "N d"]
     ) -> FKCState:
         """Equally weighted particles `x_T` (draws from q_{t_max}) at ts[0]."""
-        return fk_init((denoiser,), _ONE, self._potential(x_T.dtype), ts, x_T)
+        return fk_init((denoiser,), _one(), self._potential(x_T.dtype), ts, x_T)
 
     def step(self, key: Key, state: FKCState, denoiser: Denoiser) -> tuple[FKCState, FKCInfo]:
         """Resample when the ESS is low, move, reweight."""
         return fk_step(
-            key, state, (denoiser,), _ONE, self._potential(state.x.dtype), self.resampler,
+            key, state, (denoiser,), _one(), self._potential(state.x.dtype), self.resampler,
             self.ess_threshold, self._curvature(state.x.dtype),
         )  # fmt: skip
 

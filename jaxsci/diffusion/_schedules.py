@@ -11,6 +11,7 @@ import math
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from .._checks import check_finite, check_range, concrete
 from ._base import AbstractSchedule, RealLike, TimeArray, Times
@@ -46,7 +47,7 @@ def _check_range(name: str, t_min, t_max, lower: float, upper: float | None, ope
         return
     if not t_min < t_max:
         raise ValueError(f"{name}: need t_min < t_max, got t_min={t_min}, t_max={t_max}.")
-    t_lo = float(jnp.asarray(t_min, dtype=jnp.result_type(float)))  # 1e-300 is 0 in float32
+    t_lo = float(np.asarray(t_min, dtype=jnp.result_type(float)))  # 1e-300 is 0 in float32
     if (open_lower and t_lo <= lower) or (not open_lower and t_lo < lower):
         op = ">" if open_lower else ">="
         raise ValueError(f"{name}: t_min must be {op} {lower} (finite lambda), got {t_min}.")

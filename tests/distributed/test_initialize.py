@@ -133,3 +133,27 @@ def test_run_distributed_two_processes_one_run_folder(tmp_path):
     assert f"results in {out}" in results[0][0]
     assert results[1][0] == ""  # process 1 prints no table
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_importing_every_module_leaves_the_backend_down():
+    """`initialize` must run before anything starts JAX's backend, so no jaxsci module may
+    touch a device at import (an array made at module level did: `import jaxsci.diffusion`
+    then made `initialize` fail). With an unknown platform any backend start raises."""
+    code = (
+        "import importlib, pkgutil, jaxsci, jaxsci.pipelines\n"
+        "for pkg in (jaxsci, jaxsci.pipelines):\n"
+        "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+        "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
+        "print('imported')\n"
+    )
+    env = _env()
+    env["JAX_PLATFORMS"] = "no_such_platform"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "imported" in proc.stdout, proc.stderr[-3000:]
