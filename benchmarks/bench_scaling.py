@@ -5,7 +5,8 @@ Sweeps (every point compiled once, `jit(...).lower().compile()` timed apart, the
 of `repeats` calls):
 
   ensemble   one analysis of a Lorenz-96 (d = 40) forecast ensemble, every variable observed
-             (`IndexObservation(40, noise_cov=1)`), N = 10^2 .. 10^6, for the stochastic
+             (`IndexObservation(40, noise_cov=1)`), N = 10^2 .. 10^6 (the LETKF also at
+             N = 50, 200, 400), for the stochastic
              EnKF (perturbed observations), the ETKF (symmetric square root), the DEnKF and
              the LETKF (one domain per variable, `loc_rad` 4: about 15 local observations).
   dimension  the same at fixed N = 40 for L96 d = 40 .. 10240 (P = d observations).
@@ -42,12 +43,15 @@ shared machine; the medians are in the JSON), printed next to the theoretical on
 the slope of the last two points (the asymptotic regime, where fixed per-call overheads no
 longer dominate).
 
-Run: `python benchmarks/bench_scaling.py` (all three sweeps), `--quick` (a subset: N up to
-10^5, d up to 2560, chains 1..64, fewer NUTS steps), `--only ensemble dimension chains`,
-`--json PATH`, `--png PATH` (default benchmarks/scaling_cpu.png; on a GPU scaling_gpu.png).
+Run: `python benchmarks/bench_scaling.py` (all three sweeps), `--quick` (a smoke test: N up to
+10^4, d up to 640, chains 1..16, few NUTS steps), `--only ensemble dimension chains`,
+`--json PATH`, `--reuse PATH` (keep an earlier run's sweeps that are not in --only),
+`--png PATH` (default benchmarks/scaling_cpu.png; on a GPU scaling_gpu.png),
+`--threads 1` (the default: one pinned CPU core, see `pin_one_core`; 0 leaves all cores).
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -66,19 +70,25 @@ THEORY_N = {"EnKF": 1.0, "ETKF": 1.0, "DEnKF": 1.0, "LETKF": 3.0}
 THEORY_D = {"EnKF": 1.0, "ETKF": 1.0, "DEnKF": 1.0, "LETKF": 1.0}
 FULL = dict(
     sizes=[100, 1_000, 10_000, 100_000, 1_000_000],
+    # the LETKF's cubic cost ends its curve near N = 10^3 on a CPU: more points below that
+    letkf_sizes=[50, 100, 200, 400, 1_000, 10_000, 100_000, 1_000_000],
     dims=[40, 160, 640, 2560, 10240],
     dim_members=40,
     chains=[1, 4, 16, 64, 256],
-    warmup=100,
-    samples=50,
+    # short runs: a per-iteration cost needs few iterations, and one 1-core iteration of 256
+    # chains costs seconds; a short warmup leaves deeper trees than a tuned sampler, so the
+    # cost per leapfrog of the slowest chain is the figure comparable across chain counts
+    warmup=20,
+    samples=10,
 )
-QUICK = dict(
-    sizes=[100, 1_000, 10_000, 100_000],
-    dims=[40, 160, 640, 2560],
+QUICK = dict(  # a smoke test (`run_all.py --quick`), 1-2 minutes
+    sizes=[100, 1_000, 10_000],
+    letkf_sizes=[50, 100],
+    dims=[40, 160, 640],
     dim_members=40,
-    chains=[1, 4, 16, 64],
-    warmup=50,
-    samples=20,
+    chains=[1, 4, 16],
+    warmup=30,
+    samples=10,
 )
 
 
@@ -328,6 +338,14 @@ def fits(out: dict) -> dict:
             points=len(pts),
             range=[x[0], x[-1]],
         )
+        y = [r["ms_per_slowest_leapfrog"] for r in pts]
+        res["chains:per_leapfrog"] = dict(
+            fitted=exponent(x, y),
+            last_two=exponent(x[-2:], y[-2:]),
+            theory="1 (CPU, cores saturated); 0 (GPU, unsaturated)",
+            points=len(pts),
+            range=[x[0], x[-1]],
+        )
         y = [r["s_per_draw"] for r in pts]
         res["chains:per_draw"] = dict(
             fitted=exponent(x, y),
@@ -378,8 +396,12 @@ def plot(out: dict, path: str, title: str) -> None:
         else:
             pts = [r for r in out[panel] if "skipped" not in r]
             x = [r["chains"] for r in pts]
-            for field, label in (("s_per_iteration", "per iteration"), ("s_per_draw", "per draw")):
-                y = [1e3 * r[field] for r in pts]
+            for field, label in (
+                ("s_per_iteration", "per iteration"),
+                ("s_per_draw", "per draw"),
+                ("ms_per_slowest_leapfrog", "per leapfrog (slowest chain)"),
+            ):
+                y = [(1.0 if field.startswith("ms") else 1e3) * r[field] for r in pts]
                 ax.loglog(x, y, "o-", label=f"{label} (a = {exponent(x, y):.2f})")
             ax.set_xlabel("chains")
             ax.set_ylabel("ms")
@@ -396,6 +418,7 @@ def run(
     only=("ensemble", "dimension", "chains"),
     *,
     sizes,
+    letkf_sizes=None,
     dims,
     dim_members,
     chains,
@@ -410,16 +433,18 @@ def run(
     out = {}
     if "ensemble" in only:
         log(f"time per analysis vs N (L96 d = 40), N = {sizes}")
-        out["ensemble"] = analysis_sweep(
-            "N",
-            FILTERS,
-            sizes,
-            40,
-            max_seconds=max_seconds,
-            max_gib=max_gib,
-            repeats=repeats,
-            log=log,
-        )
+        out["ensemble"] = []
+        for names, values in ((FILTERS[:3], sizes), (FILTERS[3:], letkf_sizes or sizes)):
+            out["ensemble"] += analysis_sweep(
+                "N",
+                names,
+                values,
+                40,
+                max_seconds=max_seconds,
+                max_gib=max_gib,
+                repeats=repeats,
+                log=log,
+            )
     if "dimension" in only:
         log(f"time per analysis vs d (N = {dim_members}), d = {dims}")
         out["dimension"] = analysis_sweep(
@@ -449,6 +474,44 @@ def print_fits(res: dict, log=print) -> None:
         )
 
 
+def pin_one_core() -> None:
+    """Run the timings on one CPU core, before JAX is imported.
+
+    On a 2-core machine shared with other jobs, XLA:CPU's parallel tasks (it splits large
+    fusions, threefry random numbers among them, into as many tasks as the process may use
+    cores, and runs Eigen products on a thread pool) wait for descheduled threads: single
+    calls then take 15-30 ms whatever their size (measured here at load 11 for the EnKF at
+    N = 100..10^4), which hides the cost curve. One pinned core measures the algorithm's cost.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    flags = "--xla_cpu_multi_thread_eigen=false"
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def replot(path: str, png: str | None, json_out: str | None) -> int:
+    """Recompute the fits and the plot of a saved run (`--reuse PATH --replot`)."""
+    with open(path) as f:
+        out = json.load(f)
+    out["fits"] = fits(out)
+    print_fits(out["fits"])
+    m = out["machine"]
+    png = png or os.path.join(HERE, "scaling_cpu.png")
+    plot(
+        out,
+        png,
+        f"{out['device']}, jax {m['jax']}, {'--quick' if out['quick'] else 'full'}, "
+        f"{out['threads'] or 'all'} core(s); load average at start {m['load_average']}",
+    )
+    print("plot:", png)
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a subset (see the docstring)")
@@ -461,8 +524,28 @@ def main(argv=None) -> int:
     p.add_argument("--max-seconds", type=float, default=60.0, help="per point (predicted)")
     p.add_argument("--max-gib", type=float, default=6.0, help="per point (estimated)")
     p.add_argument("--json", default=None)
+    p.add_argument(
+        "--reuse",
+        default=None,
+        help="a previous --json output: its sweeps not in --only are kept (and plotted)",
+    )
     p.add_argument("--png", default=None)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU cores (default 1: pinned, see pin_one_core; 0: leave as is)",
+    )
+    p.add_argument(
+        "--replot",
+        action="store_true",
+        help="run nothing: recompute the fits and the plot of the --reuse JSON",
+    )
     args = p.parse_args(argv)
+    if args.replot:
+        return replot(args.reuse, args.png, args.json)
+    if args.threads == 1:
+        pin_one_core()
 
     import jax
     from _timing import finish, machine_summary
@@ -472,6 +555,20 @@ def main(argv=None) -> int:
     print(machine)
     t = time.perf_counter()
     out = run(tuple(args.only), max_seconds=args.max_seconds, max_gib=args.max_gib, **cfg)
+    if args.reuse:
+        with open(args.reuse) as f:
+            old = json.load(f)
+        for sweep in ("ensemble", "dimension", "chains"):
+            if sweep not in args.only and sweep in old:
+                out[sweep] = old[sweep]
+        out["fits"] = fits(out)
+        out["reused"] = dict(
+            path=args.reuse,
+            command=old.get("command"),
+            sweeps=[
+                s for s in ("ensemble", "dimension", "chains") if s not in args.only and s in old
+            ],
+        )
     print_fits(out["fits"])
     total = time.perf_counter() - t
     print(f"total {total:.0f} s")
@@ -482,11 +579,19 @@ def main(argv=None) -> int:
     plot(
         out,
         png,
-        f"{device}, jax {jax.__version__}, {'--quick' if args.quick else 'full'}; "
+        f"{device}, jax {jax.__version__}, {'--quick' if args.quick else 'full'}, "
+        f"{args.threads or 'all'} core(s); "
         f"load average at start {machine['load_average']}",
     )
     print("plot:", png)
-    out.update(machine=machine, config=cfg, quick=args.quick, total_s=total, device=device)
+    out.update(
+        machine=machine,
+        config=cfg,
+        quick=args.quick,
+        total_s=total,
+        device=device,
+        threads=args.threads,
+    )
     out["command"] = " ".join(["python", "benchmarks/bench_scaling.py", *(argv or sys.argv[1:])])
     finish(out, args.json)
     return 0

@@ -454,7 +454,7 @@ ROWS = {
     "nuts_lv": Row(
         "NUTS, Lotka-Volterra posterior",
         row_nuts_lv,
-        dict(chains=128, warmup=200, samples=200),
+        dict(chains=128, warmup=150, samples=100),
         dict(chains=2, warmup=5, samples=5),
         80,
     ),
