@@ -46,7 +46,8 @@ longer dominate).
 Run: `python benchmarks/bench_scaling.py` (all three sweeps), `--quick` (a smoke test: N up to
 10^4, d up to 640, chains 1..16, few NUTS steps), `--only ensemble dimension chains`,
 `--json PATH`, `--reuse PATH` (keep an earlier run's sweeps that are not in --only),
-`--png PATH` (default benchmarks/scaling_cpu.png; on a GPU scaling_gpu.png),
+`--png PATH` (default benchmarks/scaling_cpu.png; on a GPU scaling_gpu.png; with --quick
+benchmarks/_out/scaling_*_quick.png),
 `--threads 1` (the default: one pinned CPU core, see `pin_one_core`; 0 leaves all cores).
 """
 
@@ -573,9 +574,14 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t
     print(f"total {total:.0f} s")
     device = jax.devices()[0].device_kind
-    png = args.png or os.path.join(
-        HERE, "scaling_gpu.png" if jax.default_backend() == "gpu" else "scaling_cpu.png"
+    stem = "scaling_gpu" if jax.default_backend() == "gpu" else "scaling_cpu"
+    # a --quick run (run_all.py --quick) must not overwrite the recorded figure
+    png = args.png or (
+        os.path.join(HERE, "_out", stem + "_quick.png")
+        if args.quick
+        else os.path.join(HERE, stem + ".png")
     )
+    os.makedirs(os.path.dirname(png), exist_ok=True)
     plot(
         out,
         png,
