@@ -50,6 +50,7 @@ def test_tds_draws_follow_each_exact_posterior():
     assert float(out.samples[0, :, 0].mean()) > float(out.samples[1, :, 0].mean()) + 1.0
 
 
+@pytest.mark.slow
 def test_dps_draws_and_bad_input():
     prior = jd.GaussianMixture(*PRIOR)
     obs = IndexObservation(2, [0], noise_std=0.5)

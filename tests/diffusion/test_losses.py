@@ -256,6 +256,7 @@ def exact_velocity(t, x):
     return -m + (s - a * v) * (x - a * m) / (a**2 * v + s**2)
 
 
+@pytest.mark.slow
 def test_flow_matching_exact_velocity_attains_analytic_minimum():
     loss = jd.FlowMatching()
     mean, se = mc(loss, exact_velocity)

@@ -1,6 +1,6 @@
 """One process of the multi-process tests: every sharded path of the library, small.
 
-    python _worker.py OUT.npz [--one-device] [--sampler hmc]  # one process: all its devices
+    python _worker.py OUT.npz [--one-device] [--sampler hmc] [--paths ensemble,enkf]  # one process
     python _worker.py OUT.npz --address HOST:PORT --processes N --process-id I  # process I of N
 
 Runs, with the batch axis over `jax.devices()` (every device of every process): a Lorenz-96
@@ -9,7 +9,8 @@ LETKF twin experiments with sharded members (`filters.assimilate(devices=...)`),
 HMC: a third of NUTS's compile time) chains of a small posterior (`inference.posterior`; 6
 chains: padded) and data-parallel `train.fit` steps. With `--one-device` a single process also
 runs every path on its first device only (`one/` keys), the reference without any
-cross-device reduction. Writes the results (the same on every process
+cross-device reduction. `--paths` picks a subset of ensemble, enkf, letkf, chains, fit
+(default all). Writes the results (the same on every process
 by design) to OUT.npz, and the wall time of each part to its `seconds/` keys.
 """
 
@@ -17,6 +18,8 @@ import argparse
 import time
 
 import numpy as np
+
+PATHS = ("ensemble", "enkf", "letkf", "chains", "fit")
 
 
 def main(
@@ -26,6 +29,7 @@ def main(
     i: int = 0,
     one_device: bool = False,
     sampler: str = "nuts",
+    paths: tuple[str, ...] = PATHS,
 ) -> None:
     t_start = time.perf_counter()
     results: dict[str, np.ndarray] = {}
@@ -80,10 +84,13 @@ def main(
 
     def run(devices, tag):
         t = time.perf_counter()
-        traj = ensemble(lambda y0: rollout(flow, y0, 10, dt=0.05), devices=devices)(y0s)
-        results[f"{tag}/ensemble"] = np.asarray(traj)
-        results[f"seconds/{tag}/ensemble"] = np.asarray(time.perf_counter() - t)
+        if "ensemble" in paths:
+            traj = ensemble(lambda y0: rollout(flow, y0, 10, dt=0.05), devices=devices)(y0s)
+            results[f"{tag}/ensemble"] = np.asarray(traj)
+            results[f"seconds/{tag}/ensemble"] = np.asarray(time.perf_counter() - t)
         for name, filt in (("enkf", filters.EnKF()), ("letkf", letkf)):
+            if name not in paths:
+                continue
             res = filters.assimilate(
                 jax.random.key(2),
                 flow,
@@ -100,6 +107,8 @@ def main(
             results[f"{tag}/{name}_ensembles"] = np.asarray(res.filter.ensembles)
             results[f"{tag}/{name}_rmse_a"] = np.asarray(res.rmse_a)
             results[f"seconds/{tag}/{name}"] = np.asarray(time.perf_counter() - t)
+        if "chains" not in paths:
+            return
         post = inference.posterior(
             target,
             key=jax.random.key(3),
@@ -114,6 +123,8 @@ def main(
         )
         results[f"{tag}/draws"] = np.asarray(post.draws["x"])
         results[f"seconds/{tag}/nuts"] = np.asarray(time.perf_counter() - t)
+        if "fit" not in paths:
+            return
         fitted, hist = train.fit(
             net,
             mse,
@@ -151,5 +162,10 @@ if __name__ == "__main__":
     parser.add_argument("--process-id", type=int, default=0)
     parser.add_argument("--one-device", action="store_true")
     parser.add_argument("--sampler", default="nuts")
+    parser.add_argument("--paths", default=",".join(PATHS))
     a = parser.parse_args()
-    main(a.out, a.address, a.processes, a.process_id, a.one_device, a.sampler)
+    paths = tuple(a.paths.split(","))
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        parser.error(f"--paths: unknown {sorted(unknown)}, expected some of {PATHS}")
+    main(a.out, a.address, a.processes, a.process_id, a.one_device, a.sampler, paths)

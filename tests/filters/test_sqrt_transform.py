@@ -73,6 +73,7 @@ def test_jvp_matches_central_differences(x64):
     assert np.max(np.abs(np.asarray(tangent) - fd)) <= 1e-7 * np.max(np.abs(fd))
 
 
+@pytest.mark.slow
 def test_etkf_analysis_gradient_matches_central_differences(x64):
     """Reverse mode through the whole ETKF analysis in ensemble space (5 members, 6 obs); the
     loop itself is not differentiated, the custom JVP is transposed."""

@@ -168,6 +168,7 @@ def test_posterior_predictive_returns_no_factor_sites():
     assert set(pred) == {"y"} and pred["y"].shape == (1, 5, 3)
 
 
+@pytest.mark.slow
 def test_result_accessors_name_unknown_variables():
     result = inference.posterior(
         TARGET, key=KEY, init={"x": [0.0, 0.0]}, num_warmup=20, num_samples=20, progress_bar=False

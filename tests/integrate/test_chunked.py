@@ -15,6 +15,7 @@ from jaxsci import dynamics, integrate
 from jaxsci.integrate._chunked import _chunk_plan
 
 
+@pytest.mark.slow
 def test_chunks_join_into_one_simulate_call():
     model = dynamics.Lorenz63()
     y0 = model.default_initial_state()
@@ -30,6 +31,7 @@ def test_chunks_join_into_one_simulate_call():
     assert sim.num_steps >= 200 and sim.compile_seconds >= 0.0 and sim.run_seconds >= 0.0
 
 
+@pytest.mark.slow
 def test_save_spacing_fits_the_span_and_spinup():
     model = dynamics.Lorenz63()
     y0 = model.default_initial_state()

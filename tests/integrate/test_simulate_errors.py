@@ -75,6 +75,7 @@ def test_sde_without_key_names_key():
         simulate(AdditiveNoise(Lorenz63(), 1.0), Lorenz63().default_initial_state(), TS, dt0=0.01)
 
 
+@pytest.mark.slow
 def test_max_steps_reported_eagerly_and_under_jit():
     model = Lorenz63()
     y0 = model.default_initial_state()

@@ -134,6 +134,7 @@ def _inverse_cdf_index(cdf, u):
     return np.sum(u[:, :, None] > cdf[:, None, :], axis=-1)
 
 
+@pytest.mark.slow
 def test_weighted_crps_of_importance_weights_matches_the_gaussian_crps():
     """Self-normalised importance weights of N(0, 2^2) proposals for an N(0, 1) target, the
     truth y ~ N(0, 1): E_y CRPS(N(0, 1), y) = 1/sqrt(pi). The weighted particles score it
