@@ -27,7 +27,15 @@ build the members) and the chunk program is compiled before it. For `ns` it is t
 the ensemble is built (the ensemble's N d b is resident in it and left out of the compared
 formula); the forecast chunk program is compiled before it, the analysis programs inside the
 first cycle (their time is reported apart: cycle 1 minus the median of the later cycles, and
-their compilation memory is in the measured peak).
+their compilation memory is in the measured peak) unless `--warm-analysis` runs one analysis
+before the baseline.
+
+The C allocator: glibc raises its mmap threshold after a large buffer is freed (up to 32 MiB),
+so later buffers of that size (the chunk programs' temporaries) come from per-thread heap
+arenas, which keep them resident after they are freed: hundreds of MB on top of the formula
+for the Navier-Stokes chunks. `--mmap-threshold 65536` fixes the threshold (mallopt; the same
+as the environment variable MALLOC_MMAP_THRESHOLD_=65536), so freed buffers go back to the
+kernel; the results give both.
 
 Run: `python benchmarks/bench_big_ensembles.py` (both parts at full size),
 `--part l96|ns`, `--quick` (tiny sizes, a smoke test), and the size options below.
@@ -39,6 +47,7 @@ import gc
 import json
 import resource
 import sys
+import time
 from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -50,9 +59,27 @@ parser.add_argument("--ns-members", type=int, default=10_000)
 parser.add_argument("--ns-cycles", type=int, default=3)
 parser.add_argument("--ns-chunk", type=int, default=100)
 parser.add_argument("--ns-grid", type=int, default=128)
+parser.add_argument(
+    "--warm-analysis",
+    action="store_true",
+    help="run one analysis (into a new array, freed) before the baseline, so that the "
+    "analysis programs' compilation is not in the measured peak",
+)
 parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+parser.add_argument(
+    "--mmap-threshold",
+    type=int,
+    default=0,
+    help="if > 0, fix glibc's mmap threshold to this many bytes (mallopt) so that freed "
+    "chunk buffers go back to the kernel (see the docstring); 0: the default allocator",
+)
 parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
 ARGS = parser.parse_args()
+if ARGS.mmap_threshold > 0:
+    # M_MMAP_THRESHOLD = -3 (malloc.h): a fixed threshold also turns off glibc's dynamic one,
+    # which after freeing a large buffer raises the threshold (up to 32 MiB) so that later
+    # buffers of that size come from the heap arenas and stay resident when freed
+    ctypes.CDLL("libc.so.6").mallopt(-3, ARGS.mmap_threshold)
 if ARGS.quick:
     ARGS.l96_members, ARGS.l96_time, ARGS.l96_chunk = 2_000, 0.5, 500
     ARGS.ns_members, ARGS.ns_cycles, ARGS.ns_chunk, ARGS.ns_grid = 64, 2, 16, 32
@@ -176,6 +203,12 @@ def part_ns() -> dict:
         hi = min(lo + 500, n)
         ens[lo:hi] = centre + smooth_fields(rng, hi - lo, g, 4, 0.5)
     prior_rmse = float(np.sqrt(np.mean((centre - t0) ** 2)))
+    if ARGS.warm_analysis:  # compile the N-dependent analysis programs before the baseline
+        start = time.perf_counter()
+        filters.chunked_analysis(filters.EnKF(), key_filter, ens, ys[0], obs, chunk_size=c)
+        warm_s = time.perf_counter() - start
+    else:
+        warm_s = float("nan")
     base = reset_peak()  # after building the ensemble (its N d b is then in the baseline)
     res = filters.run_filter_chunked(
         key_filter, flow, obs, filters.EnKF(), ens, ys, dt=window, chunk_size=c, in_place=True
@@ -201,6 +234,8 @@ def part_ns() -> dict:
         forecast_s=fs.tolist(),
         analysis_s=an.tolist(),
         compile_s=max(fs[0] - steady_f, 0.0) + max(an[0] - steady_a, 0.0),
+        warm_analysis_s=warm_s,
+        mmap_threshold=ARGS.mmap_threshold,
         cycle_s=steady_f + steady_a,
         forecast_chunk_bytes=forecast_chunk,
         analysis_chunk_bytes=analysis_chunk,
