@@ -181,8 +181,12 @@ def streamed_ensemble(
       returned as `chunk_bytes` (the accumulators' few S_out are included in it).
     - 5 S_out: the running accumulators (count, mean, M2, min, max) and their update.
     - R: the user's reduction accumulator, if any.
-    - K: a constant, independent of N and c: the Python and JAX runtime and the compiled
-      code (about 200-400 MB on CPU).
+    - K: a constant, independent of N: the Python and JAX runtime and the compiled code
+      (about 200-400 MB on CPU), and what the C allocator keeps of freed chunk buffers:
+      glibc raises its mmap threshold after a large free (up to 32 MiB), so later chunk
+      buffers come from per-thread heap arenas that stay resident (measured: ~13 MB for
+      2,000-member Lorenz-96 chunks, ~150 MB for 100-member chunks of a 128^2 Navier-Stokes
+      field); the environment variable MALLOC_MMAP_THRESHOLD_=65536 returns them.
 
     Arguments:
         fn: a function of one member's state (e.g. `lambda y: flow.window(10.0)(y, 0.0)`),
