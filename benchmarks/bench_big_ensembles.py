@@ -20,7 +20,8 @@ the same law (so the prior spread matches its error). Memory formula:
 chunk term the larger of the analysis chunk and the forecast's compiled chunk program, plus
 the per-cycle statistics.
 
-Peak memory is measured as the resident-set high-water mark (`ru_maxrss`) above a baseline
+Peak memory is measured as the resident-set high-water mark (VmHWM, the `ru_maxrss` of a
+process whose threads all live) above a baseline
 (reset with /proc/self/clear_refs, Linux). For `l96` the baseline is taken before the members
 are allocated (so the peak covers members, outputs and the blocks of random numbers that
 build the members) and the chunk program is compiled before it. For `ns` it is taken after
@@ -113,6 +114,12 @@ def reset_peak() -> int:
 
 
 def peak() -> int:
+    """The resident-set high-water mark (VmHWM, reset by clear_refs; `ru_maxrss` also merges
+    the marks of exited threads, which clear_refs does not reset), and `ru_maxrss`."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
