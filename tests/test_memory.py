@@ -3,8 +3,9 @@
 Fast: XLA's own accounting of the compiled chunk program (`memory_analysis`: argument +
 output + temporary bytes) is the per-chunk term c W of `integrate.streamed_ensemble`'s
 formula, W <= 12 states per member for RK4, and it grows linearly with the chunk (not with
-the ensemble). Slow: a fresh process's measured peak resident memory (`ru_maxrss` above a
-baseline reset after compiling, tests/_memory_probe.py) stays under the formula plus a stated
+the ensemble). Slow: a fresh process's measured peak resident memory (VmHWM: `ru_maxrss`
+without exited threads' marks, above a baseline reset after compiling,
+tests/_memory_probe.py) stays under the formula plus a stated
 slack, for a chunked Lorenz-96 ensemble and a chunked EnKF, while the unchunked runs at the
 same sizes exceed it (so the bound can fail).
 """
