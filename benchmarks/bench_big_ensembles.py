@@ -141,8 +141,8 @@ def part_l96() -> dict:
     base = reset_peak()
     members = np.empty((m, 40), np.float32)
     rng = np.random.default_rng(0)
-    for lo in range(0, m, 100_000):  # x_i = F + N(0, 1), built in blocks
-        hi = min(lo + 100_000, m)
+    for lo in range(0, m, 10_000):  # x_i = F + N(0, 1), built in blocks of 1.6 MB
+        hi = min(lo + 10_000, m)
         members[lo:hi] = 8.0 + rng.standard_normal((hi - lo, 40), dtype=np.float32)
     out = np.empty_like(members)
     res = integrate.streamed_ensemble(member, members, chunk_size=c, out=out)
