@@ -45,6 +45,13 @@ from ._base import (
     FilterInfo as FilterInfo,
     FilterState as FilterState,
 )
+from ._chunked import (
+    ChunkedAnalysis as ChunkedAnalysis,
+    ChunkedFilterResult as ChunkedFilterResult,
+    analysis_memory_terms as analysis_memory_terms,
+    chunked_analysis as chunked_analysis,
+    run_filter_chunked as run_filter_chunked,
+)
 from ._conservation import conservation_update as conservation_update
 from ._dataset import (
     assimilation_dataset as assimilation_dataset,

@@ -37,4 +37,8 @@ from ._simulate import (
     default_step_solver as default_step_solver,
     simulate as simulate,
 )
+from ._streaming import (
+    StreamedEnsemble as StreamedEnsemble,
+    streamed_ensemble as streamed_ensemble,
+)
 from ._terms import SemilinearTerm as SemilinearTerm

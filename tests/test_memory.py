@@ -1,0 +1,90 @@
+"""The memory test of issue 19: big ensembles run within a stated memory formula.
+
+Fast: XLA's own accounting of the compiled chunk program (`memory_analysis`: argument +
+output + temporary bytes) is the per-chunk term c W of `integrate.streamed_ensemble`'s
+formula, W <= 12 states per member for RK4, and it grows linearly with the chunk (not with
+the ensemble). Slow: a fresh process's measured peak resident memory (VmHWM: `ru_maxrss`
+without exited threads' marks, above a baseline reset after compiling,
+tests/_memory_probe.py) stays under the formula plus a stated
+slack, for a chunked Lorenz-96 ensemble and a chunked EnKF, while the unchunked runs at the
+same sizes exceed it (so the bound can fail).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxsci import dynamics, integrate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: What the formulas leave out and the measurement sees: malloc's per-thread arenas holding
+#: freed chunk buffers, the host copies of one chunk, and Python objects. Measured at
+#: 12-14 MB for 100-200 chunks of 2,000 Lorenz-96 members (200k and 400k members: constant,
+#: not growing with N); 24 MiB leaves room for other allocators.
+SLACK = 24 * 2**20
+
+
+def test_chunk_program_memory_is_the_per_chunk_term():
+    # the program of tests/integrate/test_streaming.py at c = 50 (one compile per session)
+    step = integrate.Flow(dynamics.Lorenz96(40, 8.0), 0.05, integrate.RK4()).window(0.2)
+    state = 40 * 4  # S: one float32 member
+    sizes = {}
+    for c in (50, 100):
+        y0 = np.full((c, 40), 8.0, np.float32)
+        sizes[c] = integrate.streamed_ensemble(
+            lambda y: step(y, 0.0), y0, chunk_size=c, keep=False
+        ).chunk_bytes
+        # W <= S_in + S_out + 2 (stages + 1) S = 12 S for RK4, plus the accumulators
+        assert sizes[c] <= c * 12 * state + 16 * state, (c, sizes[c])
+    per_member = (sizes[100] - sizes[50]) / 50
+    assert 8 * state <= per_member <= 12 * state  # linear in c: a per-member workspace
+    assert sizes[100] == pytest.approx(2 * sizes[50], rel=0.02)
+
+
+def _probe(*args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "_memory_probe.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _clear_refs_works() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+needs_clear_refs = pytest.mark.skipif(
+    not _clear_refs_works(), reason="needs Linux /proc/self/clear_refs to reset the peak RSS"
+)
+
+
+@pytest.mark.slow
+@needs_clear_refs
+def test_streamed_l96_peak_rss_within_formula_and_unchunked_exceeds_it():
+    r = _probe("l96")  # 200,000 members x 40, chunks of 2,000; formula ~ 35.6 MB
+    assert r["chunked"] <= r["formula"] + SLACK, r
+    assert r["control"] > r["formula"] + SLACK, r  # the one-vmap run: ~300 MB
+
+
+@pytest.mark.slow
+@needs_clear_refs
+def test_chunked_enkf_peak_rss_within_formula_and_unchunked_exceeds_it():
+    r = _probe("enkf")  # 4,000 members x 1,000 (Lorenz-96), 250 obs, chunks of 500
+    assert r["chunked"] <= r["formula"] + SLACK, r
+    assert r["control"] > r["formula"] + SLACK, r  # run_filter: ~200 MB
