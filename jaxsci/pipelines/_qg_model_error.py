@@ -18,8 +18,13 @@ A twin experiment around `jaxsci.discovery.discover_from_increments`:
 4. the analysis increments at the observed points are interpolated onto the grid per layer
    and cycle (`interpolation.method`: a random-Fourier-feature network, `jaxsci.nn`);
 5. the sparse regression (`regression.method`) of the interpolated increments per unit time
-   on the `discovery.LayeredLibrary` (`library.terms`) at the background states, optionally
-   on the scales |m| <= `library.lowpass` n / 2 only.
+   on the `discovery.LayeredLibrary` (`library.terms`): at the background states
+   (`library.design: state`) or the integrated design, the sensitivity of each interval's
+   forecast from the analysis to every term (`library.design: integrated`, with
+   `library.refinements` Gauss-Newton re-linearisations), optionally on the scales
+   |m| <= `library.lowpass` n / 2 only, or at the observed points only
+   (`interpolation.method: none`); `filter.passes` > 1 re-runs steps 3-5 with the model
+   corrected by the terms found.
 
 Metrics: the found and true coefficients (`discovery.true_coefficients`), the relative error
 of the injected term, the largest spurious coefficient relative to the injected one (both in

@@ -119,3 +119,27 @@ def test_design_arguments_name_the_argument():
         discovery.regress_increments(
             library, discovery.RVM(), states, states, 1.0, points=np.arange(2), lowpass=0.5
         )
+
+
+def test_corrected_layered_model_checks_its_library():
+    n = 8
+    qg = dynamics.TwoLayerQG(n)
+    with pytest.raises(ValueError, match="streamfunction"):
+        discovery.CorrectedModel(qg, discovery.LayeredLibrary(["lap(psi)"], qg.length, n))
+    three = discovery.LayeredLibrary(
+        ["lap(psi)"], qg.length, n, num_layers=3, streamfunction=qg.streamfunction
+    )
+    with pytest.raises(ValueError, match="states of shape"):
+        discovery.CorrectedModel(qg, three)
+    lib = discovery.LayeredLibrary(["lap(psi)"], qg.length, n, streamfunction=qg.streamfunction)
+    drag = np.array([0.0, -float(qg.rek)])  # lap(psi) of layers 1 and 2
+    assert discovery.CorrectedModel(qg, lib, drag).state_shape == (2, n, n)
+    # with the drag as its correction, the drag-free model's tendency is the truth's
+    q = qg.default_initial_state(jax.random.key(0)) * 30
+    free = dynamics.TwoLayerQG(n, rek=0.0)
+    corrected = discovery.CorrectedModel(free, lib, drag)
+    np.testing.assert_allclose(
+        corrected.vector_field(0.0, q, None), qg.vector_field(0.0, q, None), rtol=1e-5, atol=1e-20
+    )
+    with pytest.raises(ValueError, match="states"):
+        discovery.integrated_design(corrected, q.reshape(1, -1), 7200.0, dt=7200.0)
