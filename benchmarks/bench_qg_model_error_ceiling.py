@@ -6,10 +6,11 @@ on the library at the background M(x^t_{k-1}) or at the midpoint (x^t_{k-1} + M(
 x^t_{k-1} to each term, `discovery.integrated_design`) after one linearisation and after one
 Gauss-Newton refinement; 60 intervals after a 1000-day spin-up. What the increments can give at
 a given Delta when the filter is perfect. Usage:
-python benchmarks/bench_qg_model_error_ceiling.py 1 12 24 48 (Delta in model steps of 2 h).
+python benchmarks/bench_qg_model_error_ceiling.py 1 12 24 48 [--intervals 60]
+[--designs state integrated] (Delta in model steps of 2 h).
 Results: benchmarks/RESULTS_discovery.md, MEDIDA-QG."""
 
-import sys
+import argparse
 import time
 
 import jax
@@ -17,6 +18,11 @@ import numpy as np
 
 from jaxsci import discovery, dynamics, integrate
 
+parser = argparse.ArgumentParser()
+parser.add_argument("steps", type=int, nargs="+", help="Delta in model steps")
+parser.add_argument("--intervals", type=int, default=60, help="regressed intervals")
+parser.add_argument("--designs", nargs="+", default=["state", "integrated"])
+cli = parser.parse_args()
 n, dt, rek = 64, 7200.0, 5.787e-7
 truth_m, model = dynamics.TwoLayerQG(n), dynamics.TwoLayerQG(n, rek=0.0)
 solver = integrate.Filtered(integrate.ETDRK4(), truth_m.spectral_filter())
@@ -28,9 +34,9 @@ lib = discovery.LayeredLibrary(
 )
 names = lib.names
 i = names.index("lap(psi)[2]")
-for steps in map(int, sys.argv[1:]):
+for steps in cli.steps:
     D = steps * dt
-    tr = integrate.rollout(ft, q0, 60, dt=D, include_initial=True)
+    tr = integrate.rollout(ft, q0, cli.intervals, dt=D, include_initial=True)
     bg = jax.vmap(lambda q, d=D: fm(q, 0.0, d))(tr[:-1])
     inc = tr[1:] - bg
     rows = (
@@ -40,6 +46,8 @@ for steps in map(int, sys.argv[1:]):
         ("integrated+1 refinement", tr[:-1], "integrated", 1),
     )
     for lab, where, design, refinements in rows:
+        if design not in cli.designs:
+            continue
         t0 = time.perf_counter()
         fit = discovery.regress_increments(
             lib,
