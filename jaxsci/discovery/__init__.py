@@ -41,10 +41,13 @@ from ._fit import (
 )
 from ._horseshoe import HorseshoeRegression as HorseshoeRegression
 from ._increments import (
+    INCREMENT_DESIGNS as INCREMENT_DESIGNS,
     STATES as STATES,
     IncrementDiscovery as IncrementDiscovery,
     IncrementInfo as IncrementInfo,
+    IncrementRegression as IncrementRegression,
     discover_from_increments as discover_from_increments,
+    regress_increments as regress_increments,
 )
 from ._layered_library import (
     QG_TERMS as QG_TERMS,

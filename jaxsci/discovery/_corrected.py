@@ -8,6 +8,7 @@ from .._checks import check_finite
 from .._custom_types import Array, ArrayLike, Float, PyTree, ScalarLike, SpectralState, State
 from ..dynamics import AbstractSemilinear
 from ..spectral import PeriodicGrid
+from ._layered_library import LayeredLibrary
 from ._library import SpectralLibrary
 
 
@@ -27,21 +28,29 @@ class CorrectedModel(AbstractSemilinear):
     `coefficients` is an array field, so `jax.jacfwd` / `eqx.filter_grad` differentiate the
     model (and a `Flow` of it) with respect to them.
 
+    A layered model (e.g. `TwoLayerQG`, state (layer, y, x)) takes a `LayeredLibrary`, whose
+    columns are per-layer terms in q and psi (psi from the library's `streamfunction`, the
+    model's PV inversion): there every term joins N (`LayeredLibrary.nonlinear_spectral`),
+    since a term in psi is not diagonal in q, and L stays the model's.
+
     Arguments:
         model: the base model, an `AbstractSemilinear` on a 1-D grid (as
-            `KuramotoSivashinsky` and `Burgers`); the corrected model declares the same grid.
-        library: the term library (its grid must have the model's points and length).
-        coefficients: xi, one per library term (default zeros).
+            `KuramotoSivashinsky` and `Burgers`) with a `SpectralLibrary`, or on a 2-D grid
+            with a leading layer axis (as `TwoLayerQG`) with a `LayeredLibrary`; the
+            corrected model declares the same grid.
+        library: the term library (its grid must have the model's points and length; a
+            `LayeredLibrary` needs its `streamfunction`).
+        coefficients: xi, one per library column (default zeros).
     """
 
     model: AbstractSemilinear
-    library: SpectralLibrary
+    library: SpectralLibrary | LayeredLibrary
     coefficients: Float[Array, " term"]
 
     def __init__(
         self,
         model: AbstractSemilinear,
-        library: SpectralLibrary,
+        library: SpectralLibrary | LayeredLibrary,
         coefficients: Float[ArrayLike, " term"] | None = None,
     ):
         if not isinstance(model, AbstractSemilinear):
@@ -49,25 +58,42 @@ class CorrectedModel(AbstractSemilinear):
                 f"`model` must be a semilinear spectral model (AbstractSemilinear), got "
                 f"{type(model).__name__}."
             )
-        if not isinstance(library, SpectralLibrary):
-            raise TypeError(f"`library` must be a SpectralLibrary, got {type(library).__name__}.")
+        if not isinstance(library, SpectralLibrary | LayeredLibrary):
+            raise TypeError(
+                f"`library` must be a SpectralLibrary or a LayeredLibrary, got "
+                f"{type(library).__name__}."
+            )
         grid = model.grid
         if grid.shape != library.grid.shape:
             raise ValueError(
                 f"`model` has a grid of shape {grid.shape}, but `library` is built on a grid of "
-                f"{library.num_points} points."
+                f"shape {library.grid.shape}."
             )
-        if abs(grid.length - library.length) > 1e-9 * library.length:
+        if abs(grid.length - library.grid.length) > 1e-9 * library.grid.length:
             raise ValueError(
                 f"`model` has domain length {grid.length}, but `library` was built for length "
-                f"{library.length}."
+                f"{library.grid.length}."
             )
-        spectral = jax.eval_shape(model.linear_operator)
-        if spectral.shape != (library.num_points // 2 + 1,):
-            raise ValueError(
-                f"`model`'s linear operator has shape {spectral.shape}; CorrectedModel needs an "
-                f"rfft spectral state of shape ({library.num_points // 2 + 1},)."
-            )
+        if isinstance(library, LayeredLibrary):
+            shape = tuple(getattr(model, "state_shape", ()))
+            if shape != library.state_shape:
+                raise ValueError(
+                    f"`model` has states of shape {shape}, but `library` is built for "
+                    f"{library.state_shape} (layer, y, x)."
+                )
+            if library.streamfunction is None:
+                raise ValueError(
+                    "`library` (a LayeredLibrary) has no `streamfunction`: build it with the "
+                    "model's PV inversion, e.g. LayeredLibrary(terms, model.length, n, "
+                    "streamfunction=model.streamfunction)."
+                )
+        else:
+            spectral = jax.eval_shape(model.linear_operator)
+            if spectral.shape != (library.num_points // 2 + 1,):
+                raise ValueError(
+                    f"`model`'s linear operator has shape {spectral.shape}; CorrectedModel "
+                    f"needs an rfft spectral state of shape ({library.num_points // 2 + 1},)."
+                )
         if coefficients is None:
             coefficients = jnp.zeros(library.num_terms)
         coefficients = jnp.asarray(coefficients, dtype=jnp.result_type(float))
@@ -87,7 +113,17 @@ class CorrectedModel(AbstractSemilinear):
         """The model's grid."""
         return self.model.grid
 
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """The shape of one state: (n,) with a `SpectralLibrary`, (layer, y, x) with a
+        `LayeredLibrary`."""
+        if isinstance(self.library, LayeredLibrary):
+            return self.library.state_shape
+        return (self.library.num_points,)
+
     def linear_operator(self) -> SpectralState:
+        if isinstance(self.library, LayeredLibrary):
+            return self.model.linear_operator()
         return self.model.linear_operator() + self.library.linear_symbol(self.coefficients)
 
     def nonlinear(self, t: ScalarLike, y_hat: SpectralState, args: PyTree = None) -> SpectralState:

@@ -11,9 +11,22 @@ case") for a model whose state is a layered 2-D field observed at a sparse set o
 2. each layer's increments are interpolated from the observed points onto the grid
    (`interpolate`, e.g. a random-Fourier-feature network, `jaxsci.nn`, which reduces the
    spectral bias of a plain MLP: the increments carry small scales);
-3. the interpolated increments per unit time, D_k / Delta, are regressed sparsely on the
-   term library evaluated at the background (or previous analysis) states:
-   D_k / Delta ~ sum_j xi_j theta_j(x_k) (`LayeredLibrary`, `RVM` / `STLSQ`).
+3. the interpolated increments per unit time, D_k / Delta, are regressed sparsely
+   (`regress_increments`, `RVM` / `STLSQ`) on a design of the term library
+   (`LayeredLibrary`): the library at one state, the background (or previous analysis),
+   D_k / Delta ~ sum_j xi_j theta_j(x_k) (`design="state"`, the paper's), or the
+   integrated design (`design="integrated"`), the sensitivity of the interval's forecast to
+   each term, D_k / Delta ~ Psi_k xi with Psi_k = (1/Delta) d Phi_{M + sum xi_j theta_j}
+   (x^a_{k-1}) / d xi (`integrated_design`).
+
+Why the integrated design: over one interval the flow advects and shears the difference
+the missing term makes, so x^t_k - x^b_k is not Delta e(x) at any one state. With perfect
+analyses of a drag-free QG model against a truth with drag (64^2, 60 intervals), the
+one-state design finds the drag 5% / 9% / 17% too small at Delta = 1 / 2 / 4 days and
+credits the flow's reshaping to J(psi,q), lap(q), q_x, ... (spurious terms 0.7-1.6x the
+drag's contribution); the integrated design is exact to first order in the model error for
+any Delta, and `refinements` (Gauss-Newton re-linearisations about the found xi, as in
+`fit_model_error`) remove the second-order remainder (benchmarks/RESULTS_discovery.md).
 
 Why the increments measure the model error: with a missing tendency e, x^t_k - x^b_k =
 Delta e(x) - (the previous analysis error carried one interval). In a filter's statistically
@@ -35,6 +48,7 @@ filter's own full-grid increments (the LETKF's spreading of the observed increme
 ensemble covariances) for comparison.
 """
 
+import logging
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -46,13 +60,22 @@ import numpy as np
 
 from .._checks import check_choice, check_finite, check_int, check_key, check_positive
 from .._custom_types import Array, ArrayLike, Float, Key
+from ..dynamics import AbstractSemilinear
 from ..filters import AbstractEnsembleFilter, run_filter
+from ..integrate import Flow
 from ..losses import relative_l2
 from ..observations import IndexObservation
 from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, fit_normal_jit
+from ._corrected import CorrectedModel
 from ._layered_library import LayeredLibrary
+from ._samples import integrated_design
+
+logger = logging.getLogger("jaxsci.discovery")
 
 STATES = ("background", "analysis")
+#: The designs of `regress_increments`: the library at one state, or the integrated
+#: sensitivities of the interval's forecast to each term.
+INCREMENT_DESIGNS = ("state", "integrated")
 
 
 class IncrementInfo(NamedTuple):
@@ -97,6 +120,7 @@ class IncrementDiscovery(NamedTuple):
         increments: the interpolated increments of the regressed cycles, (cycles, *state).
         full_increments: x^t - x^b of those cycles (None without a truth).
         info: `IncrementInfo`.
+        history: the coefficients found by each pass, (passes, columns).
     """
 
     names: tuple[str, ...]
@@ -109,6 +133,7 @@ class IncrementDiscovery(NamedTuple):
     increments: Float[Array, "cycle layer y x"]
     full_increments: Float[Array, "cycle layer y x"] | None
     info: IncrementInfo
+    history: Float[Array, "pass column"]
 
     def terms(self) -> dict[str, float]:
         """{name: coefficient} of the selected columns (Python floats)."""
@@ -148,15 +173,17 @@ def _apply_mask(grid, mask, fields, axes):
 
 
 @eqx.filter_jit
-def _normal_equations(library, mask, states, targets) -> NormalEquations:
+def _normal_equations(library, mask, states, targets, points=None) -> NormalEquations:
     """Sum over cycles of the normal equations of (library(x_k), target_k), one cycle at a
-    time (memory of one design block)."""
+    time (memory of one design block); rows at `points` only when given."""
 
     def one(carry, xs):
         state, target = xs
         theta = library.term_fields(state)  # (layer, y, x, term)
         design = library.design(_apply_mask(library.grid, mask, theta, (1, 2)))
         t = target.reshape(-1)
+        if points is not None:
+            design, t = design[points], t[points]
         gram, moment, tsq = carry
         return (gram + design.T @ design, moment + design.T @ t, tsq + t @ t), None
 
@@ -164,13 +191,234 @@ def _normal_equations(library, mask, states, targets) -> NormalEquations:
     dtype = targets.dtype
     init = (jnp.zeros((cols, cols), dtype), jnp.zeros(cols, dtype), jnp.zeros((), dtype))
     (gram, moment, tsq), _ = jax.lax.scan(one, init, (states, targets))
-    return NormalEquations(gram, moment, tsq, targets.shape[0] * targets[0].size)
+    rows = targets[0].size if points is None else points.shape[0]
+    return NormalEquations(gram, moment, tsq, targets.shape[0] * rows)
 
 
 def _rel(a, b) -> float:
     """`losses.relative_l2` as a float, NaN when the reference `b` is zero."""
     value = float(relative_l2(a, b))
     return value if np.isfinite(value) else float("nan")
+
+
+@eqx.filter_jit
+def _integrated_block(mask, grid, psi, forecast, reference, target, xi, interval, points, carry):
+    """Add a batch of integrated-design rows to the normal equations. psi: (B, layer, y, x,
+    col); the target is D / Delta - (Phi_xi(x) - Phi_ref(x)) / Delta + Psi xi, all on the
+    low-passed scales (or at `points` only)."""
+    psi = _apply_mask(grid, mask, psi, (2, 3))
+    shift = _apply_mask(grid, mask, forecast - reference, (2, 3)) / interval
+    t = (target - shift + psi @ xi).reshape(psi.shape[0], -1)
+    design = psi.reshape(psi.shape[0], -1, psi.shape[-1])
+    if points is not None:
+        t, design = t[:, points], design[:, points]
+    t, design = t.reshape(-1), design.reshape(-1, design.shape[-1])
+    gram, moment, tsq = carry
+    return gram + design.T @ design, moment + design.T @ t, tsq + t @ t
+
+
+class IncrementRegression(NamedTuple):
+    """What `regress_increments` found.
+
+    Attributes:
+        coefficients: xi, zero for columns not selected, (columns,).
+        active: the selected columns.
+        regression: the last `SparseRegressionResult`.
+        column_rms: the RMS of every (low-passed) design column over the samples of the
+            last regression, (columns,): |xi_j| column_rms_j is term j's contribution in
+            the target's units.
+        history: xi after each linearisation (one row for the one-state design),
+            (iterations, columns).
+    """
+
+    coefficients: Float[Array, " column"]
+    active: Array
+    regression: SparseRegressionResult
+    column_rms: Float[Array, " column"]
+    history: Float[Array, "iteration column"]
+
+
+def _fit(regression, ne):
+    if regression.jittable:
+        return fit_normal_jit(regression, ne, None)
+    return regression.fit_normal(ne, None)
+
+
+def regress_increments(
+    library: LayeredLibrary,
+    regression: AbstractSparseRegression,
+    states: Float[ArrayLike, "cycle layer y x"],
+    increments: Float[ArrayLike, "cycle layer y x"],
+    interval: float,
+    *,
+    design: str = "state",
+    flow: Callable | None = None,
+    lowpass: float | None = None,
+    points: ArrayLike | None = None,
+    refinements: int = 1,
+    batch_size: int = 8,
+) -> IncrementRegression:
+    r"""Sparse regression of increments per unit time on a design of the layered library.
+
+    `increments[k]` is the correction x_k - Phi_M(x_{k-1}) of a forecast of the model M
+    over `interval` (an analysis increment, or a truth-minus-forecast difference). With
+    `design="state"` the target D_k / Delta is regressed on the library at `states[k]`
+    (MEDIDA's design; biased at long intervals, see the module docstring). With
+    `design="integrated"`, `states[k]` is the forecast's START x_{k-1} and the design is
+    Psi_k = (1/Delta) d Phi_{M(xi)}(x_{k-1}) / d xi (`integrated_design`) of the corrected
+    model M(xi) = `CorrectedModel(model, library, xi)`, linearised first about the
+    coefficients of `flow`'s model (zero for a plain model; those of a `CorrectedModel` of
+    this library, for a pass that ran a corrected model), xi_0:
+    D_k / Delta + Psi_k xi_0 ~ Psi_k xi; each of `refinements` re-linearises about the
+    found xi_i, with the target moved by the forecasts' difference,
+    D_k / Delta - (Phi_{M(xi_i)} - Phi_{M(xi_0)})(x_{k-1}) / Delta + Psi_k(xi_i) xi_i
+    (Gauss-Newton, as `fit_model_error`).
+
+    Arguments:
+        library: the candidate terms (with the model's `streamfunction`).
+        regression: the sparse regression (`RVM`, `STLSQ`).
+        states: (K, layer, y, x): where the library is evaluated ("state") or the forecasts'
+            starts ("integrated").
+        increments: (K, layer, y, x), D_k.
+        interval: Delta.
+        design: "state" or "integrated".
+        flow: the model's `jaxsci.integrate.Flow` (its dynamics, `dt` and solver make the
+            forecasts; "integrated" only): of an `AbstractSemilinear` model on the
+            library's grid, or of a `CorrectedModel` of it with this library.
+        lowpass: regress only |m| <= lowpass n / 2 of target and columns (None: all).
+        points: regress only these entries of the flattened state (`q.ravel()` order, e.g.
+            the observed points, `obs_op.indices`; the increments elsewhere are not read);
+            None: every grid point. Not with `lowpass` (a low-pass needs the whole field).
+        refinements: re-linearisations after the first fit ("integrated" only).
+        batch_size: forecasts per compiled sensitivity call (memory: batch x columns x
+            state; "integrated" only).
+
+    Returns:
+        `IncrementRegression`.
+    """
+    check_choice("design", design, INCREMENT_DESIGNS)
+    check_positive("interval", interval)
+    interval = float(interval)
+    refinements = check_int("refinements", refinements, minimum=0)
+    batch_size = check_int("batch_size", batch_size)
+    if lowpass is not None:
+        check_positive("lowpass", lowpass)
+        if lowpass > 1:
+            raise ValueError(f"`lowpass` must be in (0, 1], got {lowpass}.")
+    states = jnp.asarray(states)
+    increments = jnp.asarray(increments, dtype=states.dtype)
+    shape = library.state_shape
+    if states.ndim != 4 or states.shape[1:] != shape or increments.shape != states.shape:
+        raise ValueError(
+            f"`states` and `increments` must both be (cycle, *{shape}), got {states.shape} "
+            f"and {increments.shape}."
+        )
+    if points is not None:
+        if lowpass is not None:
+            raise ValueError(
+                "`points` and `lowpass` exclude each other: a low-pass needs the field."
+            )
+        points = np.asarray(points)
+        if (
+            points.ndim != 1
+            or points.size == 0
+            or points.min() < 0
+            or points.max() >= np.prod(shape)
+        ):
+            raise ValueError(
+                f"`points` must be a non-empty 1-D array of indices into the {np.prod(shape)} "
+                f"entries of a state, got shape {points.shape}."
+            )
+        points = jnp.asarray(points)
+    mask = _lowpass_mask(library, lowpass)
+    grid = library.grid
+    target = _apply_mask(grid, mask, increments, (2, 3)) / interval
+    if design == "state":
+        ne = _normal_equations(library, mask, states, target, points)
+        result = _fit(regression, ne)
+        return IncrementRegression(
+            coefficients=result.coefficients,
+            active=result.active,
+            regression=result,
+            column_rms=jnp.sqrt(jnp.diag(ne.gram) / ne.num_samples),
+            history=result.coefficients[None],
+        )
+    corrected = _corrected_of(flow, library)
+    assert isinstance(flow, Flow)  # _corrected_of checked it
+    xi0 = corrected.coefficients
+    xi = xi0
+    cols = library.num_terms
+    reference = None  # Phi_{M(xi_0)} of every start, from the first linearisation
+    history = []
+    result = ne = None
+    for _ in range(refinements + 1):
+        model_i = corrected.with_coefficients(xi)
+        dtype = target.dtype
+        carry = (jnp.zeros((cols, cols), dtype), jnp.zeros(cols, dtype), jnp.zeros((), dtype))
+        forecasts = []
+        for i in range(0, states.shape[0], batch_size):
+            start = states[i : i + batch_size]
+            forecast, psi = integrated_design(
+                model_i, start, interval, dt=flow.dt, solver=flow.solver, batch_size=batch_size
+            )
+            ref = forecast if reference is None else reference[i : i + batch_size]
+            carry = _integrated_block(
+                mask,
+                grid,
+                psi,
+                forecast,
+                ref,
+                target[i : i + batch_size],
+                xi,
+                interval,
+                points,
+                carry,
+            )
+            forecasts.append(forecast)
+        if reference is None:
+            reference = jnp.concatenate(forecasts)
+        gram, moment, tsq = carry
+        if not bool(jnp.all(jnp.isfinite(gram))):
+            raise ValueError(
+                "the integrated design is not finite: a forecast of the corrected model blew "
+                "up; check the states and the flow's dt."
+            )
+        rows = target.size if points is None else target.shape[0] * points.size
+        ne = NormalEquations(gram, moment, tsq, rows)
+        result = _fit(regression, ne)
+        xi = result.coefficients
+        history.append(xi)
+    assert result is not None and ne is not None
+    return IncrementRegression(
+        coefficients=result.coefficients,
+        active=result.active,
+        regression=result,
+        column_rms=jnp.sqrt(jnp.diag(ne.gram) / ne.num_samples),
+        history=jnp.stack(history),
+    )
+
+
+def _corrected_of(flow, library: LayeredLibrary) -> CorrectedModel:
+    """The corrected model of `flow`'s dynamics (a plain model: coefficients zero)."""
+    if not isinstance(flow, Flow):
+        raise TypeError(
+            '`flow` must be a jaxsci.integrate.Flow of the model for design="integrated" (its '
+            f"dynamics, dt and solver make the forecasts), got {type(flow).__name__}."
+        )
+    dyn = flow.dynamics
+    if isinstance(dyn, CorrectedModel):
+        if dyn.library.names != library.names or dyn.state_shape != library.state_shape:
+            raise ValueError(
+                "`flow`'s model is a CorrectedModel of another library than `library`: "
+                "the coefficients it carries belong to other columns."
+            )
+        return dyn
+    if not isinstance(dyn, AbstractSemilinear):
+        raise TypeError(
+            f"`flow`'s dynamics must be a semilinear model (e.g. TwoLayerQG) for "
+            f'design="integrated", got {type(dyn).__name__}.'
+        )
+    return CorrectedModel(dyn, library)
 
 
 def discover_from_increments(
@@ -183,12 +431,16 @@ def discover_from_increments(
     observations: Float[ArrayLike, "..."],
     interval: float,
     *,
-    interpolate: Callable,
+    interpolate: Callable | None,
     key: Key,
     burn_in: int = 0,
-    states: str = "background",
+    states: str | None = None,
     lowpass: float | None = None,
     truth: Float[ArrayLike, "..."] | None = None,
+    design: str = "state",
+    refinements: int = 1,
+    batch_size: int = 8,
+    passes: int = 1,
 ) -> IncrementDiscovery:
     r"""Discover the error of a layered 2-D model from sparse analysis increments (MEDIDA-QG).
 
@@ -208,13 +460,26 @@ def discover_from_increments(
         interpolate: `interpolate(coordinates, values, key) -> fields`: fits scattered
             values at `coordinates` (P, 2) -- (y, x) positions in the domain's units -- one
             set per row of `values` (batch, P), and returns them on the grid,
-            (batch, ny, nx) (e.g. a random-Fourier-feature network fit).
+            (batch, ny, nx) (e.g. a random-Fourier-feature network fit). None: no
+            interpolation, the regression uses the observed points only.
         key: PRNG key (split between the filter and the interpolation).
         burn_in: cycles left out of the regression and the diagnostics.
-        states: where the library is evaluated: "background" (x^b_k, the time of the
-            increment) or "analysis" (x^a_{k-1}, the forecast's start).
+        states: where the one-state design evaluates the library: "background" (x^b_k,
+            the time of the increment; the default) or "analysis" (x^a_{k-1}, the
+            forecast's start). The integrated design always starts the forecasts at the
+            analysis means x^a_{k-1} ("analysis", the default there).
         lowpass: regress only |m| <= lowpass n / 2 of target and columns (None: all).
         truth: the true states at t_1..t_K, (K, *state), for the diagnostics (twins).
+        design: "state" (the library at one state) or "integrated" (the sensitivity of
+            the interval's forecast to each term; `flow` must then be a
+            `jaxsci.integrate.Flow`, see `regress_increments`).
+        refinements: Gauss-Newton re-linearisations of the integrated design.
+        batch_size: forecasts per compiled sensitivity call of the integrated design.
+        passes: filter + regression passes; each pass after the first runs the filter with
+            the model corrected by the previous pass's terms (`CorrectedModel`; `flow` must
+            be a `jaxsci.integrate.Flow`), whose increments then measure what is left, and
+            the integrated design is linearised about those terms (as the KS driver's
+            `EnKFPasses`). The interpolation and diagnostics are the last pass's.
 
     Returns:
         `IncrementDiscovery`.
@@ -228,9 +493,30 @@ def discover_from_increments(
         raise TypeError(
             f"`obs_op` must be an IndexObservation of grid points, got {type(obs_op).__name__}."
         )
-    if not callable(interpolate):
-        raise TypeError(f"`interpolate` must be callable, got {type(interpolate).__name__}.")
+    if interpolate is not None and not callable(interpolate):
+        raise TypeError(
+            f"`interpolate` must be callable (or None: regress at the observed points only), "
+            f"got {type(interpolate).__name__}."
+        )
+    passes = check_int("passes", passes)
+    check_choice("design", design, INCREMENT_DESIGNS)
+    if states is None:
+        states = "analysis" if design == "integrated" else "background"
     check_choice("states", states, STATES)
+    if interpolate is None and lowpass is not None:
+        raise ValueError(
+            "`lowpass` needs the interpolated field: without `interpolate` (regression at the "
+            "observed points) give lowpass=None."
+        )
+    if passes > 1:
+        _corrected_of(flow, library)
+    if design == "integrated":
+        if states != "analysis":
+            raise ValueError(
+                '`states` must be "analysis" with design="integrated" (its forecasts start at '
+                f"the previous analysis), got {states!r}."
+            )
+        _corrected_of(flow, library)
     check_positive("interval", interval)
     key = check_key("key", key)
     shape = library.state_shape
@@ -269,9 +555,122 @@ def discover_from_increments(
             )
         check_finite("truth", truth)
     key_filter, key_interp = jax.random.split(key)
-    seconds = {}
+    seconds = {"assimilation": 0.0, "interpolation": 0.0, "regression": 0.0}
+    idx = np.asarray(obs_op.indices)
+    mask = _lowpass_mask(library, lowpass)
+    grid = library.grid
+    start = max(burn_in, 1) if states == "analysis" else burn_in
 
-    # 1. the filter with the imperfect model
+    def one_pass(pass_flow):
+        res, increment_obs, increments, cycles, t_a, t_i = _assimilate_and_interpolate(
+            pass_flow,
+            library,
+            obs_op,
+            filter,
+            initial_ensemble,
+            observations,
+            interval,
+            interpolate,
+            key_filter,
+            key_interp,
+            start,
+        )
+        seconds["assimilation"] += t_a
+        seconds["interpolation"] += t_i
+        analysis = res.mean_a.reshape(num_cycles, *shape)
+        background = res.mean_f.reshape(num_cycles, *shape)
+        # 3. the sparse regression of D_k / Delta on the design at the chosen states
+        t = time.perf_counter()
+        if states == "background":
+            where = background[cycles]
+        else:  # the forecast's start; the first cycle's is the initial ensemble's mean
+            start_mean = jnp.mean(initial_ensemble, axis=0).reshape(1, *shape)
+            where = jnp.concatenate([start_mean, analysis])[cycles]
+        fit = regress_increments(
+            library,
+            regression,
+            where,
+            increments,
+            interval,
+            design=design,
+            flow=pass_flow if design == "integrated" else None,
+            lowpass=lowpass,
+            points=idx if interpolate is None else None,
+            refinements=refinements,
+            batch_size=batch_size,
+        )
+        jax.block_until_ready(fit.coefficients)
+        seconds["regression"] += time.perf_counter() - t
+        return analysis, background, increments, increment_obs, cycles, fit
+
+    analysis, background, increments, increment_obs, cycles, fit = one_pass(flow)
+    history = [fit.coefficients]
+    for p in range(1, passes):
+        # the next pass runs the model corrected by the terms found so far
+        corrected = _corrected_of(flow, library).with_coefficients(fit.coefficients)
+        assert isinstance(flow, Flow)
+        out = one_pass(Flow(corrected, flow.dt, flow.solver))
+        analysis, background, increments, increment_obs, cycles, fit = out
+        history.append(fit.coefficients)
+        logger.info("pass %d of %d done", p + 1, passes)
+    result = fit.regression
+
+    # diagnostics against the truth (twin experiments)
+    nan = float("nan")
+    rmse_a = rmse_b = err_interp = err_filter = err_obs = nan
+    full = None
+    if truth is not None:
+        rmse_a = float(jnp.sqrt(jnp.mean((analysis[burn_in:] - truth[burn_in:]) ** 2)))
+        rmse_b = float(jnp.sqrt(jnp.mean((background[burn_in:] - truth[burn_in:]) ** 2)))
+        full = truth[cycles] - background[cycles]
+        full_lp = _apply_mask(grid, mask, full, (2, 3))
+        if interpolate is not None:
+            err_interp = _rel(_apply_mask(grid, mask, increments, (2, 3)), full_lp)
+        own = (analysis - background)[cycles]
+        err_filter = _rel(_apply_mask(grid, mask, own, (2, 3)), full_lp)
+        err_obs = _rel(increment_obs, full.reshape(cycles.size, -1)[:, idx])
+    info = IncrementInfo(
+        analysis_rmse=rmse_a,
+        background_rmse=rmse_b,
+        interpolation_error=err_interp,
+        filter_increment_error=err_filter,
+        observed_increment_error=err_obs,
+        num_samples=int(cycles.size * dim),
+        seconds=seconds,
+    )
+    return IncrementDiscovery(
+        names=library.names,
+        coefficients=result.coefficients,
+        active=result.active,
+        regression=result,
+        column_rms=fit.column_rms,
+        analysis=analysis,
+        background=background,
+        increments=increments,
+        full_increments=full,
+        info=info,
+        history=jnp.stack(history),
+    )
+
+
+def _assimilate_and_interpolate(
+    flow,
+    library,
+    obs_op,
+    filter,
+    initial_ensemble,
+    observations,
+    interval,
+    interpolate,
+    key_filter,
+    key_interp,
+    start,
+):
+    """Steps 1-2 of `discover_from_increments`: the filter's run with `flow`, the increments
+    at the observed points of cycles start..K-1, and their interpolation onto the grid (or,
+    without `interpolate`, scattered on a zero grid: the regression reads the points only)."""
+    shape = library.state_shape
+    num_cycles = observations.shape[0]
     t = time.perf_counter()
     res = run_filter(
         key_filter,
@@ -284,20 +683,20 @@ def discover_from_increments(
         compute_likelihood=False,
     )
     jax.block_until_ready(res.mean_a)
-    seconds["assimilation"] = time.perf_counter() - t
+    t_assim = time.perf_counter() - t
     if not bool(jnp.all(res.finite)):
         raise ValueError(
             "the filter diverged (a non-finite analysis): increase its inflation or ensemble size."
         )
-    analysis = res.mean_a.reshape(num_cycles, *shape)
-    background = res.mean_f.reshape(num_cycles, *shape)
-    start = max(burn_in, 1) if states == "analysis" else burn_in
     cycles = np.arange(start, num_cycles)
     idx = np.asarray(obs_op.indices)
     increment_obs = (res.mean_a - res.mean_f)[cycles][:, idx]  # (cycles, obs)
 
-    # 2. interpolation of each layer's increments onto the grid
     t = time.perf_counter()
+    if interpolate is None:
+        flat = jnp.zeros((cycles.size, int(np.prod(shape))), increment_obs.dtype)
+        increments = flat.at[:, idx].set(increment_obs).reshape(cycles.size, *shape)
+        return res, increment_obs, increments, cycles, t_assim, time.perf_counter() - t
     layer, iy, ix = np.unravel_index(idx, shape)
     spacing = library.grid.length / library.grid.shape[0]
     grids = []
@@ -318,53 +717,4 @@ def discover_from_increments(
         grids.append(fields)
     increments = jnp.stack(grids, axis=1)
     jax.block_until_ready(increments)
-    seconds["interpolation"] = time.perf_counter() - t
-
-    # 3. the sparse regression of D_k / Delta on the library at the chosen states
-    t = time.perf_counter()
-    mask = _lowpass_mask(library, lowpass)
-    grid = library.grid
-    target = _apply_mask(grid, mask, increments, (2, 3)) / interval
-    where = background[cycles] if states == "background" else analysis[cycles - 1]
-    ne = _normal_equations(library, mask, where, target)
-    if regression.jittable:
-        result = fit_normal_jit(regression, ne, None)
-    else:
-        result = regression.fit_normal(ne, None)
-    jax.block_until_ready(result.coefficients)
-    seconds["regression"] = time.perf_counter() - t
-
-    # diagnostics against the truth (twin experiments)
-    nan = float("nan")
-    rmse_a = rmse_b = err_interp = err_filter = err_obs = nan
-    full = None
-    if truth is not None:
-        rmse_a = float(jnp.sqrt(jnp.mean((analysis[burn_in:] - truth[burn_in:]) ** 2)))
-        rmse_b = float(jnp.sqrt(jnp.mean((background[burn_in:] - truth[burn_in:]) ** 2)))
-        full = truth[cycles] - background[cycles]
-        full_lp = _apply_mask(grid, mask, full, (2, 3))
-        err_interp = _rel(_apply_mask(grid, mask, increments, (2, 3)), full_lp)
-        own = (analysis - background)[cycles]
-        err_filter = _rel(_apply_mask(grid, mask, own, (2, 3)), full_lp)
-        err_obs = _rel(increment_obs, full.reshape(cycles.size, -1)[:, idx])
-    info = IncrementInfo(
-        analysis_rmse=rmse_a,
-        background_rmse=rmse_b,
-        interpolation_error=err_interp,
-        filter_increment_error=err_filter,
-        observed_increment_error=err_obs,
-        num_samples=int(cycles.size * dim),
-        seconds=seconds,
-    )
-    return IncrementDiscovery(
-        names=library.names,
-        coefficients=result.coefficients,
-        active=result.active,
-        regression=result,
-        column_rms=jnp.sqrt(jnp.diag(ne.gram) / ne.num_samples),
-        analysis=analysis,
-        background=background,
-        increments=increments,
-        full_increments=full,
-        info=info,
-    )
+    return res, increment_obs, increments, cycles, t_assim, time.perf_counter() - t

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int
-from .._custom_types import Array, ArrayLike, Float
+from .._custom_types import Array, ArrayLike, Complex, Float
 from ..spectral import PeriodicGrid
 from ..spectral._grid import check_even_grid
 from ._library import canonical_terms
@@ -285,6 +285,25 @@ class LayeredLibrary(eqx.Module):
                 col = grid.from_spectral(grid.dealiased(grid.to_spectral(col)))
             columns.append(col)
         return jnp.stack(columns, axis=-1).astype(q.dtype)
+
+    def nonlinear_spectral(
+        self, coefficients: Float[Array, " column"], q_hat: Complex[Array, "layer y kx"]
+    ) -> Complex[Array, "layer y kx"]:
+        r"""The Fourier transform of the correction sum_j xi_{j,l} theta_j(q_l, psi_l) of
+        every layer, from the spectral PV `q_hat` (the grid's real FFT over the last two axes;
+        psi from the library's `streamfunction`): the tendency `CorrectedModel` adds to a
+        layered model's nonlinear part. Every term enters here, the linear ones too: a term
+        in psi is not diagonal in q (the inversion couples the layers), so the stiff linear
+        operator of the model is left as it is.
+
+        Arguments:
+            coefficients: xi in the column order of `names` (layer-major), (num_terms,).
+            q_hat: the spectral PV of one state.
+        """
+        q = self.grid.from_spectral(q_hat)
+        theta = self.term_fields(q)  # (layer, y, x, term)
+        xi = jnp.reshape(coefficients, (self.num_layers, len(self.terms))).astype(theta.dtype)
+        return self.grid.to_spectral(jnp.einsum("lyxj,lj->lyx", theta, xi))
 
     def __call__(
         self, q: Float[ArrayLike, "layer y x"], psi: Float[ArrayLike, "layer y x"] | None = None

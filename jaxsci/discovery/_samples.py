@@ -115,13 +115,16 @@ def _propagate(model, solver, dt, interval, x, t):
     For an ETDRK solver and an interval that is a multiple of dt this is the solver's own
     step (`coefficients`, `spectral_step`, the formulas `Flow` runs inside diffrax) in a
     `fori_loop`: the same numbers to rounding, but without diffrax's machinery, which
-    makes its forward-mode derivative several times cheaper to compile. Otherwise it is
-    `Flow` with forward-mode differentiation enabled.
+    makes its forward-mode derivative several times cheaper to compile. Otherwise
+    (another solver, e.g. `Filtered(ETDRK4(), filter)` of a QG model, or an interval that
+    is no multiple of dt) it is `Flow` with forward-mode differentiation enabled, through
+    `Flow.window` (a `lax.scan` over the solver's steps when the interval is a whole number
+    of them).
     """
     n = _uniform_steps(solver, dt, interval)
     if n is None:
         flow = Flow(model, dt, solver, adjoint=diffrax.ForwardMode())
-        return flow(x, t, t + interval)
+        return flow.window(interval)(x, t)
     coeffs = solver.coefficients(model.linear_operator(), dt)
 
     def body(i, u):
@@ -155,14 +158,14 @@ def _integrated(model, solver, dt, states, times, interval):
 
 def integrated_design(
     model: CorrectedModel,
-    states: Float[Array, "time dim"],
+    states: Float[Array, " time *state"],
     interval: float,
     *,
     dt: float,
     solver: diffrax.AbstractSolver | None = None,
     times: Float[Array, " time"] | None = None,
     batch_size: int = 1024,
-) -> tuple[Float[Array, "time dim"], Float[Array, "time dim term"]]:
+) -> tuple[Float[Array, " time *state"], Float[Array, " time *state term"]]:
     """One-step forecasts of the corrected model and their sensitivities to its terms.
 
     For each state x_k (at time `times[k]`, default 0 for autonomous models) returns
@@ -171,9 +174,15 @@ def integrated_design(
     module docstring), by forward-mode differentiation through `Flow(model, dt, solver)`
     (one linearisation and one tangent solve per term).
 
+    The states are fields on the model's grid, (K, n) with a `SpectralLibrary`, or layered
+    fields (K, layer, y, x) with a `LayeredLibrary` (two-layer QG: the design block of state
+    k is `design[k].reshape(-1, terms)`, rows in `q.ravel()` order, the layout of
+    `LayeredLibrary.design`'s one-state block). Memory: terms x state per forecast, times
+    `batch_size`.
+
     Arguments:
         model: the corrected model, linearised about its `coefficients`.
-        states: (K, dim) states.
+        states: (K, *state) states, state = `model.state_shape`.
         interval: forecast length.
         dt: integrator step (as for the model's own forecasts).
         solver: as `Flow` (default ETDRK4).
@@ -181,12 +190,16 @@ def integrated_design(
         batch_size: states per compiled call (bounds memory; the last batch is padded).
 
     Returns:
-        (forecasts (K, dim), design (K, dim, terms)).
+        (forecasts (K, *state), design (K, *state, terms)).
     """
     if not isinstance(model, CorrectedModel):
         raise TypeError(f"`model` must be a CorrectedModel, got {type(model).__name__}.")
     states = jnp.asarray(states)
-    check_ndim("states", states, 2, "(time, dim)")
+    if states.ndim < 2 or states.shape[1:] != model.state_shape:
+        raise ValueError(
+            f"`states` must be (time, *{model.state_shape}) (the model's state shape), got "
+            f"shape {states.shape}."
+        )
     interval = _check_interval(interval)
     check_positive("dt", dt)
     if times is None:

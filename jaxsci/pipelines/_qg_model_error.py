@@ -18,8 +18,13 @@ A twin experiment around `jaxsci.discovery.discover_from_increments`:
 4. the analysis increments at the observed points are interpolated onto the grid per layer
    and cycle (`interpolation.method`: a random-Fourier-feature network, `jaxsci.nn`);
 5. the sparse regression (`regression.method`) of the interpolated increments per unit time
-   on the `discovery.LayeredLibrary` (`library.terms`) at the background states, optionally
-   on the scales |m| <= `library.lowpass` n / 2 only.
+   on the `discovery.LayeredLibrary` (`library.terms`): at the background states
+   (`library.design: state`) or the integrated design, the sensitivity of each interval's
+   forecast from the analysis to every term (`library.design: integrated`, with
+   `library.refinements` Gauss-Newton re-linearisations), optionally on the scales
+   |m| <= `library.lowpass` n / 2 only, or at the observed points only
+   (`interpolation.method: none`); `filter.passes` > 1 re-runs steps 3-5 with the model
+   corrected by the terms found.
 
 Metrics: the found and true coefficients (`discovery.true_coefficients`), the relative error
 of the injected term, the largest spurious coefficient relative to the injected one (both in
@@ -100,6 +105,12 @@ class FilterSection:
         "20-member ensemble overfits 1%-noise observations and its spread collapses)",
     )
     burn_in: int = option(20, ge=0, help="cycles left out of the regression")
+    passes: int = option(
+        1,
+        ge=1,
+        help="filter + regression passes; each later pass runs the model corrected by the "
+        "terms found so far",
+    )
     member_spacing_days: float = option(
         10.0, gt=0.0, help="time between the truth states that start the members (days)"
     )
@@ -108,7 +119,10 @@ class FilterSection:
 @dataclasses.dataclass(frozen=True)
 class InterpolationSection:
     method: str = option(
-        "rff", choices=("rff",), help="rff: a random-Fourier-feature network per fit"
+        "rff",
+        choices=("rff", "none"),
+        help="rff: a random-Fourier-feature network per fit; none: regress at the observed "
+        "points only (needs library.lowpass: null)",
     )
     fourier_scale: float | None = option(
         None, gt=0.0, help="std of the RFF wavenumbers, modes per box (null: nn's default)"
@@ -125,8 +139,20 @@ class LibrarySection:
     terms: list[str] = option(
         factory=lambda: list(discovery.QG_TERMS), help="candidate terms per layer"
     )
-    states: str = option(
-        "background", choices=discovery.STATES, help="where the library is evaluated"
+    design: str = option(
+        "state",
+        choices=discovery.INCREMENT_DESIGNS,
+        help="state: the library at one state; integrated: the sensitivity of the interval's "
+        "forecast to each term (forward mode through the model)",
+    )
+    refinements: int = option(
+        1, ge=0, help="integrated: Gauss-Newton re-linearisations about the found terms"
+    )
+    states: str | None = option(
+        None,
+        choices=discovery.STATES,
+        help="state design: where the library is evaluated (null: background); the "
+        "integrated design starts at the analysis",
     )
     lowpass: float | None = option(
         0.25, gt=0.0, le=1.0, help="regress |m| <= lowpass n/2 only (null: every scale)"
@@ -166,6 +192,15 @@ class QGModelErrorConfig:
             discovery.LayeredLibrary(self.library.terms, 1.0, n)
         except (TypeError, ValueError) as err:
             raise ConfigError("library.terms", str(err)) from None
+        if self.interpolation.method == "none" and self.library.lowpass is not None:
+            raise ConfigError(
+                "library.lowpass",
+                "must be null with interpolation.method=none (the observed points only)",
+            )
+        if self.library.design == "integrated" and self.library.states == "background":
+            raise ConfigError(
+                "library.states", "the integrated design starts at the analysis (null)"
+            )
         if self.filter.burn_in + 2 > self.observations.count:
             raise ConfigError(
                 "filter.burn_in",
@@ -281,12 +316,19 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
         members.reshape(members.shape[0], -1),
         y,
         interval,
-        interpolate=_interpolator(config.interpolation, library.grid),
+        interpolate=(
+            None
+            if config.interpolation.method == "none"
+            else _interpolator(config.interpolation, library.grid)
+        ),
         key=k_disc,
         burn_in=fc.burn_in,
         states=config.library.states,
         lowpass=config.library.lowpass,
         truth=truth[1:],
+        design=config.library.design,
+        refinements=config.library.refinements,
+        passes=fc.passes,
     )
     info = found.info
 
@@ -327,6 +369,7 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
         "terms_found": found.terms(),
         "spurious_terms": [names[i] for i in spurious],
         "largest_spurious_relative": largest_spurious,
+        "coef_found_per_pass": [float(h[inj]) for h in np.asarray(found.history)],
         "interpolation_rel_error": info.interpolation_error,
         "filter_increment_rel_error": info.filter_increment_error,
         "observed_increment_rel_error": info.observed_increment_error,

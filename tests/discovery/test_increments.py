@@ -93,3 +93,53 @@ def test_argument_errors_name_the_argument():
         call(*args, obs_op, filters.ETKF(), ens, y, 1.0, truth=np.zeros((3, 2, n, n)), **kw)
     with pytest.raises(TypeError, match="obs_op"):
         call(*args, "not an observation", filters.ETKF(), ens, y, 1.0, **kw)
+
+
+def test_design_arguments_name_the_argument():
+    n = 8
+    library = discovery.LayeredLibrary(["lap(psi)"], 1e6, n)
+    obs_op = observations.IndexObservation(2 * n * n, np.arange(0, 2 * n * n, 4))
+    ens = np.zeros((4, 2 * n * n))
+    y = np.zeros((10, obs_op.obs_dim))
+    kw = dict(interpolate=_scatter, key=jax.random.key(0))
+    args = (lambda q, t0, t1: q, library, discovery.RVM(), obs_op, filters.ETKF(), ens, y, 1.0)
+    call = discovery.discover_from_increments
+    with pytest.raises(ValueError, match="design"):
+        call(*args, design="midpoint", **kw)
+    with pytest.raises(TypeError, match="flow"):  # the integrated design needs a Flow
+        call(*args, design="integrated", **kw)
+    with pytest.raises(ValueError, match="states"):
+        call(*args, design="integrated", states="background", **kw)
+    with pytest.raises(ValueError, match="passes"):
+        call(*args, passes=0, **kw)
+    with pytest.raises(ValueError, match="lowpass"):  # observed points only: no low-pass
+        call(*args, lowpass=0.5, interpolate=None, key=jax.random.key(0))
+    states = np.zeros((3, 2, n, n))
+    with pytest.raises(ValueError, match="points"):
+        discovery.regress_increments(
+            library, discovery.RVM(), states, states, 1.0, points=np.arange(2), lowpass=0.5
+        )
+
+
+def test_corrected_layered_model_checks_its_library():
+    n = 8
+    qg = dynamics.TwoLayerQG(n)
+    with pytest.raises(ValueError, match="streamfunction"):
+        discovery.CorrectedModel(qg, discovery.LayeredLibrary(["lap(psi)"], qg.length, n))
+    three = discovery.LayeredLibrary(
+        ["lap(psi)"], qg.length, n, num_layers=3, streamfunction=qg.streamfunction
+    )
+    with pytest.raises(ValueError, match="states of shape"):
+        discovery.CorrectedModel(qg, three)
+    lib = discovery.LayeredLibrary(["lap(psi)"], qg.length, n, streamfunction=qg.streamfunction)
+    drag = np.array([0.0, -float(qg.rek)])  # lap(psi) of layers 1 and 2
+    assert discovery.CorrectedModel(qg, lib, drag).state_shape == (2, n, n)
+    # with the drag as its correction, the drag-free model's tendency is the truth's
+    q = qg.default_initial_state(jax.random.key(0)) * 30
+    free = dynamics.TwoLayerQG(n, rek=0.0)
+    corrected = discovery.CorrectedModel(free, lib, drag)
+    np.testing.assert_allclose(
+        corrected.vector_field(0.0, q, None), qg.vector_field(0.0, q, None), rtol=1e-5, atol=1e-20
+    )
+    with pytest.raises(ValueError, match="states"):
+        discovery.integrated_design(corrected, q.reshape(1, -1), 7200.0, dt=7200.0)

@@ -45,6 +45,11 @@ def test_qg_model_error_config_errors_name_the_key(tmp_path, capsys):
         ("observations.every_kth=3", "observations.every_kth"),
         ("library.terms=[psi, u_x]", "library.terms"),
         ("filter.burn_in=500", "filter.burn_in"),
+        ("interpolation.method=none", "library.lowpass"),  # a low-pass needs the field
     ):
         code, _, err = run_cli(capsys, "run", CONFIG, "--out", tmp_path / "r", "--set", setting)
         assert code != 0 and key in err, (setting, err)
+    # the integrated design's forecasts start at the analysis
+    setting = ("--set", "library.design=integrated", "--set", "library.states=background")
+    code, _, err = run_cli(capsys, "run", CONFIG, "--out", tmp_path / "r", *setting)
+    assert code != 0 and "library.states" in err, err
