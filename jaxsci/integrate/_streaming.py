@@ -144,7 +144,7 @@ def streamed_ensemble(
     chunk_size: int,
     args: PyTree = None,
     keep: bool = True,
-    out: np.ndarray | None = None,
+    out: ArrayLike | None = None,  # checked: a writable np.ndarray (named ValueError)
     reduce: Callable[[PyTree, Float[Array, " chunk *out"], Bool[Array, " chunk"]], PyTree]
     | None = None,
     reduce_init: PyTree = None,
@@ -199,12 +199,14 @@ def streamed_ensemble(
         args: shared (not batched) arguments passed to every member, traced (a new value
             does not recompile).
         keep: store the outputs (else only the statistics are returned).
-        out: a preallocated (N, *out) array for the outputs (implies `keep`); may be
+        out: a preallocated, writable (N, *out) NumPy array (or `np.memmap`) for the
+            outputs (implies `keep`); may be
             `members` itself when fn preserves shape and dtype (each chunk is read before it
             is written, and chunks do not overlap).
         reduce: an optional extra streaming reduction `(acc, outputs, valid) -> acc`, traced
             into the chunk program.
-        reduce_init: its initial accumulator (required with `reduce`).
+        reduce_init: its initial accumulator (required with `reduce`; copied, so the
+            caller's arrays stay usable).
         progress: show a progress bar over members.
 
     Returns:
@@ -233,6 +235,13 @@ def streamed_ensemble(
         raise ValueError(f"`fn` must return one array, got {type(out_one).__name__}.")
     out_shape, out_dtype = (n, *out_one.shape), np.dtype(out_one.dtype)
     if out is not None:
+        if not isinstance(out, np.ndarray) or not out.flags.writeable:
+            raise ValueError(
+                "`out` must be a writable NumPy array (or memmap) the chunks are copied "
+                f"into, got {type(out).__name__}"
+                + ("" if not isinstance(out, np.ndarray) else " (read-only)")
+                + "."
+            )
         if tuple(out.shape) != out_shape or np.dtype(out.dtype) != out_dtype:
             raise ValueError(
                 f"`out` must have shape {out_shape} and dtype {out_dtype}, got "
@@ -256,7 +265,8 @@ def streamed_ensemble(
 
     start = time.perf_counter()
     acc = empty_moments(out_one.shape, stat_dtype)
-    extra = None if reduce is None else jax.tree.map(jnp.asarray, reduce_init)
+    # a copy: the chunk program donates (deletes) its accumulator, not the caller's init
+    extra = None if reduce is None else jax.tree.map(lambda a: jnp.array(a, copy=True), reduce_init)
     cache_key = (fn, reduce, in_struct.shape, in_struct.dtype, _avals(extra), _avals(args))
     try:
         compiled = _COMPILED.get(cache_key)

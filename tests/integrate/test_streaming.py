@@ -58,7 +58,8 @@ def test_user_reduction_in_place_and_no_recompile():
     assert res.final is y0
     np.testing.assert_allclose(y0, ref, rtol=1e-6)  # written in place
     np.testing.assert_array_equal(res.reduced, np.histogram(ref[:, 0], np.asarray(edges))[0])
-    size = len(_streaming._COMPILED)
+    programs = {id(p) for p in _streaming._COMPILED.values()}
+    init = jnp.zeros(8, jnp.int32)
     again = integrate.streamed_ensemble(
         fn,
         y0,
@@ -66,9 +67,11 @@ def test_user_reduction_in_place_and_no_recompile():
         args=jnp.float32(0.5),
         keep=False,
         reduce=histogram,
-        reduce_init=jnp.zeros(8, jnp.int32),
+        reduce_init=init,
     )
-    assert len(_streaming._COMPILED) == size and again.final is None  # same program reused
+    # same program reused: no new one in the cache (a count would not see an eviction)
+    assert {id(p) for p in _streaming._COMPILED.values()} == programs
+    assert again.final is None
     np.testing.assert_allclose(again.mean, (ref * 0.5 + 1.0).mean(0), rtol=1e-5)
 
 
@@ -84,3 +87,30 @@ def test_bad_arguments_are_named():
         integrate.streamed_ensemble(lambda y: y, np.zeros((0, 40), np.float32), chunk_size=2)
     with pytest.raises(ValueError, match="one array"):
         integrate.streamed_ensemble(lambda y: (y, y), y0, chunk_size=2)
+
+
+def test_reduce_init_is_not_donated():
+    # the chunk program donates its accumulator: the caller's init must survive and be reusable
+    y0 = _members(6)
+    init = jnp.zeros((40,), jnp.float32)
+
+    def total(acc, x, valid):
+        return acc + jnp.sum(jnp.where(valid[:, None], x, 0.0), axis=0)
+
+    for _ in range(2):
+        res = integrate.streamed_ensemble(
+            lambda y: y, y0, chunk_size=4, keep=False, reduce=total, reduce_init=init
+        )
+        np.testing.assert_allclose(res.reduced, y0.sum(0), rtol=1e-6)
+    assert not init.is_deleted()
+    np.testing.assert_array_equal(np.asarray(init), 0.0)
+
+
+def test_out_must_be_a_writable_numpy_array():
+    y0 = _members(5)
+    with pytest.raises(ValueError, match="`out`.*writable"):
+        integrate.streamed_ensemble(lambda y: y, y0, chunk_size=2, out=jnp.zeros((5, 40)))
+    frozen = np.zeros((5, 40), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="`out`.*read-only"):
+        integrate.streamed_ensemble(lambda y: y, y0, chunk_size=2, out=frozen)
