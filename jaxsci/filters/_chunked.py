@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
-from .._checks import check_int, check_ndim, check_positive
+from .._checks import check_int, check_key, check_ndim, check_positive
 from .._custom_types import ArrayLike, Float, Key
 from ..integrate import streamed_ensemble
 from ..integrate._streaming import empty_moments, merge_moments
@@ -154,7 +154,7 @@ def chunked_analysis(
     obs_op: AbstractObservation,
     *,
     chunk_size: int,
-    out: np.ndarray | None = None,
+    out: ArrayLike | None = None,  # checked: a writable np.ndarray (named ValueError)
 ) -> ChunkedAnalysis:
     """The analysis `filter.update(key, ensemble, y_obs, obs_op)` of an EnKF, DEnKF or ETKF
     (optionally in `Inflation`), computed over chunks of members.
@@ -210,6 +210,7 @@ def chunked_analysis(
         `ChunkedAnalysis`.
     """
     kind, factor = _analysis_kind(filter)
+    key = check_key("key", key)
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     ens = np.asarray(ensemble) if not isinstance(ensemble, np.ndarray) else ensemble
     check_ensemble(ens, obs_op, "ensemble")
@@ -217,6 +218,13 @@ def chunked_analysis(
     n, dim = ens.shape
     if out is None:
         out = np.empty_like(ens)
+    elif not isinstance(out, np.ndarray) or not out.flags.writeable:
+        raise ValueError(
+            "`out` must be a writable NumPy array (or memmap) for the analysis, got "
+            f"{type(out).__name__}"
+            + ("" if not isinstance(out, np.ndarray) else " (read-only)")
+            + "."
+        )
     elif out.shape != ens.shape or out.dtype != ens.dtype:
         raise ValueError(
             f"`out` must have shape {ens.shape} and dtype {ens.dtype}, got {out.shape} and "
@@ -345,8 +353,9 @@ def run_filter_chunked(
         flow: the model step `flow(y, t0, t1)` on flattened states (e.g.
             `integrate.FlattenedFlow`); its `window(dt)` fast path is used when it has one.
         obs_op, filter: as `chunked_analysis`.
-        initial_ensemble: members at t0, (N >= 2, dim), a NumPy array.
-        observations: (K, obs).
+        initial_ensemble: members at t0, (N >= 2, dim), a NumPy array (a writable one, e.g.
+            a `np.memmap`, when `in_place`).
+        observations: (K >= 1, obs).
         dt: time between observations (> 0).
         chunk_size: members per chunk (>= 1).
         t0: the start time.
@@ -357,14 +366,29 @@ def run_filter_chunked(
         `ChunkedFilterResult`.
     """
     _analysis_kind(filter)
+    key = check_key("key", key)
     check_positive("dt", dt)
-    ens = np.asarray(initial_ensemble)
+    # ndarray subclasses (np.memmap) as they are: np.asarray would give a base-class view
+    is_array = isinstance(initial_ensemble, np.ndarray)
+    ens = initial_ensemble if is_array else np.asarray(initial_ensemble)
     check_ensemble(ens, obs_op, "initial_ensemble")
     obs_op.check_observation(observations, "observations")
     check_ndim("observations", observations, 2, "(time, obs)")
-    if not in_place or ens is not initial_ensemble:
-        ens = np.array(ens, copy=True)
     observations = np.asarray(observations)
+    if observations.shape[0] < 1:
+        raise ValueError(
+            "`observations` must have at least one row (one per cycle), got shape "
+            f"{observations.shape}."
+        )
+    if in_place and not (is_array and ens.flags.writeable):
+        raise ValueError(
+            "`initial_ensemble` must be a writable NumPy array (or memmap) with "
+            f"in_place=True, got {type(initial_ensemble).__name__}"
+            + (" (read-only)" if is_array else "")
+            + "; pass in_place=False to work on a copy."
+        )
+    if not in_place:
+        ens = np.array(ens, copy=True)
     n_cycles = observations.shape[0]
     keys = jax.random.split(key, n_cycles)
     forecast = _forecast_fn(flow, float(dt))

@@ -83,3 +83,58 @@ def test_filters_it_cannot_chunk_are_refused():
             chunk_size=2,
             out=np.ones((3, 20)),
         )
+
+
+def _small_problem():
+    rng = np.random.default_rng(4)
+    flow = integrate.Flow(dynamics.Lorenz96(8, 8.0), 0.05, integrate.RK4())
+    obs = every_kth(8, 2, noise_cov=1.0)
+    ens = (3.0 + rng.standard_normal((6, 8))).astype(np.float32)
+    ys = (3.0 + rng.standard_normal((1, obs.obs_dim))).astype(np.float32)
+    return flow, obs, ens, ys
+
+
+@pytest.mark.slow
+def test_in_place_updates_a_memmap(tmp_path):
+    flow, obs, ens, ys = _small_problem()
+    mm = np.lib.format.open_memmap(tmp_path / "ens.npy", "w+", np.float32, ens.shape)
+    mm[:] = ens
+    args = dict(dt=0.05, chunk_size=4)
+    ref = filters.run_filter_chunked(jax.random.key(0), flow, obs, filters.EnKF(), ens, ys, **args)
+    got = filters.run_filter_chunked(
+        jax.random.key(0), flow, obs, filters.EnKF(), mm, ys, in_place=True, **args
+    )
+    assert got.ensemble is mm
+    mm.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "ens.npy"), ref.ensemble)  # on disk
+    frozen = ens.copy()
+    frozen.flags.writeable = False
+    for bad in (frozen, jnp.asarray(ens)):
+        with pytest.raises(ValueError, match="initial_ensemble"):
+            filters.run_filter_chunked(
+                jax.random.key(0), flow, obs, filters.EnKF(), bad, ys, in_place=True, **args
+            )
+
+
+def test_run_filter_chunked_bad_input_is_named():
+    flow, obs, ens, ys = _small_problem()
+    args = dict(dt=0.05, chunk_size=4)
+    with pytest.raises(ValueError, match="observations"):
+        filters.run_filter_chunked(
+            jax.random.key(0), flow, obs, filters.EnKF(), ens, ys[:0], **args
+        )
+    raw = jnp.zeros(4, jnp.uint32)  # passes the annotation, is no key of the default PRNG
+    with pytest.raises(TypeError, match="`key`"):
+        filters.run_filter_chunked(raw, flow, obs, filters.EnKF(), ens, ys, **args)
+    with pytest.raises(TypeError, match="`key`"):
+        filters.chunked_analysis(filters.EnKF(), raw, ens, ys[0], obs, chunk_size=2)
+    with pytest.raises(ValueError, match="`out`.*writable"):
+        filters.chunked_analysis(
+            filters.EnKF(),
+            jax.random.key(0),
+            ens,
+            ys[0],
+            obs,
+            chunk_size=2,
+            out=jnp.zeros(ens.shape),
+        )
