@@ -17,8 +17,9 @@ import numpy as np
 from .._checks import check_int, check_key, check_ndim, check_positive
 from .._custom_types import ArrayLike, Float, Key
 from ..integrate import streamed_ensemble
-from ..integrate._streaming import empty_moments, merge_moments
+from ..integrate._streaming import _pad_chunk, empty_moments, merge_moments
 from ..observations import AbstractObservation
+from ._assimilate import _window_map
 from ._ensemble_filters import ETKF, DEnKF, EnKF
 from ._inflation import Inflation
 from ._statistics import check_ensemble, gram_cholesky_obs
@@ -40,13 +41,6 @@ def _analysis_kind(filter: Any) -> tuple[str, Any]:
             "N x N matrix, the other filters the whole ensemble at once)."
         )
     return kind, factor
-
-
-def _pad(chunk: np.ndarray, size: int) -> np.ndarray:
-    short = size - chunk.shape[0]
-    if short == 0:
-        return chunk
-    return np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)], axis=0)
 
 
 @eqx.filter_jit
@@ -237,7 +231,7 @@ def chunked_analysis(
     total = jnp.zeros((dim,), ens.dtype)
     hx = np.empty((n, obs_op.obs_dim), ens.dtype)
     for lo, hi in bounds:
-        part, hx_c = _observe_chunk(obs_op, _pad(ens[lo:hi], c), arange < hi - lo)
+        part, hx_c = _observe_chunk(obs_op, _pad_chunk(ens[lo:hi], c), arange < hi - lo)
         total = total + part
         hx[lo:hi] = np.asarray(hx_c)[: hi - lo]
     mean = total / n
@@ -249,7 +243,7 @@ def chunked_analysis(
     for lo, hi in bounds:
         yw_c = np.zeros((c, obs_op.obs_dim), ens.dtype)
         yw_c[: hi - lo] = yw_host[lo:hi]
-        cross = _cross_chunk(cross, yw_c, _pad(ens[lo:hi], c), mean)
+        cross = _cross_chunk(cross, yw_c, _pad_chunk(ens[lo:hi], c), mean)
     del yw, yw_host
     q, shift, mean_a = _gain(cross, kind, fac, dw, rows, mean, float(n))
     rows_host = np.asarray(rows)
@@ -257,8 +251,8 @@ def chunked_analysis(
     for lo, hi in bounds:
         acc, e_a = _update_chunk(
             acc,
-            _pad(ens[lo:hi], c),
-            _pad(rows_host[lo:hi], c),
+            _pad_chunk(ens[lo:hi], c),
+            _pad_chunk(rows_host[lo:hi], c),
             q,
             shift,
             mean_a,
@@ -279,17 +273,16 @@ _FORECASTS: dict[tuple[int, float], tuple[Any, Any]] = {}
 
 
 def _forecast_fn(flow: Any, dt: float):
-    """`(y, t) -> flow(y, t, t + dt)` (on the flow's `window(dt)` fast path when it has one),
-    one function object per (flow, dt)."""
+    """`(y, t) -> flow(y, t, t + dt)` (`run_filter`'s own member forecast, `_window_map`:
+    a `Flow`'s `window(dt)` fast path), one plain function object per (flow, dt), hashed by
+    identity, so that `streamed_ensemble` reuses its compiled chunk program across calls."""
     hit = _FORECASTS.get((id(flow), dt))
     if hit is not None and hit[0] is flow:
         return hit[1]
-    step = flow.window(dt) if hasattr(flow, "window") else None
+    step = _window_map(flow, dt)
 
     def forecast(y, start):
-        if step is not None:
-            return step(y, start)
-        return flow(y, start, start + dt)
+        return step(y, start)
 
     if len(_FORECASTS) >= 8:
         _FORECASTS.pop(next(iter(_FORECASTS)))
@@ -307,6 +300,8 @@ class ChunkedFilterResult(NamedTuple):
             updated in place, when `in_place`).
         forecast_seconds, analysis_seconds: wall time per cycle, (K,) (the first cycle's
             forecast includes compiling its chunk program).
+        forecast_chunk_bytes: the forecast's compiled chunk program (`streamed_ensemble`'s
+            `chunk_bytes`, its c W memory term; the same program every cycle).
     """
 
     mean_f: np.ndarray
@@ -316,6 +311,7 @@ class ChunkedFilterResult(NamedTuple):
     ensemble: np.ndarray
     forecast_seconds: np.ndarray
     analysis_seconds: np.ndarray
+    forecast_chunk_bytes: int
 
 
 def run_filter_chunked(
@@ -422,4 +418,5 @@ def run_filter_chunked(
         ensemble=ens,
         forecast_seconds=np.asarray(seconds["f"]),
         analysis_seconds=np.asarray(seconds["a"]),
+        forecast_chunk_bytes=fc.chunk_bytes,
     )
