@@ -95,7 +95,6 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxsci import dynamics, filters, integrate  # noqa: E402
-from jaxsci.filters._chunked import _forecast_fn  # noqa: E402
 from jaxsci.observations import every_kth_grid  # noqa: E402
 
 MB = 1e6
@@ -220,15 +219,20 @@ def part_ns() -> dict:
         truth.append(step(truth[-1], 0.0))
     keys = jax.random.split(key_obs, k_cycles)
     ys = np.stack([np.asarray(obs.sample(keys[i], truth[i + 1])) for i in range(k_cycles)])
-    # the forecast's chunk program (its memory analysis), compiled here once, cached
-    probe = integrate.streamed_ensemble(
-        _forecast_fn(flow, window),  # run_filter_chunked's own forecast: one compile
+    # compile the forecast's chunk program (cached per flow and dt) before the baseline, and
+    # read its memory analysis, with a one-cycle run on one chunk of copies of the truth
+    probe = filters.run_filter_chunked(
+        key_filter,
+        flow,
+        obs,
+        filters.EnKF(),
         np.repeat(np.asarray(truth[0])[None], c, 0),
+        ys[:1],
+        dt=window,
         chunk_size=c,
-        args=jnp.float32(0.0),
-        keep=False,
+        in_place=True,
     )
-    forecast_chunk = probe.chunk_bytes
+    forecast_chunk = probe.forecast_chunk_bytes
     del probe
     ens = np.empty((n, d), np.float32)
     t0 = np.asarray(truth[0])
