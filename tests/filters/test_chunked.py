@@ -105,6 +105,7 @@ def test_in_place_updates_a_memmap(tmp_path):
         jax.random.key(0), flow, obs, filters.EnKF(), mm, ys, in_place=True, **args
     )
     assert got.ensemble is mm
+    assert got.forecast_chunk_bytes == ref.forecast_chunk_bytes > 4 * 6 * 8  # >= its members
     mm.flush()
     np.testing.assert_array_equal(np.load(tmp_path / "ens.npy"), ref.ensemble)  # on disk
     frozen = ens.copy()
