@@ -22,7 +22,10 @@ parts of the pipeline (ensembles, chains) spread over the devices of all process
 every process takes part in every sharded computation) into a temporary folder that is
 removed afterwards, and print nothing. Without a detectable cluster the command stops with
 exit code 2 and says what to set. `--resume` is refused with several processes (only
-process 0 would find the run to resume).
+process 0 would find the run to resume). Process 0 prepares `--out` before the pipeline
+starts and tells the others the outcome, so a refused folder (it exists, no `--overwrite`)
+stops every process with exit code 2 and process 0's message. A failure of process 0 later,
+mid-pipeline, is not relayed: the others then stop at JAX's collective timeouts.
 
 A run folder gets a `COMPLETE` marker last; an existing `--out` is used only with
 `--overwrite` (cleared first) or `--resume` (the unfinished run there continues).
