@@ -19,6 +19,20 @@ check would gather the whole batch). Results of a computation over such a global
 devices that another process owns and cannot be read there: `unpad_batch` (and `gather`)
 bring them back to every process first, as one all-gather, so that the drivers return the
 same fully addressable arrays on every process as a single-process run.
+
+What `devices=None` means differs between the drivers (on purpose: ensembles and chains are
+independent members, cheap to spread; a filter's members or a batch's examples are coupled
+by a reduction, so spreading them is a choice the caller makes):
+
+- `integrate.ensemble` and `inference.posterior`: `None` is *all devices*, `jax.devices()`
+  (every device of every process in a multi-process run; `shard_batch` and
+  `batch_sharding` use that default).
+- `filters.run_filter`, `filters.assimilate` and `train.fit`: `None` is *no placement*: the
+  arrays stay where JAX puts them (one device) and no sharding is made; give
+  `devices=jax.devices()` to shard the members (filters) or the batch's examples (`fit`).
+
+Everywhere a single `devices` entry that is the default device (`jax.devices()[0]`) is the
+same as no placement (`batch_sharding` returns None).
 """
 
 from collections.abc import Sequence
@@ -122,6 +136,7 @@ def shard_batch(tree: PyTree, devices: Sequence[Any] | None = None) -> tuple[PyT
 
 
 def _is_key(a: Any) -> bool:
+    """Whether `a` is a JAX array of PRNG keys (new-style typed keys)."""
     return isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
 
 
@@ -160,9 +175,10 @@ def _gather_leaf(a: Any) -> Any:
     if isinstance(sharding, NamedSharding):
         replicated = NamedSharding(sharding.mesh, PartitionSpec())
     else:  # any other layout: replicated over the same devices
-        replicated = NamedSharding(
-            Mesh(np.asarray(sharding._device_assignment), ("all",)), PartitionSpec()
-        )
+        # the same mesh on every process: the devices in id order (a replicated result
+        # does not depend on their order)
+        devices = sorted(sharding.device_set, key=lambda d: d.id)
+        replicated = NamedSharding(Mesh(np.asarray(devices), ("all",)), PartitionSpec())
     # An all-gather on the devices (no trip through host memory), then this process's copy:
     # a single-device array on one of its own devices.
     return jax.jit(_identity, out_shardings=replicated)(a).addressable_data(0)

@@ -22,7 +22,10 @@ parts of the pipeline (ensembles, chains) spread over the devices of all process
 every process takes part in every sharded computation) into a temporary folder that is
 removed afterwards, and print nothing. Without a detectable cluster the command stops with
 exit code 2 and says what to set. `--resume` is refused with several processes (only
-process 0 would find the run to resume).
+process 0 would find the run to resume). Process 0 prepares `--out` before the pipeline
+starts and tells the others the outcome, so a refused folder (it exists, no `--overwrite`)
+stops every process with exit code 2 and process 0's message. A failure of process 0 later,
+mid-pipeline, is not relayed: the others then stop at JAX's collective timeouts.
 
 A run folder gets a `COMPLETE` marker last; an existing `--out` is used only with
 `--overwrite` (cleared first) or `--resume` (the unfinished run there continues).
@@ -250,6 +253,8 @@ def _run(args, lead: bool = True) -> int:
         print(yaml.safe_dump(resolved_dict(pipeline, config), sort_keys=False), end="")
         return 0
     with _compilation_cache(args), _run_folder(args, lead) as out:
+        if args.distributed:
+            out = _prepared_together(args, out, lead)
         run_dir, metrics = run_config(
             args.config,
             out,
@@ -301,6 +306,46 @@ def _run_folder(args, lead: bool) -> Iterator[str | None]:
 
     with tempfile.TemporaryDirectory(prefix="jaxsci-process-") as folder:
         yield str(Path(folder) / "run")
+
+
+#: Bytes of process 0's error message sent to the other processes (longer ones are cut).
+_MESSAGE_BYTES = 2048
+
+
+def _prepared_together(args, out: str | None, lead: bool) -> str | None:
+    """Process 0 prepares the run folder `--out` (a missing default folder is named here), then
+    tells every process the outcome: on a `RunFolderError` (an existing `--out` without
+    `--overwrite`, ...) or a failed write, every process raises a `RunFolderError` with process
+    0's message, so all exit 2 together. Without it only process 0 failed, and the others
+    waited in the pipeline's first collective until JAX's timeouts (minutes). Single-process
+    runs skip the exchange. Returns the folder for `run_config` (already prepared there: empty,
+    so `run_config`'s own preparation passes)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return out
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    from .pipelines import RunFolderError, load_config, prepare_run_folder, resolved_dict
+    from .pipelines._runner import default_run_dir
+
+    pipeline, config = load_config(args.config, args.overrides)  # a ConfigError: everywhere
+    message = b""
+    if lead:
+        try:
+            run_dir = Path(out) if out is not None else default_run_dir(args.config)
+            prepare_run_folder(run_dir, resolved_dict(pipeline, config), overwrite=args.overwrite)
+            out = str(run_dir)
+        except (RunFolderError, OSError) as err:
+            message = (str(err) or type(err).__name__).encode()[:_MESSAGE_BYTES] or b"?"
+    sent = np.zeros(_MESSAGE_BYTES + 1, np.int32)  # [length (0: ready), the bytes...]
+    sent[0], sent[1 : 1 + len(message)] = len(message), list(message)
+    sent = np.asarray(multihost_utils.broadcast_one_to_all(sent))
+    if sent[0]:
+        text = bytes(sent[1 : 1 + sent[0]].astype(np.uint8)).decode(errors="replace")
+        raise RunFolderError(text if lead else f"process 0: {text}")
+    return out
 
 
 def _summary(err: Exception) -> str:

@@ -28,7 +28,7 @@ from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
 from .._interrupts import check_interrupted
 from .._progress import progress_bar
-from .._sharding import batch_sharding, batch_size as _batch_size, gather, place
+from .._sharding import _is_key, batch_sharding, batch_size as _batch_size, gather, place
 from ._checkpoint import (
     UNREADABLE_NAME,
     checkpoint_path,
@@ -124,10 +124,6 @@ def _train_chunk(fixed, state: TrainState) -> tuple[TrainState, TrainInfo]:
 def _epoch_perm(data_key, epoch, *, n, spe, batch_size):
     perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
     return perm[: spe * batch_size].reshape(spe, batch_size)
-
-
-def _is_key(a) -> bool:
-    return eqx.is_array(a) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
 
 
 class _Run:
@@ -471,9 +467,10 @@ def fit(
                     loss=f"{evals['train_loss'][-1]:.4g}", val=f"{evals['val_loss'][-1]:.4g}"
                 )
             save()
-    final = gather(state.model if ema is None else state.ema_model)
+    final = state.model if ema is None else state.ema_model
     if early_stopping is not None and restore_best and meta["best_step"] >= 0:
         final = eqx.combine(best, final)
+    final = gather(final)  # after combining: `best` spans every process's devices too
     history: dict[str, Any] = {k: np.asarray(v, dtype=np.float64) for k, v in hist.items()}
     history.update(
         eval_step=np.asarray(evals["eval_step"], dtype=np.int64),

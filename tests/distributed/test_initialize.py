@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -92,19 +93,18 @@ def test_run_distributed_without_a_cluster_is_a_clear_error(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.slow
-def test_run_distributed_two_processes_one_run_folder(tmp_path):
-    """`jaxsci run --distributed` as 2 processes (the cluster given by the environment
-    variables a launcher would set): process 0 writes the run folder and the table, process
-    1 runs the same pipeline into a temporary folder and prints nothing."""
+def _run_two_processes(out: Path, *extra: str, timeout: float = 300) -> list:
+    """`jaxsci run configs/l63.yaml --distributed --out OUT` as 2 processes on localhost (the
+    cluster given by the environment variables a launcher would set); every process waits
+    within one shared `timeout` (the stragglers are killed). Returns `(proc, stdout, stderr)`
+    per process."""
     from .test_multiprocess import _free_port
 
     address = f"127.0.0.1:{_free_port()}"
-    out = tmp_path / "run"
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "jaxsci.cli", "run", "configs/l63.yaml", "--distributed"]
-            + ["--out", str(out), "--quiet", *L63_FAST],
+            + ["--out", str(out), "--quiet", *L63_FAST, *extra],
             cwd=ROOT,
             env=_env(
                 JAX_COORDINATOR_ADDRESS=address,
@@ -118,21 +118,59 @@ def test_run_distributed_two_processes_one_run_folder(tmp_path):
         )
         for i in range(2)
     ]
+    deadline = time.monotonic() + timeout
     results = []
     try:
         for proc in procs:
-            results.append(proc.communicate(timeout=300))
+            try:
+                stdout, stderr = proc.communicate(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"jaxsci run --distributed: a process ran past {timeout} s")
+            results.append((proc, stdout, stderr))
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-    for proc, (_, stderr) in zip(procs, results, strict=True):
+                proc.wait()
+    return results
+
+
+@pytest.mark.slow
+def test_run_distributed_two_processes_one_run_folder(tmp_path):
+    """Process 0 writes the run folder and the table, process 1 runs the same pipeline into a
+    temporary folder and prints nothing."""
+    out = tmp_path / "run"
+    results = _run_two_processes(out)
+    for proc, _, stderr in results:
         assert proc.returncode == 0, stderr[-4000:]
     assert (out / "COMPLETE").exists()
     assert json.loads((out / "metrics.json").read_text())
-    assert f"results in {out}" in results[0][0]
-    assert results[1][0] == ""  # process 1 prints no table
+    assert f"results in {out}" in results[0][1]
+    # process 1 prints no table (only the CPU collectives' own "[Gloo] ... connected" lines,
+    # written by the C++ runtime once the processes exchange data)
+    assert [ln for ln in results[1][1].splitlines() if not ln.startswith("[Gloo]")] == []
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+@pytest.mark.slow
+def test_run_distributed_refused_run_folder_stops_every_process(tmp_path):
+    """An existing `--out` without `--overwrite` is refused on process 0 only (the others
+    write to temporary folders): process 0 tells the others, and all exit 2 with its message
+    at once, instead of the others waiting in the pipeline's collectives for JAX's timeouts
+    (100-300 s)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "mine.txt").write_text("not a run")
+    t = time.monotonic()
+    results = _run_two_processes(out, timeout=120)
+    seconds = time.monotonic() - t
+    for proc, stdout, stderr in results:
+        assert proc.returncode == 2, stderr[-4000:]
+        assert f"--out {out} already exists and holds files; pass --overwrite" in stderr
+        assert "results in" not in stdout
+    assert "process 0: --out" in results[1][2]
+    assert seconds < 60, seconds  # JAX's collective timeouts are 100 s and more
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
 
 def test_importing_every_module_leaves_the_backend_down():
