@@ -295,6 +295,18 @@ def check_callable(name: str, value: Any, expected: str) -> Any:
     return value
 
 
+def check_writable(name: str, x: Any, purpose: str, hint: str = "") -> np.ndarray:
+    """`x` if it is a writable NumPy array (an `np.memmap` included), else a ValueError
+    naming `name`, what it got (its type; "read-only" for a read-only array) and `purpose`
+    (what the array is written for), followed by `hint`."""
+    if isinstance(x, np.ndarray) and x.flags.writeable:
+        return x
+    got = type(x).__name__ + (" (read-only)" if isinstance(x, np.ndarray) else "")
+    raise ValueError(
+        f"`{name}` must be a writable NumPy array (or memmap) {purpose}, got {got}{hint}."
+    )
+
+
 def check_key(name: str, key: Any) -> jax.Array:
     """A single typed PRNG key (`jax.random.key(seed)`); a raw uint32 (2,) key is wrapped."""
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):

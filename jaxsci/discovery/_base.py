@@ -202,3 +202,11 @@ def _fit_design(regression, design, target, key):
 def fit_normal_jit(regression, ne, key):
     """`regression.fit_normal(ne, key)` in one compiled call (jittable methods)."""
     return regression.fit_normal(ne, key)
+
+
+def fit_normal(regression, ne, key):
+    """`regression.fit_normal(ne, key)`: one compiled call where the method is jittable,
+    eager otherwise (the drivers' one dispatch)."""
+    if regression.jittable:
+        return fit_normal_jit(regression, ne, key)
+    return regression.fit_normal(ne, key)

@@ -27,7 +27,7 @@ from ..dynamics import AbstractSemilinear
 from ._base import (
     AbstractSparseRegression,
     SparseRegressionResult,
-    fit_normal_jit,
+    fit_normal,
     normal_equations,
 )
 from ._corrected import CorrectedModel
@@ -86,10 +86,7 @@ _normal_jit = jax.jit(_normal)
 
 
 def _fit(regression, design, target, key):
-    ne = _normal_jit(design, target)
-    if regression.jittable:
-        return fit_normal_jit(regression, ne, key)
-    return regression.fit_normal(ne, key)
+    return fit_normal(regression, _normal_jit(design, target), key)
 
 
 def fit_model_error(

@@ -65,7 +65,7 @@ from ..filters import AbstractEnsembleFilter, run_filter
 from ..integrate import Flow
 from ..losses import relative_l2
 from ..observations import IndexObservation
-from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, fit_normal_jit
+from ._base import AbstractSparseRegression, NormalEquations, SparseRegressionResult, fit_normal
 from ._corrected import CorrectedModel
 from ._layered_library import LayeredLibrary
 from ._samples import integrated_design
@@ -238,12 +238,6 @@ class IncrementRegression(NamedTuple):
     history: Float[Array, "iteration column"]
 
 
-def _fit(regression, ne):
-    if regression.jittable:
-        return fit_normal_jit(regression, ne, None)
-    return regression.fit_normal(ne, None)
-
-
 def regress_increments(
     library: LayeredLibrary,
     regression: AbstractSparseRegression,
@@ -335,7 +329,7 @@ def regress_increments(
     target = _apply_mask(grid, mask, increments, (2, 3)) / interval
     if design == "state":
         ne = _normal_equations(library, mask, states, target, points)
-        result = _fit(regression, ne)
+        result = fit_normal(regression, ne, None)
         return IncrementRegression(
             coefficients=result.coefficients,
             active=result.active,
@@ -385,7 +379,7 @@ def regress_increments(
             )
         rows = target.size if points is None else target.shape[0] * points.size
         ne = NormalEquations(gram, moment, tsq, rows)
-        result = _fit(regression, ne)
+        result = fit_normal(regression, ne, None)
         xi = result.coefficients
         history.append(xi)
     assert result is not None and ne is not None

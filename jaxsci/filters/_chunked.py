@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
 
-from .._checks import check_int, check_key, check_ndim, check_positive
+from .._checks import check_int, check_key, check_ndim, check_positive, check_writable
 from .._custom_types import ArrayLike, Float, Key
 from ..integrate import streamed_ensemble
 from ..integrate._streaming import _pad_chunk, empty_moments, merge_moments
@@ -212,14 +212,9 @@ def chunked_analysis(
     n, dim = ens.shape
     if out is None:
         out = np.empty_like(ens)
-    elif not isinstance(out, np.ndarray) or not out.flags.writeable:
-        raise ValueError(
-            "`out` must be a writable NumPy array (or memmap) for the analysis, got "
-            f"{type(out).__name__}"
-            + ("" if not isinstance(out, np.ndarray) else " (read-only)")
-            + "."
-        )
-    elif out.shape != ens.shape or out.dtype != ens.dtype:
+    else:
+        out = check_writable("out", out, "for the analysis")
+    if out.shape != ens.shape or out.dtype != ens.dtype:
         raise ValueError(
             f"`out` must have shape {ens.shape} and dtype {ens.dtype}, got {out.shape} and "
             f"{out.dtype}."
@@ -365,8 +360,11 @@ def run_filter_chunked(
     key = check_key("key", key)
     check_positive("dt", dt)
     # ndarray subclasses (np.memmap) as they are: np.asarray would give a base-class view
-    is_array = isinstance(initial_ensemble, np.ndarray)
-    ens = initial_ensemble if is_array else np.asarray(initial_ensemble)
+    ens = (
+        initial_ensemble
+        if isinstance(initial_ensemble, np.ndarray)
+        else np.asarray(initial_ensemble)
+    )
     check_ensemble(ens, obs_op, "initial_ensemble")
     obs_op.check_observation(observations, "observations")
     check_ndim("observations", observations, 2, "(time, obs)")
@@ -376,13 +374,9 @@ def run_filter_chunked(
             "`observations` must have at least one row (one per cycle), got shape "
             f"{observations.shape}."
         )
-    if in_place and not (is_array and ens.flags.writeable):
-        raise ValueError(
-            "`initial_ensemble` must be a writable NumPy array (or memmap) with "
-            f"in_place=True, got {type(initial_ensemble).__name__}"
-            + (" (read-only)" if is_array else "")
-            + "; pass in_place=False to work on a copy."
-        )
+    if in_place:
+        hint = "; pass in_place=False to work on a copy"
+        check_writable("initial_ensemble", initial_ensemble, "with in_place=True", hint)
     if not in_place:
         ens = np.array(ens, copy=True)
     n_cycles = observations.shape[0]

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._checks import check_callable, check_int
+from .._checks import check_callable, check_int, check_writable
 from .._custom_types import Array, ArrayLike, Bool, Float, PyTree
 from .._interrupts import check_interrupted
 from .._progress import progress_bar
@@ -235,13 +235,7 @@ def streamed_ensemble(
         raise ValueError(f"`fn` must return one array, got {type(out_one).__name__}.")
     out_shape, out_dtype = (n, *out_one.shape), np.dtype(out_one.dtype)
     if out is not None:
-        if not isinstance(out, np.ndarray) or not out.flags.writeable:
-            raise ValueError(
-                "`out` must be a writable NumPy array (or memmap) the chunks are copied "
-                f"into, got {type(out).__name__}"
-                + ("" if not isinstance(out, np.ndarray) else " (read-only)")
-                + "."
-            )
+        out = check_writable("out", out, "the chunks are copied into")
         if tuple(out.shape) != out_shape or np.dtype(out.dtype) != out_dtype:
             raise ValueError(
                 f"`out` must have shape {out_shape} and dtype {out_dtype}, got "
