@@ -6,6 +6,19 @@ from pathlib import Path
 from jaxsci.cli import main
 from jaxsci.pipelines._runner import COMPLETE
 
+#: `--set` overrides that make configs/l63.yaml a run of a few RK4 steps: no spin-up, no
+#: Lyapunov run (for tests of the run folder and the CLI, not of the pipeline).
+L63_FAST = [
+    "--set",
+    "integrate.t1=0.08",
+    "--set",
+    "integrate.save_every=0.02",
+    "--set",
+    "integrate.spinup=0",
+    "--set",
+    "lyapunov=null",
+]
+
 
 def run_cli(capsys, *argv):
     """Run `jaxsci *argv` in-process; return (exit code, stdout, stderr)."""

@@ -15,21 +15,12 @@ from pathlib import Path
 
 import jax
 import pytest
+from cli_helpers import L63_FAST
 
 import jaxsci.distributed
 from jaxsci import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-L63_FAST = [
-    "--set",
-    "integrate.t1=0.08",
-    "--set",
-    "integrate.save_every=0.02",
-    "--set",
-    "integrate.spinup=0",
-    "--set",
-    "lyapunov=null",
-]
 #: Environment variables through which JAX (or jaxsci) would find a cluster.
 CLUSTER_PREFIXES = ("SLURM_", "OMPI_", "PMI_", "TPU_", "JAX_COORDINATOR", "JAX_NUM_PROC")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import run_cli
+from cli_helpers import L63_FAST, run_cli
 
 from jaxsci.pipelines import (
     COMPLETE,
@@ -19,18 +19,8 @@ from jaxsci.pipelines import (
 
 ROOT = Path(__file__).resolve().parents[2]
 L63 = ROOT / "configs" / "l63.yaml"
-# A few RK4 steps, no spin-up, no Lyapunov run (and no plots where they are not the point):
-# the folder logic is what is tested.
-FAST = [
-    "--set",
-    "integrate.t1=0.08",
-    "--set",
-    "integrate.save_every=0.02",
-    "--set",
-    "integrate.spinup=0",
-    "--set",
-    "lyapunov=null",
-]
+# A few RK4 steps (the folder logic is what is tested)
+FAST = L63_FAST
 NO_PLOTS = ["--set", "plot.enabled=false"]
 
 
