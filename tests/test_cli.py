@@ -366,6 +366,7 @@ print(json.dumps([codes, sorted(sys.modules)]))
     assert not heavy and not ours, (heavy[:5], ours)
 
 
+@pytest.mark.slow
 def test_lazy_package_attributes():
     """`import jaxsci` imports no subpackage until one is used; `jaxsci.filters`,
     `jaxsci.simulate`, `from jaxsci import ...` and `from jaxsci import *` still work."""

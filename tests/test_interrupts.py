@@ -132,6 +132,7 @@ def test_interruptible_drivers_refuse_traced_inputs_by_name():
         )(x0)
 
 
+@pytest.mark.slow
 def test_interruptible_drivers_compile_no_host_callback(monkeypatch):
     """JAX never writes a program holding a host callback to its persistent compilation
     cache: the chunk programs of the interruptible drivers, and the plain Lyapunov run (its
@@ -205,6 +206,7 @@ def _interrupted_twin(obs, **kwargs):
     return res, flag.requested
 
 
+@pytest.mark.slow
 def test_interrupted_assimilation_scores_the_cycles_that_ran():
     obs = filters.IndexObservation(8, jnp.arange(8), noise_cov=1.0)
     res, requested = _interrupted_twin(obs, ensemble_size=8, burn_in=0.5)

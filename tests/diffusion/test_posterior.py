@@ -343,6 +343,7 @@ def test_dps_step_size_convention():
     assert float(jnp.abs(x_u - x_0).max()) > 1e-2  # the guidance does act
 
 
+@pytest.mark.slow
 def test_bad_inputs_name_the_argument():
     a, y = jnp.asarray(A), jnp.asarray(Y)
     obs = LinearObservation(a, noise_std=0.5)

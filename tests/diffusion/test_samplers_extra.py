@@ -785,6 +785,7 @@ def test_default_lower_order_final_on_trailing_grids(name, nfe, trailing_problem
     assert err < 0.5 * err_old
 
 
+@pytest.mark.slow
 def test_final_step_growth_and_where_the_rule_applies():
     """`final_step_growth` is the larger of the last two lambda-step ratios; the default rule
     applies on trailing DDPM grids of every step count (growth >= 1.5), never on

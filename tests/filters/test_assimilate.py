@@ -16,6 +16,7 @@ X0 = MODEL.default_initial_state() + jnp.linspace(0.0, 1.0, 12)
 KW = dict(n_cycles=40, dt=0.05, ensemble_size=8, init_std=0.5, burn_in=0.5)
 
 
+@pytest.mark.slow
 def test_outputs_and_rmse_definition():
     res = F.assimilate(
         jax.random.key(0), FLOW, OBS, F.Inflation(F.ETKF(), 1.05), X0, store_ensembles=True, **KW

@@ -99,6 +99,7 @@ def test_blow_up_is_flagged_not_averaged():
     assert not bool(jnp.isfinite(res.rmse_a_mean))
 
 
+@pytest.mark.slow
 def test_filter_divergence_is_flagged():
     """Global ETKF with 5 members and no inflation on 40-variable Lorenz-96 loses the truth
     (rank-deficient, no localisation): rmse_a goes far above the observation error."""

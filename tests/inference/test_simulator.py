@@ -106,6 +106,7 @@ def test_blow_up_is_minus_inf_with_zero_gradient(name):
     np.testing.assert_array_equal(np.asarray(grads[1:]), 0.0)
 
 
+@pytest.mark.slow
 def test_safe_logdensity_guards_nan_and_counts_divergence():
     """A log-density that is NaN on part of the space: -inf and zero gradient there; NUTS
     treats the region as rejected (divergent) proposals and never returns NaN draws."""

@@ -292,6 +292,7 @@ def test_filter_windows_and_loss_are_the_filter_likelihood_of_each_window():
         losses.filter_windows(unstored, ys, 3, 2)
 
 
+@pytest.mark.slow
 def test_a_blown_up_closure_is_reported_by_fit_not_silent():
     """A closure that blows the forecasts up makes the filter loss non-finite: `fit` stops and
     says so (throw=False) or raises (throw=True)."""
