@@ -12,7 +12,11 @@ from .._custom_types import Array, Float, Int, Key
 from ..observations import AbstractObservation
 from ._base import AbstractEnsembleFilter, Ensemble, ObsVector
 from ._domains import as_domains
-from ._ensemble_filters import random_mean_preserving_rotation, symmetric_sqrt_transform
+from ._ensemble_filters import (
+    inv_sqrt_shifted,
+    random_mean_preserving_rotation,
+    symmetric_sqrt_transform,
+)
 from ._localization import contiguous_batches, local_observations
 from ._statistics import ensemble_stats
 
@@ -35,6 +39,22 @@ class LETKF(AbstractEnsembleFilter):
     symmetric-square-root ETKF update (w_b, T_b) is then applied to the domain's columns of
     the ensemble. All domains are one `vmap` (a batch of N x N inverse square roots by
     Newton-Schulz iteration, see `inv_sqrt_shifted`), not a Python loop.
+
+    Ensemble or observation space (`space`): with k local observations per domain, the
+    ensemble-space form costs N^2 k + N^3 per domain and holds a domain x N x N batch, which
+    ends the LETKF near N = 10^3 members. For N > k the same update is done in observation
+    space (as the global ETKF switches, and DAPPER's global `EnKF('Sqrt')`; DAPPER's LETKF
+    itself is ensemble space only): with Yw_b the domain's tapered whitened observation
+    anomalies (N x k), c = N - 1 and R_b = (Yw_b^T Yw_b + c I)^{-1/2} (a k x k Newton-Schulz
+    root),
+    mean_b += dw_b^T R_b^2 Yw_b^T A_b and A_b <- A_b + Yw_b G_b Yw_b^T A_b,
+    G_b = -R_b (sqrt(c) R_b + I)^{-1} R_b, which is T_b A_b with T_b = (I + Yw_b Yw_b^T / c)^{-1/2}
+    the ensemble-space transform (push-through identity), never formed. When the state has
+    few observations (P (P + 2 dim) <= domains x k (k + 2 size)) the products are global,
+    Yw^T Yw and Yw^T A once and one N x P x dim product back, so the cost is O(N P (P + dim))
+    and no per-domain N-length array exists (a 10^6-member L96 analysis in seconds);
+    otherwise each domain gathers its columns, `obs_chunk` domains at a time (memory
+    obs_chunk x N x k). `space=None` picks observation space when N > k.
 
     Positions are 1-D (`state_locations` (dim,), observation `locations` (obs,): a line or
     a ring) or d-dimensional ((dim, d) and (obs, d), e.g. (y, x) on a doubly periodic
@@ -74,6 +94,11 @@ class LETKF(AbstractEnsembleFilter):
         gather: force the gathered (True) or the dense (False) local-observation path
             (None: gathered unless a domain sees more than half of the observations).
         rotate: apply a random mean-preserving rotation to the analysis anomalies.
+        space: "ensemble", "observation", or None (observation space when the ensemble is
+            larger than the local observation count k, a static choice on shapes); both
+            give the same analysis to rounding.
+        obs_chunk: domains per step of the gathered observation-space path (bounds its
+            memory to obs_chunk x N x k numbers), a positive integer.
     """
 
     local_obs: Int[Array, "domain k"] | None
@@ -86,6 +111,8 @@ class LETKF(AbstractEnsembleFilter):
     batch_size: int = eqx.field(static=True)
     grouped: bool = eqx.field(static=True)
     rotate: bool = eqx.field(static=True)
+    space: str | None = eqx.field(static=True)
+    obs_chunk: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -99,6 +126,8 @@ class LETKF(AbstractEnsembleFilter):
         domains: Any = None,
         gather: bool | None = None,
         rotate: bool = False,
+        space: str | None = None,
+        obs_chunk: int = 256,
     ):
         radius = concrete_numbers("loc_rad", loc_rad)
         if radius is None or radius.shape != () or not radius > 0:
@@ -112,6 +141,10 @@ class LETKF(AbstractEnsembleFilter):
         if not isinstance(rotate, (bool, np.bool_)):
             raise TypeError(f"`rotate` must be a bool, got {rotate!r}.")
         self.rotate = bool(rotate)
+        if space not in (None, "ensemble", "observation"):
+            raise ValueError(f"`space` must be None, 'ensemble' or 'observation', got {space!r}.")
+        self.space = space
+        self.obs_chunk = check_int("obs_chunk", obs_chunk, 1)
         locs, obs_locs = _locations(state_locations, np.asarray(obs_op.locations), dim)
         length = None
         if periodic:
@@ -164,6 +197,13 @@ class LETKF(AbstractEnsembleFilter):
             )
         s = ensemble_stats(ensemble, y_obs, obs_op)
         taper = self.local_sqrt_taper.astype(ensemble.dtype)
+        n = ensemble.shape[0]
+        if self._in_observation_space(n):
+            mean, anomalies = self._observation_space(s, taper)
+            if not self.rotate:
+                return mean + anomalies
+            q = random_mean_preserving_rotation(key, n, ensemble.dtype)
+            return mean + q @ anomalies
 
         def local(idx, sqrt_rho, mean_b, a_b):
             yw, dw = s.obs_anomalies, s.innovation
@@ -187,6 +227,77 @@ class LETKF(AbstractEnsembleFilter):
             return members_or_mean.T
         q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
         return members_or_mean + q @ anomalies.T
+
+    def _in_observation_space(self, n_members: int) -> bool:
+        """Whether an ensemble of `n_members` is analysed in observation space."""
+        if self.space is None:
+            return n_members > self.local_sqrt_taper.shape[1]
+        return self.space == "observation"
+
+    def _global_products(self) -> bool:
+        """Whether the observation-space form uses global products (else per-domain
+        gathers): P (P + 2 dim) <= domains x k (k + 2 size) multiply-adds per member."""
+        p, dim = self.obs_dim, self.point_domain.shape[0]
+        domains, k = self.local_sqrt_taper.shape
+        return p * (p + 2 * dim) <= domains * k * (k + 2 * self.domain_points.shape[1])
+
+    def _observation_space(self, s, taper):
+        """The analysis mean (dim,) and anomalies (N, dim) by the observation-space form
+        (see the class docstring): global products or per-domain gathers by flop count."""
+        yw, dw, a = s.obs_anomalies, s.innovation, s.anomalies
+        n, p = yw.shape
+        dim = a.shape[1]
+        domains, k = taper.shape
+        c = n - 1.0
+        eye = jnp.eye(k, dtype=yw.dtype)
+
+        def coefficients(gram, dw_b, u_b):
+            """k x k algebra of one domain: the mean increment (size,) and G_b u_b (k, size)."""
+            root = inv_sqrt_shifted(gram + c * eye, c)
+            mean_inc = (root @ (root @ dw_b)) @ u_b
+            g_u = -root @ jnp.linalg.solve(np.sqrt(c) * root + eye, root @ u_b)
+            return mean_inc, g_u
+
+        def per_variable(x):  # (domains, ..., size) -> (dim, ...): each variable's slot
+            return x[self.point_domain, ..., self.point_slot]
+
+        if self._global_products():
+            # global products: Yw^T Yw and Yw^T A once, one N x P x dim product back
+            gram_all, b_all = yw.T @ yw, yw.T @ a  # (P, P), (P, dim)
+            ids = self.local_obs
+            if ids is None:  # dense taper: every domain sees all P observations
+                grams = gram_all[None] * (taper[:, :, None] * taper[:, None, :])
+                u = taper[:, :, None] * b_all.T[self.domain_points].transpose(0, 2, 1)
+            else:
+                grams = gram_all[ids[:, :, None], ids[:, None, :]]
+                grams = grams * (taper[:, :, None] * taper[:, None, :])
+                u = taper[:, :, None] * b_all[ids[:, :, None], self.domain_points[:, None, :]]
+            dw_local = dw[None] * taper if ids is None else dw[ids] * taper
+            mean_inc, g_u = jax.vmap(coefficients)(grams, dw_local, u)
+            coef = per_variable(taper[:, :, None] * g_u)  # (dim, k): Yw_b's weights
+            if ids is None:
+                q = coef.T  # (P, dim)
+            else:
+                rows = ids[self.point_domain]  # (dim, k); padding has zero taper
+                cols = jnp.broadcast_to(jnp.arange(dim)[:, None], rows.shape)
+                q = jnp.zeros((p, dim), yw.dtype).at[rows, cols].add(coef)
+            return s.mean + per_variable(mean_inc), a + yw @ q
+
+        # per-domain gathers, obs_chunk domains at a time (memory obs_chunk x N x k)
+        def local(args):
+            idx, sqrt_rho, pts = args
+            yw_b = yw[:, idx] * sqrt_rho
+            a_b = a[:, pts]
+            mean_inc, g_u = coefficients(yw_b.T @ yw_b, dw[idx] * sqrt_rho, yw_b.T @ a_b)
+            return mean_inc, a_b + yw_b @ g_u
+
+        ids = self.local_obs
+        if ids is None:  # dense taper with many observations: gather all of them
+            ids = jnp.broadcast_to(jnp.arange(p), (domains, p))
+        mean_inc, anomalies = jax.lax.map(
+            local, (ids, taper, self.domain_points), batch_size=min(self.obs_chunk, domains)
+        )  # (domains, size), (domains, N, size)
+        return s.mean + per_variable(mean_inc), per_variable(anomalies).T
 
 
 def _locations(state_locations: Any, obs_locations: np.ndarray, dim: int):

@@ -114,3 +114,69 @@ def test_bad_batch_size_and_rotate_are_named():
             F.LETKF(2.0, obs_op, batch_size=bad)  # pyright: ignore[reportArgumentType]
     with pytest.raises(TypeError, match="rotate"):
         F.LETKF(2.0, obs_op, rotate="yes")  # pyright: ignore[reportArgumentType]
+
+
+# (dim, observed every `step`-th point, loc_rad, batch_size, members, obs_chunk) and the
+# observation-space path each exercises
+_SPACE_CASES = {
+    "dense taper, global products": ((40, 1, 4.0, 1, 45, 256), (True, True)),
+    "gathered, global products, rotated": ((40, 2, 2.0, 1, 30, 256), (False, True)),
+    "gathered per domain, uneven chunks, batches": ((400, 3, 3.0, 2, 40, 7), (False, False)),
+}
+
+
+@pytest.mark.parametrize("case", list(_SPACE_CASES), ids=list(_SPACE_CASES))
+def test_observation_space_form_is_the_ensemble_space_analysis(x64, case):
+    """For N > k local observations the default LETKF analyses each domain in observation
+    space (k x k systems); the members equal the ensemble-space analysis (N x N systems, the
+    form DAPPER's conformance tests pin) to rounding, on all three of its paths: the dense
+    taper and the gathered lists with global products, and per-domain gathers in chunks of
+    domains that do not divide their number; with a rotation the same key gives the same
+    members. The ensemble-space form stays the default for N <= k."""
+    (dim, step, loc_rad, batch_size, n, chunk), (dense, global_products) = _SPACE_CASES[case]
+    idx = np.arange(0, dim, step)
+    obs_op = F.IndexObservation(dim, idx, noise_std=np.linspace(0.5, 1.5, idx.size))
+    rng = np.random.default_rng(0)
+    ens = jnp.asarray(rng.standard_normal((n, dim)) + np.sin(np.arange(dim) / 5.0))
+    y = jnp.asarray(rng.standard_normal(idx.size))
+    kw = dict(batch_size=batch_size, obs_chunk=chunk, rotate="rotated" in case)
+    default = F.LETKF(loc_rad, obs_op, **kw)
+    k = default.local_sqrt_taper.shape[1]
+    assert (default.local_obs is None, default._global_products()) == (dense, global_products)
+    assert default._in_observation_space(n) and not default._in_observation_space(k)
+    ensemble_space = F.LETKF(loc_rad, obs_op, space="ensemble", **kw)
+    key = jax.random.key(1)
+    out = _update(default, key, ens, y, obs_op)
+    np.testing.assert_allclose(out, _update(ensemble_space, key, ens, y, obs_op), atol=1e-12)
+
+
+def test_observation_space_gradient_is_the_ensemble_spaces(x64):
+    """The observation-space form differentiates (its k x k root is `inv_sqrt_shifted`,
+    exact derivatives): the gradient of a function of the analysis equals the ensemble-space
+    form's, and a central finite difference along a random direction."""
+    obs_op = F.IndexObservation(24, np.arange(24), noise_std=0.8)
+    rng = np.random.default_rng(2)
+    ens = jnp.asarray(rng.standard_normal((20, 24)))
+    y = jnp.asarray(rng.standard_normal(24))
+    key = jax.random.key(0)
+
+    def loss(space):
+        letkf = F.LETKF(2.0, obs_op, space=space)
+        return jax.jit(lambda e: jnp.sum(jnp.sin(letkf.update(key, e, y, obs_op))))
+
+    obs_loss = loss("observation")
+    grad = jax.grad(obs_loss)(ens)
+    np.testing.assert_allclose(grad, jax.grad(loss("ensemble"))(ens), rtol=1e-10, atol=1e-12)
+    v = jnp.asarray(rng.standard_normal(ens.shape))
+    fd = (obs_loss(ens + 1e-6 * v) - obs_loss(ens - 1e-6 * v)) / 2e-6
+    np.testing.assert_allclose(jnp.sum(grad * v), fd, rtol=1e-7)
+
+
+def test_bad_space_and_obs_chunk_are_named():
+    obs_op = F.IndexObservation(10)
+    with pytest.raises(ValueError, match="space"):
+        F.LETKF(2.0, obs_op, space="obs")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValueError, match="obs_chunk"):
+        F.LETKF(2.0, obs_op, obs_chunk=0)
+    with pytest.raises(TypeError, match="obs_chunk"):
+        F.LETKF(2.0, obs_op, obs_chunk=2.5)  # pyright: ignore[reportArgumentType]
