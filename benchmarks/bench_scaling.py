@@ -8,7 +8,8 @@ of `repeats` calls):
              (`IndexObservation(40, noise_cov=1)`), N = 10^2 .. 10^6 (the LETKF also at
              N = 50, 200, 400), for the stochastic
              EnKF (perturbed observations), the ETKF (symmetric square root), the DEnKF and
-             the LETKF (one domain per variable, `loc_rad` 4: about 15 local observations).
+             the LETKF (one domain per variable, `loc_rad` 4: about 15 local observations),
+             default (observation space for N > 15) and `space="ensemble"` (LETKF-ens).
   dimension  the same at fixed N = 40 for L96 d = 40 .. 10240 (P = d observations).
   chains     `inference.posterior` NUTS (blackjax, diagonal mass) on posteriordb's
              Lotka-Volterra posterior (`inference.lotka_volterra_problem`), 1 .. 256 chains
@@ -26,14 +27,18 @@ observation space when N > P, as DAPPER does):
                      observation space (N > P): O(N P^2 + P^3 + N P d), linear in N.
                      So at d = P = 40 the N-sweep (N >= 100 > P) should show a ~ 1, and the
                      d-sweep at N = 40 <= P (ensemble space) a ~ 1 in d.
-  LETKF              d domains x (N^2 k + N^3) with k local observations (fixed by loc_rad):
+  LETKF              k local observations per domain (fixed by loc_rad). Ensemble space
+                     (LETKF-ens, and the default for N <= k): d domains x (N^2 k + N^3),
                      a ~ 3 in N once N^3 dominates (a ~ 2 while N^2 k does), a ~ 1 in d.
+                     Observation space (the default for N > k): global products
+                     O(N P (P + d) + d k^3), or per-domain gathers O(d N k^2) when P is
+                     large: a ~ 1 in N, a ~ 1 in d.
   NUTS chains        vmapped chains cost chains x leapfrogs(slowest chain) x one gradient: on a
                      CPU a ~ 1 per iteration (a ~ 0 per draw) once the batch fills the cores; on
                      a GPU a ~ 0 per iteration until the device is saturated.
 
 Points that cannot run are skipped with the reason: an estimate of the largest live arrays
-over `--max-gib` (the LETKF holds d x N x N matrices, 16 GB at N = 10^4, d = 40), or a
+over `--max-gib` (LETKF-ens holds d x N x N matrices, 16 GB at N = 10^4, d = 40), or a
 predicted time (the last point's time scaled by the theoretical exponent) over
 `--max-seconds` per point.
 
@@ -63,15 +68,18 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-FILTERS = ("EnKF", "ETKF", "DEnKF", "LETKF")
+# "LETKF" is the default (observation space per domain once N > k local observations);
+# "LETKF-ens" forces the ensemble-space form (N x N per domain), the only one before
+FILTERS = ("EnKF", "ETKF", "DEnKF", "LETKF", "LETKF-ens")
 LOC_RAD = 4.0  # DAPPER's Lorenz-96 LETKF radius (grid units); taper half-width 1.82 x 4
 FORCING = 8.0
 # theoretical exponents (the regime the sweep sits in, see the module docstring)
-THEORY_N = {"EnKF": 1.0, "ETKF": 1.0, "DEnKF": 1.0, "LETKF": 3.0}
-THEORY_D = {"EnKF": 1.0, "ETKF": 1.0, "DEnKF": 1.0, "LETKF": 1.0}
+THEORY_N = {"EnKF": 1.0, "ETKF": 1.0, "DEnKF": 1.0, "LETKF": 1.0, "LETKF-ens": 3.0}
+THEORY_D = {"EnKF": 1.0, "ETKF": 1.0, "DEnKF": 1.0, "LETKF": 1.0, "LETKF-ens": 1.0}
 FULL = dict(
     sizes=[100, 1_000, 10_000, 100_000, 1_000_000],
-    # the LETKF's cubic cost ends its curve near N = 10^3 on a CPU: more points below that
+    # the ensemble-space LETKF's cubic cost ends its curve near N = 10^3 on a CPU: more
+    # points below that
     letkf_sizes=[50, 100, 200, 400, 1_000, 10_000, 100_000, 1_000_000],
     dims=[40, 160, 640, 2560, 10240],
     dim_members=40,
@@ -104,6 +112,8 @@ def make_filter(name: str, obs_op):
         return F.DEnKF()
     if name == "LETKF":
         return F.LETKF(LOC_RAD, obs_op)
+    if name == "LETKF-ens":
+        return F.LETKF(LOC_RAD, obs_op, space="ensemble")
     raise ValueError(f"`name` must be one of {FILTERS}, got {name!r}.")
 
 
@@ -111,12 +121,16 @@ def peak_bytes(name: str, n: int, d: int, itemsize: int = 4) -> float:
     """A rough estimate of the largest live arrays of one analysis (P = d observations).
 
     Ensemble-sized arrays (forecast, anomalies, observed anomalies, analysis, and for the
-    EnKF the perturbed observations): about 6 N d numbers. The LETKF adds d domains of N x N
-    matrices, about 5 alive at once in the Newton-Schulz loop (Y, Z, ZY, T and the product).
+    EnKF the perturbed observations): about 6 N d numbers. The ensemble-space LETKF adds d
+    domains of N x N matrices, about 5 alive at once in the Newton-Schulz loop (Y, Z, ZY, T
+    and the product); in observation space (N > k ~ 15 local observations at loc_rad 4) its
+    global products add P x P and P x d matrices and d domains of k x k ones.
     """
     base = 6.0 * n * d
-    if name == "LETKF":
+    if name == "LETKF-ens" or (name == "LETKF" and n <= 15):
         base += 5.0 * d * n * n
+    elif name == "LETKF":
+        base += 2.0 * d * d + 5.0 * d * 15 * 15
     elif n <= d:  # ensemble space: N x N systems
         base += 4.0 * n * n
     else:  # observation space: P x P

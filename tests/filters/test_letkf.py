@@ -139,12 +139,14 @@ def test_observation_space_form_is_the_ensemble_space_analysis(x64, case):
     rng = np.random.default_rng(0)
     ens = jnp.asarray(rng.standard_normal((n, dim)) + np.sin(np.arange(dim) / 5.0))
     y = jnp.asarray(rng.standard_normal(idx.size))
-    kw = dict(batch_size=batch_size, obs_chunk=chunk, rotate="rotated" in case)
-    default = F.LETKF(loc_rad, obs_op, **kw)
+    rotate = "rotated" in case
+    default = F.LETKF(loc_rad, obs_op, batch_size=batch_size, obs_chunk=chunk, rotate=rotate)
     k = default.local_sqrt_taper.shape[1]
     assert (default.local_obs is None, default._global_products()) == (dense, global_products)
     assert default._in_observation_space(n) and not default._in_observation_space(k)
-    ensemble_space = F.LETKF(loc_rad, obs_op, space="ensemble", **kw)
+    ensemble_space = F.LETKF(
+        loc_rad, obs_op, batch_size=batch_size, obs_chunk=chunk, rotate=rotate, space="ensemble"
+    )
     key = jax.random.key(1)
     out = _update(default, key, ens, y, obs_op)
     np.testing.assert_allclose(out, _update(ensemble_space, key, ens, y, obs_op), atol=1e-12)
