@@ -49,12 +49,15 @@ class LETKF(AbstractEnsembleFilter):
     root),
     mean_b += dw_b^T R_b^2 Yw_b^T A_b and A_b <- A_b + Yw_b G_b Yw_b^T A_b,
     G_b = -R_b (sqrt(c) R_b + I)^{-1} R_b, which is T_b A_b with T_b = (I + Yw_b Yw_b^T / c)^{-1/2}
-    the ensemble-space transform (push-through identity), never formed. When the state has
-    few observations (P (P + 2 dim) <= domains x k (k + 2 size)) the products are global,
-    Yw^T Yw and Yw^T A once and one N x P x dim product back, so the cost is O(N P (P + dim))
-    and no per-domain N-length array exists (a 10^6-member L96 analysis in seconds);
-    otherwise each domain gathers its columns, `obs_chunk` domains at a time (memory
-    obs_chunk x N x k). `space=None` picks observation space when N > k.
+    the ensemble-space transform (push-through identity), never formed. This form always
+    works from the gathered lists (`obs_space_lists`, k = the largest local count, e.g. 25
+    of L96's 40 observations at loc_rad 4, where the ensemble-space form takes the dense
+    taper). When the state has few observations (P (P + 2 dim) <= domains x k (k + 2 size))
+    the products are global, Yw^T Yw and Yw^T A once and one N x P x dim product back, so the
+    cost is O(N P (P + dim) + domains k^3) and no per-domain N-length array exists (a
+    10^6-member L96 analysis in seconds); otherwise each domain gathers its columns,
+    `obs_chunk` domains at a time (memory obs_chunk x N x k). `space=None` picks observation
+    space when N > k (benchmarks/bench_letkf_space.py: the crossover on L96 and 2-D QG).
 
     Positions are 1-D (`state_locations` (dim,), observation `locations` (obs,): a line or
     a ring) or d-dimensional ((dim, d) and (obs, d), e.g. (y, x) on a doubly periodic
@@ -103,6 +106,8 @@ class LETKF(AbstractEnsembleFilter):
 
     local_obs: Int[Array, "domain k"] | None
     local_sqrt_taper: Float[Array, "domain k"]
+    obs_space_lists: Int[Array, "domain kl"]
+    obs_space_sqrt_taper: Float[Array, "domain kl"]
     domain_points: Int[Array, "domain size"]
     point_domain: Int[Array, " dim"]
     point_slot: Int[Array, " dim"]
@@ -168,6 +173,9 @@ class LETKF(AbstractEnsembleFilter):
         if gather is not None and not isinstance(gather, (bool, np.bool_)):
             raise TypeError(f"`gather` must be None (automatic) or a bool, got {gather!r}.")
         dense = 2 * idx.shape[1] > obs_op.obs_dim if gather is None else not gather
+        # the observation-space form always gathers (from global products, cheaply)
+        self.obs_space_lists = jnp.asarray(idx)
+        self.obs_space_sqrt_taper = jnp.asarray(taper, dtype=jnp.result_type(float))
         if dense:
             # most observations are local to every domain: the dense taper is cheaper than a
             # gather (L96 with loc_rad 4 sees 25 of 40: 66 vs 80 us per cycle on one core,
@@ -196,10 +204,9 @@ class LETKF(AbstractEnsembleFilter):
                 f"LETKF was built for {built}."
             )
         s = ensemble_stats(ensemble, y_obs, obs_op)
-        taper = self.local_sqrt_taper.astype(ensemble.dtype)
         n = ensemble.shape[0]
         if self._in_observation_space(n):
-            mean, anomalies = self._observation_space(s, taper)
+            mean, anomalies = self._observation_space(s)
             if not self.rotate:
                 return mean + anomalies
             q = random_mean_preserving_rotation(key, n, ensemble.dtype)
@@ -214,6 +221,7 @@ class LETKF(AbstractEnsembleFilter):
                 return mean_b + w @ a_b, t @ a_b
             return mean_b + (w + t) @ a_b, None  # the analysis members
 
+        taper = self.local_sqrt_taper.astype(ensemble.dtype)
         idx_axis = None if self.local_obs is None else 0
         local = jax.vmap(local, in_axes=(idx_axis, 0, 0, 1))
         if not self.grouped:  # one variable per domain: the columns themselves
@@ -231,22 +239,23 @@ class LETKF(AbstractEnsembleFilter):
     def _in_observation_space(self, n_members: int) -> bool:
         """Whether an ensemble of `n_members` is analysed in observation space."""
         if self.space is None:
-            return n_members > self.local_sqrt_taper.shape[1]
+            return n_members > self.obs_space_lists.shape[1]
         return self.space == "observation"
 
     def _global_products(self) -> bool:
         """Whether the observation-space form uses global products (else per-domain
         gathers): P (P + 2 dim) <= domains x k (k + 2 size) multiply-adds per member."""
         p, dim = self.obs_dim, self.point_domain.shape[0]
-        domains, k = self.local_sqrt_taper.shape
+        domains, k = self.obs_space_lists.shape
         return p * (p + 2 * dim) <= domains * k * (k + 2 * self.domain_points.shape[1])
 
-    def _observation_space(self, s, taper):
+    def _observation_space(self, s):
         """The analysis mean (dim,) and anomalies (N, dim) by the observation-space form
         (see the class docstring): global products or per-domain gathers by flop count."""
         yw, dw, a = s.obs_anomalies, s.innovation, s.anomalies
         n, p = yw.shape
         dim = a.shape[1]
+        ids, taper = self.obs_space_lists, self.obs_space_sqrt_taper.astype(yw.dtype)
         domains, k = taper.shape
         c = n - 1.0
         eye = jnp.eye(k, dtype=yw.dtype)
@@ -264,23 +273,14 @@ class LETKF(AbstractEnsembleFilter):
         if self._global_products():
             # global products: Yw^T Yw and Yw^T A once, one N x P x dim product back
             gram_all, b_all = yw.T @ yw, yw.T @ a  # (P, P), (P, dim)
-            ids = self.local_obs
-            if ids is None:  # dense taper: every domain sees all P observations
-                grams = gram_all[None] * (taper[:, :, None] * taper[:, None, :])
-                u = taper[:, :, None] * b_all.T[self.domain_points].transpose(0, 2, 1)
-            else:
-                grams = gram_all[ids[:, :, None], ids[:, None, :]]
-                grams = grams * (taper[:, :, None] * taper[:, None, :])
-                u = taper[:, :, None] * b_all[ids[:, :, None], self.domain_points[:, None, :]]
-            dw_local = dw[None] * taper if ids is None else dw[ids] * taper
-            mean_inc, g_u = jax.vmap(coefficients)(grams, dw_local, u)
+            grams = gram_all[ids[:, :, None], ids[:, None, :]]
+            grams = grams * (taper[:, :, None] * taper[:, None, :])
+            u = taper[:, :, None] * b_all[ids[:, :, None], self.domain_points[:, None, :]]
+            mean_inc, g_u = jax.vmap(coefficients)(grams, dw[ids] * taper, u)
             coef = per_variable(taper[:, :, None] * g_u)  # (dim, k): Yw_b's weights
-            if ids is None:
-                q = coef.T  # (P, dim)
-            else:
-                rows = ids[self.point_domain]  # (dim, k); padding has zero taper
-                cols = jnp.broadcast_to(jnp.arange(dim)[:, None], rows.shape)
-                q = jnp.zeros((p, dim), yw.dtype).at[rows, cols].add(coef)
+            rows = ids[self.point_domain]  # (dim, k); padding has zero taper
+            cols = jnp.broadcast_to(jnp.arange(dim)[:, None], rows.shape)
+            q = jnp.zeros((p, dim), yw.dtype).at[rows, cols].add(coef)
             return s.mean + per_variable(mean_inc), a + yw @ q
 
         # per-domain gathers, obs_chunk domains at a time (memory obs_chunk x N x k)
@@ -291,9 +291,6 @@ class LETKF(AbstractEnsembleFilter):
             mean_inc, g_u = coefficients(yw_b.T @ yw_b, dw[idx] * sqrt_rho, yw_b.T @ a_b)
             return mean_inc, a_b + yw_b @ g_u
 
-        ids = self.local_obs
-        if ids is None:  # dense taper with many observations: gather all of them
-            ids = jnp.broadcast_to(jnp.arange(p), (domains, p))
         mean_inc, anomalies = jax.lax.map(
             local, (ids, taper, self.domain_points), batch_size=min(self.obs_chunk, domains)
         )  # (domains, size), (domains, N, size)

@@ -113,6 +113,7 @@ def _mixture_model():
     return eqx_set(model, "s_raw", raw)
 
 
+@pytest.mark.slow  # 5-7 s of quadrature; CI runs the slow tier (fast-tier budget)
 def test_closed_forms_against_quadrature(x64):
     """For a 3-component mixture potential in 2-D: log c(x) = log int exp(<x, y>/eps)
     v(y) dy, log v (normalised components: int v = sum alpha_k) and log_phi(t, x) against

@@ -68,6 +68,7 @@ def test_climatological_spread_definition():
     assert float(F.climatological_spread(np.ones((5, 3)))) == 0.0
 
 
+@pytest.mark.slow  # 5-8 s of compiles; CI runs the slow tier (fast-tier budget)
 def test_divergence_threshold_is_reported_with_its_rule():
     """Default threshold: DIVERGENCE_FRACTION x the climatological spread of the run's truth;
     a user threshold replaces it; `metrics()` reports the threshold, the spread and the rule.

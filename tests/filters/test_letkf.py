@@ -129,10 +129,10 @@ _SPACE_CASES = {
 def test_observation_space_form_is_the_ensemble_space_analysis(x64, case):
     """For N > k local observations the default LETKF analyses each domain in observation
     space (k x k systems); the members equal the ensemble-space analysis (N x N systems, the
-    form DAPPER's conformance tests pin) to rounding, on all three of its paths: the dense
-    taper and the gathered lists with global products, and per-domain gathers in chunks of
-    domains that do not divide their number; with a rotation the same key gives the same
-    members. The ensemble-space form stays the default for N <= k."""
+    form DAPPER's conformance tests pin) to rounding, with global products (where the
+    ensemble-space form takes the dense taper, and where it gathers) and with per-domain
+    gathers in chunks of domains that do not divide their number; with a rotation the same
+    key gives the same members. The ensemble-space form stays the default for N <= k."""
     (dim, step, loc_rad, batch_size, n, chunk), (dense, global_products) = _SPACE_CASES[case]
     idx = np.arange(0, dim, step)
     obs_op = F.IndexObservation(dim, idx, noise_std=np.linspace(0.5, 1.5, idx.size))
@@ -141,7 +141,7 @@ def test_observation_space_form_is_the_ensemble_space_analysis(x64, case):
     y = jnp.asarray(rng.standard_normal(idx.size))
     rotate = "rotated" in case
     default = F.LETKF(loc_rad, obs_op, batch_size=batch_size, obs_chunk=chunk, rotate=rotate)
-    k = default.local_sqrt_taper.shape[1]
+    k = default.obs_space_lists.shape[1]
     assert (default.local_obs is None, default._global_products()) == (dense, global_products)
     assert default._in_observation_space(n) and not default._in_observation_space(k)
     ensemble_space = F.LETKF(

@@ -16,6 +16,7 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pytest
+from _params import marked_params
 from scipy import integrate, stats
 
 from jaxsci import inference
@@ -60,7 +61,8 @@ def _check_moments(u: np.ndarray, mean: float, sd: float) -> None:
     assert abs(u.std(ddof=1) - sd) < 4 * sd / np.sqrt(2 * (n - 1)), (u.std(ddof=1), sd)
 
 
-@pytest.mark.parametrize("name", list(TARGETS))
+# the LogDensity row (5 s) in the slow tier, CI runs it (fast-tier budget)
+@pytest.mark.parametrize("name", marked_params(list(TARGETS), {"logdensity"}))
 def test_prior_starts(name):
     target = TARGETS[name]
     order = list(target.shapes)  # unconstrained coordinates: x as is, log s

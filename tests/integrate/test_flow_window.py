@@ -22,6 +22,7 @@ def test_window_equals_call_rk4(x64, t0):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # 6 s; the RK4 rows stay fast; CI runs the slow tier (fast-tier budget)
 def test_window_equals_call_etdrk4(x64):
     model = KuramotoSivashinsky(length=22.0, num_points=32)
     flow = Flow(model, 0.05)
