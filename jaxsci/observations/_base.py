@@ -38,7 +38,8 @@ def _in_dtype(name: str, mats, dtype) -> tuple:
 
 
 def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
-    """(R, L, L^{-1}, diagonal) of `GaussianNoise`."""
+    """(std, dense) of `GaussianNoise`: the standard deviations (obs,), and (R, L, L^{-1})
+    for a non-diagonal R (None for a diagonal one, which is held as `std` alone)."""
     if noise_cov is not None and noise_std is not None:
         raise ValueError("give at most one of `noise_cov` and `noise_std`, got both.")
     is_std = noise_std is not None
@@ -59,9 +60,7 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
         check_positive(name, value)
         v = xp.broadcast_to(xp.asarray(value, dtype=np.float64 if concrete else dtype), (obs_dim,))
         std = v if is_std else xp.sqrt(v)
-        cov = v**2 if is_std else v
-        mats = (xp.diag(cov), xp.diag(std), xp.diag(1.0 / std))
-        return (*_in_dtype(name, mats, dtype), True)
+        return _std_in_dtype(name, std, dtype), None
     if shape != (obs_dim, obs_dim):
         raise ValueError(f"`{name}` has shape {shape}, expected ({obs_dim}, {obs_dim}).")
     if not concrete:
@@ -69,7 +68,7 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
         chol = jnp.linalg.cholesky(cov)
         eye = jnp.eye(obs_dim, dtype=dtype)
         inv_chol = jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
-        return cov, chol, inv_chol, False
+        return jnp.sqrt(jnp.diagonal(cov)), (cov, chol, inv_chol)
     cov = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-12):
         raise ValueError(f"`{name}` must be a finite symmetric matrix.")
@@ -79,9 +78,30 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
         raise ValueError(
             f"`{name}` is not positive-definite (its Cholesky factorisation failed)."
         ) from err
-    diagonal = bool(np.count_nonzero(cov - np.diag(np.diag(cov))) == 0)
+    std = np.sqrt(np.diag(cov))
+    if np.count_nonzero(cov - np.diag(np.diag(cov))) == 0:  # a diagonal matrix: std alone
+        return _std_in_dtype(name, std, dtype), None
     mats = (cov, chol, np.linalg.inv(chol))
-    return (*_in_dtype(name, mats, dtype), diagonal)
+    return jnp.asarray(std, dtype=dtype), _in_dtype(name, mats, dtype)
+
+
+def _std_in_dtype(name: str, std, dtype):
+    """The standard deviations of a diagonal R in `dtype`, checked as `_in_dtype` checks the
+    matrices (R = std^2, L = std and L^{-1} = 1 / std must be finite and std > 0 there)."""
+    std = jnp.asarray(std, dtype=dtype)
+    if is_concrete(std):
+        parts = (std**2, std, 1.0 / std)
+        if not all(bool(jnp.all(jnp.isfinite(m))) for m in parts):
+            raise ValueError(
+                f"`{name}` is out of the range of {jnp.dtype(dtype).name}: R, its Cholesky "
+                "factor and the inverse factor must all be finite there."
+            )
+        if not bool(jnp.all(std > 0)):
+            raise ValueError(
+                f"`{name}` underflows to 0 in {jnp.dtype(dtype).name}: the noise scale must be "
+                "representable."
+            )
+    return std
 
 
 def as_locations(locations: Any, obs_dim: int) -> Float[Array, " obs *coord"] | None:
@@ -105,6 +125,12 @@ class GaussianNoise(eqx.Module):
     """Observation error r ~ N(0, R): R (`cov`), its lower Cholesky factor L (`chol`,
     R = L L^T), L^{-1} (`inv_chol`, the whitening map) and whether R is `diagonal`.
 
+    A diagonal R is held as its standard deviations `std` alone (O(obs) memory: 10^4
+    observations would otherwise hold three 10^4 x 10^4 matrices, 1.2 GB in float32, and
+    every program capturing them would embed them); `cov`, `chol` and `inv_chol` build the
+    diagonal matrices when asked, and the filters whiten and sample with `std` directly. A
+    non-diagonal R keeps the three matrices (`dense`).
+
     R is given by at most one of `noise_cov` (a scalar s: R = s I; a vector: diagonal R; an
     (obs, obs) symmetric positive-definite matrix) and `noise_std` (a scalar or an (obs,)
     vector of standard deviations: L = diag(noise_std)); neither gives R = I. Concrete
@@ -118,14 +144,37 @@ class GaussianNoise(eqx.Module):
         noise_std: instead of `noise_cov`, the standard deviation(s).
     """
 
-    cov: Float[Array, "obs obs"]
-    chol: Float[Array, "obs obs"]
-    inv_chol: Float[Array, "obs obs"]
-    diagonal: bool = eqx.field(static=True)
+    std: Float[Array, " obs"]
+    dense: tuple[Float[Array, "obs obs"], Float[Array, "obs obs"], Float[Array, "obs obs"]] | None
 
     def __init__(self, obs_dim: int, noise_cov: Any = None, *, noise_std: Any = None):
         obs_dim = check_int("obs_dim", obs_dim, 1)
-        self.cov, self.chol, self.inv_chol, self.diagonal = _factor(obs_dim, noise_cov, noise_std)
+        self.std, self.dense = _factor(obs_dim, noise_cov, noise_std)
+
+    @property
+    def diagonal(self) -> bool:
+        """Whether R is diagonal (held as `std` alone)."""
+        return self.dense is None
+
+    @property
+    def obs_dim(self) -> int:
+        """The number of observed values."""
+        return self.std.shape[0]
+
+    @property
+    def cov(self) -> Float[Array, "obs obs"]:
+        """R (built from `std` when diagonal)."""
+        return jnp.diag(self.std**2) if self.dense is None else self.dense[0]
+
+    @property
+    def chol(self) -> Float[Array, "obs obs"]:
+        """L, the lower Cholesky factor of R."""
+        return jnp.diag(self.std) if self.dense is None else self.dense[1]
+
+    @property
+    def inv_chol(self) -> Float[Array, "obs obs"]:
+        """L^{-1}, the whitening map."""
+        return jnp.diag(1.0 / self.std) if self.dense is None else self.dense[2]
 
 
 class AbstractObservation(eqx.Module):
@@ -151,7 +200,7 @@ class AbstractObservation(eqx.Module):
     @property
     def obs_dim(self) -> int:
         """The number of observed values."""
-        return self.noise.cov.shape[0]
+        return self.noise.obs_dim
 
     @property
     def noise_cov(self) -> Float[Array, "obs obs"]:
@@ -176,16 +225,20 @@ class AbstractObservation(eqx.Module):
     def whiten(self, v: Float[Array, "*batch obs"]) -> Float[Array, "*batch obs"]:
         """L^{-1} v along the last axis: whitened residuals have identity error covariance."""
         if self.diagonal:
-            return v * jnp.diag(self.noise_inv_chol)
+            return v * (1.0 / self.noise.std).astype(v.dtype)
         return v @ self.noise_inv_chol.T
 
     def log_det_noise_cov(self) -> Float[Array, ""]:
         """log det R."""
+        if self.diagonal:
+            return 2.0 * jnp.sum(jnp.log(self.noise.std))
         return 2.0 * jnp.sum(jnp.log(jnp.diag(self.noise_chol)))
 
     def sample(self, key: Key, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
         """A noisy observation h(x) + L z, z ~ N(0, I)."""
         z = jax.random.normal(key, (self.obs_dim,), dtype=x.dtype)
+        if self.diagonal:
+            return self(x) + self.noise.std.astype(x.dtype) * z
         return self(x) + self.noise_chol.astype(x.dtype) @ z
 
     def log_likelihood(self, y: Float[Array, " obs"], x: Float[Array, " dim"]) -> Float[Array, ""]:

@@ -31,7 +31,6 @@ class IndexObservation(AbstractLinearObservation):
     """
 
     indices: Int[Array, " obs"]
-    gram: Float[Array, "obs obs"]
     noise: GaussianNoise
     state_dim: int = eqx.field(static=True)
     locations: Float[Array, " obs *coord"]
@@ -57,7 +56,6 @@ class IndexObservation(AbstractLinearObservation):
                 f"got {idx.tolist()}."
             )
         self.indices = jnp.asarray(idx, dtype=jnp.int32)
-        self.gram = jnp.asarray(idx[:, None] == idx[None, :], dtype=jnp.result_type(float))
         self.noise = GaussianNoise(idx.size, noise_cov, noise_std=noise_std)
         self.state_dim = state_dim
         if locations is None:
@@ -68,9 +66,16 @@ class IndexObservation(AbstractLinearObservation):
     def __call__(self, x: Float[Array, " dim"]) -> Float[Array, " obs"]:
         return x[self.indices]
 
+    @property
+    def gram(self) -> Float[Array, "obs obs"]:
+        """H H^T: 1 where two observations select the same variable (built when asked, so
+        an observation of 10^4 points holds no 10^4 x 10^4 matrix)."""
+        idx = self.indices
+        return jnp.asarray(idx[:, None] == idx[None, :], dtype=self.noise.std.dtype)
+
     def matrix(self) -> Float[Array, "obs dim"]:
         """H: row i is the unit vector of `indices[i]`."""
-        return jax.nn.one_hot(self.indices, self.state_dim, dtype=self.gram.dtype)
+        return jax.nn.one_hot(self.indices, self.state_dim, dtype=self.noise.std.dtype)
 
 
 def every_kth(

@@ -108,6 +108,37 @@ def test_noise_arguments(x64):
     assert O.LinearObservation(MATRIX, noise_cov=np.diag([1.0, 2.0, 3.0])).diagonal
 
 
+def test_diagonal_noise_holds_no_obs_by_obs_matrix(x64):
+    """A diagonal R (and an index observation's H H^T) is held in O(obs) numbers, not as
+    obs x obs matrices: an IndexObservation of 10^5 points is ~3 x 10^5 numbers (indices,
+    std, locations) where three dense matrices would be 3 x 10^10. Whitening, sampling and
+    the log-likelihood use the standard deviations and equal the dense formulas (checked at
+    a small size against the built matrices); a diagonal matrix given as noise_cov is held
+    the same way."""
+    big = O.IndexObservation(100_000, noise_std=2.0)
+    leaves = jax.tree_util.tree_leaves(big)
+    assert sum(np.size(leaf) for leaf in leaves) <= 3 * 100_000, [np.shape(x) for x in leaves]
+    std = np.array([0.5, 1.0, 2.0])
+    for obs in (
+        O.IndexObservation(DIM, [0, 2, 4], noise_std=std),
+        O.LinearObservation(MATRIX, noise_cov=np.diag(std**2)),
+    ):
+        assert obs.diagonal and max(np.ndim(x) for x in jax.tree_util.tree_leaves(obs.noise)) == 1
+        np.testing.assert_allclose(obs.noise_cov, np.diag(std**2), rtol=1e-15)
+        np.testing.assert_allclose(obs.noise_chol, np.diag(std), rtol=1e-15)
+        np.testing.assert_allclose(obs.noise_inv_chol, np.diag(1 / std), rtol=1e-15)
+        v = jnp.asarray([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]])
+        np.testing.assert_allclose(obs.whiten(v), v @ np.diag(1 / std), rtol=1e-15)
+        np.testing.assert_allclose(obs.log_det_noise_cov(), np.log(np.prod(std**2)), rtol=1e-14)
+        x = jnp.linspace(-1.0, 1.0, DIM)
+        key = jax.random.key(0)
+        z = jax.random.normal(key, (3,), dtype=x.dtype)
+        np.testing.assert_allclose(obs.sample(key, x), obs(x) + std * z, rtol=1e-15)
+    np.testing.assert_array_equal(
+        O.IndexObservation(4, [0, 2, 2]).gram, [[1, 0, 0], [0, 1, 1], [0, 1, 1]]
+    )
+
+
 def test_noise_is_sweepable_under_vmap():
     """A traced noise level (a vmapped sweep) gives the same model as concrete values."""
     stds = jnp.array([0.5, 1.0, 2.0])
