@@ -8,8 +8,8 @@ of `repeats` calls):
              (`IndexObservation(40, noise_cov=1)`), N = 10^2 .. 10^6 (the LETKF also at
              N = 50, 200, 400), for the stochastic
              EnKF (perturbed observations), the ETKF (symmetric square root), the DEnKF and
-             the LETKF (one domain per variable, `loc_rad` 4: about 15 local observations),
-             default (observation space for N > 15) and `space="ensemble"` (LETKF-ens).
+             the LETKF (one domain per variable, `loc_rad` 4: 25 local observations),
+             default (observation space for N > 25) and `space="ensemble"` (LETKF-ens).
   dimension  the same at fixed N = 40 for L96 d = 40 .. 10240 (P = d observations).
   chains     `inference.posterior` NUTS (blackjax, diagonal mass) on posteriordb's
              Lotka-Volterra posterior (`inference.lotka_volterra_problem`), 1 .. 256 chains
@@ -123,14 +123,14 @@ def peak_bytes(name: str, n: int, d: int, itemsize: int = 4) -> float:
     Ensemble-sized arrays (forecast, anomalies, observed anomalies, analysis, and for the
     EnKF the perturbed observations): about 6 N d numbers. The ensemble-space LETKF adds d
     domains of N x N matrices, about 5 alive at once in the Newton-Schulz loop (Y, Z, ZY, T
-    and the product); in observation space (N > k ~ 15 local observations at loc_rad 4) its
+    and the product); in observation space (N > k = 25 local observations at loc_rad 4) its
     global products add P x P and P x d matrices and d domains of k x k ones.
     """
     base = 6.0 * n * d
-    if name == "LETKF-ens" or (name == "LETKF" and n <= 15):
+    if name == "LETKF-ens" or (name == "LETKF" and n <= 25):
         base += 5.0 * d * n * n
     elif name == "LETKF":
-        base += 2.0 * d * d + 5.0 * d * 15 * 15
+        base += 2.0 * d * d + 5.0 * d * 25 * 25
     elif n <= d:  # ensemble space: N x N systems
         base += 4.0 * n * n
     else:  # observation space: P x P

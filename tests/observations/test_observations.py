@@ -179,7 +179,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="k"):
         O.every_kth(6, 0)
     with pytest.raises(TypeError, match="state_dim"):
-        O.IndexObservation(4.5)
+        O.IndexObservation(4.5)  # pyright: ignore[reportArgumentType]
     o = O.IndexObservation(4, [0, 2])
     with pytest.raises(ValueError, match="y_obs"):
         o.check_observation(jnp.array([0.0, jnp.nan]))
