@@ -104,8 +104,10 @@ def test_exponent_recovers_a_power_law():
 
 
 def test_letkf_memory_estimate_stops_it_before_the_global_filters():
-    # d = 40: the LETKF holds d x N x N matrices, the global filters N x d and d x d ones
+    # d = 40: the ensemble-space LETKF holds d x N x N matrices, the global filters and the
+    # default (observation-space for N > k = 25) LETKF N x d, d x d and d x k x k ones
     gib = 2.0**30
-    assert bench_scaling.peak_bytes("LETKF", 10_000, 40) / gib > 8
+    assert bench_scaling.peak_bytes("LETKF-ens", 10_000, 40) / gib > 8
+    assert bench_scaling.peak_bytes("LETKF", 1_000_000, 40) / gib < 1
     assert bench_scaling.peak_bytes("ETKF", 1_000_000, 40) / gib < 1
     assert bench_scaling.peak_bytes("EnKF", 1_000_000, 40) / gib < 1
