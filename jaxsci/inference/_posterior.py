@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import check_int, check_key
+from .._compile_clock import CompileClock
 from .._custom_types import Array, Key
 from .._interrupts import check_interrupted
 from .._progress import progress_bar as make_progress_bar
@@ -148,7 +149,7 @@ def posterior(
     steps = np.arange(padded, dtype=np.int32)
     schedule = [pad(np.asarray(s)) for s in stages]
     active = steps < total
-    positions, infos, seconds = [], [], []
+    positions, infos, seconds, compiling = [], [], [], []
     bar = make_progress_bar(progress_bar, total=total, desc="warmup" if num_warmup else "sampling")
     divergent = 0
     with bar:
@@ -156,19 +157,21 @@ def posterior(
             check_interrupted()  # a Ctrl-C that jax's tracing swallowed
             sl = slice(i * chunk_size, (i + 1) * chunk_size)
             t = time.perf_counter()
-            states, (pos, info) = _run_chunk(
-                sampler,
-                target,
-                build_warmup,
-                states,
-                chain_keys,
-                jnp.asarray(steps[sl]),
-                WarmupStage(*(jnp.asarray(s[sl]) for s in schedule)),
-                jnp.asarray(active[sl]),
-            )
-            # (steps, chains, ...): keep the real chains (whole on every process)
-            pos, info = jax.device_get(unpad_batch((pos, info), num_chains, axis=1))
+            with CompileClock() as clock:
+                states, (pos, info) = _run_chunk(
+                    sampler,
+                    target,
+                    build_warmup,
+                    states,
+                    chain_keys,
+                    jnp.asarray(steps[sl]),
+                    WarmupStage(*(jnp.asarray(s[sl]) for s in schedule)),
+                    jnp.asarray(active[sl]),
+                )
+                # (steps, chains, ...): keep the real chains (whole on every process)
+                pos, info = jax.device_get(unpad_batch((pos, info), num_chains, axis=1))
             seconds.append(time.perf_counter() - t)
+            compiling.append(clock.seconds)
             positions.append(np.asarray(pos))
             infos.append(info)
             done = min((i + 1) * chunk_size, total)
@@ -186,7 +189,7 @@ def posterior(
     pos = np.concatenate(positions)[:total].swapaxes(0, 1)
     stats = jax.tree.map(lambda *a: np.concatenate(a)[:total].swapaxes(0, 1), *infos)._asdict()
     compile_seconds, warmup_seconds, sampling_seconds = _phase_seconds(
-        seconds, chunk_size, num_warmup, total
+        seconds, compiling, chunk_size, num_warmup, total
     )
     draws = jax.device_get(_constrain(target, jnp.asarray(pos[:, num_warmup:])))
     step_size, imm = jax.device_get(
@@ -209,26 +212,21 @@ def posterior(
 
 
 def _phase_seconds(
-    seconds: list[float], chunk_size: int, num_warmup: int, total: int
+    seconds: list[float], compiling: list[float], chunk_size: int, num_warmup: int, total: int
 ) -> tuple[float, float, float]:
-    """(compile, warmup, sampling) seconds from the wall time of each chunk.
+    """(compile, warmup, sampling) seconds from the wall time of each chunk and the time JAX
+    reported lowering and compiling during it (`CompileClock`).
 
-    Compilation is the first chunk's excess over what its steps take in later chunks (the
-    median time per active step; the last chunk may be partly skipped steps); each chunk's
-    time is split between warmup and sampling by its share of steps of each phase.
+    Each chunk's time less its compilation is split between warmup and sampling by its
+    share of steps of each phase. (An earlier estimate took compilation as the first chunk's
+    excess over the later chunks' time per step, which counted the warmup's deeper early
+    trees as compilation whenever the first chunk was warmup: 300 s "compile" for 256 chains
+    on the LV posterior, benchmarks/RESULTS.md section 7.)
     """
-    seconds = list(seconds)
-    n_chunks = len(seconds)
-    n_active = [min((i + 1) * chunk_size, total) - i * chunk_size for i in range(n_chunks)]
-    per_step = (
-        float(np.median([sec / n for sec, n in zip(seconds[1:], n_active[1:], strict=True)]))
-        if n_chunks > 1
-        else 0.0
-    )
-    compile_seconds = max(seconds[0] - per_step * n_active[0], 0.0)
-    seconds[0] -= compile_seconds
+    run = [max(sec - c, 0.0) for sec, c in zip(seconds, compiling, strict=True)]
+    compile_seconds = sum(sec - r for sec, r in zip(seconds, run, strict=True))
     warmup_seconds = sampling_seconds = 0.0
-    for i, sec in enumerate(seconds):
+    for i, sec in enumerate(run):
         lo, hi = i * chunk_size, min((i + 1) * chunk_size, total)
         n_warm = max(0, min(hi, num_warmup) - lo)
         warmup_seconds += sec * n_warm / (hi - lo)

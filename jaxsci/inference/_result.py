@@ -28,7 +28,7 @@ class PosteriorResult(eqx.Module):
         warmup_stats: the same over the warmup transitions, (chains, num_warmup).
         step_size: (chains,) adapted step size; inverse_mass_matrix: (chains, dim[, dim]).
         init: (chains, dim) unconstrained starting points.
-        compile_seconds: compilation (estimated as the first chunk's excess time);
+        compile_seconds: lowering and compiling, as JAX reports them (`CompileClock`);
         warmup_seconds, sampling_seconds: wall time of the two phases, compilation excluded.
         target, sampler: what was sampled, and how.
     """
