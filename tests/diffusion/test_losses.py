@@ -181,7 +181,14 @@ def test_dsm_at_exact_model_equals_analytic_minimum(kind, param, target, weighti
     assert abs(mean - ref) < 4 * se + 1e-4 * abs(ref), (mean, se, ref)
 
 
-@pytest.mark.parametrize("target, weighting", [("eps", "uniform"), ("v", "likelihood")])
+@pytest.mark.parametrize(
+    "target, weighting",
+    [
+        # 5 s: CI runs the slow tier (fast-tier budget)
+        pytest.param("eps", "uniform", marks=pytest.mark.slow),
+        ("v", "likelihood"),
+    ],
+)
 def test_dsm_excess_of_offset_model(target, weighting):
     """An offset delta on the eps prediction adds exactly mean(delta^2) times the time
     average of w c_F (common random numbers: the cross term has mean zero)."""

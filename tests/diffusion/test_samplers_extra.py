@@ -427,7 +427,8 @@ def test_lower_order_final_documented_orders(name, x64):
         assert np.max(np.abs(traj16[:, 16] - lowered)) > 1e-6
 
 
-@pytest.mark.parametrize("order", [1, 2, 3])
+# order 3 (4 s) in the slow tier; CI runs the slow tier (fast-tier budget)
+@pytest.mark.parametrize("order", marked_params([1, 2, 3], {3}))
 def test_lower_order_final_unipc(order, x64):
     """UniPC: the final predictor (from the corrected point, with the model output at the
     uncorrected one) is first order on a 6-step grid; on a 32-step logSNR-uniform grid too

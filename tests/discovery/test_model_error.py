@@ -68,6 +68,7 @@ def test_instantaneous_design_is_biased_at_sporadic_intervals():
     assert abs(coefs[0.05] + 0.1) < 0.06 * 0.1, coefs
 
 
+@pytest.mark.slow  # 4-6 s; CI runs the slow tier (fast-tier budget)
 def test_samples_vanish_for_the_true_model_and_match_the_exact_mean_mode():
     truth = KuramotoSivashinsky(L, N, growth=-0.1)
     flow = Flow(truth, DT)

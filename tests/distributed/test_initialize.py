@@ -164,6 +164,8 @@ def test_run_distributed_refused_run_folder_stops_every_process(tmp_path):
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
 
 
+# 5-8 s (imports every module in a subprocess): CI runs the slow tier (fast-tier budget)
+@pytest.mark.slow
 def test_importing_every_module_leaves_the_backend_down():
     """`initialize` must run before anything starts JAX's backend, so no jaxsci module may
     touch a device at import (an array made at module level did: `import jaxsci.diffusion`

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _params import marked_params
 
 import jaxsci.dynamics as dyn
 from jaxsci.integrate import default_step_solver, simulate
@@ -60,7 +61,8 @@ def test_default_state_and_vector_field(name):
     np.testing.assert_allclose(np.asarray(f_jit), np.asarray(f), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", NAMES)
+# the QG row (4.5 s) in the slow tier; CI runs the slow tier (fast-tier budget)
+@pytest.mark.parametrize("name", marked_params(NAMES, {"TwoLayerQG"}))
 def test_vmap_over_states(name):
     model = REGISTRY[name]()
     ys = _states(model)
