@@ -14,11 +14,12 @@ Several processes (`jaxsci.distributed.initialize`): `jax.devices()` is then eve
 every process, and the batch is split over all of them. Each process runs the same script
 and holds the same full batch (the same keys give the same draws everywhere); `shard_batch`
 gives each process's devices their rows of it (`jax.make_array_from_callback`: no data
-crosses processes, and the equal-value contract is documented rather than checked, since a
-check would gather the whole batch). Results of a computation over such a global array span
-devices that another process owns and cannot be read there: `unpad_batch` (and `gather`)
-bring them back to every process first, as one all-gather, so that the drivers return the
-same fully addressable arrays on every process as a single-process run.
+crosses processes; the equal-value contract is checked by a 16-byte digest of each array,
+all-gathered: a mismatch is a ValueError on every process, not a silently wrong result).
+Results of a computation over such a global array span devices that another process owns
+and cannot be read there: `unpad_batch` (and `gather`) bring them back to every process
+first, as one all-gather, so that the drivers return the same fully addressable arrays on
+every process as a single-process run.
 
 What `devices=None` means differs between the drivers (on purpose: ensembles and chains are
 independent members, cheap to spread; a filter's members or a batch's examples are coupled
@@ -35,6 +36,7 @@ Everywhere a single `devices` entry that is the default device (`jax.devices()[0
 same as no placement (`batch_sharding` returns None).
 """
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -145,10 +147,12 @@ def place(a: Any, sharding: Any) -> Any:
 
     Within one process this is `jax.device_put`. A sharding over devices of several
     processes is built from this process's full copy of `a`: every process must hold the
-    same value (`jax.device_put` would check it with an all-gather of the whole array; here
-    it is the caller's contract, kept by running the same script with the same keys), and
-    each keeps the rows its own devices hold. An array already laid out over the same devices
-    is resharded by `jax.device_put`. PRNG key arrays travel as their key data.
+    same value (the caller's contract, kept by running the same script with the same keys;
+    `jax.device_put` would check it with an all-gather of the whole array, here a BLAKE2b
+    digest of this process's copy is all-gathered and a mismatch is a ValueError on every
+    process), and each keeps the rows its own devices hold. An array already laid out over
+    the same devices is resharded by `jax.device_put`. PRNG key arrays travel as their key
+    data.
     """
     if not eqx.is_array(a):
         return a
@@ -159,7 +163,27 @@ def place(a: Any, sharding: Any) -> Any:
         data = place(jax.random.key_data(a), sharding)
         return jax.random.wrap_key_data(data, impl=impl)
     host = np.asarray(a)
+    _check_same_on_every_process(host)
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _check_same_on_every_process(host: np.ndarray) -> None:
+    """Raise a ValueError on every process unless all processes hold the same `host` (a
+    collective: every process calls it for the same arrays in the same order, as `place`
+    is called)."""
+    from jax.experimental import multihost_utils
+
+    digest = hashlib.blake2b(np.ascontiguousarray(host).tobytes(), digest_size=16)
+    digest.update(repr((host.shape, host.dtype.str)).encode())
+    mine = np.frombuffer(digest.digest(), dtype=np.int32)
+    every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, 4)
+    differ = [i for i in range(every.shape[0]) if not np.array_equal(every[i], every[0])]
+    if differ:
+        raise ValueError(
+            f"an input of shape {host.shape} ({host.dtype}) differs between processes "
+            f"(process(es) {differ} against process 0): a multi-process run needs the same "
+            "inputs on every process (the same script, data and keys)."
+        )
 
 
 def _identity(a):

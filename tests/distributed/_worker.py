@@ -163,6 +163,12 @@ def main(
         )
     except ValueError as err:
         results["indivisible_error"] = np.asarray(str(err))
+    if n > 1:  # an input that differs between processes: an error on every process
+        try:
+            mine = y0s + jax.process_index()
+            ensemble(lambda y0: rollout(flow, y0, 2, dt=0.05), devices=jax.devices())(mine)
+        except ValueError as err:
+            results["mismatch_error"] = np.asarray(str(err))
     run(jax.devices(), "all")
     if n == 1 and one_device:
         run(jax.devices()[:1], "one")

@@ -136,6 +136,12 @@ def _compare(outs, ref, processes):
     assert f"7 members, which do not divide evenly over the {2 * processes} `devices`" in str(
         first["indivisible_error"]
     )
+    # inputs that differ between processes (each adds its index): a ValueError naming the
+    # processes, on every process (the loop below checks they all hold the same message)
+    others = list(range(1, processes))
+    assert f"differs between processes (process(es) {others} against process 0)" in str(
+        first["mismatch_error"]
+    )
     for i, out in enumerate(outs[1:], 1):
         for name, value in first.items():
             if not name.startswith(("seconds/", "repeat_error")):
