@@ -61,6 +61,26 @@ parser.add_argument(
     "lowlocal: as local, on the observation anomalies and innovation low-passed to those modes",
 )
 parser.add_argument("--lowpass-modes", type=float, default=8.0)
+parser.add_argument(
+    "--perfect",
+    action="store_true",
+    help="control: the filter's base model keeps the drag (no model error; every fitted "
+    "term is then the filter's own doing; errors are still reported against the drag)",
+)
+parser.add_argument(
+    "--decay-days",
+    type=float,
+    default=0.0,
+    help="AR(1) parameter model: the mean z relaxes to 0 with this e-folding time in days "
+    "(0: persistence), so that directions the observations do not constrain cannot drift",
+)
+parser.add_argument("--save", default=None, help="npz of the z trajectories and scales")
+parser.add_argument(
+    "--obs-error-factor",
+    type=float,
+    default=1.0,
+    help="the filter's observation error std over the true noise std (R inflation)",
+)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--spinup-days", type=float, default=1000.0)
 cli = parser.parse_args()
@@ -100,6 +120,9 @@ per_layer = (n // cli.every) ** 2
 noise_std = np.repeat(cli.noise * layer_std, per_layer)
 obs_op = observations.every_kth_grid((n, n), cli.every, n_layers=2, noise_std=noise_std)
 ys = filters.synthetic_observations(k_obs, obs_op, truth[1:].reshape(cli.count, -1))
+obs_op = observations.every_kth_grid(
+    (n, n), cli.every, n_layers=2, noise_std=cli.obs_error_factor * noise_std
+)
 dom = filters.grid_domains((n, n), 2)
 letkf = filters.LETKF(
     cli.loc_rad, obs_op, dom.state_locations, dom.domain_length, domains=dom.domains
@@ -146,7 +169,7 @@ for j, name in enumerate(names):
 xi_true = np.zeros(len(names))
 xi_true[inj] = -rek
 z_true_inj = -rek / scale_all[inj]
-corrected0 = discovery.CorrectedModel(model, library)
+corrected0 = discovery.CorrectedModel(truth_m if cli.perfect else model, library)
 flow0 = integrate.Flow(corrected0, dt, solver)
 
 
@@ -188,6 +211,8 @@ def run_augmented(active: np.ndarray, key):
         zm = jnp.mean(z, axis=0)
         za = z - zm
         zm = zm + w @ za
+        if cli.decay_days > 0:
+            zm = zm * np.exp(-interval / (cli.decay_days * DAY))
         za = t @ za
         sd = jnp.std(za, axis=0, ddof=1)
         za = za * jnp.maximum(1.0, cli.floor / jnp.maximum(sd, 1e-12))
@@ -211,13 +236,22 @@ def report(stage, active, zm, sd, xa_mean, seconds):
     rel = np.abs(xi) * col_rms.ravel() / (rek * col_rms.ravel()[inj])
     others = [j for j in np.flatnonzero(active) if j != inj]
     big = max((rel[j] for j in others), default=0.0)
+    big2 = max((rel[j] for j in others if names[j].endswith("[2]")), default=0.0)
     n_big = sum(rel[j] > 0.05 for j in others)
+    # the net correction of each layer without the drag column, sum_j xi_j theta_j on the
+    # climatological members, RMS over the drag's: small when the fitted terms cancel
+    xi_other = xi.copy()
+    xi_other[inj] = 0.0
+    net = np.einsum("mlyxj,lj->mlyx", np.asarray(theta), xi_other.reshape(2, -1))
+    net = np.sqrt(np.mean(net**2, axis=(0, 2, 3))) / (rek * col_rms.ravel()[inj])
+    print(f"  net correction without the drag, RMS per layer x the drag's: {net.round(3)}")
     ea = np.sqrt(np.mean((xa_mean - np.asarray(truth[1:]).reshape(cli.count, -1)) ** 2))
     rms_noise = cli.noise * np.sqrt(np.mean(layer_std**2))
     print(
         f"stage {stage}: terms {int(active.sum())}, lap(psi)[2] {xi[inj]:.4g} (true {-rek:.4g},"
         f" err {err:.1%}), others > 5%: {n_big}, largest other x injected {big:.3f}, "
-        f"analysis rmse / noise {ea / rms_noise:.1f}, wall {seconds:.0f} s",
+        f"largest other in layer 2 {big2:.3f}, analysis rmse / noise {ea / rms_noise:.1f}, "
+        f"wall {seconds:.0f} s",
         flush=True,
     )
     order = np.argsort(-rel)
@@ -259,6 +293,8 @@ active = np.ones(len(names), bool)
 t0 = time.perf_counter()
 zm, sd, xa = run_augmented(active, k1)
 xi1 = report(1, active, zm, sd, xa, time.perf_counter() - t0)
+if cli.save:
+    np.savez(cli.save, zm=zm, sd=sd, scale=scale_all, col_rms=col_rms, names=np.asarray(names))
 if cli.stage2:
     z1 = np.abs(xi1) / scale_all
     active = z1 > cli.keep * z1.max()
