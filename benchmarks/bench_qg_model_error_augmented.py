@@ -5,9 +5,11 @@ Each member carries its own coefficients xi_i of the layered QG library and is f
 `CorrectedModel(model, library, xi_i)` (the drag-free model plus sum_j xi_ij theta_j). At each
 analysis the field is updated by the LETKF (2-D periodic localisation over the grid columns,
 RTPS) as in the `qg_model_error` pipeline, and the coefficients, which are global, by the
-ETKF transform averaged over local domains (Kang et al. 2011, JGR 116, D09110: the LETKF's
-weights (w_b, T_b) of domain b, averaged over the domains, applied to the parameter anomalies;
-Aksoy et al. 2006 for the augmented-state EnKF). The ensemble covariance between xi and the
+ETKF transform averaged over local domains: the LETKF's weights (w_b, T_b) of domain b,
+averaged over the domains, applied to the parameter anomalies. This follows the ideas of the
+augmented-state EnKF with spatially averaged parameter updates (Aksoy et al. 2006) and
+LETKF parameter estimation (Kang et al. 2011); averaging (w_b, T_b) is this script's own rule.
+The ensemble covariance between xi and the
 forecast at the observed points is the sensitivity of the forecast to each term that the
 integrated design computes, and the filter accounts for the analysis error that biases the
 increment regression. The coefficients are carried in scaled units z_j = xi_j / s_j, with
