@@ -29,7 +29,8 @@ the mean coefficients to zero (`--decay-days`) and other parameter updates
 
 Finding (seed 0): the drag comes out within 0.4-4% with the other layer-2 terms small, but
 the upper layer always gets a nearly cancelling lap(q)[1] / lap2(psi)[1] pair of 3-20x the
-drag's contribution, which appears without model error too: the must-show is NOT met.
+drag's contribution, which appears without model error too. Without lap2(psi) in the library
+(`--terms`, a config change) the largest falls to 0.25x over 160 days, which is still NOT met.
 
 Usage: python benchmarks/bench_qg_model_error_augmented.py [--count 120] [--steps 6]
 [--members 40] [--seed 0] (64^2, q of both layers at every 2nd point, noise 1% of each
