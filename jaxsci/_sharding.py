@@ -55,6 +55,7 @@ __all__ = [
     "gather",
     "pad_batch",
     "place",
+    "place_tree",
     "shard_batch",
     "unpad_batch",
 ]
@@ -134,7 +135,26 @@ def shard_batch(tree: PyTree, devices: Sequence[Any] | None = None) -> tuple[PyT
         return tree, batch_size(tree)
     tree, size = pad_batch(tree, sharding.mesh.size)
 
-    return jax.tree_util.tree_map(lambda a: place(a, sharding), tree), size
+    return place_tree(tree, sharding), size
+
+
+def place_tree(tree: PyTree, sharding: Any) -> PyTree:
+    """`place` every array of `tree` with `sharding`, checking the arrays built from host
+    copies across processes with one digest and one all-gather for the whole tree (not one
+    per array: a model, its optimiser state and a dataset are many arrays)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    if not sharding.is_fully_addressable:
+        _check_same_on_every_process([_host_copy(a) for a in leaves if _built_from_host(a)])
+    return jax.tree_util.tree_unflatten(treedef, [place(a, sharding, check=False) for a in leaves])
+
+
+def _built_from_host(a: Any) -> bool:
+    """Whether `place` builds `a` across processes from this process's copy."""
+    return eqx.is_array(a) and not (isinstance(a, jax.Array) and not a.is_fully_addressable)
+
+
+def _host_copy(a: Any) -> np.ndarray:
+    return np.asarray(jax.random.key_data(a) if _is_key(a) else a)
 
 
 def _is_key(a: Any) -> bool:
@@ -142,7 +162,7 @@ def _is_key(a: Any) -> bool:
     return isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
 
 
-def place(a: Any, sharding: Any) -> Any:
+def place(a: Any, sharding: Any, *, check: bool = True) -> Any:
     """`a` (an array; anything else is returned as is) laid out with `sharding`.
 
     Within one process this is `jax.device_put`. A sharding over devices of several
@@ -160,29 +180,35 @@ def place(a: Any, sharding: Any) -> Any:
         return jax.device_put(a, sharding)
     if _is_key(a):
         impl = jax.random.key_impl(a)
-        data = place(jax.random.key_data(a), sharding)
+        data = place(jax.random.key_data(a), sharding, check=check)
         return jax.random.wrap_key_data(data, impl=impl)
     host = np.asarray(a)
-    _check_same_on_every_process(host)
+    if check:
+        _check_same_on_every_process([host])
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
-def _check_same_on_every_process(host: np.ndarray) -> None:
-    """Raise a ValueError on every process unless all processes hold the same `host` (a
+def _check_same_on_every_process(hosts: list[np.ndarray]) -> None:
+    """Raise a ValueError on every process unless all processes hold the same `hosts`, bit
+    for bit (values equal only up to rounding, NaN payloads or -0.0 vs 0.0 differ). A
     collective: every process calls it for the same arrays in the same order, as `place`
-    is called)."""
+    and `place_tree` are called."""
     from jax.experimental import multihost_utils
 
-    digest = hashlib.blake2b(np.ascontiguousarray(host).tobytes(), digest_size=16)
-    digest.update(repr((host.shape, host.dtype.str)).encode())
+    digest = hashlib.blake2b(digest_size=16)
+    for host in hosts:
+        digest.update(repr((host.shape, host.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(host).tobytes())
     mine = np.frombuffer(digest.digest(), dtype=np.int32)
     every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, 4)
     differ = [i for i in range(every.shape[0]) if not np.array_equal(every[i], every[0])]
     if differ:
+        shapes = ", ".join(f"{h.shape} {h.dtype}" for h in hosts[:4])
+        more = f" and {len(hosts) - 4} more" if len(hosts) > 4 else ""
         raise ValueError(
-            f"an input of shape {host.shape} ({host.dtype}) differs between processes "
-            f"(process(es) {differ} against process 0): a multi-process run needs the same "
-            "inputs on every process (the same script, data and keys)."
+            f"inputs ({shapes}{more}) differ between processes (process(es) {differ} "
+            "against process 0): a multi-process run needs the same inputs on every process, "
+            "bit for bit (the same script, data and keys)."
         )
 
 

@@ -14,7 +14,7 @@ from ._assimilate import AssimilationResult
 def observation_description(obs_op: AbstractObservation) -> str:
     """'IndexObservation: 20 of 40 state components, noise std 1' style words for an
     observation model (its class, sizes and Gaussian error)."""
-    std = np.sqrt(np.diag(np.asarray(obs_op.noise_cov, dtype=float)))
+    std = np.asarray(obs_op.noise.std, dtype=float)
     noise = f"{std[0]:g}" if np.all(std == std[0]) else f"{std.min():g} to {std.max():g}"
     cov = "" if obs_op.diagonal else ", correlated errors"
     return (
@@ -156,7 +156,7 @@ def assimilation_dataset(
         data[name] = (lead, np.asarray(x), {"long_name": long_name})
     data["obs_noise_std"] = (
         ("obs",),
-        np.sqrt(np.diag(np.asarray(obs_op.noise_cov))),
+        np.asarray(obs_op.noise.std),
         {"long_name": "observation-error standard deviation"},
     )
     if f.ensembles is not None:

@@ -9,6 +9,7 @@ two are algebraically equal (push-through identity) and the choice is static (sh
 """
 
 import functools
+import math
 from typing import Any
 
 import equinox as eqx
@@ -133,7 +134,7 @@ def symmetric_sqrt_transform(yw: Float[Array, "ens obs"], dw: Float[Array, " obs
     n = yw.shape[0]
     root = inv_sqrt_shifted(yw @ yw.T + (n - 1) * jnp.eye(n, dtype=yw.dtype), n - 1.0)
     w = ((yw @ dw) @ root) @ root
-    return w, np.sqrt(n - 1.0) * root
+    return w, math.sqrt(n - 1.0) * root  # a Python float: keeps float32 under x64
 
 
 def _symmetric_sqrt_obs_space(yw, dw, a):

@@ -1,5 +1,6 @@
 """LETKF: the ETKF done independently for each local domain, with tapered observations."""
 
+import math
 from typing import Any
 
 import equinox as eqx
@@ -55,8 +56,9 @@ class LETKF(AbstractEnsembleFilter):
     taper). When the state has few observations (P (P + 2 dim) <= domains x k (k + 2 size))
     the products are global, Yw^T Yw and Yw^T A once and one N x P x dim product back, so the
     cost is O(N P (P + dim) + domains k^3) and no per-domain N-length array exists (a
-    10^6-member L96 analysis in seconds); otherwise each domain gathers its columns,
-    `obs_chunk` domains at a time (memory obs_chunk x N x k). `space=None` picks observation
+    10^6-member L96 analysis in seconds); otherwise each domain gathers its columns. Either
+    way the domains go `obs_chunk` at a time (memory obs_chunk x k x k for the roots, and
+    obs_chunk x N x k for the per-domain gathers). `space=None` picks observation
     space when N > k (benchmarks/bench_letkf_space.py: the crossover on L96 and 2-D QG).
 
     Positions are 1-D (`state_locations` (dim,), observation `locations` (obs,): a line or
@@ -100,8 +102,9 @@ class LETKF(AbstractEnsembleFilter):
         space: "ensemble", "observation", or None (observation space when the ensemble is
             larger than the local observation count k, a static choice on shapes); both
             give the same analysis to rounding.
-        obs_chunk: domains per step of the gathered observation-space path (bounds its
-            memory to obs_chunk x N x k numbers), a positive integer.
+        obs_chunk: domains per step of the observation-space form (bounds its per-domain
+            memory to obs_chunk x k x k numbers, and obs_chunk x N x k for per-domain
+            gathers), a positive integer.
     """
 
     local_obs: Int[Array, "domain k"] | None
@@ -264,7 +267,7 @@ class LETKF(AbstractEnsembleFilter):
             """k x k algebra of one domain: the mean increment (size,) and G_b u_b (k, size)."""
             root = inv_sqrt_shifted(gram + c * eye, c)
             mean_inc = (root @ (root @ dw_b)) @ u_b
-            g_u = -root @ jnp.linalg.solve(np.sqrt(c) * root + eye, root @ u_b)
+            g_u = -root @ jnp.linalg.solve(math.sqrt(c) * root + eye, root @ u_b)
             return mean_inc, g_u
 
         def per_variable(x):  # (domains, ..., size) -> (dim, ...): each variable's slot
@@ -273,10 +276,19 @@ class LETKF(AbstractEnsembleFilter):
         if self._global_products():
             # global products: Yw^T Yw and Yw^T A once, one N x P x dim product back
             gram_all, b_all = yw.T @ yw, yw.T @ a  # (P, P), (P, dim)
-            grams = gram_all[ids[:, :, None], ids[:, None, :]]
-            grams = grams * (taper[:, :, None] * taper[:, None, :])
-            u = taper[:, :, None] * b_all[ids[:, :, None], self.domain_points[:, None, :]]
-            mean_inc, g_u = jax.vmap(coefficients)(grams, dw[ids] * taper, u)
+
+            def from_products(args):  # one domain's k x k algebra from the global products
+                idx, sqrt_rho, pts = args
+                gram = gram_all[idx[:, None], idx[None, :]] * (sqrt_rho[:, None] * sqrt_rho)
+                u_b = sqrt_rho[:, None] * b_all[idx[:, None], pts[None, :]]
+                return coefficients(gram, dw[idx] * sqrt_rho, u_b)
+
+            # `obs_chunk` domains at a time (memory obs_chunk x k x k)
+            mean_inc, g_u = jax.lax.map(
+                from_products,
+                (ids, taper, self.domain_points),
+                batch_size=min(self.obs_chunk, domains),
+            )
             coef = per_variable(taper[:, :, None] * g_u)  # (dim, k): Yw_b's weights
             rows = ids[self.point_domain]  # (dim, k); padding has zero taper
             cols = jnp.broadcast_to(jnp.arange(dim)[:, None], rows.shape)

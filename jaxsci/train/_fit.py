@@ -28,7 +28,7 @@ from .._checks import check_int, check_key, check_positive, check_range
 from .._custom_types import Key, PyTree
 from .._interrupts import check_interrupted
 from .._progress import progress_bar
-from .._sharding import _is_key, batch_sharding, batch_size as _batch_size, gather, place
+from .._sharding import _is_key, batch_sharding, batch_size as _batch_size, gather, place_tree
 from ._checkpoint import (
     UNREADABLE_NAME,
     checkpoint_path,
@@ -336,8 +336,7 @@ def fit(
     )
     if split is not None:  # everything but the batches whole on every device
         whole = jax.sharding.NamedSharding(split.mesh, jax.sharding.PartitionSpec())
-        state = jax.tree.map(lambda a: place(a, whole), state)
-        data = jax.tree.map(lambda a: place(a, whole), data)
+        state, data = place_tree((state, data), whole)
     best = (
         None
         if early_stopping is None

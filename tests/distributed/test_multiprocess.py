@@ -139,7 +139,7 @@ def _compare(outs, ref, processes):
     # inputs that differ between processes (each adds its index): a ValueError naming the
     # processes, on every process (the loop below checks they all hold the same message)
     others = list(range(1, processes))
-    assert f"differs between processes (process(es) {others} against process 0)" in str(
+    assert f"differ between processes (process(es) {others} against process 0)" in str(
         first["mismatch_error"]
     )
     for i, out in enumerate(outs[1:], 1):

@@ -23,6 +23,9 @@ FILTERS = {
     "LETKF": lambda o: F.LETKF(2.0, o),
     # 3 of the 8 observations per domain: the gathered-local-observations path
     "LETKF-local": lambda o: F.LETKF(0.5, o),
+    # the same in ensemble space (N = 5 > k = 3 local observations: the default above is
+    # observation space), so both of the LETKF's local forms keep the contract
+    "LETKF-local-ens": lambda o: F.LETKF(0.5, o, space="ensemble"),
     # batches of 3, 3, 2 variables (DAPPER's split of 8) and the random rotation
     "LETKF-batch3-rot": lambda o: F.LETKF(2.0, o, batch_size=3, rotate=True),
     # batches of 2 seeing 4 of the 8 observations: the gathered path with batches

@@ -22,6 +22,7 @@ NAMES = list(FILTERS)
 SLOW_ROWS = {
     "ETKF-rot",
     "LETKF-batch3-rot",
+    "LETKF-local-ens",
     "PF-multinomial-always",
     "PF-residual-diff-jitter-all",
     "PF-soft",

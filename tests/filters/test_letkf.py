@@ -2,6 +2,7 @@
 and the random mean-preserving rotation of the analysis anomalies."""
 
 import json
+import warnings
 from pathlib import Path
 
 import equinox as eqx
@@ -182,3 +183,21 @@ def test_bad_space_and_obs_chunk_are_named():
         F.LETKF(2.0, obs_op, obs_chunk=0)
     with pytest.raises(TypeError, match="obs_chunk"):
         F.LETKF(2.0, obs_op, obs_chunk=2.5)  # pyright: ignore[reportArgumentType]
+
+
+def test_float32_members_stay_float32_with_x64_enabled(x64):
+    """float32 members give float32 analyses also when float64 is enabled, in both spaces and
+    on both observation-space paths (a NumPy float64 scalar in the transforms promoted them
+    to float64, and the scatter of float64 weights into float32 warned)."""
+    rng = np.random.default_rng(3)
+    ens = jnp.asarray(rng.standard_normal((30, 60)), dtype=jnp.float32)
+    obs_op = F.IndexObservation(60, noise_std=1.0)
+    y = jnp.asarray(rng.standard_normal(60), dtype=jnp.float32)
+    for loc_rad, space in ((3.0, None), (1.0, None), (3.0, "ensemble")):
+        letkf = F.LETKF(loc_rad, obs_op, space=space)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = _update(letkf, jax.random.key(0), ens, y, obs_op)
+        assert out.dtype == jnp.float32, (loc_rad, space, out.dtype)
+    paths = {F.LETKF(r, obs_op)._global_products() for r in (3.0, 1.0)}
+    assert paths == {True, False}
