@@ -79,7 +79,8 @@ class LETKF(AbstractEnsembleFilter):
     for the LETKF, which rotates the assembled ensemble once after the local analyses
     (`post_process`), not each domain apart: one rotation keeps the analysis mean and the
     full covariance, cross-domain covariances included, while a rotation per domain would
-    not.
+    not. The rotation is an N x N matrix (N^2 memory, an N^3 QR per analysis): it suits
+    ensembles up to ~10^4 members, not the 10^6 the observation-space form reaches.
 
     Arguments:
         loc_rad: localisation radius in the units of the locations (grid units for

@@ -29,7 +29,9 @@ class PosteriorResult(eqx.Module):
         step_size: (chains,) adapted step size; inverse_mass_matrix: (chains, dim[, dim]).
         init: (chains, dim) unconstrained starting points.
         compile_seconds: lowering and compiling, as JAX reports them (`CompileClock`);
-        warmup_seconds, sampling_seconds: wall time of the two phases, compilation excluded.
+        warmup_seconds, sampling_seconds: wall time of the two phases, compilation excluded
+            (tracing, which JAX does not report apart from nested traces, stays in the
+            phase of the chunk that traced: the warmup's first).
         target, sampler: what was sampled, and how.
     """
 
