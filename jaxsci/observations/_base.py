@@ -238,7 +238,13 @@ class AbstractObservation(eqx.Module):
         """A noisy observation h(x) + L z, z ~ N(0, I)."""
         z = jax.random.normal(key, (self.obs_dim,), dtype=x.dtype)
         if self.diagonal:
-            return self(x) + self.noise.std.astype(x.dtype) * z
+            # z and the product std z are materialised as they are (no reassociation of std
+            # with the normal sampler's constants, no fused multiply-add with h(x)), so every
+            # program that draws these observations (a filter's loop, one vmapped call) gives
+            # the same numbers, as the matrix product L z did
+            z = jax.lax.optimization_barrier(z)
+            noise = jax.lax.optimization_barrier(self.noise.std.astype(x.dtype) * z)
+            return self(x) + noise
         return self(x) + self.noise_chol.astype(x.dtype) @ z
 
     def log_likelihood(self, y: Float[Array, " obs"], x: Float[Array, " dim"]) -> Float[Array, ""]:
