@@ -29,7 +29,8 @@ def _in_dtype(name: str, mats, dtype) -> tuple:
             f"`{name}` is out of the range of {jnp.dtype(dtype).name}: R, its Cholesky factor "
             "and the inverse factor must all be finite there."
         )
-    if is_concrete(out) and not bool(jnp.all(jnp.diagonal(out[1]) > 0)):
+    factor_diagonal = jnp.diagonal(out[1]) if out[1].ndim == 2 else out[1]  # (std of a diagonal R)
+    if is_concrete(out) and not bool(jnp.all(factor_diagonal > 0)):
         raise ValueError(
             f"`{name}` underflows to 0 in {jnp.dtype(dtype).name}: the noise scale must be "
             "representable."
@@ -86,22 +87,9 @@ def _factor(obs_dim: int, noise_cov: Any, noise_std: Any):
 
 
 def _std_in_dtype(name: str, std, dtype):
-    """The standard deviations of a diagonal R in `dtype`, checked as `_in_dtype` checks the
-    matrices (R = std^2, L = std and L^{-1} = 1 / std must be finite and std > 0 there)."""
-    std = jnp.asarray(std, dtype=dtype)
-    if is_concrete(std):
-        parts = (std**2, std, 1.0 / std)
-        if not all(bool(jnp.all(jnp.isfinite(m))) for m in parts):
-            raise ValueError(
-                f"`{name}` is out of the range of {jnp.dtype(dtype).name}: R, its Cholesky "
-                "factor and the inverse factor must all be finite there."
-            )
-        if not bool(jnp.all(std > 0)):
-            raise ValueError(
-                f"`{name}` underflows to 0 in {jnp.dtype(dtype).name}: the noise scale must be "
-                "representable."
-            )
-    return std
+    """The standard deviations of a diagonal R in `dtype`, checked by `_in_dtype` as its
+    matrices are (R = std^2, L = std and L^{-1} = 1 / std finite, std > 0)."""
+    return _in_dtype(name, (std**2, std, 1.0 / std), dtype)[1]
 
 
 def as_locations(locations: Any, obs_dim: int) -> Float[Array, " obs *coord"] | None:
