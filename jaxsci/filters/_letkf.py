@@ -240,6 +240,102 @@ class LETKF(AbstractEnsembleFilter):
         q = random_mean_preserving_rotation(key, ensemble.shape[0], ensemble.dtype)
         return members_or_mean + q @ anomalies.T
 
+    def averaged_transform(
+        self,
+        ensemble: Ensemble,
+        y_obs: ObsVector,
+        obs_op: AbstractObservation,
+        domains: Any = None,
+    ) -> tuple[Float[Array, " ens"], Float[Array, "ens ens"]]:
+        r"""The local ETKF transforms averaged over domains, for global parameters.
+
+        Members may carry global parameters theta (e.g. a model's coefficients, estimated in
+        an augmented state). Domain b's analysis would update them by its own transform,
+        theta_b^a = mean(theta) + A_theta^T w_b and A_theta^a = T_b A_theta (A_theta the (N, p)
+        anomalies); a global parameter takes the average of those local analyses over the
+        domains (the spatially averaged parameter update of Aksoy, Zhang & Nielsen-Gammon
+        2006, "Ensemble-based simultaneous state and parameter estimation in a
+        two-dimensional sea-breeze model", MWR 134), i.e. theta^a = mean(theta) +
+        A_theta^T w-bar and A_theta^a = T-bar A_theta with
+
+        w-bar = mean_b w_b and T-bar = mean_b T_b,
+
+        (w_b, T_b) the symmetric-square-root ETKF weights of the domain's tapered whitened
+        observations (the same as `update`'s, in ensemble space for N <= k local observations,
+        else by the push-through form T_b = I + Yw_b G_b Yw_b^T, w_b = Yw_b (Yw_b^T Yw_b + c
+        I)^{-1} dw_b). The domains go `obs_chunk` at a time and are summed, so memory is
+        obs_chunk x N x N.
+
+        Arguments:
+            ensemble: the forecast members of the state this LETKF was built for, (N, dim).
+            y_obs: the observations, (obs,).
+            obs_op: their observation operator.
+            domains: indices of the domains to average over (concrete integers), or None:
+                every domain with at least one local observation.
+
+        Returns:
+            (w-bar (N,), T-bar (N, N)).
+        """
+        built = (self.point_domain.shape[0], self.obs_dim)
+        if built != (obs_op.state_dim, obs_op.obs_dim):
+            raise ValueError(
+                f"`obs_op` has dims (state {obs_op.state_dim}, obs {obs_op.obs_dim}) but this "
+                f"LETKF was built for {built}."
+            )
+        s = ensemble_stats(ensemble, y_obs, obs_op)
+        yw, dw = s.obs_anomalies, s.innovation
+        n = ensemble.shape[0]
+        ids, taper = self.obs_space_lists, self.obs_space_sqrt_taper.astype(yw.dtype)
+        n_domains, k = taper.shape
+        if domains is None:
+            weight = jnp.any(taper > 0, axis=1).astype(yw.dtype)
+        else:
+            sel = np.asarray(domains)
+            if sel.ndim != 1 or sel.size == 0 or not np.issubdtype(sel.dtype, np.integer):
+                raise ValueError(
+                    f"`domains` must be a non-empty 1-D array of domain indices, got {domains!r}."
+                )
+            if sel.min() < 0 or sel.max() >= n_domains:
+                raise ValueError(
+                    f"`domains` must index the {n_domains} domains, got values in "
+                    f"[{sel.min()}, {sel.max()}]."
+                )
+            weight = jnp.zeros(n_domains, yw.dtype).at[sel].set(1.0)
+        c = n - 1.0
+        in_obs_space = self._in_observation_space(n)
+        eye_n = jnp.eye(n, dtype=yw.dtype)
+
+        def one(idx, sqrt_rho):
+            yw_b, dw_b = yw[:, idx] * sqrt_rho, dw[idx] * sqrt_rho
+            if not in_obs_space:
+                return symmetric_sqrt_transform(yw_b, dw_b)
+            eye_k = jnp.eye(k, dtype=yw.dtype)
+            root = inv_sqrt_shifted(yw_b.T @ yw_b + c * eye_k, c)
+            w = yw_b @ (root @ (root @ dw_b))
+            g = -root @ jnp.linalg.solve(math.sqrt(c) * root + eye_k, root)
+            return w, eye_n + yw_b @ g @ yw_b.T
+
+        chunk = min(self.obs_chunk, n_domains)
+        pad = -n_domains % chunk
+        ids_p = jnp.concatenate([ids, jnp.zeros((pad, k), ids.dtype)])
+        taper_p = jnp.concatenate([taper, jnp.zeros((pad, k), taper.dtype)])
+        weight_p = jnp.concatenate([weight, jnp.zeros(pad, weight.dtype)])
+
+        def add(total, args):
+            idx, sqrt_rho, wt = args
+            w, t = jax.vmap(one)(idx, sqrt_rho)
+            return (total[0] + wt @ w, total[1] + jnp.tensordot(wt, t, 1)), None
+
+        blocks = (
+            ids_p.reshape(-1, chunk, k),
+            taper_p.reshape(-1, chunk, k),
+            weight_p.reshape(-1, chunk),
+        )
+        zero = (jnp.zeros(n, yw.dtype), jnp.zeros((n, n), yw.dtype))
+        (w_sum, t_sum), _ = jax.lax.scan(add, zero, blocks)
+        total = jnp.sum(weight)
+        return w_sum / total, t_sum / total
+
     def _in_observation_space(self, n_members: int) -> bool:
         """Whether an ensemble of `n_members` is analysed in observation space."""
         if self.space is None:

@@ -201,3 +201,65 @@ def test_float32_members_stay_float32_with_x64_enabled(x64):
         assert out.dtype == jnp.float32, (loc_rad, space, out.dtype)
     paths = {F.LETKF(r, obs_op)._global_products() for r in (3.0, 1.0)}
     assert paths == {True, False}
+
+
+@pytest.mark.parametrize("n", [7, 45])
+def test_averaged_transform_is_each_domains_own_update(x64, n):
+    """`averaged_transform` with one domain gives that domain's ETKF weights: applied to the
+    domain's own columns they reproduce the LETKF's analysis there (in ensemble space for
+    N <= k, in observation space for N > k); over several domains it is their mean."""
+    dim = 40
+    idx = np.arange(0, dim, 2)
+    obs_op = F.IndexObservation(dim, idx, noise_std=np.linspace(0.5, 1.5, idx.size))
+    rng = np.random.default_rng(2)
+    ens = jnp.asarray(rng.standard_normal((n, dim)) + np.sin(np.arange(dim) / 5.0))
+    y = jnp.asarray(rng.standard_normal(idx.size))
+    letkf = F.LETKF(3.0, obs_op, batch_size=2)
+    assert letkf._in_observation_space(n) == (n > letkf.obs_space_lists.shape[1])
+    out = _update(letkf, jax.random.key(0), ens, y, obs_op)
+    mean, anomalies = ens.mean(0), ens - ens.mean(0)
+    ws, ts = [], []
+    for b in (0, 7, 19):
+        w, t = letkf.averaged_transform(ens, y, obs_op, np.array([b]))
+        cols = np.asarray(letkf.domain_points[b])
+        np.testing.assert_allclose(
+            mean[cols] + (w + t) @ anomalies[:, cols], out[:, cols], rtol=1e-10, atol=1e-10
+        )
+        ws.append(w)
+        ts.append(t)
+    w, t = letkf.averaged_transform(ens, y, obs_op, np.array([0, 7, 19]))
+    np.testing.assert_allclose(w, np.mean(ws, axis=0), atol=1e-12)
+    np.testing.assert_allclose(t, np.mean(ts, axis=0), atol=1e-12)
+
+
+def test_averaged_transform_without_localisation_is_the_kalman_update_of_a_parameter(x64):
+    """With loc_rad = inf every domain is the global ETKF, so a global parameter carried by
+    the members gets the exact Kalman update from its ensemble covariance with the observed
+    state (mean and covariance), here for a parameter correlated with the state."""
+    dim, n = 12, 30
+    idx = np.arange(0, dim, 3)
+    obs_op = F.IndexObservation(dim, idx, noise_std=0.7)
+    rng = np.random.default_rng(5)
+    ens = jnp.asarray(rng.standard_normal((n, dim)))
+    theta = ens[:, :2] @ jnp.asarray([[0.5, -1.0], [2.0, 0.3]]) + 0.1 * rng.standard_normal((n, 2))
+    y = jnp.asarray(rng.standard_normal(idx.size))
+    w, t = F.LETKF(np.inf, obs_op).averaged_transform(ens, y, obs_op)
+    a_theta = theta - theta.mean(0)
+    post_mean, post = theta.mean(0) + w @ a_theta, t @ a_theta
+    joint = np.cov(np.concatenate([np.asarray(ens), np.asarray(theta)], axis=1).T)
+    h = np.zeros((idx.size, dim + 2))
+    h[np.arange(idx.size), idx] = 1.0
+    gain = joint @ h.T @ np.linalg.inv(h @ joint @ h.T + 0.49 * np.eye(idx.size))
+    m = np.concatenate([np.asarray(ens.mean(0)), np.asarray(theta.mean(0))])
+    np.testing.assert_allclose(post_mean, (m + gain @ (y - h @ m))[dim:], atol=1e-10)
+    cov = ((np.eye(dim + 2) - gain @ h) @ joint)[dim:, dim:]
+    np.testing.assert_allclose(np.cov(np.asarray(post).T), cov, atol=1e-10)
+
+
+def test_averaged_transform_bad_domains_are_named():
+    obs_op = F.IndexObservation(10, np.arange(10), noise_std=1.0)
+    letkf = F.LETKF(2.0, obs_op)
+    ens = jnp.ones((5, 10)) + jnp.arange(50.0).reshape(5, 10) ** 0.5
+    for bad in ([], [10], [-1], [[0]], [0.5]):
+        with pytest.raises(ValueError, match="domains"):
+            letkf.averaged_transform(ens, jnp.zeros(10), obs_op, np.asarray(bad))
