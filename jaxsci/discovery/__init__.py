@@ -10,7 +10,9 @@ from observations through a differentiable filter (`learn_closure`) or fitted to
 increments (`fit_closure_to_increments`), the true model
 error of a twin experiment (`true_coefficients`) and forecast skill (`normalised_error`,
 `valid_time`, from `jaxsci.metrics`). `LayeredLibrary` is the term library of layered 2-D
-PV models (two-layer quasi-geostrophic turbulence).
+PV models (two-layer quasi-geostrophic turbulence); their error is found from sparse
+increments (`discover_from_increments`) or with the coefficients inside the LETKF
+(`discover_in_filter`).
 """
 
 # forecast skill lives in `jaxsci.metrics`; re-exported for the discovery examples
@@ -40,6 +42,12 @@ from ._fit import (
     fit_model_error as fit_model_error,
 )
 from ._horseshoe import HorseshoeRegression as HorseshoeRegression
+from ._in_filter import (
+    InFilterDiscovery as InFilterDiscovery,
+    InFilterInfo as InFilterInfo,
+    coefficient_scales as coefficient_scales,
+    discover_in_filter as discover_in_filter,
+)
 from ._increments import (
     INCREMENT_DESIGNS as INCREMENT_DESIGNS,
     STATES as STATES,
@@ -47,6 +55,8 @@ from ._increments import (
     IncrementInfo as IncrementInfo,
     IncrementRegression as IncrementRegression,
     discover_from_increments as discover_from_increments,
+    interpolate_layers as interpolate_layers,
+    lowpass_relative_error as lowpass_relative_error,
     regress_increments as regress_increments,
 )
 from ._layered_library import (

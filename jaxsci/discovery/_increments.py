@@ -691,10 +691,30 @@ def _assimilate_and_interpolate(
         flat = jnp.zeros((cycles.size, int(np.prod(shape))), increment_obs.dtype)
         increments = flat.at[:, idx].set(increment_obs).reshape(cycles.size, *shape)
         return res, increment_obs, increments, cycles, t_assim, time.perf_counter() - t
+    increments = interpolate_layers(library, obs_op, increment_obs, interpolate, key_interp)
+    jax.block_until_ready(increments)
+    return res, increment_obs, increments, cycles, t_assim, time.perf_counter() - t
+
+
+def interpolate_layers(
+    library: LayeredLibrary,
+    obs_op: IndexObservation,
+    values: Float[ArrayLike, "batch obs"],
+    interpolate: Callable,
+    key: Key,
+) -> Float[Array, "batch layer y x"]:
+    """Values at `obs_op`'s observed grid points (e.g. increments) interpolated onto the grid,
+    each layer from its own points: `interpolate(coordinates, values, key) -> fields` as in
+    `discover_from_increments`, called once per layer; returns (batch, *state)."""
+    shape = library.state_shape
+    idx = np.asarray(obs_op.indices)
+    values = jnp.asarray(values)
+    if values.ndim != 2 or values.shape[1] != idx.size:
+        raise ValueError(f"`values` must be (batch, {idx.size}), got shape {values.shape}.")
     layer, iy, ix = np.unravel_index(idx, shape)
     spacing = library.grid.length / library.grid.shape[0]
     grids = []
-    keys = jax.random.split(key_interp, shape[0])
+    keys = jax.random.split(key, shape[0])
     for lay in range(shape[0]):
         sel = layer == lay
         if not sel.any():
@@ -702,13 +722,28 @@ def _assimilate_and_interpolate(
                 f"`obs_op` observes no point of layer {lay + 1}: every layer needs observations."
             )
         coords = jnp.asarray(np.stack([iy[sel], ix[sel]], axis=-1) * spacing)
-        fields = jnp.asarray(interpolate(coords, increment_obs[:, sel], keys[lay]))
-        if fields.shape != (cycles.size, *shape[1:]):
+        fields = jnp.asarray(interpolate(coords, values[:, sel], keys[lay]))
+        if fields.shape != (values.shape[0], *shape[1:]):
             raise ValueError(
                 f"`interpolate` returned shape {fields.shape}, expected "
-                f"{(cycles.size, *shape[1:])}."
+                f"{(values.shape[0], *shape[1:])}."
             )
         grids.append(fields)
-    increments = jnp.stack(grids, axis=1)
-    jax.block_until_ready(increments)
-    return res, increment_obs, increments, cycles, t_assim, time.perf_counter() - t
+    return jnp.stack(grids, axis=1)
+
+
+def lowpass_relative_error(
+    library: LayeredLibrary,
+    fields: Float[ArrayLike, "batch layer y x"],
+    reference: Float[ArrayLike, "batch layer y x"],
+    lowpass: float | None,
+) -> float:
+    """||P(fields - reference)|| / ||P reference||, P the truncation to |m| <= lowpass n / 2
+    (`discover_from_increments`'s `lowpass`; None: every scale): how the interpolation error
+    against the full increments is measured."""
+    mask = _lowpass_mask(library, lowpass)
+    grid = library.grid
+    return _rel(
+        _apply_mask(grid, mask, jnp.asarray(fields), (2, 3)),
+        _apply_mask(grid, mask, jnp.asarray(reference), (2, 3)),
+    )
