@@ -1,8 +1,10 @@
 r"""Pipeline `qg_model_error`: MEDIDA-QG, a missing term of two-layer QG turbulence found from
-sparse, noisy observations through LETKF increments, their interpolation and a sparse
-regression (Mojgani, Chattopadhyay & Hassanzadeh 2024, JAMES 16, e2023MS004033).
+sparse, noisy observations (after Mojgani, Chattopadhyay & Hassanzadeh 2024, JAMES 16,
+e2023MS004033).
 
-A twin experiment around `jaxsci.discovery.discover_from_increments`:
+A twin experiment around `jaxsci.discovery.discover_in_filter` (`estimator.method:
+in_filter`, the default) or `jaxsci.discovery.discover_from_increments` (`increments`, the
+paper's route):
 
 1. the truth, `dynamics.TwoLayerQG` with pyqg's parameters, spun up from pyqg's random
    start for `model.spinup_days` into statistically steady turbulence and run on through the
@@ -15,21 +17,26 @@ A twin experiment around `jaxsci.discovery.discover_from_increments`:
 3. the LETKF (2-D periodic localisation over the grid columns, `filters.grid_domains`) runs
    the imperfect model, started from `filter.ensemble_size` truth states from before the
    window, `filter.member_spacing_days` apart (climatology);
-4. the analysis increments at the observed points are interpolated onto the grid per layer
-   and cycle (`interpolation.method`: a random-Fourier-feature network, `jaxsci.nn`);
-5. the sparse regression (`regression.method`) of the interpolated increments per unit time
-   on the `discovery.LayeredLibrary` (`library.terms`): at the background states
-   (`library.design: state`) or the integrated design, the sensitivity of each interval's
-   forecast from the analysis to every term (`library.design: integrated`, with
-   `library.refinements` Gauss-Newton re-linearisations), optionally on the scales
-   |m| <= `library.lowpass` n / 2 only, or at the observed points only
-   (`interpolation.method: none`); `filter.passes` > 1 re-runs steps 3-5 with the model
-   corrected by the terms found.
+4. in_filter: every member also carries coefficients of the `discovery.LayeredLibrary`
+   (`library.terms`) and is forecast by the model plus those terms; the LETKF's local
+   transforms averaged over the observed columns update them (the `estimator` keys); the
+   estimate is their time mean. As a diagnostic, the increments of the last
+   `interpolation.cycles_per_fit` cycles are interpolated onto the grid (RFF network) and
+   compared with the full increments;
+5. increments: the analysis increments at the observed points are interpolated onto the grid
+   per layer and cycle (`interpolation.method`: a random-Fourier-feature network,
+   `jaxsci.nn`) and regressed sparsely (`regression.method`) per unit time on the library:
+   at the background states (`library.design: state`) or the integrated design
+   (`library.design: integrated`, with `library.refinements` Gauss-Newton
+   re-linearisations), optionally on the scales |m| <= `library.lowpass` n / 2 only, or at
+   the observed points only (`interpolation.method: none`); `filter.passes` > 1 re-runs the
+   filter and regression with the model corrected by the terms found.
 
 Metrics: the found and true coefficients (`discovery.true_coefficients`), the relative error
-of the injected term, the largest spurious coefficient relative to the injected one (both in
-the units of the library columns' RMS), the interpolation's relative error against the full
-increments and the wall time of simulation, assimilation, interpolation and regression.
+of the injected term, the largest other coefficient's contribution relative to the injected
+term's (|xi_j| x its column's RMS; every column, selected or not), the interpolation's
+relative error against the full increments and the wall time of simulation, assimilation,
+interpolation and regression.
 """
 
 import dataclasses
@@ -37,7 +44,8 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +58,9 @@ from ._plots import PlotSection
 from ._schema import ConfigError, option, section
 
 DESCRIPTION = (
-    "MEDIDA-QG: a missing term of two-layer QG found from sparse noisy observations via LETKF "
-    "increments, RFF interpolation and sparse regression"
+    "MEDIDA-QG: a missing term of two-layer QG found from sparse noisy observations, with the "
+    "library coefficients inside the LETKF (or via increments, RFF interpolation and sparse "
+    "regression)"
 )
 
 logger = logging.getLogger("jaxsci.pipelines.qg_model_error")
@@ -160,6 +169,39 @@ class LibrarySection:
 
 
 @dataclasses.dataclass(frozen=True)
+class EstimatorSection:
+    method: str = option(
+        "in_filter",
+        choices=("in_filter", "increments"),
+        help="in_filter: the library coefficients estimated inside the LETKF "
+        "(discovery.discover_in_filter); increments: interpolated increments regressed on the "
+        "library (discovery.discover_from_increments)",
+    )
+    tendency_days: float = option(
+        20.0,
+        gt=0.0,
+        help="in_filter: a unit scaled coefficient changes a layer by its RMS in this many days",
+    )
+    prior_std: float = option(0.1, gt=0.0, help="in_filter: prior std of the scaled coefficients")
+    spread_floor: float = option(
+        0.05, ge=0.0, help="in_filter: smallest spread of a scaled coefficient after an analysis"
+    )
+    start: int = option(
+        20, ge=0, help="in_filter: the first cycle whose analysis updates the coefficients"
+    )
+    average_from: float = option(
+        0.5, ge=0.0, lt=1.0, help="in_filter: the estimate averages the cycles from this fraction"
+    )
+    threshold: float = option(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        help="in_filter: terms found are those with a contribution of at least this fraction of "
+        "the largest (the metrics read every coefficient)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class RegressionSection:
     method: str = option("rvm", choices=("rvm", "stlsq"), help="sparse regression")
     threshold: float = option(0.05, ge=0.0, help="stlsq: normalised coefficient threshold")
@@ -176,6 +218,7 @@ class QGModelErrorConfig:
     filter: FilterSection = section(FilterSection)
     interpolation: InterpolationSection = section(InterpolationSection)
     library: LibrarySection = section(LibrarySection)
+    estimator: EstimatorSection = section(EstimatorSection)
     regression: RegressionSection = section(RegressionSection)
     plot: PlotSection = section(PlotSection)
 
@@ -201,6 +244,16 @@ class QGModelErrorConfig:
             raise ConfigError(
                 "library.states", "the integrated design starts at the analysis (null)"
             )
+        if self.estimator.method == "in_filter":
+            first = max(
+                self.estimator.start, int(self.estimator.average_from * self.observations.count)
+            )
+            if first >= self.observations.count:
+                raise ConfigError(
+                    "estimator.start",
+                    f"with estimator.average_from leaves no cycle of {self.observations.count} "
+                    "to average",
+                )
         if self.filter.burn_in + 2 > self.observations.count:
             raise ConfigError(
                 "filter.burn_in",
@@ -247,6 +300,135 @@ def _interpolator(cfg: InterpolationSection, grid):
         return jnp.concatenate(fields)
 
     return interpolate
+
+
+class _Found(NamedTuple):
+    """What either estimator found, in the form the metrics and plots read."""
+
+    coefficients: Any
+    active: Any
+    column_rms: Any
+    terms: dict
+    history: Any
+    increments: Any  # (cycles, *state) interpolated increments, or None
+    full_increments: Any  # x^t - x^b of those cycles, or None
+    arrays: dict  # extra arrays for the .npz
+    info: SimpleNamespace
+
+
+def _from_increments(config, flow, library, obs_op, filt, members, y, interval, key, truth):
+    fc = config.filter
+    found = discovery.discover_from_increments(
+        flow,
+        library,
+        _regression(config.regression),
+        obs_op,
+        filt,
+        members,
+        y,
+        interval,
+        interpolate=(
+            None
+            if config.interpolation.method == "none"
+            else _interpolator(config.interpolation, library.grid)
+        ),
+        key=key,
+        burn_in=fc.burn_in,
+        states=config.library.states,
+        lowpass=config.library.lowpass,
+        design=config.library.design,
+        refinements=config.library.refinements,
+        passes=fc.passes,
+        truth=truth[1:],
+    )
+    info = found.info
+    return _Found(
+        coefficients=found.coefficients,
+        active=found.active,
+        column_rms=found.column_rms,
+        terms=found.terms(),
+        history=found.history,
+        increments=found.increments,
+        full_increments=found.full_increments,
+        arrays={},
+        info=SimpleNamespace(
+            seconds=dict(info.seconds),
+            interpolation_error=info.interpolation_error,
+            filter_increment_error=info.filter_increment_error,
+            observed_increment_error=info.observed_increment_error,
+            analysis_rmse=info.analysis_rmse,
+            num_samples=info.num_samples,
+        ),
+    )
+
+
+def _in_filter(config, flow, library, obs_op, filt, members, y, interval, key, truth):
+    """`discovery.discover_in_filter`, and, as a diagnostic, the interpolation of the
+    increments of its last `interpolation.cycles_per_fit` cycles against the full ones."""
+    ec = config.estimator
+    key_est, key_interp = jax.random.split(key)
+    found = discovery.discover_in_filter(
+        flow,
+        library,
+        filt,
+        obs_op,
+        members,
+        y,
+        interval,
+        key=key_est,
+        tendency_time=ec.tendency_days * SECONDS_PER_DAY,
+        prior_std=ec.prior_std,
+        spread_floor=ec.spread_floor,
+        start=ec.start,
+        average_from=ec.average_from,
+        threshold=ec.threshold,
+        truth=truth[1:],
+    )
+    seconds = {"assimilation": found.info.seconds["assimilation"], "regression": 0.0}
+    count = y.shape[0]
+    cycles = np.arange(max(0, count - config.interpolation.cycles_per_fit), count)
+    idx = np.asarray(obs_op.indices)
+    own = (found.analysis - found.background)[cycles]
+    full = truth[1:][cycles] - found.background[cycles]
+    inc_obs = own.reshape(cycles.size, -1)[:, idx]
+    full_obs = full.reshape(cycles.size, -1)[:, idx]
+    lowpass = config.library.lowpass
+    t = time.perf_counter()
+    increments = None
+    err_interp = float("nan")
+    if config.interpolation.method == "rff":
+        increments = discovery.interpolate_layers(
+            library,
+            obs_op,
+            inc_obs,
+            _interpolator(config.interpolation, library.grid),
+            key_interp,
+        )
+        err_interp = discovery.lowpass_relative_error(library, increments, full, lowpass)
+    seconds["interpolation"] = time.perf_counter() - t
+    obs_err = float(jnp.linalg.norm(inc_obs - full_obs) / jnp.linalg.norm(full_obs))
+    return _Found(
+        coefficients=found.coefficients,
+        active=found.active,
+        column_rms=found.column_rms,
+        terms=found.terms(),
+        history=found.coefficients[None],
+        increments=increments,
+        full_increments=full if increments is not None else None,
+        arrays={
+            "trajectory": np.asarray(found.trajectory),
+            "spread": np.asarray(found.spread),
+            "averaged_cycles": np.asarray(found.info.averaged_cycles),
+        },
+        info=SimpleNamespace(
+            seconds=seconds,
+            interpolation_error=err_interp,
+            filter_increment_error=discovery.lowpass_relative_error(library, own, full, lowpass),
+            observed_increment_error=obs_err,
+            analysis_rmse=found.info.analysis_rmse,
+            num_samples=int(count * members.shape[0]),
+        ),
+    )
 
 
 def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
@@ -307,31 +489,17 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
     library = discovery.LayeredLibrary(
         config.library.terms, truth_model.length, n, streamfunction=truth_model.streamfunction
     )
-    found = discovery.discover_from_increments(
-        flow_model,
-        library,
-        _regression(config.regression),
-        obs_op,
-        filt,
-        members.reshape(members.shape[0], -1),
-        y,
-        interval,
-        interpolate=(
-            None
-            if config.interpolation.method == "none"
-            else _interpolator(config.interpolation, library.grid)
-        ),
-        key=k_disc,
-        burn_in=fc.burn_in,
-        states=config.library.states,
-        lowpass=config.library.lowpass,
-        truth=truth[1:],
-        design=config.library.design,
-        refinements=config.library.refinements,
-        passes=fc.passes,
-    )
-    info = found.info
+    flat_members = members.reshape(members.shape[0], -1)
+    if config.estimator.method == "in_filter":
+        found = _in_filter(
+            config, flow_model, library, obs_op, filt, flat_members, y, interval, k_disc, truth
+        )
+    else:
+        found = _from_increments(
+            config, flow_model, library, obs_op, filt, flat_members, y, interval, k_disc, truth
+        )
 
+    info = found.info
     # --- metrics ----------------------------------------------------------------------------
     t = time.perf_counter()
     true = discovery.true_coefficients(
@@ -349,26 +517,22 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
     rel_error = abs(xi[inj] - xi_true[inj]) / abs(xi_true[inj])
     contrib = np.abs(xi) * scale
     spurious = [i for i in np.flatnonzero(active) if i not in injected]
-    largest_spurious = (
-        float(max(contrib[i] for i in spurious) / (abs(xi_true[inj]) * scale[inj]))
-        if spurious
-        else 0.0
+    # every other column counts, selected or not (a pruned RVM column is exactly zero)
+    largest_spurious = float(
+        max((contrib[i] for i in range(len(names)) if i not in injected), default=0.0)
+        / (abs(xi_true[inj]) * scale[inj])
     )
-    seconds = {
-        "simulation": simulation_seconds,
-        "assimilation": info.seconds["assimilation"],
-        "interpolation": info.seconds["interpolation"],
-        "regression": info.seconds["regression"],
-    }
+    seconds = {"simulation": simulation_seconds, **info.seconds}
     seconds["total"] = time.perf_counter() - start
     metrics: dict[str, Any] = {
         "injected_term": names[inj],
         "coef_true": float(xi_true[inj]),
         "coef_found": float(xi[inj]),
         "coef_rel_error": float(rel_error),
-        "terms_found": found.terms(),
+        "terms_found": found.terms,
         "spurious_terms": [names[i] for i in spurious],
         "largest_spurious_relative": largest_spurious,
+        "estimator": config.estimator.method,
         "coef_found_per_pass": [float(h[inj]) for h in np.asarray(found.history)],
         "interpolation_rel_error": info.interpolation_error,
         "filter_increment_rel_error": info.filter_increment_error,
@@ -404,11 +568,14 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
         coefficients=xi,
         coefficients_true=xi_true,
         active=active,
-        increments=np.asarray(found.increments[-1]),
+        increments=np.asarray(found.increments[-1])
+        if found.increments is not None
+        else np.zeros(0),
         full_increments=np.asarray(found.full_increments[-1])
         if found.full_increments is not None
         else np.zeros(0),
         layer_std=layer_std,
+        **found.arrays,
     )
     (run_dir / "diagnostics.json").write_text(
         json.dumps({"true_residual": true.residual, "num_samples": info.num_samples}, indent=2)
@@ -418,11 +585,25 @@ def run(config: QGModelErrorConfig, run_dir: Path) -> dict:
         with _plots.guard():
             heading = (
                 f"MEDIDA-QG: {config.error.term} error, {n}^2, every {oc.every_kth}th point, "
-                f"noise {oc.noise:.0%} of std, {config.regression.method.upper()}"
+                f"noise {oc.noise:.0%} of std, "
+                + (
+                    "coefficients in the LETKF"
+                    if config.estimator.method == "in_filter"
+                    else config.regression.method.upper()
+                )
             )
-            _plots._save(
-                _increments_figure(found, heading), run_dir / "increments.png", config.plot.dpi
-            )
+            if found.increments is not None:
+                _plots._save(
+                    _increments_figure(found, heading),
+                    run_dir / "increments.png",
+                    config.plot.dpi,
+                )
+            if "trajectory" in found.arrays:
+                _plots._save(
+                    _trajectory_figure(names, found.arrays, scale, xi_true, inj, heading),
+                    run_dir / "coefficient_trajectories.png",
+                    config.plot.dpi,
+                )
             _plots._save(
                 _coefficients_figure(names, xi, xi_true, active, scale, heading),
                 run_dir / "coefficients.png",
@@ -462,5 +643,30 @@ def _coefficients_figure(names, xi, xi_true, active, scale, heading) -> Figure:
     ax.set_ylabel("coefficient x RMS of its column")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    ax.set_title(heading, fontsize=9)
+    return fig
+
+
+def _trajectory_figure(names, arrays, scale, xi_true, inj, heading) -> Figure:
+    """Each coefficient's contribution over the cycles, in units of the true injected term's,
+    with the +-5% band and the averaged cycles shaded."""
+    traj = arrays["trajectory"] * scale / (abs(xi_true[inj]) * scale[inj])
+    first, last = (int(v) for v in arrays["averaged_cycles"])
+    cycles = np.arange(1, traj.shape[0] + 1)
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for j, name in enumerate(names):
+        if j == inj:
+            ax.plot(cycles, traj[:, j], label=name, lw=2.0, color="k")
+        else:
+            ax.plot(cycles, traj[:, j], label=name, lw=0.9)
+    ax.axhspan(-0.05, 0.05, color="0.85", zorder=0, label="+-5% of the true term")
+    ax.axvspan(first + 1, last, color="C0", alpha=0.06, zorder=0, label="averaged")
+    ax.axhline(np.sign(xi_true[inj]), color="k", ls="--", lw=0.8)
+    ax.set_xlabel("cycle")
+    ax.set_ylabel("coefficient x column RMS / true term's")
+    ax.set_ylim(-1.5, 1.5)
+    ax.legend(fontsize=6, ncol=4, loc="lower right")
+    ax.grid(alpha=0.3)
     ax.set_title(heading, fontsize=9)
     return fig

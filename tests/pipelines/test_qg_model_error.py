@@ -18,24 +18,35 @@ TINY = [
     "filter.burn_in=4",
     "interpolation.num_steps=50",
     "interpolation.cycles_per_fit=8",
+    "estimator.start=2",
 ]
 
 
 @pytest.mark.slow
-def test_qg_model_error_runs_at_tiny_settings(tmp_path, capsys):
+@pytest.mark.parametrize("estimator", ["in_filter", "increments"])
+def test_qg_model_error_runs_at_tiny_settings(tmp_path, capsys, estimator):
     out = tmp_path / "run"
-    args = [a for s in TINY for a in ("--set", s)]
+    settings = [*TINY, f"estimator.method={estimator}"]
+    args = [a for s in settings for a in ("--set", s)]
     code, _, err = run_cli(capsys, "run", CONFIG, "--out", out, "--quiet", *args)
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
-    assert m["injected_term"] == "lap(psi)[2]"
+    assert m["injected_term"] == "lap(psi)[2]" and m["estimator"] == estimator
     np.testing.assert_allclose(m["coef_true"], -5.787e-7, rtol=1e-4)
     assert np.isfinite(m["coef_found"]) and np.isfinite(m["interpolation_rel_error"])
+    assert np.isfinite(m["largest_spurious_relative"])
     assert set(m["seconds"]) >= {"simulation", "assimilation", "interpolation", "regression"}
     arrays = np.load(out / "qg_model_error.npz")
     assert arrays["increments"].shape == (2, 16, 16)
-    assert arrays["coefficients"].shape == (20,)
-    for png in ("increments.png", "coefficients.png"):
+    assert arrays["coefficients"].shape == (18,)
+    pngs = ["increments.png", "coefficients.png"]
+    if estimator == "in_filter":  # the coefficients' paths through the cycles
+        assert arrays["trajectory"].shape == arrays["spread"].shape == (10, 18)
+        np.testing.assert_allclose(
+            arrays["coefficients"], arrays["trajectory"][5:].mean(0), rtol=1e-5, atol=1e-12
+        )
+        pngs.append("coefficient_trajectories.png")
+    for png in pngs:
         assert (out / png).stat().st_size > 10_000, png
 
 
@@ -46,6 +57,8 @@ def test_qg_model_error_config_errors_name_the_key(tmp_path, capsys):
         ("library.terms=[psi, u_x]", "library.terms"),
         ("filter.burn_in=500", "filter.burn_in"),
         ("interpolation.method=none", "library.lowpass"),  # a low-pass needs the field
+        ("estimator.start=700", "estimator.start"),  # no cycle left to average
+        ("estimator.method=regress", "estimator.method"),
     ):
         code, _, err = run_cli(capsys, "run", CONFIG, "--out", tmp_path / "r", "--set", setting)
         assert code != 0 and key in err, (setting, err)
