@@ -246,6 +246,7 @@ class LETKF(AbstractEnsembleFilter):
         y_obs: ObsVector,
         obs_op: AbstractObservation,
         domains: Any = None,
+        obs_mask: Any = None,
     ) -> tuple[Float[Array, " ens"], Float[Array, "ens ens"]]:
         r"""The local ETKF transforms averaged over domains, for global parameters.
 
@@ -272,6 +273,9 @@ class LETKF(AbstractEnsembleFilter):
             obs_op: their observation operator.
             domains: indices of the domains to average over (concrete integers), or None:
                 every domain with at least one local observation.
+            obs_mask: which observations the transforms use, (obs,) booleans (None: all):
+                variable localisation (Kang et al. 2011, JGR 116), e.g. a layer's
+                coefficients updated from that layer's observations only.
 
         Returns:
             (w-bar (N,), T-bar (N, N)).
@@ -287,6 +291,14 @@ class LETKF(AbstractEnsembleFilter):
         n = ensemble.shape[0]
         ids, taper = self.obs_space_lists, self.obs_space_sqrt_taper.astype(yw.dtype)
         n_domains, k = taper.shape
+        if obs_mask is not None:
+            mask = np.asarray(obs_mask)
+            if mask.shape != (self.obs_dim,) or mask.dtype != bool or not mask.any():
+                raise ValueError(
+                    f"`obs_mask` must be ({self.obs_dim},) booleans, not all False, got "
+                    f"{mask.dtype} {mask.shape}."
+                )
+            taper = taper * jnp.asarray(mask, yw.dtype)[ids]
         if domains is None:
             weight = jnp.any(taper > 0, axis=1).astype(yw.dtype)
         else:
@@ -300,6 +312,8 @@ class LETKF(AbstractEnsembleFilter):
                     f"`domains` must index the {n_domains} domains, got values in "
                     f"[{sel.min()}, {sel.max()}]."
                 )
+            if np.unique(sel).size != sel.size:
+                raise ValueError("`domains` has repeated indices: give each domain once.")
             weight = jnp.zeros(n_domains, yw.dtype).at[sel].set(1.0)
         c = n - 1.0
         in_obs_space = self._in_observation_space(n)

@@ -256,10 +256,37 @@ def test_averaged_transform_without_localisation_is_the_kalman_update_of_a_param
     np.testing.assert_allclose(np.cov(np.asarray(post).T), cov, atol=1e-10)
 
 
+def test_averaged_transform_mask_is_a_letkf_of_those_observations_and_chunks_pad(x64):
+    """`obs_mask` (variable localisation) gives the transform of a LETKF built on the kept
+    observations alone; domains summed 3 at a time (padding the last chunk) give the same
+    average as all at once."""
+    dim, n = 40, 9
+    idx = np.arange(0, dim, 2)
+    noise = np.linspace(0.5, 1.5, idx.size)
+    obs_op = F.IndexObservation(dim, idx, noise_std=noise)
+    rng = np.random.default_rng(4)
+    ens = jnp.asarray(rng.standard_normal((n, dim)))
+    y = jnp.asarray(rng.standard_normal(idx.size))
+    keep = idx < 24
+    sub = F.IndexObservation(dim, idx[keep], noise_std=noise[keep])
+    domains = np.arange(0, 20, 2)
+    w, t = F.LETKF(3.0, obs_op).averaged_transform(ens, y, obs_op, domains, keep)
+    w_sub, t_sub = F.LETKF(3.0, sub).averaged_transform(ens, y[keep], sub, domains)
+    np.testing.assert_allclose(w, w_sub, atol=1e-12)
+    np.testing.assert_allclose(t, t_sub, atol=1e-12)
+    whole = F.LETKF(3.0, obs_op).averaged_transform(ens, y, obs_op)
+    chunked = F.LETKF(3.0, obs_op, obs_chunk=3).averaged_transform(ens, y, obs_op)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+
+
 def test_averaged_transform_bad_domains_are_named():
     obs_op = F.IndexObservation(10, np.arange(10), noise_std=1.0)
     letkf = F.LETKF(2.0, obs_op)
     ens = jnp.ones((5, 10)) + jnp.arange(50.0).reshape(5, 10) ** 0.5
-    for bad in ([], [10], [-1], [[0]], [0.5]):
+    for bad in ([], [10], [-1], [[0]], [0.5], [1, 1]):
         with pytest.raises(ValueError, match="domains"):
             letkf.averaged_transform(ens, jnp.zeros(10), obs_op, np.asarray(bad))
+    for bad in (np.zeros(10, bool), np.ones(9, bool), np.ones(10)):
+        with pytest.raises(ValueError, match="obs_mask"):
+            letkf.averaged_transform(ens, jnp.zeros(10), obs_op, obs_mask=bad)
