@@ -56,7 +56,7 @@ from .._progress import progress_bar
 from ..filters import LETKF, AbstractEnsembleFilter
 from ..integrate import Flow
 from ..observations import IndexObservation
-from ._increments import _corrected_of
+from ._increments import _corrected_of, check_twin_inputs
 from ._layered_library import LayeredLibrary
 
 logger = logging.getLogger("jaxsci.discovery")
@@ -140,6 +140,7 @@ def coefficient_scales(
     """s_j of `discover_in_filter`: (RMS of layer l's state / `tendency_time`) / RMS(theta_j)
     over `states` (the gravest-mode rate for "psi" columns, see the module docstring),
     (columns,) float64."""
+    check_positive("tendency_time", tendency_time)
     states = jnp.asarray(states)
     theta = np.asarray(jax.vmap(library.term_fields)(states), dtype=float)
     col_rms = np.sqrt(np.mean(theta**2, axis=(0, 2, 3)))  # (layer, term)
@@ -173,6 +174,7 @@ def discover_in_filter(
     start: int = 20,
     average_from: float = 0.5,
     threshold: float = 0.1,
+    by_layer: bool = True,
     truth: Float[ArrayLike, "..."] | None = None,
     chunk: int = 20,
     progress: bool = True,
@@ -199,9 +201,11 @@ def discover_in_filter(
         spread_floor: the smallest spread of every z_j after an analysis (>= 0).
         start: the first cycle whose analysis updates the coefficients (0-based).
         average_from: the estimate averages the cycles from this fraction of the run, in
-            [0, 1), and after `start`.
+            [0, 1), and from cycle `start` on.
         threshold: `active` marks the columns whose contribution is at least this fraction
             of the largest (the coefficients themselves are all kept).
+        by_layer: update each layer's coefficients from that layer's observations only
+            (variable localisation; False: every coefficient from all observations).
         truth: the true states at t_1..t_K, (K, *state), for the analysis RMSE (twins).
         chunk: cycles per compiled scan (the progress bar's step).
         progress: show a progress bar (on a terminal).
@@ -220,6 +224,11 @@ def discover_in_filter(
             f"`obs_op` must be an IndexObservation of grid points, got {type(obs_op).__name__}."
         )
     letkf = _letkf_of(filter)
+    if letkf.rotate:
+        raise ValueError(
+            "`filter`'s LETKF has rotate=True: its random rotation of the field's anomalies "
+            "would not be applied to the coefficients', breaking their pairing; use rotate=False."
+        )
     corrected = _corrected_of(flow, library)
     check_positive("interval", interval)
     check_positive("tendency_time", tendency_time)
@@ -230,17 +239,10 @@ def discover_in_filter(
     chunk = check_int("chunk", chunk, minimum=1)
     key = check_key("key", key)
     shape = library.state_shape
-    dim = int(np.prod(shape))
-    if obs_op.state_dim != dim:
-        raise ValueError(
-            f"`obs_op` observes states of dimension {obs_op.state_dim}, but the library's "
-            f"state {shape} has {dim}."
-        )
-    observations = jnp.asarray(observations)
-    if observations.ndim != 2 or observations.shape[1] != obs_op.obs_dim:
-        raise ValueError(
-            f"`observations` must be (time, {obs_op.obs_dim}), got shape {observations.shape}."
-        )
+    observations, initial_ensemble, truth = check_twin_inputs(
+        library, obs_op, observations, initial_ensemble, truth
+    )
+    check_finite("observations", observations)
     num_cycles = observations.shape[0]
     start = check_int("start", start, minimum=0)
     first = max(start, int(average_from * num_cycles))
@@ -249,22 +251,10 @@ def discover_in_filter(
             f"`start` = {start} and `average_from` = {average_from} leave no cycle of "
             f"{num_cycles} to average: give more observations."
         )
-    initial_ensemble = jnp.asarray(initial_ensemble)
-    if initial_ensemble.ndim != 2 or initial_ensemble.shape[1] != dim:
-        raise ValueError(
-            f"`initial_ensemble` must be (ens, {dim}), got shape {initial_ensemble.shape}."
-        )
     n_members = initial_ensemble.shape[0]
     if n_members < 2:
         raise ValueError(f"`initial_ensemble` needs at least 2 members, got {n_members}.")
     check_finite("initial_ensemble", initial_ensemble)
-    if truth is not None:
-        truth = jnp.asarray(truth)
-        if truth.shape != (num_cycles, *shape):
-            raise ValueError(
-                f"`truth` has shape {truth.shape}, expected {(num_cycles, *shape)} (the states "
-                "at the observation times)."
-            )
 
     members = initial_ensemble.reshape(n_members, *shape)
     scales = coefficient_scales(library, members, tendency_time)
@@ -274,7 +264,23 @@ def discover_in_filter(
     dtype = initial_ensemble.dtype
     # the domains whose transforms are averaged: those holding an observed point
     domains = np.unique(np.asarray(letkf.point_domain)[np.asarray(obs_op.indices)])
-    base = corrected.coefficients
+    # variable localisation: (observation mask, coefficient columns) per layer
+    obs_layer = np.asarray(obs_op.indices) // int(np.prod(shape[1:]))
+    n_terms = len(library.terms)
+    if by_layer:
+        groups = [
+            (obs_layer == lay, np.arange(lay * n_terms, (lay + 1) * n_terms))
+            for lay in range(shape[0])
+        ]
+        for lay, (mask, _) in enumerate(groups):
+            if not mask.any():
+                raise ValueError(
+                    f"`obs_op` observes no point of layer {lay + 1}: with by_layer=True every "
+                    "layer's coefficients need that layer's observations."
+                )
+    else:
+        groups = [(None, np.arange(n_cols))]
+    base = corrected.coefficients.astype(dtype)
     scale = jnp.asarray(scales, dtype=dtype)
     flow0 = Flow(corrected, flow.dt, flow.solver)
     key_prior, key_run = jax.random.split(key)
@@ -290,12 +296,19 @@ def discover_in_filter(
         y, k, i = inputs
         xf = jax.vmap(forecast, in_axes=(0, 0, None))(x, z, i * interval)
         xa = filter.update(k, xf, y, obs_op)
-        w, t = letkf.averaged_transform(xf, y, obs_op, domains)
         zm = jnp.mean(z, axis=0)
-        za = t @ (z - zm)
+        a = z - zm
+        parts = []
+        for mask, cols in groups:
+            w, t = letkf.averaged_transform(xf, y, obs_op, domains, mask)
+            parts.append((cols, w @ a[:, cols], t @ a[:, cols]))
+        inc = jnp.zeros_like(zm)
+        za = jnp.zeros_like(a)
+        for cols, dm, da in parts:
+            inc, za = inc.at[cols].set(dm), za.at[:, cols].set(da)
         sd = jnp.std(za, axis=0, ddof=1)
         za = za * jnp.maximum(1.0, spread_floor / jnp.maximum(sd, jnp.finfo(dtype).tiny))
-        z_new = jnp.where(i >= start, zm + w @ (z - zm) + za, z)
+        z_new = jnp.where(i >= start, zm + inc + za, z)
         zs = jnp.std(z_new, axis=0, ddof=1)
         return (xa, z_new), (jnp.mean(z_new, axis=0), zs, xa.mean(0), xf.mean(0))
 
@@ -317,7 +330,8 @@ def discover_in_filter(
             if not finite.all():
                 raise ValueError(
                     f"the augmented filter diverged at cycle {lo + int(np.argmin(finite)) + 1} "
-                    "(a non-finite analysis or coefficient): lower `prior_std`, raise the "
+                    "(counting from 1; a non-finite analysis or coefficient): lower `prior_std`, "
+                    "raise the "
                     "ensemble size or the filter's relaxation."
                 )
             outs.append(out)

@@ -415,6 +415,39 @@ def _corrected_of(flow, library: LayeredLibrary) -> CorrectedModel:
     return CorrectedModel(dyn, library)
 
 
+def check_twin_inputs(library, obs_op, observations, initial_ensemble, truth):
+    """The shapes shared by the layered discovery drivers: `obs_op` of the library's state,
+    observations (time, obs), initial_ensemble (ens, dim), truth (time, *state) or None
+    (finite); returns the three as arrays."""
+    shape = library.state_shape
+    dim = int(np.prod(shape))
+    if obs_op.state_dim != dim:
+        raise ValueError(
+            f"`obs_op` observes states of dimension {obs_op.state_dim}, but the library's "
+            f"state {shape} has {dim}."
+        )
+    observations = jnp.asarray(observations)
+    if observations.ndim != 2 or observations.shape[1] != obs_op.obs_dim:
+        raise ValueError(
+            f"`observations` must be (time, {obs_op.obs_dim}), got shape {observations.shape}."
+        )
+    initial_ensemble = jnp.asarray(initial_ensemble)
+    if initial_ensemble.ndim != 2 or initial_ensemble.shape[1] != dim:
+        raise ValueError(
+            f"`initial_ensemble` must be (ens, {dim}), got shape {initial_ensemble.shape}."
+        )
+    if truth is not None:
+        truth = jnp.asarray(truth)
+        expected = (observations.shape[0], *shape)
+        if truth.shape != expected:
+            raise ValueError(
+                f"`truth` has shape {truth.shape}, expected {expected} (the states at the "
+                "observation times)."
+            )
+        check_finite("truth", truth)
+    return observations, initial_ensemble, truth
+
+
 def discover_from_increments(
     flow: Callable,
     library: LayeredLibrary,
@@ -515,16 +548,9 @@ def discover_from_increments(
     key = check_key("key", key)
     shape = library.state_shape
     dim = int(np.prod(shape))
-    if obs_op.state_dim != dim:
-        raise ValueError(
-            f"`obs_op` observes states of dimension {obs_op.state_dim}, but the library's "
-            f"state {shape} has {dim}."
-        )
-    observations = jnp.asarray(observations)
-    if observations.ndim != 2 or observations.shape[1] != obs_op.obs_dim:
-        raise ValueError(
-            f"`observations` must be (time, {obs_op.obs_dim}), got shape {observations.shape}."
-        )
+    observations, initial_ensemble, truth = check_twin_inputs(
+        library, obs_op, observations, initial_ensemble, truth
+    )
     num_cycles = observations.shape[0]
     burn_in = check_int("burn_in", burn_in, minimum=0)
     if burn_in + 2 > num_cycles + (states == "background"):
@@ -535,19 +561,6 @@ def discover_from_increments(
         check_positive("lowpass", lowpass)
         if lowpass > 1:
             raise ValueError(f"`lowpass` must be in (0, 1], got {lowpass}.")
-    initial_ensemble = jnp.asarray(initial_ensemble)
-    if initial_ensemble.ndim != 2 or initial_ensemble.shape[1] != dim:
-        raise ValueError(
-            f"`initial_ensemble` must be (ens, {dim}), got shape {initial_ensemble.shape}."
-        )
-    if truth is not None:
-        truth = jnp.asarray(truth)
-        if truth.shape != (num_cycles, *shape):
-            raise ValueError(
-                f"`truth` has shape {truth.shape}, expected {(num_cycles, *shape)} (the states "
-                "at the observation times)."
-            )
-        check_finite("truth", truth)
     key_filter, key_interp = jax.random.split(key)
     seconds = {"assimilation": 0.0, "interpolation": 0.0, "regression": 0.0}
     idx = np.asarray(obs_op.indices)

@@ -244,6 +244,12 @@ class QGModelErrorConfig:
             raise ConfigError(
                 "library.states", "the integrated design starts at the analysis (null)"
             )
+        if self.estimator.method == "in_filter" and self.filter.passes > 1:
+            raise ConfigError(
+                "filter.passes",
+                "passes are the increments estimator's (estimator.method: increments); the "
+                "in_filter estimator runs once",
+            )
         if self.estimator.method == "in_filter":
             first = max(
                 self.estimator.start, int(self.estimator.average_from * self.observations.count)

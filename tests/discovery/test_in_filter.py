@@ -108,12 +108,18 @@ def test_bad_arguments_are_named():
 
     with pytest.raises(TypeError, match="LETKF"):
         call(filter=filters.ETKF())
+    rotated = filters.LETKF(
+        2.0, obs_op, dom.state_locations, dom.domain_length, domains=dom.domains, rotate=True
+    )
+    with pytest.raises(ValueError, match="rotate"):
+        call(filter=rotated)
     for kw, name in (
         (dict(tendency_time=0.0), "tendency_time"),
         (dict(prior_std=-1.0), "prior_std"),
         (dict(average_from=1.0), "average_from"),
         (dict(start=4), "start"),
         (dict(observations=y[:, :-1]), "observations"),
+        (dict(observations=y.at[1, 3].set(jnp.nan)), "observations"),
         (dict(initial_ensemble=ens[:, :-1]), "initial_ensemble"),
         (dict(truth=truth[:-1]), "truth"),
     ):

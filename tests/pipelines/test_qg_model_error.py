@@ -55,9 +55,10 @@ def test_qg_model_error_config_errors_name_the_key(tmp_path, capsys):
         ("observations.evry_kth=2", "observations.evry_kth"),
         ("observations.every_kth=3", "observations.every_kth"),
         ("library.terms=[psi, u_x]", "library.terms"),
-        ("filter.burn_in=500", "filter.burn_in"),
+        ("filter.burn_in=1000", "filter.burn_in"),
         ("interpolation.method=none", "library.lowpass"),  # a low-pass needs the field
-        ("estimator.start=700", "estimator.start"),  # no cycle left to average
+        ("estimator.start=1000", "estimator.start"),  # no cycle left to average
+        ("filter.passes=2", "filter.passes"),  # the increments estimator's
         ("estimator.method=regress", "estimator.method"),
     ):
         code, _, err = run_cli(capsys, "run", CONFIG, "--out", tmp_path / "r", "--set", setting)
