@@ -17,8 +17,9 @@ advection terms. In the augmented state the ensemble covariance between the coef
 the forecast at the observed points is an ensemble estimate of the forecast's sensitivity to
 each term (what the integrated design computes), with the analysis uncertainty included.
 On 64^2 two-layer QG without its bottom drag, 1% noise, every 2nd point of both layers
-observed, the increment regression finds the drag 33-72% off; this estimator within a few
-per cent (benchmarks/RESULTS_discovery.md, MEDIDA-QG).
+observed, the increment regression finds the drag 33-72% off; this estimator (the
+`qg_model_error` pipeline's defaults, seeds 0-2) finds it 0.08-0.17% off with every other
+term under 2% of its contribution (benchmarks/RESULTS_discovery.md, MEDIDA-QG).
 
 Choices, each named by an argument:
 
@@ -35,6 +36,11 @@ Choices, each named by an argument:
   initial (climatological) ensemble's error, which one analysis of 40 members regresses onto
   the coefficient anomalies as spurious tendencies many times the model error, and which
   weakly observed directions take hundreds of cycles to forget.
+* Each layer's coefficients are updated from that layer's observations only (`by_layer`,
+  variable localisation as Kang et al. 2011 do for carbon fluxes): while the missing term
+  makes large systematic innovations in one layer, the ensemble's chance covariances between
+  the other layer's coefficients and those forecasts would push them (in the QG twin, upper-
+  layer terms of 0.05-0.25x the lower layer's drag, gone by layer).
 * After each analysis the spread of every z is floored at `spread_floor` (else the
   coefficients' spread collapses and they stop learning).
 * The estimate is the time mean of the ensemble-mean coefficients over the cycles from
