@@ -62,7 +62,7 @@ from .._progress import progress_bar
 from ..filters import LETKF, AbstractEnsembleFilter
 from ..integrate import Flow
 from ..observations import IndexObservation
-from ._increments import _corrected_of, check_twin_inputs
+from ._increments import _corrected_of, active_terms, check_twin_inputs
 from ._layered_library import LayeredLibrary
 
 logger = logging.getLogger("jaxsci.discovery")
@@ -118,12 +118,7 @@ class InFilterDiscovery(NamedTuple):
 
     def terms(self) -> dict[str, float]:
         """{name: coefficient} of the active columns (Python floats)."""
-        coef = np.asarray(self.coefficients, dtype=float)
-        return {
-            n: float(c)
-            for n, c, a in zip(self.names, coef, np.asarray(self.active), strict=True)
-            if a
-        }
+        return active_terms(self.names, self.coefficients, self.active)
 
 
 def _letkf_of(filter) -> LETKF:

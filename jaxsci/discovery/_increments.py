@@ -137,12 +137,13 @@ class IncrementDiscovery(NamedTuple):
 
     def terms(self) -> dict[str, float]:
         """{name: coefficient} of the selected columns (Python floats)."""
-        coef = np.asarray(self.coefficients, dtype=float)
-        return {
-            n: float(c)
-            for n, c, a in zip(self.names, coef, np.asarray(self.active), strict=True)
-            if a
-        }
+        return active_terms(self.names, self.coefficients, self.active)
+
+
+def active_terms(names, coefficients, active) -> dict[str, float]:
+    """{name: coefficient} of the `active` columns (Python floats)."""
+    coef = np.asarray(coefficients, dtype=float)
+    return {n: float(c) for n, c, a in zip(names, coef, np.asarray(active), strict=True) if a}
 
 
 class _FlatFlow(eqx.Module):
