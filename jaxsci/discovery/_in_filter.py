@@ -141,10 +141,18 @@ def coefficient_scales(
     """s_j of `discover_in_filter`: (RMS of layer l's state / `tendency_time`) / RMS(theta_j)
     over `states` (the gravest-mode rate for "psi" columns, see the module docstring),
     (columns,) float64."""
+    return _scales(library, _column_rms(library, states), states, tendency_time)
+
+
+def _column_rms(library: LayeredLibrary, states) -> np.ndarray:
+    """RMS of every library column over `states`, (layer, term) float64."""
+    theta = np.asarray(jax.vmap(library.term_fields)(jnp.asarray(states)), dtype=float)
+    return np.sqrt(np.mean(theta**2, axis=(0, 2, 3)))
+
+
+def _scales(library, col_rms, states, tendency_time) -> np.ndarray:
+    """`coefficient_scales` from the columns' RMS (layer, term) over `states`."""
     check_positive("tendency_time", tendency_time)
-    states = jnp.asarray(states)
-    theta = np.asarray(jax.vmap(library.term_fields)(states), dtype=float)
-    col_rms = np.sqrt(np.mean(theta**2, axis=(0, 2, 3)))  # (layer, term)
     layer_rms = np.sqrt(np.mean(np.asarray(states, dtype=float) ** 2, axis=(0, 2, 3)))
     if np.any(col_rms == 0) or np.any(layer_rms == 0):
         raise ValueError(
@@ -258,9 +266,9 @@ def discover_in_filter(
     check_finite("initial_ensemble", initial_ensemble)
 
     members = initial_ensemble.reshape(n_members, *shape)
-    scales = coefficient_scales(library, members, tendency_time)
-    theta = np.asarray(jax.vmap(library.term_fields)(members), dtype=float)
-    column_rms = np.sqrt(np.mean(theta**2, axis=(0, 2, 3))).ravel()
+    col_rms = _column_rms(library, members)  # once: the scales and the contributions
+    scales = _scales(library, col_rms, members, tendency_time)
+    column_rms = col_rms.ravel()
     n_cols = library.num_terms
     dtype = initial_ensemble.dtype
     # the domains whose transforms are averaged: those holding an observed point

@@ -565,8 +565,6 @@ def discover_from_increments(
     key_filter, key_interp = jax.random.split(key)
     seconds = {"assimilation": 0.0, "interpolation": 0.0, "regression": 0.0}
     idx = np.asarray(obs_op.indices)
-    mask = _lowpass_mask(library, lowpass)
-    grid = library.grid
     start = max(burn_in, 1) if states == "analysis" else burn_in
 
     def one_pass(pass_flow):
@@ -631,11 +629,10 @@ def discover_from_increments(
         rmse_a = float(jnp.sqrt(jnp.mean((analysis[burn_in:] - truth[burn_in:]) ** 2)))
         rmse_b = float(jnp.sqrt(jnp.mean((background[burn_in:] - truth[burn_in:]) ** 2)))
         full = truth[cycles] - background[cycles]
-        full_lp = _apply_mask(grid, mask, full, (2, 3))
         if interpolate is not None:
-            err_interp = _rel(_apply_mask(grid, mask, increments, (2, 3)), full_lp)
+            err_interp = lowpass_relative_error(library, increments, full, lowpass)
         own = (analysis - background)[cycles]
-        err_filter = _rel(_apply_mask(grid, mask, own, (2, 3)), full_lp)
+        err_filter = lowpass_relative_error(library, own, full, lowpass)
         err_obs = _rel(increment_obs, full.reshape(cycles.size, -1)[:, idx])
     info = IncrementInfo(
         analysis_rmse=rmse_a,

@@ -201,12 +201,7 @@ class LETKF(AbstractEnsembleFilter):
     def update(
         self, key: Key, ensemble: Ensemble, y_obs: ObsVector, obs_op: AbstractObservation
     ) -> Ensemble:
-        built = (self.point_domain.shape[0], self.obs_dim)
-        if built != (obs_op.state_dim, obs_op.obs_dim):
-            raise ValueError(
-                f"`obs_op` has dims (state {obs_op.state_dim}, obs {obs_op.obs_dim}) but this "
-                f"LETKF was built for {built}."
-            )
+        self._check_obs_op(obs_op)
         s = ensemble_stats(ensemble, y_obs, obs_op)
         n = ensemble.shape[0]
         if self._in_observation_space(n):
@@ -280,12 +275,7 @@ class LETKF(AbstractEnsembleFilter):
         Returns:
             (w-bar (N,), T-bar (N, N)).
         """
-        built = (self.point_domain.shape[0], self.obs_dim)
-        if built != (obs_op.state_dim, obs_op.obs_dim):
-            raise ValueError(
-                f"`obs_op` has dims (state {obs_op.state_dim}, obs {obs_op.obs_dim}) but this "
-                f"LETKF was built for {built}."
-            )
+        self._check_obs_op(obs_op)
         s = ensemble_stats(ensemble, y_obs, obs_op)
         yw, dw = s.obs_anomalies, s.innovation
         n = ensemble.shape[0]
@@ -349,6 +339,15 @@ class LETKF(AbstractEnsembleFilter):
         (w_sum, t_sum), _ = jax.lax.scan(add, zero, blocks)
         total = jnp.sum(weight)
         return w_sum / total, t_sum / total
+
+    def _check_obs_op(self, obs_op: AbstractObservation) -> None:
+        """`obs_op` must have the dimensions this LETKF was built for."""
+        built = (self.point_domain.shape[0], self.obs_dim)
+        if built != (obs_op.state_dim, obs_op.obs_dim):
+            raise ValueError(
+                f"`obs_op` has dims (state {obs_op.state_dim}, obs {obs_op.obs_dim}) but this "
+                f"LETKF was built for {built}."
+            )
 
     def _in_observation_space(self, n_members: int) -> bool:
         """Whether an ensemble of `n_members` is analysed in observation space."""
